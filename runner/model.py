@@ -1,0 +1,179 @@
+"""The normalized result of one streamed request: the vocabulary of the DB, exports and reports.
+
+Every dialect reduces its provider's wire shape to these frozen records; nothing after the dialect
+knows a provider's field names.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Final, Literal
+
+FinishReason = Literal["stop", "length", "tool_calls", "content_filter", "error", "cancelled"]
+FINISH_REASONS: Final = ("stop", "length", "tool_calls", "content_filter", "error", "cancelled")
+
+JSON = Any  # a value as json.loads returns it
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ToolCall:
+    """One tool call rebuilt from its fragments; ``arguments`` is the exact concatenated string."""
+
+    id: str | None
+    name: str
+    arguments: str
+
+    def to_dict(self) -> dict[str, JSON]:
+        return {"id": self.id, "name": self.name, "arguments": self.arguments}
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Usage:
+    """Token counts and cost as the provider reported them (None: not reported).
+
+    ``input_tokens`` counts all input tokens, cache reads and writes included (OpenAI's meaning; for
+    Anthropic the sum of its three input counts). ``cost`` is the provider-reported cost in USD.
+    ``raw`` is the usage object exactly as sent.
+    """
+
+    input_tokens: int | None = None
+    output_tokens: int | None = None
+    total_tokens: int | None = None
+    reasoning_tokens: int | None = None
+    cached_input_tokens: int | None = None
+    cache_write_tokens: int | None = None
+    cost: float | None = None
+    raw: JSON = None
+
+    def to_dict(self) -> dict[str, JSON]:
+        return {
+            "input_tokens": self.input_tokens,
+            "output_tokens": self.output_tokens,
+            "total_tokens": self.total_tokens,
+            "reasoning_tokens": self.reasoning_tokens,
+            "cached_input_tokens": self.cached_input_tokens,
+            "cache_write_tokens": self.cache_write_tokens,
+            "cost": self.cost,
+            "raw": self.raw,
+        }
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Choice:
+    """One choice (OpenAI ``choices[].index``, Runware ``resultIndex``) of a completion."""
+
+    index: int
+    text: str = ""
+    reasoning: str = ""
+    reasoning_steps: tuple[JSON, ...] = ()
+    refusal: str | None = None
+    tool_calls: tuple[ToolCall, ...] = ()
+    finish_reason: FinishReason | None = None
+    raw_finish_reason: str | None = None
+
+    def to_dict(self) -> dict[str, JSON]:
+        return {
+            "index": self.index,
+            "text": self.text,
+            "reasoning": self.reasoning,
+            "reasoning_steps": list(self.reasoning_steps),
+            "refusal": self.refusal,
+            "tool_calls": [call.to_dict() for call in self.tool_calls],
+            "finish_reason": self.finish_reason,
+            "raw_finish_reason": self.raw_finish_reason,
+        }
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class CompletionError:
+    """An error the stream itself carried, or a protocol error found while reading it.
+
+    ``type`` is the provider's error type as sent (``overloaded_error``, ``timeoutProvider``) or
+    ``protocol_error`` for bytes that broke the dialect's wire format.
+    """
+
+    type: str
+    message: str
+    code: str | int | None = None
+
+    def to_dict(self) -> dict[str, JSON]:
+        return {"type": self.type, "message": self.message, "code": self.code}
+
+
+PROTOCOL_ERROR: Final = "protocol_error"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Completion:
+    """Everything one stream said, rebuilt.
+
+    ``complete`` is true only when the stream's own terminal signal was seen (``[DONE]``,
+    ``message_stop``, or every choice reached a finish reason other than ``error``): a stream that
+    just stops is not complete.
+    """
+
+    id: str | None = None
+    model: str | None = None
+    complete: bool = False
+    error: CompletionError | None = None
+    choices: tuple[Choice, ...] = ()
+    usage: Usage | None = None
+    extras: dict[str, JSON] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, JSON]:
+        return {
+            "id": self.id,
+            "model": self.model,
+            "complete": self.complete,
+            "error": self.error.to_dict() if self.error else None,
+            "choices": [choice.to_dict() for choice in self.choices],
+            "usage": self.usage.to_dict() if self.usage else None,
+            "extras": self.extras,
+        }
+
+
+ErrorKind = Literal[
+    "rate_limited",
+    "quota_exhausted",
+    "server_error",
+    "overloaded",
+    "early_close",
+    "stream_error",
+    "protocol_error",
+    "timeout",
+    "connect_error",
+    "auth_error",
+    "payment_required",
+    "not_found",
+    "client_error",
+    "cancelled",
+]
+ERROR_KINDS: Final = (
+    "rate_limited",
+    "quota_exhausted",
+    "server_error",
+    "overloaded",
+    "early_close",
+    "stream_error",
+    "protocol_error",
+    "timeout",
+    "connect_error",
+    "auth_error",
+    "payment_required",
+    "not_found",
+    "client_error",
+    "cancelled",
+)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class AttemptError:
+    """Why one HTTP attempt failed, classified; stored per attempt and exported per unit."""
+
+    kind: ErrorKind
+    message: str
+    http_status: int | None = None
+    retry_after: float | None = None
+
+    def to_dict(self) -> dict[str, JSON]:
+        return {"kind": self.kind, "http_status": self.http_status, "message": self.message}

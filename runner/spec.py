@@ -1,0 +1,92 @@
+"""Frozen value objects a job file loads into: JobSpec, ProviderSpec, CaseSpec and their policies.
+
+Pure data, no I/O. ``runner.jobs`` builds these from a file and validates them once; everything after
+the loader trusts them. No field ever holds an API key: providers name the environment variable.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Final
+
+DIALECT_NAMES: Final = ("openai-chat", "anthropic-messages", "runware")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RetryPolicy:
+    """How often and how patiently one unit is retried (attempts include the first)."""
+
+    max_attempts: int = 5
+    backoff_initial: float = 0.5  # seconds; exponential with full jitter
+    backoff_max: float = 30.0
+    retry_after_max: float = 120.0  # a longer Retry-After fails the unit instead of sleeping
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Timeouts:
+    """Per-attempt time limits in seconds."""
+
+    connect: float = 10.0
+    first_byte: float = 60.0  # until response headers
+    first_token: float = 120.0  # until the first reasoning or answer token
+    idle: float = 60.0  # longest silence between bytes (heartbeats count)
+    total: float = 900.0
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Price:
+    """USD per million tokens. ``cached_input`` and ``cache_write`` default to ``input`` when unset."""
+
+    input: float
+    output: float
+    cached_input: float | None = None
+    cache_write: float | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ProviderSpec:
+    """One provider of a job: where to send, how to speak, how hard to push."""
+
+    name: str
+    dialect: str  # one of DIALECT_NAMES
+    base_url: str  # what the provider's official SDK takes as base URL
+    model: str
+    api_key_env: str | None = None  # the key is read from this variable, nowhere else
+    concurrency: int = 8
+    rpm: float | None = None
+    tpm: float | None = None
+    params: dict[str, Any] = field(default_factory=dict)  # merged into the request body
+    headers: dict[str, str] = field(default_factory=dict)  # extra request headers (no secrets)
+    price: Price | None = None
+    retry: RetryPolicy = field(default_factory=RetryPolicy)
+    timeouts: Timeouts = field(default_factory=Timeouts)
+    allow_insecure: bool = False  # plain http:// to a non-loopback host
+    simulator: dict[str, Any] | None = None  # served in-process by the built-in simulator
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class CaseSpec:
+    """One prompt of a job. ``messages`` are OpenAI-format chat messages without the system one."""
+
+    id: str
+    messages: tuple[dict[str, Any], ...]
+    system: str | None = None
+    tools: tuple[dict[str, Any], ...] = ()  # OpenAI function-tool format; dialects translate
+    params: dict[str, Any] = field(default_factory=dict)  # merged over the provider's params
+    providers: tuple[str, ...] | None = None  # None: every provider
+    repeats: int | None = None  # None: the job default
+    expect: dict[str, Any] | None = None  # assertions, checked by the reports issue
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class JobSpec:
+    """A whole job as loaded and validated."""
+
+    name: str
+    providers: tuple[ProviderSpec, ...]
+    cases: tuple[CaseSpec, ...]
+    tags: tuple[str, ...] = ()
+    repeats: int = 1
+    max_cost_usd: float | None = None
+    source_path: str | None = None
+    source_sha256: str | None = None

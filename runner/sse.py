@@ -1,0 +1,148 @@
+"""Sans-IO Server-Sent Events decoder: bytes go in as they arrive, events come out.
+
+Follows WHATWG HTML §9.2.5-9.2.6 exactly (the rules, and where the SDKs differ, are in
+../shared/PROTOCOLS.md §1): lines end at CR, LF or CRLF only, a CRLF split across two reads is one
+line ending, one leading BOM is dropped, comments are skipped but counted, an event with an empty
+data buffer is not dispatched, an unterminated last event is dropped, invalid UTF-8 becomes U+FFFD,
+and there is no size limit on a line or an event.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+_BOM = b"\xef\xbb\xbf"
+
+
+class ServerSentEvent(NamedTuple):
+    """One dispatched event. A NamedTuple because one is built per chunk on the hot path."""
+
+    data: str
+    event: str = "message"
+    id: str = ""  # the last event ID at dispatch time (sticky across events)
+    retry: int | None = None  # the reconnection time in ms, if the stream ever set one
+
+
+class SSEDecoder:
+    """Incremental decoder. Feed it every read with ``feed``; call ``close`` at EOF.
+
+    Attributes:
+        comments: comment lines seen (``: heartbeat``, ``: ping``, ``: keep-alive``).
+        last_event_id: the sticky ``id`` value.
+        retry: the last valid ``retry`` value in ms, or None.
+    """
+
+    __slots__ = (
+        "_at_start",
+        "_data",
+        "_event_type",
+        "_pending_cr",
+        "_tail",
+        "comments",
+        "last_event_id",
+        "retry",
+    )
+
+    def __init__(self) -> None:
+        self._tail = b""  # an incomplete line carried to the next read (never holds a CR)
+        self._pending_cr = False  # the last read ended in CR: a leading LF next is its CRLF pair
+        self._at_start = True  # the BOM check is still owed (its 3 bytes may arrive split)
+        self._data: list[bytes] = []  # data lines of the event being built
+        self._event_type = b""
+        self.comments = 0
+        self.last_event_id = ""
+        self.retry: int | None = None
+
+    def feed(self, chunk: bytes) -> list[ServerSentEvent]:
+        """Take one read of the body and return the events it completed, in order."""
+        if not chunk:
+            return []
+        if self._pending_cr:
+            self._pending_cr = False
+            if chunk[:1] == b"\n":
+                chunk = chunk[1:]
+                if not chunk:
+                    return []
+        buffer = self._tail + chunk if self._tail else chunk
+        if self._at_start:
+            if len(buffer) < 3 and _BOM.startswith(buffer):
+                self._tail = buffer  # wait: could still be a split BOM
+                return []
+            self._at_start = False
+            if buffer.startswith(_BOM):
+                buffer = buffer[3:]
+        if b"\r" in buffer:
+            # A CR at the very end is a complete line ending, but an LF that opens the next read
+            # belongs to it (WHATWG: CRLF is one line ending even when split across reads).
+            if buffer.endswith(b"\r"):
+                self._pending_cr = True
+            buffer = buffer.replace(b"\r\n", b"\n").replace(b"\r", b"\n")
+        lines = buffer.split(b"\n")
+        self._tail = lines.pop()  # what follows the last line ending is not a line yet
+        if not lines:
+            return []
+        return self._process(lines)
+
+    def close(self) -> list[ServerSentEvent]:
+        """Signal EOF. An unterminated last event is dropped (spec); the decoder is reset."""
+        events: list[ServerSentEvent] = []
+        if self._tail:
+            # A last line without its line ending is not a line: the spec discards it along with
+            # the event it belongs to. Nothing to dispatch.
+            self._tail = b""
+        self._data = []
+        self._event_type = b""
+        self._pending_cr = False
+        return events
+
+    def _process(self, lines: list[bytes]) -> list[ServerSentEvent]:
+        events: list[ServerSentEvent] = []
+        data = self._data
+        for line in lines:
+            if not line:
+                if data:
+                    events.append(self._dispatch(data))
+                    data = self._data = []
+                self._event_type = b""
+                continue
+            # Hot path: nearly every line of an LLM stream is a data line.
+            if line[:5] == b"data:":
+                value = line[5:]
+                data.append(value[1:] if value[:1] == b" " else value)
+                continue
+            if line[:1] == b":":
+                self.comments += 1
+                continue
+            name, colon, value = line.partition(b":")
+            if colon and value[:1] == b" ":
+                value = value[1:]
+            if name == b"data":  # a bare "data" line: an empty data line
+                data.append(value)
+            elif name == b"event":
+                self._event_type = value
+            elif name == b"id":
+                if b"\x00" not in value:
+                    self.last_event_id = value.decode("utf-8", "replace")
+            elif name == b"retry" and value.isdigit():  # bytes.isdigit: ASCII digits only
+                self.retry = int(value)
+            # any other field name is ignored (names are case-sensitive: "DATA" is unknown)
+        return events
+
+    def _dispatch(self, data: list[bytes]) -> ServerSentEvent:
+        # Decoding the joined lines is the same as decoding each line: LF is ASCII and can never
+        # be part of a multi-byte sequence, and an incomplete sequence before it becomes U+FFFD.
+        raw = data[0] if len(data) == 1 else b"\n".join(data)
+        return ServerSentEvent(
+            raw.decode("utf-8", "replace"),
+            self._event_type.decode("utf-8", "replace") if self._event_type else "message",
+            self.last_event_id,
+            self.retry,
+        )
+
+
+def decode_all(body: bytes) -> list[ServerSentEvent]:
+    """Decode a whole captured body at once (replay, tests, ``runner parse``)."""
+    decoder = SSEDecoder()
+    events = decoder.feed(body)
+    events.extend(decoder.close())
+    return events
