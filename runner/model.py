@@ -7,7 +7,10 @@ knows a provider's field names.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Final, Literal
+from typing import TYPE_CHECKING, Any, Final, Literal
+
+if TYPE_CHECKING:
+    from datetime import datetime
 
 FinishReason = Literal["stop", "length", "tool_calls", "content_filter", "error", "cancelled"]
 FINISH_REASONS: Final = ("stop", "length", "tool_calls", "content_filter", "error", "cancelled")
@@ -177,3 +180,46 @@ class AttemptError:
 
     def to_dict(self) -> dict[str, JSON]:
         return {"kind": self.kind, "http_status": self.http_status, "message": self.message}
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class AttemptTiming:
+    """When things happened in one attempt, in seconds after ``started_mono`` (None: never).
+
+    All offsets come from one monotonic clock; ``started_at`` is the wall-clock start (UTC) only for
+    display and grouping by day.
+    """
+
+    started_at: datetime
+    headers_s: float | None = None  # response headers received
+    first_byte_s: float | None = None  # first body byte
+    first_reasoning_s: float | None = None  # first reasoning token
+    first_answer_s: float | None = None  # first answer token (text, refusal or tool call)
+    end_s: float | None = None  # body finished, failed or was abandoned
+    gap_p50_s: float | None = None  # inter-chunk gaps (between body reads)
+    gap_p90_s: float | None = None
+    gap_max_s: float | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class AttemptRecord:
+    """Everything one HTTP attempt produced: stored as one ``attempts`` row, failed or not.
+
+    ``completion`` is the (possibly partial) rebuilt stream, None when no body was read. A failed
+    attempt keeps its partial output and usage: tokens it consumed still count for cost.
+    """
+
+    unit_key: str
+    number: int  # 1-based attempt number within the unit
+    http_status: int | None
+    error: AttemptError | None
+    completion: Completion | None
+    timing: AttemptTiming
+    bytes_received: int = 0
+    chunks: int = 0  # SSE events dispatched
+    heartbeats: int = 0  # SSE comment lines (and dialect ping events)
+    raw_capture: bytes | None = None  # the body as received, for `runner parse` replay
+
+    @property
+    def is_ok(self) -> bool:
+        return self.error is None
