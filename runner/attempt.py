@@ -1,0 +1,268 @@
+"""One HTTP attempt: request -> httpx stream -> SSE decoder -> dialect accumulator -> AttemptRecord.
+
+Everything an attempt learns is returned, never raised: a failed attempt is data (its partial output,
+the tokens it consumed, its timing), and the caller decides about retries. Only bugs and
+cancellation escape.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING
+
+import httpx
+import trio
+
+from runner.model import PROTOCOL_ERROR, AttemptError, AttemptRecord, AttemptTiming
+from runner.sse import SSEDecoder
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Mapping
+
+    from runner.dialects.base import Dialect, HttpRequest
+    from runner.model import Completion, CompletionError, ErrorKind
+    from runner.spec import Timeouts
+
+# An error body is read for its message only; a misbehaving server must not make us buffer forever.
+ERROR_BODY_LIMIT = 64 * 1024
+# After the terminal signal only the chunked terminator should follow. Reading it lets httpx return
+# the connection to the pool; a server that keeps talking is cut off after this long.
+DRAIN_SECONDS = 1.0
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class HttpFailure:
+    """What a non-2xx response said, for the retry classifier."""
+
+    status: int
+    headers: Mapping[str, str]
+    error: CompletionError | None  # the provider's error object, if the body had one
+
+
+@dataclass(slots=True)
+class _Clock:
+    """Monotonic offsets of one attempt (trio's clock, so tests with autojump_clock stay exact)."""
+
+    start: float
+    headers: float | None = None
+    first_byte: float | None = None
+    first_reasoning: float | None = None
+    first_answer: float | None = None
+    end: float | None = None
+
+
+def _rel(value: float | None, start: float) -> float | None:
+    return None if value is None else value - start
+
+
+def _percentile(sorted_values: list[float], fraction: float) -> float:
+    # Nearest-rank percentile: the reported gap is one that really happened.
+    rank = max(1, math.ceil(fraction * len(sorted_values)))
+    return sorted_values[rank - 1]
+
+
+def _stream_error_kind(error: CompletionError) -> ErrorKind:
+    if error.type == PROTOCOL_ERROR:
+        return "protocol_error"
+    if error.type in ("overloaded_error", "overloaded"):
+        return "overloaded"
+    return "stream_error"
+
+
+async def run_attempt(
+    client: httpx.AsyncClient,
+    dialect: Dialect,
+    request: HttpRequest,
+    *,
+    unit_key: str,
+    number: int,
+    timeouts: Timeouts,
+    classify_status: Callable[[HttpFailure], AttemptError],
+    capture: bool = False,
+) -> AttemptRecord:
+    """Send one request and read its stream to the end, a timeout or a failure.
+
+    Timeouts, all on one cancel scope whose deadline moves with the phase: ``first_byte`` until the
+    response headers, ``first_token`` until the first reasoning or answer token, ``idle`` between two
+    body reads (heartbeat comments count as bytes), and ``total`` over everything. ``connect`` is
+    httpx's own.
+
+    Args:
+        classify_status: maps a non-2xx response to its AttemptError (runner.retry owns the rules).
+        capture: keep the raw body bytes in the record (for replay with ``runner parse``).
+    """
+    started_at = datetime.now(UTC)
+    clock = _Clock(start=trio.current_time())
+    hard_deadline = clock.start + timeouts.total
+    first_token_deadline = clock.start + timeouts.first_token
+    accumulator = dialect.new_accumulator()
+    decoder = SSEDecoder()
+    parts: list[bytes] = []
+    gaps: list[float] = []
+    nbytes = 0
+    nevents = 0
+    status: int | None = None
+    error: AttemptError | None = None
+    completion: Completion | None = None
+    phase = "connect"
+
+    with trio.CancelScope(deadline=min(clock.start + timeouts.first_byte, hard_deadline)) as scope:
+        try:
+            async with client.stream(
+                request.method,
+                request.url,
+                headers=request.headers,
+                content=request.body,
+                # read=None: the idle, first-token and total limits are enforced on our scope,
+                # because httpx's read timeout would also cap the wait for headers.
+                timeout=httpx.Timeout(timeouts.connect, read=None, pool=None),
+            ) as response:
+                now = trio.current_time()
+                clock.headers = now
+                status = response.status_code
+                if not 200 <= status < 300:
+                    phase = "error-body"
+                    body = await _read_limited(response)
+                    failure = HttpFailure(
+                        status=status,
+                        headers=response.headers,
+                        error=dialect.parse_error_body(status, body),
+                    )
+                    error = classify_status(failure)
+                    if capture:
+                        parts.append(body)
+                        nbytes = len(body)
+                else:
+                    phase = "body"
+                    scope.deadline = min(first_token_deadline, hard_deadline, now + timeouts.idle)
+                    last = now
+                    has_token = False
+                    # aiter_raw: SSE bodies are not compressed in practice, and skipping httpx's
+                    # decoder stack saves per-chunk work (PERFORMANCE.md); a compressed body is
+                    # handled below by falling back to aiter_bytes.
+                    chunks = (
+                        response.aiter_raw()
+                        if "content-encoding" not in response.headers
+                        else response.aiter_bytes()
+                    )
+                    async for chunk in chunks:
+                        now = trio.current_time()
+                        if clock.first_byte is None:
+                            clock.first_byte = now
+                        else:
+                            gaps.append(now - last)
+                        last = now
+                        nbytes += len(chunk)
+                        if capture:
+                            parts.append(chunk)
+                        for event in decoder.feed(chunk):
+                            nevents += 1
+                            accumulator.feed(event)
+                        if not has_token:
+                            if clock.first_reasoning is None and accumulator.has_reasoning:
+                                clock.first_reasoning = now
+                            if accumulator.has_answer:
+                                clock.first_answer = now
+                                has_token = True
+                        if accumulator.is_done:
+                            with trio.move_on_after(DRAIN_SECONDS):
+                                async for _ in chunks:
+                                    pass
+                            break
+                        limit = now + timeouts.idle
+                        if not has_token and clock.first_reasoning is None:
+                            limit = min(limit, first_token_deadline)
+                        scope.deadline = min(limit, hard_deadline)
+                    decoder.close()
+                    completion = accumulator.result()
+        except httpx.TimeoutException as exc:
+            error = AttemptError(
+                kind="connect_error" if isinstance(exc, httpx.ConnectTimeout) else "timeout",
+                message=f"{type(exc).__name__} during {phase}",
+                http_status=status,
+            )
+        except (httpx.ConnectError, httpx.UnsupportedProtocol) as exc:
+            error = AttemptError(kind="connect_error", message=_describe(exc), http_status=status)
+        except httpx.TransportError as exc:
+            # A reset or a body cut inside a chunk: before headers it is a failed connection,
+            # after them the stream was cut short.
+            kind: ErrorKind = "early_close" if phase == "body" else "connect_error"
+            error = AttemptError(kind=kind, message=_describe(exc), http_status=status)
+
+    clock.end = trio.current_time()
+    if scope.cancelled_caught:
+        error = AttemptError(
+            kind="timeout", message=_timeout_message(phase, clock, timeouts), http_status=status
+        )
+    if phase == "body" and completion is None:
+        completion = accumulator.result()  # partial output of a cut or timed-out stream
+    if error is None and completion is not None:
+        if completion.error is not None:
+            error = AttemptError(
+                kind=_stream_error_kind(completion.error),
+                message=f"{completion.error.type}: {completion.error.message}",
+                http_status=status,
+            )
+        elif not completion.complete:
+            error = AttemptError(
+                kind="early_close",
+                message="the stream ended without its terminal signal",
+                http_status=status,
+            )
+    timing = _timing(started_at, clock, gaps)
+    return AttemptRecord(
+        unit_key=unit_key,
+        number=number,
+        http_status=status,
+        error=error,
+        completion=completion,
+        timing=timing,
+        bytes_received=nbytes,
+        chunks=nevents,
+        heartbeats=decoder.comments,
+        raw_capture=b"".join(parts) if capture else None,
+    )
+
+
+async def _read_limited(response: httpx.Response) -> bytes:
+    body = bytearray()
+    async for chunk in response.aiter_bytes():
+        body += chunk
+        if len(body) >= ERROR_BODY_LIMIT:
+            break
+    return bytes(body[:ERROR_BODY_LIMIT])
+
+
+def _describe(exc: Exception) -> str:
+    # httpx messages name the URL at most, never headers, so no key can leak through them.
+    text = str(exc) or type(exc).__name__
+    return f"{type(exc).__name__}: {text}"
+
+
+def _timeout_message(phase: str, clock: _Clock, timeouts: Timeouts) -> str:
+    elapsed = (clock.end or clock.start) - clock.start
+    if elapsed >= timeouts.total - 1e-9:
+        return f"total timeout ({timeouts.total:g} s) during {phase}"
+    if clock.headers is None:
+        return f"no response headers within {timeouts.first_byte:g} s"
+    if clock.first_reasoning is None and clock.first_answer is None:
+        return f"no token within {timeouts.first_token:g} s (or {timeouts.idle:g} s of silence)"
+    return f"idle for more than {timeouts.idle:g} s"
+
+
+def _timing(started_at: datetime, clock: _Clock, gaps: list[float]) -> AttemptTiming:
+    start = clock.start
+    gaps.sort()
+    return AttemptTiming(
+        started_at=started_at,
+        headers_s=_rel(clock.headers, start),
+        first_byte_s=_rel(clock.first_byte, start),
+        first_reasoning_s=_rel(clock.first_reasoning, start),
+        first_answer_s=_rel(clock.first_answer, start),
+        end_s=_rel(clock.end, start),
+        gap_p50_s=_percentile(gaps, 0.5) if gaps else None,
+        gap_p90_s=_percentile(gaps, 0.9) if gaps else None,
+        gap_max_s=gaps[-1] if gaps else None,
+    )
