@@ -281,10 +281,13 @@ def _toml_locations(text: str) -> dict[str, int]:
             in_string = True
         header = _TOML_HEADER.match(line)
         if header:
-            table = _resolve(_toml_parts(header.group(2)), arrays)
-            if header.group(1) == "[[":
-                arrays[table] = arrays.get(table, 0) + 1
-                table = f"{table}[{arrays[table] - 1}]"
+            parts = _toml_parts(header.group(2))
+            if header.group(1) == "[[":  # a new element of an array of tables
+                base = _join(_resolve(parts[:-1], arrays), parts[-1])
+                arrays[base] = arrays.get(base, 0) + 1
+                table = f"{base}[{arrays[base] - 1}]"
+            else:
+                table = _resolve(parts, arrays)
             out.setdefault(table, number)
             continue
         key = _TOML_KEY.match(line)
