@@ -431,7 +431,7 @@ def _build_job(
         cases=tuple(cases),
         tags=tuple(doc.get("tags", ())),
         repeats=defaults.get("repeats", 1),
-        max_cost_usd=doc.get("max_cost_usd"),
+        max_cost_usd=_float_or_none(doc.get("max_cost_usd")),
         source_path=path,
         source_sha256=sha256,
         locations=locations,
@@ -467,6 +467,10 @@ def _timeouts(where: _Where, raw: Any, prefix: str, base: Timeouts) -> Timeouts:
     for key in table:
         _positive(where, table, prefix, key, zero=False)
     return dataclasses.replace(base, **{k: float(v) for k, v in table.items()})
+
+
+def _float_or_none(value: int | float | None) -> float | None:
+    return None if value is None else float(value)
 
 
 def _required(where: _Where, table: Mapping[str, Any], prefix: str, key: str, fix: str) -> Any:
@@ -539,8 +543,8 @@ def _provider(
         model=model,
         api_key_env=table.get("api_key_env") or None,
         concurrency=table.get("concurrency", 8),
-        rpm=table.get("rpm"),
-        tpm=table.get("tpm"),
+        rpm=_float_or_none(table.get("rpm")),
+        tpm=_float_or_none(table.get("tpm")),
         params=merge_params(base_params, table.get("params", {})),
         headers=dict(headers),
         price=price,

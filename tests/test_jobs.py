@@ -7,6 +7,8 @@ import textwrap
 from pathlib import Path
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from runner.errors import ConfigError
 from runner.jobs import check_environment, load_batch_jsonl, load_job, parse_job
@@ -568,3 +570,42 @@ def test_demo_runs_offline_on_all_dialects() -> None:
     assert all(p.is_simulated for p in job.providers)
     assert {p.dialect for p in job.providers} == {"openai-chat", "anthropic-messages", "runware"}
     check_environment(job, {})
+
+
+@given(
+    providers=st.integers(min_value=1, max_value=5),
+    cases=st.integers(min_value=1, max_value=5),
+    data=st.data(),
+)
+def test_toml_error_line_found_in_any_table(providers: int, cases: int, data: st.DataObject) -> None:
+    """Wherever an unknown key sits among many [[providers]] and [[cases]] tables, its exact line is named."""
+    parts = ['name = "gen"\n']
+    for index in range(providers):
+        parts.append(
+            f'[[providers]]\nname = "p{index}"\ndialect = "runware"\nmodel = "m"\nsimulator = {{ a = 1 }}\n'
+            f"[providers.retry]\nmax_attempts = 2\n"
+        )
+    for index in range(cases):
+        parts.append(
+            f'[[cases]]\nid = "c{index}"\nprompt = """multi\nline = 3\n"""\n[cases.expect]\nequals = "x"\n'
+        )
+    section = data.draw(st.sampled_from(["providers", "retry", "cases", "expect"]))
+    count = cases if section in ("cases", "expect") else providers
+    target = data.draw(st.integers(min_value=0, max_value=count - 1))
+    anchor = {
+        "providers": "[[providers]]",
+        "retry": "[providers.retry]",
+        "cases": "[[cases]]",
+        "expect": "[cases.expect]",
+    }
+    text = "".join(parts)
+    lines = text.splitlines()
+    header_line = [n for n, line in enumerate(lines) if line == anchor[section]][target]
+    lines.insert(header_line + 1, "bogus = 1")
+    text = "\n".join(lines) + "\n"
+    owner = {"providers": "providers", "retry": "providers", "cases": "cases", "expect": "cases"}[section]
+    suffix = {"providers": "", "retry": ".retry", "cases": "", "expect": ".expect"}[section]
+    with pytest.raises(ConfigError) as info:
+        parse_job(text, path="gen.toml")
+    assert info.value.key == f"{owner}[{target}]{suffix}.bogus"
+    assert info.value.line == header_line + 2
