@@ -12,16 +12,21 @@ import difflib
 import hashlib
 import ipaddress
 import json
-import math
 import re
-import tomllib
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
-import yaml
-
 from runner.errors import ConfigError
+from runner.jobsource import (
+    Format,
+    Where,
+    check_positive,
+    check_table,
+    join_key,
+    line_of,
+    parse_document,
+)
 from runner.model import FINISH_REASONS
 from runner.spec import (
     DIALECT_NAMES,
@@ -39,7 +44,6 @@ if TYPE_CHECKING:
     import os
     from collections.abc import Iterable, Mapping
 
-Format = Literal["toml", "yaml"]
 
 # Key -> expected type, per table. "number" is int or float (never bool); "strs" is a str or a list
 # of str. The builders below add the range and cross-field checks.
@@ -97,15 +101,6 @@ _EXPECT = {
     "max_cost_usd": "number",
 }
 _TOOL_CALL = {"name": "str", "arguments": "table"}
-_TYPE_WORDS = {
-    "str": "a string",
-    "int": "an integer",
-    "number": "a number",
-    "bool": "true or false",
-    "table": "a table",
-    "list": "a list",
-    "strs": "a string or a list of strings",
-}
 _JSON_TYPES = ("string", "number", "integer", "boolean", "object", "array", "null")
 # Credentials belong in api_key_env only: a header table would put them in the spec and the DB.
 _SECRET_HEADERS = ("authorization", "proxy-authorization", "x-api-key", "api-key", "x-goog-api-key")
@@ -133,7 +128,7 @@ def load_job(path: str | os.PathLike[str], *, provider: ProviderSpec | None = No
         return load_batch_jsonl(file, provider=provider)
     fmt: Format = "yaml" if file.suffix in (".yaml", ".yml") else "toml"
     data = _read(file, None, None)
-    doc, locations = _parse_document(data.decode("utf-8", errors="replace"), fmt, str(file))
+    doc, locations = parse_document(data.decode("utf-8", errors="replace"), fmt, str(file))
     cases_text: tuple[str, str] | None = None
     digest = hashlib.sha256(data)
     if isinstance(doc.get("cases_file"), str):
@@ -181,7 +176,7 @@ def parse_job(
     sha256: str | None = None,
 ) -> JobSpec:
     """Validate a TOML or YAML job from its text; ``cases_text`` is ``(path, text)`` of its cases_file."""
-    doc, locations = _parse_document(text, fmt, path)
+    doc, locations = parse_document(text, fmt, path)
     digest = sha256 or hashlib.sha256(text.encode()).hexdigest()
     return _build_job(doc, locations, path=path, cases_text=cases_text, sha256=digest)
 
@@ -204,174 +199,9 @@ def check_environment(job: JobSpec, environ: Mapping[str, str]) -> None:
             f"environment variable {first.api_key_env} (provider {first.name!r}) is not set",
             path=job.source_path,
             key=key,
-            line=_line_of(job.locations, key),
+            line=line_of(job.locations, key),
             fix=f"export {names} before running, or remove api_key_env for a keyless provider",
         )
-
-
-def _parse_document(text: str, fmt: Format, path: str) -> tuple[dict[str, Any], dict[str, int]]:
-    if fmt == "toml":
-        try:
-            doc: Any = tomllib.loads(text)
-        except tomllib.TOMLDecodeError as exc:
-            found = re.search(r"line (\d+)", str(exc))
-            raise ConfigError(
-                f"not valid TOML: {exc}",
-                path=path,
-                line=int(found.group(1)) if found else None,
-                fix="correct the TOML syntax at that line",
-            ) from exc
-        return doc, _toml_locations(text)
-    try:
-        node = yaml.compose(text, Loader=yaml.SafeLoader)
-        doc = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        raise ConfigError(
-            f"not valid YAML: {getattr(exc, 'problem', None) or exc}",
-            path=path,
-            line=mark.line + 1 if mark is not None else None,
-            fix="correct the YAML syntax at that line",
-        ) from exc
-    if not isinstance(doc, dict):
-        raise ConfigError(
-            "the file holds no table of job keys", path=path, line=1, fix="start with `name: my-job`"
-        )
-    locations: dict[str, int] = {}
-    _yaml_locations(node, "", locations)
-    return doc, locations
-
-
-def _yaml_locations(node: yaml.Node | None, prefix: str, out: dict[str, int]) -> None:
-    if isinstance(node, yaml.MappingNode):
-        for key_node, value_node in node.value:
-            if isinstance(key_node, yaml.ScalarNode):
-                key = f"{prefix}.{key_node.value}" if prefix else str(key_node.value)
-                out.setdefault(key, key_node.start_mark.line + 1)
-                _yaml_locations(value_node, key, out)
-    elif isinstance(node, yaml.SequenceNode):
-        for index, item in enumerate(node.value):
-            key = f"{prefix}[{index}]"
-            out.setdefault(key, item.start_mark.line + 1)
-            _yaml_locations(item, key, out)
-
-
-_TOML_BARE = r"""(?:[A-Za-z0-9_-]+|"[^"]*"|'[^']*')"""
-_TOML_KEY = re.compile(rf"^\s*({_TOML_BARE}(?:\s*\.\s*{_TOML_BARE})*)\s*=")
-_TOML_HEADER = re.compile(rf"^\s*(\[\[?)\s*({_TOML_BARE}(?:\s*\.\s*{_TOML_BARE})*)\s*\]\]?")
-_TOML_PART = re.compile(_TOML_BARE)
-
-
-def _toml_locations(text: str) -> dict[str, int]:
-    """Dotted key -> line for every table header and ``key =`` line (inline values map to their key).
-
-    A line scanner, not a parser: tomllib already accepted the text, so headers and keys are where
-    they look to be, except inside multi-line strings, which are skipped.
-    """
-    out: dict[str, int] = {}
-    arrays: dict[str, int] = {}  # resolved array-of-tables path -> elements seen so far
-    table = ""
-    in_string = False
-    for number, line in enumerate(text.splitlines(), start=1):
-        quotes = line.count('"""') + line.count("'''")
-        if in_string:
-            in_string = quotes % 2 == 0
-            continue
-        if quotes % 2 == 1:
-            in_string = True
-        header = _TOML_HEADER.match(line)
-        if header:
-            parts = _toml_parts(header.group(2))
-            if header.group(1) == "[[":  # a new element of an array of tables
-                base = _join(_resolve(parts[:-1], arrays), parts[-1])
-                arrays[base] = arrays.get(base, 0) + 1
-                table = f"{base}[{arrays[base] - 1}]"
-            else:
-                table = _resolve(parts, arrays)
-            out.setdefault(table, number)
-            continue
-        key = _TOML_KEY.match(line)
-        if key:
-            dotted = ".".join(_toml_parts(key.group(1)))
-            out.setdefault(f"{table}.{dotted}" if table else dotted, number)
-    return out
-
-
-def _toml_parts(dotted: str) -> list[str]:
-    return [part.strip("\"'") for part in _TOML_PART.findall(dotted)]
-
-
-def _resolve(parts: list[str], arrays: dict[str, int]) -> str:
-    path = ""
-    for part in parts:
-        path = f"{path}.{part}" if path else part
-        if path in arrays:  # [providers.simulator] belongs to the latest [[providers]]
-            path = f"{path}[{arrays[path] - 1}]"
-    return path
-
-
-def _line_of(locations: Mapping[str, int], key: str) -> int | None:
-    """The line of ``key`` or of its nearest ancestor that has one (inline tables, list items)."""
-    while key:
-        if key in locations:
-            return locations[key]
-        key = re.sub(r"(\.[^.\[]+|\[\d+\])$", "", key) if re.search(r"[.\[]", key) else ""
-    return None
-
-
-@dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
-class _Where:
-    """Which file and line table a value came from, to build errors that point at it."""
-
-    path: str
-    locations: Mapping[str, int]
-
-    def error(self, key: str | None, message: str, fix: str) -> ConfigError:
-        line = _line_of(self.locations, key) if key else None
-        return ConfigError(message, path=self.path, key=key, line=line, fix=fix)
-
-
-def _join(prefix: str, key: str) -> str:
-    return f"{prefix}.{key}" if prefix else key
-
-
-def _is_type(value: Any, kind: str) -> bool:
-    if kind == "str":
-        return isinstance(value, str)
-    if kind == "int":
-        return isinstance(value, int) and not isinstance(value, bool)
-    if kind == "number":
-        return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
-    if kind == "bool":
-        return isinstance(value, bool)
-    if kind == "table":
-        return isinstance(value, dict)
-    if kind == "list":
-        return isinstance(value, list)
-    return isinstance(value, str) or (isinstance(value, list) and all(isinstance(v, str) for v in value))
-
-
-def _table(where: _Where, raw: Any, prefix: str, schema: Mapping[str, str]) -> dict[str, Any]:
-    """Check a table against its schema: unknown keys (with the closest known one) and value types."""
-    if not isinstance(raw, dict):
-        raise where.error(prefix or None, "must be a table", "write it as a table of keys")
-    for key, value in raw.items():
-        dotted = _join(prefix, str(key))
-        if key not in schema:
-            close = difflib.get_close_matches(str(key), list(schema), n=1, cutoff=0.6)
-            fix = f"did you mean {close[0]!r}?" if close else f"use one of: {', '.join(sorted(schema))}"
-            raise where.error(dotted, f"unknown key {key!r}", fix)
-        if not _is_type(value, schema[key]):
-            word = _TYPE_WORDS[schema[key]]
-            raise where.error(dotted, f"must be {word}, not {type(value).__name__}", f"make it {word}")
-    return raw
-
-
-def _positive(where: _Where, table: Mapping[str, Any], prefix: str, key: str, *, zero: bool) -> None:
-    value = table.get(key)
-    if value is not None and (value < 0 or (value == 0 and not zero)):
-        bound = "0 or more" if zero else "more than 0"
-        raise where.error(_join(prefix, key), f"must be {bound}, not {value}", f"set it to {bound}")
 
 
 def _build_job(
@@ -382,13 +212,13 @@ def _build_job(
     cases_text: tuple[str, str] | None,
     sha256: str,
 ) -> JobSpec:
-    where = _Where(path=path, locations=locations)
-    _table(where, doc, "", _TOP)
+    where = Where(path=path, locations=locations)
+    check_table(where, doc, "", _TOP)
     if not all(isinstance(tag, str) for tag in doc.get("tags", [])):
         raise where.error("tags", "must be a list of strings", 'write tags = ["nightly"]')
-    _positive(where, doc, "", "max_cost_usd", zero=True)
-    defaults = _table(where, doc.get("defaults", {}), "defaults", _DEFAULTS)
-    _positive(where, defaults, "defaults", "repeats", zero=False)
+    check_positive(where, doc, "", "max_cost_usd", zero=True)
+    defaults = check_table(where, doc.get("defaults", {}), "defaults", _DEFAULTS)
+    check_positive(where, defaults, "defaults", "repeats", zero=False)
     retry = _retry(where, defaults.get("retry", {}), "defaults.retry", RetryPolicy())
     timeouts = _timeouts(where, defaults.get("timeouts", {}), "defaults.timeouts", Timeouts())
     base_params = defaults.get("params", {})
@@ -409,7 +239,7 @@ def _build_job(
 
     cases: list[CaseSpec] = []
     seen: set[str] = set()
-    sources: list[tuple[_Where, str, Any]] = [
+    sources: list[tuple[Where, str, Any]] = [
         (where, f"cases[{index}]", raw) for index, raw in enumerate(doc.get("cases", []))
     ]
     if cases_text is not None:
@@ -438,13 +268,13 @@ def _build_job(
     )
 
 
-def _cases_file_sources(path: str, text: str, *, start: int) -> Iterable[tuple[_Where, str, Any]]:
+def _cases_file_sources(path: str, text: str, *, start: int) -> Iterable[tuple[Where, str, Any]]:
     index = start
     for number, line in enumerate(text.splitlines(), start=1):
         if not line.strip():
             continue
         prefix = f"cases[{index}]"
-        where = _Where(path=path, locations={prefix: number})
+        where = Where(path=path, locations={prefix: number})
         try:
             raw = json.loads(line)
         except json.JSONDecodeError as exc:
@@ -453,19 +283,19 @@ def _cases_file_sources(path: str, text: str, *, start: int) -> Iterable[tuple[_
         index += 1
 
 
-def _retry(where: _Where, raw: Any, prefix: str, base: RetryPolicy) -> RetryPolicy:
-    table = _table(where, raw, prefix, _RETRY)
-    _positive(where, table, prefix, "max_attempts", zero=False)
+def _retry(where: Where, raw: Any, prefix: str, base: RetryPolicy) -> RetryPolicy:
+    table = check_table(where, raw, prefix, _RETRY)
+    check_positive(where, table, prefix, "max_attempts", zero=False)
     for key in ("backoff_initial", "backoff_max", "retry_after_max"):
-        _positive(where, table, prefix, key, zero=True)
+        check_positive(where, table, prefix, key, zero=True)
     numbers: dict[str, Any] = {k: float(v) if _RETRY[k] == "number" else v for k, v in table.items()}
     return dataclasses.replace(base, **numbers)
 
 
-def _timeouts(where: _Where, raw: Any, prefix: str, base: Timeouts) -> Timeouts:
-    table = _table(where, raw, prefix, _TIMEOUTS)
+def _timeouts(where: Where, raw: Any, prefix: str, base: Timeouts) -> Timeouts:
+    table = check_table(where, raw, prefix, _TIMEOUTS)
     for key in table:
-        _positive(where, table, prefix, key, zero=False)
+        check_positive(where, table, prefix, key, zero=False)
     return dataclasses.replace(base, **{k: float(v) for k, v in table.items()})
 
 
@@ -473,22 +303,22 @@ def _float_or_none(value: int | float | None) -> float | None:
     return None if value is None else float(value)
 
 
-def _required(where: _Where, table: Mapping[str, Any], prefix: str, key: str, fix: str) -> Any:
+def _required(where: Where, table: Mapping[str, Any], prefix: str, key: str, fix: str) -> Any:
     value = table.get(key)
     if value is None or value == "":
-        raise where.error(_join(prefix, key), f"{key} is required", fix)
+        raise where.error(join_key(prefix, key), f"{key} is required", fix)
     return value
 
 
 def _provider(
-    where: _Where,
+    where: Where,
     raw: Any,
     prefix: str,
     base_params: dict[str, Any],
     retry: RetryPolicy,
     timeouts: Timeouts,
 ) -> ProviderSpec:
-    table = _table(where, raw, prefix, _PROVIDER)
+    table = check_table(where, raw, prefix, _PROVIDER)
     name = _required(where, table, prefix, "name", 'name the provider, e.g. name = "mini"')
     if "/" in name:
         raise where.error(
@@ -501,9 +331,9 @@ def _provider(
         raise where.error(f"{prefix}.dialect", f"unknown dialect {dialect!r}", fix)
     model = _required(where, table, prefix, "model", "name the model the provider should run")
     for key in ("concurrency",):
-        _positive(where, table, prefix, key, zero=False)
+        check_positive(where, table, prefix, key, zero=False)
     for key in ("rpm", "tpm"):
-        _positive(where, table, prefix, key, zero=False)
+        check_positive(where, table, prefix, key, zero=False)
     base_url = table.get("base_url")
     simulator = table.get("simulator")
     if simulator is not None or (base_url or "").startswith(SIMULATOR_BASE_URL):
@@ -528,13 +358,13 @@ def _provider(
             )
     price = None
     if "price" in table:
-        price_table = _table(where, table["price"], f"{prefix}.price", _PRICE)
+        price_table = check_table(where, table["price"], f"{prefix}.price", _PRICE)
         for key in ("input", "output"):
             _required(
                 where, price_table, f"{prefix}.price", key, "give input and output in USD per million tokens"
             )
         for key in price_table:
-            _positive(where, price_table, f"{prefix}.price", key, zero=True)
+            check_positive(where, price_table, f"{prefix}.price", key, zero=True)
         price = Price(**{k: float(v) for k, v in price_table.items()})
     return ProviderSpec(
         name=name,
@@ -555,7 +385,7 @@ def _provider(
     )
 
 
-def _check_url(where: _Where, key: str, url: str, *, insecure_ok: bool) -> None:
+def _check_url(where: Where, key: str, url: str, *, insecure_ok: bool) -> None:
     parts = urlsplit(url)
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise where.error(key, f"{url!r} is not an http(s) URL", "write it as https://host/path")
@@ -580,10 +410,10 @@ def _is_loopback(host: str) -> bool:
         return False
 
 
-def _case(where: _Where, raw: Any, prefix: str, provider_names: list[str]) -> CaseSpec:
-    table = _table(where, raw, prefix, _CASE)
+def _case(where: Where, raw: Any, prefix: str, provider_names: list[str]) -> CaseSpec:
+    table = check_table(where, raw, prefix, _CASE)
     case_id = _required(where, table, prefix, "id", "give the case an id unique in the job")
-    _positive(where, table, prefix, "repeats", zero=False)
+    check_positive(where, table, prefix, "repeats", zero=False)
     has_prompt, has_messages = "prompt" in table, "messages" in table
     if has_prompt == has_messages:
         raise where.error(
@@ -619,7 +449,7 @@ def _case(where: _Where, raw: Any, prefix: str, provider_names: list[str]) -> Ca
     )
 
 
-def _messages(where: _Where, raw: list[Any], prefix: str, system: str | None) -> tuple[list[Any], str | None]:
+def _messages(where: Where, raw: list[Any], prefix: str, system: str | None) -> tuple[list[Any], str | None]:
     """Check chat messages; a leading system message moves to ``system`` (dialects send it apart)."""
     if not raw:
         raise where.error(prefix, "must hold at least one message", 'add {role = "user", content = "..."}')
@@ -638,7 +468,7 @@ def _messages(where: _Where, raw: list[Any], prefix: str, system: str | None) ->
     return messages, system
 
 
-def _check_tool(where: _Where, tool: Any, prefix: str) -> None:
+def _check_tool(where: Where, tool: Any, prefix: str) -> None:
     function = tool.get("function") if isinstance(tool, dict) else None
     if not isinstance(function, dict) or tool.get("type") != "function" or not function.get("name"):
         raise where.error(
@@ -648,11 +478,11 @@ def _check_tool(where: _Where, tool: Any, prefix: str) -> None:
         )
 
 
-def _check_expect(where: _Where, raw: Any, prefix: str) -> None:
-    table = _table(where, raw, prefix, _EXPECT)
+def _check_expect(where: Where, raw: Any, prefix: str) -> None:
+    table = check_table(where, raw, prefix, _EXPECT)
     for key in ("max_ttft_s", "max_duration_s"):
-        _positive(where, table, prefix, key, zero=False)
-    _positive(where, table, prefix, "max_cost_usd", zero=True)
+        check_positive(where, table, prefix, key, zero=False)
+    check_positive(where, table, prefix, "max_cost_usd", zero=True)
     patterns = table.get("regex", [])
     for pattern in [patterns] if isinstance(patterns, str) else patterns:
         try:
@@ -670,13 +500,13 @@ def _check_expect(where: _Where, raw: Any, prefix: str) -> None:
                 f"use one of {', '.join(FINISH_REASONS)}",
             )
     if "tool_call" in table:
-        call = _table(where, table["tool_call"], f"{prefix}.tool_call", _TOOL_CALL)
+        call = check_table(where, table["tool_call"], f"{prefix}.tool_call", _TOOL_CALL)
         _required(where, call, f"{prefix}.tool_call", "name", "name the tool the answer must call")
         if "arguments" in call:
             _check_schema(where, call["arguments"], f"{prefix}.tool_call.arguments")
 
 
-def _check_schema(where: _Where, schema: Any, prefix: str) -> None:
+def _check_schema(where: Where, schema: Any, prefix: str) -> None:
     """A structural check of a JSON schema (no jsonschema dependency): types, properties, required."""
     if not isinstance(schema, dict):
         raise where.error(
@@ -720,7 +550,7 @@ def parse_batch_jsonl(text: str, *, path: str, provider: ProviderSpec, sha256: s
     for number, line in enumerate(text.splitlines(), start=1):
         if not line.strip():
             continue
-        where = _Where(path=path, locations={"": number, "custom_id": number, "body": number, "url": number})
+        where = Where(path=path, locations={"": number, "custom_id": number, "body": number, "url": number})
         try:
             raw = json.loads(line)
         except json.JSONDecodeError as exc:
