@@ -144,13 +144,22 @@ def classify_http(
     return RetryDecision(kind=kind, retryable=retryable, retry_after=parse_retry_after(headers, now=now))
 
 
-def classify_exception(exc: BaseException) -> RetryDecision | None:
+def classify_exception(exc: BaseException, *, response_started: bool = True) -> RetryDecision | None:
     """Classify an exception from one attempt; None for anything that is not a provider failure.
 
     ``trio.Cancelled`` and other non-``Exception``s are never classified: they must propagate.
+    ``response_started`` is False while no response headers have arrived: a reset then is a failed
+    connection, not a stream cut short.
     """
     if not isinstance(exc, Exception):
         return None
+    decision = _classify_exception(exc)
+    if decision is not None and decision.kind == "early_close" and not response_started:
+        return RetryDecision(kind="connect_error", retryable=True)
+    return decision
+
+
+def _classify_exception(exc: Exception) -> RetryDecision | None:
     if isinstance(exc, errors.RateLimitedError):
         return RetryDecision(kind="rate_limited", retryable=True, retry_after=exc.retry_after)
     if isinstance(exc, errors.ServerError | errors.ClientError) and exc.status is not None:
