@@ -158,6 +158,9 @@ class SimulatorConfig:
     price_input: float = 0.15  # USD per million tokens, for the reported cost
     price_output: float = 0.60
     tool_calls: int = 2  # parallel tool calls when the request carries tools
+    # Back-to-back frames (no pause between them) share one send, whole chunks only. False sends
+    # every event in its own write, as a slow provider would (benchmarks of the worst case).
+    coalesce: bool = True
 
     @classmethod
     def from_dict(cls, raw: dict[str, Any], *, prefix: str = "simulator") -> SimulatorConfig:

@@ -269,7 +269,7 @@ class _Simulator:
                         pending.clear()
                         await _pause(stream, delay, latency.heartbeat, heartbeat)
             pending += chunk(frame.wire)
-            if len(pending) >= _FLUSH_AT:
+            if len(pending) >= _FLUSH_AT or not self.config.coalesce:
                 await stream.send_all(pending)
                 pending.clear()
         pending += LAST_CHUNK
