@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 if TYPE_CHECKING:
     from datetime import datetime
@@ -21,9 +21,9 @@ class RunInfo:
 
     id: str
     job_name: str
-    job_spec: dict[str, object]
+    job_spec: dict[str, Any]
     job_sha256: str | None
-    prices: dict[str, object]
+    prices: dict[str, Any]
     status: RunStatus
     started_at: datetime
     finished_at: datetime | None
