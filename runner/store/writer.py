@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING
 
 import trio
 
+from runner.errors import StorageError
 from runner.store import repository
 from runner.store.records import WriteItem
 
@@ -91,8 +92,9 @@ class Writer:
         task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED,
     ) -> None:
         """Commit everything received until the channel's send sides are all closed."""
-        pending: list[WriteItem] = []
-        failed = False
+        pending: list[WriteItem] = []  # received, not yet handed to a commit
+        batch: list[WriteItem] = []  # handed to a commit that has not returned
+        commit_failed = False
         async with receive:
             task_status.started()
             try:
@@ -113,12 +115,17 @@ class Writer:
                         except trio.EndOfChannel:
                             pass  # commit what we have; the next receive() ends the loop
                     batch, pending = pending, []
-                    failed = True  # a failed commit propagates; the drain must not retry it
+                    # to_thread.run_sync may raise Cancelled before the thread starts; once it has
+                    # started it runs to completion (not abandon_on_cancel), so after it returns
+                    # the batch is committed and Cancelled comes at the next checkpoint.
                     await self._commit(batch)
-                    failed = False
+                    batch = []
+            except StorageError:
+                commit_failed = True  # the database refused; retrying in the drain would too
+                raise
             finally:
-                if not failed:
-                    await self._drain(receive, pending)
+                if not commit_failed:
+                    await self._drain(receive, batch + pending)
 
     async def _drain(self, receive: trio.MemoryReceiveChannel[WriteItem], pending: list[WriteItem]) -> None:
         # Reached on EndOfChannel (nothing left but `pending`) and on cancellation. Items already

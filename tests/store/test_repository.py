@@ -215,6 +215,7 @@ def test_failed_unit_keeps_error_and_partial_output(session: Session) -> None:
     assert view.status == "failed"
     assert view.attempts[-1].error == attempt.error
     assert view.completion is not None
+    assert attempt.completion is not None
     assert view.completion.error == attempt.completion.error
 
 
