@@ -61,9 +61,9 @@ async def test_commits_a_trickle_after_max_delay(db: Database, session: Session)
     with trio.fail_after(20):
         async with trio.open_nursery() as nursery, send:
             await nursery.start(writer.run, receive)
-            await send.send(AttemptWrite(unit_id=units[0].id, attempt=failed_attempt(units[0].key)))
+            send.send_nowait(AttemptWrite(unit_id=units[0].id, attempt=failed_attempt(units[0].key)))
             for unit in units:
-                await send.send(finish(unit))
+                send.send_nowait(finish(unit))
             await committed.wait()
             counts = await trio.to_thread.run_sync(repository.unit_counts, session, run_id)
             assert counts["ok"] == 3
