@@ -131,8 +131,13 @@ class Database:
 def create_db_engine(url: str) -> Engine:
     """A sync engine for ``url`` with runner's pragmas (SQLite) and JSON codec."""
     # hide_parameters: bound values (model output, prompts) stay out of error messages and logs.
+    options: dict[str, Any] = {}
+    if url.startswith("postgresql"):
+        # Plain executemany (psycopg pipelines it) beats SQLAlchemy's multi-VALUES rewrite here:
+        # psycopg parses each long rewritten statement again (benchmarks/bench_store.py).
+        options["use_insertmanyvalues"] = False
     engine = create_engine(
-        url, json_serializer=_json_dumps, json_deserializer=orjson.loads, hide_parameters=True
+        url, json_serializer=_json_dumps, json_deserializer=orjson.loads, hide_parameters=True, **options
     )
     if engine.dialect.name == "sqlite":
         event.listen(engine, "connect", _sqlite_on_connect)

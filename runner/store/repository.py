@@ -20,7 +20,7 @@ from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any, Final, cast
 
 import orjson
-from sqlalchemy import and_, bindparam, func, insert, or_, select, update
+from sqlalchemy import and_, bindparam, func, insert, or_, select, text, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from runner.errors import StorageError
@@ -412,11 +412,7 @@ def write_batch(
                 attempt_rows.append(attempt_row(item.unit_id, item.attempt, item.cost_computed, raw_capture))
         attempt_ids: list[int] = []
         if attempt_rows:
-            attempt_ids = list(
-                conn.execute(
-                    insert(ATTEMPTS).returning(ATTEMPTS.c.id, sort_by_parameter_order=True), attempt_rows
-                ).scalars()
-            )
+            attempt_ids = _insert_attempts(conn, attempt_rows)
             conn.execute(
                 update(UNITS)
                 .where(UNITS.c.id == bindparam("uid"), UNITS.c.attempts < bindparam("n"))
@@ -450,6 +446,24 @@ def write_batch(
             )
     cost = sum(attempt_cost(row["cost_reported"], row["cost_computed"]) for row in attempt_rows)
     return BatchOutcome(attempts=len(attempt_rows), finished=tuple(finished), lost=tuple(lost), cost_usd=cost)
+
+
+def _insert_attempts(conn: Connection, rows: list[dict[str, Any]]) -> list[int]:
+    """Insert attempt rows; return their ids in order."""
+    if conn.dialect.name == "postgresql":
+        # Take the ids from the sequence in one round trip, then insert with a plain pipelined
+        # executemany: psycopg re-parses a long multi-VALUES INSERT ... RETURNING on every batch,
+        # which made PostgreSQL batches CPU-bound on the client.
+        ids = list(
+            conn.execute(
+                text("SELECT nextval(pg_get_serial_sequence('attempts', 'id')) FROM generate_series(1, :n)"),
+                {"n": len(rows)},
+            ).scalars()
+        )
+        conn.execute(insert(ATTEMPTS), [{**row, "id": id_} for row, id_ in zip(rows, ids, strict=True)])
+        return ids
+    returning = insert(ATTEMPTS).returning(ATTEMPTS.c.id, sort_by_parameter_order=True)
+    return list(conn.execute(returning, rows).scalars())
 
 
 def record_attempt(session: Session, item: AttemptWrite, *, raw_capture: RawCapturePolicy = "failed") -> None:
