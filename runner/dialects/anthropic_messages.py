@@ -149,13 +149,17 @@ class AnthropicMessagesAccumulator:
         elif name == "content_block_start":
             self._block_start(payload)
         elif name == "content_block_stop":
-            block = self._blocks.get(payload.get("index"))  # type: ignore[arg-type]
+            block = self._block(payload)
             if block is not None:
                 block.stopped = True
         elif name == "message_delta":
             self._message_delta(payload)
         else:  # message_stop
             self._stopped = self._done = True
+
+    def _block(self, payload: dict[str, Any]) -> _Block | None:
+        index = payload.get("index")
+        return self._blocks.get(index) if type(index) is int else None
 
     def _start(self, payload: dict[str, Any]) -> None:
         message = payload.get("message")
@@ -194,7 +198,7 @@ class AnthropicMessagesAccumulator:
             self.has_reasoning = True
 
     def _delta(self, payload: dict[str, Any]) -> None:
-        block = self._blocks.get(payload.get("index"))  # type: ignore[arg-type]
+        block = self._block(payload)
         delta = payload.get("delta")
         if block is None or type(delta) is not dict:
             self._fail(protocol_error("content_block_delta for a block that never started"))

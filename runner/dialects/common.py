@@ -170,7 +170,7 @@ class ToolCallAssembler:
 
     def __init__(self) -> None:
         self.calls: list[ToolCallBuilder] = []
-        self._by_index: dict[Any, ToolCallBuilder] = {}
+        self._by_index: dict[int, ToolCallBuilder] = {}
 
     def add(self, fragment: Any) -> bool:
         """Merge one fragment; True when it carried any content (id, name or arguments)."""
@@ -180,6 +180,8 @@ class ToolCallAssembler:
         if call_id is not None and not isinstance(call_id, str):
             call_id = str(call_id)
         index = fragment.get("index")
+        if type(index) is not int:
+            index = None
         # PROTOCOLS.md 17: without an index, continue the latest call unless the id is new.
         latest = self.calls[-1] if self.calls else None
         current = latest if index is None else self._by_index.get(index)

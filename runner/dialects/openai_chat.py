@@ -139,10 +139,10 @@ class OpenAIChatAccumulator:
         if self._model is None:
             self._model = chunk.get("model") or None
         usage = chunk.get("usage")
-        if usage:  # last non-null wins, never summed (PROTOCOLS.md 21-23)
+        if usage and type(usage) is dict:  # last non-null wins, never summed (PROTOCOLS.md 21-23)
             self._usage = usage
         x_groq = chunk.get("x_groq")
-        if x_groq and type(x_groq) is dict and x_groq.get("usage"):
+        if x_groq and type(x_groq) is dict and type(x_groq.get("usage")) is dict:
             self._usage = x_groq["usage"]
         for key in _EXTRA_KEYS:
             if key in chunk:
@@ -154,10 +154,12 @@ class OpenAIChatAccumulator:
         for raw_choice in choices:
             if type(raw_choice) is not dict:
                 continue
-            index = raw_choice.get("index") or 0
+            index = raw_choice.get("index")
+            if type(index) is not int:
+                index = 0  # SolRouter's tool-call chunks carry no choice index
             state = self._choices.get(index)
             if state is None:
-                state = self._choices[index] = ChoiceBuilder(index if type(index) is int else 0)
+                state = self._choices[index] = ChoiceBuilder(index)
             delta = raw_choice.get("delta")
             if delta and type(delta) is dict:  # delta: null (Azure) is normal
                 self._delta(state, delta)

@@ -132,14 +132,16 @@ class RunwareAccumulator:
             self._id = chunk.get("taskUUID") or None
         if self._model is None:
             self._model = chunk.get("model") or None
-        if chunk.get("usage"):
+        if chunk.get("usage") and type(chunk["usage"]) is dict:
             self._usage = chunk["usage"]  # last non-null wins, as for OpenAI
         if chunk.get("cost") is not None:
             self._cost = chunk["cost"]
-        index = chunk.get("resultIndex") or 0
+        index = chunk.get("resultIndex")
+        if type(index) is not int:
+            index = 0
         state = self._results.get(index)
         if state is None:
-            state = self._results[index] = ChoiceBuilder(index if type(index) is int else 0)
+            state = self._results[index] = ChoiceBuilder(index)
         delta = chunk.get("delta")
         if delta and type(delta) is dict:
             text = delta.get("text")
