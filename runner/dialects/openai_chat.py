@@ -29,6 +29,8 @@ if TYPE_CHECKING:
 
 # MiroMind extensions kept in Completion.extras wherever in the chunk they arrive.
 _EXTRA_KEYS = ("citations", "search_results")
+# Top-level keys that send a chunk down the full path (errors, usage and extensions).
+_SPECIAL_KEYS = frozenset({"error", "x_groq", *_EXTRA_KEYS})
 
 
 def openai_messages(case: CaseSpec) -> list[dict[str, Any]]:
@@ -108,16 +110,42 @@ class OpenAIChatAccumulator:
         if self._done:
             return
         data = event.data
-        if data[:6] == "[DONE]":
-            self._saw_done = self._done = True
-            return
         try:
             chunk = orjson.loads(data)
         except orjson.JSONDecodeError:
-            self._fail(protocol_error(f"chunk is not JSON: {data[:200]!r}"))
+            # "[DONE]" is not JSON: checking for it here keeps a comparison off every chunk.
+            if data.startswith("[DONE]"):
+                self._saw_done = self._done = True
+            else:
+                self._fail(protocol_error(f"chunk is not JSON: {data[:200]!r}"))
             return
+        # Fast path for nearly every chunk of a stream: one choice, a content-only delta, nothing
+        # else of interest on the chunk. Any other shape takes the full path below.
+        if (
+            type(chunk) is dict
+            and chunk.get("object") == "chat.completion.chunk"  # not an error, not an Azure record
+            and chunk.get("usage") is None
+            and _SPECIAL_KEYS.isdisjoint(chunk)
+            and event.event == "message"
+        ):
+            choices = chunk.get("choices")
+            if type(choices) is list and len(choices) == 1:
+                choice = choices[0]
+                if type(choice) is dict and choice.get("finish_reason") is None and len(choice) <= 4:
+                    delta = choice.get("delta")
+                    state = self._choices.get(choice.get("index"))  # type: ignore[arg-type]
+                    if state is not None and type(delta) is dict and len(delta) == 1:
+                        content = delta.get("content")
+                        if type(content) is str:
+                            if content:
+                                state.text.append(content)
+                                self.has_answer = True
+                            return
+        self._full(event, chunk)
+
+    def _full(self, event: ServerSentEvent, chunk: Any) -> None:
         if type(chunk) is not dict:
-            self._fail(protocol_error(f"chunk is not a JSON object: {data[:200]!r}"))
+            self._fail(protocol_error(f"chunk is not a JSON object: {event.data[:200]!r}"))
             return
         if event.event == "error" or chunk.get("error") or chunk.get("object") == "error":
             # The chunk may still carry choices (OpenRouter's finish_reason "error"): keep them.
