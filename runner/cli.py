@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import sys
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, BinaryIO
 
 import click
+import orjson
 import trio
 
 from runner import __version__
+from runner.dialects import build_dialects
 from runner.errors import ConfigError, StorageError
 from runner.export import write_export
 from runner.simulator.config import FLAVORS
@@ -93,6 +95,34 @@ def simulate(
     except KeyboardInterrupt:
         click.echo("simulator stopped")
         sys.exit(130)
+
+
+@cli.command("parse")
+@click.option(
+    "--dialect",
+    "-d",
+    required=True,
+    type=click.Choice(sorted(build_dialects())),
+    help="The wire shape of the stream.",
+)
+@click.argument("source", type=click.File("rb"), default="-", metavar="[FILE | -]")
+def parse_command(dialect: str, source: BinaryIO) -> None:
+    """Rebuild a captured SSE body and print the Completion as one JSON object.
+
+    FILE holds the raw bytes a provider sent (``-`` or nothing: standard input). The exit status is
+    0 whenever the bytes could be read, also when the stream carried an error or was cut short:
+    those are data, shown in "error" and "complete".
+
+    \b
+    Example:
+      runner parse --dialect openai-chat examples/streams/solrouter_tool_calls.sse
+      curl -sN https://api.example.com/v1/chat/completions ... | runner parse -d openai-chat -
+    """
+    from runner.parse import parse_stream
+
+    completion = parse_stream(dialect, source.read())
+    sys.stdout.buffer.write(orjson.dumps(completion.to_dict(), option=orjson.OPT_INDENT_2) + b"\n")
+    sys.stdout.buffer.flush()
 
 
 def main() -> None:

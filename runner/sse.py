@@ -96,11 +96,46 @@ class SSEDecoder:
             if buffer.endswith(b"\r"):
                 self._pending_cr = True
             buffer = buffer.replace(b"\r\n", b"\n").replace(b"\r", b"\n")
+        elif not self._data and not self._event_type:
+            return self._feed_blocks(buffer)
         lines = buffer.split(b"\n")
         self._tail = lines.pop()  # what follows the last line ending is not a line yet
         if not lines:
             return []
         return self._process(lines)
+
+    def _feed_blocks(self, buffer: bytes) -> list[ServerSentEvent]:
+        # Fast path (LF-only input, no event half-built). Nearly every LLM event is one
+        # "data: ..." line followed by a blank line: take those whole, straight from the buffer.
+        # Anything else, up to the next blank line, goes through the line rules, so the result is
+        # exactly that of reading line by line.
+        events: list[ServerSentEvent] = []
+        find = buffer.find
+        new = tuple.__new__  # the NamedTuple constructor minus its Python-level __new__ frame
+        size = len(buffer)
+        start = 0  # always at the beginning of a line
+        while (newline := find(b"\n", start)) >= 0:
+            if newline + 1 < size and buffer[newline + 1] == 10 and buffer.startswith(b"data: ", start):
+                data = buffer[start + 6 : newline].decode("utf-8", "replace")
+                events.append(new(ServerSentEvent, (data, "message", self.last_event_id, self.retry)))
+                start = newline + 2
+                continue
+            end = find(b"\n\n", start)
+            if end < 0:
+                break  # the rest is an unfinished event
+            lines = buffer[start:end].split(b"\n")
+            lines.append(b"")  # the blank line that ends the event
+            events.extend(self._process(lines))
+            start = end + 2
+        tail = buffer[start:] if start else buffer
+        # Complete lines of an unfinished event are taken now, so the tail is one partial line
+        # again (no rescans: a huge event fed in small reads stays linear).
+        if b"\n" in tail:
+            lines = tail.split(b"\n")
+            tail = lines.pop()
+            events.extend(self._process(lines))
+        self._tail = tail
+        return events
 
     def close(self) -> list[ServerSentEvent]:
         """Signal EOF. An unterminated last event is dropped (spec); the decoder is reset."""

@@ -1,0 +1,144 @@
+"""Decode + accumulate cost per chunk on a long realistic openai-chat stream, beside its baselines.
+
+Run: .venv/bin/python benchmarks/bench_parse.py
+
+Prints, in one run and in microseconds per chunk (best of several repeats):
+  (a) orjson.loads of each payload alone: the floor (../shared/PERFORMANCE.md);
+  (b) json.loads of each payload alone;
+  (c) runner: SSEDecoder + openai-chat accumulator on the raw reads, result() included;
+  (d) the official openai SDK on the same reads, in memory without a network: its SSEDecoder
+      (openai._streaming), sse.json(), a ChatCompletionChunk built by construct_type exactly as
+      Stream.__stream__ does by default, and ChatCompletionStreamState.handle_chunk.
+Targets: (c) <= 2x (a) and (d) / (c) >= 20x.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import sys
+import time
+from collections.abc import Callable
+
+import orjson
+
+from runner.parse import parse_stream
+from runner.sse import SSEDecoder, decode_all
+from runner.dialects import get_dialect
+
+CONTENT_CHUNKS = 2000
+READ_SIZE = 1400  # about one TCP segment's payload: several events per read, cut anywhere
+REPEATS = 7
+
+
+def build_stream() -> bytes:
+    """A gpt-4o-style stream: role chunk, content, two tool calls in fragments, finish, usage, [DONE]."""
+    rng = random.Random(7)
+    words = "the of streamed answer rebuilds exactly token cost usage reasoning tool call über naïve 東京".split()
+    base = {
+        "id": "chatcmpl-AbC123xyz",
+        "object": "chat.completion.chunk",
+        "created": 1732201200,
+        "model": "gpt-4o-mini-2024-07-18",
+        "system_fingerprint": "fp_0ba0d124f1",
+    }
+
+    def event(delta: dict[str, object], finish: str | None = None, **extra: object) -> bytes:
+        choice = {"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish}
+        payload = {**base, "choices": [choice], "usage": None, "obfuscation": "x" * rng.randint(2, 9), **extra}
+        return b"data: " + orjson.dumps(payload) + b"\n\n"
+
+    parts = [event({"role": "assistant", "content": "", "refusal": None})]
+    parts += [event({"content": " " + rng.choice(words)}) for _ in range(CONTENT_CHUNKS)]
+    for index, call_id in enumerate(("call_Tk9x2a", "call_Os4m7b")):
+        start = {"index": index, "id": call_id, "type": "function", "function": {"name": "search", "arguments": ""}}
+        parts.append(event({"tool_calls": [start]}))
+        arguments = json.dumps({"query": " ".join(rng.choice(words) for _ in range(60)), "limit": 10})
+        for offset in range(0, len(arguments), 6):
+            piece = {"index": index, "function": {"arguments": arguments[offset : offset + 6]}}
+            parts.append(event({"tool_calls": [piece]}))
+    parts.append(event({}, "tool_calls"))
+    usage = {"prompt_tokens": 912, "completion_tokens": 2150, "total_tokens": 3062}
+    parts.append(b"data: " + orjson.dumps({**base, "choices": [], "usage": usage}) + b"\n\n")
+    parts.append(b"data: [DONE]\n\n")
+    return b"".join(parts)
+
+
+def best_of(repeats: int, run: Callable[[], object]) -> float:
+    """The fastest of ``repeats`` runs, in seconds (the least disturbed by the shared machine)."""
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        run()
+        times.append(time.perf_counter() - start)
+    return min(times)
+
+
+def main() -> None:
+    body = build_stream()
+    reads = [body[i : i + READ_SIZE] for i in range(0, len(body), READ_SIZE)]
+    payloads = [event.data for event in decode_all(body) if event.data != "[DONE]"]
+    chunks = len(payloads)
+
+    def floor_orjson() -> None:
+        loads = orjson.loads
+        for payload in payloads:
+            loads(payload)
+
+    def stdlib_json() -> None:
+        loads = json.loads
+        for payload in payloads:
+            loads(payload)
+
+    dialect = get_dialect("openai-chat")
+
+    def ours() -> object:
+        decoder = SSEDecoder()
+        accumulator = dialect.new_accumulator()
+        feed = accumulator.feed
+        for read in reads:
+            for event in decoder.feed(read):
+                feed(event)
+        return accumulator.result()
+
+    from openai._models import construct_type
+    from openai._streaming import SSEDecoder as SdkSSEDecoder
+    from openai.lib.streaming.chat import ChatCompletionStreamState
+    from openai.types.chat import ChatCompletionChunk
+
+    def sdk() -> object:
+        state: ChatCompletionStreamState[None] = ChatCompletionStreamState()
+        for sse in SdkSSEDecoder().iter_bytes(iter(reads)):
+            if sse.data.startswith("[DONE]"):
+                break
+            chunk = construct_type(type_=ChatCompletionChunk, value=sse.json())
+            state.handle_chunk(chunk)  # type: ignore[arg-type]
+        return state.current_completion_snapshot
+
+    # Same answer from both paths before timing anything.
+    mine, theirs = parse_stream("openai-chat", body), sdk()
+    assert mine.choices[0].text == theirs.choices[0].message.content  # type: ignore[attr-defined]
+    assert [c.arguments for c in mine.choices[0].tool_calls] == [
+        c.function.arguments for c in theirs.choices[0].message.tool_calls  # type: ignore[attr-defined]
+    ]
+
+    per_chunk = {
+        "a": best_of(REPEATS * 3, floor_orjson) / chunks * 1e6,
+        "b": best_of(REPEATS * 3, stdlib_json) / chunks * 1e6,
+        "c": best_of(REPEATS * 3, ours) / chunks * 1e6,
+        "d": best_of(3, sdk) / chunks * 1e6,
+    }
+    print(f"stream: {chunks} chunks, {len(body)} bytes, {len(reads)} reads of {READ_SIZE} bytes")
+    print(f"python {sys.version.split()[0]}, orjson {orjson.__version__}")
+    print(f"(a) orjson.loads alone (floor)          {per_chunk['a']:8.2f} us/chunk")
+    print(f"(b) json.loads alone                    {per_chunk['b']:8.2f} us/chunk")
+    print(f"(c) runner SSEDecoder + accumulator     {per_chunk['c']:8.2f} us/chunk")
+    print(f"(d) openai SDK decode + accumulate      {per_chunk['d']:8.2f} us/chunk  (in memory, no network)")
+    ratio_floor = per_chunk["c"] / per_chunk["a"]
+    ratio_sdk = per_chunk["d"] / per_chunk["c"]
+    print(f"(c)/(a) = {ratio_floor:.2f}x  (target <= 2x)  {'OK' if ratio_floor <= 2 else 'MISSED'}")
+    print(f"(d)/(c) = {ratio_sdk:.0f}x  (target >= 20x)  {'OK' if ratio_sdk >= 20 else 'MISSED'}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,317 @@
+"""The ``openai-chat`` dialect: OpenAI Chat Completions and every compatible streaming API.
+
+Covers OpenAI, SolRouter, Melious (OpenAI shape), MiroMind, OpenRouter, vLLM, DeepSeek, Groq, Azure
+and Ollama chunks; the edge cases are PROTOCOLS.md 13-26 (section 2).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import orjson
+
+from runner.dialects.base import HttpRequest
+from runner.dialects.common import (
+    ChoiceBuilder,
+    error_from_payload,
+    float_or_none,
+    int_or_none,
+    merge_extra,
+    parse_json_error_body,
+    protocol_error,
+)
+from runner.model import Completion, Usage
+
+if TYPE_CHECKING:
+    from runner.model import CompletionError
+    from runner.spec import CaseSpec, ProviderSpec
+    from runner.sse import ServerSentEvent
+
+# MiroMind extensions kept in Completion.extras wherever in the chunk they arrive.
+_EXTRA_KEYS = ("citations", "search_results")
+# Top-level keys that send a chunk down the full path (errors, usage and extensions).
+_SPECIAL_KEYS = frozenset({"error", "x_groq", *_EXTRA_KEYS})
+
+
+def openai_messages(case: CaseSpec) -> list[dict[str, Any]]:
+    """The case's messages with its system prompt first, in OpenAI chat format."""
+    messages = [dict(message) for message in case.messages]
+    if case.system is not None:
+        messages.insert(0, {"role": "system", "content": case.system})
+    return messages
+
+
+def openai_usage(raw: dict[str, Any], *, cost: Any = None) -> Usage:
+    """Normalize an OpenAI-style usage object (plus the DeepSeek, MiroMind and SolRouter keys)."""
+    prompt = raw.get("prompt_tokens", raw.get("input_tokens"))
+    completion = raw.get("completion_tokens", raw.get("output_tokens"))
+    prompt_details = raw.get("prompt_tokens_details") or {}
+    completion_details = raw.get("completion_tokens_details") or {}
+    cached = prompt_details.get("cached_tokens") if isinstance(prompt_details, dict) else None
+    if cached is None:
+        cached = raw.get("prompt_cache_hit_tokens")  # DeepSeek
+    reasoning = completion_details.get("reasoning_tokens") if isinstance(completion_details, dict) else None
+    if reasoning is None:
+        reasoning = raw.get("reasoning_tokens")  # MiroMind puts it at the top level
+    return Usage(
+        input_tokens=int_or_none(prompt),
+        output_tokens=int_or_none(completion),
+        total_tokens=int_or_none(raw.get("total_tokens")),
+        reasoning_tokens=int_or_none(reasoning),
+        cached_input_tokens=int_or_none(cached),
+        cache_write_tokens=int_or_none(
+            prompt_details.get("cache_write_tokens") if isinstance(prompt_details, dict) else None
+        ),
+        cost=float_or_none(raw.get("cost", cost)),
+        raw=raw,
+    )
+
+
+class OpenAIChatAccumulator:
+    """Rebuilds one chat.completion.chunk stream.
+
+    ``is_done`` turns true at ``[DONE]``, at an error, or once every choice has finished *and* usage
+    was seen: a finished stream without usage may still send its include_usage chunk, so reading
+    goes on until ``[DONE]`` or EOF. ``complete`` (in the result) is true after ``[DONE]`` or when
+    every choice finished with a reason other than ``error`` (servers that never send ``[DONE]``,
+    PROTOCOLS.md 13).
+    """
+
+    __slots__ = (
+        "_choices",
+        "_done",
+        "_error",
+        "_extras",
+        "_id",
+        "_model",
+        "_saw_done",
+        "_usage",
+        "has_answer",
+        "has_reasoning",
+    )
+
+    def __init__(self) -> None:
+        self._choices: dict[int, ChoiceBuilder] = {}
+        self._id: str | None = None
+        self._model: str | None = None
+        self._usage: dict[str, Any] | None = None
+        self._extras: dict[str, Any] = {}
+        self._error: CompletionError | None = None
+        self._done = False
+        self._saw_done = False
+        self.has_answer = False
+        self.has_reasoning = False
+
+    @property
+    def is_done(self) -> bool:
+        return self._done
+
+    def feed(self, event: ServerSentEvent) -> None:
+        if self._done:
+            return
+        data = event.data
+        try:
+            chunk = orjson.loads(data)
+        except orjson.JSONDecodeError:
+            # "[DONE]" is not JSON: checking for it here keeps a comparison off every chunk.
+            if data.startswith("[DONE]"):
+                self._saw_done = self._done = True
+            else:
+                self._fail(protocol_error(f"chunk is not JSON: {data[:200]!r}"))
+            return
+        # Fast path for nearly every chunk of a stream: one choice, a content-only delta, nothing
+        # else of interest on the chunk. Any other shape takes the full path below.
+        if (
+            type(chunk) is dict
+            and chunk.get("object") == "chat.completion.chunk"  # not an error, not an Azure record
+            and chunk.get("usage") is None
+            and _SPECIAL_KEYS.isdisjoint(chunk)
+            and event.event == "message"
+        ):
+            choices = chunk.get("choices")
+            if type(choices) is list and len(choices) == 1:
+                choice = choices[0]
+                if type(choice) is dict and choice.get("finish_reason") is None and len(choice) <= 4:
+                    delta = choice.get("delta")
+                    state = self._choices.get(choice.get("index"))  # type: ignore[arg-type]
+                    if state is not None and type(delta) is dict and len(delta) == 1:
+                        content = delta.get("content")
+                        if type(content) is str:
+                            if content:
+                                state.text.append(content)
+                                self.has_answer = True
+                            return
+        self._full(event, chunk)
+
+    def _full(self, event: ServerSentEvent, chunk: Any) -> None:
+        if type(chunk) is not dict:
+            self._fail(protocol_error(f"chunk is not a JSON object: {event.data[:200]!r}"))
+            return
+        if event.event == "error" or chunk.get("error") or chunk.get("object") == "error":
+            # The chunk may still carry choices (OpenRouter's finish_reason "error"): keep them.
+            self._fail(error_from_payload(chunk))
+            self._chunk(chunk)
+            return
+        if chunk.get("object") == "":
+            return  # Azure's asynchronous content-filter records (PROTOCOLS.md 15)
+        self._chunk(chunk)
+
+    def _fail(self, error: CompletionError) -> None:
+        if self._error is None:
+            self._error = error
+        self._done = True
+
+    def _chunk(self, chunk: dict[str, Any]) -> None:
+        if self._id is None:
+            self._id = chunk.get("id") or None
+        if self._model is None:
+            self._model = chunk.get("model") or None
+        usage = chunk.get("usage")
+        if usage and type(usage) is dict:  # last non-null wins, never summed (PROTOCOLS.md 21-23)
+            self._usage = usage
+        x_groq = chunk.get("x_groq")
+        if x_groq and type(x_groq) is dict and type(x_groq.get("usage")) is dict:
+            self._usage = x_groq["usage"]
+        for key in _EXTRA_KEYS:
+            if key in chunk:
+                merge_extra(self._extras, key, chunk[key])
+        choices = chunk.get("choices")
+        if not choices or type(choices) is not list:
+            return  # choices: [] (usage chunk, Azure's first chunk) is normal
+        finished = False
+        for raw_choice in choices:
+            if type(raw_choice) is not dict:
+                continue
+            index = raw_choice.get("index")
+            if type(index) is not int:
+                index = 0  # SolRouter's tool-call chunks carry no choice index
+            state = self._choices.get(index)
+            if state is None:
+                state = self._choices[index] = ChoiceBuilder(index)
+            delta = raw_choice.get("delta")
+            if delta and type(delta) is dict:  # delta: null (Azure) is normal
+                self._delta(state, delta)
+            reason = raw_choice.get("finish_reason")
+            if reason:
+                state.raw_finish_reason = str(reason)
+                finished = True
+                if reason == "error" or "error" in raw_choice:
+                    # MiroMind: finish_reason "error" / "cancelled" with an error object, which
+                    # may sit on the chunk (handled in feed) or on the choice.
+                    inner = raw_choice.get("error")
+                    self._fail(
+                        error_from_payload({"error": inner})
+                        if inner
+                        else error_from_payload({"message": f"finish_reason {reason!r}"})
+                    )
+            if len(raw_choice) > 4:  # index, delta, finish_reason, logprobs: anything else?
+                for key in _EXTRA_KEYS:
+                    if key in raw_choice:
+                        merge_extra(self._extras, key, raw_choice[key])
+        if finished and self._usage is not None and self._all_finished():
+            self._done = True
+
+    def _delta(self, state: ChoiceBuilder, delta: dict[str, Any]) -> None:
+        content = delta.get("content")
+        if content:
+            state.text.append(content)
+            self.has_answer = True
+        if len(delta) == 1 and content is not None:
+            return  # the hot path: a plain content delta
+        reasoning = delta.get("reasoning_content") or delta.get("reasoning")
+        if reasoning and type(reasoning) is str:
+            state.reasoning.append(reasoning)
+            self.has_reasoning = True
+        refusal = delta.get("refusal")
+        if refusal is not None:
+            if state.refusal is None:
+                state.refusal = []
+            if refusal:
+                state.refusal.append(refusal)
+                self.has_answer = True
+        tool_calls = delta.get("tool_calls")
+        if tool_calls and type(tool_calls) is list:
+            for fragment in tool_calls:
+                if state.tools.add(fragment):
+                    self.has_answer = True
+        function_call = delta.get("function_call")  # deprecated single-call shape
+        if function_call and type(function_call) is dict and state.tools.add({"function": function_call}):
+            self.has_answer = True
+        steps = delta.get("reasoning_steps")
+        if steps and type(steps) is list:
+            self._steps(state, steps)
+        details = delta.get("reasoning_details")
+        if details:
+            merge_extra(self._extras, "reasoning_details", details)
+        for key in _EXTRA_KEYS:
+            if key in delta:
+                merge_extra(self._extras, key, delta[key])
+
+    def _steps(self, state: ChoiceBuilder, steps: list[Any]) -> None:
+        # MiroMind reasoning steps are whole steps, not fragments: keep them in order, and join
+        # their thoughts into the reasoning text one paragraph each.
+        for step in steps:
+            state.steps.append(step)
+            thought = step.get("thought") if type(step) is dict else None
+            if thought and type(thought) is str:
+                if state.reasoning:
+                    state.reasoning.append("\n\n")
+                state.reasoning.append(thought)
+                self.has_reasoning = True
+
+    def _all_finished(self) -> bool:
+        return all(state.raw_finish_reason is not None for state in self._choices.values())
+
+    def result(self) -> Completion:
+        choices = tuple(self._choices[index].build() for index in sorted(self._choices))
+        every_finished = bool(choices) and all(
+            choice.raw_finish_reason is not None and choice.finish_reason != "error" for choice in choices
+        )
+        usage = openai_usage(self._usage) if self._usage is not None else None
+        return Completion(
+            id=self._id,
+            model=self._model,
+            complete=self._saw_done or (every_finished and self._error is None),
+            error=self._error,
+            choices=choices,
+            usage=usage,
+            extras=dict(self._extras),
+        )
+
+
+class OpenAIChatDialect:
+    """OpenAI Chat Completions: POST ``{base_url}/chat/completions`` with ``stream: true``."""
+
+    name: str = "openai-chat"
+
+    def build_request(self, provider: ProviderSpec, case: CaseSpec, *, api_key: str | None) -> HttpRequest:
+        body: dict[str, Any] = {
+            "model": provider.model,
+            "messages": openai_messages(case),
+            "stream_options": {"include_usage": True},
+        }
+        if case.tools:
+            body["tools"] = [dict(tool) for tool in case.tools]
+        # The common params (max_tokens, temperature, top_p, stop) already have OpenAI's names.
+        body.update(provider.params)
+        body.update(case.params)
+        body["stream"] = True
+        headers = {
+            "Content-Type": "application/json",
+            "Accept": "text/event-stream",
+            **provider.headers,
+        }
+        if api_key:
+            headers["Authorization"] = f"Bearer {api_key}"
+        return HttpRequest(
+            method="POST",
+            url=f"{provider.base_url.rstrip('/')}/chat/completions",
+            headers=headers,
+            body=orjson.dumps(body),
+        )
+
+    def new_accumulator(self) -> OpenAIChatAccumulator:
+        return OpenAIChatAccumulator()
+
+    def parse_error_body(self, status: int, body: bytes) -> CompletionError | None:
+        return parse_json_error_body(body)

@@ -1,0 +1,40 @@
+"""Replay a captured SSE body through a dialect: the pure core of ``runner parse``."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from runner.dialects import get_dialect
+from runner.sse import SSEDecoder
+
+if TYPE_CHECKING:
+    from collections.abc import Iterable
+
+    from runner.dialects.base import Accumulator
+    from runner.model import Completion
+
+
+def accumulate(accumulator: Accumulator, reads: Iterable[bytes]) -> Completion:
+    """Feed raw body reads through a fresh SSE decoder into ``accumulator``; return its result.
+
+    Reading stops at the accumulator's terminal signal, as the attempt layer does on a live stream.
+    """
+    decoder = SSEDecoder()
+    feed = accumulator.feed
+    for read in reads:
+        for event in decoder.feed(read):
+            feed(event)
+        if accumulator.is_done:
+            return accumulator.result()
+    for event in decoder.close():
+        feed(event)
+    return accumulator.result()
+
+
+def parse_stream(dialect_name: str, body: bytes) -> Completion:
+    """Rebuild the ``Completion`` a whole captured body carries.
+
+    Raises:
+        ConfigError: ``dialect_name`` is not a known dialect.
+    """
+    return accumulate(get_dialect(dialect_name).new_accumulator(), (body,))
