@@ -26,7 +26,8 @@ shift || true
 case "$cmd" in
   demo)
     setup test
-    exec "$VENV/bin/runner" parse --dialect openai-chat examples/streams/solrouter_tool_calls.sse "$@"
+    # The demo job runs offline: every provider is served by the built-in simulator.
+    exec "$VENV/bin/runner" run jobs/demo.toml "$@"
     ;;
   test)
     setup test

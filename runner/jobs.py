@@ -139,6 +139,44 @@ def load_job(path: str | os.PathLike[str], *, provider: ProviderSpec | None = No
     return _build_job(doc, locations, path=str(file), cases_text=cases_text, sha256=digest.hexdigest())
 
 
+def parse_provider_option(text: str) -> ProviderSpec:
+    """The provider of ``runner run batch.jsonl --provider SPEC``, checked like a job file's.
+
+    SPEC is ``simulator`` (the built-in simulator, openai-chat) or comma-separated ``key=value`` pairs
+    of a ``[[providers]]`` table: ``dialect=openai-chat,base_url=https://…/v1,model=…,api_key_env=…``
+    (``name`` defaults to ``batch``; numbers are read as numbers).
+    """
+    if text.strip() == "simulator":
+        raw: dict[str, Any] = {
+            "name": "batch",
+            "dialect": "openai-chat",
+            "model": "simulated",
+            "simulator": {},
+        }
+    else:
+        raw = {"name": "batch"}
+        for item in filter(None, (part.strip() for part in text.split(","))):
+            key, sep, value = item.partition("=")
+            if not sep:
+                raise ConfigError(
+                    f"{item!r} is not key=value",
+                    key="--provider",
+                    fix="write --provider dialect=openai-chat,base_url=https://…/v1,model=…,api_key_env=…",
+                )
+            raw[key.strip()] = _option_value(value.strip())
+    where = Where(path="--provider", locations={})
+    return _provider(where, raw, "--provider", {}, RetryPolicy(), Timeouts())
+
+
+def _option_value(value: str) -> Any:
+    for kind in (int, float):
+        try:
+            return kind(value)
+        except ValueError:
+            pass
+    return {"true": True, "false": False}.get(value, value)
+
+
 def load_batch_jsonl(path: str | os.PathLike[str], *, provider: ProviderSpec) -> JobSpec:
     """Read an OpenAI Batch API input file and run every line as a case on ``provider``."""
     file = Path(path)

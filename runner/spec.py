@@ -122,3 +122,37 @@ def merge_params(base: Mapping[str, Any], over: Mapping[str, Any]) -> dict[str, 
         else:
             merged[key] = value
     return merged
+
+
+def job_from_json(data: Mapping[str, Any]) -> JobSpec:
+    """Rebuild a JobSpec from the JSON a run stored (``dataclasses.asdict`` with lists for tuples).
+
+    This is how ``runner run --resume`` and ``--join`` work without the job file: the run carries the
+    spec it was started with, so a later edit of the file cannot change what a resumed run does.
+    """
+
+    def provider(raw: Mapping[str, Any]) -> ProviderSpec:
+        price = raw.get("price")
+        return ProviderSpec(
+            **{k: v for k, v in raw.items() if k not in ("price", "retry", "timeouts")},
+            price=Price(**price) if price else None,
+            retry=RetryPolicy(**raw["retry"]),
+            timeouts=Timeouts(**raw["timeouts"]),
+        )
+
+    def case(raw: Mapping[str, Any]) -> CaseSpec:
+        providers = raw.get("providers")
+        return CaseSpec(
+            **{k: v for k, v in raw.items() if k not in ("messages", "tools", "providers")},
+            messages=tuple(raw["messages"]),
+            tools=tuple(raw.get("tools") or ()),
+            providers=None if providers is None else tuple(providers),
+        )
+
+    return JobSpec(
+        **{k: v for k, v in data.items() if k not in ("providers", "cases", "tags", "locations")},
+        providers=tuple(provider(p) for p in data["providers"]),
+        cases=tuple(case(c) for c in data["cases"]),
+        tags=tuple(data.get("tags") or ()),
+        locations=dict(data.get("locations") or {}),
+    )

@@ -55,6 +55,7 @@ def upgrade() -> None:
     )
     op.create_index(op.f('ix_units_request_hash_status'), 'units', ['request_hash', 'status'], unique=False)
     op.create_index(op.f('ix_units_run_id_status_id'), 'units', ['run_id', 'status', 'id'], unique=False)
+    op.create_index(op.f('ix_units_run_id_provider_status_id'), 'units', ['run_id', 'provider', 'status', 'id'], unique=False)
     op.create_table('attempts',
     sa.Column('id', sa.Integer(), autoincrement=True, nullable=False),
     sa.Column('unit_id', sa.Integer(), nullable=False),
@@ -137,6 +138,7 @@ def downgrade() -> None:
     op.drop_index(op.f('ix_attempts_unit_id_number'), table_name='attempts')
     op.drop_index(op.f('ix_attempts_started_at'), table_name='attempts')
     op.drop_table('attempts')
+    op.drop_index(op.f('ix_units_run_id_provider_status_id'), table_name='units')
     op.drop_index(op.f('ix_units_run_id_status_id'), table_name='units')
     op.drop_index(op.f('ix_units_request_hash_status'), table_name='units')
     op.drop_table('units')

@@ -100,6 +100,7 @@ class Unit(Base):
         UniqueConstraint("run_id", "key"),
         # The queue claim and the reports' per-status counts.
         Index(None, "run_id", "status", "id"),
+        Index(None, "run_id", "provider", "status", "id"),  # claims go provider by provider
         Index(None, "request_hash", "status"),
     )
 

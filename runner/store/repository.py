@@ -280,13 +280,14 @@ def claim_units(
     *,
     limit: int,
     lease_seconds: float,
+    provider: str | None = None,
     now: datetime | None = None,
 ) -> list[ClaimedUnit]:
-    """Lease up to ``limit`` claimable units of a run to ``owner``, in unit order.
+    """Lease up to ``limit`` claimable units of a run (of one ``provider``, if named) to ``owner``.
 
-    Claimable: ``pending``, or ``running`` with an expired lease (its holder died). Concurrent
-    claimers never get the same unit: PostgreSQL skips rows another transaction has locked, SQLite
-    serializes writers with ``BEGIN IMMEDIATE``.
+    Claimable: ``pending``, or ``running`` with an expired lease (its holder died). Units come in
+    unit order. Concurrent claimers never get the same unit: PostgreSQL skips rows another
+    transaction has locked, SQLite serializes writers with ``BEGIN IMMEDIATE``.
     """
     moment = _now(now)
     expires = moment + timedelta(seconds=lease_seconds)
@@ -297,6 +298,8 @@ def claim_units(
             and_(UNITS.c.status == "running", UNITS.c.lease_expires_at < moment),
         ),
     )
+    if provider is not None:
+        claimable = and_(claimable, UNITS.c.provider == provider)
     chosen = select(UNITS.c.id).where(claimable).order_by(UNITS.c.id).limit(limit)
     chosen = chosen.with_for_update(skip_locked=True)
     stmt = (
@@ -504,6 +507,24 @@ def unit_counts(session: Session, run_id: str) -> dict[UnitStatus, int]:
     counts: dict[UnitStatus, int] = {"pending": 0, "running": 0, "ok": 0, "failed": 0}
     counts.update({cast("UnitStatus", status): count for status, count in rows})
     return counts
+
+
+def count_outstanding(session: Session, run_id: str, *, excluding_owner: str | None = None) -> int:
+    """Units of a run without a result: ``pending``, or ``running`` under another owner's lease.
+
+    A process that has nothing in flight asks this to know whether to wait: its own ``running``
+    units are only waiting for the writer's next commit.
+    """
+    running_elsewhere = UNITS.c.status == "running"
+    if excluding_owner is not None:
+        running_elsewhere = and_(running_elsewhere, UNITS.c.lease_owner != excluding_owner)
+    query = (
+        select(func.count())
+        .select_from(UNITS)
+        .where(UNITS.c.run_id == run_id, or_(UNITS.c.status == "pending", running_elsewhere))
+    )
+    with _transaction(session, write=False) as conn:
+        return int(conn.execute(query).scalar_one())
 
 
 def raw_capture(session: Session, attempt_id: int) -> bytes | None:

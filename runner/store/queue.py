@@ -1,0 +1,46 @@
+"""The run's work queue as the engine sees it: a thin adapter from the engine's UnitQueue protocol to
+the repository, bound to one database, run and owner. Sync: the engine calls it on worker threads."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from runner.store import repository
+
+if TYPE_CHECKING:
+    from runner.store.db import Database
+    from runner.store.records import ClaimedUnit
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RunQueue:
+    """Claims, renews and releases leases of ``run_id`` for ``owner`` (host:pid:random)."""
+
+    database: Database
+    run_id: str
+    owner: str
+    lease_seconds: float = 60.0
+
+    def claim(self, provider: str, limit: int) -> list[ClaimedUnit]:
+        with self.database.session() as session:
+            return repository.claim_units(
+                session,
+                self.run_id,
+                self.owner,
+                limit=limit,
+                lease_seconds=self.lease_seconds,
+                provider=provider,
+            )
+
+    def renew(self) -> None:
+        with self.database.session() as session:
+            repository.renew_leases(session, self.run_id, self.owner, lease_seconds=self.lease_seconds)
+
+    def release(self) -> None:
+        with self.database.session() as session:
+            repository.release_units(session, self.run_id, self.owner)
+
+    def outstanding(self) -> int:
+        with self.database.session() as session:
+            return repository.count_outstanding(session, self.run_id, excluding_owner=self.owner)
