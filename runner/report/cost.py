@@ -13,6 +13,8 @@ from typing import TYPE_CHECKING, Final
 
 from rich.table import Table
 
+from runner.report import charts
+from runner.report.context import Chart
 from runner.report.data import CostFact
 from runner.report.stats import Tokens
 
@@ -22,6 +24,7 @@ if TYPE_CHECKING:
     from runner.report.data import RunData
 
 GROUP_KEYS: Final = ("provider", "model", "day", "tag", "job")
+CHART_ROWS: Final = 20  # the most expensive groups drawn; the table has them all
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -49,6 +52,7 @@ class CostContext:
     rows: tuple[CostRow, ...]
     total: CostRow
     note: str
+    chart: Chart
 
 
 def _keys(fact: CostFact, by: Sequence[str]) -> list[tuple[str, ...]]:
@@ -122,6 +126,13 @@ def build_cost_context(
         if "tag" in by
         else ""
     )
+    top = [(" / ".join(r.keys), r.cost) for r in rows[:CHART_ROWS]]
+    chart = Chart(
+        id="cost",
+        title="Most expensive groups",
+        caption=f"USD per group, the {min(len(rows), CHART_ROWS)} most expensive of {len(rows)}.",
+        svg=charts.hbars(top, title=f"Cost by {', '.join(by)}", unit="USD"),
+    )
     return CostContext(
         title=f"Cost by {', '.join(by)}" + (f" {window.strip()}" if window else ""),
         generated_at=generated_at or datetime.now(UTC),
@@ -131,6 +142,7 @@ def build_cost_context(
         rows=tuple(rows),
         total=_row(("total", *[""] * (len(by) - 1)), facts),
         note=note,
+        chart=chart,
     )
 
 

@@ -70,9 +70,11 @@ def make_run(
         n_attempts = rng.choices((1, 2, 3), weights=(85, 10, 5))[0]
         status = "failed" if rng.random() < 0.06 else "ok"
         payload = HOSTILE[index % len(HOSTILE)] if hostile else ""
-        text = (payload + f" Answer {index}: " + "lorem ipsum dolor sit amet " * (answer_chars // 27))[
-            : max(answer_chars, len(payload) + 20)
-        ]
+        text = (
+            payload
+            + f" Answer {index} (take {seed % 3}): "
+            + "lorem ipsum dolor sit amet " * (answer_chars // 27)
+        )[: max(answer_chars, len(payload) + 20)]
         attempts: list[AttemptFacts] = []
         clock = start + timedelta(seconds=offset)
         for number in range(1, n_attempts + 1):
