@@ -15,14 +15,15 @@ from typing import TYPE_CHECKING
 import httpx
 import trio
 
-from runner.model import PROTOCOL_ERROR, AttemptError, AttemptRecord, AttemptTiming
+from runner.model import AttemptError, AttemptRecord, AttemptTiming
+from runner.retry import RetryDecision, classify_completion, classify_exception, classify_http
 from runner.sse import SSEDecoder
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Mapping
+    from collections.abc import Mapping
 
     from runner.dialects.base import Dialect, HttpRequest
-    from runner.model import Completion, CompletionError, ErrorKind
+    from runner.model import Completion, CompletionError
     from runner.spec import Timeouts
 
 # An error body is read for its message only; a misbehaving server must not make us buffer forever.
@@ -30,15 +31,6 @@ ERROR_BODY_LIMIT = 64 * 1024
 # After the terminal signal only the chunked terminator should follow. Reading it lets httpx return
 # the connection to the pool; a server that keeps talking is cut off after this long.
 DRAIN_SECONDS = 1.0
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class HttpFailure:
-    """What a non-2xx response said, for the retry classifier."""
-
-    status: int
-    headers: Mapping[str, str]
-    error: CompletionError | None  # the provider's error object, if the body had one
 
 
 @dataclass(slots=True)
@@ -63,14 +55,6 @@ def _percentile(sorted_values: list[float], fraction: float) -> float:
     return sorted_values[rank - 1]
 
 
-def _stream_error_kind(error: CompletionError) -> ErrorKind:
-    if error.type == PROTOCOL_ERROR:
-        return "protocol_error"
-    if error.type in ("overloaded_error", "overloaded"):
-        return "overloaded"
-    return "stream_error"
-
-
 async def run_attempt(
     client: httpx.AsyncClient,
     dialect: Dialect,
@@ -79,7 +63,6 @@ async def run_attempt(
     unit_key: str,
     number: int,
     timeouts: Timeouts,
-    classify_status: Callable[[HttpFailure], AttemptError],
     capture: bool = False,
 ) -> AttemptRecord:
     """Send one request and read its stream to the end, a timeout or a failure.
@@ -89,8 +72,10 @@ async def run_attempt(
     body reads (heartbeat comments count as bytes), and ``total`` over everything. ``connect`` is
     httpx's own.
 
+    Every failure is classified by runner.retry (the one place that decides what a failure means)
+    and stored as the record's ``error``, with ``retryable`` and the server's ``retry_after``.
+
     Args:
-        classify_status: maps a non-2xx response to its AttemptError (runner.retry owns the rules).
         capture: keep the raw body bytes in the record (for replay with ``runner parse``).
     """
     started_at = datetime.now(UTC)
@@ -125,12 +110,7 @@ async def run_attempt(
                 if not 200 <= status < 300:
                     phase = "error-body"
                     body = await _read_limited(response)
-                    failure = HttpFailure(
-                        status=status,
-                        headers=response.headers,
-                        error=dialect.parse_error_body(status, body),
-                    )
-                    error = classify_status(failure)
+                    error = _http_error(status, response.headers, dialect.parse_error_body(status, body))
                     if capture:
                         parts.append(body)
                         nbytes = len(body)
@@ -177,40 +157,31 @@ async def run_attempt(
                         scope.deadline = min(limit, hard_deadline)
                     decoder.close()
                     completion = accumulator.result()
-        except httpx.TimeoutException as exc:
-            error = AttemptError(
-                kind="connect_error" if isinstance(exc, httpx.ConnectTimeout) else "timeout",
-                message=f"{type(exc).__name__} during {phase}",
-                http_status=status,
-            )
-        except (httpx.ConnectError, httpx.UnsupportedProtocol) as exc:
-            error = AttemptError(kind="connect_error", message=_describe(exc), http_status=status)
         except httpx.TransportError as exc:
-            # A reset or a body cut inside a chunk: before headers it is a failed connection,
-            # after them the stream was cut short.
-            kind: ErrorKind = "early_close" if phase == "body" else "connect_error"
-            error = AttemptError(kind=kind, message=_describe(exc), http_status=status)
+            # Connect errors, resets, bodies cut inside a chunk, httpx's own connect timeout.
+            decision = classify_exception(exc, response_started=status is not None)
+            if decision is None:  # pragma: no cover - every httpx.TransportError is classified
+                raise
+            error = _error_from(decision, f"{_describe(exc)} (during {phase})", status)
 
     clock.end = trio.current_time()
     if scope.cancelled_caught:
         error = AttemptError(
-            kind="timeout", message=_timeout_message(phase, clock, timeouts), http_status=status
+            kind="timeout",
+            message=_timeout_message(phase, clock, timeouts),
+            http_status=status,
+            retryable=True,
         )
     if phase == "body" and completion is None:
         completion = accumulator.result()  # partial output of a cut or timed-out stream
     if error is None and completion is not None:
-        if completion.error is not None:
-            error = AttemptError(
-                kind=_stream_error_kind(completion.error),
-                message=f"{completion.error.type}: {completion.error.message}",
-                http_status=status,
-            )
-        elif not completion.complete:
-            error = AttemptError(
-                kind="early_close",
-                message="the stream ended without its terminal signal",
-                http_status=status,
-            )
+        decision = classify_completion(completion)
+        if decision is not None:
+            if completion.error is not None:
+                message = f"{completion.error.type}: {completion.error.message}"
+            else:
+                message = "the stream ended without its terminal signal"
+            error = _error_from(decision, message, status)
     timing = _timing(started_at, clock, gaps)
     return AttemptRecord(
         unit_key=unit_key,
@@ -233,6 +204,30 @@ async def _read_limited(response: httpx.Response) -> bytes:
         if len(body) >= ERROR_BODY_LIMIT:
             break
     return bytes(body[:ERROR_BODY_LIMIT])
+
+
+def _http_error(status: int, headers: Mapping[str, str], body_error: CompletionError | None) -> AttemptError:
+    decision = classify_http(
+        status,
+        headers,
+        now=datetime.now(UTC),
+        error_type=body_error.type if body_error else None,
+        error_code=body_error.code if body_error else None,
+    )
+    message = f"HTTP {status}"
+    if body_error is not None:
+        message += f" {body_error.type}: {body_error.message}"
+    return _error_from(decision, message, status)
+
+
+def _error_from(decision: RetryDecision, message: str, status: int | None) -> AttemptError:
+    return AttemptError(
+        kind=decision.kind,
+        message=message,
+        http_status=status,
+        retry_after=decision.retry_after,
+        retryable=decision.retryable,
+    )
 
 
 def _describe(exc: Exception) -> str:

@@ -176,7 +176,8 @@ class AttemptError:
     kind: ErrorKind
     message: str
     http_status: int | None = None
-    retry_after: float | None = None
+    retry_after: float | None = None  # seconds the server asked us to wait
+    retryable: bool = False  # what the retry layer decided about this kind of failure
 
     def to_dict(self) -> dict[str, JSON]:
         return {"kind": self.kind, "http_status": self.http_status, "message": self.message}

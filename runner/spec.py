@@ -7,9 +7,18 @@ the loader trusts them. No field ever holds an API key: providers name the envir
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
+
+if TYPE_CHECKING:
+    from collections.abc import Mapping
 
 DIALECT_NAMES: Final = ("openai-chat", "anthropic-messages", "runware")
+
+# A provider served by the built-in simulator has this base URL in its spec (a job file may omit
+# base_url or write "sim://" when it has a [providers.simulator] table). The engine starts the
+# in-process simulator and replaces it with the simulator's real http://127.0.0.1:PORT URL via
+# dataclasses.replace before anything is sent; no other layer ever sees a sim:// URL on the wire.
+SIMULATOR_BASE_URL: Final = "sim://"
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -63,6 +72,11 @@ class ProviderSpec:
     allow_insecure: bool = False  # plain http:// to a non-loopback host
     simulator: dict[str, Any] | None = None  # served in-process by the built-in simulator
 
+    @property
+    def is_simulated(self) -> bool:
+        """True when the built-in simulator serves this provider (no key, no network)."""
+        return self.simulator is not None
+
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class CaseSpec:
@@ -90,3 +104,21 @@ class JobSpec:
     max_cost_usd: float | None = None
     source_path: str | None = None
     source_sha256: str | None = None
+    # Dotted key -> 1-based line in source_path, for errors found after loading (check_environment).
+    locations: Mapping[str, int] = field(default_factory=dict, compare=False, repr=False)
+
+
+def merge_params(base: Mapping[str, Any], over: Mapping[str, Any]) -> dict[str, Any]:
+    """``over`` merged onto ``base``: nested tables merge key by key, any other value replaces.
+
+    Deep on purpose: ``defaults.params.stream_options = {include_usage = true}`` must survive a
+    provider that adds ``stream_options.include_obfuscation``.
+    """
+    merged = dict(base)
+    for key, value in over.items():
+        old = merged.get(key)
+        if isinstance(old, dict) and isinstance(value, dict):
+            merged[key] = merge_params(old, value)
+        else:
+            merged[key] = value
+    return merged

@@ -9,7 +9,7 @@ import httpx
 import pytest
 import trio
 
-from runner.attempt import HttpFailure, run_attempt
+from runner.attempt import run_attempt
 from runner.model import AttemptError, AttemptRecord
 from runner.spec import CaseSpec, ProviderSpec, Timeouts
 from tests.fakes.dialect import FakeDialect
@@ -17,12 +17,6 @@ from tests.fakes.scripted_http import CLOSE, ScriptedServer, chunk, json_respons
 
 TIMEOUTS = Timeouts(connect=5, first_byte=10, first_token=20, idle=5, total=60)
 CASE = CaseSpec(id="c", messages=({"role": "user", "content": "hi"},))
-
-
-def classify(failure: HttpFailure) -> AttemptError:
-    """A stand-in for runner.retry's classifier: enough to see what the attempt passed on."""
-    kind = "rate_limited" if failure.status == 429 else "server_error"
-    return AttemptError(kind=kind, message=f"HTTP {failure.status}", http_status=failure.status)
 
 
 @pytest.fixture
@@ -48,7 +42,6 @@ async def attempt(
             unit_key="p/c/0",
             number=1,
             timeouts=timeouts,
-            classify_status=classify,
             capture=capture,
         )
         nursery.cancel_scope.cancel()
@@ -108,7 +101,13 @@ async def test_http_error_goes_to_the_classifier(client: httpx.AsyncClient) -> N
     """A 429 body is read (bounded), parsed by the dialect and classified by the given function."""
     script = json_response(429, b'{"error":"slow down"}', {"retry-after": "3"})
     record, _ = await attempt(client, [script], capture=True)
-    assert record.error == AttemptError(kind="rate_limited", message="HTTP 429", http_status=429)
+    assert record.error == AttemptError(
+        kind="rate_limited",
+        message='HTTP 429 http_error: {"error":"slow down"}',
+        http_status=429,
+        retry_after=3.0,
+        retryable=True,
+    )
     assert record.raw_capture == b'{"error":"slow down"}'
     assert record.completion is None
 
@@ -179,7 +178,6 @@ async def test_refused_connection_is_a_connect_error(client: httpx.AsyncClient) 
         unit_key="k",
         number=1,
         timeouts=TIMEOUTS,
-        classify_status=classify,
     )
     assert record.error is not None
     assert record.error.kind == "connect_error"

@@ -1,0 +1,184 @@
+"""Is the simulator ever the bottleneck? Chunks/s to a bare socket reader vs. through the runner path.
+
+One simulator process pinned to core 0 (zero latency, one token per event) serves N streams of M
+content chunks; a consumer process pinned to core 1 reads them with (a) a raw trio socket that only
+counts SSE events, then (b) httpx.AsyncClient on trio + runner.sse.SSEDecoder + orjson.loads per event
+(+ the openai-chat accumulator when ``runner.dialects.get_dialect`` exists). Target: a >= 3x.
+
+    python benchmarks/bench_simulator.py --streams 200 --chunks 500 --concurrency 50
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import multiprocessing as mp
+import os
+import time
+from typing import Any
+
+import orjson
+import trio
+
+REQUEST = {
+    "model": "bench",
+    "messages": [{"role": "user", "content": "bench"}],
+    "stream": True,
+    "stream_options": {"include_usage": True},
+}
+
+
+def _pin(core: int) -> None:
+    if hasattr(os, "sched_setaffinity") and core < (os.cpu_count() or 1):
+        os.sched_setaffinity(0, {core})
+
+
+def simulator_process(chunks: int, coalesce: bool, conn: Any) -> None:
+    """Serve a zero-latency simulator on core 0 and send its port back through ``conn``."""
+    from runner.simulator import SimulatorConfig, serve_simulator
+    from runner.simulator.config import Dist
+
+    _pin(0)
+    config = SimulatorConfig(output_tokens=Dist(a=float(chunks)), coalesce=coalesce)
+
+    async def main() -> None:
+        async with trio.open_nursery() as nursery:
+            handle = await nursery.start(serve_simulator, config)
+            conn.send(handle.port)
+
+    trio.run(main)
+
+
+async def _fan_out(streams: int, concurrency: int, one: Any) -> int:
+    total = 0
+    limiter = trio.CapacityLimiter(concurrency)
+
+    async def worker() -> None:
+        nonlocal total
+        async with limiter:
+            count = await one()  # not "total += await one()": that reads total before awaiting
+            total += count
+
+    async with trio.open_nursery() as nursery:
+        for _ in range(streams):
+            nursery.start_soon(worker)
+    return total
+
+
+def raw_consumer(port: int, streams: int, concurrency: int, conn: Any) -> None:
+    """(a) A bare socket reader: one connection per stream, count events, nothing else."""
+    _pin(1)
+    body = orjson.dumps(REQUEST)
+    head = (
+        f"POST /v1/chat/completions HTTP/1.1\r\nhost: 127.0.0.1\r\ncontent-type: application/json\r\n"
+        f"content-length: {len(body)}\r\nconnection: close\r\n\r\n"
+    ).encode()
+
+    async def one() -> int:
+        stream = await trio.open_tcp_stream("127.0.0.1", port)
+        count = 0
+        tail = b""
+        async with stream:
+            await stream.send_all(head + body)
+            while data := await stream.receive_some(1 << 16):
+                # Count event ends; keep one byte so a "\n\n" split across reads still counts once.
+                joined = tail + data
+                count += joined.count(b"\n\n")
+                tail = joined[-1:] if joined[-1:] == b"\n" and joined[-2:] != b"\n\n" else b""
+        return count
+
+    async def main() -> tuple[int, float, float]:
+        start, cpu = time.perf_counter(), time.process_time()
+        events = await _fan_out(streams, concurrency, one)
+        return events, time.perf_counter() - start, time.process_time() - cpu
+
+    conn.send(trio.run(main))
+
+
+def runner_consumer(port: int, streams: int, concurrency: int, conn: Any) -> None:
+    """(b) The runner client path: httpx on trio, SSEDecoder, orjson per event, accumulator if any."""
+    import httpx
+
+    from runner.sse import SSEDecoder
+
+    _pin(1)
+    dialects = importlib.import_module("runner.dialects")
+    get_dialect = getattr(dialects, "get_dialect", None)
+    dialect = get_dialect("openai-chat") if get_dialect is not None else None
+
+    async def main() -> tuple[int, float, float, bool]:
+        limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
+        async with httpx.AsyncClient(limits=limits, timeout=60) as client:
+
+            async def one() -> int:
+                decoder = SSEDecoder()
+                accumulator = dialect.new_accumulator() if dialect is not None else None
+                count = 0
+                url = f"http://127.0.0.1:{port}/v1/chat/completions"
+                async with client.stream("POST", url, json=REQUEST) as response:
+                    async for data in response.aiter_raw():
+                        for event in decoder.feed(data):
+                            count += 1
+                            if event.data != "[DONE]":
+                                orjson.loads(event.data)
+                            if accumulator is not None:
+                                accumulator.feed(event)
+                return count
+
+            start, cpu = time.perf_counter(), time.process_time()
+            events = await _fan_out(streams, concurrency, one)
+            return events, time.perf_counter() - start, time.process_time() - cpu, dialect is not None
+
+    conn.send(trio.run(main))
+
+
+def _run(target: Any, *args: Any) -> Any:
+    parent, child = mp.Pipe()
+    process = mp.get_context("spawn").Process(target=target, args=(*args, child))
+    process.start()
+    result = parent.recv()
+    process.join()
+    return result
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--streams", type=int, default=200)
+    parser.add_argument("--chunks", type=int, default=500, help="content chunks per stream")
+    parser.add_argument("--concurrency", type=int, default=50)
+    parser.add_argument(
+        "--per-event-writes", action="store_true", help="one send per SSE event (no coalescing)"
+    )
+    args = parser.parse_args()
+    ctx = mp.get_context("spawn")
+    parent, child = ctx.Pipe()
+    server = ctx.Process(
+        target=simulator_process, args=(args.chunks, not args.per_event_writes, child), daemon=True
+    )
+    server.start()
+    try:
+        port = parent.recv()
+        _run(raw_consumer, port, 4, 4)  # warm up the server's code paths
+        events, wall, cpu = _run(raw_consumer, port, args.streams, args.concurrency)
+        raw_rate = events / wall
+        print(
+            f"(a) raw socket reader: {events} events in {wall:.2f} s -> {raw_rate:,.0f} chunks/s"
+            f" (client cpu {cpu:.2f} s)"
+        )
+        events, wall, cpu, with_dialect = _run(runner_consumer, port, args.streams, args.concurrency)
+        runner_rate = events / wall
+        path = "httpx + SSEDecoder + orjson" + (" + openai-chat accumulator" if with_dialect else "")
+        print(
+            f"(b) runner path ({path}): {events} events in {wall:.2f} s -> {runner_rate:,.0f} chunks/s"
+            f" ({cpu / events * 1e6:.1f} us cpu/chunk)"
+        )
+        print(f"ratio simulator/runner: {raw_rate / runner_rate:.1f}x (target >= 3x)")
+    finally:
+        server.terminate()  # the simulator serves until killed; it is our own child process
+        server.join()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,292 @@
+"""What the simulator answers, as a pure function of the seed and the request: ``expected_output``.
+
+Retries of one request get the same answer (the content seed ignores volatile fields such as
+Runware's ``taskUUID``), so a test can compute exactly what a client must rebuild: text per choice,
+reasoning, tool calls with their exact argument strings, usage and cost.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import random
+from dataclasses import dataclass, field
+from typing import Any, Final
+
+import orjson
+
+from runner.simulator.config import SimulatorConfig
+
+DIALECTS: Final = ("openai-chat", "anthropic-messages", "runware")
+JSONObject = dict[str, Any]
+_WORDS: Final = tuple(
+    "the quick brown fox jumps over lazy dogs while rivers run south and north to the sea "  # noqa: SIM905
+    "every model answers in tokens small pieces of text streamed across the wire one by one "
+    "latency matters retries happen servers stall clients wait reports show what went wrong".split()
+)
+# Multi-byte words: one sits in every answer so a byte-by-byte dribble splits UTF-8 sequences.
+_WIDE: Final = ("café", "naïve", "Straße", "日本語", "東京", "über", "déjà", "🚀")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ExpectedToolCall:
+    """One tool call as sent: ``arguments`` is the exact string the fragments concatenate to."""
+
+    id: str
+    name: str
+    arguments: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ExpectedChoice:
+    """One choice (OpenAI ``index``, Runware ``resultIndex``); tokens are the streamed units."""
+
+    index: int
+    text_tokens: tuple[str, ...]
+    reasoning_tokens: tuple[str, ...]
+    tool_calls: tuple[ExpectedToolCall, ...]
+    finish_reason: str  # normalized: stop | length | tool_calls
+    signature: str = ""  # Anthropic thinking signature
+
+    @property
+    def text(self) -> str:
+        return "".join(self.text_tokens)
+
+    @property
+    def reasoning(self) -> str:
+        return "".join(self.reasoning_tokens)
+
+    @property
+    def output_tokens(self) -> int:
+        args = sum(max(1, len(call.arguments) // 4) for call in self.tool_calls)
+        return len(self.text_tokens) + len(self.reasoning_tokens) + args
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Expected:
+    """Everything one request's answer holds. ``usage`` is the dialect-native usage object the client
+    ends with (None when the request does not get one); ``cost`` is the reported USD cost, if any."""
+
+    dialect: str
+    model: str
+    stream: bool
+    choices: tuple[ExpectedChoice, ...]
+    prompt_tokens: int
+    completion_tokens: int
+    reasoning_tokens: int
+    usage: dict[str, Any] | None
+    cost: float | None
+    steps: tuple[dict[str, Any], ...] = ()  # MiroMind reasoning_steps, in order
+    citations: tuple[str, ...] = ()
+    search_results: tuple[dict[str, Any], ...] = field(default=())
+
+
+def expected_output(dialect: str, request: Any, config: SimulatorConfig | None = None) -> Expected:
+    """The answer the simulator sends for ``request`` (the parsed JSON body) in ``dialect``."""
+    config = config or SimulatorConfig()
+    if dialect not in DIALECTS:
+        raise ValueError(f"unknown dialect {dialect!r}")
+    body: dict[str, Any] = request[0] if dialect == "runware" else request
+    rng = random.Random(content_seed(dialect, body, config.seed))
+    stream = _is_stream(dialect, body)
+    n = _count(body.get("numberResults" if dialect == "runware" else "n", 1))
+    limit = _max_tokens(dialect, body)
+    wants_reasoning = config.reasoning or ("reasoning_effort" in body if dialect == "openai-chat" else False)
+    if dialect == "anthropic-messages":
+        thinking = body.get("thinking")
+        wants_reasoning = config.reasoning or (
+            isinstance(thinking, dict) and thinking.get("type") == "enabled"
+        )
+    tools = _tools(dialect, body)
+    miromind = dialect == "openai-chat" and config.flavor == "miromind"
+    choices = []
+    for index in range(n if dialect != "anthropic-messages" else 1):
+        reasoning = _words(rng, rng.randint(6, 16)) if wants_reasoning and not miromind else ()
+        calls = _tool_calls(rng, dialect, tools, config.tool_calls, index) if tools else ()
+        count = max(1, round(config.output_tokens.sample(rng)))
+        if calls and dialect == "openai-chat":
+            count = 0  # OpenAI-style tool turns carry no text (content null)
+        elif calls:
+            count = min(count, 6)  # Anthropic says a few words before its tool_use blocks
+        finish = "tool_calls" if calls else "stop"
+        if limit is not None and count > limit:
+            count, finish, calls = limit, "length", ()
+        text = _words(rng, count, wide=True) if count else ()
+        signature = "sig_" + hashlib.sha256("".join(reasoning).encode()).hexdigest()[:32] if reasoning else ""
+        choices.append(
+            ExpectedChoice(
+                index=index,
+                text_tokens=text,
+                reasoning_tokens=reasoning,
+                tool_calls=calls,
+                finish_reason=finish,
+                signature=signature,
+            )
+        )
+    steps, citations, results = _miromind(rng) if miromind else ((), (), ())
+    step_tokens = sum(len(s.get("thought", "").split()) for s in steps)
+    prompt = prompt_tokens(body)
+    completion = sum(c.output_tokens for c in choices) + step_tokens
+    reasoning_count = sum(len(c.reasoning_tokens) for c in choices) + step_tokens
+    cost = round((prompt * config.price_input + completion * config.price_output) / 1e6, 10)
+    usage, reported_cost = _usage(
+        dialect, body, config, stream, prompt, completion, reasoning_count, len(steps) // 2, cost
+    )
+    return Expected(
+        dialect=dialect,
+        model=str(body.get("model", "sim-model")),
+        stream=stream,
+        choices=tuple(choices),
+        prompt_tokens=prompt,
+        completion_tokens=completion,
+        reasoning_tokens=reasoning_count,
+        usage=usage,
+        cost=reported_cost,
+        steps=steps,
+        citations=citations,
+        search_results=results,
+    )
+
+
+def content_seed(dialect: str, body: dict[str, Any], seed: int) -> str:
+    """The content seed: the config seed and the request's stable parts (never Runware's taskUUID)."""
+    stable = {k: v for k, v in body.items() if k not in ("taskUUID", "stream", "deliveryMethod")}
+    digest = hashlib.sha256(orjson.dumps(stable, option=orjson.OPT_SORT_KEYS)).hexdigest()
+    return f"{seed}:{dialect}:{digest}"
+
+
+def prompt_tokens(body: dict[str, Any]) -> int:
+    """A stable stand-in for a tokenizer: about four bytes of prompt JSON per token."""
+    parts = [body.get("messages"), body.get("system"), body.get("tools")]
+    return 1 + len(orjson.dumps(parts, option=orjson.OPT_SORT_KEYS)) // 4
+
+
+def _usage(
+    dialect: str,
+    body: dict[str, Any],
+    config: SimulatorConfig,
+    stream: bool,
+    prompt: int,
+    completion: int,
+    reasoning: int,
+    searches: int,
+    cost: float,
+) -> tuple[dict[str, Any] | None, float | None]:
+    if dialect == "anthropic-messages":
+        return {
+            "input_tokens": prompt,
+            "cache_creation_input_tokens": 0,
+            "cache_read_input_tokens": 0,
+            "output_tokens": completion,
+        }, None
+    if dialect == "runware":
+        usage = {"promptTokens": prompt, "completionTokens": completion, "totalTokens": prompt + completion}
+        if reasoning:
+            usage["reasoningTokens"] = reasoning
+        include_usage = bool(body.get("includeUsage")) or not stream
+        return (usage if include_usage else None), (cost if body.get("includeCost") else None)
+    openai: dict[str, Any] = {
+        "prompt_tokens": prompt,
+        "completion_tokens": completion,
+        "total_tokens": prompt + completion,
+        "completion_tokens_details": {"reasoning_tokens": reasoning},
+    }
+    if config.flavor == "miromind":
+        openai["reasoning_tokens"] = reasoning
+        openai["num_search_queries"] = searches
+    with_cost = config.cost or config.flavor == "solrouter"
+    if with_cost:
+        openai["cost"] = cost
+    options = body.get("stream_options")
+    asked = isinstance(options, dict) and options.get("include_usage") is True
+    sent = not stream or asked or config.flavor in ("miromind", "solrouter")
+    return (openai if sent else None), (cost if sent and with_cost else None)
+
+
+def _words(rng: random.Random, count: int, *, wide: bool = False) -> tuple[str, ...]:
+    words = [rng.choice(_WORDS) for _ in range(count)]
+    if wide and count > 1:
+        words[1] = rng.choice(_WIDE)
+    return tuple(w if i == 0 else " " + w for i, w in enumerate(words))
+
+
+def _tools(dialect: str, body: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
+    """(name, JSON schema) of each tool the request offers; Runware streams text only."""
+    raw = body.get("tools")
+    if dialect == "runware" or not isinstance(raw, list) or body.get("tool_choice") == "none":
+        return []
+    tools = []
+    for tool in raw:
+        if not isinstance(tool, dict):
+            continue
+        spec = tool.get("function", tool) if dialect == "openai-chat" else tool
+        schema = spec.get("parameters" if dialect == "openai-chat" else "input_schema") or {}
+        if isinstance(spec.get("name"), str):
+            tools.append((spec["name"], schema if isinstance(schema, dict) else {}))
+    return tools
+
+
+def _tool_calls(
+    rng: random.Random, dialect: str, tools: list[tuple[str, dict[str, Any]]], most: int, index: int
+) -> tuple[ExpectedToolCall, ...]:
+    prefix = "call_" if dialect == "openai-chat" else "toolu_"
+    calls = []
+    for k in range(most):  # the same tool may be called several times, as models do
+        name, schema = tools[k % len(tools)]
+        props = schema.get("properties")
+        args = {p: _value(rng, s) for p, s in props.items()} if isinstance(props, dict) else {}
+        call_id = f"{prefix}{rng.getrandbits(64):016x}{index}{k}"
+        arguments = orjson.dumps(args).decode()
+        calls.append(ExpectedToolCall(id=call_id, name=name, arguments=arguments))
+    return tuple(calls)
+
+
+def _value(rng: random.Random, schema: Any) -> Any:
+    kind = schema.get("type") if isinstance(schema, dict) else None
+    if isinstance(schema, dict) and isinstance(schema.get("enum"), list) and schema["enum"]:
+        return rng.choice(schema["enum"])
+    if kind == "integer":
+        return rng.randint(0, 100)
+    if kind == "number":
+        return round(rng.uniform(0, 100), 2)
+    if kind == "boolean":
+        return rng.random() < 0.5
+    if kind == "array":
+        return [_value(rng, schema.get("items", {"type": "string"})) for _ in range(2)]
+    return " ".join((rng.choice(_WORDS), rng.choice(_WIDE)))
+
+
+def _miromind(
+    rng: random.Random,
+) -> tuple[tuple[dict[str, Any], ...], tuple[str, ...], tuple[dict[str, Any], ...]]:
+    steps: list[dict[str, Any]] = []
+    citations: list[str] = []
+    results: list[dict[str, Any]] = []
+    for k in range(rng.randint(1, 2)):
+        steps.append({"type": "thinking", "thought": "".join(_words(rng, rng.randint(5, 10)))})
+        query = " ".join(rng.choice(_WORDS) for _ in range(3))
+        url = f"https://example.org/{k}/{rng.getrandbits(32):08x}"
+        steps.append({"type": "web_search", "query": query, "results": [{"title": query, "url": url}]})
+        citations.append(url)
+        results.append({"title": query, "url": url, "snippet": "".join(_words(rng, 6))})
+    return tuple(steps), tuple(citations), tuple(results)
+
+
+def _is_stream(dialect: str, body: dict[str, Any]) -> bool:
+    if dialect == "runware":
+        return body.get("deliveryMethod") == "stream"
+    return body.get("stream") is True
+
+
+def _count(value: Any) -> int:
+    return value if isinstance(value, int) and not isinstance(value, bool) and 1 <= value <= 16 else 1
+
+
+def _max_tokens(dialect: str, body: dict[str, Any]) -> int | None:
+    if dialect == "runware":
+        settings = body.get("settings")
+        value = settings.get("maxTokens") if isinstance(settings, dict) else None
+    elif dialect == "anthropic-messages":
+        value = body.get("max_tokens")
+    else:
+        value = body.get("max_completion_tokens", body.get("max_tokens"))
+    return value if isinstance(value, int) and not isinstance(value, bool) and value >= 1 else None

@@ -1,0 +1,194 @@
+"""Opening a database: URL resolution, engine and pragmas, migrations on open, error translation."""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import importlib.resources
+import os
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Final, ParamSpec, TypeVar
+
+import orjson
+from alembic import command
+from alembic.config import Config
+from sqlalchemy import create_engine, event, make_url, text
+from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.orm import Session, sessionmaker
+
+from runner.errors import StorageError
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Iterator
+    from types import TracebackType
+
+    from sqlalchemy.engine import Connection, Engine
+
+DEFAULT_URL: Final = "sqlite:///runner.db"
+SQLITE_BUSY_TIMEOUT_MS: Final = 30_000
+# Serializes concurrent `open_database` migrations on one PostgreSQL database (any constant works).
+PG_MIGRATION_LOCK: Final = 0x72756E6E6572
+
+P = ParamSpec("P")
+T = TypeVar("T")
+
+
+@contextlib.contextmanager
+def map_exceptions() -> Iterator[None]:
+    """Translate SQLAlchemy (and DBAPI) errors into StorageError; none escapes runner.store."""
+    try:
+        yield
+    except SQLAlchemyError as exc:
+        raise StorageError(f"database error: {exc}") from exc
+
+
+def storage_errors(fn: Callable[P, T]) -> Callable[P, T]:
+    """Decorate a store function so it raises StorageError instead of SQLAlchemy errors."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: P.args, **kwargs: P.kwargs) -> T:
+        with map_exceptions():
+            return fn(*args, **kwargs)
+
+    return wrapper
+
+
+def resolve_url(url: str | None) -> str:
+    """The database URL: ``url``, else ``$RUNNER_DB``, else ``runner.db`` in the working directory."""
+    return url or os.environ.get("RUNNER_DB") or DEFAULT_URL
+
+
+def migrations_dir() -> Path:
+    """The Alembic ``migrations`` folder, from an installed wheel or from the source tree."""
+    packaged = importlib.resources.files("runner").joinpath("_data", "migrations")
+    if packaged.is_dir() and packaged.joinpath("env.py").is_file():
+        return Path(str(packaged))
+    source = Path(__file__).resolve().parents[2] / "migrations"
+    if (source / "env.py").is_file():
+        return source
+    raise StorageError(f"migrations not found (looked in {packaged} and {source})")
+
+
+def alembic_config(connection: Connection) -> Config:
+    """An Alembic config bound to ``connection`` (no alembic.ini needed)."""
+    config = Config()
+    config.set_main_option("script_location", str(migrations_dir()))
+    config.attributes["connection"] = connection
+    return config
+
+
+def _json_dumps(value: Any) -> str:
+    return orjson.dumps(value, option=orjson.OPT_NON_STR_KEYS).decode()
+
+
+def _sqlite_on_connect(dbapi_connection: Any, _record: Any) -> None:
+    # Take transaction control from the sqlite3 module so that BEGIN is ours (see _sqlite_on_begin).
+    dbapi_connection.isolation_level = None
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
+    cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.close()
+
+
+def _sqlite_on_begin(connection: Connection) -> None:
+    # A write transaction takes SQLite's write lock up front (BEGIN IMMEDIATE): a deferred one that
+    # reads, then writes, can fail with SQLITE_BUSY instead of waiting out busy_timeout.
+    mode = connection.get_execution_options().get("sqlite_begin", "DEFERRED")
+    connection.exec_driver_sql(f"BEGIN {mode}")
+
+
+class Database:
+    """An open database: its engine and a session factory. Close it (or use ``with``) when done."""
+
+    def __init__(self, url: str, engine: Engine) -> None:
+        self.url = url
+        self.engine = engine
+        self.is_sqlite = engine.dialect.name == "sqlite"
+        self._sessions = sessionmaker(engine, expire_on_commit=False, autobegin=True)
+
+    def session(self) -> Session:
+        """A new Session; repository functions open and commit their own transactions on it."""
+        return self._sessions()
+
+    def close(self) -> None:
+        """Dispose of the engine's connections."""
+        self.engine.dispose()
+
+    def __enter__(self) -> Database:
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"Database({_display_url(self.url)!r})"
+
+
+def create_db_engine(url: str) -> Engine:
+    """A sync engine for ``url`` with runner's pragmas (SQLite) and JSON codec."""
+    # hide_parameters: bound values (model output, prompts) stay out of error messages and logs.
+    options: dict[str, Any] = {}
+    if url.startswith("postgresql"):
+        # Plain executemany (psycopg pipelines it) beats SQLAlchemy's multi-VALUES rewrite here:
+        # psycopg parses each long rewritten statement again (benchmarks/bench_store.py).
+        options["use_insertmanyvalues"] = False
+    engine = create_engine(
+        url, json_serializer=_json_dumps, json_deserializer=orjson.loads, hide_parameters=True, **options
+    )
+    if engine.dialect.name == "sqlite":
+        event.listen(engine, "connect", _sqlite_on_connect)
+        event.listen(engine, "begin", _sqlite_on_begin)
+    return engine
+
+
+@storage_errors
+def upgrade(database: Database, revision: str = "head") -> None:
+    """Apply the Alembic migrations up to ``revision`` (idempotent)."""
+    with database.engine.begin() as connection:
+        if connection.dialect.name == "postgresql":
+            connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": PG_MIGRATION_LOCK})
+        command.upgrade(alembic_config(connection), revision)
+
+
+@storage_errors
+def downgrade(database: Database, revision: str = "base") -> None:
+    """Revert the Alembic migrations down to ``revision`` (tests and manual repair only)."""
+    with database.engine.begin() as connection:
+        command.downgrade(alembic_config(connection), revision)
+
+
+def _display_url(url: str) -> str:
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except (SQLAlchemyError, ValueError):
+        return "(unparsable URL)"
+
+
+def open_database(url: str | None = None, *, migrate: bool = True) -> Database:
+    """Open (creating if needed) the database at ``url`` and migrate it to the current schema.
+
+    Args:
+        url: a SQLAlchemy URL (``sqlite:///runner.db``, ``postgresql+psycopg://user@host/db``);
+            None resolves through ``resolve_url``.
+        migrate: apply pending migrations (the default; ``False`` only for migration tests).
+
+    Raises:
+        StorageError: the URL is invalid, the server unreachable or a migration failed.
+    """
+    resolved = resolve_url(url)
+    try:
+        engine = create_db_engine(resolved)
+    except (SQLAlchemyError, ValueError, ImportError) as exc:
+        raise StorageError(f"cannot open database {_display_url(resolved)}: {exc}") from exc
+    database = Database(resolved, engine)
+    if migrate:
+        try:
+            upgrade(database)
+        except BaseException:
+            database.close()
+            raise
+    return database

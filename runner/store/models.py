@@ -1,0 +1,194 @@
+"""The database schema as SQLAlchemy 2 declarative models; Alembic migrations are reviewed copies of it.
+
+Documented for users who query it with plain SQL. Names follow the result model's vocabulary
+(``runner.model``). Times are timezone-aware UTC; durations are seconds (``*_s``) after the attempt's
+``started_at`` on one monotonic clock. Completion-level figures (usage, cost) of a result are set on
+its first choice row only, so ``SUM()`` over ``results`` never counts a completion twice.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    DateTime,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    MetaData,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from sqlalchemy.types import TypeDecorator
+
+if TYPE_CHECKING:
+    from sqlalchemy.engine import Dialect
+
+NAMING_CONVENTION = {
+    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+RUN_STATUSES = ("running", "finished", "interrupted", "failed")
+UNIT_STATUSES = ("pending", "running", "ok", "failed")
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """A timezone-aware UTC timestamp on every backend (SQLite stores naive UTC text)."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError(f"naive datetime {value!r}: runner stores timezone-aware UTC times only")
+        value = value.astimezone(UTC)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+class Base(DeclarativeBase):
+    """Declarative base of every table; the metadata Alembic compares against."""
+
+    metadata = MetaData(naming_convention=NAMING_CONVENTION)
+    type_annotation_map: ClassVar[dict[Any, Any]] = {
+        datetime: UTCDateTime(),
+        dict[str, Any]: JSON(),
+        list[Any]: JSON(),
+    }
+
+
+class Run(Base):
+    """One execution of a job: its frozen inputs (spec without secrets, prices) and its outcome."""
+
+    __tablename__ = "runs"
+
+    id: Mapped[str] = mapped_column(String(16), primary_key=True)  # r-7f3k2q
+    job_name: Mapped[str] = mapped_column(String(200))
+    job_spec: Mapped[dict[str, Any]]  # JobSpec as loaded; never an API key
+    job_sha256: Mapped[str | None] = mapped_column(String(64))
+    prices: Mapped[dict[str, Any]]  # {provider: {input, output, cached_input, cache_write} | null}
+    status: Mapped[str] = mapped_column(String(16))  # running | finished | interrupted | failed
+    started_at: Mapped[datetime] = mapped_column(index=True)
+    finished_at: Mapped[datetime | None]
+    host: Mapped[str] = mapped_column(String(255))
+    runner_version: Mapped[str] = mapped_column(String(40))
+    tags: Mapped[list[Any]]
+
+
+class Unit(Base):
+    """One provider x case x repeat of a run: a row of the run's work queue."""
+
+    __tablename__ = "units"
+    __table_args__ = (
+        UniqueConstraint("run_id", "key"),
+        # The queue claim and the reports' per-status counts.
+        Index(None, "run_id", "status", "id"),
+        Index(None, "request_hash", "status"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    run_id: Mapped[str] = mapped_column(ForeignKey("runs.id", ondelete="CASCADE"))
+    key: Mapped[str] = mapped_column(String(500))  # provider/case/repeat, stable across runs
+    provider: Mapped[str] = mapped_column(String(200))
+    case_id: Mapped[str] = mapped_column(String(300))
+    repeat: Mapped[int]
+    request_hash: Mapped[str] = mapped_column(String(64))
+    status: Mapped[str] = mapped_column(String(16))  # pending | running | ok | failed
+    lease_owner: Mapped[str | None] = mapped_column(String(200))
+    lease_expires_at: Mapped[datetime | None]
+    attempts: Mapped[int] = mapped_column(default=0)
+    reused_from: Mapped[int | None] = mapped_column(ForeignKey("units.id", ondelete="SET NULL"))
+    finished_at: Mapped[datetime | None]
+
+
+class Attempt(Base):
+    """One HTTP attempt of a unit, failed or not, with its timings and the tokens it consumed."""
+
+    __tablename__ = "attempts"
+    __table_args__ = (Index(None, "unit_id", "number"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    unit_id: Mapped[int] = mapped_column(ForeignKey("units.id", ondelete="CASCADE"))
+    number: Mapped[int]  # 1-based within the unit, across resumes
+    started_at: Mapped[datetime] = mapped_column(index=True)
+    headers_s: Mapped[float | None] = mapped_column(Float)
+    first_byte_s: Mapped[float | None] = mapped_column(Float)
+    first_reasoning_s: Mapped[float | None] = mapped_column(Float)
+    first_answer_s: Mapped[float | None] = mapped_column(Float)
+    end_s: Mapped[float | None] = mapped_column(Float)
+    gap_p50_s: Mapped[float | None] = mapped_column(Float)
+    gap_p90_s: Mapped[float | None] = mapped_column(Float)
+    gap_max_s: Mapped[float | None] = mapped_column(Float)
+    http_status: Mapped[int | None]
+    error_kind: Mapped[str | None] = mapped_column(String(32))  # runner.model.ERROR_KINDS
+    error_message: Mapped[str | None] = mapped_column(Text)
+    retry_after_s: Mapped[float | None] = mapped_column(Float)
+    stream_error: Mapped[dict[str, Any] | None]  # CompletionError the stream carried
+    bytes_received: Mapped[int] = mapped_column(default=0)
+    chunks: Mapped[int] = mapped_column(default=0)
+    heartbeats: Mapped[int] = mapped_column(default=0)
+    model: Mapped[str | None] = mapped_column(String(200))  # as reported
+    complete: Mapped[bool | None] = mapped_column(Boolean)  # None: no body was read
+    partial_choices: Mapped[list[Any] | None]  # a failed attempt's output (Choice.to_dict each)
+    input_tokens: Mapped[int | None]
+    output_tokens: Mapped[int | None]
+    total_tokens: Mapped[int | None]
+    reasoning_tokens: Mapped[int | None]
+    cached_input_tokens: Mapped[int | None]
+    cache_write_tokens: Mapped[int | None]
+    usage_raw: Mapped[dict[str, Any] | None]
+    cost_reported: Mapped[float | None] = mapped_column(Float)  # USD, as the provider reported it
+    cost_computed: Mapped[float | None] = mapped_column(Float)  # USD, from the run's frozen prices
+    raw_capture: Mapped[bytes | None] = mapped_column(LargeBinary)  # zlib of the body as received
+
+
+class Result(Base):
+    """One choice of a unit's final completion (ok, or the partial output a failed unit ended with)."""
+
+    __tablename__ = "results"
+    __table_args__ = (UniqueConstraint("unit_id", "choice_index"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    unit_id: Mapped[int] = mapped_column(ForeignKey("units.id", ondelete="CASCADE"))
+    attempt_id: Mapped[int | None] = mapped_column(ForeignKey("attempts.id", ondelete="SET NULL"), index=True)
+    choice_index: Mapped[int]
+    text: Mapped[str] = mapped_column(Text)
+    reasoning: Mapped[str] = mapped_column(Text)
+    reasoning_steps: Mapped[list[Any]]
+    refusal: Mapped[str | None] = mapped_column(Text)
+    tool_calls: Mapped[list[Any]]  # ToolCall.to_dict each
+    finish_reason: Mapped[str | None] = mapped_column(String(32))
+    raw_finish_reason: Mapped[str | None] = mapped_column(String(100))
+    model: Mapped[str | None] = mapped_column(String(200))
+    completion_id: Mapped[str | None] = mapped_column(String(200))
+    complete: Mapped[bool] = mapped_column(Boolean)
+    extras: Mapped[dict[str, Any]]
+    # Completion-level: set on the first choice row only (NULL on the others).
+    input_tokens: Mapped[int | None]
+    output_tokens: Mapped[int | None]
+    total_tokens: Mapped[int | None]
+    reasoning_tokens: Mapped[int | None]
+    cached_input_tokens: Mapped[int | None]
+    cache_write_tokens: Mapped[int | None]
+    usage_raw: Mapped[dict[str, Any] | None]
+    cost_reported: Mapped[float | None] = mapped_column(Float)
+    cost_computed: Mapped[float | None] = mapped_column(Float)
+    assertions: Mapped[list[Any] | None]  # outcomes, filled by the reports
+    created_at: Mapped[datetime] = mapped_column(index=True)
