@@ -24,8 +24,12 @@ if TYPE_CHECKING:
 
 PAGE_SIZE: Final = 500  # compact rows per collapsed page: a browser lays out only open pages
 OK_SAMPLE_PER_PROVIDER: Final = 10  # successful units shown expanded, per provider
-FAILED_CARDS_MAX: Final = 1000  # failed units shown expanded; the rest stay in the compact rows
+FAILED_CARDS_MAX: Final = 300  # failed units shown expanded; the rest stay in the compact rows
 EXCERPT_CHARS: Final = 100
+# The unit table's answers share this many characters, so a huge run still makes a file a browser
+# opens (issue 6: under 25 MB). Beyond it each answer is cut evenly and says how much was left out;
+# expanded cases always show whole answers, and `runner export` has every answer in full.
+ANSWER_BUDGET_CHARS: Final = 8_000_000
 TIME_BINS: Final = 24
 
 
@@ -108,6 +112,7 @@ class UnitRow:
     excerpt: str
     answer: str
     is_long: bool
+    cut_chars: int  # characters of the answer left out of this row (see ANSWER_BUDGET_CHARS)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -237,7 +242,7 @@ def unit_card(unit: UnitFacts) -> UnitCard:
     )
 
 
-def unit_row(unit: UnitFacts) -> UnitRow:
+def unit_row(unit: UnitFacts, limit: int | None = None) -> UnitRow:
     final = unit.final
     choices = unit.completion.choices if unit.completion else ()
     answer = choices[0].text if choices else ""
@@ -258,7 +263,8 @@ def unit_row(unit: UnitFacts) -> UnitRow:
         assertions_passed=sum(o.passed for o in unit.assertions),
         assertions_total=len(unit.assertions),
         excerpt=one_line[:EXCERPT_CHARS] + ("…" if len(one_line) > EXCERPT_CHARS else ""),
-        answer=answer,
+        answer=answer[:limit] if limit is not None else answer,
+        cut_chars=max(0, len(answer) - limit) if limit is not None else 0,
         is_long=len(one_line) > EXCERPT_CHARS or "\n" in answer.strip(),
     )
 
@@ -358,7 +364,9 @@ def build_run_context(data: RunData, *, generated_at: datetime | None = None) ->
         f"{min(len(failed), FAILED_CARDS_MAX)} of {len(failed)} unfinished or failed units and the first "
         f"{OK_SAMPLE_PER_PROVIDER} successful units of each provider; every unit is in the table below."
     )
-    rows = [unit_row(u) for u in units]
+    total = sum(len(c.text) for u in units if u.completion for c in u.completion.choices[:1])
+    limit = max(EXCERPT_CHARS, ANSWER_BUDGET_CHARS // len(units)) if total > ANSWER_BUDGET_CHARS else None
+    rows = [unit_row(u, limit) for u in units]
     pages = tuple(
         UnitPage(
             label=f"units {i + 1}-{min(i + PAGE_SIZE, len(rows))} of {len(rows)}: "

@@ -9,7 +9,7 @@ from html.parser import HTMLParser
 import pytest
 from markupsafe import escape
 
-from runner.report.context import build_run_context
+from runner.report.context import ANSWER_BUDGET_CHARS, build_run_context
 from runner.report.render import TEMPLATES, make_environment, render, reports_dir
 from tests.report.conftest import all_contexts
 from tests.report.factories import HOSTILE, make_run
@@ -106,3 +106,15 @@ def test_empty_run_renders() -> None:
     data = make_run(3)
     html = render(make_environment(), build_run_context(replace(data, units=())))
     assert "0 / 0" in html
+
+
+def test_answers_are_cut_evenly_past_the_budget() -> None:
+    """Past the table's character budget each row's answer is cut and says how much was left out."""
+    data = make_run(1600, answer_chars=6000)
+    context = build_run_context(data)
+    rows = [row for page in context.pages for row in page.rows]
+    assert all(len(row.answer) <= ANSWER_BUDGET_CHARS // 1600 for row in rows)
+    assert all(row.cut_chars > 0 for row in rows)
+    assert all(len(choice.text) >= 6000 for card in context.cards for choice in card.choices)
+    html = render(make_environment(), context)
+    assert "more characters not shown here" in html
