@@ -19,7 +19,7 @@ if TYPE_CHECKING:
 PALETTE: Final = ("#0072b2", "#e69f00", "#009e73", "#cc79a7", "#56b4e9", "#d55e00", "#f0e442", "#000000")
 WIDTH: Final = 720
 LEFT: Final = 64
-RIGHT: Final = 16
+RIGHT: Final = 36  # room for the last x label, centred on the plot edge
 TOP: Final = 28
 BOTTOM: Final = 44
 
