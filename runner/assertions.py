@@ -1,0 +1,309 @@
+"""Assertions of a job's ``[cases.expect]`` table: validated once at load, evaluated per result; pure.
+
+The job loader calls :func:`validate_expect` and turns each problem into a ``ConfigError`` (exit 2);
+the engine calls :func:`evaluate` on a unit's final completion and stores the outcomes with the result.
+Text assertions read the first choice's answer text (``choices[0].text``).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Final
+
+from runner.model import FINISH_REASONS
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Mapping
+
+    from runner.model import Choice, Completion
+
+EXPECT_KEYS: Final = (
+    "contains",
+    "not_contains",
+    "regex",
+    "equals",
+    "json_valid",
+    "tool_call",
+    "finish_reason",
+    "max_ttft_s",
+    "max_duration_s",
+    "max_cost_usd",
+)
+# The JSON-schema subset tool_call.arguments may use. Annotation keywords are accepted and ignored;
+# any other keyword is a problem, so a schema never silently checks less than its author thinks.
+SCHEMA_KEYWORDS: Final = ("type", "properties", "required", "enum", "items", "additionalProperties")
+SCHEMA_ANNOTATIONS: Final = ("title", "description", "default", "examples", "$schema", "$comment")
+SCHEMA_TYPES: Final = ("object", "array", "string", "number", "integer", "boolean", "null")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class AssertionOutcome:
+    """One checked assertion: ``name`` is the expect key, ``detail`` says what was seen."""
+
+    name: str
+    passed: bool
+    detail: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"name": self.name, "passed": self.passed, "detail": self.detail}
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> AssertionOutcome:
+        return cls(name=str(data["name"]), passed=bool(data["passed"]), detail=str(data.get("detail", "")))
+
+
+# --- validation ------------------------------------------------------------------------------------
+
+
+def _strings(value: object) -> tuple[str, ...] | None:
+    """A string or a non-empty list of strings as a tuple; None when it is neither."""
+    if isinstance(value, str):
+        return (value,)
+    if isinstance(value, list | tuple) and value and all(isinstance(v, str) for v in value):
+        return tuple(value)
+    return None
+
+
+def _is_number(value: object) -> bool:
+    # bool is an int subclass; `max_ttft_s = true` is a mistake, not 1 second.
+    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def validate_schema(schema: object, path: str) -> list[str]:
+    """Problems of a JSON schema written in the supported subset, each naming its ``path``."""
+    if not isinstance(schema, dict):
+        return [f"{path}: a JSON schema must be a table/object, got {type(schema).__name__}"]
+    problems: list[str] = []
+    for key in schema:
+        if key not in SCHEMA_KEYWORDS and key not in SCHEMA_ANNOTATIONS:
+            problems.append(
+                f"{path}.{key}: unsupported JSON-schema keyword (supported: {', '.join(SCHEMA_KEYWORDS)})"
+            )
+    if "type" in schema:
+        types = _strings(schema["type"])
+        if types is None or any(t not in SCHEMA_TYPES for t in types):
+            problems.append(f"{path}.type: must be one of {', '.join(SCHEMA_TYPES)} (or a list of them)")
+    properties = schema.get("properties", {})
+    if not isinstance(properties, dict):
+        problems.append(f"{path}.properties: must be a table/object of schemas")
+    else:
+        for name, sub in properties.items():
+            problems += validate_schema(sub, f"{path}.properties.{name}")
+    if "required" in schema and (
+        not isinstance(schema["required"], list) or not all(isinstance(r, str) for r in schema["required"])
+    ):
+        problems.append(f"{path}.required: must be a list of property names")
+    if "enum" in schema and (not isinstance(schema["enum"], list) or not schema["enum"]):
+        problems.append(f"{path}.enum: must be a non-empty list of allowed values")
+    if "items" in schema:
+        problems += validate_schema(schema["items"], f"{path}.items")
+    extra = schema.get("additionalProperties", True)
+    if not isinstance(extra, bool):
+        problems += validate_schema(extra, f"{path}.additionalProperties")
+    return problems
+
+
+def _check_tool_call_spec(value: object) -> list[str]:
+    if not isinstance(value, dict):
+        return ["tool_call: must be a table with `name` and/or `arguments` (a JSON schema)"]
+    problems = [
+        f"tool_call.{key}: unknown key (expected `name`, `arguments`)"
+        for key in value
+        if key not in ("name", "arguments")
+    ]
+    if not value:
+        problems.append("tool_call: give at least `name` or `arguments`")
+    if "name" in value and (not isinstance(value["name"], str) or not value["name"]):
+        problems.append("tool_call.name: must be a non-empty string")
+    if "arguments" in value:
+        problems += validate_schema(value["arguments"], "tool_call.arguments")
+    return problems
+
+
+def validate_expect(spec: object) -> list[str]:
+    """Every problem of one ``[cases.expect]`` table, each naming its key; empty when it is valid."""
+    if not isinstance(spec, dict):
+        return [f"expect: must be a table/object, got {type(spec).__name__}"]
+    problems: list[str] = []
+    for key, value in spec.items():
+        if key not in EXPECT_KEYS:
+            problems.append(f"{key}: unknown assertion (known: {', '.join(EXPECT_KEYS)})")
+        elif key in ("contains", "not_contains"):
+            if _strings(value) is None:
+                problems.append(f"{key}: must be a string or a non-empty list of strings")
+        elif key == "regex":
+            patterns = _strings(value)
+            if patterns is None:
+                problems.append("regex: must be a pattern or a non-empty list of patterns")
+            else:
+                for pattern in patterns:
+                    try:
+                        re.compile(pattern)
+                    except re.error as exc:
+                        problems.append(f"regex: {pattern!r} is not a valid regular expression ({exc})")
+        elif key == "equals":
+            if not isinstance(value, str):
+                problems.append("equals: must be a string")
+        elif key == "json_valid":
+            if not isinstance(value, bool):
+                problems.append("json_valid: must be true or false")
+        elif key == "tool_call":
+            problems += _check_tool_call_spec(value)
+        elif key == "finish_reason":
+            reasons = _strings(value)
+            if reasons is None or any(r not in FINISH_REASONS for r in reasons):
+                problems.append(f"finish_reason: must be one of {', '.join(FINISH_REASONS)} (or a list)")
+        elif not _is_number(value) or value <= 0:
+            problems.append(f"{key}: must be a positive number")
+    return problems
+
+
+# --- JSON-schema subset ----------------------------------------------------------------------------
+
+
+def _type_matches(value: object, name: str) -> bool:
+    checks: dict[str, Callable[[object], bool]] = {
+        "object": lambda v: isinstance(v, dict),
+        "array": lambda v: isinstance(v, list),
+        "string": lambda v: isinstance(v, str),
+        "number": _is_number,
+        "integer": lambda v: _is_number(v) and float(v).is_integer(),  # type: ignore[arg-type]
+        "boolean": lambda v: isinstance(v, bool),
+        "null": lambda v: v is None,
+    }
+    return checks[name](value)
+
+
+def schema_errors(value: object, schema: Mapping[str, Any], path: str = "$") -> list[str]:
+    """Where ``value`` breaks a (validated) subset schema, as ``path: reason`` strings."""
+    if "type" in schema:
+        types = _strings(schema["type"]) or ()
+        if not any(_type_matches(value, t) for t in types):
+            return [f"{path}: expected {' or '.join(types)}, got {_json_type(value)}"]
+    errors: list[str] = []
+    if "enum" in schema and value not in schema["enum"]:
+        errors.append(f"{path}: {json.dumps(value)} is not one of {json.dumps(schema['enum'])}")
+    if isinstance(value, dict):
+        properties: Mapping[str, Any] = schema.get("properties", {})
+        errors += [
+            f"{path}: missing required {name!r}" for name in schema.get("required", ()) if name not in value
+        ]
+        extra = schema.get("additionalProperties", True)
+        for name, item in value.items():
+            if name in properties:
+                errors += schema_errors(item, properties[name], f"{path}.{name}")
+            elif extra is False:
+                errors.append(f"{path}: unexpected property {name!r}")
+            elif isinstance(extra, dict):
+                errors += schema_errors(item, extra, f"{path}.{name}")
+    if isinstance(value, list) and isinstance(schema.get("items"), dict):
+        for index, item in enumerate(value):
+            errors += schema_errors(item, schema["items"], f"{path}[{index}]")
+    return errors
+
+
+def _json_type(value: object) -> str:
+    for name in SCHEMA_TYPES:
+        if name != "integer" and _type_matches(value, name):
+            return name
+    return type(value).__name__
+
+
+# --- evaluation ------------------------------------------------------------------------------------
+
+
+def _excerpt(text: str, limit: int = 80) -> str:
+    return repr(text if len(text) <= limit else text[:limit] + "…")
+
+
+def _eval_tool_call(spec: Mapping[str, Any], choice: Choice | None) -> AssertionOutcome:
+    calls = choice.tool_calls if choice else ()
+    wanted = spec.get("name")
+    named = [c for c in calls if wanted is None or c.name == wanted]
+    if not named:
+        seen = ", ".join(c.name for c in calls) or "none"
+        return AssertionOutcome(
+            name="tool_call", passed=False, detail=f"no call to {wanted!r} (calls: {seen})"
+        )
+    if "arguments" not in spec:
+        return AssertionOutcome(name="tool_call", passed=True, detail=f"called {named[0].name!r}")
+    reasons: list[str] = []
+    for call in named:
+        try:
+            arguments = json.loads(call.arguments)
+        except ValueError as exc:
+            reasons.append(f"{call.name}: arguments are not JSON ({exc})")
+            continue
+        errors = schema_errors(arguments, spec["arguments"])
+        if not errors:
+            return AssertionOutcome(name="tool_call", passed=True, detail=f"{call.name!r} arguments match")
+        reasons.append(f"{call.name}: " + "; ".join(errors[:5]))
+    return AssertionOutcome(name="tool_call", passed=False, detail=" | ".join(reasons))
+
+
+def _eval_limit(name: str, limit: float, measured: float | None, unit: str) -> AssertionOutcome:
+    if measured is None:
+        return AssertionOutcome(name=name, passed=False, detail=f"not measured (limit {limit:g} {unit})")
+    passed = measured <= limit
+    sign = "<=" if passed else ">"
+    return AssertionOutcome(name=name, passed=passed, detail=f"{measured:.4g} {unit} {sign} {limit:g} {unit}")
+
+
+def evaluate(
+    expect: Mapping[str, Any],
+    completion: Completion | None,
+    *,
+    ttft_s: float | None,
+    duration_s: float | None,
+    cost_usd: float | None,
+) -> tuple[AssertionOutcome, ...]:
+    """Check a validated expect table against a unit's final completion, one outcome per key.
+
+    ``ttft_s`` and ``duration_s`` are the final attempt's; ``cost_usd`` is the unit's total (all its
+    attempts). A figure that was never measured fails its limit rather than passing it silently.
+    """
+    choice = completion.choices[0] if completion and completion.choices else None
+    text = choice.text if choice else ""
+    outcomes: list[AssertionOutcome] = []
+    for key, value in expect.items():
+        if key == "contains":
+            missing = [s for s in _strings(value) or () if s not in text]
+            detail = f"missing {', '.join(map(repr, missing))}" if missing else "all found"
+            outcomes.append(AssertionOutcome(name=key, passed=not missing, detail=detail))
+        elif key == "not_contains":
+            found = [s for s in _strings(value) or () if s in text]
+            detail = f"found {', '.join(map(repr, found))}" if found else "none found"
+            outcomes.append(AssertionOutcome(name=key, passed=not found, detail=detail))
+        elif key == "regex":
+            failed = [p for p in _strings(value) or () if re.search(p, text) is None]
+            detail = f"no match for {', '.join(map(repr, failed))}" if failed else "all matched"
+            outcomes.append(AssertionOutcome(name=key, passed=not failed, detail=detail))
+        elif key == "equals":
+            # Surrounding whitespace is formatting, not content: models end answers with a newline.
+            passed = text.strip() == str(value).strip()
+            detail = "equal" if passed else f"got {_excerpt(text.strip())}"
+            outcomes.append(AssertionOutcome(name=key, passed=passed, detail=detail))
+        elif key == "json_valid":
+            try:
+                json.loads(text)
+                is_json, why = True, "valid JSON"
+            except ValueError as exc:
+                is_json, why = False, f"not JSON: {exc}"
+            outcomes.append(AssertionOutcome(name=key, passed=is_json is bool(value), detail=why))
+        elif key == "tool_call":
+            outcomes.append(_eval_tool_call(value, choice))
+        elif key == "finish_reason":
+            reasons = _strings(value) or ()
+            got = choice.finish_reason if choice else None
+            passed = got in reasons
+            outcomes.append(AssertionOutcome(name=key, passed=passed, detail=f"finish reason {got!r}"))
+        elif key == "max_ttft_s":
+            outcomes.append(_eval_limit(key, float(value), ttft_s, "s"))
+        elif key == "max_duration_s":
+            outcomes.append(_eval_limit(key, float(value), duration_s, "s"))
+        elif key == "max_cost_usd":
+            outcomes.append(_eval_limit(key, float(value), cost_usd, "USD"))
+    return tuple(outcomes)

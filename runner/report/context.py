@@ -1,0 +1,389 @@
+"""The run report's context: RunData -> one frozen RunReportContext the templates only format.
+
+All choices live here (what to expand, how to page, what to chart), so templates hold no logic and
+a test can check a context without rendering it.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Final
+
+from runner.report import charts
+from runner.report.stats import GroupStats, group_stats
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+
+    from markupsafe import Markup
+
+    from runner.assertions import AssertionOutcome
+    from runner.report.data import AttemptFacts, RunData, RunFacts, UnitFacts
+
+PAGE_SIZE: Final = 500  # compact rows per collapsed page: a browser lays out only open pages
+OK_SAMPLE_PER_PROVIDER: Final = 10  # successful units shown expanded, per provider
+FAILED_CARDS_MAX: Final = 300  # failed units shown expanded; the rest stay in the compact rows
+EXCERPT_CHARS: Final = 100
+# The unit table's answers share this many characters, so a huge run still makes a file a browser
+# opens (issue 6: under 25 MB). Beyond it each answer is cut evenly and says how much was left out;
+# expanded cases always show whole answers, and `runner export` has every answer in full.
+ANSWER_BUDGET_CHARS: Final = 8_000_000
+TIME_BINS: Final = 24
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Chart:
+    """One inline SVG chart with a caption saying how to read it."""
+
+    id: str
+    title: str
+    caption: str
+    svg: Markup
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ToolCallView:
+    name: str
+    id: str | None
+    arguments: str  # pretty JSON when it parses, else the exact string
+    is_json: bool
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ChoiceView:
+    index: int
+    text: str
+    reasoning: str
+    refusal: str | None
+    tool_calls: tuple[ToolCallView, ...]
+    finish_reason: str | None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class AttemptView:
+    """One attempt on the unit's timeline; ``left``/``width`` are percent of the unit's span."""
+
+    number: int
+    offset_s: float  # after the unit's first attempt started
+    ttft_s: float | None
+    duration_s: float | None
+    http_status: int | None
+    error_kind: str | None
+    error_message: str | None
+    cost: float | None
+    left: float
+    width: float
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class UnitCard:
+    """A unit shown expanded: every choice, its assertions and its attempt timeline."""
+
+    key: str
+    provider: str
+    case_id: str
+    repeat: int
+    status: str
+    model: str | None
+    choices: tuple[ChoiceView, ...]
+    assertions: tuple[AssertionOutcome, ...]
+    attempts: tuple[AttemptView, ...]
+    span_s: float
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class UnitRow:
+    """A unit as one compact table row; ``answer`` is the whole first-choice text."""
+
+    key: str
+    provider: str
+    case_id: str
+    repeat: int
+    status: str
+    attempts: int
+    error_kind: str | None
+    ttft_s: float | None
+    duration_s: float | None
+    cost: float | None
+    assertions_passed: int
+    assertions_total: int
+    excerpt: str
+    answer: str
+    is_long: bool
+    cut_chars: int  # characters of the answer left out of this row (see ANSWER_BUDGET_CHARS)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class UnitPage:
+    label: str
+    rows: tuple[UnitRow, ...]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ProviderSection:
+    name: str
+    models: str
+    price: str
+    stats: GroupStats
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RunHeader:
+    id: str
+    job_name: str
+    status: str
+    started_at: datetime
+    finished_at: datetime | None
+    wall_s: float | None
+    host: str
+    runner_version: str
+    tags: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RunReportContext:
+    """Everything ``run.html`` shows."""
+
+    title: str
+    generated_at: datetime
+    run: RunHeader
+    summary: GroupStats
+    providers: tuple[ProviderSection, ...]
+    charts: tuple[Chart, ...]
+    cards: tuple[UnitCard, ...]
+    cards_note: str
+    pages: tuple[UnitPage, ...]
+
+
+def _end(attempt: AttemptFacts) -> datetime:
+    from datetime import timedelta
+
+    return attempt.started_at + timedelta(seconds=attempt.end_s or 0.0)
+
+
+def run_header(run: RunFacts, units: Sequence[UnitFacts]) -> RunHeader:
+    """The run's identity and wall time (from the runs row, else from its attempts)."""
+    ends = [_end(a) for u in units for a in u.attempts]
+    finished = run.finished_at or max(ends, default=None)
+    wall = (finished - run.started_at).total_seconds() if finished else None
+    return RunHeader(
+        id=run.id,
+        job_name=run.job_name,
+        status=run.status,
+        started_at=run.started_at,
+        finished_at=run.finished_at,
+        wall_s=wall,
+        host=run.host,
+        runner_version=run.runner_version,
+        tags=run.tags,
+    )
+
+
+def describe_price(price: object) -> str:
+    """A frozen price snapshot as a sentence; prices are USD per million tokens."""
+    if not isinstance(price, dict):
+        return "no price set: cost only as the provider reported it"
+    parts = [f"{name.replace('_', ' ')} ${value:g}" for name, value in price.items() if value is not None]
+    return ", ".join(parts) + " per million tokens"
+
+
+def tool_call_view(name: str, call_id: str | None, arguments: str) -> ToolCallView:
+    try:
+        pretty = json.dumps(json.loads(arguments), indent=2, ensure_ascii=False)
+    except ValueError:
+        return ToolCallView(name=name, id=call_id, arguments=arguments, is_json=False)
+    return ToolCallView(name=name, id=call_id, arguments=pretty, is_json=True)
+
+
+def unit_card(unit: UnitFacts) -> UnitCard:
+    first = unit.attempts[0].started_at if unit.attempts else None
+    offsets = [(a.started_at - first).total_seconds() if first else 0.0 for a in unit.attempts]
+    span = max((o + (a.end_s or 0.0) for o, a in zip(offsets, unit.attempts, strict=True)), default=0.0)
+    span = span or 1.0
+    attempts = tuple(
+        AttemptView(
+            number=a.number,
+            offset_s=offset,
+            ttft_s=a.ttft_s,
+            duration_s=a.end_s,
+            http_status=a.http_status,
+            error_kind=a.error.kind if a.error else None,
+            error_message=a.error.message if a.error else None,
+            cost=a.cost_usd,
+            left=100 * offset / span,
+            width=max(0.5, 100 * (a.end_s or 0.0) / span),
+        )
+        for offset, a in zip(offsets, unit.attempts, strict=True)
+    )
+    choices = tuple(
+        ChoiceView(
+            index=c.index,
+            text=c.text,
+            reasoning=c.reasoning,
+            refusal=c.refusal,
+            tool_calls=tuple(tool_call_view(t.name, t.id, t.arguments) for t in c.tool_calls),
+            finish_reason=c.finish_reason,
+        )
+        for c in (unit.completion.choices if unit.completion else ())
+    )
+    return UnitCard(
+        key=unit.key,
+        provider=unit.provider,
+        case_id=unit.case_id,
+        repeat=unit.repeat,
+        status=unit.status,
+        model=unit.model,
+        choices=choices,
+        assertions=unit.assertions,
+        attempts=attempts,
+        span_s=span,
+    )
+
+
+def unit_row(unit: UnitFacts, limit: int | None = None) -> UnitRow:
+    final = unit.final
+    choices = unit.completion.choices if unit.completion else ()
+    answer = choices[0].text if choices else ""
+    if not answer and choices and choices[0].tool_calls:
+        answer = "; ".join(f"{t.name}({t.arguments})" for t in choices[0].tool_calls)
+    one_line = " ".join(answer.split())
+    return UnitRow(
+        key=unit.key,
+        provider=unit.provider,
+        case_id=unit.case_id,
+        repeat=unit.repeat,
+        status=unit.status,
+        attempts=len(unit.attempts),
+        error_kind=final.error.kind if final and final.error else None,
+        ttft_s=final.ttft_s if final else None,
+        duration_s=final.end_s if final else None,
+        cost=sum((c for a in unit.attempts if (c := a.cost_usd) is not None), 0.0),
+        assertions_passed=sum(o.passed for o in unit.assertions),
+        assertions_total=len(unit.assertions),
+        excerpt=one_line[:EXCERPT_CHARS] + ("…" if len(one_line) > EXCERPT_CHARS else ""),
+        answer=answer[:limit] if limit is not None else answer,
+        cut_chars=max(0, len(answer) - limit) if limit is not None else 0,
+        is_long=len(one_line) > EXCERPT_CHARS or "\n" in answer.strip(),
+    )
+
+
+def _run_charts(data: RunData, by_provider: dict[str, list[UnitFacts]]) -> tuple[Chart, ...]:
+    start = data.run.started_at
+    names = sorted(by_provider)
+    good = {p: [a for u in by_provider[p] for a in u.attempts if a.error is None] for p in names}
+    ttft = charts.histograms(
+        [(p, [t for a in good[p] if (t := a.ttft_s) is not None]) for p in names],
+        title="Time to first token per provider",
+        x_label="time to first token",
+        unit="s",
+    )
+    latency = charts.scatter(
+        [
+            (p, [((a.started_at - start).total_seconds(), a.end_s) for a in good[p] if a.end_s is not None])
+            for p in names
+        ],
+        title="Latency over the run",
+        x_label="attempt start, seconds after run start",
+        y_label="attempt duration",
+        unit="s",
+    )
+    attempts = [a for u in data.units for a in u.attempts]
+    offsets = [(a.started_at - start).total_seconds() for a in attempts]
+    width = (max(offsets, default=0.0) or 1.0) / TIME_BINS
+    errors, retries = [0.0] * TIME_BINS, [0.0] * TIME_BINS
+    for offset, attempt in zip(offsets, attempts, strict=True):
+        slot = min(TIME_BINS - 1, max(0, int(offset / width)))
+        errors[slot] += attempt.error is not None
+        retries[slot] += attempt.number > 1
+    labels = [f"{i * width:.0f}s" for i in range(TIME_BINS)]
+    trouble = charts.grouped_bars(
+        labels,
+        [("failed attempts", errors), ("retries (attempts after the first)", retries)],
+        title="Errors and retries over the run",
+        x_label=f"time bin of {width:.3g} s after run start",
+        y_label="attempts",
+    )
+    costs = [(p, group_stats(by_provider[p]).cost or 0.0) for p in names]
+    cost = charts.hbars(costs, title="Cost per provider", unit="USD")
+    return (
+        Chart(
+            id="ttft",
+            title="Time to first token",
+            caption="How many successful attempts got their "
+            "first token (reasoning or answer) after how long; one row per provider.",
+            svg=ttft,
+        ),
+        Chart(
+            id="latency",
+            title="Latency over the run",
+            caption="Each dot is a successful attempt: "
+            "when it started (x) and how long it took end to end (y).",
+            svg=latency,
+        ),
+        Chart(
+            id="errors",
+            title="Errors and retries over time",
+            caption="Failed attempts and retried attempts per time bin of the run.",
+            svg=trouble,
+        ),
+        Chart(
+            id="cost",
+            title="Cost per provider",
+            caption="USD: provider-reported cost where sent, "
+            "else computed from the run's frozen prices; failed attempts included.",
+            svg=cost,
+        ),
+    )
+
+
+def build_run_context(data: RunData, *, generated_at: datetime | None = None) -> RunReportContext:
+    """Aggregate one run into the context of ``run.html``."""
+    units = sorted(data.units, key=lambda u: (u.provider, u.case_id, u.repeat))
+    by_provider: dict[str, list[UnitFacts]] = {}
+    for unit in units:
+        by_provider.setdefault(unit.provider, []).append(unit)
+    providers = tuple(
+        ProviderSection(
+            name=name,
+            models=", ".join(sorted({u.model for u in group if u.model})) or "not reported",
+            price=describe_price(data.run.prices.get(name)),
+            stats=group_stats(group),
+        )
+        for name, group in sorted(by_provider.items())
+    )
+    failed = [u for u in units if u.status != "ok"]
+    sample = [
+        u
+        for group in by_provider.values()
+        for u in [x for x in group if x.status == "ok"][:OK_SAMPLE_PER_PROVIDER]
+    ]
+    shown = failed[:FAILED_CARDS_MAX] + sample
+    note = (
+        f"{min(len(failed), FAILED_CARDS_MAX)} of {len(failed)} unfinished or failed units and the first "
+        f"{OK_SAMPLE_PER_PROVIDER} successful units of each provider; every unit is in the table below."
+    )
+    total = sum(len(c.text) for u in units if u.completion for c in u.completion.choices[:1])
+    limit = max(EXCERPT_CHARS, ANSWER_BUDGET_CHARS // len(units)) if total > ANSWER_BUDGET_CHARS else None
+    rows = [unit_row(u, limit) for u in units]
+    pages = tuple(
+        UnitPage(
+            label=f"units {i + 1}-{min(i + PAGE_SIZE, len(rows))} of {len(rows)}: "
+            f"{rows[i].provider} / {rows[i].case_id} to {rows[min(i + PAGE_SIZE, len(rows)) - 1].provider} / "
+            f"{rows[min(i + PAGE_SIZE, len(rows)) - 1].case_id}",
+            rows=tuple(rows[i : i + PAGE_SIZE]),
+        )
+        for i in range(0, len(rows), PAGE_SIZE)
+    )
+    return RunReportContext(
+        title=f"Run {data.run.id}: {data.run.job_name}",
+        generated_at=generated_at or datetime.now(UTC),
+        run=run_header(data.run, units),
+        summary=group_stats(units),
+        providers=providers,
+        charts=_run_charts(data, by_provider),
+        cards=tuple(unit_card(u) for u in shown),
+        cards_note=note,
+        pages=pages,
+    )

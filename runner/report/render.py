@@ -1,0 +1,125 @@
+"""The one Jinja2 environment of the reports, its formatting filters, and where the templates live.
+
+Autoescaping is on for every template and nothing built from model output is ever marked safe:
+answers, reasoning, tool arguments and error messages reach the page as text, never as markup.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Final
+
+from jinja2 import Environment, FileSystemLoader, StrictUndefined
+
+if TYPE_CHECKING:
+    from datetime import datetime
+    from typing import TypeAlias
+
+    from runner.report.context import RunReportContext
+    from runner.report.cost import CostContext
+    from runner.report.diff import DiffContext
+    from runner.report.trend import TrendContext
+
+    ReportContext: TypeAlias = RunReportContext | DiffContext | TrendContext | CostContext
+
+MISSING: Final = "\u2013"  # an en dash, shown for a figure that was not measured
+
+
+def reports_dir() -> Path:
+    """The templates directory: inside an installed wheel, else the source checkout's ``reports/``.
+
+    Resolved from this file, never from the current directory, so ``runner report`` works anywhere.
+    """
+    package = Path(__file__).resolve().parent.parent
+    for candidate in (package / "_data" / "reports", package.parent / "reports"):
+        if (candidate / "_base.html").is_file():
+            return candidate
+    raise FileNotFoundError(f"report templates not found next to {package}")
+
+
+def seconds(value: float | None) -> str:
+    if value is None:
+        return MISSING
+    return f"{value * 1000:.0f} ms" if value < 1 else f"{value:,.2f} s"
+
+
+def wall(value: float | None) -> str:
+    """A long duration as hours, minutes and seconds."""
+    if value is None or value < 60:
+        return seconds(value)
+    minutes, secs = divmod(round(value), 60)
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours} h {minutes:02d} min" if hours else f"{minutes} min {secs:02d} s"
+
+
+def usd(value: float | None) -> str:
+    if value is None:
+        return MISSING
+    return f"${value:,.2f}" if abs(value) >= 100 else f"${value:.4f}"
+
+
+def signed_usd(value: float | None) -> str:
+    return MISSING if value is None else ("+" if value >= 0 else "-") + usd(abs(value))
+
+
+def percent(value: float | None) -> str:
+    return MISSING if value is None else f"{100 * value:.1f} %"
+
+
+def signed_percent(value: float | None) -> str:
+    return MISSING if value is None else f"{100 * value:+.1f} %"
+
+
+def count(value: float | None) -> str:
+    return MISSING if value is None else f"{value:,.0f}"
+
+
+def number(value: float | None) -> str:
+    return MISSING if value is None else f"{value:,.1f}"
+
+
+def timestamp(value: datetime | None) -> str:
+    return MISSING if value is None else value.strftime("%Y-%m-%d %H:%M:%S %Z").strip()
+
+
+def make_environment(directory: Path | None = None) -> Environment:
+    """The reports' only Environment: strict about undefined names, escaping everything."""
+    env = Environment(
+        loader=FileSystemLoader(directory or reports_dir()),
+        autoescape=True,
+        undefined=StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+        keep_trailing_newline=True,
+    )
+    env.filters.update(
+        seconds=seconds,
+        wall=wall,
+        usd=usd,
+        signed_usd=signed_usd,
+        percent=percent,
+        signed_percent=signed_percent,
+        count=count,
+        number=number,
+        timestamp=timestamp,
+    )
+    return env
+
+
+TEMPLATES: Final = {
+    "RunReportContext": "run.html",
+    "DiffContext": "diff.html",
+    "TrendContext": "trend.html",
+    "CostContext": "cost.html",
+}
+
+
+def render(env: Environment, report: ReportContext) -> str:
+    """Render one report context with the template made for its type; the page gets only ``report``."""
+    return env.get_template(TEMPLATES[type(report).__name__]).render(report=report)
+
+
+def write_report(path: Path, html: str) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(html, encoding="utf-8")
+    return path

@@ -1,0 +1,155 @@
+"""Aggregate figures of a set of units (a run, or one provider of it); pure.
+
+Shared by the run report, the diff and the trend, so that a number means the same in all three.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import Counter
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from collections.abc import Iterable, Sequence
+
+    from runner.report.data import AttemptFacts, UnitFacts
+
+
+def percentile(values: Sequence[float], q: float) -> float | None:
+    """The ``q``-th percentile (0-100) by linear interpolation between ranks; None for no values."""
+    if not values:
+        return None
+    ordered = sorted(values)
+    rank = (len(ordered) - 1) * q / 100
+    low, high = math.floor(rank), math.ceil(rank)
+    return ordered[low] + (ordered[high] - ordered[low]) * (rank - low)
+
+
+def ratio(part: float, whole: float) -> float | None:
+    return part / whole if whole else None
+
+
+def duration_s(attempt: AttemptFacts) -> float | None:
+    return attempt.end_s
+
+
+def output_rate(attempt: AttemptFacts) -> float | None:
+    """Output tokens per second from the first token to the end (the decode rate), if measured."""
+    usage, first = attempt.usage, attempt.ttft_s
+    if usage is None or usage.output_tokens is None or first is None or attempt.end_s is None:
+        return None
+    streaming = attempt.end_s - first
+    return usage.output_tokens / streaming if streaming > 0 else None
+
+
+def _sum_or_none(values: Iterable[float | None]) -> float | None:
+    present = [v for v in values if v is not None]
+    return math.fsum(present) if present else None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Tokens:
+    """Token counts summed over attempts (failed ones included: they were billed)."""
+
+    input: int = 0
+    output: int = 0
+    reasoning: int = 0
+    cached: int = 0
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class GroupStats:
+    """Every figure the reports show for a group of units. Times in seconds, money in USD."""
+
+    units: int
+    ok: int
+    failed: int
+    unfinished: int
+    attempts: int
+    retries: int  # attempts beyond each unit's first
+    failed_attempts: int
+    error_kinds: tuple[tuple[str, int], ...]  # most frequent first
+    ttft_p50: float | None
+    ttft_p90: float | None
+    ttft_p99: float | None
+    duration_p50: float | None
+    duration_p90: float | None
+    duration_p99: float | None
+    gap_p50: float | None  # median of the streams' median inter-chunk gaps
+    gap_p90: float | None  # 90th percentile of the streams' 90th-percentile gaps
+    tokens_per_s: float | None  # median output rate of successful attempts
+    tokens: Tokens
+    cost: float | None  # reported-else-computed, all attempts
+    cost_reported: float | None
+    cost_computed: float | None
+    cost_gap: float | None  # reported - computed, over attempts that have both
+    cost_wasted: float | None  # on failed attempts
+    assertions_passed: int
+    assertions_total: int
+    units_passing: int  # units whose assertions all passed (units without any count too)
+
+    @property
+    def success_rate(self) -> float | None:
+        return ratio(self.ok, self.units)
+
+    @property
+    def error_rate(self) -> float | None:
+        return ratio(self.failed_attempts, self.attempts)
+
+    @property
+    def retry_rate(self) -> float | None:
+        return ratio(self.retries, self.units)
+
+    @property
+    def assertion_pass_rate(self) -> float | None:
+        return ratio(self.assertions_passed, self.assertions_total)
+
+
+def group_stats(units: Sequence[UnitFacts]) -> GroupStats:
+    """Aggregate ``units`` (and all their attempts) into one GroupStats."""
+    attempts = [a for u in units for a in u.attempts]
+    good = [a for a in attempts if a.error is None]
+    kinds = Counter(a.error.kind for a in attempts if a.error is not None)
+    ttfts = [t for a in good if (t := a.ttft_s) is not None]
+    durations = [d for a in good if (d := duration_s(a)) is not None]
+    rates = [r for a in good if (r := output_rate(a)) is not None]
+    both = [a for a in attempts if a.cost_reported is not None and a.cost_computed is not None]
+    outcomes = [o for u in units for o in u.assertions]
+
+    def tokens(field: str) -> int:
+        return sum(getattr(a.usage, field) or 0 for a in attempts if a.usage is not None)
+
+    return GroupStats(
+        units=len(units),
+        ok=sum(u.status == "ok" for u in units),
+        failed=sum(u.status == "failed" for u in units),
+        unfinished=sum(u.status not in ("ok", "failed") for u in units),
+        attempts=len(attempts),
+        retries=sum(max(0, len(u.attempts) - 1) for u in units),
+        failed_attempts=len(attempts) - len(good),
+        error_kinds=tuple(sorted(kinds.items(), key=lambda kv: (-kv[1], kv[0]))),
+        ttft_p50=percentile(ttfts, 50),
+        ttft_p90=percentile(ttfts, 90),
+        ttft_p99=percentile(ttfts, 99),
+        duration_p50=percentile(durations, 50),
+        duration_p90=percentile(durations, 90),
+        duration_p99=percentile(durations, 99),
+        gap_p50=percentile([g for a in good if (g := a.gap_p50_s) is not None], 50),
+        gap_p90=percentile([g for a in good if (g := a.gap_p90_s) is not None], 90),
+        tokens_per_s=percentile(rates, 50),
+        tokens=Tokens(
+            input=tokens("input_tokens"),
+            output=tokens("output_tokens"),
+            reasoning=tokens("reasoning_tokens"),
+            cached=tokens("cached_input_tokens"),
+        ),
+        cost=_sum_or_none(a.cost_usd for a in attempts),
+        cost_reported=_sum_or_none(a.cost_reported for a in attempts),
+        cost_computed=_sum_or_none(a.cost_computed for a in attempts),
+        cost_gap=math.fsum(a.cost_reported - a.cost_computed for a in both) if both else None,  # type: ignore[operator]
+        cost_wasted=_sum_or_none(a.cost_usd for a in attempts if a.error is not None),
+        assertions_passed=sum(o.passed for o in outcomes),
+        assertions_total=len(outcomes),
+        units_passing=sum(all(o.passed for o in u.assertions) for u in units),
+    )

@@ -1,0 +1,106 @@
+"""A job across its last runs: per provider and run, the figures that drift; pure."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING
+
+from runner.report import charts
+from runner.report.context import Chart, RunHeader, run_header
+from runner.report.stats import GroupStats, group_stats
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Sequence
+
+    from runner.report.data import RunData
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class TrendRow:
+    run: RunHeader
+    provider: str
+    stats: GroupStats
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class TrendContext:
+    """Everything ``trend.html`` shows; runs oldest first."""
+
+    title: str
+    generated_at: datetime
+    job_name: str
+    runs: tuple[RunHeader, ...]
+    providers: tuple[str, ...]
+    charts: tuple[Chart, ...]
+    rows: tuple[TrendRow, ...]
+
+
+_SERIES: tuple[tuple[str, str, str, Callable[[GroupStats], float | None]], ...] = (
+    ("ttft", "Time to first token, p50 and p90", "seconds", lambda s: s.ttft_p50),
+    ("ttft90", "", "seconds", lambda s: s.ttft_p90),
+    ("duration", "Attempt duration, p50", "seconds", lambda s: s.duration_p50),
+    ("errors", "Error rate (failed attempts / attempts)", "share of attempts", lambda s: s.error_rate),
+    ("retries", "Retries per unit", "retries per unit", lambda s: s.retry_rate),
+    ("assertions", "Assertion pass rate", "share passed", lambda s: s.assertion_pass_rate),
+    ("cost", "Cost per run", "USD", lambda s: s.cost),
+)
+
+
+def build_trend_context(
+    job_name: str, runs: Sequence[RunData], *, generated_at: datetime | None = None
+) -> TrendContext:
+    """Per provider and run figures of ``runs`` (any order; shown oldest first)."""
+    ordered = sorted(runs, key=lambda r: r.run.started_at)
+    headers = [run_header(r.run, r.units) for r in ordered]
+    providers = sorted({u.provider for r in ordered for u in r.units})
+    table: dict[tuple[int, str], GroupStats] = {}
+    for index, data in enumerate(ordered):
+        for provider in providers:
+            units = [u for u in data.units if u.provider == provider]
+            if units:
+                table[index, provider] = group_stats(units)
+    labels = [h.id for h in headers]
+
+    def series(
+        get: Callable[[GroupStats], float | None], suffix: str = ""
+    ) -> list[tuple[str, list[float | None]]]:
+        return [
+            (p + suffix, [get(table[i, p]) if (i, p) in table else None for i in range(len(ordered))])
+            for p in providers
+        ]
+
+    made: list[Chart] = []
+    ttft = series(lambda s: s.ttft_p50, " p50") + series(lambda s: s.ttft_p90, " p90")
+    made.append(
+        Chart(
+            id="ttft",
+            title="Time to first token",
+            caption="Median and 90th percentile per provider and run, successful attempts.",
+            svg=charts.lines(labels, ttft, title="Time to first token per run", y_label="seconds"),
+        )
+    )
+    for key, title, unit, get in _SERIES[2:]:
+        made.append(
+            Chart(
+                id=key,
+                title=title,
+                caption=f"Per provider and run, in {unit}.",
+                svg=charts.lines(labels, series(get), title=title, y_label=unit),
+            )
+        )
+    rows = tuple(
+        TrendRow(run=headers[i], provider=p, stats=table[i, p])
+        for i in range(len(ordered))
+        for p in providers
+        if (i, p) in table
+    )
+    return TrendContext(
+        title=f"Trend of {job_name}: last {len(ordered)} runs",
+        generated_at=generated_at or datetime.now(UTC),
+        job_name=job_name,
+        runs=tuple(headers),
+        providers=tuple(providers),
+        charts=tuple(made),
+        rows=rows,
+    )

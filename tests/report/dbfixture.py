@@ -1,0 +1,113 @@
+"""Synthetic report inputs written into a migrated database through the store's own API."""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import replace
+from typing import TYPE_CHECKING
+
+from runner.model import AttemptRecord, AttemptTiming, Completion, Usage
+from runner.plan import Unit
+from runner.report.api import outcomes_json
+from runner.spec import CaseSpec, JobSpec, Price, ProviderSpec
+from runner.store import repository
+from runner.store.records import AttemptWrite, UnitFinish, WriteItem
+
+if TYPE_CHECKING:
+    from sqlalchemy.orm import Session
+
+    from runner.report.data import AttemptFacts, RunData, UnitFacts
+
+
+def _record(unit: UnitFacts, attempt: AttemptFacts, completion: Completion | None) -> AttemptRecord:
+    usage = replace(attempt.usage or Usage(), cost=attempt.cost_reported)
+    base = completion or Completion(complete=False)
+    return AttemptRecord(
+        unit_key=unit.key,
+        number=attempt.number,
+        http_status=attempt.http_status,
+        error=attempt.error,
+        completion=replace(base, usage=usage, model=unit.model),
+        timing=AttemptTiming(
+            started_at=attempt.started_at,
+            headers_s=attempt.headers_s,
+            first_byte_s=attempt.headers_s,
+            first_reasoning_s=attempt.first_reasoning_s,
+            first_answer_s=attempt.first_answer_s,
+            end_s=attempt.end_s,
+            gap_p50_s=attempt.gap_p50_s,
+            gap_p90_s=attempt.gap_p90_s,
+        ),
+    )
+
+
+def store_run(session: Session, data: RunData) -> str:
+    """Write ``data`` as a finished run (units, attempts, results, assertions); return the new run id."""
+    prices = {
+        name: Price(**price) if isinstance(price, dict) else None for name, price in data.run.prices.items()
+    }
+    job = JobSpec(
+        name=data.run.job_name,
+        providers=tuple(
+            ProviderSpec(
+                name=name, dialect="openai-chat", base_url="https://api.example/v1", model="m", price=price
+            )
+            for name, price in prices.items()
+        ),
+        cases=tuple(
+            CaseSpec(id=case, messages=({"role": "user", "content": case},))
+            for case in sorted({u.case_id for u in data.units})
+        ),
+        tags=data.run.tags,
+    )
+    run = repository.create_run(
+        session,
+        job,
+        host=data.run.host,
+        version=data.run.runner_version,
+        prices=prices,
+        now=data.run.started_at,
+    )
+    repository.add_units(
+        session,
+        run.id,
+        [
+            Unit(
+                key=u.key,
+                provider=u.provider,
+                case_id=u.case_id,
+                repeat=u.repeat,
+                request_hash=hashlib.sha256(f"{run.id}/{u.key}".encode()).hexdigest(),
+            )
+            for u in data.units
+        ],
+    )
+    claimed = repository.claim_units(
+        session, run.id, "fixture", limit=len(data.units) or 1, lease_seconds=86400, now=data.run.started_at
+    )
+    ids = {c.key: c.id for c in claimed}
+    items: list[WriteItem] = []
+    for unit in data.units:
+        for attempt in unit.attempts[:-1]:
+            items.append(
+                AttemptWrite(
+                    unit_id=ids[unit.key],
+                    attempt=_record(unit, attempt, None),
+                    cost_computed=attempt.cost_computed,
+                )
+            )
+        final = unit.attempts[-1]
+        items.append(
+            UnitFinish(
+                unit_id=ids[unit.key],
+                owner="fixture",
+                status="ok" if unit.status == "ok" else "failed",
+                attempt=_record(unit, final, unit.completion),
+                cost_computed=final.cost_computed,
+            )
+        )
+    repository.write_batch(session, items, now=data.run.finished_at)
+    for unit in data.units:
+        repository.set_assertions(session, ids[unit.key], 0, outcomes_json(unit.assertions))
+    repository.mark_run(session, run.id, "finished", now=data.run.finished_at)
+    return run.id

@@ -1,0 +1,173 @@
+"""Report inputs made in Python: deterministic synthetic runs, with hostile model output on request."""
+
+from __future__ import annotations
+
+import random
+from datetime import UTC, datetime, timedelta
+
+from runner.assertions import AssertionOutcome
+from runner.model import AttemptError, Choice, Completion, ToolCall, Usage
+from runner.report.data import AttemptFacts, RunData, RunFacts, UnitFacts
+
+START = datetime(2025, 11, 20, 22, 0, tzinfo=UTC)
+PRICES = {
+    "mini": {"input": 0.15, "output": 0.6, "cached_input": 0.075, "cache_write": None},
+    "claude": {"input": 3.0, "output": 15.0, "cached_input": 0.3, "cache_write": 3.75},
+    "runware": None,
+}
+# Everything a browser might execute if a report forgot to escape: each proves itself by a side effect
+# (a title change, a console message or a request) that the browser tests watch for.
+HOSTILE = (
+    "<script>document.title='PWNED';console.error('XSS-script')</script>",
+    "<img src=x onerror=\"console.error('XSS-img');document.title='PWNED'\">",
+    "</textarea><script>console.error('XSS-textarea')</script>",
+    "<a href=\"javascript:console.error('XSS-link')\">click</a>",
+    "</pre></details></td></tr></table><svg onload=\"console.error('XSS-svg')\"></svg>",
+    "<img src='http://evil.example/pixel.png'><link rel=stylesheet href='https://evil.example/x.css'>",
+    "<style>body{background:url(https://evil.example/bg)}</style>{{ report }}{% raw %}",
+)
+KINDS = ("rate_limited", "server_error", "overloaded", "early_close", "timeout")
+
+
+def _usage(
+    rng: random.Random, output: int, price: dict[str, float | None] | None
+) -> tuple[Usage, float | None]:
+    inp = rng.randint(20, 900)
+    cached = rng.choice((0, 0, inp // 2))
+    cost = None
+    if price is not None:
+        cost = (
+            (inp - cached) * (price["input"] or 0)
+            + cached * (price["cached_input"] or 0)
+            + output * (price["output"] or 0)
+        ) / 1e6
+    return Usage(
+        input_tokens=inp, output_tokens=output, cached_input_tokens=cached, reasoning_tokens=output // 4
+    ), cost
+
+
+def make_run(
+    units: int = 60,
+    *,
+    seed: int = 7,
+    run_id: str = "r-fix001",
+    job: str = "nightly-smoke",
+    hostile: bool = False,
+    answer_chars: int = 400,
+    slower: float = 1.0,
+    start: datetime = START,
+) -> RunData:
+    """A run of ``units`` units over three providers with retries, failures, tool calls and assertions."""
+    rng = random.Random(seed)
+    providers = list(PRICES)
+    cases = max(1, units // (len(providers) * 2))
+    made: list[UnitFacts] = []
+    for index in range(units):
+        provider = providers[index % len(providers)]
+        case_id = f"case-{(index // len(providers)) % cases:04d}"
+        repeat = index // (len(providers) * cases)
+        offset = index * 3600 / max(1, units) + rng.random()
+        n_attempts = rng.choices((1, 2, 3), weights=(85, 10, 5))[0]
+        status = "failed" if rng.random() < 0.06 else "ok"
+        payload = HOSTILE[index % len(HOSTILE)] if hostile else ""
+        text = (
+            payload
+            + f" Answer {index} (take {seed % 3}): "
+            + "lorem ipsum dolor sit amet " * (answer_chars // 27)
+        )[: max(answer_chars, len(payload) + 20)]
+        attempts: list[AttemptFacts] = []
+        clock = start + timedelta(seconds=offset)
+        for number in range(1, n_attempts + 1):
+            last = number == n_attempts
+            failing = not last or status == "failed"
+            ttft = rng.lognormvariate(-0.7, 0.5) * slower * (1.6 if provider == "claude" else 1.0)
+            end = ttft + rng.uniform(0.5, 4.0) * slower
+            output = rng.randint(20, 600)
+            usage, computed = _usage(rng, output if not failing else output // 5, PRICES[provider])
+            error = None
+            if failing:
+                kind = KINDS[(index + number) % len(KINDS)]
+                error = AttemptError(
+                    kind=kind,
+                    message=f"{kind} from {provider}: {payload or 'try later'}",
+                    http_status=429 if kind == "rate_limited" else 503,
+                )  # type: ignore[arg-type]
+            attempts.append(
+                AttemptFacts(
+                    number=number,
+                    started_at=clock,
+                    headers_s=ttft * 0.4,
+                    first_reasoning_s=ttft if provider == "claude" else None,
+                    first_answer_s=ttft * (1.3 if provider == "claude" else 1.0),
+                    end_s=end,
+                    gap_p50_s=rng.uniform(0.01, 0.05),
+                    gap_p90_s=rng.uniform(0.05, 0.3),
+                    http_status=error.http_status if error else 200,
+                    error=error,
+                    usage=usage,
+                    cost_reported=(
+                        computed * 1.02
+                        if computed is not None and provider == "mini"
+                        else (0.0004 if provider == "runware" else None)
+                    ),
+                    cost_computed=computed,
+                )
+            )
+            clock += timedelta(seconds=end + rng.uniform(0.2, 2.0))
+        calls = ()
+        if index % 5 == 0:
+            calls = (
+                ToolCall(
+                    id=f"call_{index}",
+                    name="get_weather",
+                    arguments='{"city": "Tokyo", "note": "' + payload.replace('"', "'") + '"}',
+                ),
+            )
+        if index % 11 == 0:
+            calls += (ToolCall(id=None, name="broken", arguments='{"city": "Tok' + payload),)
+        choice = Choice(
+            index=0,
+            text=text,
+            reasoning=("Let me think. " + payload) * 3 if provider == "claude" else "",
+            tool_calls=calls,
+            finish_reason="tool_calls" if calls else ("stop" if status == "ok" else "error"),
+        )
+        outcomes = (
+            AssertionOutcome(
+                name="contains",
+                passed=status == "ok",
+                detail="missing 'Tokyo'" if status != "ok" else "all found",
+            ),
+            AssertionOutcome(
+                name="max_ttft_s",
+                passed=(attempts[-1].ttft_s or 0) < 1.0,
+                detail=f"ttft {attempts[-1].ttft_s:.3f} s " + payload,
+            ),
+        )
+        made.append(
+            UnitFacts(
+                key=f"{provider}/{case_id}/{repeat}",
+                provider=provider,
+                case_id=case_id,
+                repeat=repeat,
+                status=status,
+                attempts=tuple(attempts),
+                completion=Completion(
+                    id=f"cmpl-{index}", model=f"{provider}-model", complete=status == "ok", choices=(choice,)
+                ),
+                assertions=outcomes,
+                model=f"{provider}-model-2025",
+            )
+        )
+    run = RunFacts(
+        id=run_id,
+        job_name=job,
+        status="finished",
+        started_at=start,
+        finished_at=max(a.started_at + timedelta(seconds=a.end_s or 0) for u in made for a in u.attempts),
+        host="ci-box",
+        runner_version="0.1.0",
+        tags=("nightly", "smoke" if not hostile else "<b>tag</b>"),
+        prices=PRICES,
+    )
+    return RunData(run=run, units=tuple(made))

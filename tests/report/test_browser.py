@@ -1,0 +1,109 @@
+"""Reports in a real headless Chromium: hostile model output runs nothing and fetches nothing."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import pytest
+
+from runner.report.render import render, write_report
+from tests.report.conftest import all_contexts
+from tests.report.png import luminance_stats
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+    from jinja2 import Environment
+
+    from tests.report.browser import Browser
+
+KINDS = [pytest.param(k, id=k) for k in ("run", "diff", "trend", "cost")]
+# Anything that could run script, load a resource or navigate, had a payload become markup.
+ACTIVE = (
+    "script, img, iframe, frame, object, embed, link, a, base, form, video, audio, source, "
+    "meta[http-equiv=refresh]"
+)
+COUNT_HANDLERS = (
+    "[...document.querySelectorAll('*')]"
+    ".reduce((n, e) => n + [...e.attributes].filter(a => a.name.startsWith('on')).length, 0)"
+)
+
+
+def test_harness_sees_script_and_requests(browser: Browser, tmp_path: Path) -> None:
+    """Positive control: a page that does run a script and fetch an image is caught by the same checks."""
+    page = tmp_path / "control.html"
+    page.write_text(
+        "<!DOCTYPE html><title>control</title><script>console.error('CANARY')</script>"
+        "<img src='http://evil.example/pixel.png'>",
+        encoding="utf-8",
+    )
+    record, session = browser.load(page.as_uri())
+    browser.close_tab(session)
+    assert any(c["args"] == ["CANARY"] for c in record.console)
+    assert "http://evil.example/pixel.png" in record.foreign_requests
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_hostile_report_runs_nothing(browser: Browser, env: Environment, tmp_path: Path, kind: str) -> None:
+    """With <script>, onerror, </textarea> and javascript: payloads in the data, nothing runs or loads."""
+    context = all_contexts(hostile=True)[kind]
+    path = write_report(tmp_path / f"{kind}.html", render(env, context))
+    record, session = browser.load(path.as_uri())
+    try:
+        assert record.console == []
+        assert record.exceptions == []
+        assert record.errors == []
+        assert record.requests == [path.as_uri()]
+        assert browser.evaluate("document.title", session) == context.title
+        assert browser.evaluate(f"document.querySelectorAll({ACTIVE!r}).length", session) == 0
+        assert browser.evaluate(COUNT_HANDLERS, session) == 0
+        if kind in ("run", "diff"):
+            # The payloads are on the page as text: visible to the reader, inert to the browser.
+            text = browser.evaluate("document.body.textContent", session)
+            assert "<script>document.title='PWNED'" in text
+            assert "<img src=x onerror=" in text
+            assert '<a href="javascript:' in text
+    finally:
+        browser.close_tab(session)
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_report_loads_without_console_errors(
+    browser: Browser, env: Environment, tmp_path: Path, kind: str
+) -> None:
+    """Each report type loads from file:// with no console message or exception, its charts in the DOM."""
+    context = all_contexts(hostile=False)[kind]
+    path = write_report(tmp_path / f"{kind}.html", render(env, context))
+    record, session = browser.load(path.as_uri())
+    try:
+        assert record.errors == []
+        assert record.console == []
+        assert record.foreign_requests == []
+        charts = {"run": 4, "diff": 0, "trend": 6, "cost": 1}[kind]
+        assert browser.evaluate("document.querySelectorAll('svg.chart').length", session) == charts
+        assert browser.evaluate("document.querySelectorAll('h2').length", session) >= 2
+    finally:
+        browser.close_tab(session)
+
+
+def test_run_report_screenshot(browser: Browser, env: Environment, tmp_path: Path) -> None:
+    """The run report paints a non-blank page whose four charts have drawn marks and a size on screen."""
+    path = write_report(tmp_path / "run.html", render(env, all_contexts(hostile=False)["run"]))
+    record, session = browser.load(path.as_uri(), height=2400)
+    try:
+        assert record.errors == []
+        full = browser.screenshot(session)
+        (tmp_path / "run.png").write_bytes(full)
+        mean, variance, colours = luminance_stats(browser.screenshot(session, scale=0.25))
+        assert 120 < mean < 254  # mostly light page, not all white
+        assert variance > 200  # text, tables and charts, not a flat colour
+        assert colours > 100  # the charts' palette and anti-aliased text
+        marks = browser.evaluate(
+            "[...document.querySelectorAll('svg.chart')].map(s => "
+            "[s.querySelectorAll('rect, circle, polyline').length, s.getBoundingClientRect().width])",
+            session,
+        )
+        assert len(marks) == 4
+        assert all(count > 0 and width > 300 for count, width in marks)
+    finally:
+        browser.close_tab(session)
