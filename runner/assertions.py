@@ -7,6 +7,7 @@ Text assertions read the first choice's answer text (``choices[0].text``).
 
 from __future__ import annotations
 
+import difflib
 import json
 import math
 import re
@@ -130,7 +131,9 @@ def validate_expect(spec: object) -> list[str]:
     problems: list[str] = []
     for key, value in spec.items():
         if key not in EXPECT_KEYS:
-            problems.append(f"{key}: unknown assertion (known: {', '.join(EXPECT_KEYS)})")
+            close = difflib.get_close_matches(key, EXPECT_KEYS, n=1, cutoff=0.6)
+            hint = f"did you mean {close[0]!r}?" if close else f"known: {', '.join(EXPECT_KEYS)}"
+            problems.append(f"{key}: unknown assertion ({hint})")
         elif key in ("contains", "not_contains"):
             if _strings(value) is None:
                 problems.append(f"{key}: must be a string or a non-empty list of strings")
@@ -143,7 +146,9 @@ def validate_expect(spec: object) -> list[str]:
                     try:
                         re.compile(pattern)
                     except re.error as exc:
-                        problems.append(f"regex: {pattern!r} is not a valid regular expression ({exc})")
+                        problems.append(
+                            f"regex: {pattern!r} is not a valid regular expression ({exc}); fix the pattern"
+                        )
         elif key == "equals":
             if not isinstance(value, str):
                 problems.append("equals: must be a string")
@@ -157,7 +162,7 @@ def validate_expect(spec: object) -> list[str]:
             if reasons is None or any(r not in FINISH_REASONS for r in reasons):
                 problems.append(f"finish_reason: must be one of {', '.join(FINISH_REASONS)} (or a list)")
         elif not _is_number(value) or value <= 0:
-            problems.append(f"{key}: must be a positive number")
+            problems.append(f"{key}: must be a number more than 0")
     return problems
 
 

@@ -12,11 +12,11 @@ import difflib
 import hashlib
 import ipaddress
 import json
-import re
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
+from runner.assertions import validate_expect
 from runner.errors import ConfigError
 from runner.jobsource import (
     Format,
@@ -27,7 +27,6 @@ from runner.jobsource import (
     line_of,
     parse_document,
 )
-from runner.model import FINISH_REASONS
 from runner.spec import (
     DIALECT_NAMES,
     SIMULATOR_BASE_URL,
@@ -88,19 +87,6 @@ _CASE = {
     "params": "table",
     "expect": "table",
 }
-_EXPECT = {
-    "contains": "strs",
-    "not_contains": "strs",
-    "regex": "strs",
-    "equals": "str",
-    "json_valid": "bool",
-    "tool_call": "table",
-    "finish_reason": "strs",
-    "max_ttft_s": "number",
-    "max_duration_s": "number",
-    "max_cost_usd": "number",
-}
-_TOOL_CALL = {"name": "str", "arguments": "table"}
 _JSON_TYPES = ("string", "number", "integer", "boolean", "object", "array", "null")
 # Credentials belong in api_key_env only: a header table would put them in the spec and the DB.
 _SECRET_HEADERS = ("authorization", "proxy-authorization", "x-api-key", "api-key", "x-goog-api-key")
@@ -517,61 +503,13 @@ def _check_tool(where: Where, tool: Any, prefix: str) -> None:
 
 
 def _check_expect(where: Where, raw: Any, prefix: str) -> None:
-    table = check_table(where, raw, prefix, _EXPECT)
-    for key in ("max_ttft_s", "max_duration_s"):
-        check_positive(where, table, prefix, key, zero=False)
-    check_positive(where, table, prefix, "max_cost_usd", zero=True)
-    patterns = table.get("regex", [])
-    for pattern in [patterns] if isinstance(patterns, str) else patterns:
-        try:
-            re.compile(pattern)
-        except re.error as exc:
-            raise where.error(
-                f"{prefix}.regex", f"invalid regular expression: {exc}", "fix the pattern"
-            ) from exc
-    reasons = table.get("finish_reason", [])
-    for reason in [reasons] if isinstance(reasons, str) else reasons:
-        if reason not in FINISH_REASONS:
-            raise where.error(
-                f"{prefix}.finish_reason",
-                f"unknown finish reason {reason!r}",
-                f"use one of {', '.join(FINISH_REASONS)}",
-            )
-    if "tool_call" in table:
-        call = check_table(where, table["tool_call"], f"{prefix}.tool_call", _TOOL_CALL)
-        _required(where, call, f"{prefix}.tool_call", "name", "name the tool the answer must call")
-        if "arguments" in call:
-            _check_schema(where, call["arguments"], f"{prefix}.tool_call.arguments")
-
-
-def _check_schema(where: Where, schema: Any, prefix: str) -> None:
-    """A structural check of a JSON schema (no jsonschema dependency): types, properties, required."""
-    if not isinstance(schema, dict):
-        raise where.error(
-            prefix, "must be a JSON schema object", 'write {type = "object", properties = {...}}'
-        )
-    kinds = schema.get("type", [])
-    for kind in [kinds] if isinstance(kinds, str) else kinds:
-        if kind not in _JSON_TYPES:
-            raise where.error(
-                f"{prefix}.type", f"unknown JSON schema type {kind!r}", f"use one of {', '.join(_JSON_TYPES)}"
-            )
-    required = schema.get("required", [])
-    if not isinstance(required, list) or not all(isinstance(name, str) for name in required):
-        raise where.error(
-            f"{prefix}.required", "must be a list of property names", 'write required = ["city"]'
-        )
-    properties = schema.get("properties", {})
-    if not isinstance(properties, dict):
-        raise where.error(
-            f"{prefix}.properties",
-            "must be a table of schemas",
-            'write properties = {city = {type = "string"}}',
-        )
-    for name, sub in properties.items():
-        _check_schema(where, sub, f"{prefix}.properties.{name}")
-    if "items" in schema:
-        _check_schema(where, schema["items"], f"{prefix}.items")
+    # runner.assertions owns what an expectation means, so it also says what a valid one is; the
+    # loader only turns its first problem into an error that points at the file and line.
+    problems = validate_expect(raw)
+    if problems:
+        key, _, problem = problems[0].partition(": ")
+        full_key = prefix if key == "expect" else join_key(prefix, key)
+        raise where.error(full_key, "invalid assertion", problem)
 
 
 def parse_batch_jsonl(text: str, *, path: str, provider: ProviderSpec, sha256: str | None = None) -> JobSpec:

@@ -160,10 +160,13 @@ TOML_ERRORS = [
         id="expect-finish-reason",
     ),
     pytest.param(
-        ('prompt = "ho"', 'prompt = "ho"\n[cases.expect]\ntool_call = { arguments = { type = "object" } }'),
+        (
+            'prompt = "ho"',
+            'prompt = "ho"\n[cases.expect]\ntool_call = { name = 3, arguments = { type = "object" } }',
+        ),
         "tool_call",
         "cases[1].expect.tool_call.name",
-        "name the tool",
+        "non-empty string",
         id="expect-tool-call-name",
     ),
     pytest.param(

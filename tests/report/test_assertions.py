@@ -161,11 +161,13 @@ INVALID = [
         {"tool_call": {"arguments": {"enum": []}}}, "tool_call.arguments.enum: must be", id="schema-enum"
     ),
     pytest.param({"finish_reason": "done"}, "finish_reason: must be one of", id="finish_reason-value"),
-    pytest.param({"max_ttft_s": 0}, "max_ttft_s: must be a positive number", id="max_ttft_s-zero"),
+    pytest.param({"max_ttft_s": 0}, "max_ttft_s: must be a number more than 0", id="max_ttft_s-zero"),
     pytest.param(
-        {"max_duration_s": "5"}, "max_duration_s: must be a positive number", id="max_duration_s-type"
+        {"max_duration_s": "5"}, "max_duration_s: must be a number more than 0", id="max_duration_s-type"
     ),
-    pytest.param({"max_cost_usd": True}, "max_cost_usd: must be a positive number", id="max_cost_usd-bool"),
+    pytest.param(
+        {"max_cost_usd": True}, "max_cost_usd: must be a number more than 0", id="max_cost_usd-bool"
+    ),
     pytest.param(["contains"], "expect: must be a table", id="not-a-table"),
 ]
 
