@@ -221,6 +221,12 @@ def export_command(run_ref: str, db_url: str | None, fmt: str, out_path: str | N
 @click.option(
     "--progress-interval", type=float, default=10.0, show_default=True, help="Seconds between log lines."
 )
+@click.option(
+    "--report",
+    "report_path",
+    type=click.Path(dir_okay=False, writable=True),
+    help="Where to write the HTML run report (default report-RUN.html; '-' for none).",
+)
 def run_command(
     job_path: str | None,
     db_url: str | None,
@@ -233,11 +239,13 @@ def run_command(
     capture: str,
     quiet: bool,
     progress_interval: float,
+    report_path: str | None,
 ) -> None:
     """Run a job: every provider x case x repeat, streamed, retried, timed, costed and stored.
 
-    Exit codes: 0 every unit ok, 1 some units failed, 2 job or usage error, 130 interrupted
-    (finish it later with --resume).
+    At the end the run report is written (an HTML file; see runner report). Exit codes: 0 every
+    unit ok and every assertion passed, 1 some units or assertions failed, 2 job or usage error,
+    130 interrupted (finish it later with --resume).
 
     Example: runner run jobs/demo.toml
     """
@@ -287,6 +295,12 @@ def run_command(
             )
             if summary is None:
                 summary = summarize(database, run.id)
+            if report_path != "-":
+                from runner.report.api import write_run_report
+
+                with database.session() as session:
+                    written = write_run_report(session, run.id, Path(report_path) if report_path else None)
+                click.echo(f"report: {written}", err=True)
     except ConfigError as exc:
         fail(str(exc))
     except StorageError as exc:
@@ -294,7 +308,8 @@ def run_command(
     counts = summary.counts
     click.echo(
         f"run {summary.run_id}: {summary.status}; ok {counts['ok']}, failed {counts['failed']}, "
-        f"not done {counts['pending'] + counts['running']}; spent ${summary.spent_usd:.6f}",
+        f"not done {counts['pending'] + counts['running']}; assertions failed "
+        f"{summary.assertions_failed}; spent ${summary.spent_usd:.6f}",
         err=True,
     )
     if summary.status == "interrupted":

@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Literal, Protocol
 
 import trio
 
+from runner.assertions import evaluate
 from runner.attempt import run_attempt
 from runner.limits import estimate_tokens
 from runner.model import AttemptError, AttemptRecord, AttemptTiming
@@ -254,9 +255,10 @@ async def _work_unit(
     estimate = estimate_tokens(provider, case)
     number = unit.attempts  # attempts already stored for this unit (resume, expired lease)
     previous: _Tried | None = None
+    unit_spent = 0.0  # all attempts of the unit in this process, for the max_cost_usd assertion
 
     async def attempt_once() -> _Tried:
-        nonlocal number, previous
+        nonlocal number, previous, unit_spent
         number += 1
         started_at = datetime.now(UTC)
         started = trio.current_time()
@@ -282,7 +284,9 @@ async def _work_unit(
         rate_limited = record.error is not None and record.error.kind == "rate_limited"
         limiter.on_outcome(rate_limited, slot=slot)
         cost = _computed_cost(record, provider)
-        state.spend(_spend(record, cost))
+        spent = _spend(record, cost)
+        unit_spent += spent or 0.0
+        state.spend(spent)
         previous = _Tried(record, cost)
         return previous
 
@@ -310,7 +314,18 @@ async def _work_unit(
             state.failed += 1
             counters.failed += 1
         counters.output_tokens += (usage.output_tokens or 0) if usage else 0
-        counters.cost_usd += _spend(final.record, final.cost) or 0.0
+        counters.cost_usd += unit_spent
+        assertions = None
+        if case.expect:
+            timing = final.record.timing
+            outcomes = evaluate(
+                case.expect,
+                final.record.completion,
+                ttft_s=timing.ttft_s,
+                duration_s=timing.end_s,
+                cost_usd=unit_spent,
+            )
+            assertions = tuple(outcome.to_dict() for outcome in outcomes)
         # The final attempt, the result rows and the unit's status commit in one transaction.
         await send.send(
             UnitFinish(
@@ -319,6 +334,7 @@ async def _work_unit(
                 status="ok" if ok else "failed",
                 attempt=final.record,
                 cost_computed=final.cost,
+                assertions=assertions,
             )
         )
 

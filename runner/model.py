@@ -201,6 +201,15 @@ class AttemptTiming:
     gap_p90_s: float | None = None
     gap_max_s: float | None = None
 
+    @property
+    def ttft_s(self) -> float | None:
+        """Time to first token: the first *answer* token (text, refusal or tool call).
+
+        One definition for the whole project (export, assertions, reports). Reasoning has its own
+        figure, ``first_reasoning_s``, so a reasoning model's think time is not hidden in either.
+        """
+        return self.first_answer_s
+
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class AttemptRecord:

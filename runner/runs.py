@@ -72,13 +72,14 @@ class RunSummary:
     status: RunStatus
     counts: Mapping[UnitStatus, int]
     spent_usd: float
+    assertions_failed: int = 0  # results with at least one failed [cases.expect] assertion
 
     @property
     def exit_code(self) -> int:
-        """0 every unit ok, 1 some failed, 130 interrupted (resume it to finish)."""
+        """0 every unit ok, 1 some failed (or failed an assertion), 130 interrupted (resume it)."""
         if self.status == "interrupted":
             return 130
-        return 1 if self.counts.get("failed", 0) else 0
+        return 1 if self.counts.get("failed", 0) or self.assertions_failed else 0
 
 
 def open_run(database: Database, job: JobSpec | None, options: RunOptions) -> tuple[RunInfo, JobSpec]:
@@ -198,9 +199,7 @@ async def execute_job(
         # Shielded: a Ctrl-C must still leave the run marked, or a resume would not know it stopped.
         with trio.CancelScope(shield=True), trio.move_on_after(10):
             await trio.to_thread.run_sync(_mark, database, run.id, status, limiter=limiter)
-    counts = await trio.to_thread.run_sync(_counts, database, run.id, limiter=limiter)
-    spent = await trio.to_thread.run_sync(_spent, database, run.id, limiter=limiter)
-    return RunSummary(run_id=run.id, status=status, counts=counts, spent_usd=spent)
+    return await trio.to_thread.run_sync(summarize, database, run.id, limiter=limiter)
 
 
 async def run_until_signalled(
@@ -239,7 +238,14 @@ def summarize(database: Database, run_id: str) -> RunSummary:
         run = repository.get_run(session, run_id)
         counts = repository.unit_counts(session, run_id)
         spent = repository.spend_so_far(session, run_id)
-    return RunSummary(run_id=run.id, status=run.status, counts=counts, spent_usd=spent)
+        failed_assertions = repository.count_failed_assertions(session, run_id)
+    return RunSummary(
+        run_id=run.id,
+        status=run.status,
+        counts=counts,
+        spent_usd=spent,
+        assertions_failed=failed_assertions,
+    )
 
 
 def read_api_keys(job: JobSpec, environ: Mapping[str, str]) -> dict[str, str | None]:

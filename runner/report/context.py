@@ -297,7 +297,7 @@ def _run_charts(data: RunData, by_provider: dict[str, list[UnitFacts]]) -> tuple
         slot = min(TIME_BINS - 1, max(0, int(offset / width)))
         errors[slot] += attempt.error is not None
         retries[slot] += attempt.number > 1
-    labels = [f"{i * width:.0f}s" for i in range(TIME_BINS)]
+    labels = [f"{i * width:.3g}s" for i in range(TIME_BINS)]  # .3g: sub-second runs need decimals
     trouble = charts.grouped_bars(
         labels,
         [("failed attempts", errors), ("retries (attempts after the first)", retries)],
@@ -312,7 +312,7 @@ def _run_charts(data: RunData, by_provider: dict[str, list[UnitFacts]]) -> tuple
             id="ttft",
             title="Time to first token",
             caption="How many successful attempts got their "
-            "first token (reasoning or answer) after how long; one row per provider.",
+            "first answer token after how long; one row per provider.",
             svg=ttft,
         ),
         Chart(

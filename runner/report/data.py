@@ -51,9 +51,8 @@ class AttemptFacts:
 
     @property
     def ttft_s(self) -> float | None:
-        """Time to the first token of any kind (reasoning or answer)."""
-        firsts = [t for t in (self.first_reasoning_s, self.first_answer_s) if t is not None]
-        return min(firsts) if firsts else None
+        """Time to first token: the first answer token (AttemptTiming.ttft_s; reasoning is separate)."""
+        return self.first_answer_s
 
     @property
     def cost_usd(self) -> float | None:

@@ -74,6 +74,7 @@ class UnitFinish:
     attempt: AttemptRecord | None
     cost_computed: float | None = None
     completion: Completion | None = None
+    assertions: tuple[dict[str, Any], ...] | None = None  # outcomes of the case's expect, if any
 
 
 WriteItem = AttemptWrite | UnitFinish

@@ -436,7 +436,10 @@ def write_batch(
             completion = item.completion or (item.attempt.completion if item.attempt else None)
             if completion is not None:
                 attempt_id = attempt_ids[attempt_of[position]] if position in attempt_of else None
-                results.extend(result_rows(item.unit_id, attempt_id, completion, item.cost_computed, moment))
+                rows = result_rows(item.unit_id, attempt_id, completion, item.cost_computed, moment)
+                if rows and item.assertions is not None:
+                    rows[0]["assertions"] = list(item.assertions)  # kept on the first choice's row
+                results.extend(rows)
         if results:
             conn.execute(insert(RESULTS), results)
         if finished:
@@ -541,6 +544,21 @@ def set_assertions(session: Session, unit_id: int, choice_index: int, outcomes: 
             update(RESULTS)
             .where(RESULTS.c.unit_id == unit_id, RESULTS.c.choice_index == choice_index)
             .values(assertions=outcomes)
+        )
+
+
+def count_failed_assertions(session: Session, run_id: str) -> int:
+    """Results of a run with at least one failed assertion (what makes ``runner run`` exit 1)."""
+    query = (
+        select(RESULTS.c.assertions)
+        .join(UNITS, UNITS.c.id == RESULTS.c.unit_id)
+        .where(UNITS.c.run_id == run_id, RESULTS.c.assertions.is_not(None))
+    )
+    with _transaction(session, write=False) as conn:
+        return sum(
+            1
+            for (outcomes,) in conn.execute(query)
+            if any(isinstance(o, dict) and o.get("passed") is False for o in outcomes or ())
         )
 
 
