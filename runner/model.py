@@ -7,13 +7,13 @@ knows a provider's field names.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Final, Literal
+from typing import TYPE_CHECKING, Any, Final, Literal, get_args
 
 if TYPE_CHECKING:
     from datetime import datetime
 
 FinishReason = Literal["stop", "length", "tool_calls", "content_filter", "error", "cancelled"]
-FINISH_REASONS: Final = ("stop", "length", "tool_calls", "content_filter", "error", "cancelled")
+FINISH_REASONS: Final[tuple[FinishReason, ...]] = get_args(FinishReason)
 
 JSON = Any  # a value as json.loads returns it
 
@@ -151,22 +151,7 @@ ErrorKind = Literal[
     "client_error",
     "cancelled",
 ]
-ERROR_KINDS: Final = (
-    "rate_limited",
-    "quota_exhausted",
-    "server_error",
-    "overloaded",
-    "early_close",
-    "stream_error",
-    "protocol_error",
-    "timeout",
-    "connect_error",
-    "auth_error",
-    "payment_required",
-    "not_found",
-    "client_error",
-    "cancelled",
-)
+ERROR_KINDS: Final[tuple[ErrorKind, ...]] = get_args(ErrorKind)  # one list, two forms
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
