@@ -253,7 +253,7 @@ def run_command(
 
     from rich.console import Console
 
-    from runner.jobs import check_environment, load_job, parse_provider_option
+    from runner.jobs import load_job, parse_provider_option
     from runner.progress import choose_mode
     from runner.runs import RunOptions, open_run, read_api_keys, run_until_signalled, summarize
 
@@ -279,8 +279,7 @@ def run_command(
         provider = parse_provider_option(provider_spec) if provider_spec else None
         job = load_job(job_path, provider=provider) if job_path else None
         with open_database(db_url) as database:
-            run, job = open_run(database, job, options)
-            check_environment(job, os.environ)
+            run, job = open_run(database, job, options, environ=os.environ)
             click.echo(f"run {run.id} ({job.name}) in {database!r}", err=True)
             summary = trio.run(
                 functools.partial(

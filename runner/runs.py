@@ -25,6 +25,7 @@ from runner import __version__
 from runner.dialects import get_dialect
 from runner.engine import RunContext, execute_run
 from runner.errors import ConfigError
+from runner.jobs import check_environment
 from runner.limits import build_limiters
 from runner.plan import plan_units
 from runner.progress import Progress, show_progress
@@ -82,10 +83,18 @@ class RunSummary:
         return 1 if self.counts.get("failed", 0) or self.assertions_failed else 0
 
 
-def open_run(database: Database, job: JobSpec | None, options: RunOptions) -> tuple[RunInfo, JobSpec]:
+def open_run(
+    database: Database,
+    job: JobSpec | None,
+    options: RunOptions,
+    *,
+    environ: Mapping[str, str] | None = None,
+) -> tuple[RunInfo, JobSpec]:
     """Create a run and plan its units, or take back an existing one (``--resume`` / ``--join``).
 
     A resumed or joined run uses the job spec it was started with, as stored in the database.
+    With ``environ``, every provider's key variable is checked before anything is written, so a
+    missing key leaves the database as it was.
     """
     ref = options.resume or options.join
     with database.session() as session:
@@ -99,11 +108,17 @@ def open_run(database: Database, job: JobSpec | None, options: RunOptions) -> tu
                     fix=f"leave out the job file to {'resume' if options.resume else 'join'} "
                     f"run {run.id} as it was started, or start a new run",
                 )
+            check_simulators(stored)
+            if environ is not None:
+                check_environment(stored, environ)
             if options.resume:
                 repository.resume_run(session, run.id)
             return run, stored
         if job is None:
             raise ConfigError("no job file given", fix="runner run JOB, or --resume RUN / --join RUN")
+        check_simulators(job)
+        if environ is not None:
+            check_environment(job, environ)
         run = repository.create_run(session, job, host=socket.gethostname(), version=__version__)
         units = plan_units(job)
         reused = 0

@@ -1,0 +1,97 @@
+"""`runner run` as a user calls it: exit codes, error messages, and nothing written on a bad job."""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def runner(*args: str, cwd: Path, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    """Run ``python -m runner`` in ``cwd`` and capture its output (with a hard time limit)."""
+    environ = {k: v for k, v in os.environ.items() if not k.startswith("RUNNER_")}
+    environ.update(env or {})
+    return subprocess.run(
+        [sys.executable, "-m", "runner", *args],
+        cwd=cwd,
+        env=environ,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+
+
+def count_runs(db: Path) -> int:
+    """How many runs the SQLite file holds (0 when it does not exist)."""
+    if not db.exists():
+        return 0
+    with sqlite3.connect(db) as conn:
+        return int(conn.execute("select count(*) from runs").fetchone()[0])
+
+
+JOB_NEEDING_KEY = """\
+name = "needs-key"
+[[providers]]
+name = "real"
+dialect = "openai-chat"
+base_url = "https://api.example.com/v1"
+model = "m"
+api_key_env = "RUNNER_TEST_UNSET_KEY"
+[[cases]]
+id = "hi"
+prompt = "hi"
+"""
+
+
+@pytest.mark.parametrize(
+    ("job_text", "expected"),
+    [
+        pytest.param(JOB_NEEDING_KEY, "RUNNER_TEST_UNSET_KEY", id="missing-env-var"),
+        pytest.param(JOB_NEEDING_KEY.replace("model =", "modle ="), "did you mean 'model'", id="unknown-key"),
+        pytest.param(
+            JOB_NEEDING_KEY.replace('prompt = "hi"', 'prompt = "hi"\nproviders = ["nope"]'),
+            "nope",
+            id="unknown-provider-in-case",
+        ),
+    ],
+)
+def test_bad_job_exits_2_and_writes_nothing(tmp_path: Path, job_text: str, expected: str) -> None:
+    """A bad job file fails with exit 2, names the file and the problem, and creates no run."""
+    job = tmp_path / "job.toml"
+    job.write_text(job_text)
+    db = tmp_path / "r.db"
+    result = runner("run", str(job), "--db", f"sqlite:///{db}", cwd=tmp_path)
+    assert result.returncode == 2, result.stderr
+    assert str(job) in result.stderr
+    assert expected in result.stderr
+    assert count_runs(db) == 0
+
+
+def test_demo_job_runs_offline_and_reports(tmp_path: Path) -> None:
+    """The README's demo job runs on the built-in simulator, exits 0 and writes its HTML report."""
+    db = tmp_path / "r.db"
+    result = runner(
+        "run", str(REPO / "jobs" / "demo.toml"), "--db", f"sqlite:///{db}", "--quiet", cwd=tmp_path
+    )
+    assert result.returncode == 0, result.stderr
+    assert "finished; ok 37, failed 0" in result.stderr
+    reports = list(tmp_path.glob("report-r-*.html"))
+    assert len(reports) == 1
+    assert count_runs(db) == 1
+
+
+def test_resume_and_join_exclude_each_other(tmp_path: Path) -> None:
+    """Usage errors exit 2 with a message, before touching any database."""
+    result = runner("run", "--resume", "latest", "--join", "r-x", cwd=tmp_path)
+    assert result.returncode == 2
+    assert "exclude each other" in result.stderr
+    result = runner("run", cwd=tmp_path)
+    assert result.returncode == 2
+    assert "name a job file" in result.stderr
