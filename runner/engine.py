@@ -193,13 +193,19 @@ async def _feed(
     Claims go provider by provider, each up to its own free slots, so a slow or throttled provider
     never takes the capacity another one could use.
     """
+    exhausted: set[str] = set()  # providers with nothing claimable at their last claim
     while not state.budget_spent.is_set():
+        # Armed before claiming: a unit that finishes while a claim runs in its thread must wake
+        # the wait below, not an event nobody waits on any more.
+        state.slot_freed = trio.Event()
         claimed_any = False
         for name, provider in ctx.providers.items():
             free = min(provider.concurrency - state.in_flight.get(name, 0), state.global_free)
-            if free <= 0:
+            if free <= 0 or name in exhausted:
                 continue
             units = await trio.to_thread.run_sync(queue.claim, name, free, limiter=ctx.db_limiter)
+            if len(units) < free:
+                exhausted.add(name)  # don't ask again at every finished unit, only after a poll
             for unit in units:
                 claimed_any = True
                 state.global_free -= 1
@@ -209,17 +215,19 @@ async def _feed(
             continue
         if not any(state.in_flight.values()):
             # Nothing claimable and nothing of ours in flight: the run is done, or other processes
-            # hold leases (--join); their units come back to us if those processes die.
+            # hold leases (--join); their units come back to the queue if those processes die.
             if await trio.to_thread.run_sync(queue.outstanding, limiter=ctx.db_limiter) == 0:
                 return
             with trio.move_on_after(ctx.idle_poll_seconds):
                 await state.budget_spent.wait()
+            exhausted.clear()
             continue
-        # Wait until one of our units finishes before claiming again (or poll: a provider's
-        # pending units may have been released by a process that stopped).
-        state.slot_freed = trio.Event()
-        with trio.move_on_after(ctx.idle_poll_seconds):
+        # Wait until one of our units finishes before claiming again; after a quiet poll interval,
+        # look at exhausted providers again (units released by a process that stopped, or --join).
+        with trio.move_on_after(ctx.idle_poll_seconds) as poll:
             await state.slot_freed.wait()
+        if poll.cancelled_caught:
+            exhausted.clear()
 
 
 @dataclass(frozen=True, slots=True)
