@@ -137,9 +137,12 @@ async def run_attempt(
                         nbytes += len(chunk)
                         if capture:
                             parts.append(chunk)
-                        for event in decoder.feed(chunk):
-                            nevents += 1
-                            accumulator.feed(event)
+                        # The whole read in one call: message data as raw bytes, so the dialect
+                        # hands them straight to its JSON decoder (runner.sse.feed_raw).
+                        events = decoder.feed_raw(chunk)
+                        if events:
+                            nevents += len(events)
+                            accumulator.feed_many(events)
                         if not has_token:
                             if clock.first_reasoning is None and accumulator.has_reasoning:
                                 clock.first_reasoning = now

@@ -20,14 +20,13 @@ def accumulate(accumulator: Accumulator, reads: Iterable[bytes]) -> Completion:
     Reading stops at the accumulator's terminal signal, as the attempt layer does on a live stream.
     """
     decoder = SSEDecoder()
-    feed = accumulator.feed
     for read in reads:
-        for event in decoder.feed(read):
-            feed(event)
-        if accumulator.is_done:
-            return accumulator.result()
-    for event in decoder.close():
-        feed(event)
+        events = decoder.feed_raw(read)
+        if events:
+            accumulator.feed_many(events)
+            if accumulator.is_done:
+                return accumulator.result()
+    accumulator.feed_many(decoder.close())
     return accumulator.result()
 
 

@@ -9,7 +9,7 @@ and there is no size limit on a line or an event.
 
 from __future__ import annotations
 
-from typing import NamedTuple
+from typing import Any, NamedTuple, TypeAlias, cast
 
 _BOM = b"\xef\xbb\xbf"
 
@@ -22,6 +22,12 @@ class ServerSentEvent(NamedTuple):
     id: str = ""  # the last event ID at dispatch time (sticky across events)
     retry: int | None = None  # the reconnection time in ms, if the stream ever set one
 
+
+# What ``SSEDecoder.feed_raw`` hands out: the data of an event of type ``message`` (the default
+# type, the only one OpenAI-style streams use) as its raw bytes, UTF-8 not yet decoded or validated;
+# an event of any other type as a ServerSentEvent. Building neither a str nor a tuple per chunk is
+# most of what keeps decode + accumulate near the cost of the JSON decoder alone (PERFORMANCE.md).
+RawEvent: TypeAlias = bytes | ServerSentEvent
 
 # Building the tuple directly skips NamedTuple's Python-level __new__ (about 100 ns a call).
 _new_event = tuple.__new__
@@ -59,6 +65,21 @@ class SSEDecoder:
 
     def feed(self, chunk: bytes) -> list[ServerSentEvent]:
         """Take one read of the body and return the events it completed, in order."""
+        # With raw=False every event comes out as a ServerSentEvent.
+        return cast("list[ServerSentEvent]", self._feed(chunk, False))
+
+    def feed_raw(self, chunk: bytes) -> list[RawEvent]:
+        """Like ``feed``, but an event of type ``message`` comes out as its raw data bytes.
+
+        The hot path of the attempt layer: the accumulator hands the bytes straight to the JSON
+        decoder, and decodes them to text (invalid UTF-8 as U+FFFD, as ``feed`` does) only if the
+        JSON decoder rejects them. Events of any other type come out as ``ServerSentEvent``. A
+        ``message`` event's id and retry are not carried: they are this decoder's ``last_event_id``
+        and ``retry`` attributes (no dialect reads them).
+        """
+        return self._feed(chunk, True)
+
+    def _feed(self, chunk: bytes, raw: bool) -> list[RawEvent]:
         if not chunk:
             return []
         if self._pending_cr:
@@ -69,17 +90,19 @@ class SSEDecoder:
                     return []
         end = len(chunk) - 2
         if (
-            chunk[:6] == b"data: "
+            not self._tail  # (first: with several events per read, nearly always a partial one)
+            and chunk[:6] == b"data: "
             and chunk.find(10) == end  # the first LF is the second-to-last byte ...
             and chunk[-1] == 10  # ... and the last byte is LF: exactly one line and a blank one
             and 13 not in chunk  # (int membership is a memchr: far cheaper than b"\r" in chunk)
-            and not self._tail
             and not self._data
             and not self._event_type
         ):
             # Fast path: the read is exactly one single-line data event, the common case for LLM
             # streams (one event per read). Same result as the general path, in a few C calls.
             self._at_start = False
+            if raw:
+                return [chunk[6:end]]
             data = chunk[6:end].decode("utf-8", "replace")
             return [_new_event(ServerSentEvent, (data, "message", self.last_event_id, self.retry))]
         buffer = self._tail + chunk if self._tail else chunk
@@ -97,27 +120,48 @@ class SSEDecoder:
                 self._pending_cr = True
             buffer = buffer.replace(b"\r\n", b"\n").replace(b"\r", b"\n")
         elif not self._data and not self._event_type:
-            return self._feed_blocks(buffer)
+            return self._feed_blocks(buffer, raw)
         lines = buffer.split(b"\n")
         self._tail = lines.pop()  # what follows the last line ending is not a line yet
         if not lines:
             return []
-        return self._process(lines)
+        return self._process(lines, raw)
 
-    def _feed_blocks(self, buffer: bytes) -> list[ServerSentEvent]:
-        # Fast path (LF-only input, no event half-built). Nearly every LLM event is one
-        # "data: ..." line followed by a blank line: take those whole, straight from the buffer.
-        # Anything else, up to the next blank line, goes through the line rules, so the result is
-        # exactly that of reading line by line.
-        events: list[ServerSentEvent] = []
-        find = buffer.find
-        new = tuple.__new__  # the NamedTuple constructor minus its Python-level __new__ frame
-        size = len(buffer)
+    def _feed_blocks(self, buffer: bytes, raw: bool) -> list[RawEvent]:
+        # Fast path (LF-only input, no event half-built: the buffer starts at a line start, with
+        # empty data and event-type buffers). Nearly every LLM event is one "data: ..." line and a
+        # blank line: take those whole, straight from the buffer. Anything else, up to the next
+        # blank line, goes through the line rules, so the result is exactly that of reading line
+        # by line.
+        events: list[RawEvent] = []
         start = 0  # always at the beginning of a line
-        while (newline := find(b"\n", start)) >= 0:
+        scan = True
+        last = buffer.rfind(b"\n\n")
+        if last >= 0 and buffer.startswith(b"data: "):
+            # One C call for a whole read of such events: buffer[6:last] split at "\n\ndata: ".
+            # If no piece holds an LF, the separators are the only LFs before `last`, so
+            # buffer[:last + 2] is exactly "data: <piece>\n\n" once per piece: one single-line
+            # event each, and no blank line follows `last`, so only the tail is left. Otherwise
+            # the pieces before the first one holding an LF are such events (each took 6 +
+            # len(piece) + 2 bytes) and the loop below goes on from there.
+            # (list[Any]: a list of bytes is a list of RawEvent, but list is invariant)
+            payloads: list[Any] = buffer[6:last].split(b"\n\ndata: ")
+            for piece in payloads:
+                if 10 in piece:
+                    # index() finds this very piece: no earlier piece is equal, none holds an LF
+                    del payloads[payloads.index(piece) :]
+                    start = 8 * len(payloads) + sum(map(len, payloads))
+                    break
+            else:
+                start = last + 2
+                scan = False
+            events = payloads if raw else [self._message(data) for data in payloads]
+        find = buffer.find
+        size = len(buffer)
+        while scan and (newline := find(b"\n", start)) >= 0:
             if newline + 1 < size and buffer[newline + 1] == 10 and buffer.startswith(b"data: ", start):
-                data = buffer[start + 6 : newline].decode("utf-8", "replace")
-                events.append(new(ServerSentEvent, (data, "message", self.last_event_id, self.retry)))
+                data = buffer[start + 6 : newline]
+                events.append(data if raw else self._message(data))
                 start = newline + 2
                 continue
             end = find(b"\n\n", start)
@@ -125,7 +169,7 @@ class SSEDecoder:
                 break  # the rest is an unfinished event
             lines = buffer[start:end].split(b"\n")
             lines.append(b"")  # the blank line that ends the event
-            events.extend(self._process(lines))
+            events.extend(self._process(lines, raw))
             start = end + 2
         tail = buffer[start:] if start else buffer
         # Complete lines of an unfinished event are taken now, so the tail is one partial line
@@ -133,9 +177,15 @@ class SSEDecoder:
         if b"\n" in tail:
             lines = tail.split(b"\n")
             tail = lines.pop()
-            events.extend(self._process(lines))
+            events.extend(self._process(lines, raw))
         self._tail = tail
         return events
+
+    def _message(self, data: bytes) -> ServerSentEvent:
+        # A single-line data event of type message, as feed() hands it out.
+        return _new_event(
+            ServerSentEvent, (data.decode("utf-8", "replace"), "message", self.last_event_id, self.retry)
+        )
 
     def close(self) -> list[ServerSentEvent]:
         """Signal EOF. An unterminated last event is dropped (spec); the decoder is reset."""
@@ -149,13 +199,13 @@ class SSEDecoder:
         self._pending_cr = False
         return events
 
-    def _process(self, lines: list[bytes]) -> list[ServerSentEvent]:
-        events: list[ServerSentEvent] = []
+    def _process(self, lines: list[bytes], raw: bool) -> list[RawEvent]:
+        events: list[RawEvent] = []
         data = self._data
         for line in lines:
             if not line:
                 if data:
-                    events.append(self._dispatch(data))
+                    events.append(self._dispatch(data, raw))
                     data = self._data = []
                 self._event_type = b""
                 continue
@@ -182,15 +232,33 @@ class SSEDecoder:
             # any other field name is ignored (names are case-sensitive: "DATA" is unknown)
         return events
 
-    def _dispatch(self, data: list[bytes]) -> ServerSentEvent:
+    def _dispatch(self, data: list[bytes], raw: bool) -> RawEvent:
         # Decoding the joined lines is the same as decoding each line: LF is ASCII and can never
         # be part of a multi-byte sequence, and an incomplete sequence before it becomes U+FFFD.
-        raw = data[0] if len(data) == 1 else b"\n".join(data)
-        event_type = self._event_type.decode("utf-8", "replace") if self._event_type else "message"
+        joined = data[0] if len(data) == 1 else b"\n".join(data)
+        event_type = self._event_type
+        if raw and (not event_type or event_type == b"message"):
+            return joined  # type message, whether implied or named (feed_raw's contract)
         return _new_event(
             ServerSentEvent,
-            (raw.decode("utf-8", "replace"), event_type, self.last_event_id, self.retry),
+            (
+                joined.decode("utf-8", "replace"),
+                event_type.decode("utf-8", "replace") if event_type else "message",
+                self.last_event_id,
+                self.retry,
+            ),
         )
+
+
+def as_event(item: RawEvent) -> ServerSentEvent:
+    """A ``feed_raw`` item as a ServerSentEvent: bytes become a ``message`` event, invalid UTF-8 U+FFFD.
+
+    For accumulators that read whole events; the id and retry are left at their defaults (see
+    ``SSEDecoder.feed_raw``).
+    """
+    if isinstance(item, bytes):
+        return ServerSentEvent(item.decode("utf-8", "replace"))
+    return item
 
 
 def decode_all(body: bytes) -> list[ServerSentEvent]:

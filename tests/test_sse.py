@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from runner.sse import ServerSentEvent, SSEDecoder, decode_all
+from runner.sse import RawEvent, ServerSentEvent, SSEDecoder, as_event, decode_all
 
 
 def feed_in_pieces(body: bytes, cuts: list[int]) -> tuple[list[ServerSentEvent], SSEDecoder]:
@@ -203,3 +203,89 @@ def test_arbitrary_bytes_never_raise(body: bytes, data: st.DataObject) -> None:
     cuts = data.draw(st.lists(st.integers(0, len(body)), max_size=8))
     events, _ = feed_in_pieces(body, cuts)
     assert events == decode_all(body)
+
+
+# -- feed_raw: message events as raw bytes --------------------------------------------------------
+
+
+def feed_raw_in_pieces(body: bytes, cuts: list[int]) -> list[RawEvent]:
+    """Feed ``body`` to ``feed_raw`` split at ``cuts`` (offsets), then close; return the items."""
+    decoder = SSEDecoder()
+    items: list[RawEvent] = []
+    start = 0
+    for cut in [*sorted(set(cuts)), len(body)]:
+        items.extend(decoder.feed_raw(body[start:cut]))
+        start = cut
+    items.extend(decoder.close())
+    return items
+
+
+def same_events(items: list[RawEvent], events: list[ServerSentEvent]) -> bool:
+    """feed_raw's items say what feed's events say: bytes exactly for message events, same data."""
+    return len(items) == len(events) and all(
+        isinstance(item, bytes) == (event.event == "message") and as_event(item)[:2] == event[:2]
+        for item, event in zip(items, events, strict=True)
+    )
+
+
+@pytest.mark.parametrize(
+    ("body", "expected"),
+    [
+        pytest.param(b"data: a\n\ndata: b\n\n", [b"a", b"b"], id="whole-read-split"),
+        pytest.param(
+            b"data: a\n\ndata: b\ndata: c\n\ndata: d\n\n", [b"a", b"b\nc", b"d"], id="multiline-mid-read"
+        ),
+        pytest.param(b"data: a\n\n: ping\n\ndata: b\n\n", [b"a", b"b"], id="comment-mid-read"),
+        pytest.param(b"data: a\n\ndata: \n\ndata:\n\n", [b"a", b"", b""], id="empty-data"),
+        pytest.param(b"data: a\n\n\n\ndata: b\n\n", [b"a", b"b"], id="extra-blank-lines"),
+        pytest.param(b"event: message\ndata: a\n\n", [b"a"], id="named-message-is-raw"),
+        pytest.param(b"event: error\ndata: a\n\n", [ServerSentEvent("a", "error")], id="named-event"),
+        pytest.param(b"data: \xff\n\n", [b"\xff"], id="invalid-utf8-left-to-the-reader"),
+        pytest.param(b"data: a\r\n\r\ndata: b\n\n", [b"a", b"b"], id="crlf"),
+        pytest.param(b"data: a\n\ndata: b\n\ndata: partial", [b"a", b"b"], id="tail-kept"),
+    ],
+)
+def test_feed_raw_examples(body: bytes, expected: list[RawEvent]) -> None:
+    """feed_raw hands message data over as bytes, other events as ServerSentEvent."""
+    assert feed_raw_in_pieces(body, []) == expected
+
+
+def test_feed_keeps_the_id_of_each_event_in_a_split_read() -> None:
+    """An id line between two simple events of one read applies from the second one on."""
+    events = decode_all(b"data: a\n\nid: 5\ndata: b\n\ndata: c\n\n")
+    assert [(event.data, event.id) for event in events] == [("a", ""), ("b", "5"), ("c", "5")]
+
+
+@settings(max_examples=300, deadline=None)
+@given(lines=_streams, data=st.data())
+def test_feed_raw_agrees_with_feed_for_any_split(lines: list[str], data: st.DataObject) -> None:
+    """For any stream and any split, feed_raw's items are feed's events (data, type) in order."""
+    body = _join(lines, data.draw(st.sampled_from(["\n", "\r\n", "\r"])))
+    cuts = data.draw(st.lists(st.integers(0, len(body)), max_size=len(body) + 1))
+    assert same_events(feed_raw_in_pieces(body, cuts), decode_all(body))
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    events=st.lists(
+        st.one_of(
+            st.binary(max_size=30).map(lambda data: b"data: " + data.replace(b"\n", b"").replace(b"\r", b"")),
+            st.sampled_from([b": ping", b"id: 1", b"event: x", b"data", b"data:x", b"data: a\ndata: b"]),
+        ),
+        max_size=12,
+    ),
+    data=st.data(),
+)
+def test_feed_raw_fast_paths_agree_with_feed(events: list[bytes], data: st.DataObject) -> None:
+    """Mostly single-line data events (the fast paths), any bytes, any split: same as feed."""
+    body = b"".join(event + b"\n\n" for event in events)
+    cuts = data.draw(st.lists(st.integers(0, len(body)), max_size=8))
+    assert same_events(feed_raw_in_pieces(body, cuts), decode_all(body))
+
+
+@settings(max_examples=300, deadline=None)
+@given(body=st.binary(max_size=200), data=st.data())
+def test_feed_raw_arbitrary_bytes_never_raise(body: bytes, data: st.DataObject) -> None:
+    """Arbitrary bytes in arbitrary reads never make feed_raw raise, and it agrees with feed."""
+    cuts = data.draw(st.lists(st.integers(0, len(body)), max_size=8))
+    assert same_events(feed_raw_in_pieces(body, cuts), decode_all(body))

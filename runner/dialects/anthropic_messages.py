@@ -20,11 +20,14 @@ from runner.dialects.common import (
     protocol_error,
 )
 from runner.model import Choice, Completion, Usage
+from runner.sse import as_event
 
 if TYPE_CHECKING:
+    from collections.abc import Sequence
+
     from runner.model import CompletionError
     from runner.spec import CaseSpec, ProviderSpec
-    from runner.sse import ServerSentEvent
+    from runner.sse import RawEvent, ServerSentEvent
 
 ANTHROPIC_VERSION: Final = "2023-06-01"
 DEFAULT_MAX_TOKENS: Final = 1024
@@ -112,6 +115,12 @@ class AnthropicMessagesAccumulator:
         if self._error is None:
             self._error = error
         self._done = True
+
+    def feed_many(self, events: Sequence[RawEvent]) -> None:
+        # One call per read; each item read as feed() reads its event.
+        feed = self.feed
+        for event in events:
+            feed(as_event(event))
 
     def feed(self, event: ServerSentEvent) -> None:
         if self._done:

@@ -10,9 +10,11 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Protocol
 
 if TYPE_CHECKING:
+    from collections.abc import Sequence
+
     from runner.model import Completion, CompletionError
     from runner.spec import CaseSpec, ProviderSpec
-    from runner.sse import ServerSentEvent
+    from runner.sse import RawEvent, ServerSentEvent
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -28,7 +30,13 @@ class HttpRequest:
 class Accumulator(Protocol):
     """A pure reducer over one stream's events.
 
-    ``feed`` never raises on bad input: a malformed or out-of-order event is recorded as a
+    Two ways in, with the same result for the same events: ``feed`` takes one ``ServerSentEvent``;
+    ``feed_many`` takes one read's worth of ``SSEDecoder.feed_raw`` items in order (the attempt
+    layer's hot path: one call per read, and ``message`` data as raw bytes, so an accumulator can
+    hand them to the JSON decoder without building a str and an event each; ``runner.sse.as_event``
+    turns an item back into an event). Events after ``is_done`` turned true are ignored.
+
+    Neither raises on bad input: a malformed or out-of-order event is recorded as a
     ``protocol_error`` in the result (and ``is_done`` turns true), so the attempt is kept and can be
     retried. ``has_reasoning`` / ``has_answer`` flip to true at the first reasoning / answer token
     (answer: text, refusal or tool-call content), which is how the attempt layer times them.
@@ -46,6 +54,8 @@ class Accumulator(Protocol):
     def has_answer(self) -> bool: ...
 
     def feed(self, event: ServerSentEvent) -> None: ...
+
+    def feed_many(self, events: Sequence[RawEvent]) -> None: ...
 
     def result(self) -> Completion:
         """The completion rebuilt so far (partial when the stream was cut; ``complete`` says)."""

@@ -6,7 +6,7 @@ and Ollama chunks; the edge cases are PROTOCOLS.md 13-26 (section 2).
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Final
 
 import orjson
 
@@ -23,14 +23,19 @@ from runner.dialects.common import (
 from runner.model import Completion, Usage
 
 if TYPE_CHECKING:
+    from collections.abc import Callable, Sequence
+
     from runner.model import CompletionError
     from runner.spec import CaseSpec, ProviderSpec
-    from runner.sse import ServerSentEvent
+    from runner.sse import RawEvent, ServerSentEvent
 
 # MiroMind extensions kept in Completion.extras wherever in the chunk they arrive.
 _EXTRA_KEYS = ("citations", "search_results")
-# Top-level keys that send a chunk down the full path (errors, usage and extensions).
-_SPECIAL_KEYS = frozenset({"error", "x_groq", *_EXTRA_KEYS})
+# Sentinels of feed_many: "no choice cached yet" (no chunk index is this object) and "this payload
+# yielded no chunk".
+_NO_INDEX: Final = object()
+_NO_STATE: Final = ChoiceBuilder(-1)  # never written to: see feed_many
+_SKIP: Final = object()
 
 
 def openai_messages(case: CaseSpec) -> list[dict[str, Any]]:
@@ -107,47 +112,127 @@ class OpenAIChatAccumulator:
         return self._done
 
     def feed(self, event: ServerSentEvent) -> None:
+        self.feed_many((event,))
+
+    def feed_many(self, events: Sequence[RawEvent]) -> None:
         if self._done:
             return
-        data = event.data
-        try:
-            chunk = orjson.loads(data)
-        except orjson.JSONDecodeError:
-            # "[DONE]" is not JSON: checking for it here keeps a comparison off every chunk.
-            if data.startswith("[DONE]"):
-                self._saw_done = self._done = True
+        loads = orjson.loads
+        by_index = self._choices
+        # The fast path's last choice index, its state and its text list's append. `index is
+        # last_index` is enough to reuse them: last_index is only ever an int whose state exists,
+        # and states are never replaced. The sentinel start makes a missing index (None) miss.
+        last_index: object = _NO_INDEX
+        last_state = _NO_STATE  # these two placeholders are replaced before their first use
+        append: Callable[[str], None] = _NO_STATE.text.append
+        # The fast path skips _chunk's "first non-empty id / model" bookkeeping, so it waits until
+        # both are known; a stream that never sends one of them pays a cheap call per chunk.
+        need_ids = self._id is None or self._model is None
+        for item in events:
+            # feed_raw hands a `message` event over as its raw bytes: orjson reads UTF-8 bytes
+            # directly and rejects invalid UTF-8, which _not_json then reads as feed() would (the
+            # U+FFFD-decoded text). So any bytes orjson accepts decode to the same object as text.
+            if isinstance(item, bytes):
+                data: bytes | str = item
+            elif item.event == "message":
+                data = item.data
             else:
-                self._fail(protocol_error(f"chunk is not JSON: {data[:200]!r}"))
-            return
-        # Fast path for nearly every chunk of a stream: one choice, a content-only delta, nothing
-        # else of interest on the chunk. Any other shape takes the full path below.
-        if (
-            type(chunk) is dict
-            and chunk.get("object") == "chat.completion.chunk"  # not an error, not an Azure record
-            and chunk.get("usage") is None
-            and _SPECIAL_KEYS.isdisjoint(chunk)
-            and event.event == "message"
-        ):
-            choices = chunk.get("choices")
-            if type(choices) is list and len(choices) == 1:
-                choice = choices[0]
-                if type(choice) is dict and choice.get("finish_reason") is None and len(choice) <= 4:
-                    delta = choice.get("delta")
-                    state = self._choices.get(choice.get("index"))  # type: ignore[arg-type]
-                    if state is not None and type(delta) is dict and len(delta) == 1:
-                        content = delta.get("content")
-                        if type(content) is str:
-                            if content:
-                                state.text.append(content)
-                                self.has_answer = True
-                            return
-        self._full(event, chunk)
+                self._named(item)
+                if self.is_done:  # (the property: mypy would keep _done narrowed to False)
+                    return
+                need_ids = self._id is None or self._model is None
+                continue
+            try:
+                chunk = loads(data)
+            except orjson.JSONDecodeError:
+                chunk = self._not_json(data)
+                if chunk is _SKIP:
+                    return  # [DONE] or a protocol error: done either way
+            # Fast path for nearly every chunk of a stream: one choice whose state exists, no
+            # finish reason, nothing else of interest on the chunk. Then _chunk would only take
+            # the id and model and call _delta(state, delta): done here inline for a content-only
+            # delta, by calling _delta for any other (tool-call fragments, reasoning). The
+            # equivalence with _full is a hypothesis test; any other shape goes to _full.
+            if type(chunk) is dict:
+                choices = chunk.get("choices")
+                if type(choices) is list and len(choices) == 1:
+                    choice = choices[0]
+                    # index, delta, finish_reason, logprobs: more keys may be extras (_chunk)
+                    if type(choice) is dict and len(choice) <= 4:
+                        delta = choice.get("delta")
+                        if (
+                            type(delta) is dict
+                            and delta
+                            and choice.get("finish_reason") is None
+                            and chunk.get("usage") is None
+                            # not an error record, not an Azure filter record (object "")
+                            and chunk.get("object") == "chat.completion.chunk"
+                            # no key _chunk reads for errors, usage or extras
+                            and "error" not in chunk
+                            and "x_groq" not in chunk
+                            and "citations" not in chunk
+                            and "search_results" not in chunk
+                        ):
+                            index = choice.get("index")
+                            if index is not last_index:
+                                # bool is an int subclass but not `type() is int`: True goes to
+                                # _chunk, which reads it as index 0 as it must
+                                state = by_index.get(index) if type(index) is int else None
+                                if state is not None:
+                                    last_index = index
+                                    last_state = state
+                                    append = state.text.append
+                            if index is last_index:
+                                if need_ids:
+                                    self._take_ids(chunk)
+                                    need_ids = self._id is None or self._model is None
+                                content = delta.get("content")
+                                if len(delta) == 1 and type(content) is str:
+                                    if content:
+                                        append(content)
+                                        self.has_answer = True
+                                else:
+                                    self._delta(last_state, delta)
+                                continue
+            self._full(chunk, "message", data)
+            if self.is_done:
+                return
+            need_ids = self._id is None or self._model is None
 
-    def _full(self, event: ServerSentEvent, chunk: Any) -> None:
+    def _named(self, event: ServerSentEvent) -> None:
+        # An event with an `event:` type (an error event; anything else is read as a chunk).
+        try:
+            chunk = orjson.loads(event.data)
+        except orjson.JSONDecodeError:
+            chunk = self._not_json(event.data)
+            if chunk is _SKIP:
+                return
+        self._full(chunk, event.event, event.data)
+
+    def _not_json(self, data: bytes | str) -> Any:
+        # orjson rejected the payload. "[DONE]" is not JSON: checking for it here keeps a
+        # comparison off every chunk. Raw bytes orjson rejected may only be invalid UTF-8: read
+        # them as the U+FFFD-decoded text feed() would have had ("[DONE" can never parse, so
+        # checking it first changes nothing). Returns the chunk, or _SKIP when there is none,
+        # and then the accumulator is done.
+        text = data.decode("utf-8", "replace") if isinstance(data, bytes) else data
+        if text.startswith("[DONE]"):
+            self._saw_done = self._done = True
+            return _SKIP
+        if isinstance(data, bytes):
+            try:
+                return orjson.loads(text)
+            except orjson.JSONDecodeError:
+                pass
+        self._fail(protocol_error(f"chunk is not JSON: {text[:200]!r}"))
+        return _SKIP
+
+    def _full(self, chunk: Any, name: str, data: bytes | str) -> None:
         if type(chunk) is not dict:
-            self._fail(protocol_error(f"chunk is not a JSON object: {event.data[:200]!r}"))
+            text = data.decode("utf-8", "replace") if isinstance(data, bytes) else data
+            self._fail(protocol_error(f"chunk is not a JSON object: {text[:200]!r}"))
             return
-        if event.event == "error" or chunk.get("error") or chunk.get("object") == "error":
+        if name == "error" or chunk.get("error") or chunk.get("object") == "error":
             # The chunk may still carry choices (OpenRouter's finish_reason "error"): keep them.
             self._fail(error_from_payload(chunk))
             self._chunk(chunk)
@@ -161,11 +246,15 @@ class OpenAIChatAccumulator:
             self._error = error
         self._done = True
 
-    def _chunk(self, chunk: dict[str, Any]) -> None:
+    def _take_ids(self, chunk: dict[str, Any]) -> None:
+        # The first non-empty id and model win.
         if self._id is None:
             self._id = chunk.get("id") or None
         if self._model is None:
             self._model = chunk.get("model") or None
+
+    def _chunk(self, chunk: dict[str, Any]) -> None:
+        self._take_ids(chunk)
         usage = chunk.get("usage")
         if usage and type(usage) is dict:  # last non-null wins, never summed (PROTOCOLS.md 21-23)
             self._usage = usage
@@ -213,11 +302,12 @@ class OpenAIChatAccumulator:
 
     def _delta(self, state: ChoiceBuilder, delta: dict[str, Any]) -> None:
         content = delta.get("content")
-        if content:
+        # Text that is not a string is ignored, as reasoning is (result() joins strings only).
+        if content and type(content) is str:
             state.text.append(content)
             self.has_answer = True
         if len(delta) == 1 and content is not None:
-            return  # the hot path: a plain content delta
+            return  # a plain content delta
         reasoning = delta.get("reasoning_content") or delta.get("reasoning")
         if reasoning and type(reasoning) is str:
             state.reasoning.append(reasoning)
@@ -226,7 +316,7 @@ class OpenAIChatAccumulator:
         if refusal is not None:
             if state.refusal is None:
                 state.refusal = []
-            if refusal:
+            if refusal and type(refusal) is str:
                 state.refusal.append(refusal)
                 self.has_answer = True
         tool_calls = delta.get("tool_calls")

@@ -23,11 +23,14 @@ from runner.dialects.common import (
 )
 from runner.dialects.openai_chat import openai_messages
 from runner.model import Completion, Usage
+from runner.sse import as_event
 
 if TYPE_CHECKING:
+    from collections.abc import Sequence
+
     from runner.model import CompletionError
     from runner.spec import CaseSpec, ProviderSpec
-    from runner.sse import ServerSentEvent
+    from runner.sse import RawEvent, ServerSentEvent
 
 # Common params -> Runware's ``settings`` names.
 _SETTINGS: Final = {
@@ -106,6 +109,12 @@ class RunwareAccumulator:
         if self._error is None:
             self._error = error
         self._done = True
+
+    def feed_many(self, events: Sequence[RawEvent]) -> None:
+        # One call per read; each item read as feed() reads its event.
+        feed = self.feed
+        for event in events:
+            feed(as_event(event))
 
     def feed(self, event: ServerSentEvent) -> None:
         if self._done:

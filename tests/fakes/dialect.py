@@ -6,12 +6,13 @@ Events: ``R:text`` is reasoning, ``T:text`` is answer text, ``E:message`` is an 
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from runner.dialects.base import HttpRequest
 from runner.model import PROTOCOL_ERROR, Choice, Completion, CompletionError
 from runner.spec import CaseSpec, ProviderSpec
-from runner.sse import ServerSentEvent
+from runner.sse import RawEvent, ServerSentEvent, as_event
 
 
 @dataclass
@@ -34,6 +35,10 @@ class FakeAccumulator:
     @property
     def has_answer(self) -> bool:
         return bool(self.text)
+
+    def feed_many(self, events: Sequence[RawEvent]) -> None:
+        for event in events:
+            self.feed(as_event(event))
 
     def feed(self, event: ServerSentEvent) -> None:
         data = event.data
