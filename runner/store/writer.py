@@ -131,14 +131,32 @@ class Writer:
         # Reached on EndOfChannel (nothing left but `pending`) and on cancellation. Items already
         # received are results the run paid for: commit them even though we are being cancelled,
         # shielded from that cancellation but bounded, so a dead database cannot hang shutdown.
+        # On Ctrl-C the request tasks are cancelled at the same moment as this one, and each still
+        # sends its cut-off attempt (shielded) before closing its clone of the channel; trio may
+        # well run this task first. So keep receiving until every send side is closed
+        # (EndOfChannel): stopping at the first moment the channel was empty lost those attempts.
+        # What is queued is committed before waiting for more, so a sender that never closes
+        # costs at most the drain timeout, never an item already received.
         with trio.CancelScope(shield=True), trio.move_on_after(self._drain_timeout) as scope:
             while True:
                 try:
                     pending.append(receive.receive_nowait())
-                except (trio.WouldBlock, trio.EndOfChannel):
+                    if len(pending) < self._batch_size:
+                        continue
+                except trio.EndOfChannel:
                     break
+                except trio.WouldBlock:
+                    if not pending:
+                        try:
+                            pending.append(await receive.receive())
+                        except trio.EndOfChannel:
+                            break
+                        continue
+                await self._commit(pending)
+                pending = []
             for start in range(0, len(pending), self._batch_size):
                 await self._commit(pending[start : start + self._batch_size])
+            pending = []
         if scope.cancelled_caught:
             logger.error("writer drain timed out: %d items were not stored", len(pending))
 

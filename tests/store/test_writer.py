@@ -74,7 +74,8 @@ async def test_commits_a_trickle_after_max_delay(db: Database, session: Session)
 async def test_drains_received_items_when_cancelled(db: Database, session: Session) -> None:
     """Cancelling the writer's nursery still commits every item already in the channel."""
     run_id, units = claimed_run(session, 30)
-    writer = Writer(db, limiter=db_limiter(db), batch_size=10, max_delay=10.0)
+    # The send side stays open: the drain waits drain_timeout for it to close, then gives up.
+    writer = Writer(db, limiter=db_limiter(db), batch_size=10, max_delay=10.0, drain_timeout=0.5)
     send, receive = open_write_channel(100)
     with trio.fail_after(20):
         async with send, trio.open_nursery() as nursery:
@@ -84,6 +85,34 @@ async def test_drains_received_items_when_cancelled(db: Database, session: Sessi
             nursery.cancel_scope.cancel()
     assert writer.stats.finished == 30
     assert repository.unit_counts(session, run_id) == {"pending": 0, "running": 0, "ok": 30, "failed": 0}
+
+
+async def test_drain_waits_for_items_sent_after_the_cancellation(db: Database, session: Session) -> None:
+    """Items that cancelled senders send after the writer was cancelled are committed before it ends."""
+    _, units = claimed_run(session, 3)
+    writer = Writer(db, limiter=db_limiter(db), batch_size=10, max_delay=10.0)
+    send, receive = open_write_channel(10)
+
+    async def cut_off(send: trio.MemorySendChannel, unit: ClaimedUnit) -> None:
+        # What the engine's request tasks do on Ctrl-C: store the cut-off attempt, shielded.
+        async with send:
+            try:
+                await trio.sleep_forever()
+            except trio.Cancelled:
+                with trio.CancelScope(shield=True):
+                    await trio.sleep(0.05)  # the writer runs its drain first
+                    await send.send(AttemptWrite(unit_id=unit.id, attempt=failed_attempt(unit.key)))
+                raise
+
+    with trio.fail_after(20):
+        async with trio.open_nursery() as nursery:
+            await nursery.start(writer.run, receive)
+            async with send:
+                for unit in units:
+                    nursery.start_soon(cut_off, send.clone(), unit)
+            await trio.sleep(0.05)
+            nursery.cancel_scope.cancel()
+    assert writer.stats.attempts == 3
 
 
 async def test_lost_leases_are_counted_not_stored(db: Database, session: Session) -> None:
