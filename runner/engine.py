@@ -14,6 +14,7 @@ loses a record a worker already produced.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -286,7 +287,13 @@ async def _work_unit(
             # Ctrl-C / SIGTERM: store the cut-off attempt so the timeline shows it, shielded so
             # the writer still hears of it and bounded so shutdown cannot hang on it.
             cut = _cancelled(unit.key, number, started_at, trio.current_time() - started)
-            with trio.CancelScope(shield=True), trio.move_on_after(5):
+            # A writer that already gave up (past its drain timeout) must not turn this
+            # cancellation into a crash: the record is lost, the interruption still propagates.
+            with (
+                trio.CancelScope(shield=True),
+                trio.move_on_after(5),
+                contextlib.suppress(trio.BrokenResourceError, trio.ClosedResourceError),
+            ):
                 await send.send(AttemptWrite(unit_id=unit.id, attempt=cut))
             raise
         rate_limited = record.error is not None and record.error.kind == "rate_limited"
