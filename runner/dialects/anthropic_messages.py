@@ -12,6 +12,7 @@ import orjson
 
 from runner.dialects.base import HttpRequest
 from runner.dialects.common import (
+    AccumulatorBase,
     ToolCallBuilder,
     error_from_payload,
     int_or_none,
@@ -20,14 +21,11 @@ from runner.dialects.common import (
     protocol_error,
 )
 from runner.model import Choice, Completion, Usage
-from runner.sse import as_event
 
 if TYPE_CHECKING:
-    from collections.abc import Sequence
-
     from runner.model import CompletionError
     from runner.spec import CaseSpec, ProviderSpec
-    from runner.sse import RawEvent, ServerSentEvent
+    from runner.sse import ServerSentEvent
 
 ANTHROPIC_VERSION: Final = "2023-06-01"
 DEFAULT_MAX_TOKENS: Final = 1024
@@ -69,58 +67,23 @@ def anthropic_usage(raw: dict[str, Any]) -> Usage:
     )
 
 
-class AnthropicMessagesAccumulator:
+class AnthropicMessagesAccumulator(AccumulatorBase):
     """Rebuilds one Messages stream; ``is_done`` at ``message_stop``, an error or a protocol error.
 
     ``complete`` is true after ``message_stop``, or once ``message_delta`` gave a stop reason (the
     SDK's own fixtures end there: the last event never gets its blank line).
     """
 
-    __slots__ = (
-        "_blocks",
-        "_done",
-        "_error",
-        "_id",
-        "_model",
-        "_started",
-        "_stop_reason",
-        "_stop_sequence",
-        "_stopped",
-        "_usage",
-        "has_answer",
-        "has_reasoning",
-        "pings",
-    )
+    __slots__ = ("_blocks", "_started", "_stop_reason", "_stop_sequence", "_stopped", "pings")
 
     def __init__(self) -> None:
+        super().__init__()
         self._blocks: dict[int, _Block] = {}
-        self._id: str | None = None
-        self._model: str | None = None
-        self._usage: dict[str, Any] | None = None
         self._stop_reason: str | None = None
         self._stop_sequence: str | None = None
-        self._error: CompletionError | None = None
         self._started = False
         self._stopped = False
-        self._done = False
         self.pings = 0
-        self.has_answer = False
-        self.has_reasoning = False
-
-    @property
-    def is_done(self) -> bool:
-        return self._done
-
-    def _fail(self, error: CompletionError) -> None:
-        if self._error is None:
-            self._error = error
-        self._done = True
-
-    def feed_many(self, events: Sequence[RawEvent]) -> None:
-        # One call per read; each item read as feed() reads its event.
-        feed = self.feed
-        for event in events:
-            feed(as_event(event))
 
     def feed(self, event: ServerSentEvent) -> None:
         if self._done:

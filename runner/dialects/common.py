@@ -11,9 +11,13 @@ from typing import TYPE_CHECKING, Any, Final
 import orjson
 
 from runner.model import PROTOCOL_ERROR, Choice, CompletionError, ToolCall
+from runner.sse import as_event
 
 if TYPE_CHECKING:
+    from collections.abc import Sequence
+
     from runner.model import FinishReason
+    from runner.sse import RawEvent, ServerSentEvent
 
 # Provider finish / stop reasons -> the normalized set. An unknown string maps to None and is kept
 # as raw_finish_reason (PROTOCOLS.md 26: the set is open; guessing "stop" would hide truncation).
@@ -34,6 +38,44 @@ _FINISH_REASONS: Final[dict[str, FinishReason]] = {
     "cancelled": "cancelled",
     "canceled": "cancelled",
 }
+
+
+class AccumulatorBase:
+    """State and plumbing every dialect's accumulator has; subclasses add their own slots.
+
+    ``feed_many`` here reads each raw item as ``feed`` would (``as_event``); a dialect with a faster
+    path over raw payloads overrides it.
+    """
+
+    __slots__ = ("_done", "_error", "_id", "_model", "_usage", "has_answer", "has_reasoning")
+
+    def __init__(self) -> None:
+        self._id: str | None = None
+        self._model: str | None = None
+        self._usage: dict[str, Any] | None = None
+        self._error: CompletionError | None = None
+        self._done = False
+        self.has_answer = False
+        self.has_reasoning = False
+
+    @property
+    def is_done(self) -> bool:
+        return self._done
+
+    def _fail(self, error: CompletionError) -> None:
+        # The first error wins: later ones are consequences of it. Either way reading stops.
+        if self._error is None:
+            self._error = error
+        self._done = True
+
+    def feed(self, event: ServerSentEvent) -> None:  # pragma: no cover - every dialect overrides it
+        raise NotImplementedError
+
+    def feed_many(self, events: Sequence[RawEvent]) -> None:
+        # One call per read; each item read as feed() reads its event.
+        feed = self.feed
+        for event in events:
+            feed(as_event(event))
 
 
 def map_finish_reason(raw: str | None) -> FinishReason | None:

@@ -12,6 +12,7 @@ import orjson
 
 from runner.dialects.base import HttpRequest
 from runner.dialects.common import (
+    AccumulatorBase,
     ChoiceBuilder,
     error_from_payload,
     float_or_none,
@@ -72,7 +73,7 @@ def openai_usage(raw: dict[str, Any], *, cost: Any = None) -> Usage:
     )
 
 
-class OpenAIChatAccumulator:
+class OpenAIChatAccumulator(AccumulatorBase):
     """Rebuilds one chat.completion.chunk stream.
 
     ``is_done`` turns true at ``[DONE]``, at an error, or once every choice has finished *and* usage
@@ -82,34 +83,13 @@ class OpenAIChatAccumulator:
     PROTOCOLS.md 13).
     """
 
-    __slots__ = (
-        "_choices",
-        "_done",
-        "_error",
-        "_extras",
-        "_id",
-        "_model",
-        "_saw_done",
-        "_usage",
-        "has_answer",
-        "has_reasoning",
-    )
+    __slots__ = ("_choices", "_extras", "_saw_done")
 
     def __init__(self) -> None:
+        super().__init__()
         self._choices: dict[int, ChoiceBuilder] = {}
-        self._id: str | None = None
-        self._model: str | None = None
-        self._usage: dict[str, Any] | None = None
         self._extras: dict[str, Any] = {}
-        self._error: CompletionError | None = None
-        self._done = False
         self._saw_done = False
-        self.has_answer = False
-        self.has_reasoning = False
-
-    @property
-    def is_done(self) -> bool:
-        return self._done
 
     def feed(self, event: ServerSentEvent) -> None:
         self.feed_many((event,))
@@ -240,11 +220,6 @@ class OpenAIChatAccumulator:
         if chunk.get("object") == "":
             return  # Azure's asynchronous content-filter records (PROTOCOLS.md 15)
         self._chunk(chunk)
-
-    def _fail(self, error: CompletionError) -> None:
-        if self._error is None:
-            self._error = error
-        self._done = True
 
     def _take_ids(self, chunk: dict[str, Any]) -> None:
         # The first non-empty id and model win.

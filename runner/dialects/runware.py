@@ -14,6 +14,7 @@ import orjson
 
 from runner.dialects.base import HttpRequest
 from runner.dialects.common import (
+    AccumulatorBase,
     ChoiceBuilder,
     error_from_payload,
     float_or_none,
@@ -23,14 +24,11 @@ from runner.dialects.common import (
 )
 from runner.dialects.openai_chat import openai_messages
 from runner.model import Completion, Usage
-from runner.sse import as_event
 
 if TYPE_CHECKING:
-    from collections.abc import Sequence
-
     from runner.model import CompletionError
     from runner.spec import CaseSpec, ProviderSpec
-    from runner.sse import RawEvent, ServerSentEvent
+    from runner.sse import ServerSentEvent
 
 # Common params -> Runware's ``settings`` names.
 _SETTINGS: Final = {
@@ -67,54 +65,21 @@ def runware_usage(raw: dict[str, Any] | None, cost: Any) -> Usage:
     )
 
 
-class RunwareAccumulator:
+class RunwareAccumulator(AccumulatorBase):
     """Rebuilds one Runware stream; results are keyed by ``resultIndex``.
 
     ``is_done`` at ``[DONE]`` or an error; ``complete`` after ``[DONE]`` or when every result has a
     finish reason other than ``error``.
     """
 
-    __slots__ = (
-        "_cost",
-        "_done",
-        "_error",
-        "_extras",
-        "_id",
-        "_model",
-        "_results",
-        "_saw_done",
-        "_usage",
-        "has_answer",
-        "has_reasoning",
-    )
+    __slots__ = ("_cost", "_extras", "_results", "_saw_done")
 
     def __init__(self) -> None:
+        super().__init__()
         self._results: dict[int, ChoiceBuilder] = {}
-        self._id: str | None = None
-        self._model: str | None = None
-        self._usage: dict[str, Any] | None = None
         self._cost: Any = None
         self._extras: dict[str, Any] = {}
-        self._error: CompletionError | None = None
-        self._done = False
         self._saw_done = False
-        self.has_answer = False
-        self.has_reasoning = False
-
-    @property
-    def is_done(self) -> bool:
-        return self._done
-
-    def _fail(self, error: CompletionError) -> None:
-        if self._error is None:
-            self._error = error
-        self._done = True
-
-    def feed_many(self, events: Sequence[RawEvent]) -> None:
-        # One call per read; each item read as feed() reads its event.
-        feed = self.feed
-        for event in events:
-            feed(as_event(event))
 
     def feed(self, event: ServerSentEvent) -> None:
         if self._done:
