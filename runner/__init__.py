@@ -1,7 +1,12 @@
-"""runner: a batch evaluation job runner for streamed LLM APIs."""
+"""runner: a batch evaluation job runner for streamed LLM APIs.
+
+The public API, re-exported: the result model, the error tree, the SSE decoder, dialects, and job files.
+"""
 
 from __future__ import annotations
 
+from runner.dialects import get_dialect
+from runner.dialects.base import Accumulator, Dialect, HttpRequest
 from runner.errors import (
     ClientError,
     ConfigError,
@@ -13,28 +18,59 @@ from runner.errors import (
     StreamProtocolError,
     TransportError,
 )
-from runner.model import AttemptError, Choice, Completion, CompletionError, ToolCall, Usage
+from runner.jobs import load_job, parse_job
+from runner.model import (
+    ERROR_KINDS,
+    FINISH_REASONS,
+    AttemptError,
+    AttemptRecord,
+    AttemptTiming,
+    Choice,
+    Completion,
+    CompletionError,
+    ToolCall,
+    Usage,
+)
+from runner.parse import parse_stream
+from runner.spec import CaseSpec, JobSpec, Price, ProviderSpec, RetryPolicy, Timeouts
 from runner.sse import ServerSentEvent, SSEDecoder
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "ERROR_KINDS",
+    "FINISH_REASONS",
+    "Accumulator",
     "AttemptError",
+    "AttemptRecord",
+    "AttemptTiming",
+    "CaseSpec",
     "Choice",
     "ClientError",
     "Completion",
     "CompletionError",
     "ConfigError",
+    "Dialect",
+    "HttpRequest",
+    "JobSpec",
+    "Price",
     "ProviderError",
+    "ProviderSpec",
     "RateLimitedError",
+    "RetryPolicy",
     "RunnerError",
     "SSEDecoder",
     "ServerError",
     "ServerSentEvent",
     "StorageError",
     "StreamProtocolError",
+    "Timeouts",
     "ToolCall",
     "TransportError",
     "Usage",
     "__version__",
+    "get_dialect",
+    "load_job",
+    "parse_job",
+    "parse_stream",
 ]

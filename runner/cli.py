@@ -80,6 +80,7 @@ def simulate(
     close_clean[:K], close_abrupt[:K], stream_error[:K], finish_error[:K], malformed[:K], dribble
     (K: after K token events). A request header x-sim-faults: SPEC overrides it per request.
 
+    \b
     Example: runner simulate --port 8765 --latency 'ttft=0.3,gap=0.02' --faults 'http_429@0.05'
     """
     from runner.simulator import SimulatorConfig
@@ -113,7 +114,7 @@ def simulate(
 def parse_command(dialect: str, source: BinaryIO) -> None:
     """Rebuild a captured SSE body and print the Completion as one JSON object.
 
-    FILE holds the raw bytes a provider sent (``-`` or nothing: standard input). The exit status is
+    FILE holds the raw bytes a provider sent ('-' or nothing: standard input). The exit status is
     0 whenever the bytes could be read, also when the stream carried an error or was cut short:
     those are data, shown in "error" and "complete".
 
@@ -147,7 +148,7 @@ def db_option(fn: Callable[..., Any]) -> Callable[..., Any]:
         "db_url",
         envvar="RUNNER_DB",
         metavar="URL",
-        help="Database URL: sqlite:///runner.db (default) or postgresql+psycopg://user@host/db.",
+        help="Default: $RUNNER_DB, else sqlite:///runner.db. PostgreSQL: postgresql+psycopg://user@host/db.",
     )(fn)
 
 
@@ -176,7 +177,14 @@ def db_upgrade(db_url: str | None) -> None:
 @cli.command("export")
 @click.argument("run_ref", metavar="RUN|latest")
 @db_option
-@click.option("--format", "fmt", type=click.Choice(["jsonl", "csv"]), default="jsonl", show_default=True)
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["jsonl", "csv"]),
+    default="jsonl",
+    show_default=True,
+    help="JSON Lines (one record per unit) or CSV (first choice flattened).",
+)
 @click.option("--out", "out_path", type=click.Path(dir_okay=False, writable=True), help="Default: stdout.")
 def export_command(run_ref: str, db_url: str | None, fmt: str, out_path: str | None) -> None:
     """Write one record per unit of a run as JSON Lines or CSV (first choice flattened).
@@ -379,7 +387,9 @@ def diff_command(
 ) -> None:
     """Compare run B against baseline run A; exit 1 when anything regressed beyond its threshold.
 
-    Units are matched by provider, case and repeat. Example: runner diff r-abc123 latest --ttft 0.3
+    Units are matched by provider, case and repeat.
+
+    Example: runner diff r-abc123 latest --ttft 0.3
     """
     from runner.report.api import build_diff_report, write_diff_report
     from runner.report.diff import Thresholds
