@@ -21,6 +21,7 @@ from runner.dialects.common import (
     protocol_error,
 )
 from runner.model import Choice, Completion, Usage
+from runner.plan import request_params
 
 if TYPE_CHECKING:
     from runner.model import CompletionError
@@ -301,14 +302,15 @@ class AnthropicMessagesDialect:
             body["system"] = "\n\n".join(system)
         if case.tools:
             body["tools"] = anthropic_tools(case.tools)
-        for params in (provider.params, case.params):
-            for key, value in params.items():
-                if key == "stop":
-                    body["stop_sequences"] = [value] if isinstance(value, str) else list(value)
-                elif key == "max_completion_tokens":
-                    body["max_tokens"] = value
-                else:  # max_tokens, temperature, top_p have the same names here
-                    body[key] = value
+        # The case's params merged deeply over the provider's (plan.request_params: the same merge
+        # the --reuse hash uses), then translated key by key.
+        for key, value in request_params(provider, case).items():
+            if key == "stop":
+                body["stop_sequences"] = [value] if isinstance(value, str) else list(value)
+            elif key == "max_completion_tokens":
+                body["max_tokens"] = value
+            else:  # max_tokens, temperature, top_p have the same names here
+                body[key] = value
         body["stream"] = True
         headers = {
             "Content-Type": "application/json",

@@ -22,6 +22,8 @@ from runner.dialects.common import (
     protocol_error,
 )
 from runner.model import Completion, Usage
+from runner.plan import request_params
+from runner.spec import merge_params
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Sequence
@@ -358,8 +360,9 @@ class OpenAIChatDialect:
         if case.tools:
             body["tools"] = [dict(tool) for tool in case.tools]
         # The common params (max_tokens, temperature, top_p, stop) already have OpenAI's names.
-        body.update(provider.params)
-        body.update(case.params)
+        # Deep merge, the same one the --reuse hash uses: a provider that adds
+        # stream_options.include_obfuscation must not drop include_usage.
+        body = merge_params(body, request_params(provider, case))
         body["stream"] = True
         headers = {
             "Content-Type": "application/json",

@@ -24,6 +24,7 @@ from runner.dialects.common import (
 )
 from runner.dialects.openai_chat import openai_messages
 from runner.model import Completion, Usage
+from runner.plan import request_params
 
 if TYPE_CHECKING:
     from runner.model import CompletionError
@@ -169,14 +170,15 @@ class RunwareDialect:
         if case.tools:
             task["tools"] = [dict(tool) for tool in case.tools]  # Runware takes OpenAI's format
         settings: dict[str, Any] = {}
-        for params in (provider.params, case.params):
-            for key, value in params.items():
-                if key in _SETTINGS:
-                    settings[_SETTINGS[key]] = [value] if key == "stop" and isinstance(value, str) else value
-                elif key == "settings" and isinstance(value, dict):
-                    settings.update(value)
-                else:
-                    task[key] = value
+        # The case's params merged deeply over the provider's (plan.request_params: the same merge
+        # the --reuse hash uses), then translated key by key.
+        for key, value in request_params(provider, case).items():
+            if key in _SETTINGS:
+                settings[_SETTINGS[key]] = [value] if key == "stop" and isinstance(value, str) else value
+            elif key == "settings" and isinstance(value, dict):
+                settings.update(value)
+            else:
+                task[key] = value
         if settings:
             task["settings"] = settings
         task["deliveryMethod"] = "stream"

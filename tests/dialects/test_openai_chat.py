@@ -475,3 +475,25 @@ def test_parse_error_body() -> None:
     )
     assert dialect.parse_error_body(502, b"<html>bad gateway</html>") is None
     assert body() == b""
+
+
+def test_params_merge_deeply_like_the_reuse_hash() -> None:
+    """Provider and case params merge table by table: adding stream_options keeps include_usage."""
+    from runner.dialects import get_dialect
+    from runner.plan import request_params
+    from runner.spec import CaseSpec, ProviderSpec
+
+    provider = ProviderSpec(
+        name="p",
+        dialect="openai-chat",
+        base_url="https://api.example.com/v1",
+        model="m",
+        params={"stream_options": {"include_obfuscation": False}, "temperature": 0},
+    )
+    case = CaseSpec(
+        id="c", messages=({"role": "user", "content": "hi"},), params={"stream_options": {"x": 1}}
+    )
+    body = orjson.loads(get_dialect("openai-chat").build_request(provider, case, api_key=None).body)
+    assert body["stream_options"] == {"include_usage": True, "include_obfuscation": False, "x": 1}
+    assert body["temperature"] == 0
+    assert request_params(provider, case)["stream_options"] == {"include_obfuscation": False, "x": 1}
