@@ -95,11 +95,8 @@ def simulate(
         config = SimulatorConfig.from_dict(raw, prefix="simulate")
     except ConfigError as exc:
         raise click.BadParameter(str(exc)) from None
-    try:
-        trio.run(run_simulator, config, host, port, dialects or DIALECT_NAMES, click.echo)
-    except KeyboardInterrupt:
-        click.echo("simulator stopped")
-        sys.exit(130)
+    trio.run(run_simulator, config, host, port, dialects or DIALECT_NAMES, click.echo)
+    click.echo("simulator stopped")
 
 
 @cli.command("parse")
