@@ -185,7 +185,12 @@ def describe_price(price: object) -> str:
     """A frozen price snapshot as a sentence; prices are USD per million tokens."""
     if not isinstance(price, dict):
         return "no price set: cost only as the provider reported it"
-    parts = [f"{name.replace('_', ' ')} ${value:g}" for name, value in price.items() if value is not None]
+    # Only the per-token prices (the snapshot also names the model, currency and token unit).
+    parts = [
+        f"{name.replace('_', ' ')} ${price[name]:g}"
+        for name in ("input", "output", "cached_input", "cache_write")
+        if isinstance(price.get(name), int | float)
+    ]
     return ", ".join(parts) + " per million tokens"
 
 

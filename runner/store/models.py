@@ -85,7 +85,7 @@ class Run(Base):
     job_name: Mapped[str] = mapped_column(String(200))
     job_spec: Mapped[dict[str, Any]]  # JobSpec as loaded; never an API key
     job_sha256: Mapped[str | None] = mapped_column(String(64))
-    prices: Mapped[dict[str, Any]]  # {provider: {input, output, cached_input, cache_write} | null}
+    prices: Mapped[dict[str, Any]]  # {provider: pricing.prices_snapshot entry | null}, frozen at start
     status: Mapped[str] = mapped_column(String(16))  # running | finished | interrupted | failed
     started_at: Mapped[datetime] = mapped_column(index=True)
     finished_at: Mapped[datetime | None]

@@ -24,6 +24,7 @@ from sqlalchemy import and_, bindparam, func, insert, or_, select, text, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from runner.errors import StorageError
+from runner.pricing import prices_snapshot
 from runner.store.db import map_exceptions, storage_errors
 from runner.store.models import Base
 from runner.store.records import (
@@ -126,8 +127,9 @@ def create_run(
     now: datetime | None = None,
 ) -> RunInfo:
     """Store a new ``running`` run of ``job``; prices default to the job's own, frozen now."""
-    if prices is None:
-        prices = {provider.name: provider.price for provider in job.providers}
+    # The snapshot resolves defaults (cached_input / cache_write fall back to input) and names the
+    # model, so later changes to a job or to the defaults never rewrite this run's costs.
+    frozen = prices_snapshot(job) if prices is None else prices_json(prices)
     with _transaction(session, write=True) as conn:
         run_id = new_run_id()
         while conn.execute(select(RUNS.c.id).where(RUNS.c.id == run_id)).first() is not None:
@@ -137,7 +139,7 @@ def create_run(
             "job_name": job.name,
             "job_spec": job_spec_json(job),
             "job_sha256": job.source_sha256,
-            "prices": prices_json(prices),
+            "prices": frozen,
             "status": "running",
             "started_at": _now(now),
             "finished_at": None,

@@ -40,11 +40,15 @@ def test_create_run_stores_frozen_inputs_without_secrets(db: Database, session: 
     assert loaded.status == "running"
     assert loaded.started_at.tzinfo is not None
     assert loaded.tags == ("nightly", "smoke")
+    # Frozen with defaults resolved: cache writes unpriced in the job fall back to the input price.
     assert loaded.prices["mini"] == {
+        "model": "gpt-4o-mini",
+        "currency": "USD",
+        "per_tokens": 1_000_000,
         "input": 0.15,
         "output": 0.60,
         "cached_input": 0.075,
-        "cache_write": None,
+        "cache_write": 0.15,
     }
     assert loaded.prices["claude"] is None
     assert loaded.job_spec["providers"][0]["headers"] == {"Authorization": "<redacted>", "X-Team": "evals"}
