@@ -195,7 +195,7 @@ async def run_attempt(
         timing=timing,
         bytes_received=nbytes,
         chunks=nevents,
-        heartbeats=decoder.comments,
+        heartbeats=decoder.comments + accumulator.pings,  # SSE comments and ping events alike
         raw_capture=b"".join(parts) if capture else None,
     )
 

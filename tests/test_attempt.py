@@ -189,3 +189,39 @@ async def test_capture_keeps_the_exact_body(client: httpx.AsyncClient) -> None:
     record, _ = await attempt(client, [sse_response(b"data: T:a\n", b"\ndata: [DONE]\n\n")], capture=True)
     assert record.raw_capture == b"data: T:a\n\ndata: [DONE]\n\n"
     assert record.bytes_received == len(record.raw_capture)
+
+
+async def test_anthropic_ping_events_count_as_heartbeats(client: httpx.AsyncClient) -> None:
+    """Anthropic ``ping`` events are keep-alives too: they count with SSE comments as heartbeats."""
+    from runner.dialects import get_dialect
+
+    events = [
+        b"event: message_start\ndata: "
+        b'{"type":"message_start","message":{"id":"m","model":"x","usage":{"input_tokens":1}}}\n\n',
+        b'event: ping\ndata: {"type": "ping"}\n\n',
+        b": keep-alive\n\n",
+        b'event: content_block_start\ndata: {"type":"content_block_start","index":0,'
+        b'"content_block":{"type":"text","text":""}}\n\n',
+        b'event: content_block_delta\ndata: {"type":"content_block_delta","index":0,'
+        b'"delta":{"type":"text_delta","text":"Hi"}}\n\n',
+        b'event: ping\ndata: {"type": "ping"}\n\n',
+        b'event: content_block_stop\ndata: {"type":"content_block_stop","index":0}\n\n',
+        b'event: message_delta\ndata: {"type":"message_delta","delta":{"stop_reason":"end_turn"},'
+        b'"usage":{"output_tokens":1}}\n\n',
+        b'event: message_stop\ndata: {"type":"message_stop"}\n\n',
+    ]
+    dialect = get_dialect("anthropic-messages")
+    async with trio.open_nursery() as nursery:
+        server = await nursery.start(ScriptedServer([sse_response(*events)]).serve)
+        provider = ProviderSpec(name="p", dialect="anthropic-messages", base_url=server.base_url, model="m")
+        record = await run_attempt(
+            client,
+            dialect,
+            dialect.build_request(provider, CASE, api_key="k"),
+            unit_key="p/c/1",
+            number=1,
+            timeouts=TIMEOUTS,
+        )
+        nursery.cancel_scope.cancel()
+    assert record.error is None
+    assert record.heartbeats == 3

@@ -75,7 +75,7 @@ class AnthropicMessagesAccumulator(AccumulatorBase):
     SDK's own fixtures end there: the last event never gets its blank line).
     """
 
-    __slots__ = ("_blocks", "_started", "_stop_reason", "_stop_sequence", "_stopped", "pings")
+    __slots__ = ("_blocks", "_started", "_stop_reason", "_stop_sequence", "_stopped")
 
     def __init__(self) -> None:
         super().__init__()
@@ -84,7 +84,6 @@ class AnthropicMessagesAccumulator(AccumulatorBase):
         self._stop_sequence: str | None = None
         self._started = False
         self._stopped = False
-        self.pings = 0
 
     def feed(self, event: ServerSentEvent) -> None:
         if self._done:

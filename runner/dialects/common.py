@@ -47,7 +47,7 @@ class AccumulatorBase:
     path over raw payloads overrides it.
     """
 
-    __slots__ = ("_done", "_error", "_id", "_model", "_usage", "has_answer", "has_reasoning")
+    __slots__ = ("_done", "_error", "_id", "_model", "_usage", "has_answer", "has_reasoning", "pings")
 
     def __init__(self) -> None:
         self._id: str | None = None
@@ -57,6 +57,7 @@ class AccumulatorBase:
         self._done = False
         self.has_answer = False
         self.has_reasoning = False
+        self.pings = 0  # keep-alive events of the dialect's own (Anthropic "ping"), not SSE comments
 
     @property
     def is_done(self) -> bool:

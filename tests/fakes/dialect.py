@@ -23,6 +23,7 @@ class FakeAccumulator:
     reasoning: list[str] = field(default_factory=list)
     error: CompletionError | None = None
     complete: bool = False
+    pings: int = 0
 
     @property
     def is_done(self) -> bool:
