@@ -35,6 +35,28 @@ def cli() -> None:
     """
 
 
+def main() -> None:
+    """Entry point of the ``runner`` console script."""
+    cli()
+
+
+def fail(message: str, code: int = 2) -> NoReturn:
+    """Print ``message`` as an error and exit with ``code`` (2: a job or usage error)."""
+    click.echo(f"error: {message}", err=True)
+    sys.exit(code)
+
+
+def db_option(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """The ``--db URL`` option (default ``$RUNNER_DB``, else ``runner.db`` in the working directory)."""
+    return click.option(
+        "--db",
+        "db_url",
+        envvar="RUNNER_DB",
+        metavar="URL",
+        help="Default: $RUNNER_DB, else sqlite:///runner.db. PostgreSQL: postgresql+psycopg://user@host/db.",
+    )(fn)
+
+
 @cli.command()
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to bind (keep it loopback).")
 @click.option("--port", "-p", type=int, default=8765, show_default=True, help="Port to bind; 0 picks one.")
@@ -103,50 +125,57 @@ def simulate(
 @click.option(
     "--dialect",
     "-d",
-    required=True,
     type=click.Choice(sorted(build_dialects())),
-    help="The wire shape of the stream.",
+    help="The wire shape of the stream (with --attempt: taken from the run unless given).",
 )
+@click.option("--attempt", "attempt_id", type=int, help="Replay the stored capture of this attempt id.")
+@db_option
+@click.option("--raw", is_flag=True, help="With --attempt: write the captured bytes instead of parsing them.")
 @click.argument("source", type=click.File("rb"), default="-", metavar="[FILE | -]")
-def parse_command(dialect: str, source: BinaryIO) -> None:
+def parse_command(
+    dialect: str | None, attempt_id: int | None, db_url: str | None, raw: bool, source: BinaryIO
+) -> None:
     """Rebuild a captured SSE body and print the Completion as one JSON object.
 
-    FILE holds the raw bytes a provider sent ('-' or nothing: standard input). The exit status is
-    0 whenever the bytes could be read, also when the stream carried an error or was cut short:
+    FILE holds the raw bytes a provider sent ('-' or nothing: standard input); --attempt ID reads
+    the bytes runner stored for that attempt instead (see --capture of runner run). The exit status
+    is 0 whenever the bytes could be read, also when the stream carried an error or was cut short:
     those are data, shown in "error" and "complete".
 
     \b
     Example:
       runner parse --dialect openai-chat examples/streams/solrouter_tool_calls.sse
+      runner parse --attempt 12 --db sqlite:///runner.db
       curl -sN https://api.example.com/v1/chat/completions ... | runner parse -d openai-chat -
     """
     from runner.parse import parse_stream
 
-    completion = parse_stream(dialect, source.read())
+    if attempt_id is None:
+        if dialect is None:
+            fail("name the stream's dialect with --dialect (or replay a stored one with --attempt ID)")
+        body = source.read()
+    else:
+        try:
+            with open_database(db_url) as database, database.session() as session:
+                capture = repository.stored_capture(session, attempt_id)
+        except StorageError as exc:
+            fail(str(exc))
+        if capture.body is None:
+            fail(
+                f"attempt {attempt_id} ({capture.unit_key}) has no stored bytes: "
+                "only failed attempts are captured unless the run used --capture all"
+            )
+        body = capture.body
+        dialect = dialect or capture.dialect
+        if raw:
+            sys.stdout.buffer.write(body)
+            sys.stdout.buffer.flush()
+            return
+        if dialect is None:
+            fail(f"the run does not name provider {capture.provider!r}'s dialect: pass --dialect")
+    completion = parse_stream(dialect, body)
     sys.stdout.buffer.write(orjson.dumps(completion.to_dict(), option=orjson.OPT_INDENT_2) + b"\n")
     sys.stdout.buffer.flush()
-
-
-def main() -> None:
-    """Entry point of the ``runner`` console script."""
-    cli()
-
-
-def fail(message: str, code: int = 2) -> NoReturn:
-    """Print ``message`` as an error and exit with ``code`` (2: a job or usage error)."""
-    click.echo(f"error: {message}", err=True)
-    sys.exit(code)
-
-
-def db_option(fn: Callable[..., Any]) -> Callable[..., Any]:
-    """The ``--db URL`` option (default ``$RUNNER_DB``, else ``runner.db`` in the working directory)."""
-    return click.option(
-        "--db",
-        "db_url",
-        envvar="RUNNER_DB",
-        metavar="URL",
-        help="Default: $RUNNER_DB, else sqlite:///runner.db. PostgreSQL: postgresql+psycopg://user@host/db.",
-    )(fn)
 
 
 @cli.group("db")

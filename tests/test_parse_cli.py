@@ -162,7 +162,7 @@ def test_cli_reads_stdin_and_exits_0_on_stream_errors() -> None:
         pytest.param(
             ["parse", "--dialect", "runware", "/nonexistent/x.sse"], "No such file", id="missing-file"
         ),
-        pytest.param(["parse", "-"], "Missing option '--dialect'", id="no-dialect"),
+        pytest.param(["parse", "-"], "name the stream's dialect", id="no-dialect"),
     ],
 )
 def test_cli_usage_errors_exit_2(args: list[str], message: str) -> None:
@@ -207,3 +207,68 @@ def test_console_script_runs_the_demo() -> None:
     assert proc.returncode == 0, proc.stderr
     assert json.loads(proc.stdout)["choices"][0]["finish_reason"] == "tool_calls"
     assert FIXTURES.is_dir()
+
+
+def test_replaying_a_stored_attempt_rebuilds_what_was_stored(tmp_path: Path) -> None:
+    """`runner parse --attempt ID` rebuilds, from the captured bytes, the completion runner stored."""
+    import sqlite3
+
+    db = tmp_path / "r.db"
+    job = Path(__file__).resolve().parents[1] / "jobs" / "demo.toml"
+    run = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "runner",
+            "run",
+            str(job),
+            "--db",
+            f"sqlite:///{db}",
+            "--capture",
+            "all",
+            "-q",
+        ],
+        cwd=tmp_path,
+        capture_output=True,
+        timeout=120,
+        check=False,
+    )
+    assert run.returncode == 0, run.stderr
+    with sqlite3.connect(db) as conn:
+        attempt_id, key = conn.execute(
+            "SELECT a.id, u.key FROM attempts a JOIN units u ON u.id = a.unit_id "
+            "WHERE a.error_kind IS NULL AND u.provider = 'solrouter' ORDER BY a.id LIMIT 1"
+        ).fetchone()
+    replay = subprocess.run(
+        [sys.executable, "-m", "runner", "parse", "--attempt", str(attempt_id), "--db", f"sqlite:///{db}"],
+        capture_output=True,
+        timeout=60,
+        check=True,
+    )
+    exported = subprocess.run(
+        [sys.executable, "-m", "runner", "export", "latest", "--db", f"sqlite:///{db}"],
+        capture_output=True,
+        timeout=60,
+        check=True,
+    )
+    record = next(r for r in map(json.loads, exported.stdout.splitlines()) if r["unit"] == key)
+    rebuilt = json.loads(replay.stdout)
+    assert rebuilt["complete"] is True
+    assert rebuilt["choices"] == record["choices"]
+    raw = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "runner",
+            "parse",
+            "--attempt",
+            str(attempt_id),
+            "--raw",
+            "--db",
+            f"sqlite:///{db}",
+        ],
+        capture_output=True,
+        timeout=60,
+        check=True,
+    )
+    assert raw.stdout.endswith(b"data: [DONE]\n\n")

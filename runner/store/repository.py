@@ -16,6 +16,7 @@ import contextlib
 import dataclasses
 import secrets
 from collections import defaultdict
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any, Final, cast
 
@@ -537,6 +538,40 @@ def raw_capture(session: Session, attempt_id: int) -> bytes | None:
     with _transaction(session, write=False) as conn:
         data = conn.execute(select(ATTEMPTS.c.raw_capture).where(ATTEMPTS.c.id == attempt_id)).scalar()
     return decompress_raw(data) if data is not None else None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class StoredCapture:
+    """An attempt's raw body as received, with what is needed to replay it."""
+
+    attempt_id: int
+    unit_key: str
+    provider: str
+    dialect: str | None  # from the run's stored job spec
+    body: bytes | None  # None when the attempt's bytes were not captured
+
+
+def stored_capture(session: Session, attempt_id: int) -> StoredCapture:
+    """The captured bytes of attempt ``attempt_id`` and the dialect that reads them."""
+    query = (
+        select(ATTEMPTS.c.raw_capture, UNITS.c.key, UNITS.c.provider, RUNS.c.job_spec)
+        .join(UNITS, UNITS.c.id == ATTEMPTS.c.unit_id)
+        .join(RUNS, RUNS.c.id == UNITS.c.run_id)
+        .where(ATTEMPTS.c.id == attempt_id)
+    )
+    with _transaction(session, write=False) as conn:
+        row = conn.execute(query).first()
+    if row is None:
+        raise StorageError(f"no attempt {attempt_id} in this database")
+    data, key, provider, spec = row
+    dialect = next((p["dialect"] for p in spec.get("providers", ()) if p.get("name") == provider), None)
+    return StoredCapture(
+        attempt_id=attempt_id,
+        unit_key=key,
+        provider=provider,
+        dialect=dialect,
+        body=decompress_raw(data) if data is not None else None,
+    )
 
 
 def set_assertions(session: Session, unit_id: int, choice_index: int, outcomes: list[Any]) -> None:
