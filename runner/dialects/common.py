@@ -219,10 +219,24 @@ class ToolCallAssembler:
         """Merge one fragment; True when it carried any content (id, name or arguments)."""
         if not isinstance(fragment, dict):
             return False
-        call_id = fragment.get("id") or None
+        function = fragment.get("function")
+        if isinstance(function, dict):
+            return self.add_parts(
+                fragment.get("index"),
+                fragment.get("id"),
+                True,
+                function.get("name"),
+                function.get("arguments"),
+            )
+        return self.add_parts(fragment.get("index"), fragment.get("id"), False, None, None)
+
+    def add_parts(self, index: Any, call_id: Any, has_function: bool, name: Any, arguments: Any) -> bool:
+        """``add`` on a fragment already taken apart: its ``index``, ``id``, whether ``function``
+        is an object, and that object's ``name`` and ``arguments`` (None when absent). The
+        openai-chat msgspec fast path calls this with the fields of its decoded Struct."""
+        call_id = call_id or None
         if call_id is not None and not isinstance(call_id, str):
             call_id = str(call_id)
-        index = fragment.get("index")
         if type(index) is not int:
             index = None
         # PROTOCOLS.md 17: without an index, continue the latest call unless the id is new.
@@ -235,13 +249,10 @@ class ToolCallAssembler:
                 self._by_index[index] = current
         elif current.id is None and call_id is not None:
             current.id = call_id
-        function = fragment.get("function")
-        if not isinstance(function, dict):
+        if not has_function:
             return call_id is not None
-        name = function.get("name")
         if isinstance(name, str) and name:
             current.add_name(name)
-        arguments = function.get("arguments")
         if arguments is not None:
             if not isinstance(arguments, str):
                 # A few servers send the arguments as a JSON object in one piece.

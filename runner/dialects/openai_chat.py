@@ -6,8 +6,9 @@ and Ollama chunks; the edge cases are PROTOCOLS.md 13-26 (section 2).
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Final
+from typing import TYPE_CHECKING, Annotated, Any, Final
 
+import msgspec
 import orjson
 
 from runner.dialects.base import HttpRequest
@@ -39,6 +40,80 @@ _EXTRA_KEYS = ("citations", "search_results")
 _NO_INDEX: Final = object()
 _NO_STATE: Final = ChoiceBuilder(-1)  # never written to: see feed_many
 _SKIP: Final = object()
+# How many payloads per stream may miss the msgspec fast path (a shape it does not know, or a
+# chunk it does not handle) before feed_many stops trying it for that stream: a provider whose
+# every chunk carries an extra field pays a failed msgspec attempt 16 times, not on every chunk.
+FAST_DECODE_MISSES: Final = 16
+
+
+# The msgspec fast path: the common chunk shapes decoded straight into typed Structs.
+#
+# Why it is exact: every Struct forbids unknown fields and every field has a concrete type (str,
+# None, a bounded int, a list of Structs), so msgspec decodes every value of an accepted
+# document with a typed decoder and skips nothing. Whatever it accepts, orjson accepts too and
+# reads as the same values (checked value by value in tests/dialects/test_openai_chat_fast_path.py):
+# - strings: both reject invalid UTF-8 (msgspec raises UnicodeDecodeError, a ValueError), lone or
+#   mismatched surrogate escapes (\ud800), raw control characters; both keep \u0000 and U+FFFE;
+# - ints: orjson reads -2**63 .. 2**64-1 as int and anything larger as a float (or rejects it as
+#   infinity: 1e400, 400 digits), msgspec would read any size as int: _Int admits the int64 range
+#   only, so an index of 2**64 or 1e400 is a miss, never a different value; bools and floats
+#   (true, 1.0, 1e0) are not ints to msgspec, so they miss too;
+# - NaN / Infinity, trailing commas, leading zeros, a BOM, trailing data: rejected by both;
+# - duplicate keys: the last one wins in both;
+# - skipped values: none (forbid_unknown_fields), so msgspec's skipping of unknown fields, which
+#   checks neither UTF-8 nor number range (it accepts 1e400 and "\xff" there, orjson does not)
+#   nor orjson's depth limit of 1024, never decides anything: an unknown key is a miss.
+# Anything msgspec rejects (any ValueError) or a shape feed_many does not handle goes to the
+# orjson path, which defines the result. No difference in results is known; the only observable
+# one is speed (and the miss budget, _fast_misses).
+_Int = Annotated[int, msgspec.Meta(ge=-(2**63), le=2**63 - 1)]
+
+
+class _Function(msgspec.Struct, forbid_unknown_fields=True, gc=False):
+    name: str | None = None
+    arguments: str | None = None  # an object (a few servers) is a miss: add() dumps it
+
+
+class _ToolCall(msgspec.Struct, forbid_unknown_fields=True, gc=False):
+    index: _Int | None = None
+    id: str | None = None
+    type: str | None = None
+    function: _Function | None = None
+
+
+class _Delta(msgspec.Struct, forbid_unknown_fields=True, gc=False):
+    # A null value reads as an absent key in _delta for each of these: content (`content and`),
+    # reasoning (`or`), refusal (`is not None`), tool_calls (`and`). A non-null refusal starts
+    # the refusal list, so it is left to the orjson path (type None).
+    role: str | None = None
+    content: str | None = None
+    refusal: None = None
+    reasoning_content: str | None = None
+    reasoning: str | None = None
+    tool_calls: list[_ToolCall] | None = None
+
+
+class _Choice(msgspec.Struct, forbid_unknown_fields=True, gc=False):
+    index: _Int | None = None
+    delta: _Delta | None = None
+    finish_reason: None = None  # a finish reason is left to _chunk
+    logprobs: None = None
+
+
+class _Chunk(msgspec.Struct, forbid_unknown_fields=True, gc=False):
+    # usage, error, x_groq, citations, search_results: left to _chunk (not fields, or null only).
+    choices: list[_Choice]
+    id: str | None = None
+    object: str | None = None
+    created: _Int | None = None
+    model: str | None = None
+    system_fingerprint: str | None = None
+    service_tier: str | None = None
+    obfuscation: str | None = None
+    usage: None = None
+
+
+_decode_chunk: Final = msgspec.json.Decoder(_Chunk).decode
 
 
 def openai_messages(case: CaseSpec) -> list[dict[str, Any]]:
@@ -85,13 +160,14 @@ class OpenAIChatAccumulator(AccumulatorBase):
     PROTOCOLS.md 13).
     """
 
-    __slots__ = ("_choices", "_extras", "_saw_done")
+    __slots__ = ("_choices", "_extras", "_fast_misses", "_saw_done")
 
     def __init__(self) -> None:
         super().__init__()
         self._choices: dict[int, ChoiceBuilder] = {}
         self._extras: dict[str, Any] = {}
         self._saw_done = False
+        self._fast_misses = FAST_DECODE_MISSES  # left before the msgspec fast path is dropped
 
     def feed(self, event: ServerSentEvent) -> None:
         self.feed_many((event,))
@@ -110,6 +186,8 @@ class OpenAIChatAccumulator(AccumulatorBase):
         # The fast path skips _chunk's "first non-empty id / model" bookkeeping, so it waits until
         # both are known; a stream that never sends one of them pays a cheap call per chunk.
         need_ids = self._id is None or self._model is None
+        decode_chunk = _decode_chunk
+        misses = self._fast_misses
         for item in events:
             # feed_raw hands a `message` event over as its raw bytes: orjson reads UTF-8 bytes
             # directly and rejects invalid UTF-8, which _not_json then reads as feed() would (the
@@ -124,17 +202,66 @@ class OpenAIChatAccumulator(AccumulatorBase):
                     return
                 need_ids = self._id is None or self._model is None
                 continue
+            if misses:
+                # The msgspec fast path (see _Chunk): one choice whose state exists, no finish
+                # reason, no usage, a delta of content, reasoning or tool-call fragments. That
+                # is what _chunk would do with it, minus its checks for keys these Structs
+                # cannot hold. The equivalence with _full is a hypothesis test, plus one test per
+                # odd value and position.
+                try:
+                    parsed: _Chunk | None = decode_chunk(data)
+                except (ValueError, RecursionError):
+                    # msgspec's DecodeError / ValidationError and the UnicodeDecodeError it raises
+                    # for invalid UTF-8 are ValueErrors. RecursionError cannot come from Structs
+                    # this shallow; were it raised, it would still only mean a miss.
+                    parsed = None
+                if (
+                    parsed is not None
+                    and len(parsed.choices) == 1
+                    and parsed.object == "chat.completion.chunk"
+                ):
+                    choice = parsed.choices[0]
+                    index = choice.index
+                    if index is not last_index:
+                        state = by_index.get(index) if index is not None else None
+                        if state is not None:
+                            last_index = index
+                            last_state = state
+                            append = state.text.append
+                    delta = choice.delta
+                    if index is last_index and delta is not None:
+                        if need_ids:
+                            if self._id is None:
+                                self._id = parsed.id or None
+                            if self._model is None:
+                                self._model = parsed.model or None
+                            need_ids = self._id is None or self._model is None
+                        content = delta.content
+                        if content:
+                            append(content)
+                            self.has_answer = True
+                        if delta.tool_calls is not None:
+                            self._tool_calls(last_state, delta.tool_calls)
+                        reasoning = delta.reasoning_content or delta.reasoning
+                        if reasoning:
+                            last_state.reasoning.append(reasoning)
+                            self.has_reasoning = True
+                        continue
+                misses -= 1
+                self._fast_misses = misses
             try:
                 chunk = loads(data)
             except orjson.JSONDecodeError:
                 chunk = self._not_json(data)
                 if chunk is _SKIP:
                     return  # [DONE] or a protocol error: done either way
-            # Fast path for nearly every chunk of a stream: one choice whose state exists, no
-            # finish reason, nothing else of interest on the chunk. Then _chunk would only take
-            # the id and model and call _delta(state, delta): done here inline for a content-only
-            # delta, by calling _delta for any other (tool-call fragments, reasoning). The
-            # equivalence with _full is a hypothesis test; any other shape goes to _full.
+            # The orjson fast path, for the same shapes with any other keys or values (what the
+            # msgspec path misses, and every chunk once its miss budget is spent): one choice
+            # whose state exists, no finish reason, nothing else of interest on the chunk. Then
+            # _chunk would only take the id and model and call _delta(state, delta): done here
+            # inline for a content-only delta, by calling _delta for any other (tool-call
+            # fragments, reasoning). The equivalence with _full is a hypothesis test; any other
+            # shape goes to _full.
             if type(chunk) is dict:
                 choices = chunk.get("choices")
                 if type(choices) is list and len(choices) == 1:
@@ -180,6 +307,18 @@ class OpenAIChatAccumulator(AccumulatorBase):
             if self.is_done:
                 return
             need_ids = self._id is None or self._model is None
+
+    def _tool_calls(self, state: ChoiceBuilder, fragments: list[_ToolCall]) -> None:
+        # _delta's tool-call loop for decoded Structs: add_parts is add() minus reading the dict.
+        add_parts = state.tools.add_parts
+        for fragment in fragments:
+            function = fragment.function
+            if function is None:
+                added = add_parts(fragment.index, fragment.id, False, None, None)
+            else:
+                added = add_parts(fragment.index, fragment.id, True, function.name, function.arguments)
+            if added:
+                self.has_answer = True
 
     def _named(self, event: ServerSentEvent) -> None:
         # An event with an `event:` type (an error event; anything else is read as a chunk).
