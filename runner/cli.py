@@ -13,7 +13,7 @@ import click
 import orjson
 import trio
 
-from runner import __version__
+from runner import __version__, jsontext
 from runner.dialects import build_dialects
 from runner.errors import ConfigError, StorageError
 from runner.export import write_export
@@ -174,7 +174,7 @@ def parse_command(
         if dialect is None:
             fail(f"the run does not name provider {capture.provider!r}'s dialect: pass --dialect")
     completion = parse_stream(dialect, body)
-    sys.stdout.buffer.write(orjson.dumps(completion.to_dict(), option=orjson.OPT_INDENT_2) + b"\n")
+    sys.stdout.buffer.write(jsontext.dumps(completion.to_dict(), option=orjson.OPT_INDENT_2) + b"\n")
     sys.stdout.buffer.flush()
 
 

@@ -5,8 +5,7 @@ from __future__ import annotations
 import csv
 from typing import TYPE_CHECKING, Any, Final, Literal
 
-import orjson
-
+from runner import jsontext
 from runner.store.rows import USAGE_COLUMNS, attempt_cost
 
 if TYPE_CHECKING:
@@ -153,7 +152,7 @@ def csv_row(record: dict[str, JSON]) -> dict[str, Any]:
         text=first.get("text"),
         reasoning=first.get("reasoning"),
         refusal=first.get("refusal"),
-        tool_calls=orjson.dumps(first["tool_calls"]).decode() if first else None,
+        tool_calls=jsontext.dumps_text(first["tool_calls"]) if first else None,
         finish_reason=first.get("finish_reason"),
         raw_finish_reason=first.get("raw_finish_reason"),
         cost_usd=record["cost_usd"],
@@ -175,7 +174,7 @@ def write_export(views: Iterable[UnitView], out: TextIO, fmt: ExportFormat = "js
             count += 1
         return count
     for view in views:
-        out.write(orjson.dumps(unit_record(view)).decode())
+        out.write(jsontext.dumps_text(unit_record(view)))
         out.write("\n")
         count += 1
     return count

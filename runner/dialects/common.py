@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any, Final
 
 import orjson
 
+from runner import jsontext
 from runner.model import PROTOCOL_ERROR, Choice, CompletionError, ToolCall
 from runner.sse import as_event
 
@@ -101,7 +102,7 @@ def _code(value: Any) -> str | int | None:
 def _text(value: Any) -> str | None:
     if value is None:
         return None
-    return value if isinstance(value, str) else orjson.dumps(value).decode()
+    return value if isinstance(value, str) else jsontext.dumps_text(value)
 
 
 def error_from_payload(payload: Any, *, default_type: str = "error") -> CompletionError:
@@ -256,7 +257,7 @@ class ToolCallAssembler:
         if arguments is not None:
             if not isinstance(arguments, str):
                 # A few servers send the arguments as a JSON object in one piece.
-                arguments = orjson.dumps(arguments).decode()
+                arguments = jsontext.dumps_text(arguments)
             if arguments:
                 current.args.append(arguments)
         return True

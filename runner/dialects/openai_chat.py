@@ -266,8 +266,14 @@ class OpenAIChatAccumulator(AccumulatorBase):
                 choices = chunk.get("choices")
                 if type(choices) is list and len(choices) == 1:
                     choice = choices[0]
-                    # index, delta, finish_reason, logprobs: more keys may be extras (_chunk)
-                    if type(choice) is dict and len(choice) <= 4:
+                    # index, delta, finish_reason, logprobs: more keys may be extras (_chunk),
+                    # and so may fewer: a choice can carry citations beside its delta alone.
+                    if (
+                        type(choice) is dict
+                        and len(choice) <= 4
+                        and "citations" not in choice
+                        and "search_results" not in choice
+                    ):
                         delta = choice.get("delta")
                         if (
                             type(delta) is dict
@@ -409,10 +415,10 @@ class OpenAIChatAccumulator(AccumulatorBase):
                         if inner
                         else error_from_payload({"message": f"finish_reason {reason!r}"})
                     )
-            if len(raw_choice) > 4:  # index, delta, finish_reason, logprobs: anything else?
-                for key in _EXTRA_KEYS:
-                    if key in raw_choice:
-                        merge_extra(self._extras, key, raw_choice[key])
+            # MiroMind's extensions may sit on the choice, beside as few as one other key.
+            for key in _EXTRA_KEYS:
+                if key in raw_choice:
+                    merge_extra(self._extras, key, raw_choice[key])
         if finished and self._usage is not None and self._all_finished():
             self._done = True
 

@@ -16,6 +16,7 @@ from sqlalchemy import create_engine, event, make_url, text
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
+from runner import jsontext
 from runner.errors import StorageError
 
 if TYPE_CHECKING:
@@ -78,7 +79,8 @@ def alembic_config(connection: Connection) -> Config:
 
 
 def _json_dumps(value: Any) -> str:
-    return orjson.dumps(value, option=orjson.OPT_NON_STR_KEYS).decode()
+    # jsontext: provider data may nest deeper than orjson encodes; storing must not fail on it.
+    return jsontext.dumps_text(value, option=orjson.OPT_NON_STR_KEYS)
 
 
 def _sqlite_on_connect(dbapi_connection: Any, _record: Any) -> None:

@@ -497,3 +497,27 @@ def test_params_merge_deeply_like_the_reuse_hash() -> None:
     assert body["stream_options"] == {"include_usage": True, "include_obfuscation": False, "x": 1}
     assert body["temperature"] == 0
     assert request_params(provider, case)["stream_options"] == {"include_obfuscation": False, "x": 1}
+
+
+@pytest.mark.parametrize(
+    "choice_extra",
+    [
+        pytest.param({}, id="choice-with-delta-only"),
+        pytest.param({"finish_reason": None}, id="choice-with-finish-reason"),
+    ],
+)
+def test_citations_on_a_small_choice_are_kept(choice_extra: dict) -> None:
+    """MiroMind citations on a choice that has only a delta beside them still reach extras."""
+    from runner.parse import parse_stream
+
+    citation = {"url": "https://example.org/a", "title": "A"}
+    chunk = {
+        "id": "c",
+        "object": "chat.completion.chunk",
+        "model": "m",
+        "choices": [{"index": 0, "delta": {"content": "x"}, "citations": [citation], **choice_extra}],
+    }
+    body = b"data: " + orjson.dumps(chunk) + b"\n\ndata: [DONE]\n\n"
+    completion = parse_stream("openai-chat", body)
+    assert completion.extras.get("citations") == [citation]
+    assert completion.choices[0].text == "x"
