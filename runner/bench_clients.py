@@ -148,9 +148,11 @@ class ClientReport:
 async def _httpx_one(
     client: httpx.AsyncClient, url: str, body: bytes, report: ClientReport, want_text: str, want: int
 ) -> None:
-    # What a careful user writes with httpx alone: lines, data fields, a blank line ends an event.
+    # The leanest reasonable httpx client: raw body reads (no decoder stack), lines split on bytes,
+    # ``data:`` fields gathered until the blank line that ends an event. The floor runner is held to.
     parts: list[str] = []
-    data: list[str] = []
+    data: list[bytes] = []
+    tail = b""
     count = 0
     done = False
     headers = {"content-type": "application/json", "accept": "text/event-stream"}
@@ -158,21 +160,25 @@ async def _httpx_one(
         if response.status_code != 200:
             report.fail(f"HTTP {response.status_code}")
             return
-        async for line in response.aiter_lines():
-            if line.startswith("data:"):
-                value = line[5:]
-                data.append(value[1:] if value.startswith(" ") else value)
-            elif not line and data:
-                payload = "\n".join(data)
-                data = []
-                if payload == "[DONE]":
-                    done = True
-                    continue
-                for choice in orjson.loads(payload)["choices"]:
-                    content = choice["delta"].get("content")
-                    if content:
-                        parts.append(content)
-                        count += 1
+        async for raw in response.aiter_raw():
+            *lines, tail = (tail + raw).split(b"\n")
+            for line in lines:
+                if line.endswith(b"\r"):
+                    line = line[:-1]
+                if line.startswith(b"data:"):
+                    value = line[5:]
+                    data.append(value[1:] if value.startswith(b" ") else value)
+                elif not line and data:
+                    payload = b"\n".join(data)
+                    data = []
+                    if payload == b"[DONE]":
+                        done = True
+                        continue
+                    for choice in orjson.loads(payload)["choices"]:
+                        content = choice["delta"].get("content")
+                        if content:
+                            parts.append(content)
+                            count += 1
     report.check("".join(parts), count, complete=done, want_text=want_text, want=want)
 
 
