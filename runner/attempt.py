@@ -31,6 +31,11 @@ ERROR_BODY_LIMIT = 64 * 1024
 # After the terminal signal only the chunked terminator should follow. Reading it lets httpx return
 # the connection to the pool; a server that keeps talking is cut off after this long.
 DRAIN_SECONDS = 1.0
+# Moving a cancel scope's deadline re-registers it with trio (a few microseconds): with chunks
+# microseconds apart, doing it per chunk is a large share of runner's own per-chunk work. The idle
+# deadline is pushed at most once per this many seconds, always to "newest push + idle + slack", so a
+# timeout never fires early and at most this late.
+DEADLINE_SLACK = 0.005
 
 
 @dataclass(slots=True)
@@ -116,8 +121,9 @@ async def run_attempt(
                         nbytes = len(body)
                 else:
                     phase = "body"
-                    scope.deadline = min(first_token_deadline, hard_deadline, now + timeouts.idle)
-                    last = now
+                    idle_limit = now + timeouts.idle + DEADLINE_SLACK
+                    scope.deadline = min(first_token_deadline, hard_deadline, idle_limit)
+                    last = pushed = now
                     has_token = False
                     # aiter_raw: SSE bodies are not compressed in practice, and skipping httpx's
                     # decoder stack saves per-chunk work (PERFORMANCE.md); a compressed body is
@@ -143,21 +149,28 @@ async def run_attempt(
                         if events:
                             nevents += len(events)
                             accumulator.feed_many(events)
+                        first = False
                         if not has_token:
                             if clock.first_reasoning is None and accumulator.has_reasoning:
                                 clock.first_reasoning = now
+                                first = True
                             if accumulator.has_answer:
                                 clock.first_answer = now
-                                has_token = True
+                                has_token = first = True
                         if accumulator.is_done:
                             with trio.move_on_after(DRAIN_SECONDS):
                                 async for _ in chunks:
                                     pass
                             break
-                        limit = now + timeouts.idle
-                        if not has_token and clock.first_reasoning is None:
-                            limit = min(limit, first_token_deadline)
-                        scope.deadline = min(limit, hard_deadline)
+                        # Skipping a push leaves the deadline at pushed + idle + slack, which is
+                        # still at or after now + idle. The first token lifts the first-token
+                        # limit, so it always pushes.
+                        if first or now - pushed > DEADLINE_SLACK:
+                            pushed = now
+                            limit = now + timeouts.idle + DEADLINE_SLACK
+                            if not has_token and clock.first_reasoning is None:
+                                limit = min(limit, first_token_deadline)
+                            scope.deadline = min(limit, hard_deadline)
                     decoder.close()
                     completion = accumulator.result()
         except httpx.TransportError as exc:

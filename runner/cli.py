@@ -490,3 +490,41 @@ def cost_command(
     Console(width=None if sys.stdout.isatty() else 200).print(cost_table(context))
     if html_path is not None:
         click.echo(f"wrote {write_cost_report(context, html_path)}")
+
+
+@cli.command("bench")
+@click.option("--streams", type=click.IntRange(min=1), default=200, show_default=True, help="Streams (N).")
+@click.option(
+    "--chunks", type=click.IntRange(min=1), default=100, show_default=True, help="Content chunks per stream."
+)
+@click.option(
+    "--delay-ms", type=click.FloatRange(min=0), default=0.0, show_default=True, help="Gap between chunks."
+)
+@click.option(
+    "--concurrency", type=click.IntRange(min=1), default=50, show_default=True, help="Streams in flight."
+)
+@click.option(
+    "--clients", default="runner,httpx,openai", show_default=True, help="Which clients, in this order."
+)
+@click.option("--repeat", type=click.IntRange(min=1), default=1, show_default=True, help="Median of K runs.")
+def bench_command(
+    streams: int, chunks: int, delay_ms: float, concurrency: int, clients: str, repeat: int
+) -> None:
+    """Stream one load through runner, bare httpx and the openai SDK on one simulator; compare their cost.
+
+    The simulator runs pinned to core 0, each client in turn pinned to core 1. Prints CPU per
+    content chunk, wall time against the ideal and peak RSS per client, and runner/httpx CPU.
+    Exit code 1 when any stream failed its check.
+
+    Example: runner bench --streams 2000 --chunks 200 --concurrency 100 --repeat 3
+    """
+    from runner.bench import BenchLoad, format_report, parse_clients, run_bench
+
+    try:
+        names = parse_clients(clients)
+    except ConfigError as exc:
+        fail(str(exc))
+    load = BenchLoad(streams=streams, chunks=chunks, delay_ms=delay_ms, concurrency=concurrency)
+    report = run_bench(load, names, repeat=repeat, echo=lambda line: click.echo(line, err=True))
+    click.echo(format_report(report))
+    sys.exit(0 if report.all_ok else 1)

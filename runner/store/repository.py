@@ -288,8 +288,10 @@ def claim_units(
 ) -> list[ClaimedUnit]:
     """Lease up to ``limit`` claimable units of a run (of one ``provider``, if named) to ``owner``.
 
-    Claimable: ``pending``, or ``running`` with an expired lease (its holder died). Units come in
-    unit order. Concurrent claimers never get the same unit: PostgreSQL skips rows another
+    Claimable: ``pending``, or ``running`` with an expired lease held by someone else (its holder
+    died). A unit whose lease ``owner`` itself let expire is still in flight here: the owner is alive,
+    since it is asking, and only its renewal came late (a saturated event loop delays it). Units come
+    in unit order. Concurrent claimers never get the same unit: PostgreSQL skips rows another
     transaction has locked, SQLite serializes writers with ``BEGIN IMMEDIATE``.
     """
     moment = _now(now)
@@ -298,7 +300,11 @@ def claim_units(
         UNITS.c.run_id == run_id,
         or_(
             UNITS.c.status == "pending",
-            and_(UNITS.c.status == "running", UNITS.c.lease_expires_at < moment),
+            and_(
+                UNITS.c.status == "running",
+                UNITS.c.lease_expires_at < moment,
+                UNITS.c.lease_owner != owner,
+            ),
         ),
     )
     if provider is not None:

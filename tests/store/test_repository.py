@@ -105,6 +105,20 @@ def test_expired_leases_are_claimable_and_renewed_ones_are_not(session: Session)
     assert repository.renew_leases(session, run_id, "b", lease_seconds=LEASE, now=expired) == 0
 
 
+def test_an_owner_never_reclaims_its_own_expired_leases(session: Session) -> None:
+    """A late renewal does not make a process claim (and send again) units it still has in flight."""
+    run_id = new_run(session, 3)
+    now = datetime.now(UTC)
+    held = repository.claim_units(session, run_id, "a", limit=2, lease_seconds=LEASE, now=now)
+    expired = now + timedelta(seconds=LEASE + 1)
+    again = repository.claim_units(session, run_id, "a", limit=10, lease_seconds=LEASE, now=expired)
+    assert [u.key for u in again] == ["mini/case-2/0"]  # only the pending one
+    assert repository.renew_leases(session, run_id, "a", lease_seconds=LEASE, now=expired) == 3
+    other = repository.claim_units(session, run_id, "b", limit=10, lease_seconds=LEASE, now=expired)
+    assert other == []
+    assert {u.key for u in held} == {"mini/case-0/0", "mini/case-1/0"}
+
+
 def test_release_expired_and_release_units(session: Session) -> None:
     """Expired leases go back to pending, and an owner can give its own units back."""
     run_id = new_run(session, 4)

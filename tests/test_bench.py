@@ -1,0 +1,92 @@
+"""``runner bench``: a tiny load end to end through real processes, and the pure parts of the table."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+
+import pytest
+
+from runner.bench import BenchLoad, BenchReport, ClientRow, format_report, parse_clients
+from runner.errors import ConfigError
+
+
+def test_bench_smoke_runner_and_httpx_verify_every_stream() -> None:
+    """A 4 x 5 load through runner and bare httpx prints the table with every stream verified."""
+    load = ["--streams=4", "--chunks=5", "--concurrency=2", "--clients=runner,httpx"]
+    done = subprocess.run(
+        [sys.executable, "-m", "runner", "bench", *load],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    out = done.stdout
+    assert "CPU us/chunk" in out
+    assert "peak RSS MiB" in out
+    for client in ("runner", "httpx"):
+        row = re.search(rf"^{client}\s+(\d+)/(\d+)\s+(\d+)\s", out, re.MULTILINE)
+        assert row is not None, out
+        assert row.groups() == ("4", "4", "20")
+    assert "runner / httpx CPU per chunk:" in out
+
+
+def test_ideal_is_waves_of_streams_times_their_gaps() -> None:
+    """The ideal wall time counts ceil(N/C) waves of M-1 gaps, and is zero without a delay."""
+    assert BenchLoad(streams=1000, chunks=50, delay_ms=20, concurrency=500).ideal_s == pytest.approx(1.96)
+    assert BenchLoad(streams=1001, chunks=50, delay_ms=20, concurrency=500).ideal_s == pytest.approx(2.94)
+    assert BenchLoad(streams=10, chunks=200, delay_ms=0, concurrency=5).ideal_s == 0
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        pytest.param("runner,httpx", ("runner", "httpx"), id="two"),
+        pytest.param(" openai , runner,openai", ("openai", "runner"), id="spaces-and-duplicates"),
+    ],
+)
+def test_parse_clients_keeps_order(text: str, expected: tuple[str, ...]) -> None:
+    """Client names keep the order given, without duplicates."""
+    assert parse_clients(text) == expected
+
+
+def test_parse_clients_names_the_unknown_one() -> None:
+    """An unknown client is a ConfigError naming it and the option."""
+    with pytest.raises(ConfigError, match="aiohttp") as info:
+        parse_clients("runner,aiohttp")
+    assert info.value.key == "--clients"
+
+
+def test_report_shows_ratio_and_failures() -> None:
+    """The table carries wall/ideal, the runner/httpx ratio and each failed stream's message."""
+    load = BenchLoad(streams=10, chunks=11, delay_ms=100, concurrency=5)
+    rows = (
+        ClientRow(
+            client="runner",
+            streams=10,
+            streams_ok=9,
+            chunks=99,
+            cpu_us_per_chunk=30.0,
+            wall_s=4.0,
+            peak_rss_mib=100,
+            errors=("stream incomplete after 3 content chunks",),
+        ),
+        ClientRow(
+            client="httpx",
+            streams=10,
+            streams_ok=10,
+            chunks=110,
+            cpu_us_per_chunk=20.0,
+            wall_s=2.0,
+            peak_rss_mib=60,
+        ),
+    )
+    report = BenchReport(load=load, repeat=3, rows=rows)
+    text = format_report(report)
+    assert not report.all_ok
+    assert "median of 3 runs" in text
+    assert "2.00x" in text  # runner's wall time over the 2 s ideal
+    assert "runner / httpx CPU per chunk: 1.50x (misses the 1.2x target)" in text
+    assert "runner: stream incomplete after 3 content chunks" in text
