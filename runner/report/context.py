@@ -155,6 +155,15 @@ class RunReportContext:
     cards: tuple[UnitCard, ...]
     cards_note: str
     pages: tuple[UnitPage, ...]
+    resume_hint: str | None = None  # set when units have no result yet: how to finish the run
+
+
+def resume_hint(run_id: str, status: str, unfinished: int) -> str | None:
+    """What a reader of an unfinished run should do next, or None when nothing is left."""
+    if unfinished == 0:
+        return None
+    why = "the run was interrupted" if status == "interrupted" else f"the run is {status}"
+    return f"{unfinished} units have no result yet ({why}). Finish them with: runner run --resume {run_id}"
 
 
 def _end(attempt: AttemptFacts) -> datetime:
@@ -381,14 +390,16 @@ def build_run_context(data: RunData, *, generated_at: datetime | None = None) ->
         )
         for i in range(0, len(rows), PAGE_SIZE)
     )
+    summary = group_stats(units)
     return RunReportContext(
         title=f"Run {data.run.id}: {data.run.job_name}",
         generated_at=generated_at or datetime.now(UTC),
         run=run_header(data.run, units),
-        summary=group_stats(units),
+        summary=summary,
         providers=providers,
         charts=_run_charts(data, by_provider),
         cards=tuple(unit_card(u) for u in shown),
         cards_note=note,
         pages=pages,
+        resume_hint=resume_hint(data.run.id, data.run.status, summary.unfinished),
     )

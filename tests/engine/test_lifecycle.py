@@ -119,6 +119,10 @@ async def test_signal_interrupts_then_resume_finishes_the_rest(
     assert await trio.to_thread.run_sync(state.run_status, run_id) == "interrupted"
     before = await trio.to_thread.run_sync(state.units, run_id)
     counts = {s: sum(u.status == s for u in before.values()) for s in ("ok", "pending", "running")}
+    # The report of the interrupted run tells its reader how to finish it.
+    report = (tmp_path / "r.html").read_text()
+    assert f"{counts['pending']} units have no result yet (the run was interrupted)" in report
+    assert f"runner run --resume {run_id}" in report
     assert counts["running"] == 0  # leases released
     assert 8 <= counts["ok"] < 40
     assert counts["ok"] + counts["pending"] == 40
