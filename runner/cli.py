@@ -148,7 +148,7 @@ def parse_command(
       runner parse --attempt 12 --db sqlite:///runner.db
       curl -sN https://api.example.com/v1/chat/completions ... | runner parse -d openai-chat -
     """
-    from runner.parse import parse_stream
+    from runner.parse import parse_error_response, parse_stream
 
     if attempt_id is None:
         if dialect is None:
@@ -173,7 +173,10 @@ def parse_command(
             return
         if dialect is None:
             fail(f"the run does not name provider {capture.provider!r}'s dialect: pass --dialect")
-    completion = parse_stream(dialect, body)
+    if attempt_id is not None and capture.http_status is not None and not 200 <= capture.http_status < 300:
+        completion = parse_error_response(dialect, capture.http_status, body)
+    else:
+        completion = parse_stream(dialect, body)
     sys.stdout.buffer.write(jsontext.dumps(completion.to_dict(), option=orjson.OPT_INDENT_2) + b"\n")
     sys.stdout.buffer.flush()
 

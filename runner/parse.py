@@ -5,13 +5,13 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from runner.dialects import get_dialect
+from runner.model import Completion, CompletionError
 from runner.sse import SSEDecoder
 
 if TYPE_CHECKING:
     from collections.abc import Iterable
 
     from runner.dialects.base import Accumulator
-    from runner.model import Completion
 
 
 def accumulate(accumulator: Accumulator, reads: Iterable[bytes]) -> Completion:
@@ -37,3 +37,13 @@ def parse_stream(dialect_name: str, body: bytes) -> Completion:
         ConfigError: ``dialect_name`` is not a known dialect.
     """
     return accumulate(get_dialect(dialect_name).new_accumulator(), (body,))
+
+
+def parse_error_response(dialect_name: str, status: int, body: bytes) -> Completion:
+    """The ``Completion`` of a non-2xx response: no choices, the provider's error as the dialect
+    reads it (the body of an HTTP error is a JSON error object, not a stream)."""
+    error = get_dialect(dialect_name).parse_error_body(status, body)
+    if error is None:
+        text = body.decode("utf-8", "replace")[:500]
+        error = CompletionError(type="http_error", message=f"HTTP {status}: {text}", code=status)
+    return Completion(complete=False, error=error)

@@ -272,3 +272,35 @@ def test_replaying_a_stored_attempt_rebuilds_what_was_stored(tmp_path: Path) -> 
         check=True,
     )
     assert raw.stdout.endswith(b"data: [DONE]\n\n")
+
+
+def test_replaying_an_http_error_attempt_shows_the_providers_error(tmp_path: Path) -> None:
+    """A captured HTTP error body replays as the provider's error object, not as an empty stream."""
+    import sqlite3
+
+    job = tmp_path / "job.toml"
+    job.write_text(
+        'name = "e"\n[[providers]]\nname = "p"\ndialect = "openai-chat"\nmodel = "m"\n'
+        'simulator = { faults = "1=http_429:ra=0.01" }\n[[cases]]\nid = "c"\nprompt = "hi"\n'
+    )
+    db = tmp_path / "r.db"
+    run = subprocess.run(
+        [sys.executable, "-m", "runner", "run", str(job), "--db", f"sqlite:///{db}", "-q", "--report", "-"],
+        cwd=tmp_path,
+        capture_output=True,
+        timeout=120,
+        check=False,
+    )
+    assert run.returncode == 0, run.stderr
+    with sqlite3.connect(db) as conn:
+        (attempt_id,) = conn.execute("SELECT id FROM attempts WHERE http_status = 429").fetchone()
+    replay = subprocess.run(
+        [sys.executable, "-m", "runner", "parse", "--attempt", str(attempt_id), "--db", f"sqlite:///{db}"],
+        capture_output=True,
+        timeout=60,
+        check=True,
+    )
+    completion = json.loads(replay.stdout)
+    assert completion["choices"] == []
+    assert completion["error"]["code"] == "rate_limit_exceeded"
+    assert "429" in completion["error"]["message"]

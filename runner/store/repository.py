@@ -555,12 +555,13 @@ class StoredCapture:
     provider: str
     dialect: str | None  # from the run's stored job spec
     body: bytes | None  # None when the attempt's bytes were not captured
+    http_status: int | None  # a non-2xx status means the body is an error body, not a stream
 
 
 def stored_capture(session: Session, attempt_id: int) -> StoredCapture:
     """The captured bytes of attempt ``attempt_id`` and the dialect that reads them."""
     query = (
-        select(ATTEMPTS.c.raw_capture, UNITS.c.key, UNITS.c.provider, RUNS.c.job_spec)
+        select(ATTEMPTS.c.raw_capture, ATTEMPTS.c.http_status, UNITS.c.key, UNITS.c.provider, RUNS.c.job_spec)
         .join(UNITS, UNITS.c.id == ATTEMPTS.c.unit_id)
         .join(RUNS, RUNS.c.id == UNITS.c.run_id)
         .where(ATTEMPTS.c.id == attempt_id)
@@ -569,7 +570,7 @@ def stored_capture(session: Session, attempt_id: int) -> StoredCapture:
         row = conn.execute(query).first()
     if row is None:
         raise StorageError(f"no attempt {attempt_id} in this database")
-    data, key, provider, spec = row
+    data, status, key, provider, spec = row
     dialect = next((p["dialect"] for p in spec.get("providers", ()) if p.get("name") == provider), None)
     return StoredCapture(
         attempt_id=attempt_id,
@@ -577,6 +578,7 @@ def stored_capture(session: Session, attempt_id: int) -> StoredCapture:
         provider=provider,
         dialect=dialect,
         body=decompress_raw(data) if data is not None else None,
+        http_status=status,
     )
 
 
