@@ -1,7 +1,7 @@
 """Read queries of the reports that the repository does not already answer (SQL stays in runner.store).
 
-Kept apart from ``repository.py`` so the reports can grow their reads without touching the queue's
-module; same rules: a Session in, one short read transaction, frozen records out.
+Kept apart from the ``repository`` package so the reports can grow their reads without touching the
+queue's modules; same rules: a Session in, one short read transaction, frozen records out.
 """
 
 from __future__ import annotations

@@ -1,0 +1,92 @@
+"""The only SQL (with ``reports_queries``): runs, the unit queue, attempts and results.
+
+Every function takes a Session, runs exactly one transaction of its own (the session must have none
+open), and returns frozen records from ``runner.store.records``, never ORM objects. SQLAlchemy errors
+come out as StorageError. Times default to the local UTC clock; pass ``now`` to decide them (tests).
+
+The queue: ``add_units`` stores a run's units as ``pending``; ``claim_units`` leases a batch
+(``FOR UPDATE SKIP LOCKED`` on PostgreSQL, ``BEGIN IMMEDIATE`` on SQLite) -- units whose lease expired
+are claimable again; ``renew_leases`` keeps them; ``write_batch`` stores attempts and ends units, a
+unit's result rows and its status change in one transaction, only while its lease is still held.
+
+One module per concern: ``runs``, ``queue``, ``writes``, ``reads``; ``sql`` holds what they share.
+"""
+
+from __future__ import annotations
+
+from runner.store.records import (
+    AttemptWrite,
+    BatchOutcome,
+    ClaimedUnit,
+    RunInfo,
+    RunStatus,
+    UnitFinish,
+    UnitStatus,
+    UnitView,
+)
+from runner.store.repository.queue import (
+    add_units,
+    claim_units,
+    count_outstanding,
+    find_reusable_result,
+    release_expired,
+    release_units,
+    renew_leases,
+    resume_run,
+)
+from runner.store.repository.reads import (
+    StoredCapture,
+    count_failed_assertions,
+    iter_units,
+    raw_capture,
+    spend_so_far,
+    stored_capture,
+    unit_counts,
+)
+from runner.store.repository.runs import (
+    create_run,
+    get_run,
+    job_spec_json,
+    list_runs,
+    mark_run,
+    new_run_id,
+    prices_json,
+)
+from runner.store.repository.writes import finish_unit, record_attempt, set_assertions, write_batch
+
+__all__ = [
+    "AttemptWrite",
+    "BatchOutcome",
+    "ClaimedUnit",
+    "RunInfo",
+    "RunStatus",
+    "StoredCapture",
+    "UnitFinish",
+    "UnitStatus",
+    "UnitView",
+    "add_units",
+    "claim_units",
+    "count_failed_assertions",
+    "count_outstanding",
+    "create_run",
+    "find_reusable_result",
+    "finish_unit",
+    "get_run",
+    "iter_units",
+    "job_spec_json",
+    "list_runs",
+    "mark_run",
+    "new_run_id",
+    "prices_json",
+    "raw_capture",
+    "record_attempt",
+    "release_expired",
+    "release_units",
+    "renew_leases",
+    "resume_run",
+    "set_assertions",
+    "spend_so_far",
+    "stored_capture",
+    "unit_counts",
+    "write_batch",
+]

@@ -1,0 +1,247 @@
+"""The unit queue's SQL: store a run's units (reusing earlier results), lease them out, renew, release
+and reopen leases, and count what is still outstanding."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from datetime import timedelta
+from typing import TYPE_CHECKING, Any, Final
+
+from sqlalchemy import and_, bindparam, func, insert, or_, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+
+from runner.store.records import ClaimedUnit
+from runner.store.repository.sql import RESULTS, RUNS, UNITS, now_or_utc, transaction
+
+if TYPE_CHECKING:
+    from collections.abc import Iterable, Sequence
+    from datetime import datetime
+
+    from sqlalchemy.engine import Connection
+    from sqlalchemy.orm import Session
+
+    from runner.plan import Unit
+
+INSERT_CHUNK: Final = 2000
+
+
+def _insert_ignoring_conflicts(conn: Connection, rows: list[dict[str, Any]]) -> None:
+    dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
+    for start in range(0, len(rows), INSERT_CHUNK):
+        stmt = dialect.insert(UNITS).on_conflict_do_nothing(index_elements=["run_id", "key"])
+        conn.execute(stmt, rows[start : start + INSERT_CHUNK])
+
+
+def add_units(
+    session: Session, run_id: str, units: Iterable[Unit], *, reuse: bool = False, now: datetime | None = None
+) -> int:
+    """Store units as ``pending``, idempotently by (run, key); return how many are now reused.
+
+    With ``reuse``, a new unit whose ``request_hash`` has an ``ok`` unit in another run gets a copy
+    of that unit's results, status ``ok`` and ``reused_from`` set, and is never claimed.
+    """
+    rows = [
+        {
+            "run_id": run_id,
+            "key": unit.key,
+            "provider": unit.provider,
+            "case_id": unit.case_id,
+            "repeat": unit.repeat,
+            "request_hash": unit.request_hash,
+            "status": "pending",
+            "lease_owner": None,
+            "lease_expires_at": None,
+            "attempts": 0,
+            "reused_from": None,
+            "finished_at": None,
+        }
+        for unit in units
+    ]
+    with transaction(session, write=True) as conn:
+        _insert_ignoring_conflicts(conn, rows)
+        return _reuse_results(conn, run_id, now_or_utc(now)) if reuse else 0
+
+
+def _reuse_results(conn: Connection, run_id: str, now: datetime) -> int:
+    source = UNITS.alias("source")
+    newest_ok = (
+        select(func.max(source.c.id))
+        .where(
+            source.c.request_hash == UNITS.c.request_hash,
+            source.c.status == "ok",
+            source.c.run_id != run_id,
+        )
+        .scalar_subquery()
+    )
+    candidates = conn.execute(
+        select(UNITS.c.id, newest_ok.label("source_id")).where(
+            UNITS.c.run_id == run_id, UNITS.c.status == "pending", UNITS.c.attempts == 0
+        )
+    ).all()
+    pairs = [(unit_id, source_id) for unit_id, source_id in candidates if source_id is not None]
+    if not pairs:
+        return 0
+    target_of: dict[int, list[int]] = defaultdict(list)
+    for unit_id, source_id in pairs:
+        target_of[source_id].append(unit_id)
+    copies = []
+    for row in conn.execute(select(RESULTS).where(RESULTS.c.unit_id.in_(list(target_of)))).mappings():
+        for unit_id in target_of[row["unit_id"]]:
+            copy = dict(row)
+            del copy["id"]
+            copies.append({**copy, "unit_id": unit_id, "attempt_id": None, "created_at": now})
+    if copies:
+        conn.execute(insert(RESULTS), copies)
+    conn.execute(
+        update(UNITS)
+        .where(UNITS.c.id == bindparam("target"))
+        .values(status="ok", reused_from=bindparam("source"), finished_at=now),
+        [{"target": unit_id, "source": source_id} for unit_id, source_id in pairs],
+    )
+    return len(pairs)
+
+
+def find_reusable_result(
+    session: Session, request_hash: str, *, exclude_run: str | None = None
+) -> int | None:
+    """The id of the newest ``ok`` unit with this exact request (outside ``exclude_run``), if any."""
+    with transaction(session, write=False) as conn:
+        query = select(func.max(UNITS.c.id)).where(
+            UNITS.c.request_hash == request_hash, UNITS.c.status == "ok"
+        )
+        if exclude_run is not None:
+            query = query.where(UNITS.c.run_id != exclude_run)
+        return conn.execute(query).scalar()
+
+
+def claim_units(
+    session: Session,
+    run_id: str,
+    owner: str,
+    *,
+    limit: int,
+    lease_seconds: float,
+    provider: str | None = None,
+    now: datetime | None = None,
+) -> list[ClaimedUnit]:
+    """Lease up to ``limit`` claimable units of a run (of one ``provider``, if named) to ``owner``.
+
+    Claimable: ``pending``, or ``running`` with an expired lease held by someone else (its holder
+    died). A unit whose lease ``owner`` itself let expire is still in flight here: the owner is alive,
+    since it is asking, and only its renewal came late (a saturated event loop delays it). Units come
+    in unit order. Concurrent claimers never get the same unit: PostgreSQL skips rows another
+    transaction has locked, SQLite serializes writers with ``BEGIN IMMEDIATE``.
+    """
+    moment = now_or_utc(now)
+    expires = moment + timedelta(seconds=lease_seconds)
+    claimable = and_(
+        UNITS.c.run_id == run_id,
+        or_(
+            UNITS.c.status == "pending",
+            and_(
+                UNITS.c.status == "running",
+                UNITS.c.lease_expires_at < moment,
+                UNITS.c.lease_owner != owner,
+            ),
+        ),
+    )
+    if provider is not None:
+        claimable = and_(claimable, UNITS.c.provider == provider)
+    chosen = select(UNITS.c.id).where(claimable).order_by(UNITS.c.id).limit(limit)
+    chosen = chosen.with_for_update(skip_locked=True)
+    stmt = (
+        update(UNITS)
+        .where(UNITS.c.id.in_(chosen))
+        .values(status="running", lease_owner=owner, lease_expires_at=expires)
+        .returning(
+            UNITS.c.id,
+            UNITS.c.key,
+            UNITS.c.provider,
+            UNITS.c.case_id,
+            UNITS.c.repeat,
+            UNITS.c.request_hash,
+            UNITS.c.attempts,
+        )
+    )
+    with transaction(session, write=True) as conn:
+        rows = conn.execute(stmt).mappings().all()
+    claimed = [ClaimedUnit(run_id=run_id, lease_expires_at=expires, **dict(row)) for row in rows]
+    return sorted(claimed, key=lambda unit: unit.id)
+
+
+def renew_leases(
+    session: Session, run_id: str, owner: str, *, lease_seconds: float, now: datetime | None = None
+) -> int:
+    """Extend every lease ``owner`` holds in a run to ``now + lease_seconds``; return how many."""
+    expires = now_or_utc(now) + timedelta(seconds=lease_seconds)
+    with transaction(session, write=True) as conn:
+        result = conn.execute(
+            update(UNITS)
+            .where(UNITS.c.run_id == run_id, UNITS.c.status == "running", UNITS.c.lease_owner == owner)
+            .values(lease_expires_at=expires)
+        )
+        return result.rowcount
+
+
+def release_units(session: Session, run_id: str, owner: str, *, unit_ids: Sequence[int] | None = None) -> int:
+    """Give back ``owner``'s leased units (all, or ``unit_ids``) as ``pending``; return how many.
+
+    The engine calls this after cancelling in-flight work, so no ``running`` row outlives a process.
+    """
+    query = update(UNITS).where(
+        UNITS.c.run_id == run_id, UNITS.c.status == "running", UNITS.c.lease_owner == owner
+    )
+    if unit_ids is not None:
+        query = query.where(UNITS.c.id.in_(list(unit_ids)))
+    with transaction(session, write=True) as conn:
+        return conn.execute(query.values(status="pending", lease_owner=None, lease_expires_at=None)).rowcount
+
+
+def release_expired(session: Session, run_id: str, *, now: datetime | None = None) -> int:
+    """Return units whose lease expired to ``pending`` (claiming does this implicitly too)."""
+    with transaction(session, write=True) as conn:
+        return conn.execute(
+            update(UNITS)
+            .where(
+                UNITS.c.run_id == run_id,
+                UNITS.c.status == "running",
+                UNITS.c.lease_expires_at < now_or_utc(now),
+            )
+            .values(status="pending", lease_owner=None, lease_expires_at=None)
+        ).rowcount
+
+
+def resume_run(session: Session, run_id: str) -> int:
+    """Reopen a run: every unit without a result (pending or running) becomes pending, leases
+    dropped; ``ok`` and ``failed`` units are untouched. Returns how many units will run.
+
+    Only for a run nobody works any more (crashed or interrupted); ``--join`` just claims.
+    """
+    with transaction(session, write=True) as conn:
+        conn.execute(
+            update(UNITS)
+            .where(UNITS.c.run_id == run_id, UNITS.c.status.in_(("pending", "running")))
+            .values(status="pending", lease_owner=None, lease_expires_at=None)
+        )
+        conn.execute(update(RUNS).where(RUNS.c.id == run_id).values(status="running", finished_at=None))
+        return conn.execute(
+            select(func.count()).where(UNITS.c.run_id == run_id, UNITS.c.status == "pending")
+        ).scalar_one()
+
+
+def count_outstanding(session: Session, run_id: str, *, excluding_owner: str | None = None) -> int:
+    """Units of a run without a result: ``pending``, or ``running`` under another owner's lease.
+
+    A process that has nothing in flight asks this to know whether to wait: its own ``running``
+    units are only waiting for the writer's next commit.
+    """
+    running_elsewhere = UNITS.c.status == "running"
+    if excluding_owner is not None:
+        running_elsewhere = and_(running_elsewhere, UNITS.c.lease_owner != excluding_owner)
+    query = (
+        select(func.count())
+        .select_from(UNITS)
+        .where(UNITS.c.run_id == run_id, or_(UNITS.c.status == "pending", running_elsewhere))
+    )
+    with transaction(session, write=False) as conn:
+        return int(conn.execute(query).scalar_one())

@@ -1,0 +1,174 @@
+"""The reads: a run's spend, status counts and failed assertions, its units page by page, and an
+attempt's captured bytes."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, cast
+
+from sqlalchemy import func, select
+
+from runner.errors import StorageError
+from runner.store.records import UnitStatus, UnitView
+from runner.store.repository.sql import ATTEMPTS, RESULTS, RUNS, UNITS, transaction
+from runner.store.rows import (
+    attempt_view,
+    completion_error_from_dict,
+    completion_from_results,
+    decompress_raw,
+)
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator, Sequence
+
+    from sqlalchemy.engine import RowMapping
+    from sqlalchemy.orm import Session
+
+
+def spend_so_far(session: Session, run_id: str) -> float:
+    """USD spent by a run's attempts: reported cost where the provider gave one, else computed."""
+    cost = func.coalesce(ATTEMPTS.c.cost_reported, ATTEMPTS.c.cost_computed, 0.0)
+    with transaction(session, write=False) as conn:
+        total = conn.execute(
+            select(func.coalesce(func.sum(cost), 0.0))
+            .select_from(ATTEMPTS.join(UNITS, ATTEMPTS.c.unit_id == UNITS.c.id))
+            .where(UNITS.c.run_id == run_id)
+        ).scalar_one()
+    return float(total)
+
+
+def unit_counts(session: Session, run_id: str) -> dict[UnitStatus, int]:
+    """How many units of a run are in each status (every status present, zero included)."""
+    with transaction(session, write=False) as conn:
+        rows = conn.execute(
+            select(UNITS.c.status, func.count()).where(UNITS.c.run_id == run_id).group_by(UNITS.c.status)
+        ).all()
+    counts: dict[UnitStatus, int] = {"pending": 0, "running": 0, "ok": 0, "failed": 0}
+    counts.update({cast("UnitStatus", status): count for status, count in rows})
+    return counts
+
+
+def raw_capture(session: Session, attempt_id: int) -> bytes | None:
+    """The exact bytes an attempt received, if they were captured (for ``runner parse`` replay)."""
+    with transaction(session, write=False) as conn:
+        data = conn.execute(select(ATTEMPTS.c.raw_capture).where(ATTEMPTS.c.id == attempt_id)).scalar()
+    return decompress_raw(data) if data is not None else None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class StoredCapture:
+    """An attempt's raw body as received, with what is needed to replay it."""
+
+    attempt_id: int
+    unit_key: str
+    provider: str
+    dialect: str | None  # from the run's stored job spec
+    body: bytes | None  # None when the attempt's bytes were not captured
+    http_status: int | None  # a non-2xx status means the body is an error body, not a stream
+
+
+def stored_capture(session: Session, attempt_id: int) -> StoredCapture:
+    """The captured bytes of attempt ``attempt_id`` and the dialect that reads them."""
+    query = (
+        select(ATTEMPTS.c.raw_capture, ATTEMPTS.c.http_status, UNITS.c.key, UNITS.c.provider, RUNS.c.job_spec)
+        .join(UNITS, UNITS.c.id == ATTEMPTS.c.unit_id)
+        .join(RUNS, RUNS.c.id == UNITS.c.run_id)
+        .where(ATTEMPTS.c.id == attempt_id)
+    )
+    with transaction(session, write=False) as conn:
+        row = conn.execute(query).first()
+    if row is None:
+        raise StorageError(f"no attempt {attempt_id} in this database")
+    data, status, key, provider, spec = row
+    dialect = next((p["dialect"] for p in spec.get("providers", ()) if p.get("name") == provider), None)
+    return StoredCapture(
+        attempt_id=attempt_id,
+        unit_key=key,
+        provider=provider,
+        dialect=dialect,
+        body=decompress_raw(data) if data is not None else None,
+        http_status=status,
+    )
+
+
+def count_failed_assertions(session: Session, run_id: str) -> int:
+    """Results of a run with at least one failed assertion (what makes ``runner run`` exit 1)."""
+    query = (
+        select(RESULTS.c.assertions)
+        .join(UNITS, UNITS.c.id == RESULTS.c.unit_id)
+        .where(UNITS.c.run_id == run_id, RESULTS.c.assertions.is_not(None))
+    )
+    with transaction(session, write=False) as conn:
+        return sum(
+            1
+            for (outcomes,) in conn.execute(query)
+            if any(isinstance(o, dict) and o.get("passed") is False for o in outcomes or ())
+        )
+
+
+def iter_units(session: Session, run_id: str, *, page_size: int = 500) -> Iterator[UnitView]:
+    """Every unit of a run in unit order, with its attempts and stored completion.
+
+    Reads page by page, one short transaction per page, so a 100,000-unit run streams in flat memory.
+    """
+    last_id = 0
+    while True:
+        with transaction(session, write=False) as conn:
+            units = (
+                conn.execute(
+                    select(UNITS)
+                    .where(UNITS.c.run_id == run_id, UNITS.c.id > last_id)
+                    .order_by(UNITS.c.id)
+                    .limit(page_size)
+                )
+                .mappings()
+                .all()
+            )
+            if not units:
+                return
+            ids = [row["id"] for row in units]
+            attempts = defaultdict(list)
+            columns = [c for c in ATTEMPTS.c if c.name != "raw_capture"]
+            has_raw = ATTEMPTS.c.raw_capture.is_not(None).label("has_raw_capture")
+            for row in conn.execute(
+                select(*columns, has_raw)
+                .where(ATTEMPTS.c.unit_id.in_(ids))
+                .order_by(ATTEMPTS.c.unit_id, ATTEMPTS.c.number, ATTEMPTS.c.id)
+            ).mappings():
+                attempts[row["unit_id"]].append(row)
+            results = defaultdict(list)
+            for row in conn.execute(
+                select(RESULTS)
+                .where(RESULTS.c.unit_id.in_(ids))
+                .order_by(RESULTS.c.unit_id, RESULTS.c.choice_index)
+            ).mappings():
+                results[row["unit_id"]].append(row)
+        last_id = ids[-1]
+        for unit in units:
+            yield _unit_view(unit, attempts[unit["id"]], results[unit["id"]])
+
+
+def _unit_view(unit: RowMapping, attempts: Sequence[RowMapping], results: Sequence[RowMapping]) -> UnitView:
+    final_attempt = (
+        next((row for row in attempts if row["id"] == results[0]["attempt_id"]), None) if results else None
+    )
+    stream_error = completion_error_from_dict(final_attempt["stream_error"]) if final_attempt else None
+    return UnitView(
+        id=unit["id"],
+        run_id=unit["run_id"],
+        key=unit["key"],
+        provider=unit["provider"],
+        case_id=unit["case_id"],
+        repeat=unit["repeat"],
+        request_hash=unit["request_hash"],
+        status=unit["status"],
+        attempt_count=unit["attempts"],
+        reused_from=unit["reused_from"],
+        finished_at=unit["finished_at"],
+        attempts=tuple(attempt_view(row) for row in attempts),
+        completion=completion_from_results(results, stream_error),
+        cost_reported=results[0]["cost_reported"] if results else None,
+        cost_computed=results[0]["cost_computed"] if results else None,
+        assertions=tuple(row["assertions"] for row in results),
+    )

@@ -1,0 +1,37 @@
+"""What every repository module shares: the table handles, one transaction per call, the clock.
+
+Plumbing of the ``runner.store.repository`` package only; its ``__init__`` does not re-export it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Final
+
+from runner.store.db import map_exceptions
+from runner.store.models import Base
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+
+    from sqlalchemy.engine import Connection
+    from sqlalchemy.orm import Session
+
+RUNS: Final = Base.metadata.tables["runs"]
+UNITS: Final = Base.metadata.tables["units"]
+ATTEMPTS: Final = Base.metadata.tables["attempts"]
+RESULTS: Final = Base.metadata.tables["results"]
+
+
+def now_or_utc(now: datetime | None) -> datetime:
+    """``now`` if the caller decided it (tests), else the local UTC clock."""
+    return now if now is not None else datetime.now(UTC)
+
+
+@contextlib.contextmanager
+def transaction(session: Session, *, write: bool) -> Iterator[Connection]:
+    """One transaction on ``session``; a write one takes SQLite's write lock at BEGIN."""
+    with map_exceptions(), session.begin():
+        options = {"sqlite_begin": "IMMEDIATE"} if write else {}
+        yield session.connection(execution_options=options)
