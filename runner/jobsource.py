@@ -199,3 +199,16 @@ def check_positive(where: Where, table: Mapping[str, Any], prefix: str, key: str
     if value is not None and (value < 0 or (value == 0 and not zero)):
         bound = "0 or more" if zero else "more than 0"
         raise where.error(join_key(prefix, key), f"must be {bound}, not {value}", f"set it to {bound}")
+
+
+def require(where: Where, table: Mapping[str, Any], prefix: str, key: str, fix: str) -> Any:
+    """``table[key]``; fail when it is missing, null or empty."""
+    value = table.get(key)
+    if value is None or value == "":
+        raise where.error(join_key(prefix, key), f"{key} is required", fix)
+    return value
+
+
+def optional_float(value: int | float | None) -> float | None:
+    """A checked number as a float; ``None`` stays ``None``."""
+    return None if value is None else float(value)

@@ -47,3 +47,13 @@ def parse_error_response(dialect_name: str, status: int, body: bytes) -> Complet
         text = body.decode("utf-8", "replace")[:500]
         error = CompletionError(type="http_error", message=f"HTTP {status}: {text}", code=status)
     return Completion(complete=False, error=error)
+
+
+def parse_body(dialect_name: str, body: bytes, *, http_status: int | None = None) -> Completion:
+    """The ``Completion`` of a captured body: a stream, or the error object of a non-2xx response.
+
+    ``http_status`` is the stored attempt's status; ``None`` (bytes from a file) reads ``body`` as a stream.
+    """
+    if http_status is not None and not 200 <= http_status < 300:
+        return parse_error_response(dialect_name, http_status, body)
+    return parse_stream(dialect_name, body)

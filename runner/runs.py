@@ -82,6 +82,15 @@ class RunSummary:
             return 130
         return 1 if self.counts.get("failed", 0) or self.assertions_failed else 0
 
+    def describe(self) -> str:
+        """One line for the terminal: status, unit counts, failed assertions and spend."""
+        counts = self.counts
+        return (
+            f"run {self.run_id}: {self.status}; ok {counts['ok']}, failed {counts['failed']}, "
+            f"not done {counts['pending'] + counts['running']}; assertions failed "
+            f"{self.assertions_failed}; spent ${self.spent_usd:.6f}"
+        )
+
 
 def open_run(
     database: Database,

@@ -6,9 +6,8 @@ and Ollama chunks; the edge cases are PROTOCOLS.md 13-26 (section 2).
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Annotated, Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
-import msgspec
 import orjson
 
 from runner.dialects.base import HttpRequest
@@ -22,6 +21,7 @@ from runner.dialects.common import (
     parse_json_error_body,
     protocol_error,
 )
+from runner.dialects.openai_chat_fast import FAST_DECODE_MISSES, decode_chunk
 from runner.model import Completion, Usage
 from runner.plan import request_params
 from runner.spec import merge_params
@@ -29,6 +29,7 @@ from runner.spec import merge_params
 if TYPE_CHECKING:
     from collections.abc import Callable, Sequence
 
+    from runner.dialects.openai_chat_fast import Chunk, ToolCall
     from runner.model import CompletionError
     from runner.spec import CaseSpec, ProviderSpec
     from runner.sse import RawEvent, ServerSentEvent
@@ -40,80 +41,6 @@ _EXTRA_KEYS = ("citations", "search_results")
 _NO_INDEX: Final = object()
 _NO_STATE: Final = ChoiceBuilder(-1)  # never written to: see feed_many
 _SKIP: Final = object()
-# How many payloads per stream may miss the msgspec fast path (a shape it does not know, or a
-# chunk it does not handle) before feed_many stops trying it for that stream: a provider whose
-# every chunk carries an extra field pays a failed msgspec attempt 16 times, not on every chunk.
-FAST_DECODE_MISSES: Final = 16
-
-
-# The msgspec fast path: the common chunk shapes decoded straight into typed Structs.
-#
-# Why it is exact: every Struct forbids unknown fields and every field has a concrete type (str,
-# None, a bounded int, a list of Structs), so msgspec decodes every value of an accepted
-# document with a typed decoder and skips nothing. Whatever it accepts, orjson accepts too and
-# reads as the same values (checked value by value in tests/dialects/test_openai_chat_fast_path.py):
-# - strings: both reject invalid UTF-8 (msgspec raises UnicodeDecodeError, a ValueError), lone or
-#   mismatched surrogate escapes (\ud800), raw control characters; both keep \u0000 and U+FFFE;
-# - ints: orjson reads -2**63 .. 2**64-1 as int and anything larger as a float (or rejects it as
-#   infinity: 1e400, 400 digits), msgspec would read any size as int: _Int admits the int64 range
-#   only, so an index of 2**64 or 1e400 is a miss, never a different value; bools and floats
-#   (true, 1.0, 1e0) are not ints to msgspec, so they miss too;
-# - NaN / Infinity, trailing commas, leading zeros, a BOM, trailing data: rejected by both;
-# - duplicate keys: the last one wins in both;
-# - skipped values: none (forbid_unknown_fields), so msgspec's skipping of unknown fields, which
-#   checks neither UTF-8 nor number range (it accepts 1e400 and "\xff" there, orjson does not)
-#   nor orjson's depth limit of 1024, never decides anything: an unknown key is a miss.
-# Anything msgspec rejects (any ValueError) or a shape feed_many does not handle goes to the
-# orjson path, which defines the result. No difference in results is known; the only observable
-# one is speed (and the miss budget, _fast_misses).
-_Int = Annotated[int, msgspec.Meta(ge=-(2**63), le=2**63 - 1)]
-
-
-class _Function(msgspec.Struct, forbid_unknown_fields=True, gc=False):
-    name: str | None = None
-    arguments: str | None = None  # an object (a few servers) is a miss: add() dumps it
-
-
-class _ToolCall(msgspec.Struct, forbid_unknown_fields=True, gc=False):
-    index: _Int | None = None
-    id: str | None = None
-    type: str | None = None
-    function: _Function | None = None
-
-
-class _Delta(msgspec.Struct, forbid_unknown_fields=True, gc=False):
-    # A null value reads as an absent key in _delta for each of these: content (`content and`),
-    # reasoning (`or`), refusal (`is not None`), tool_calls (`and`). A non-null refusal starts
-    # the refusal list, so it is left to the orjson path (type None).
-    role: str | None = None
-    content: str | None = None
-    refusal: None = None
-    reasoning_content: str | None = None
-    reasoning: str | None = None
-    tool_calls: list[_ToolCall] | None = None
-
-
-class _Choice(msgspec.Struct, forbid_unknown_fields=True, gc=False):
-    index: _Int | None = None
-    delta: _Delta | None = None
-    finish_reason: None = None  # a finish reason is left to _chunk
-    logprobs: None = None
-
-
-class _Chunk(msgspec.Struct, forbid_unknown_fields=True, gc=False):
-    # usage, error, x_groq, citations, search_results: left to _chunk (not fields, or null only).
-    choices: list[_Choice]
-    id: str | None = None
-    object: str | None = None
-    created: _Int | None = None
-    model: str | None = None
-    system_fingerprint: str | None = None
-    service_tier: str | None = None
-    obfuscation: str | None = None
-    usage: None = None
-
-
-_decode_chunk: Final = msgspec.json.Decoder(_Chunk).decode
 
 
 def openai_messages(case: CaseSpec) -> list[dict[str, Any]]:
@@ -186,7 +113,7 @@ class OpenAIChatAccumulator(AccumulatorBase):
         # The fast path skips _chunk's "first non-empty id / model" bookkeeping, so it waits until
         # both are known; a stream that never sends one of them pays a cheap call per chunk.
         need_ids = self._id is None or self._model is None
-        decode_chunk = _decode_chunk
+        decode = decode_chunk
         misses = self._fast_misses
         for item in events:
             # feed_raw hands a `message` event over as its raw bytes: orjson reads UTF-8 bytes
@@ -203,13 +130,13 @@ class OpenAIChatAccumulator(AccumulatorBase):
                 need_ids = self._id is None or self._model is None
                 continue
             if misses:
-                # The msgspec fast path (see _Chunk): one choice whose state exists, no finish
-                # reason, no usage, a delta of content, reasoning or tool-call fragments. That
-                # is what _chunk would do with it, minus its checks for keys these Structs
-                # cannot hold. The equivalence with _full is a hypothesis test, plus one test per
-                # odd value and position.
+                # The msgspec fast path (see openai_chat_fast.Chunk): one choice whose state
+                # exists, no finish reason, no usage, a delta of content, reasoning or tool-call
+                # fragments. That is what _chunk would do with it, minus its checks for keys
+                # these Structs cannot hold. The equivalence with _full is a hypothesis test,
+                # plus one test per odd value and position.
                 try:
-                    parsed: _Chunk | None = decode_chunk(data)
+                    parsed: Chunk | None = decode(data)
                 except (ValueError, RecursionError):
                     # msgspec's DecodeError / ValidationError and the UnicodeDecodeError it raises
                     # for invalid UTF-8 are ValueErrors. RecursionError cannot come from Structs
@@ -314,7 +241,7 @@ class OpenAIChatAccumulator(AccumulatorBase):
                 return
             need_ids = self._id is None or self._model is None
 
-    def _tool_calls(self, state: ChoiceBuilder, fragments: list[_ToolCall]) -> None:
+    def _tool_calls(self, state: ChoiceBuilder, fragments: list[ToolCall]) -> None:
         # _delta's tool-call loop for decoded Structs: add_parts is add() minus reading the dict.
         add_parts = state.tools.add_parts
         for fragment in fragments:

@@ -12,7 +12,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from runner.dialects.openai_chat import _SKIP, FAST_DECODE_MISSES, OpenAIChatAccumulator, _decode_chunk
+from runner.dialects.openai_chat import _SKIP, OpenAIChatAccumulator
+from runner.dialects.openai_chat_fast import FAST_DECODE_MISSES, decode_chunk
 from runner.model import Completion
 from runner.parse import accumulate
 from runner.sse import SSEDecoder, decode_all
@@ -412,7 +413,7 @@ def test_msgspec_accepts_nothing_orjson_reads_otherwise(position: bytes, token: 
     """Whatever the fast path's msgspec decoder accepts, orjson accepts and reads as the same values."""
     data = position % token
     try:
-        struct = _decode_chunk(data)
+        struct = decode_chunk(data)
     except ValueError:
         return  # a miss: the orjson path decides
     assert _same_values(struct, orjson.loads(data)), data

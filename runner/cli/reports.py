@@ -1,0 +1,152 @@
+"""``runner report``, ``diff``, ``trend`` and ``cost``: thin shells over ``runner.report.api``."""
+
+from __future__ import annotations
+
+import sys
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import click
+
+from runner.cli.options import db_option
+from runner.errors import StorageError
+from runner.store.db import open_database
+
+
+def _day(value: datetime | None, *, end: bool = False) -> datetime | None:
+    """A --since/--until date as a UTC instant; --until names the last day included."""
+    if value is None:
+        return None
+    start = value.replace(tzinfo=UTC)
+    return start + timedelta(days=1) if end else start
+
+
+@click.command("report")
+@click.argument("run_ref", metavar="RUN|latest")
+@db_option
+@click.option(
+    "--out", "out_path", type=click.Path(dir_okay=False, path_type=Path), help="Default: report-RUN.html."
+)
+def report_command(run_ref: str, db_url: str | None, out_path: Path | None) -> None:
+    """Write a run's self-contained HTML report (summary, providers, charts, every case).
+
+    Example: runner report latest --out tonight.html
+    """
+    from runner.report.api import write_run_report
+
+    try:
+        with open_database(db_url) as database, database.session() as session:
+            path = write_run_report(session, run_ref, out_path)
+    except StorageError as exc:
+        raise click.ClickException(str(exc)) from exc
+    click.echo(f"wrote {path}")
+
+
+@click.command("diff")
+@click.argument("run_a", metavar="RUN_A")
+@click.argument("run_b", metavar="RUN_B")
+@db_option
+@click.option(
+    "--out", "out_path", type=click.Path(dir_okay=False, path_type=Path), help="Default: diff-A-B.html."
+)
+@click.option(
+    "--ttft", type=float, default=0.20, show_default=True, help="Max relative TTFT p50/p90 increase."
+)
+@click.option(
+    "--duration", type=float, default=0.20, show_default=True, help="Max relative duration increase."
+)
+@click.option(
+    "--error-rate", type=float, default=0.05, show_default=True, help="Max failed-attempt share increase."
+)
+@click.option(
+    "--cost", type=float, default=0.10, show_default=True, help="Max relative cost-per-unit increase."
+)
+def diff_command(
+    run_a: str,
+    run_b: str,
+    db_url: str | None,
+    out_path: Path | None,
+    ttft: float,
+    duration: float,
+    error_rate: float,
+    cost: float,
+) -> None:
+    """Compare run B against baseline run A; exit 1 when anything regressed beyond its threshold.
+
+    Units are matched by provider, case and repeat.
+
+    Example: runner diff r-abc123 latest --ttft 0.3
+    """
+    from runner.report.api import build_diff_report, write_diff_report
+    from runner.report.diff import Thresholds
+
+    limits = Thresholds(ttft=ttft, duration=duration, error_rate=error_rate, cost=cost)
+    try:
+        with open_database(db_url) as database, database.session() as session:
+            context = build_diff_report(session, run_a, run_b, thresholds=limits)
+    except StorageError as exc:
+        raise click.ClickException(str(exc)) from exc
+    path = write_diff_report(context, out_path)
+    click.echo(f"wrote {path}: {context.regressions} regressions, {context.answers_changed} answers changed")
+    if context.regressions:
+        sys.exit(1)
+
+
+@click.command("trend")
+@click.argument("job_name", metavar="JOB")
+@db_option
+@click.option("--last", type=click.IntRange(min=1), default=10, show_default=True, help="How many runs.")
+@click.option(
+    "--out", "out_path", type=click.Path(dir_okay=False, path_type=Path), help="Default: trend-JOB.html."
+)
+def trend_command(job_name: str, db_url: str | None, last: int, out_path: Path | None) -> None:
+    """Chart a job's last N runs per provider: latency, errors, retries, assertions and cost.
+
+    Example: runner trend nightly-smoke --last 14
+    """
+    from runner.report.api import build_trend_report, write_trend_report
+
+    try:
+        with open_database(db_url) as database, database.session() as session:
+            context = build_trend_report(session, job_name, last=last)
+    except StorageError as exc:
+        raise click.ClickException(str(exc)) from exc
+    if not context.runs:
+        raise click.ClickException(f"no runs of job {job_name!r} in this database")
+    click.echo(f"wrote {write_trend_report(context, out_path)}")
+
+
+@click.command("cost")
+@db_option
+@click.option("--since", type=click.DateTime(["%Y-%m-%d"]), help="First day included (UTC).")
+@click.option("--until", type=click.DateTime(["%Y-%m-%d"]), help="Last day included (UTC).")
+@click.option(
+    "--by", default="provider", show_default=True, help="Comma-separated: provider,model,day,tag,job."
+)
+@click.option(
+    "--html", "html_path", type=click.Path(dir_okay=False, path_type=Path), help="Also write HTML here."
+)
+def cost_command(
+    db_url: str | None, since: datetime | None, until: datetime | None, by: str, html_path: Path | None
+) -> None:
+    """Tokens and USD by group, reported vs computed cost, and cost wasted on failed attempts.
+
+    Example: runner cost --since 2025-11-01 --by provider,day --html cost.html
+    """
+    from rich.console import Console
+
+    from runner.report.api import build_cost_report, write_cost_report
+    from runner.report.cost import cost_table
+
+    groups = tuple(name.strip() for name in by.split(",") if name.strip())
+    try:
+        with open_database(db_url) as database, database.session() as session:
+            context = build_cost_report(session, by=groups, since=_day(since), until=_day(until, end=True))
+    except StorageError as exc:
+        raise click.ClickException(str(exc)) from exc
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--by") from exc
+    # Piped output has no terminal width; rich would squeeze the table into 80 columns.
+    Console(width=None if sys.stdout.isatty() else 200).print(cost_table(context))
+    if html_path is not None:
+        click.echo(f"wrote {write_cost_report(context, html_path)}")

@@ -1,0 +1,138 @@
+"""``runner simulate``, ``bench`` and ``db``: the provider simulator, the client benchmark, the schema."""
+
+from __future__ import annotations
+
+import sys
+
+import click
+import trio
+
+from runner.cli.options import db_option, fail
+from runner.errors import ConfigError, StorageError
+from runner.simulator.config import FLAVORS
+from runner.spec import DIALECT_NAMES
+from runner.store.db import open_database
+
+
+@click.command("simulate")
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to bind (keep it loopback).")
+@click.option("--port", "-p", type=int, default=8765, show_default=True, help="Port to bind; 0 picks one.")
+@click.option(
+    "--dialect",
+    "dialects",
+    multiple=True,
+    type=click.Choice(DIALECT_NAMES),
+    help="Print the base URL of this dialect only (repeatable); every dialect is served anyway.",
+)
+@click.option("--faults", default="", help="FAULT SPEC, e.g. '1=http_429:ra=1,http_500@0.02' (see below).")
+@click.option("--latency", default="", help="LATENCY SPEC, e.g. 'ttft=0.3,gap=0.02' (see below).")
+@click.option("--seed", type=int, default=0, show_default=True, help="Seed of answers and faults.")
+@click.option(
+    "--flavor", type=click.Choice(FLAVORS), default="openai", show_default=True, help="openai-chat flavor."
+)
+@click.option("--reasoning/--no-reasoning", default=False, help="Reason even when the request does not ask.")
+@click.option("--cost/--no-cost", default=False, help="Report usage.cost on openai-chat streams.")
+def simulate(
+    host: str,
+    port: int,
+    dialects: tuple[str, ...],
+    faults: str,
+    latency: str,
+    seed: int,
+    flavor: str,
+    reasoning: bool,
+    cost: bool,
+) -> None:
+    """Serve the built-in provider simulator until Ctrl-C.
+
+    One port speaks openai-chat (POST /v1/chat/completions), anthropic-messages (POST /v1/messages)
+    and runware (POST /v1 with a JSON array). Point any client at the printed base URLs.
+
+    \b
+    LATENCY SPEC: comma-separated KEY=DIST; keys ttfb, ttft, gap (seconds), chunk (tokens per event),
+    heartbeat (seconds between keep-alive comments in long pauses). DIST: X, fixed:X, uniform:LO:HI,
+    lognormal:MEDIAN:SIGMA, exp:MEAN.
+
+    \b
+    FAULT SPEC: comma-separated N=FAULT (attempt N of a request) or FAULT@P (probability P).
+    FAULT: ok, http_STATUS[:ra=S|date=S|ms=MS], quota, reset, stall[:K], heartbeat_stall[:K],
+    close_clean[:K], close_abrupt[:K], stream_error[:K], finish_error[:K], malformed[:K], dribble
+    (K: after K token events). A request header x-sim-faults: SPEC overrides it per request.
+
+    \b
+    Example: runner simulate --port 8765 --latency 'ttft=0.3,gap=0.02' --faults 'http_429@0.05'
+    """
+    from runner.simulator import SimulatorConfig
+    from runner.simulator.cli import run_simulator
+
+    raw: dict[str, object] = {"seed": seed, "flavor": flavor, "reasoning": reasoning, "cost": cost}
+    if faults:
+        raw["faults"] = faults
+    if latency:
+        raw["latency"] = latency
+    try:
+        config = SimulatorConfig.from_dict(raw, prefix="simulate")
+    except ConfigError as exc:
+        raise click.BadParameter(str(exc)) from None
+    trio.run(run_simulator, config, host, port, dialects or DIALECT_NAMES, click.echo)
+    click.echo("simulator stopped")
+
+
+@click.command("bench")
+@click.option("--streams", type=click.IntRange(min=1), default=200, show_default=True, help="Streams (N).")
+@click.option(
+    "--chunks", type=click.IntRange(min=1), default=100, show_default=True, help="Content chunks per stream."
+)
+@click.option(
+    "--delay-ms", type=click.FloatRange(min=0), default=0.0, show_default=True, help="Gap between chunks."
+)
+@click.option(
+    "--concurrency", type=click.IntRange(min=1), default=50, show_default=True, help="Streams in flight."
+)
+@click.option(
+    "--clients", default="runner,httpx,openai", show_default=True, help="Which clients, in this order."
+)
+@click.option("--repeat", type=click.IntRange(min=1), default=1, show_default=True, help="Median of K runs.")
+def bench_command(
+    streams: int, chunks: int, delay_ms: float, concurrency: int, clients: str, repeat: int
+) -> None:
+    """Stream one load through runner, bare httpx and the openai SDK on one simulator; compare their cost.
+
+    The simulator runs pinned to core 0, each client in turn pinned to core 1. Prints CPU per
+    content chunk, wall time against the ideal and peak RSS per client, and runner/httpx CPU.
+    Exit code 1 when any stream failed its check.
+
+    Example: runner bench --streams 2000 --chunks 200 --concurrency 100 --repeat 3
+    """
+    from runner.bench import BenchLoad, format_report, parse_clients, run_bench
+
+    try:
+        names = parse_clients(clients)
+    except ConfigError as exc:
+        fail(str(exc))
+    load = BenchLoad(streams=streams, chunks=chunks, delay_ms=delay_ms, concurrency=concurrency)
+    report = run_bench(load, names, repeat=repeat, echo=lambda line: click.echo(line, err=True))
+    click.echo(format_report(report))
+    sys.exit(0 if report.all_ok else 1)
+
+
+@click.group("db")
+def db_group() -> None:
+    """Manage the results database.
+
+    Example: runner db upgrade --db postgresql+psycopg://postgres@127.0.0.1/test
+    """
+
+
+@db_group.command("upgrade")
+@db_option
+def db_upgrade(db_url: str | None) -> None:
+    """Create the database or migrate it to the current schema.
+
+    Example: runner db upgrade --db sqlite:///runner.db
+    """
+    try:
+        with open_database(db_url) as database:
+            click.echo(f"{database!r} is at the current schema")
+    except StorageError as exc:
+        raise click.ClickException(str(exc)) from exc
