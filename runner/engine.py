@@ -4,8 +4,9 @@ attempt and result to the single writer.
 Shape of one run (every task lives in a nursery drawn here):
 
     execute_run
-     └─ services nursery ....... writer (owns all DB writes), lease renewer
-         └─ work nursery ....... feeder -> one task per *claimed* unit (never one per planned unit)
+     └─ services nursery ....... writer (owns all DB writes)
+         └─ renewal nursery .... lease renewer
+             └─ work nursery ... feeder -> one task per *claimed* unit (never one per planned unit)
 
 The work nursery closes first; then the writer's channel closes, the writer commits what it holds and
 returns, and only then is the services nursery left. So Ctrl-C stops requests within moments but never
@@ -159,12 +160,15 @@ async def execute_run(
     try:
         async with trio.open_nursery() as services:
             await services.start(writer.run, receive)
-            services.start_soon(_renew_leases, ctx, queue)
-            async with send, trio.open_nursery() as work:
-                work.start_soon(_feed, work, ctx, queue, send, state, progress)
-            # Every send side is closed now: the writer drains its channel and returns by itself.
-            # Only the lease renewer is left to stop.
-            services.cancel_scope.cancel()
+            # The renewer has a nursery of its own so that, on a normal end, cancelling it touches
+            # nothing else: the writer is never cancelled then, it ends at EndOfChannel once
+            # every send side (the feeder's and each unit's clone) has closed.
+            async with trio.open_nursery() as renewal:
+                renewal.start_soon(_renew_leases, ctx, queue)
+                async with send, trio.open_nursery() as work:
+                    work.start_soon(_feed, work, ctx, queue, send, state, progress)
+                renewal.cancel_scope.cancel()
+            # Leaving `services` waits for the writer to commit what it still holds.
     finally:
         # Normally nothing is left leased here; after a cancellation or a crash the units we held
         # go back to the queue at once instead of waiting out their lease. Shielded (we may be
