@@ -16,7 +16,7 @@ from pathlib import Path
 import trio
 
 from runner.store.db import open_database
-from tests.engine.processes import RunState, start_runner, wait_for
+from tests.run.processes import RunState, start_runner, wait_for
 
 JOB = """
 name = "bench-lifecycle"

@@ -7,7 +7,7 @@ for one event per read:
   (a) orjson.loads of each payload alone: the floor (../shared/PERFORMANCE.md);
   (b) json.loads of each payload alone;
   (c) runner: SSEDecoder.feed_raw + the openai-chat accumulator's feed_many on the raw reads, as
-      runner.attempt drives them, result() included;
+      runner.run.attempt drives them, result() included;
   (d) the official openai SDK on the same reads, in memory without a network: its SSEDecoder
       (openai._streaming), sse.json(), a ChatCompletionChunk built by construct_type exactly as
       Stream.__stream__ does by default, and ChatCompletionStreamState.handle_chunk.
@@ -24,10 +24,10 @@ from collections.abc import Callable
 
 import orjson
 
-from runner.dialects import get_dialect
 from runner.model import Completion
-from runner.parse import parse_stream
-from runner.sse import SSEDecoder, decode_all
+from runner.wire.dialects import get_dialect
+from runner.wire.replay import parse_stream
+from runner.wire.sse import SSEDecoder, decode_all
 
 CONTENT_CHUNKS = 2000
 READ_SIZE = 1400  # about one TCP segment's payload: several events per read, cut anywhere
@@ -37,7 +37,7 @@ REPEATS = 7
 def build_stream() -> bytes:
     """A gpt-4o-style stream: role chunk, content, two tool calls in fragments, finish, usage, [DONE]."""
     rng = random.Random(7)
-    words = "the of streamed answer rebuilds exactly token cost usage reasoning tool call über naïve 東京".split()
+    words = ["the", "of", "streamed", "answer", "rebuilds", "exactly", "token", "cost", "usage", "reasoning", "tool", "call", "über", "naïve", "東京"]
     base = {
         "id": "chatcmpl-AbC123xyz",
         "object": "chat.completion.chunk",
@@ -103,7 +103,7 @@ def main() -> None:
     dialect = get_dialect("openai-chat")
 
     def ours(reads: list[bytes]) -> Completion:
-        # The attempt layer's loop (runner.attempt), minus the I/O and the timing marks.
+        # The attempt layer's loop (runner.run.attempt), minus the I/O and the timing marks.
         decoder = SSEDecoder()
         accumulator = dialect.new_accumulator()
         for read in reads:

@@ -2,8 +2,8 @@
 
 One simulator process pinned to core 0 (zero latency, one token per event) serves N streams of M
 content chunks; a consumer process pinned to core 1 reads them with (a) a raw trio socket that only
-counts SSE events, then (b) httpx.AsyncClient on trio + runner.sse.SSEDecoder + orjson.loads per event
-(+ the openai-chat accumulator when ``runner.dialects.get_dialect`` exists). Target: a >= 3x.
+counts SSE events, then (b) httpx.AsyncClient on trio + runner.wire.sse.SSEDecoder + orjson.loads per event
+(+ the openai-chat accumulator when ``runner.wire.dialects.get_dialect`` exists). Target: a >= 3x.
 
     python benchmarks/bench_simulator.py --streams 200 --chunks 500 --concurrency 50
 """
@@ -99,10 +99,10 @@ def runner_consumer(port: int, streams: int, concurrency: int, conn: Any) -> Non
     """(b) The runner client path: httpx on trio, SSEDecoder, orjson per event, accumulator if any."""
     import httpx
 
-    from runner.sse import SSEDecoder
+    from runner.wire.sse import SSEDecoder
 
     _pin(1)
-    dialects = importlib.import_module("runner.dialects")
+    dialects = importlib.import_module("runner.wire.dialects")
     get_dialect = getattr(dialects, "get_dialect", None)
     dialect = get_dialect("openai-chat") if get_dialect is not None else None
 

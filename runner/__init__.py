@@ -5,8 +5,6 @@ The public API, re-exported: the result model, the error tree, the SSE decoder, 
 
 from __future__ import annotations
 
-from runner.dialects import get_dialect
-from runner.dialects.base import Accumulator, Dialect, HttpRequest
 from runner.errors import (
     ClientError,
     ConfigError,
@@ -18,7 +16,7 @@ from runner.errors import (
     StreamProtocolError,
     TransportError,
 )
-from runner.jobs import load_job, parse_job
+from runner.job.load import load_job, parse_job
 from runner.model import (
     ERROR_KINDS,
     FINISH_REASONS,
@@ -31,9 +29,11 @@ from runner.model import (
     ToolCall,
     Usage,
 )
-from runner.parse import parse_stream
 from runner.spec import CaseSpec, JobSpec, Price, ProviderSpec, RetryPolicy, Timeouts
-from runner.sse import ServerSentEvent, SSEDecoder
+from runner.wire.dialects import get_dialect
+from runner.wire.dialects.base import Accumulator, Dialect, HttpRequest
+from runner.wire.replay import parse_stream
+from runner.wire.sse import ServerSentEvent, SSEDecoder
 
 __version__ = "0.1.0"
 

@@ -1,6 +1,6 @@
 """Frozen value objects a job file loads into: JobSpec, ProviderSpec, CaseSpec and their policies.
 
-Pure data, no I/O. ``runner.jobs`` builds these from a file and validates them once; everything after
+Pure data, no I/O. ``runner.job.load`` builds these from a file and validates them once; everything after
 the loader trusts them. No field ever holds an API key: providers name the environment variable.
 """
 

@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from runner.model import Completion
-from runner.parse import parse_stream
+from runner.wire.replay import parse_stream
 
 FIXTURES = Path(__file__).parent / "fixtures" / "streams"
 

@@ -8,7 +8,7 @@ import sys
 
 import pytest
 
-from runner.bench import BenchLoad, BenchReport, ClientRow, format_report, parse_clients
+from runner.bench.compare import BenchLoad, BenchReport, ClientRow, format_report, parse_clients
 from runner.errors import ConfigError
 
 

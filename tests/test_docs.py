@@ -22,8 +22,8 @@ import pytest
 import yaml
 
 from runner.cli import cli
-from runner.jobs import load_job, parse_provider_option
-from runner.runs import check_simulators
+from runner.job.load import load_job, parse_provider_option
+from runner.run.service import check_simulators
 
 REPO = Path(__file__).resolve().parents[1]
 README = (REPO / "README.md").read_text(encoding="utf-8")

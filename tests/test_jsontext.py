@@ -8,8 +8,8 @@ import orjson
 import pytest
 
 from runner import jsontext
-from runner.dialects import DIALECTS
-from runner.parse import parse_stream
+from runner.wire.dialects import DIALECTS
+from runner.wire.replay import parse_stream
 
 
 def nested(depth: int) -> bytes:

@@ -13,10 +13,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from runner.cli import cli
-from runner.dialects import DIALECTS, build_dialects, get_dialect
 from runner.errors import ConfigError, RunnerError
 from runner.model import PROTOCOL_ERROR
-from runner.parse import accumulate, parse_stream
+from runner.wire.dialects import DIALECTS, build_dialects, get_dialect
+from runner.wire.replay import accumulate, parse_stream
 from tests.streams import FIXTURES, all_fixtures, dialect_of, fixture
 
 EXAMPLES = Path(__file__).parent.parent / "examples" / "streams"

@@ -9,7 +9,7 @@ from __future__ import annotations
 import click
 
 from runner import __version__
-from runner.cli.inspect import export_command, parse_command
+from runner.cli.data import export_command, parse_command
 from runner.cli.reports import cost_command, diff_command, report_command, trend_command
 from runner.cli.run import run_command
 from runner.cli.tools import bench_command, db_group, simulate

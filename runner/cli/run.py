@@ -1,4 +1,4 @@
-"""``runner run``: option parsing around ``runner.runs`` (open, execute until signalled, report)."""
+"""``runner run``: option parsing around ``runner.run.service`` (open, execute until signalled, report)."""
 
 from __future__ import annotations
 
@@ -72,9 +72,9 @@ def run_command(
 
     from rich.console import Console
 
-    from runner.jobs import load_job, parse_provider_option
-    from runner.progress import choose_mode
-    from runner.runs import RunOptions, open_run, read_api_keys, run_until_signalled, summarize
+    from runner.job.load import load_job, parse_provider_option
+    from runner.run.progress import choose_mode
+    from runner.run.service import RunOptions, open_run, read_api_keys, run_until_signalled, summarize
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", datefmt="%H:%M:%S")
     for chatty in ("httpx", "httpcore", "alembic"):  # a line per request / migration step is noise

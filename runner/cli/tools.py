@@ -104,7 +104,7 @@ def bench_command(
 
     Example: runner bench --streams 2000 --chunks 200 --concurrency 100 --repeat 3
     """
-    from runner.bench import BenchLoad, format_report, parse_clients, run_bench
+    from runner.bench.compare import BenchLoad, format_report, parse_clients, run_bench
 
     try:
         names = parse_clients(clients)

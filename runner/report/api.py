@@ -22,7 +22,7 @@ if TYPE_CHECKING:
 
     from sqlalchemy.orm import Session
 
-    from runner.assertions import AssertionOutcome
+    from runner.grading.assertions import AssertionOutcome
 
 
 def build_run_report(session: Session, ref: str) -> RunReportContext:

@@ -19,7 +19,7 @@ if TYPE_CHECKING:
 
     from markupsafe import Markup
 
-    from runner.assertions import AssertionOutcome
+    from runner.grading.assertions import AssertionOutcome
     from runner.report.data import AttemptFacts, RunData, RunFacts, UnitFacts
 
 PAGE_SIZE: Final = 500  # compact rows per collapsed page: a browser lays out only open pages

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from datetime import datetime
 
-    from runner.assertions import AssertionOutcome
+    from runner.grading.assertions import AssertionOutcome
     from runner.model import AttemptError, Completion, Usage
 
 

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from runner.assertions import AssertionOutcome
+from runner.grading.assertions import AssertionOutcome
 from runner.report.data import AttemptFacts, CostFact, RunData, RunFacts, UnitFacts
 from runner.store import repository
-from runner.store.reports_queries import attempt_costs
+from runner.store.repository.reports import attempt_costs
 
 if TYPE_CHECKING:
     from collections.abc import Sequence

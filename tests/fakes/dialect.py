@@ -9,10 +9,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from runner.dialects.base import HttpRequest
 from runner.model import PROTOCOL_ERROR, Choice, Completion, CompletionError
 from runner.spec import CaseSpec, ProviderSpec
-from runner.sse import RawEvent, ServerSentEvent, as_event
+from runner.wire.dialects.base import HttpRequest
+from runner.wire.sse import RawEvent, ServerSentEvent, as_event
 
 
 @dataclass

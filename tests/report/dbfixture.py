@@ -6,8 +6,8 @@ import hashlib
 from dataclasses import replace
 from typing import TYPE_CHECKING
 
+from runner.job.plan import Unit
 from runner.model import AttemptRecord, AttemptTiming, Completion, Usage
-from runner.plan import Unit
 from runner.report.api import outcomes_json
 from runner.spec import CaseSpec, JobSpec, Price, ProviderSpec
 from runner.store import repository

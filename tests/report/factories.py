@@ -5,7 +5,7 @@ from __future__ import annotations
 import random
 from datetime import UTC, datetime, timedelta
 
-from runner.assertions import AssertionOutcome
+from runner.grading.assertions import AssertionOutcome
 from runner.model import AttemptError, Choice, Completion, ToolCall, Usage
 from runner.report.data import AttemptFacts, RunData, RunFacts, UnitFacts
 

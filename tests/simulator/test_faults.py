@@ -13,7 +13,7 @@ import trio
 
 from runner.simulator import SimulatorConfig, SimulatorHandle, expected_output, parse_faults
 from runner.simulator.config import parse_latency
-from runner.sse import decode_all
+from runner.wire.sse import decode_all
 from tests.conftest import RawResponse, StartSimulator, http_request, parse_raw, raw_exchange
 
 MESSAGES = [{"role": "user", "content": "Tell me a joke"}]

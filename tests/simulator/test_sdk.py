@@ -12,7 +12,7 @@ import pytest
 import trio
 
 from runner.simulator import SimulatorConfig, SimulatorHandle, expected_output
-from runner.sse import SSEDecoder
+from runner.wire.sse import SSEDecoder
 from tests.conftest import StartSimulator
 
 WEATHER = {

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
+from runner.job.plan import Unit
 from runner.model import (
     AttemptError,
     AttemptRecord,
@@ -15,7 +16,6 @@ from runner.model import (
     ToolCall,
     Usage,
 )
-from runner.plan import Unit
 from runner.spec import CaseSpec, JobSpec, Price, ProviderSpec
 
 FAKE_KEY = "sk-test-FAKEKEY-0123456789abcdefDO-NOT-STORE"

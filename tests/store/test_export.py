@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 from click.testing import CliRunner
 
 from runner.cli import cli
-from runner.export import CSV_FIELDS, EXPORT_FIELDS, write_export
+from runner.report.export import CSV_FIELDS, EXPORT_FIELDS, write_export
 from runner.store import repository
 from runner.store.records import AttemptWrite, UnitFinish
 

@@ -20,7 +20,7 @@ if TYPE_CHECKING:
     from sqlalchemy.engine import Connection
     from sqlalchemy.orm import Session
 
-    from runner.plan import Unit
+    from runner.job.plan import Unit
 
 INSERT_CHUNK: Final = 2000
 

@@ -1,0 +1,105 @@
+"""``runner parse`` and ``runner export``: read a stream or a stored run back out."""
+
+from __future__ import annotations
+
+import sys
+from typing import BinaryIO
+
+import click
+import orjson
+
+from runner import jsontext
+from runner.cli.options import db_option, fail
+from runner.errors import StorageError
+from runner.report.export import write_export
+from runner.store import repository
+from runner.store.db import open_database
+from runner.wire.dialects import build_dialects
+
+
+@click.command("parse")
+@click.option(
+    "--dialect",
+    "-d",
+    type=click.Choice(sorted(build_dialects())),
+    help="The wire shape of the stream (with --attempt: taken from the run unless given).",
+)
+@click.option("--attempt", "attempt_id", type=int, help="Replay the stored capture of this attempt id.")
+@db_option
+@click.option("--raw", is_flag=True, help="With --attempt: write the captured bytes instead of parsing them.")
+@click.argument("source", type=click.File("rb"), default="-", metavar="[FILE | -]")
+def parse_command(
+    dialect: str | None, attempt_id: int | None, db_url: str | None, raw: bool, source: BinaryIO
+) -> None:
+    """Rebuild a captured SSE body and print the Completion as one JSON object.
+
+    FILE holds the raw bytes a provider sent ('-' or nothing: standard input); --attempt ID reads
+    the bytes runner stored for that attempt instead (see --capture of runner run). The exit status
+    is 0 whenever the bytes could be read, also when the stream carried an error or was cut short:
+    those are data, shown in "error" and "complete".
+
+    \b
+    Example:
+      runner parse --dialect openai-chat examples/streams/solrouter_tool_calls.sse
+      runner parse --attempt 12 --db sqlite:///runner.db
+      curl -sN https://api.example.com/v1/chat/completions ... | runner parse -d openai-chat -
+    """
+    from runner.wire.replay import parse_body
+
+    status: int | None = None
+    if attempt_id is None:
+        if dialect is None:
+            fail("name the stream's dialect with --dialect (or replay a stored one with --attempt ID)")
+        body = source.read()
+    else:
+        try:
+            with open_database(db_url) as database, database.session() as session:
+                capture = repository.stored_capture(session, attempt_id)
+        except StorageError as exc:
+            fail(str(exc))
+        if capture.body is None:
+            fail(
+                f"attempt {attempt_id} ({capture.unit_key}) has no stored bytes: "
+                "only failed attempts are captured unless the run used --capture all"
+            )
+        body, status = capture.body, capture.http_status
+        dialect = dialect or capture.dialect
+        if raw:
+            sys.stdout.buffer.write(body)
+            sys.stdout.buffer.flush()
+            return
+        if dialect is None:
+            fail(f"the run does not name provider {capture.provider!r}'s dialect: pass --dialect")
+    completion = parse_body(dialect, body, http_status=status)
+    sys.stdout.buffer.write(jsontext.dumps(completion.to_dict(), option=orjson.OPT_INDENT_2) + b"\n")
+    sys.stdout.buffer.flush()
+
+
+@click.command("export")
+@click.argument("run_ref", metavar="RUN|latest")
+@db_option
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["jsonl", "csv"]),
+    default="jsonl",
+    show_default=True,
+    help="JSON Lines (one record per unit) or CSV (first choice flattened).",
+)
+@click.option("--out", "out_path", type=click.Path(dir_okay=False, writable=True), help="Default: stdout.")
+def export_command(run_ref: str, db_url: str | None, fmt: str, out_path: str | None) -> None:
+    """Write one record per unit of a run as JSON Lines or CSV (first choice flattened).
+
+    Example: runner export latest --format csv --out results.csv
+    """
+    try:
+        with open_database(db_url) as database, database.session() as session:
+            run = repository.get_run(session, run_ref)
+            views = repository.iter_units(session, run.id)
+            if out_path is None:
+                write_export(views, sys.stdout, "csv" if fmt == "csv" else "jsonl")
+            else:
+                with open(out_path, "w", encoding="utf-8", newline="") as out:
+                    write_export(views, out, "csv" if fmt == "csv" else "jsonl")
+    except StorageError as exc:
+        raise click.ClickException(str(exc)) from exc

@@ -1,0 +1,125 @@
+"""A job's ``[[cases]]`` tables and ``cases_file`` lines -> ``CaseSpec``; message and tool checks. Pure."""
+
+from __future__ import annotations
+
+import difflib
+import json
+from typing import TYPE_CHECKING, Any
+
+from runner.grading.assertions import validate_expect
+from runner.job.source import Where, check_positive, check_table, join_key, require
+from runner.spec import CaseSpec
+
+if TYPE_CHECKING:
+    from collections.abc import Iterable
+
+# Key -> expected type (runner.job.source.check_table); build_case adds the cross-field checks.
+_CASE = {
+    "id": "str",
+    "prompt": "str",
+    "messages": "list",
+    "system": "str",
+    "tools": "list",
+    "providers": "list",
+    "repeats": "int",
+    "params": "table",
+    "expect": "table",
+}
+
+
+def cases_file_sources(path: str, text: str, *, start: int) -> Iterable[tuple[Where, str, Any]]:
+    """The JSON object on each non-blank line of a cases_file, numbered on from ``cases[start]``."""
+    index = start
+    for number, line in enumerate(text.splitlines(), start=1):
+        if not line.strip():
+            continue
+        prefix = f"cases[{index}]"
+        where = Where(path=path, locations={prefix: number})
+        try:
+            raw = json.loads(line)
+        except json.JSONDecodeError as exc:
+            raise where.error(prefix, f"not valid JSON: {exc.msg}", "write one JSON object per line") from exc
+        yield where, prefix, raw
+        index += 1
+
+
+def build_case(where: Where, raw: Any, prefix: str, provider_names: list[str]) -> CaseSpec:
+    """One ``[[cases]]`` table (or cases_file line) at ``prefix``; ``providers`` must name known ones."""
+    table = check_table(where, raw, prefix, _CASE)
+    case_id = require(where, table, prefix, "id", "give the case an id unique in the job")
+    check_positive(where, table, prefix, "repeats", zero=False)
+    has_prompt, has_messages = "prompt" in table, "messages" in table
+    if has_prompt == has_messages:
+        raise where.error(
+            prefix, "a case needs exactly one of prompt or messages", "keep prompt or messages, not both"
+        )
+    system = table.get("system")
+    if has_prompt:
+        messages: list[Any] = [{"role": "user", "content": table["prompt"]}]
+    else:
+        messages, system = check_messages(where, table["messages"], f"{prefix}.messages", system)
+    tools = table.get("tools", [])
+    for index, tool in enumerate(tools):
+        check_tool(where, tool, f"{prefix}.tools[{index}]")
+    subset = table.get("providers")
+    if subset is not None:
+        for index, name in enumerate(subset):
+            if name not in provider_names:
+                close = difflib.get_close_matches(str(name), provider_names, n=1)
+                fix = f"did you mean {close[0]!r}?" if close else f"use one of {', '.join(provider_names)}"
+                raise where.error(f"{prefix}.providers[{index}]", f"unknown provider {name!r}", fix)
+    expect = table.get("expect")
+    if expect is not None:
+        _check_expect(where, expect, f"{prefix}.expect")
+    return CaseSpec(
+        id=case_id,
+        messages=tuple(messages),
+        system=system,
+        tools=tuple(tools),
+        params=dict(table.get("params", {})),
+        providers=tuple(subset) if subset is not None else None,
+        repeats=table.get("repeats"),
+        expect=expect,
+    )
+
+
+def check_messages(
+    where: Where, raw: list[Any], prefix: str, system: str | None
+) -> tuple[list[Any], str | None]:
+    """Check chat messages; a leading system message moves to ``system`` (dialects send it apart)."""
+    if not raw:
+        raise where.error(prefix, "must hold at least one message", 'add {role = "user", content = "..."}')
+    for index, message in enumerate(raw):
+        if not isinstance(message, dict) or not isinstance(message.get("role"), str):
+            raise where.error(
+                f"{prefix}[{index}]", "a message needs a role", 'write {role = "user", content = "..."}'
+            )
+    messages = list(raw)
+    if messages[0]["role"] == "system":
+        if system is not None or not isinstance(messages[0].get("content"), str):
+            raise where.error(
+                f"{prefix}[0]", "a system message here conflicts with system", "keep one system prompt"
+            )
+        system = messages.pop(0)["content"]
+    return messages, system
+
+
+def check_tool(where: Where, tool: Any, prefix: str) -> None:
+    """Fail unless ``tool`` is in OpenAI function format."""
+    function = tool.get("function") if isinstance(tool, dict) else None
+    if not isinstance(function, dict) or tool.get("type") != "function" or not function.get("name"):
+        raise where.error(
+            prefix,
+            "a tool must be in OpenAI function format",
+            'write {type = "function", function = {name = "...", parameters = {...}}}',
+        )
+
+
+def _check_expect(where: Where, raw: Any, prefix: str) -> None:
+    # runner.grading.assertions owns what an expectation means, so it also says what a valid one is; the
+    # loader only turns its first problem into an error that points at the file and line.
+    problems = validate_expect(raw)
+    if problems:
+        key, _, problem = problems[0].partition(": ")
+        full_key = prefix if key == "expect" else join_key(prefix, key)
+        raise where.error(full_key, "invalid assertion", problem)

@@ -1,0 +1,216 @@
+"""Job files (TOML, YAML, OpenAI Batch input JSONL) -> one frozen, validated ``JobSpec``.
+
+Only ``load_job`` and ``load_batch_jsonl`` touch the file system; ``parse_job`` and
+``parse_batch_jsonl`` work on text. Every problem is a ``ConfigError`` naming the file, the line (found
+from YAML node marks, or by scanning TOML headers and keys), the dotted key and a fix. The tables are
+checked in ``runner.job.provider`` and ``runner.job.case``, Batch lines in ``runner.job.batch``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from runner.errors import ConfigError
+from runner.job.batch import parse_batch_jsonl
+from runner.job.case import build_case, cases_file_sources
+from runner.job.provider import build_provider, build_retry, build_timeouts, parse_provider_option
+from runner.job.source import (
+    Format,
+    Where,
+    check_positive,
+    check_table,
+    line_of,
+    optional_float,
+    parse_document,
+)
+from runner.spec import CaseSpec, JobSpec, ProviderSpec, RetryPolicy, Timeouts
+
+if TYPE_CHECKING:
+    import os
+    from collections.abc import Mapping
+
+__all__ = [
+    "check_environment",
+    "load_batch_jsonl",
+    "load_job",
+    "parse_batch_jsonl",
+    "parse_job",
+    "parse_provider_option",
+]
+
+
+# Key -> expected type, per table. "number" is int or float (never bool); "strs" is a str or a list
+# of str. The builders add the range and cross-field checks (providers and cases: runner.job.provider,
+# runner.job.case).
+_TOP = {
+    "name": "str",
+    "tags": "list",
+    "defaults": "table",
+    "providers": "list",
+    "cases": "list",
+    "cases_file": "str",
+    "max_cost_usd": "number",
+}
+_DEFAULTS = {"repeats": "int", "params": "table", "retry": "table", "timeouts": "table"}
+
+
+# -- file I/O: the only two functions that read ------------------------------------------------------
+
+
+def load_job(path: str | os.PathLike[str], *, provider: ProviderSpec | None = None) -> JobSpec:
+    """Read and validate a job file; ``.jsonl`` is an OpenAI Batch input file run on ``provider``.
+
+    Raises:
+        ConfigError: the file is unreadable or invalid; the error names file, line, key and fix.
+    """
+    file = Path(path)
+    if file.suffix == ".jsonl":
+        if provider is None:
+            raise ConfigError(
+                "an OpenAI Batch input file names no provider",
+                path=str(file),
+                fix="pass the provider to run it on (runner run batch.jsonl --provider ...)",
+            )
+        return load_batch_jsonl(file, provider=provider)
+    fmt: Format = "yaml" if file.suffix in (".yaml", ".yml") else "toml"
+    data = _read(file, None, None)
+    doc, locations = parse_document(data.decode("utf-8", errors="replace"), fmt, str(file))
+    cases_text: tuple[str, str] | None = None
+    digest = hashlib.sha256(data)
+    if isinstance(doc.get("cases_file"), str):
+        cases_path = file.parent / doc["cases_file"]
+        cases_data = _read(cases_path, str(file), locations.get("cases_file"))
+        digest.update(cases_data)  # the cases are part of what ran
+        cases_text = (str(cases_path), cases_data.decode("utf-8", errors="replace"))
+    return _build_job(doc, locations, path=str(file), cases_text=cases_text, sha256=digest.hexdigest())
+
+
+def load_batch_jsonl(path: str | os.PathLike[str], *, provider: ProviderSpec) -> JobSpec:
+    """Read an OpenAI Batch API input file and run every line as a case on ``provider``."""
+    file = Path(path)
+    data = _read(file, None, None)
+    return parse_batch_jsonl(
+        data.decode("utf-8", errors="replace"),
+        path=str(file),
+        provider=provider,
+        sha256=hashlib.sha256(data).hexdigest(),
+    )
+
+
+def _read(file: Path, job_path: str | None, line: int | None) -> bytes:
+    try:
+        return file.read_bytes()
+    except OSError as exc:
+        raise ConfigError(
+            f"cannot read {file}: {exc.strerror or exc}",
+            path=job_path or str(file),
+            key="cases_file" if job_path else None,
+            line=line,
+            fix="check the path (a cases_file is relative to the job file)",
+        ) from exc
+
+
+# -- pure parsing -----------------------------------------------------------------------------------
+
+
+def parse_job(
+    text: str,
+    *,
+    path: str,
+    fmt: Format = "toml",
+    cases_text: tuple[str, str] | None = None,
+    sha256: str | None = None,
+) -> JobSpec:
+    """Validate a TOML or YAML job from its text; ``cases_text`` is ``(path, text)`` of its cases_file."""
+    doc, locations = parse_document(text, fmt, path)
+    digest = sha256 or hashlib.sha256(text.encode()).hexdigest()
+    return _build_job(doc, locations, path=path, cases_text=cases_text, sha256=digest)
+
+
+def check_environment(job: JobSpec, environ: Mapping[str, str]) -> None:
+    """Fail unless every non-simulated provider's ``api_key_env`` is set and non-empty in ``environ``.
+
+    Only presence is checked: the value is never read into the spec, an error or a log.
+    """
+    missing = [
+        (index, provider)
+        for index, provider in enumerate(job.providers)
+        if provider.api_key_env and not provider.is_simulated and not environ.get(provider.api_key_env)
+    ]
+    if missing:
+        index, first = missing[0]
+        names = ", ".join(sorted({p.api_key_env for _, p in missing if p.api_key_env}))
+        key = f"providers[{index}].api_key_env"
+        raise ConfigError(
+            f"environment variable {first.api_key_env} (provider {first.name!r}) is not set",
+            path=job.source_path,
+            key=key,
+            line=line_of(job.locations, key),
+            fix=f"export {names} before running, or remove api_key_env for a keyless provider",
+        )
+
+
+def _build_job(
+    doc: dict[str, Any],
+    locations: Mapping[str, int],
+    *,
+    path: str,
+    cases_text: tuple[str, str] | None,
+    sha256: str,
+) -> JobSpec:
+    where = Where(path=path, locations=locations)
+    check_table(where, doc, "", _TOP)
+    if not all(isinstance(tag, str) for tag in doc.get("tags", [])):
+        raise where.error("tags", "must be a list of strings", 'write tags = ["nightly"]')
+    check_positive(where, doc, "", "max_cost_usd", zero=True)
+    defaults = check_table(where, doc.get("defaults", {}), "defaults", _DEFAULTS)
+    check_positive(where, defaults, "defaults", "repeats", zero=False)
+    retry = build_retry(where, defaults.get("retry", {}), "defaults.retry", RetryPolicy())
+    timeouts = build_timeouts(where, defaults.get("timeouts", {}), "defaults.timeouts", Timeouts())
+    base_params = defaults.get("params", {})
+
+    raw_providers = doc.get("providers")
+    if not raw_providers:
+        raise where.error("providers", "a job needs at least one provider", "add a [[providers]] table")
+    providers: list[ProviderSpec] = []
+    for index, raw in enumerate(raw_providers):
+        provider = build_provider(where, raw, f"providers[{index}]", base_params, retry, timeouts)
+        if any(p.name == provider.name for p in providers):
+            key = f"providers[{index}].name"
+            raise where.error(
+                key, f"duplicate provider name {provider.name!r}", "give each provider a unique name"
+            )
+        providers.append(provider)
+    names = [p.name for p in providers]
+
+    cases: list[CaseSpec] = []
+    seen: set[str] = set()
+    sources: list[tuple[Where, str, Any]] = [
+        (where, f"cases[{index}]", raw) for index, raw in enumerate(doc.get("cases", []))
+    ]
+    if cases_text is not None:
+        sources.extend(cases_file_sources(*cases_text, start=len(sources)))
+    for case_where, prefix, raw in sources:
+        case = build_case(case_where, raw, prefix, names)
+        if case.id in seen:
+            raise case_where.error(
+                f"{prefix}.id", f"duplicate case id {case.id!r}", "give each case a unique id"
+            )
+        seen.add(case.id)
+        cases.append(case)
+    if not cases:
+        raise where.error(None, "the job has no cases", "add a [[cases]] table or a cases_file")
+
+    return JobSpec(
+        name=doc.get("name") or Path(path).stem,
+        providers=tuple(providers),
+        cases=tuple(cases),
+        tags=tuple(doc.get("tags", ())),
+        repeats=defaults.get("repeats", 1),
+        max_cost_usd=optional_float(doc.get("max_cost_usd")),
+        source_path=path,
+        source_sha256=sha256,
+        locations=locations,
+    )

@@ -1,0 +1,205 @@
+"""A job's ``[[providers]]`` tables (with their retry, timeouts and price tables) -> ``ProviderSpec``.
+
+Also the ``--provider SPEC`` option of ``runner run batch.jsonl``, checked the same way. Pure.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import ipaddress
+from typing import Any
+from urllib.parse import urlsplit
+
+from runner.errors import ConfigError
+from runner.job.source import Where, check_positive, check_table, optional_float, require
+from runner.spec import (
+    DIALECT_NAMES,
+    SIMULATOR_BASE_URL,
+    Price,
+    ProviderSpec,
+    RetryPolicy,
+    Timeouts,
+    merge_params,
+)
+
+# Key -> expected type, per table (runner.job.source.check_table); the builders add range checks.
+_RETRY = {f.name: "int" if f.type == "int" else "number" for f in dataclasses.fields(RetryPolicy)}
+_TIMEOUTS = {f.name: "number" for f in dataclasses.fields(Timeouts)}
+_PRICE = {f.name: "number" for f in dataclasses.fields(Price)}
+_PROVIDER = {
+    "name": "str",
+    "dialect": "str",
+    "base_url": "str",
+    "model": "str",
+    "api_key_env": "str",
+    "concurrency": "int",
+    "rpm": "number",
+    "tpm": "number",
+    "params": "table",
+    "headers": "table",
+    "price": "table",
+    "retry": "table",
+    "timeouts": "table",
+    "allow_insecure": "bool",
+    "simulator": "table",
+}
+# Credentials belong in api_key_env only: a header table would put them in the spec and the DB.
+_SECRET_HEADERS = ("authorization", "proxy-authorization", "x-api-key", "api-key", "x-goog-api-key")
+
+
+def parse_provider_option(text: str) -> ProviderSpec:
+    """The provider of ``runner run batch.jsonl --provider SPEC``, checked like a job file's.
+
+    SPEC is ``simulator`` (the built-in simulator, openai-chat) or comma-separated ``key=value`` pairs
+    of a ``[[providers]]`` table: ``dialect=openai-chat,base_url=https://…/v1,model=…,api_key_env=…``
+    (``name`` defaults to ``batch``; numbers are read as numbers).
+    """
+    if text.strip() == "simulator":
+        raw: dict[str, Any] = {
+            "name": "batch",
+            "dialect": "openai-chat",
+            "model": "simulated",
+            "simulator": {},
+        }
+    else:
+        raw = {"name": "batch"}
+        for item in filter(None, (part.strip() for part in text.split(","))):
+            key, sep, value = item.partition("=")
+            if not sep:
+                raise ConfigError(
+                    f"{item!r} is not key=value",
+                    key="--provider",
+                    fix="write --provider dialect=openai-chat,base_url=https://…/v1,model=…,api_key_env=…",
+                )
+            raw[key.strip()] = _option_value(value.strip())
+    where = Where(path="--provider", locations={})
+    return build_provider(where, raw, "--provider", {}, RetryPolicy(), Timeouts())
+
+
+def _option_value(value: str) -> Any:
+    for kind in (int, float):
+        try:
+            return kind(value)
+        except ValueError:
+            pass
+    return {"true": True, "false": False}.get(value, value)
+
+
+def build_retry(where: Where, raw: Any, prefix: str, base: RetryPolicy) -> RetryPolicy:
+    """A ``retry`` table at ``prefix`` over ``base`` (the job's defaults, or the built-in policy)."""
+    table = check_table(where, raw, prefix, _RETRY)
+    check_positive(where, table, prefix, "max_attempts", zero=False)
+    for key in ("backoff_initial", "backoff_max", "retry_after_max"):
+        check_positive(where, table, prefix, key, zero=True)
+    numbers: dict[str, Any] = {k: float(v) if _RETRY[k] == "number" else v for k, v in table.items()}
+    return dataclasses.replace(base, **numbers)
+
+
+def build_timeouts(where: Where, raw: Any, prefix: str, base: Timeouts) -> Timeouts:
+    """A ``timeouts`` table at ``prefix`` over ``base``."""
+    table = check_table(where, raw, prefix, _TIMEOUTS)
+    for key in table:
+        check_positive(where, table, prefix, key, zero=False)
+    return dataclasses.replace(base, **{k: float(v) for k, v in table.items()})
+
+
+def build_provider(
+    where: Where,
+    raw: Any,
+    prefix: str,
+    base_params: dict[str, Any],
+    retry: RetryPolicy,
+    timeouts: Timeouts,
+) -> ProviderSpec:
+    """One ``[[providers]]`` table at ``prefix``; the job's defaults fill in params, retry and timeouts."""
+    table = check_table(where, raw, prefix, _PROVIDER)
+    name = require(where, table, prefix, "name", 'name the provider, e.g. name = "mini"')
+    if "/" in name:
+        raise where.error(
+            f"{prefix}.name", "must not contain '/'", "unit keys are provider/case/repeat; drop the '/'"
+        )
+    dialect = require(where, table, prefix, "dialect", f"set dialect to one of {', '.join(DIALECT_NAMES)}")
+    if dialect not in DIALECT_NAMES:
+        close = difflib.get_close_matches(dialect, DIALECT_NAMES, n=1, cutoff=0.5)
+        fix = f"did you mean {close[0]!r}?" if close else f"use one of {', '.join(DIALECT_NAMES)}"
+        raise where.error(f"{prefix}.dialect", f"unknown dialect {dialect!r}", fix)
+    model = require(where, table, prefix, "model", "name the model the provider should run")
+    for key in ("concurrency",):
+        check_positive(where, table, prefix, key, zero=False)
+    for key in ("rpm", "tpm"):
+        check_positive(where, table, prefix, key, zero=False)
+    base_url = table.get("base_url")
+    simulator = table.get("simulator")
+    if simulator is not None or (base_url or "").startswith(SIMULATOR_BASE_URL):
+        if base_url is not None and not base_url.startswith(SIMULATOR_BASE_URL):
+            raise where.error(
+                f"{prefix}.base_url",
+                "a simulated provider cannot have a real base_url",
+                f'remove base_url (or write "{SIMULATOR_BASE_URL}"), or remove the simulator table',
+            )
+        base_url, simulator = SIMULATOR_BASE_URL, dict(simulator or {})
+    else:
+        base_url = require(where, table, prefix, "base_url", "set the provider's https:// API base URL")
+        _check_url(where, f"{prefix}.base_url", base_url, insecure_ok=table.get("allow_insecure", False))
+    headers = table.get("headers", {})
+    for header, value in headers.items():
+        key = f"{prefix}.headers.{header}"
+        if not isinstance(value, str):
+            raise where.error(key, "a header value must be a string", "quote the value")
+        if header.lower() in _SECRET_HEADERS:
+            raise where.error(
+                key, "credentials may not be written in a job file", "name the variable in api_key_env"
+            )
+    price = None
+    if "price" in table:
+        price_table = check_table(where, table["price"], f"{prefix}.price", _PRICE)
+        for key in ("input", "output"):
+            require(
+                where, price_table, f"{prefix}.price", key, "give input and output in USD per million tokens"
+            )
+        for key in price_table:
+            check_positive(where, price_table, f"{prefix}.price", key, zero=True)
+        price = Price(**{k: float(v) for k, v in price_table.items()})
+    return ProviderSpec(
+        name=name,
+        dialect=dialect,
+        base_url=base_url,
+        model=model,
+        api_key_env=table.get("api_key_env") or None,
+        concurrency=table.get("concurrency", 8),
+        rpm=optional_float(table.get("rpm")),
+        tpm=optional_float(table.get("tpm")),
+        params=merge_params(base_params, table.get("params", {})),
+        headers=dict(headers),
+        price=price,
+        retry=build_retry(where, table.get("retry", {}), f"{prefix}.retry", retry),
+        timeouts=build_timeouts(where, table.get("timeouts", {}), f"{prefix}.timeouts", timeouts),
+        allow_insecure=table.get("allow_insecure", False),
+        simulator=simulator,
+    )
+
+
+def _check_url(where: Where, key: str, url: str, *, insecure_ok: bool) -> None:
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise where.error(key, f"{url!r} is not an http(s) URL", "write it as https://host/path")
+    if parts.username or parts.password or parts.query:
+        raise where.error(
+            key, "must not carry credentials or a query", "put the key's variable in api_key_env"
+        )
+    if parts.scheme == "http" and not insecure_ok and not _is_loopback(parts.hostname):
+        raise where.error(
+            key,
+            "plain http:// is only allowed for loopback hosts",
+            "use https://, or set allow_insecure = true if this network is trusted",
+        )
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost" or host.endswith(".localhost"):
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False

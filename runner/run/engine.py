@@ -1,0 +1,397 @@
+"""The run loop: claim units from the store, fan them out in one trio nursery, retry, and hand every
+attempt and result to the single writer.
+
+Shape of one run (every task lives in a nursery drawn here):
+
+    execute_run
+     └─ services nursery ....... writer (owns all DB writes)
+         └─ renewal nursery .... lease renewer
+             └─ work nursery ... feeder -> one task per *claimed* unit (never one per planned unit)
+
+The work nursery closes first; then the writer's channel closes, the writer commits what it holds and
+returns, and only then is the services nursery left. So Ctrl-C stops requests within moments but never
+loses a record a worker already produced.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Literal, Protocol
+
+import trio
+
+from runner.grading.assertions import evaluate
+from runner.model import AttemptError, AttemptRecord, AttemptTiming
+from runner.pricing import compute_cost
+from runner.run.attempt import run_attempt
+from runner.run.limits import estimate_tokens
+from runner.run.retry import RetryDecision, run_with_retries
+from runner.store.records import AttemptWrite, UnitFinish, WriteItem
+
+if TYPE_CHECKING:
+    from collections.abc import Mapping
+
+    import httpx
+    import tenacity
+
+    from runner.model import Usage
+    from runner.run.limits import ProviderLimiter
+    from runner.run.progress import Progress
+    from runner.spec import CaseSpec, ProviderSpec
+    from runner.store.records import ClaimedUnit
+    from runner.wire.dialects.base import Dialect
+
+log = logging.getLogger(__name__)
+
+
+class UnitQueue(Protocol):
+    """The run's work queue as the engine sees it (kept in the database by runner.store.leases).
+
+    Sync methods: the engine calls them on a worker thread under the database limiter.
+    """
+
+    @property
+    def owner(self) -> str:
+        """Who holds the leases this queue claims (host:pid:random)."""
+        ...
+
+    def claim(self, provider: str, limit: int) -> list[ClaimedUnit]:
+        """Lease up to ``limit`` claimable units of ``provider`` to this process."""
+        ...
+
+    def renew(self) -> None:
+        """Extend the leases this process holds."""
+        ...
+
+    def release(self) -> None:
+        """Hand every unit this process still holds back to the queue as pending."""
+        ...
+
+    def outstanding(self) -> int:
+        """Units of the run without a result: pending, or leased by another process (ours that
+        are running only wait for the writer's commit)."""
+        ...
+
+
+class WriterService(Protocol):
+    """The single writer task: ``await nursery.start(writer.run, receive)``."""
+
+    async def run(
+        self,
+        receive: trio.MemoryReceiveChannel[WriteItem],
+        *,
+        task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED,
+    ) -> None: ...
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RunContext:
+    """Everything a unit's task needs, resolved once per run. ``api_keys`` never leave memory."""
+
+    providers: Mapping[str, ProviderSpec]
+    cases: Mapping[str, CaseSpec]
+    dialects: Mapping[str, Dialect]
+    limiters: Mapping[str, ProviderLimiter]
+    api_keys: Mapping[str, str | None] = field(repr=False)
+    client: httpx.AsyncClient
+    db_limiter: trio.CapacityLimiter
+    capture: bool = True  # keep raw bodies in records; the writer's policy decides what is stored
+    concurrency: int | None = None  # global cap over all providers
+    max_cost_usd: float | None = None
+    lease_renew_seconds: float = 20.0
+    idle_poll_seconds: float = 2.0
+
+
+RunEnd = Literal["finished", "interrupted"]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RunResult:
+    """How the run ended in this process: ``interrupted`` when the budget stopped it."""
+
+    end: RunEnd
+    ok: int
+    failed: int
+    spent_usd: float
+
+
+@dataclass(slots=True)
+class _State:
+    """The feeder's bookkeeping, shared by the tasks of one run (one trio thread: no locks)."""
+
+    global_free: int
+    budget_cap: float | None
+    spent: float = 0.0
+    budget_spent: trio.Event = field(default_factory=trio.Event)
+    in_flight: dict[str, int] = field(default_factory=dict)
+    slot_freed: trio.Event = field(default_factory=trio.Event)
+    ok: int = 0
+    failed: int = 0
+
+    def spend(self, cost: float | None) -> None:
+        if cost:
+            self.spent += cost
+        if self.budget_cap is not None and self.spent >= self.budget_cap:
+            self.budget_spent.set()
+
+
+async def execute_run(
+    ctx: RunContext,
+    queue: UnitQueue,
+    writer: WriterService,
+    *,
+    progress: Progress,
+    already_spent_usd: float = 0.0,
+    write_buffer: int = 1000,
+) -> RunResult:
+    """Work the run until no unit is left, the budget is spent, or the caller cancels.
+
+    On cancellation (Ctrl-C or SIGTERM cancel an enclosing scope) every in-flight attempt is cut off
+    and stored as ``cancelled``, the writer commits what it holds, the units this process held go
+    back to ``pending`` for a resume, and the cancellation continues outward.
+    """
+    cap = ctx.concurrency or sum(p.concurrency for p in ctx.providers.values())
+    state = _State(global_free=cap, budget_cap=ctx.max_cost_usd)
+    state.spend(already_spent_usd)
+    send, receive = trio.open_memory_channel[WriteItem](write_buffer)
+    try:
+        async with trio.open_nursery() as services:
+            await services.start(writer.run, receive)
+            # The renewer has a nursery of its own so that, on a normal end, cancelling it touches
+            # nothing else: the writer is never cancelled then, it ends at EndOfChannel once
+            # every send side (the feeder's and each unit's clone) has closed.
+            async with trio.open_nursery() as renewal:
+                renewal.start_soon(_renew_leases, ctx, queue)
+                async with send, trio.open_nursery() as work:
+                    work.start_soon(_feed, work, ctx, queue, send, state, progress)
+                renewal.cancel_scope.cancel()
+            # Leaving `services` waits for the writer to commit what it still holds.
+    finally:
+        # Normally nothing is left leased here; after a cancellation or a crash the units we held
+        # go back to the queue at once instead of waiting out their lease. Shielded (we may be
+        # cancelled) and bounded (a dead database must not hang the exit).
+        with trio.CancelScope(shield=True), trio.move_on_after(10):
+            await trio.to_thread.run_sync(queue.release, limiter=ctx.db_limiter)
+    end: RunEnd = "interrupted" if state.budget_spent.is_set() else "finished"
+    return RunResult(end=end, ok=state.ok, failed=state.failed, spent_usd=state.spent)
+
+
+async def _renew_leases(ctx: RunContext, queue: UnitQueue) -> None:
+    while True:
+        await trio.sleep(ctx.lease_renew_seconds)
+        await trio.to_thread.run_sync(queue.renew, limiter=ctx.db_limiter)
+
+
+async def _feed(
+    nursery: trio.Nursery,
+    ctx: RunContext,
+    queue: UnitQueue,
+    send: trio.MemorySendChannel[WriteItem],
+    state: _State,
+    progress: Progress,
+) -> None:
+    """Claim units only as capacity frees up, so memory stays flat for any run size.
+
+    Claims go provider by provider, each up to its own free slots, so a slow or throttled provider
+    never takes the capacity another one could use.
+    """
+    exhausted: set[str] = set()  # providers with nothing claimable at their last claim
+    while not state.budget_spent.is_set():
+        # Armed before claiming: a unit that finishes while a claim runs in its thread must wake
+        # the wait below, not an event nobody waits on any more.
+        state.slot_freed = trio.Event()
+        claimed_any = False
+        for name, provider in ctx.providers.items():
+            free = min(provider.concurrency - state.in_flight.get(name, 0), state.global_free)
+            if free <= 0 or name in exhausted:
+                continue
+            units = await trio.to_thread.run_sync(queue.claim, name, free, limiter=ctx.db_limiter)
+            if len(units) < free:
+                exhausted.add(name)  # don't ask again at every finished unit, only after a poll
+            for unit in units:
+                claimed_any = True
+                state.global_free -= 1
+                state.in_flight[name] = state.in_flight.get(name, 0) + 1
+                nursery.start_soon(_work_unit, ctx, queue.owner, send.clone(), state, progress, unit)
+        if claimed_any:
+            continue
+        if not any(state.in_flight.values()):
+            # Nothing claimable and nothing of ours in flight: the run is done, or other processes
+            # hold leases (--join); their units come back to the queue if those processes die.
+            if await trio.to_thread.run_sync(queue.outstanding, limiter=ctx.db_limiter) == 0:
+                return
+            with trio.move_on_after(ctx.idle_poll_seconds):
+                await state.budget_spent.wait()
+            exhausted.clear()
+            continue
+        # Wait until one of our units finishes before claiming again; after a quiet poll interval,
+        # look at exhausted providers again (units released by a process that stopped, or --join).
+        with trio.move_on_after(ctx.idle_poll_seconds) as poll:
+            await state.slot_freed.wait()
+        if poll.cancelled_caught:
+            exhausted.clear()
+
+
+@dataclass(frozen=True, slots=True)
+class _Tried:
+    """An attempt as tenacity sees it: ``decision`` is None when it succeeded."""
+
+    record: AttemptRecord
+    cost: float | None
+
+    @property
+    def decision(self) -> RetryDecision | None:
+        error = self.record.error
+        if error is None:
+            return None
+        return RetryDecision(kind=error.kind, retryable=error.retryable, retry_after=error.retry_after)
+
+
+async def _work_unit(
+    ctx: RunContext,
+    owner: str,
+    send: trio.MemorySendChannel[WriteItem],
+    state: _State,
+    progress: Progress,
+    unit: ClaimedUnit,
+) -> None:
+    provider = ctx.providers[unit.provider]
+    case = ctx.cases[unit.case_id]
+    dialect = ctx.dialects[provider.dialect]
+    limiter = ctx.limiters[provider.name]
+    counters = progress.of(provider.name)
+    counters.in_flight += 1
+    request = dialect.build_request(provider, case, api_key=ctx.api_keys.get(provider.name))
+    estimate = estimate_tokens(provider, case)
+    number = unit.attempts  # attempts already stored for this unit (resume, expired lease)
+    previous: _Tried | None = None
+    unit_spent = 0.0  # all attempts of the unit in this process, for the max_cost_usd assertion
+
+    async def attempt_once() -> _Tried:
+        nonlocal number, previous, unit_spent
+        number += 1
+        started_at = datetime.now(UTC)
+        started = trio.current_time()
+        try:
+            async with limiter.slot(estimate) as slot:
+                record = await run_attempt(
+                    ctx.client,
+                    dialect,
+                    request,
+                    unit_key=unit.key,
+                    number=number,
+                    timeouts=provider.timeouts,
+                    capture=ctx.capture,
+                )
+                slot.settle(_used_tokens(_usage(record)))
+        except trio.Cancelled:
+            # Ctrl-C / SIGTERM: store the cut-off attempt so the timeline shows it, shielded so
+            # the writer still hears of it and bounded so shutdown cannot hang on it.
+            cut = _cancelled(unit.key, number, started_at, trio.current_time() - started)
+            # A writer that already gave up (past its drain timeout) must not turn this
+            # cancellation into a crash: the record is lost, the interruption still propagates.
+            with (
+                trio.CancelScope(shield=True),
+                trio.move_on_after(5),
+                contextlib.suppress(trio.BrokenResourceError, trio.ClosedResourceError),
+            ):
+                await send.send(AttemptWrite(unit_id=unit.id, attempt=cut))
+            raise
+        rate_limited = record.error is not None and record.error.kind == "rate_limited"
+        limiter.on_outcome(rate_limited, slot=slot)
+        cost = _computed_cost(record, provider)
+        spent = _spend(record, cost)
+        unit_spent += spent or 0.0
+        state.spend(spent)
+        previous = _Tried(record, cost)
+        return previous
+
+    async def store_retried(_: tenacity.RetryCallState) -> None:
+        # tenacity has decided to retry: the failed attempt is stored now, before the backoff
+        # sleep, so an interruption during the sleep cannot lose it (its tokens count for cost).
+        counters.retrying += 1
+        assert previous is not None
+        await send.send(AttemptWrite(unit_id=unit.id, attempt=previous.record, cost_computed=previous.cost))
+
+    async with send:
+        try:
+            final = await run_with_retries(provider.retry, attempt_once, before_sleep=store_retried)
+        finally:
+            counters.in_flight -= 1
+            state.in_flight[provider.name] -= 1
+            state.global_free += 1
+            state.slot_freed.set()
+        ok = final.record.error is None
+        usage = _usage(final.record)
+        if ok:
+            state.ok += 1
+            counters.done += 1
+        else:
+            state.failed += 1
+            counters.failed += 1
+        counters.output_tokens += (usage.output_tokens or 0) if usage else 0
+        counters.cost_usd += unit_spent
+        assertions = None
+        if case.expect:
+            timing = final.record.timing
+            outcomes = evaluate(
+                case.expect,
+                final.record.completion,
+                ttft_s=timing.ttft_s,
+                duration_s=timing.end_s,
+                cost_usd=unit_spent,
+            )
+            assertions = tuple(outcome.to_dict() for outcome in outcomes)
+        # The final attempt, the result rows and the unit's status commit in one transaction.
+        await send.send(
+            UnitFinish(
+                unit_id=unit.id,
+                owner=owner,
+                status="ok" if ok else "failed",
+                attempt=final.record,
+                cost_computed=final.cost,
+                assertions=assertions,
+            )
+        )
+
+
+def _usage(record: AttemptRecord) -> Usage | None:
+    return record.completion.usage if record.completion is not None else None
+
+
+def _used_tokens(usage: Usage | None) -> int | None:
+    if usage is None:
+        return None
+    if usage.total_tokens is not None:
+        return usage.total_tokens
+    if usage.input_tokens is None and usage.output_tokens is None:
+        return None
+    return (usage.input_tokens or 0) + (usage.output_tokens or 0)
+
+
+def _computed_cost(record: AttemptRecord, provider: ProviderSpec) -> float | None:
+    """The attempt's cost at the job's prices (None: no usage, or no price for the provider)."""
+    usage = _usage(record)
+    return None if usage is None else compute_cost(usage, provider.price)
+
+
+def _spend(record: AttemptRecord, computed: float | None) -> float | None:
+    """What the attempt cost for the budget: the provider's figure when it reported one."""
+    usage = _usage(record)
+    if usage is not None and usage.cost is not None:
+        return usage.cost
+    return computed
+
+
+def _cancelled(unit_key: str, number: int, started_at: datetime, elapsed: float) -> AttemptRecord:
+    return AttemptRecord(
+        unit_key=unit_key,
+        number=number,
+        http_status=None,
+        error=AttemptError(kind="cancelled", message="the run was interrupted during this attempt"),
+        completion=None,
+        timing=AttemptTiming(started_at=started_at, end_s=elapsed),
+    )

@@ -1,0 +1,301 @@
+"""Start, resume or join a run: the service between the CLI and the engine.
+
+Opens the run in the database (planning its units, or taking back the unfinished ones), starts the
+built-in simulator for simulated providers, builds the engine's context, executes, and records how the
+run ended. Blocking database calls run on worker threads; ``trio.run`` is only in the CLI.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import itertools
+import logging
+import os
+import secrets
+import signal
+import socket
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Final
+
+import httpx
+import trio
+
+from runner import __version__
+from runner.errors import ConfigError
+from runner.job.load import check_environment
+from runner.job.plan import plan_units
+from runner.run.engine import RunContext, execute_run
+from runner.run.limits import build_limiters
+from runner.run.progress import Progress, show_progress
+from runner.simulator import SimulatorConfig, serve_simulator
+from runner.spec import job_from_json
+from runner.store import repository
+from runner.store.leases import RunQueue
+from runner.store.writer import Writer, db_limiter
+from runner.wire.dialects import get_dialect
+
+if TYPE_CHECKING:
+    from collections.abc import AsyncIterator, Mapping
+
+    from rich.console import Console
+
+    from runner.run.progress import DisplayMode
+    from runner.spec import JobSpec
+    from runner.store.db import Database
+    from runner.store.records import RawCapturePolicy, RunInfo, RunStatus, UnitStatus
+
+log = logging.getLogger(__name__)
+
+_ADD_BATCH: Final = 2000  # units planned and stored per transaction: memory stays flat
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RunOptions:
+    """How to run, from the command line (the job file says what to run)."""
+
+    resume: str | None = None  # run id or "latest": finish its units that have no result
+    join: str | None = None  # run id: work the same run beside other processes
+    reuse: bool = False  # copy results of identical requests from earlier runs
+    concurrency: int | None = None  # global cap over all providers
+    max_cost_usd: float | None = None  # overrides the job's max_cost_usd
+    raw_capture: RawCapturePolicy = "failed"
+    display: DisplayMode = "plain"
+    progress_interval: float = 10.0
+    lease_seconds: float = 60.0
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RunSummary:
+    """How a run stands when this process is done with it."""
+
+    run_id: str
+    status: RunStatus
+    counts: Mapping[UnitStatus, int]
+    spent_usd: float
+    assertions_failed: int = 0  # results with at least one failed [cases.expect] assertion
+
+    @property
+    def exit_code(self) -> int:
+        """0 every unit ok, 1 some failed (or failed an assertion), 130 interrupted (resume it)."""
+        if self.status == "interrupted":
+            return 130
+        return 1 if self.counts.get("failed", 0) or self.assertions_failed else 0
+
+    def describe(self) -> str:
+        """One line for the terminal: status, unit counts, failed assertions and spend."""
+        counts = self.counts
+        return (
+            f"run {self.run_id}: {self.status}; ok {counts['ok']}, failed {counts['failed']}, "
+            f"not done {counts['pending'] + counts['running']}; assertions failed "
+            f"{self.assertions_failed}; spent ${self.spent_usd:.6f}"
+        )
+
+
+def open_run(
+    database: Database,
+    job: JobSpec | None,
+    options: RunOptions,
+    *,
+    environ: Mapping[str, str] | None = None,
+) -> tuple[RunInfo, JobSpec]:
+    """Create a run and plan its units, or take back an existing one (``--resume`` / ``--join``).
+
+    A resumed or joined run uses the job spec it was started with, as stored in the database.
+    With ``environ``, every provider's key variable is checked before anything is written, so a
+    missing key leaves the database as it was.
+    """
+    ref = options.resume or options.join
+    with database.session() as session:
+        if ref is not None:
+            run = repository.get_run(session, ref)
+            stored = job_from_json(run.job_spec)
+            if job is not None and job.source_sha256 != run.job_sha256:
+                raise ConfigError(
+                    f"the job file changed since run {run.id} started",
+                    path=job.source_path,
+                    fix=f"leave out the job file to {'resume' if options.resume else 'join'} "
+                    f"run {run.id} as it was started, or start a new run",
+                )
+            check_simulators(stored)
+            if environ is not None:
+                check_environment(stored, environ)
+            if options.resume:
+                repository.resume_run(session, run.id)
+            return run, stored
+        if job is None:
+            raise ConfigError("no job file given", fix="runner run JOB, or --resume RUN / --join RUN")
+        check_simulators(job)
+        if environ is not None:
+            check_environment(job, environ)
+        run = repository.create_run(session, job, host=socket.gethostname(), version=__version__)
+        units = plan_units(job)
+        reused = 0
+        while batch := list(itertools.islice(units, _ADD_BATCH)):
+            reused += repository.add_units(session, run.id, batch, reuse=options.reuse)
+        if reused:
+            log.info("reused %d results of identical requests from earlier runs", reused)
+        return run, job
+
+
+def check_simulators(job: JobSpec) -> dict[str, SimulatorConfig]:
+    """Validate every ``[providers.simulator]`` table before anything starts."""
+    configs = {}
+    for index, provider in enumerate(job.providers):
+        if provider.simulator is None:
+            continue
+        key = f"providers[{index}].simulator"
+        try:
+            configs[provider.name] = SimulatorConfig.from_dict(provider.simulator, prefix=key)
+        except ConfigError as exc:
+            raise ConfigError(
+                str(exc.args[0]),
+                path=job.source_path,
+                key=exc.key,
+                line=job.locations.get(exc.key or key) or job.locations.get(key),
+                fix=exc.fix,
+            ) from exc
+    return configs
+
+
+async def execute_job(
+    database: Database,
+    run: RunInfo,
+    job: JobSpec,
+    options: RunOptions,
+    *,
+    api_keys: Mapping[str, str | None],
+    console: Console | None = None,
+) -> RunSummary:
+    """Work ``run`` until it is done, its budget is spent, or the caller cancels (then: interrupted)."""
+    simulators = check_simulators(job)
+    limiter = db_limiter(database)
+    counts = await trio.to_thread.run_sync(_counts, database, run.id, limiter=limiter)
+    spent = await trio.to_thread.run_sync(_spent, database, run.id, limiter=limiter)
+    progress = Progress(total=sum(counts.values()), already_done=counts["ok"] + counts["failed"])
+    owner = f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(3)}"
+    status: RunStatus = "failed"  # what a crash leaves; set properly on every other way out
+    try:
+        async with trio.open_nursery() as services:
+            providers = {p.name: p for p in job.providers}
+            for name, config in simulators.items():
+                handle = await services.start(serve_simulator, config)
+                local = handle.base_url(providers[name].dialect)
+                providers[name] = dataclasses.replace(providers[name], base_url=local)
+            services.start_soon(
+                functools.partial(
+                    show_progress,
+                    progress,
+                    options.display,
+                    interval=options.progress_interval,
+                    console=console,
+                )
+            )
+            total = options.concurrency or sum(p.concurrency for p in providers.values())
+            limits = httpx.Limits(max_connections=total, max_keepalive_connections=total)
+            async with httpx.AsyncClient(limits=limits, follow_redirects=False) as client:
+                ctx = RunContext(
+                    providers=providers,
+                    cases={case.id: case for case in job.cases},
+                    dialects={p.dialect: get_dialect(p.dialect) for p in providers.values()},
+                    limiters=build_limiters(providers.values(), global_concurrency=options.concurrency),
+                    api_keys=api_keys,
+                    client=client,
+                    db_limiter=limiter,
+                    capture=options.raw_capture != "none",
+                    concurrency=options.concurrency,
+                    max_cost_usd=options.max_cost_usd
+                    if options.max_cost_usd is not None
+                    else job.max_cost_usd,
+                    lease_renew_seconds=options.lease_seconds / 3,
+                )
+                queue = RunQueue(
+                    database=database, run_id=run.id, owner=owner, lease_seconds=options.lease_seconds
+                )
+                writer = Writer(database, limiter=limiter, raw_capture=options.raw_capture)
+                result = await execute_run(ctx, queue, writer, progress=progress, already_spent_usd=spent)
+            status = "interrupted" if result.end == "interrupted" else "finished"
+            services.cancel_scope.cancel()  # the simulators and the display
+    except BaseException as exc:
+        status = "interrupted" if _is_cancellation(exc) else "failed"
+        raise
+    finally:
+        # Shielded: a Ctrl-C must still leave the run marked, or a resume would not know it stopped.
+        with trio.CancelScope(shield=True), trio.move_on_after(10):
+            await trio.to_thread.run_sync(_mark, database, run.id, status, limiter=limiter)
+    return await trio.to_thread.run_sync(summarize, database, run.id, limiter=limiter)
+
+
+async def run_until_signalled(
+    database: Database,
+    run: RunInfo,
+    job: JobSpec,
+    options: RunOptions,
+    *,
+    api_keys: Mapping[str, str | None],
+    console: Console | None = None,
+) -> RunSummary | None:
+    """``execute_job``, cancelled by the first SIGINT or SIGTERM; None when it was interrupted.
+
+    The signal cancels the work at once; the shielded, bounded cleanups (cut-off attempts stored,
+    writer drained, leases released, run marked interrupted) then take at most a few seconds.
+    """
+    summary: RunSummary | None = None  # stays None when the nursery's scope caught a cancellation
+    with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(_cancel_on_signal, signals, nursery.cancel_scope)
+            summary = await execute_job(database, run, job, options, api_keys=api_keys, console=console)
+            nursery.cancel_scope.cancel()  # stop watching for signals
+    return summary
+
+
+async def _cancel_on_signal(signals: AsyncIterator[int], scope: trio.CancelScope) -> None:
+    async for signum in signals:
+        log.warning("%s: stopping; in-flight attempts are cut off and stored", signal.Signals(signum).name)
+        scope.cancel()
+        return
+
+
+def summarize(database: Database, run_id: str) -> RunSummary:
+    """The run as stored (after an interruption, when ``execute_job`` could not return)."""
+    with database.session() as session:
+        run = repository.get_run(session, run_id)
+        counts = repository.unit_counts(session, run_id)
+        spent = repository.spend_so_far(session, run_id)
+        failed_assertions = repository.count_failed_assertions(session, run_id)
+    return RunSummary(
+        run_id=run.id,
+        status=run.status,
+        counts=counts,
+        spent_usd=spent,
+        assertions_failed=failed_assertions,
+    )
+
+
+def read_api_keys(job: JobSpec, environ: Mapping[str, str]) -> dict[str, str | None]:
+    """Each provider's key, read from the variable it names (simulated providers need none)."""
+    return {p.name: environ.get(p.api_key_env) if p.api_key_env else None for p in job.providers}
+
+
+def _is_cancellation(exc: BaseException) -> bool:
+    if isinstance(exc, trio.Cancelled | KeyboardInterrupt):
+        return True
+    if isinstance(exc, BaseExceptionGroup):
+        _, rest = exc.split((trio.Cancelled, KeyboardInterrupt))
+        return rest is None
+    return False
+
+
+def _counts(database: Database, run_id: str) -> dict[UnitStatus, int]:
+    with database.session() as session:
+        return repository.unit_counts(session, run_id)
+
+
+def _spent(database: Database, run_id: str) -> float:
+    with database.session() as session:
+        return repository.spend_so_far(session, run_id)
+
+
+def _mark(database: Database, run_id: str, status: RunStatus) -> None:
+    with database.session() as session:
+        repository.mark_run(session, run_id, status)

@@ -1,0 +1,457 @@
+"""The ``openai-chat`` dialect: OpenAI Chat Completions and every compatible streaming API.
+
+Covers OpenAI, SolRouter, Melious (OpenAI shape), MiroMind, OpenRouter, vLLM, DeepSeek, Groq, Azure
+and Ollama chunks; the edge cases are PROTOCOLS.md 13-26 (section 2).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, Final
+
+import orjson
+
+from runner.job.plan import request_params
+from runner.model import Completion, Usage
+from runner.spec import merge_params
+from runner.wire.dialects.base import HttpRequest
+from runner.wire.dialects.common import (
+    AccumulatorBase,
+    ChoiceBuilder,
+    error_from_payload,
+    float_or_none,
+    int_or_none,
+    merge_extra,
+    parse_json_error_body,
+    protocol_error,
+)
+from runner.wire.dialects.openai_chat_fast import FAST_DECODE_MISSES, decode_chunk
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Sequence
+
+    from runner.model import CompletionError
+    from runner.spec import CaseSpec, ProviderSpec
+    from runner.wire.dialects.openai_chat_fast import Chunk, ToolCall
+    from runner.wire.sse import RawEvent, ServerSentEvent
+
+# MiroMind extensions kept in Completion.extras wherever in the chunk they arrive.
+_EXTRA_KEYS = ("citations", "search_results")
+# Sentinels of feed_many: "no choice cached yet" (no chunk index is this object) and "this payload
+# yielded no chunk".
+_NO_INDEX: Final = object()
+_NO_STATE: Final = ChoiceBuilder(-1)  # never written to: see feed_many
+_SKIP: Final = object()
+
+
+def openai_messages(case: CaseSpec) -> list[dict[str, Any]]:
+    """The case's messages with its system prompt first, in OpenAI chat format."""
+    messages = [dict(message) for message in case.messages]
+    if case.system is not None:
+        messages.insert(0, {"role": "system", "content": case.system})
+    return messages
+
+
+def openai_usage(raw: dict[str, Any], *, cost: Any = None) -> Usage:
+    """Normalize an OpenAI-style usage object (plus the DeepSeek, MiroMind and SolRouter keys)."""
+    prompt = raw.get("prompt_tokens", raw.get("input_tokens"))
+    completion = raw.get("completion_tokens", raw.get("output_tokens"))
+    prompt_details = raw.get("prompt_tokens_details") or {}
+    completion_details = raw.get("completion_tokens_details") or {}
+    cached = prompt_details.get("cached_tokens") if isinstance(prompt_details, dict) else None
+    if cached is None:
+        cached = raw.get("prompt_cache_hit_tokens")  # DeepSeek
+    reasoning = completion_details.get("reasoning_tokens") if isinstance(completion_details, dict) else None
+    if reasoning is None:
+        reasoning = raw.get("reasoning_tokens")  # MiroMind puts it at the top level
+    return Usage(
+        input_tokens=int_or_none(prompt),
+        output_tokens=int_or_none(completion),
+        total_tokens=int_or_none(raw.get("total_tokens")),
+        reasoning_tokens=int_or_none(reasoning),
+        cached_input_tokens=int_or_none(cached),
+        cache_write_tokens=int_or_none(
+            prompt_details.get("cache_write_tokens") if isinstance(prompt_details, dict) else None
+        ),
+        cost=float_or_none(raw.get("cost", cost)),
+        raw=raw,
+    )
+
+
+class OpenAIChatAccumulator(AccumulatorBase):
+    """Rebuilds one chat.completion.chunk stream.
+
+    ``is_done`` turns true at ``[DONE]``, at an error, or once every choice has finished *and* usage
+    was seen: a finished stream without usage may still send its include_usage chunk, so reading
+    goes on until ``[DONE]`` or EOF. ``complete`` (in the result) is true after ``[DONE]`` or when
+    every choice finished with a reason other than ``error`` (servers that never send ``[DONE]``,
+    PROTOCOLS.md 13).
+    """
+
+    __slots__ = ("_choices", "_extras", "_fast_misses", "_saw_done")
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._choices: dict[int, ChoiceBuilder] = {}
+        self._extras: dict[str, Any] = {}
+        self._saw_done = False
+        self._fast_misses = FAST_DECODE_MISSES  # left before the msgspec fast path is dropped
+
+    def feed(self, event: ServerSentEvent) -> None:
+        self.feed_many((event,))
+
+    def feed_many(self, events: Sequence[RawEvent]) -> None:
+        if self._done:
+            return
+        loads = orjson.loads
+        by_index = self._choices
+        # The fast path's last choice index, its state and its text list's append. `index is
+        # last_index` is enough to reuse them: last_index is only ever an int whose state exists,
+        # and states are never replaced. The sentinel start makes a missing index (None) miss.
+        last_index: object = _NO_INDEX
+        last_state = _NO_STATE  # these two placeholders are replaced before their first use
+        append: Callable[[str], None] = _NO_STATE.text.append
+        # The fast path skips _chunk's "first non-empty id / model" bookkeeping, so it waits until
+        # both are known; a stream that never sends one of them pays a cheap call per chunk.
+        need_ids = self._id is None or self._model is None
+        decode = decode_chunk
+        misses = self._fast_misses
+        for item in events:
+            # feed_raw hands a `message` event over as its raw bytes: orjson reads UTF-8 bytes
+            # directly and rejects invalid UTF-8, which _not_json then reads as feed() would (the
+            # U+FFFD-decoded text). So any bytes orjson accepts decode to the same object as text.
+            if isinstance(item, bytes):
+                data: bytes | str = item
+            elif item.event == "message":
+                data = item.data
+            else:
+                self._named(item)
+                if self.is_done:  # (the property: mypy would keep _done narrowed to False)
+                    return
+                need_ids = self._id is None or self._model is None
+                continue
+            if misses:
+                # The msgspec fast path (see openai_chat_fast.Chunk): one choice whose state
+                # exists, no finish reason, no usage, a delta of content, reasoning or tool-call
+                # fragments. That is what _chunk would do with it, minus its checks for keys
+                # these Structs cannot hold. The equivalence with _full is a hypothesis test,
+                # plus one test per odd value and position.
+                try:
+                    parsed: Chunk | None = decode(data)
+                except (ValueError, RecursionError):
+                    # msgspec's DecodeError / ValidationError and the UnicodeDecodeError it raises
+                    # for invalid UTF-8 are ValueErrors. RecursionError cannot come from Structs
+                    # this shallow; were it raised, it would still only mean a miss.
+                    parsed = None
+                if (
+                    parsed is not None
+                    and len(parsed.choices) == 1
+                    and parsed.object == "chat.completion.chunk"
+                ):
+                    choice = parsed.choices[0]
+                    index = choice.index
+                    if index is not last_index:
+                        state = by_index.get(index) if index is not None else None
+                        if state is not None:
+                            last_index = index
+                            last_state = state
+                            append = state.text.append
+                    delta = choice.delta
+                    if index is last_index and delta is not None:
+                        if need_ids:
+                            if self._id is None:
+                                self._id = parsed.id or None
+                            if self._model is None:
+                                self._model = parsed.model or None
+                            need_ids = self._id is None or self._model is None
+                        content = delta.content
+                        if content:
+                            append(content)
+                            self.has_answer = True
+                        if delta.tool_calls is not None:
+                            self._tool_calls(last_state, delta.tool_calls)
+                        reasoning = delta.reasoning_content or delta.reasoning
+                        if reasoning:
+                            last_state.reasoning.append(reasoning)
+                            self.has_reasoning = True
+                        continue
+                misses -= 1
+                self._fast_misses = misses
+            try:
+                chunk = loads(data)
+            except orjson.JSONDecodeError:
+                chunk = self._not_json(data)
+                if chunk is _SKIP:
+                    return  # [DONE] or a protocol error: done either way
+            # The orjson fast path, for the same shapes with any other keys or values (what the
+            # msgspec path misses, and every chunk once its miss budget is spent): one choice
+            # whose state exists, no finish reason, nothing else of interest on the chunk. Then
+            # _chunk would only take the id and model and call _delta(state, delta): done here
+            # inline for a content-only delta, by calling _delta for any other (tool-call
+            # fragments, reasoning). The equivalence with _full is a hypothesis test; any other
+            # shape goes to _full.
+            if type(chunk) is dict:
+                choices = chunk.get("choices")
+                if type(choices) is list and len(choices) == 1:
+                    choice = choices[0]
+                    # index, delta, finish_reason, logprobs: more keys may be extras (_chunk),
+                    # and so may fewer: a choice can carry citations beside its delta alone.
+                    if (
+                        type(choice) is dict
+                        and len(choice) <= 4
+                        and "citations" not in choice
+                        and "search_results" not in choice
+                    ):
+                        delta = choice.get("delta")
+                        if (
+                            type(delta) is dict
+                            and delta
+                            and choice.get("finish_reason") is None
+                            and chunk.get("usage") is None
+                            # not an error record, not an Azure filter record (object "")
+                            and chunk.get("object") == "chat.completion.chunk"
+                            # no key _chunk reads for errors, usage or extras
+                            and "error" not in chunk
+                            and "x_groq" not in chunk
+                            and "citations" not in chunk
+                            and "search_results" not in chunk
+                        ):
+                            index = choice.get("index")
+                            if index is not last_index:
+                                # bool is an int subclass but not `type() is int`: True goes to
+                                # _chunk, which reads it as index 0 as it must
+                                state = by_index.get(index) if type(index) is int else None
+                                if state is not None:
+                                    last_index = index
+                                    last_state = state
+                                    append = state.text.append
+                            if index is last_index:
+                                if need_ids:
+                                    self._take_ids(chunk)
+                                    need_ids = self._id is None or self._model is None
+                                content = delta.get("content")
+                                if len(delta) == 1 and type(content) is str:
+                                    if content:
+                                        append(content)
+                                        self.has_answer = True
+                                else:
+                                    self._delta(last_state, delta)
+                                continue
+            self._full(chunk, "message", data)
+            if self.is_done:
+                return
+            need_ids = self._id is None or self._model is None
+
+    def _tool_calls(self, state: ChoiceBuilder, fragments: list[ToolCall]) -> None:
+        # _delta's tool-call loop for decoded Structs: add_parts is add() minus reading the dict.
+        add_parts = state.tools.add_parts
+        for fragment in fragments:
+            function = fragment.function
+            if function is None:
+                added = add_parts(fragment.index, fragment.id, False, None, None)
+            else:
+                added = add_parts(fragment.index, fragment.id, True, function.name, function.arguments)
+            if added:
+                self.has_answer = True
+
+    def _named(self, event: ServerSentEvent) -> None:
+        # An event with an `event:` type (an error event; anything else is read as a chunk).
+        try:
+            chunk = orjson.loads(event.data)
+        except orjson.JSONDecodeError:
+            chunk = self._not_json(event.data)
+            if chunk is _SKIP:
+                return
+        self._full(chunk, event.event, event.data)
+
+    def _not_json(self, data: bytes | str) -> Any:
+        # orjson rejected the payload. "[DONE]" is not JSON: checking for it here keeps a
+        # comparison off every chunk. Raw bytes orjson rejected may only be invalid UTF-8: read
+        # them as the U+FFFD-decoded text feed() would have had ("[DONE" can never parse, so
+        # checking it first changes nothing). Returns the chunk, or _SKIP when there is none,
+        # and then the accumulator is done.
+        text = data.decode("utf-8", "replace") if isinstance(data, bytes) else data
+        if text.startswith("[DONE]"):
+            self._saw_done = self._done = True
+            return _SKIP
+        if isinstance(data, bytes):
+            try:
+                return orjson.loads(text)
+            except orjson.JSONDecodeError:
+                pass
+        self._fail(protocol_error(f"chunk is not JSON: {text[:200]!r}"))
+        return _SKIP
+
+    def _full(self, chunk: Any, name: str, data: bytes | str) -> None:
+        if type(chunk) is not dict:
+            text = data.decode("utf-8", "replace") if isinstance(data, bytes) else data
+            self._fail(protocol_error(f"chunk is not a JSON object: {text[:200]!r}"))
+            return
+        if name == "error" or chunk.get("error") or chunk.get("object") == "error":
+            # The chunk may still carry choices (OpenRouter's finish_reason "error"): keep them.
+            self._fail(error_from_payload(chunk))
+            self._chunk(chunk)
+            return
+        if chunk.get("object") == "":
+            return  # Azure's asynchronous content-filter records (PROTOCOLS.md 15)
+        self._chunk(chunk)
+
+    def _take_ids(self, chunk: dict[str, Any]) -> None:
+        # The first non-empty id and model win.
+        if self._id is None:
+            self._id = chunk.get("id") or None
+        if self._model is None:
+            self._model = chunk.get("model") or None
+
+    def _chunk(self, chunk: dict[str, Any]) -> None:
+        self._take_ids(chunk)
+        usage = chunk.get("usage")
+        if usage and type(usage) is dict:  # last non-null wins, never summed (PROTOCOLS.md 21-23)
+            self._usage = usage
+        x_groq = chunk.get("x_groq")
+        if x_groq and type(x_groq) is dict and type(x_groq.get("usage")) is dict:
+            self._usage = x_groq["usage"]
+        for key in _EXTRA_KEYS:
+            if key in chunk:
+                merge_extra(self._extras, key, chunk[key])
+        choices = chunk.get("choices")
+        if not choices or type(choices) is not list:
+            return  # choices: [] (usage chunk, Azure's first chunk) is normal
+        finished = False
+        for raw_choice in choices:
+            if type(raw_choice) is not dict:
+                continue
+            index = raw_choice.get("index")
+            if type(index) is not int:
+                index = 0  # SolRouter's tool-call chunks carry no choice index
+            state = self._choices.get(index)
+            if state is None:
+                state = self._choices[index] = ChoiceBuilder(index)
+            delta = raw_choice.get("delta")
+            if delta and type(delta) is dict:  # delta: null (Azure) is normal
+                self._delta(state, delta)
+            reason = raw_choice.get("finish_reason")
+            if reason:
+                state.raw_finish_reason = str(reason)
+                finished = True
+                if reason == "error" or "error" in raw_choice:
+                    # MiroMind: finish_reason "error" / "cancelled" with an error object, which
+                    # may sit on the chunk (handled in feed) or on the choice.
+                    inner = raw_choice.get("error")
+                    self._fail(
+                        error_from_payload({"error": inner})
+                        if inner
+                        else error_from_payload({"message": f"finish_reason {reason!r}"})
+                    )
+            # MiroMind's extensions may sit on the choice, beside as few as one other key.
+            for key in _EXTRA_KEYS:
+                if key in raw_choice:
+                    merge_extra(self._extras, key, raw_choice[key])
+        if finished and self._usage is not None and self._all_finished():
+            self._done = True
+
+    def _delta(self, state: ChoiceBuilder, delta: dict[str, Any]) -> None:
+        content = delta.get("content")
+        # Text that is not a string is ignored, as reasoning is (result() joins strings only).
+        if content and type(content) is str:
+            state.text.append(content)
+            self.has_answer = True
+        if len(delta) == 1 and content is not None:
+            return  # a plain content delta
+        reasoning = delta.get("reasoning_content") or delta.get("reasoning")
+        if reasoning and type(reasoning) is str:
+            state.reasoning.append(reasoning)
+            self.has_reasoning = True
+        refusal = delta.get("refusal")
+        if refusal is not None:
+            if state.refusal is None:
+                state.refusal = []
+            if refusal and type(refusal) is str:
+                state.refusal.append(refusal)
+                self.has_answer = True
+        tool_calls = delta.get("tool_calls")
+        if tool_calls and type(tool_calls) is list:
+            for fragment in tool_calls:
+                if state.tools.add(fragment):
+                    self.has_answer = True
+        function_call = delta.get("function_call")  # deprecated single-call shape
+        if function_call and type(function_call) is dict and state.tools.add({"function": function_call}):
+            self.has_answer = True
+        steps = delta.get("reasoning_steps")
+        if steps and type(steps) is list:
+            self._steps(state, steps)
+        details = delta.get("reasoning_details")
+        if details:
+            merge_extra(self._extras, "reasoning_details", details)
+        for key in _EXTRA_KEYS:
+            if key in delta:
+                merge_extra(self._extras, key, delta[key])
+
+    def _steps(self, state: ChoiceBuilder, steps: list[Any]) -> None:
+        # MiroMind reasoning steps are whole steps, not fragments: keep them in order, and join
+        # their thoughts into the reasoning text one paragraph each.
+        for step in steps:
+            state.steps.append(step)
+            thought = step.get("thought") if type(step) is dict else None
+            if thought and type(thought) is str:
+                if state.reasoning:
+                    state.reasoning.append("\n\n")
+                state.reasoning.append(thought)
+                self.has_reasoning = True
+
+    def _all_finished(self) -> bool:
+        return all(state.raw_finish_reason is not None for state in self._choices.values())
+
+    def result(self) -> Completion:
+        choices = tuple(self._choices[index].build() for index in sorted(self._choices))
+        every_finished = bool(choices) and all(
+            choice.raw_finish_reason is not None and choice.finish_reason != "error" for choice in choices
+        )
+        usage = openai_usage(self._usage) if self._usage is not None else None
+        return Completion(
+            id=self._id,
+            model=self._model,
+            complete=self._saw_done or (every_finished and self._error is None),
+            error=self._error,
+            choices=choices,
+            usage=usage,
+            extras=dict(self._extras),
+        )
+
+
+class OpenAIChatDialect:
+    """OpenAI Chat Completions: POST ``{base_url}/chat/completions`` with ``stream: true``."""
+
+    name: str = "openai-chat"
+
+    def build_request(self, provider: ProviderSpec, case: CaseSpec, *, api_key: str | None) -> HttpRequest:
+        body: dict[str, Any] = {
+            "model": provider.model,
+            "messages": openai_messages(case),
+            "stream_options": {"include_usage": True},
+        }
+        if case.tools:
+            body["tools"] = [dict(tool) for tool in case.tools]
+        # The common params (max_tokens, temperature, top_p, stop) already have OpenAI's names.
+        # Deep merge, the same one the --reuse hash uses: a provider that adds
+        # stream_options.include_obfuscation must not drop include_usage.
+        body = merge_params(body, request_params(provider, case))
+        body["stream"] = True
+        headers = {
+            "Content-Type": "application/json",
+            "Accept": "text/event-stream",
+            **provider.headers,
+        }
+        if api_key:
+            headers["Authorization"] = f"Bearer {api_key}"
+        return HttpRequest(
+            method="POST",
+            url=f"{provider.base_url.rstrip('/')}/chat/completions",
+            headers=headers,
+            body=orjson.dumps(body),
+        )
+
+    def new_accumulator(self) -> OpenAIChatAccumulator:
+        return OpenAIChatAccumulator()
+
+    def parse_error_body(self, status: int, body: bytes) -> CompletionError | None:
+        return parse_json_error_body(body)

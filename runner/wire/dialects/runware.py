@@ -1,0 +1,201 @@
+"""The ``runware`` dialect: Runware's task API with ``deliveryMethod: "stream"``.
+
+The request is a JSON array of one ``textInference`` task; chunks carry ``delta.text``,
+``delta.reasoningContent``, ``resultIndex``, ``finishReason``, camelCase ``usage``, a top-level
+``cost`` and, on failure, an ``errors`` array (seed document 003).
+"""
+
+from __future__ import annotations
+
+import uuid
+from typing import TYPE_CHECKING, Any, Final
+
+import orjson
+
+from runner.job.plan import request_params
+from runner.model import Completion, Usage
+from runner.wire.dialects.base import HttpRequest
+from runner.wire.dialects.common import (
+    AccumulatorBase,
+    ChoiceBuilder,
+    error_from_payload,
+    float_or_none,
+    int_or_none,
+    parse_json_error_body,
+    protocol_error,
+)
+from runner.wire.dialects.openai_chat import openai_messages
+
+if TYPE_CHECKING:
+    from runner.model import CompletionError
+    from runner.spec import CaseSpec, ProviderSpec
+    from runner.wire.sse import ServerSentEvent
+
+# Common params -> Runware's ``settings`` names.
+_SETTINGS: Final = {
+    "max_tokens": "maxTokens",
+    "max_completion_tokens": "maxTokens",
+    "temperature": "temperature",
+    "top_p": "topP",
+    "stop": "stopSequences",
+}
+# A fixed namespace so the same request always gets the same taskUUID (replays, dedup in reports).
+_TASK_NAMESPACE: Final = uuid.UUID("6f1c3b52-5a7e-4c8e-9a47-2f0d9e1b7c31")
+
+
+def runware_usage(raw: dict[str, Any] | None, cost: Any) -> Usage:
+    """Normalize Runware's camelCase usage; ``cost`` is the chunk's top-level cost in USD."""
+    raw = raw or {}
+    prompt_details = raw.get("promptTokensDetails")
+    completion_details = raw.get("completionTokensDetails")
+    cached = raw.get("cachedTokens")
+    if cached is None and isinstance(prompt_details, dict):
+        cached = prompt_details.get("cachedTokens")
+    reasoning = raw.get("reasoningTokens")
+    if reasoning is None and isinstance(completion_details, dict):
+        reasoning = completion_details.get("reasoningTokens")
+    return Usage(
+        input_tokens=int_or_none(raw.get("promptTokens")),
+        output_tokens=int_or_none(raw.get("completionTokens")),
+        total_tokens=int_or_none(raw.get("totalTokens")),
+        reasoning_tokens=int_or_none(reasoning),
+        cached_input_tokens=int_or_none(cached),
+        cache_write_tokens=int_or_none(raw.get("cacheWriteTokens")),
+        cost=float_or_none(cost if cost is not None else raw.get("cost")),
+        raw=raw or None,
+    )
+
+
+class RunwareAccumulator(AccumulatorBase):
+    """Rebuilds one Runware stream; results are keyed by ``resultIndex``.
+
+    ``is_done`` at ``[DONE]`` or an error; ``complete`` after ``[DONE]`` or when every result has a
+    finish reason other than ``error``.
+    """
+
+    __slots__ = ("_cost", "_extras", "_results", "_saw_done")
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._results: dict[int, ChoiceBuilder] = {}
+        self._cost: Any = None
+        self._extras: dict[str, Any] = {}
+        self._saw_done = False
+
+    def feed(self, event: ServerSentEvent) -> None:
+        if self._done:
+            return
+        data = event.data
+        if data[:6] == "[DONE]":
+            self._saw_done = self._done = True
+            return
+        try:
+            chunk = orjson.loads(data)
+        except orjson.JSONDecodeError:
+            self._fail(protocol_error(f"chunk is not JSON: {data[:200]!r}"))
+            return
+        if type(chunk) is not dict:
+            self._fail(protocol_error(f"chunk is not a JSON object: {data[:200]!r}"))
+            return
+        errors = chunk.get("errors")
+        if errors or event.event == "error" or chunk.get("error"):
+            if isinstance(errors, list) and len(errors) > 1:
+                self._extras["errors"] = errors
+            self._fail(error_from_payload(chunk))
+            return
+        if self._id is None:
+            self._id = chunk.get("taskUUID") or None
+        if self._model is None:
+            self._model = chunk.get("model") or None
+        if chunk.get("usage") and type(chunk["usage"]) is dict:
+            self._usage = chunk["usage"]  # last non-null wins, as for OpenAI
+        if chunk.get("cost") is not None:
+            self._cost = chunk["cost"]
+        index = chunk.get("resultIndex")
+        if type(index) is not int:
+            index = 0
+        state = self._results.get(index)
+        if state is None:
+            state = self._results[index] = ChoiceBuilder(index)
+        delta = chunk.get("delta")
+        if delta and type(delta) is dict:
+            text = delta.get("text")
+            if text:
+                state.text.append(text)
+                self.has_answer = True
+            reasoning = delta.get("reasoningContent")
+            if reasoning:
+                state.reasoning.append(reasoning)
+                self.has_reasoning = True
+            tool_calls = delta.get("toolCalls") or delta.get("tool_calls")
+            if tool_calls and type(tool_calls) is list:
+                for fragment in tool_calls:
+                    if state.tools.add(fragment):
+                        self.has_answer = True
+        reason = chunk.get("finishReason")
+        if reason:
+            state.raw_finish_reason = str(reason)
+
+    def result(self) -> Completion:
+        choices = tuple(self._results[index].build() for index in sorted(self._results))
+        every_finished = bool(choices) and all(
+            choice.raw_finish_reason is not None and choice.finish_reason != "error" for choice in choices
+        )
+        has_usage = self._usage is not None or self._cost is not None
+        return Completion(
+            id=self._id,
+            model=self._model,
+            complete=self._saw_done or (every_finished and self._error is None),
+            error=self._error,
+            choices=choices,
+            usage=runware_usage(self._usage, self._cost) if has_usage else None,
+            extras=dict(self._extras),
+        )
+
+
+class RunwareDialect:
+    """Runware: POST ``{base_url}`` with a JSON array holding one ``textInference`` task."""
+
+    name: str = "runware"
+
+    def build_request(self, provider: ProviderSpec, case: CaseSpec, *, api_key: str | None) -> HttpRequest:
+        task: dict[str, Any] = {
+            "taskType": "textInference",
+            "model": provider.model,
+            "deliveryMethod": "stream",
+            "messages": openai_messages(case),
+            "includeUsage": True,
+            "includeCost": True,
+        }
+        if case.tools:
+            task["tools"] = [dict(tool) for tool in case.tools]  # Runware takes OpenAI's format
+        settings: dict[str, Any] = {}
+        # The case's params merged deeply over the provider's (plan.request_params: the same merge
+        # the --reuse hash uses), then translated key by key.
+        for key, value in request_params(provider, case).items():
+            if key in _SETTINGS:
+                settings[_SETTINGS[key]] = [value] if key == "stop" and isinstance(value, str) else value
+            elif key == "settings" and isinstance(value, dict):
+                settings.update(value)
+            else:
+                task[key] = value
+        if settings:
+            task["settings"] = settings
+        task["deliveryMethod"] = "stream"
+        # Deterministic: the same provider, case and body give the same taskUUID.
+        canonical = orjson.dumps([provider.name, case.id, task], option=orjson.OPT_SORT_KEYS)
+        task["taskUUID"] = str(uuid.uuid5(_TASK_NAMESPACE, canonical.decode()))
+        headers = {
+            "Content-Type": "application/json",
+            "Accept": "text/event-stream",
+            **provider.headers,
+        }
+        if api_key:
+            headers["Authorization"] = f"Bearer {api_key}"
+        return HttpRequest(method="POST", url=provider.base_url, headers=headers, body=orjson.dumps([task]))
+
+    def new_accumulator(self) -> RunwareAccumulator:
+        return RunwareAccumulator()
+
+    def parse_error_body(self, status: int, body: bytes) -> CompletionError | None:
+        return parse_json_error_body(body)

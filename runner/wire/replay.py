@@ -1,0 +1,59 @@
+"""Replay a captured SSE body through a dialect: the pure core of ``runner parse``."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from runner.model import Completion, CompletionError
+from runner.wire.dialects import get_dialect
+from runner.wire.sse import SSEDecoder
+
+if TYPE_CHECKING:
+    from collections.abc import Iterable
+
+    from runner.wire.dialects.base import Accumulator
+
+
+def accumulate(accumulator: Accumulator, reads: Iterable[bytes]) -> Completion:
+    """Feed raw body reads through a fresh SSE decoder into ``accumulator``; return its result.
+
+    Reading stops at the accumulator's terminal signal, as the attempt layer does on a live stream.
+    """
+    decoder = SSEDecoder()
+    for read in reads:
+        events = decoder.feed_raw(read)
+        if events:
+            accumulator.feed_many(events)
+            if accumulator.is_done:
+                return accumulator.result()
+    accumulator.feed_many(decoder.close())
+    return accumulator.result()
+
+
+def parse_stream(dialect_name: str, body: bytes) -> Completion:
+    """Rebuild the ``Completion`` a whole captured body carries.
+
+    Raises:
+        ConfigError: ``dialect_name`` is not a known dialect.
+    """
+    return accumulate(get_dialect(dialect_name).new_accumulator(), (body,))
+
+
+def parse_error_response(dialect_name: str, status: int, body: bytes) -> Completion:
+    """The ``Completion`` of a non-2xx response: no choices, the provider's error as the dialect
+    reads it (the body of an HTTP error is a JSON error object, not a stream)."""
+    error = get_dialect(dialect_name).parse_error_body(status, body)
+    if error is None:
+        text = body.decode("utf-8", "replace")[:500]
+        error = CompletionError(type="http_error", message=f"HTTP {status}: {text}", code=status)
+    return Completion(complete=False, error=error)
+
+
+def parse_body(dialect_name: str, body: bytes, *, http_status: int | None = None) -> Completion:
+    """The ``Completion`` of a captured body: a stream, or the error object of a non-2xx response.
+
+    ``http_status`` is the stored attempt's status; ``None`` (bytes from a file) reads ``body`` as a stream.
+    """
+    if http_status is not None and not 200 <= http_status < 300:
+        return parse_error_response(dialect_name, http_status, body)
+    return parse_stream(dialect_name, body)

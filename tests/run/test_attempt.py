@@ -1,0 +1,227 @@
+"""Tests of one HTTP attempt over a real loopback socket: timing, timeouts, cut streams, errors."""
+
+from __future__ import annotations
+
+import socket
+from collections.abc import AsyncIterator
+
+import httpx
+import pytest
+import trio
+
+from runner.model import AttemptError, AttemptRecord
+from runner.run.attempt import run_attempt
+from runner.spec import CaseSpec, ProviderSpec, Timeouts
+from tests.fakes.dialect import FakeDialect
+from tests.fakes.scripted_http import CLOSE, ScriptedServer, chunk, json_response, sse_response
+
+TIMEOUTS = Timeouts(connect=5, first_byte=10, first_token=20, idle=5, total=60)
+CASE = CaseSpec(id="c", messages=({"role": "user", "content": "hi"},))
+
+
+@pytest.fixture
+async def client() -> AsyncIterator[httpx.AsyncClient]:
+    """One httpx client, closed after the test."""
+    async with httpx.AsyncClient() as c:
+        yield c
+
+
+async def attempt(
+    client: httpx.AsyncClient, scripts: list, *, timeouts: Timeouts = TIMEOUTS, capture: bool = False
+) -> tuple[AttemptRecord, ScriptedServer]:
+    """Serve ``scripts`` on loopback and run one attempt against them."""
+    async with trio.open_nursery() as nursery:
+        server = await nursery.start(ScriptedServer(scripts).serve)
+        provider = ProviderSpec(name="p", dialect="fake", base_url=server.base_url, model="m")
+        dialect = FakeDialect()
+        request = dialect.build_request(provider, CASE, api_key="sk-test")
+        record = await run_attempt(
+            client,
+            dialect,
+            request,
+            unit_key="p/c/0",
+            number=1,
+            timeouts=timeouts,
+            capture=capture,
+        )
+        nursery.cancel_scope.cancel()
+    return record, server
+
+
+async def test_timing_marks_each_phase(client: httpx.AsyncClient, autojump_clock: trio.abc.Clock) -> None:
+    """Headers, first byte, first reasoning and first answer token are timed where they happened."""
+    body = sse_response(
+        0.5,
+        b": ping\n\n",
+        1.0,
+        b"data: R:think\n\n",
+        2.0,
+        b"data: T:Hel",
+        b"lo\n\n",
+        0.25,
+        b"data: [DONE]\n\n",
+    )
+    # 0.25 s until the headers, then the scripted pauses separate each body chunk.
+    record, server = await attempt(client, [[0.25, *body]])
+    t = record.timing
+    assert record.error is None
+    assert record.completion is not None
+    assert record.completion.choices[0].text == "Hello"
+    assert t.headers_s == pytest.approx(0.25, abs=0.01)
+    assert t.first_byte_s == pytest.approx(0.75, abs=0.01)
+    assert t.first_reasoning_s == pytest.approx(1.75, abs=0.01)
+    assert t.first_answer_s == pytest.approx(3.75, abs=0.01)
+    assert t.gap_max_s == pytest.approx(2.0, abs=0.01)
+    assert record.heartbeats == 1
+    assert record.chunks == 3
+    assert b"authorization: Bearer sk-test" in server.requests[0]
+
+
+async def test_clean_close_without_terminal_is_early_close(client: httpx.AsyncClient) -> None:
+    """A chunked body that ends without [DONE] is an early close, and the partial text is kept."""
+    record, _ = await attempt(client, [sse_response(b"data: T:part\n\n")])
+    assert record.error is not None
+    assert record.error.kind == "early_close"
+    assert record.completion is not None
+    assert record.completion.choices[0].text == "part"
+
+
+async def test_socket_dropped_inside_a_chunk_is_early_close(client: httpx.AsyncClient) -> None:
+    """A connection dropped in the middle of a chunk is an early close with the partial output."""
+    head = sse_response()[0]
+    script = [head, chunk(b"data: T:abc\n\n"), b"40\r\ndata: T:cut", CLOSE]
+    record, _ = await attempt(client, [script])
+    assert record.error is not None
+    assert record.error.kind == "early_close"
+    assert record.completion is not None
+    assert record.completion.choices[0].text == "abc"
+
+
+async def test_http_error_goes_to_the_classifier(client: httpx.AsyncClient) -> None:
+    """A 429 body is read (bounded), parsed by the dialect and classified by the given function."""
+    script = json_response(429, b'{"error":"slow down"}', {"retry-after": "3"})
+    record, _ = await attempt(client, [script], capture=True)
+    assert record.error == AttemptError(
+        kind="rate_limited",
+        message='HTTP 429 http_error: {"error":"slow down"}',
+        http_status=429,
+        retry_after=3.0,
+        retryable=True,
+    )
+    assert record.raw_capture == b'{"error":"slow down"}'
+    assert record.completion is None
+
+
+async def test_no_headers_in_time_is_a_timeout(
+    client: httpx.AsyncClient, autojump_clock: trio.abc.Clock
+) -> None:
+    """A server that never answers times out after first_byte seconds."""
+    record, _ = await attempt(client, [[100.0]])
+    assert record.error is not None
+    assert record.error.kind == "timeout"
+    assert "headers" in record.error.message
+    assert record.timing.end_s == pytest.approx(TIMEOUTS.first_byte, abs=0.01)
+
+
+async def test_idle_stream_times_out(client: httpx.AsyncClient, autojump_clock: trio.abc.Clock) -> None:
+    """Silence longer than ``idle`` after the first token ends the attempt, keeping what arrived."""
+    head, *_ = sse_response()
+    record, _ = await attempt(client, [[head, chunk(b"data: T:a\n\n"), 100.0]])
+    assert record.error is not None
+    assert record.error.kind == "timeout"
+    assert record.timing.end_s == pytest.approx(TIMEOUTS.idle, abs=0.01)
+    assert record.completion is not None
+    assert record.completion.choices[0].text == "a"
+
+
+async def test_heartbeats_do_not_count_as_tokens(
+    client: httpx.AsyncClient, autojump_clock: trio.abc.Clock
+) -> None:
+    """Heartbeat-only streams stay alive under ``idle`` but still hit ``first_token``."""
+    head, *_ = sse_response()
+    pings: list = []
+    for _ in range(30):
+        pings += [2.0, chunk(b": heartbeat\n\n")]
+    record, _ = await attempt(client, [[head, *pings]])
+    assert record.error is not None
+    assert record.error.kind == "timeout"
+    assert record.timing.end_s == pytest.approx(TIMEOUTS.first_token, abs=0.01)
+    assert record.heartbeats == 9
+
+
+async def test_in_stream_error_is_a_stream_error(client: httpx.AsyncClient) -> None:
+    """An error event after HTTP 200 is a stream error, with the text before it kept."""
+    record, _ = await attempt(client, [sse_response(b"data: T:x\n\ndata: E:overloaded\n\n")])
+    assert record.error is not None
+    assert record.error.kind == "stream_error"
+    assert "overloaded" in record.error.message
+
+
+async def test_malformed_chunk_is_a_protocol_error(client: httpx.AsyncClient) -> None:
+    """A chunk the dialect cannot read is a protocol error, not a crash."""
+    record, _ = await attempt(client, [sse_response(b"data: {{{\n\n")])
+    assert record.error is not None
+    assert record.error.kind == "protocol_error"
+
+
+async def test_refused_connection_is_a_connect_error(client: httpx.AsyncClient) -> None:
+    """Nothing listening on the port is a connect error with no HTTP status."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    provider = ProviderSpec(name="p", dialect="fake", base_url=f"http://127.0.0.1:{port}", model="m")
+    dialect = FakeDialect()
+    record = await run_attempt(
+        client,
+        dialect,
+        dialect.build_request(provider, CASE, api_key=None),
+        unit_key="k",
+        number=1,
+        timeouts=TIMEOUTS,
+    )
+    assert record.error is not None
+    assert record.error.kind == "connect_error"
+    assert record.http_status is None
+
+
+async def test_capture_keeps_the_exact_body(client: httpx.AsyncClient) -> None:
+    """With capture on, the record holds the body bytes exactly as received."""
+    record, _ = await attempt(client, [sse_response(b"data: T:a\n", b"\ndata: [DONE]\n\n")], capture=True)
+    assert record.raw_capture == b"data: T:a\n\ndata: [DONE]\n\n"
+    assert record.bytes_received == len(record.raw_capture)
+
+
+async def test_anthropic_ping_events_count_as_heartbeats(client: httpx.AsyncClient) -> None:
+    """Anthropic ``ping`` events are keep-alives too: they count with SSE comments as heartbeats."""
+    from runner.wire.dialects import get_dialect
+
+    events = [
+        b"event: message_start\ndata: "
+        b'{"type":"message_start","message":{"id":"m","model":"x","usage":{"input_tokens":1}}}\n\n',
+        b'event: ping\ndata: {"type": "ping"}\n\n',
+        b": keep-alive\n\n",
+        b'event: content_block_start\ndata: {"type":"content_block_start","index":0,'
+        b'"content_block":{"type":"text","text":""}}\n\n',
+        b'event: content_block_delta\ndata: {"type":"content_block_delta","index":0,'
+        b'"delta":{"type":"text_delta","text":"Hi"}}\n\n',
+        b'event: ping\ndata: {"type": "ping"}\n\n',
+        b'event: content_block_stop\ndata: {"type":"content_block_stop","index":0}\n\n',
+        b'event: message_delta\ndata: {"type":"message_delta","delta":{"stop_reason":"end_turn"},'
+        b'"usage":{"output_tokens":1}}\n\n',
+        b'event: message_stop\ndata: {"type":"message_stop"}\n\n',
+    ]
+    dialect = get_dialect("anthropic-messages")
+    async with trio.open_nursery() as nursery:
+        server = await nursery.start(ScriptedServer([sse_response(*events)]).serve)
+        provider = ProviderSpec(name="p", dialect="anthropic-messages", base_url=server.base_url, model="m")
+        record = await run_attempt(
+            client,
+            dialect,
+            dialect.build_request(provider, CASE, api_key="k"),
+            unit_key="p/c/1",
+            number=1,
+            timeouts=TIMEOUTS,
+        )
+        nursery.cancel_scope.cancel()
+    assert record.error is None
+    assert record.heartbeats == 3

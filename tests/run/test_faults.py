@@ -1,0 +1,93 @@
+"""The simulator's whole fault catalogue through the engine: final status, attempts and error kinds."""
+
+from __future__ import annotations
+
+import pytest
+import trio
+
+from runner.simulator import SimulatorHandle
+from runner.spec import RetryPolicy, Timeouts
+from tests.conftest import StartSimulator
+from tests.run.helpers import make_job, provider_for, run_in_process
+
+RETRY = RetryPolicy(max_attempts=3, backoff_initial=0.01, backoff_max=0.05, retry_after_max=5)
+TIMEOUTS = Timeouts(connect=2, first_byte=0.5, first_token=0.8, idle=0.5, total=10)
+
+# (fault script, dialect, final unit status, error kind of each stored attempt, in order)
+CATALOGUE = [
+    pytest.param("1=http_429:ra=0.1", "openai-chat", "ok", ["rate_limited", None], id="429-retry-after"),
+    pytest.param("1=http_429:ms=50", "openai-chat", "ok", ["rate_limited", None], id="429-retry-after-ms"),
+    pytest.param("1=http_429:date=1", "openai-chat", "ok", ["rate_limited", None], id="429-http-date"),
+    pytest.param("1=quota", "openai-chat", "failed", ["quota_exhausted"], id="429-insufficient-quota"),
+    pytest.param("1=http_408", "openai-chat", "ok", ["timeout", None], id="408"),
+    pytest.param("1=http_500", "openai-chat", "ok", ["server_error", None], id="500"),
+    pytest.param("1=http_502", "runware", "ok", ["server_error", None], id="502-runware"),
+    pytest.param("1=http_503", "anthropic-messages", "ok", ["server_error", None], id="503-anthropic"),
+    pytest.param("1=http_529", "anthropic-messages", "ok", ["overloaded", None], id="529-overloaded"),
+    pytest.param("1=http_400", "openai-chat", "failed", ["client_error"], id="400"),
+    pytest.param("1=http_401", "openai-chat", "failed", ["auth_error"], id="401"),
+    pytest.param("1=http_403", "anthropic-messages", "failed", ["auth_error"], id="403"),
+    pytest.param("1=http_402", "openai-chat", "failed", ["payment_required"], id="402"),
+    pytest.param("1=http_404", "runware", "failed", ["not_found"], id="404"),
+    pytest.param("1=http_422", "openai-chat", "failed", ["client_error"], id="422"),
+    pytest.param("1=reset", "openai-chat", "ok", ["connect_error", None], id="reset-before-response"),
+    pytest.param("1=close_clean", "openai-chat", "ok", ["early_close", None], id="clean-early-close"),
+    pytest.param("1=close_abrupt", "anthropic-messages", "ok", ["early_close", None], id="abrupt-close"),
+    pytest.param("1=close_clean", "runware", "ok", ["early_close", None], id="early-close-runware"),
+    pytest.param("1=stall", "openai-chat", "ok", ["timeout", None], id="stall"),
+    pytest.param("1=heartbeat_stall", "openai-chat", "ok", ["timeout", None], id="heartbeat-only-stall"),
+    pytest.param("1=stream_error", "openai-chat", "ok", ["stream_error", None], id="stream-error-openai"),
+    pytest.param(
+        "1=stream_error", "anthropic-messages", "ok", ["overloaded", None], id="stream-error-anthropic"
+    ),
+    pytest.param("1=stream_error", "runware", "ok", ["stream_error", None], id="stream-error-runware"),
+    pytest.param("1=finish_error", "openai-chat", "ok", ["stream_error", None], id="miromind-finish-error"),
+    pytest.param("1=malformed", "openai-chat", "ok", ["protocol_error", None], id="malformed-chunk"),
+    pytest.param(
+        "1=malformed", "anthropic-messages", "ok", ["protocol_error", None], id="malformed-anthropic"
+    ),
+    pytest.param("dribble@1", "openai-chat", "ok", [None], id="byte-by-byte-dribble"),
+    pytest.param("dribble@1", "anthropic-messages", "ok", [None], id="dribble-anthropic"),
+    pytest.param("http_500@1", "openai-chat", "failed", ["server_error"] * 3, id="attempts-run-out"),
+    pytest.param("1=http_429:ra=30", "openai-chat", "failed", ["rate_limited"], id="retry-after-too-long"),
+]
+
+
+@pytest.mark.parametrize(("faults", "dialect", "status", "kinds"), CATALOGUE)
+async def test_fault_catalogue(
+    tmp_path, start_simulator: StartSimulator, faults: str, dialect: str, status: str, kinds: list
+) -> None:
+    """Each scripted fault ends the unit with the expected status, attempts and error kinds."""
+    simulator: SimulatorHandle = await start_simulator()
+    provider = provider_for(
+        simulator, dialect, retry=RETRY, timeouts=TIMEOUTS, headers={"x-sim-faults": faults}
+    )
+    with trio.fail_after(30):
+        summary, units = await run_in_process(tmp_path, make_job([provider]))
+    (unit,) = units
+    assert unit.status == status
+    assert [a.error.kind if a.error else None for a in unit.attempts] == kinds
+    assert unit.attempt_count == len(kinds)
+    assert summary.exit_code == (0 if status == "ok" else 1)
+    served = [r for r in simulator.log.entries if r.dialect == dialect]
+    # Every attempt the runner stored was really sent (a reset or a stall still reached the server).
+    assert len(served) == len(kinds)
+
+
+async def test_retry_after_spacing_measured_at_the_server(tmp_path, start_simulator: StartSimulator) -> None:
+    """The second request reaches the server no sooner than the Retry-After the first one got."""
+    simulator = await start_simulator()
+    provider = provider_for(
+        simulator,
+        "openai-chat",
+        retry=RETRY,
+        timeouts=TIMEOUTS,
+        headers={"x-sim-faults": "1=http_429:ra=0.4"},
+    )
+    with trio.fail_after(30):
+        _, (unit,) = await run_in_process(tmp_path, make_job([provider]))
+    assert unit.status == "ok"
+    first, second = simulator.log.entries
+    assert second.time - first.time >= 0.4
+    assert unit.attempts[0].error is not None
+    assert unit.attempts[0].error.retry_after == pytest.approx(0.4)

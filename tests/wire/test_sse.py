@@ -1,0 +1,291 @@
+"""Tests of the sans-IO SSE decoder against WHATWG §9.2 and PROTOCOLS.md edge cases 1-12."""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from runner.wire.sse import RawEvent, ServerSentEvent, SSEDecoder, as_event, decode_all
+
+
+def feed_in_pieces(body: bytes, cuts: list[int]) -> tuple[list[ServerSentEvent], SSEDecoder]:
+    """Feed ``body`` split at ``cuts`` (sorted offsets), then close; return events and decoder."""
+    decoder = SSEDecoder()
+    events: list[ServerSentEvent] = []
+    start = 0
+    for cut in [*sorted(set(cuts)), len(body)]:
+        events.extend(decoder.feed(body[start:cut]))
+        start = cut
+    events.extend(decoder.close())
+    return events, decoder
+
+
+def datas(body: bytes) -> list[str]:
+    """The data of every event decoded from ``body`` in one read."""
+    return [event.data for event in decode_all(body)]
+
+
+@pytest.mark.parametrize(
+    ("body", "expected"),
+    [
+        pytest.param(b"data: YHOO\ndata: +2\ndata: 10\n\n", ["YHOO\n+2\n10"], id="whatwg-multiline"),
+        pytest.param(b"data\n\n", [""], id="bare-data-line-fires-empty"),
+        pytest.param(b"data\ndata\n\n", ["\n"], id="two-bare-data-lines"),
+        pytest.param(b"data:test\n\ndata: test\n\n", ["test", "test"], id="space-optional"),
+        pytest.param(b"data:  two\n\n", [" two"], id="only-one-space-stripped"),
+        pytest.param(b"data: x\n", [], id="unterminated-last-event-dropped"),
+        pytest.param(b"data: a\r\n\r\ndata: b\r\rdata: c\n\n", ["a", "b", "c"], id="cr-lf-crlf"),
+        pytest.param(b": keep-alive\n\ndata: x\n\n", ["x"], id="comment-skipped"),
+        pytest.param(b"event: ping\n\nretry: 3000\n\nid: 7\n\n", [], id="no-data-no-event"),
+        pytest.param(b"DATA: x\n\n", [], id="field-names-case-sensitive"),
+        pytest.param(b"\xef\xbb\xbfdata: first\n\n", ["first"], id="bom-stripped"),
+        pytest.param(b"\xef\xbb\xbf\xef\xbb\xbfdata: x\n\n", [], id="only-one-bom-stripped"),
+        pytest.param(b"data: \xff\xfeok\n\n", ["\ufffd\ufffdok"], id="invalid-utf8-replaced"),
+        pytest.param(
+            'data: {"t":"a\u2028b\u2029c\u0085d"}\n\n'.encode(),
+            ['{"t":"a\u2028b\u2029c\u0085d"}'],
+            id="unicode-separators-never-split",
+        ),
+        pytest.param(
+            b'data: {\ndata: "foo":\ndata: \ndata:\ndata: true}\n\n', ['{\n"foo":\n\n\ntrue}'], id="sdk-multi"
+        ),
+        pytest.param(b'data: {"a":"x\\n\\ny"}\n\n', ['{"a":"x\\n\\ny"}'], id="escaped-newlines-not-boundary"),
+    ],
+)
+def test_spec_examples(body: bytes, expected: list[str]) -> None:
+    """Each WHATWG / SDK-suite example decodes to exactly the listed event data."""
+    assert datas(body) == expected
+
+
+def test_event_type_and_sticky_id() -> None:
+    """The event name resets per event; the id is sticky and extra blank lines fire nothing."""
+    events = decode_all(b"event: content_block_delta\nid: 5\ndata: a\n\n\n\ndata: b\n\n")
+    assert events == [
+        ServerSentEvent("a", "content_block_delta", "5", None),
+        ServerSentEvent("b", "message", "5", None),
+    ]
+
+
+def test_id_with_nul_ignored_and_bare_id_resets() -> None:
+    """An id holding NUL is ignored; a bare ``id`` line resets the id to empty."""
+    events = decode_all(b"id: 1\ndata: a\n\nid: x\x00y\ndata: b\n\nid\ndata: c\n\n")
+    assert [e.id for e in events] == ["1", "1", ""]
+
+
+def test_retry_digits_only() -> None:
+    """``retry`` takes ASCII digits only; ``12a`` and ``+5`` are ignored."""
+    decoder = SSEDecoder()
+    decoder.feed(b"retry: 1500\n\nretry: 12a\n\nretry: +5\n\n")
+    assert decoder.retry == 1500
+
+
+def test_comments_are_counted() -> None:
+    """Heartbeat comments are skipped but counted, because they prove the connection is alive."""
+    decoder = SSEDecoder()
+    events = decoder.feed(b": heartbeat\n\n: ping\ndata: x\n\n:\n")
+    assert [e.data for e in events] == ["x"]
+    assert decoder.comments == 3
+
+
+def test_openai_framing_fixture_byte_by_byte() -> None:
+    """The openai-python framing case: sticky id, LF+lone-CR, and a dropped unfinished tail."""
+    body = "id:one\r\ndata:известни\r\n\ndata:two\n\rdata:unfinished".encode()
+    events, _ = feed_in_pieces(body, list(range(1, len(body))))
+    assert [(e.data, e.id) for e in events] == [("известни", "one"), ("two", "one")]
+
+
+@pytest.mark.parametrize("ending", [b"\n", b"\r", b"\r\n"], ids=["lf", "cr", "crlf"])
+def test_every_split_offset_gives_one_event(ending: bytes) -> None:
+    """``data:ok`` plus two line endings gives one event at every split offset, with empty reads."""
+    body = b"data:ok" + ending + ending
+    for cut in range(len(body) + 1):
+        decoder = SSEDecoder()
+        events = decoder.feed(body[:cut]) + decoder.feed(b"") + decoder.feed(body[cut:])
+        events += decoder.close()
+        assert [e.data for e in events] == ["ok"], cut
+
+
+def test_crlf_split_across_reads_is_one_line_ending() -> None:
+    """A CR closing one read and an LF opening the next make one line ending, not two."""
+    decoder = SSEDecoder()
+    assert decoder.feed(b"data: a\r") == []
+    assert decoder.feed(b"\ndata: b\r\n\r") == [ServerSentEvent("a\nb")]
+    assert decoder.feed(b"\ndata: c\n\n") == [ServerSentEvent("c")]
+
+
+def test_bom_split_across_reads() -> None:
+    """A BOM whose three bytes arrive in three reads is still stripped once."""
+    events, _ = feed_in_pieces(b"\xef\xbb\xbfdata: x\n\n", [1, 2, 3])
+    assert [e.data for e in events] == ["x"]
+
+
+def test_large_event_has_no_size_limit() -> None:
+    """A 4 MiB event in 4093-byte pieces comes out whole (legitimate multi-MiB events exist)."""
+    payload = ("x" * 1000 + "ж\u2028") * 4000
+    body = f"data: {payload}\r\n\r\n".encode()
+    events, _ = feed_in_pieces(body, list(range(4093, len(body), 4093)))
+    assert [e.data for e in events] == [payload]
+
+
+def test_many_events_in_one_read() -> None:
+    """2000 complete events in one read give 2000 events in order."""
+    body = b"".join(b"data: %d\n\n" % i for i in range(2000))
+    assert datas(body) == [str(i) for i in range(2000)]
+
+
+def test_close_resets_state() -> None:
+    """After close, a half-built event is forgotten and the decoder starts clean."""
+    decoder = SSEDecoder()
+    decoder.feed(b"data: half\n")
+    assert decoder.close() == []
+    assert decoder.feed(b"data: new\n\n") == [ServerSentEvent("new")]
+
+
+# -- properties --------------------------------------------------------------------------------
+
+_line_text = st.text(
+    alphabet=st.characters(blacklist_categories=("Cs",), blacklist_characters="\r\n"), max_size=20
+)
+_field_line = st.one_of(
+    _line_text.map(lambda s: "data: " + s),
+    _line_text.map(lambda s: "data:" + s),
+    _line_text.map(lambda s: ": " + s),
+    _line_text.map(lambda s: "event: " + s),
+    st.just("id: 42"),
+    st.just("retry: 100"),
+    st.just(""),
+    st.just("data"),
+)
+_streams = st.lists(_field_line, max_size=30)
+
+
+def _join(lines: list[str], ending: str) -> bytes:
+    return "".join(line + ending for line in lines).encode()
+
+
+@settings(max_examples=300, deadline=None)
+@given(lines=_streams, data=st.data())
+def test_any_split_gives_the_same_events(lines: list[str], data: st.DataObject) -> None:
+    """For any split of a stream's bytes into reads (down to one byte), the events are identical."""
+    body = _join(lines, "\n")
+    cuts = data.draw(st.lists(st.integers(0, len(body)), max_size=len(body) + 1))
+    events, _ = feed_in_pieces(body, cuts)
+    assert events == decode_all(body)
+
+
+@settings(max_examples=200, deadline=None)
+@given(lines=_streams)
+def test_cr_lf_crlf_are_equivalent(lines: list[str]) -> None:
+    """The same lines with CR, LF or CRLF endings decode to the same events."""
+    expected = decode_all(_join(lines, "\n"))
+    assert decode_all(_join(lines, "\r")) == expected
+    assert decode_all(_join(lines, "\r\n")) == expected
+
+
+@settings(max_examples=200, deadline=None)
+@given(payloads=st.lists(st.text(alphabet=st.characters(blacklist_categories=("Cs",))), max_size=10))
+def test_encode_then_decode_round_trips(payloads: list[str]) -> None:
+    """Any text, written as SSE data lines (split at its own line breaks), decodes back exactly."""
+    body = b""
+    expected = []
+    for text in payloads:
+        normalized = text.replace("\r\n", "\n").replace("\r", "\n")
+        body += "".join(f"data: {line}\n" for line in normalized.split("\n")).encode() + b"\n"
+        expected.append(normalized)
+    assert datas(body) == expected
+
+
+@settings(max_examples=300, deadline=None)
+@given(body=st.binary(max_size=200), data=st.data())
+def test_arbitrary_bytes_never_raise(body: bytes, data: st.DataObject) -> None:
+    """Arbitrary bytes in arbitrary reads never raise, and the split never changes the result."""
+    cuts = data.draw(st.lists(st.integers(0, len(body)), max_size=8))
+    events, _ = feed_in_pieces(body, cuts)
+    assert events == decode_all(body)
+
+
+# -- feed_raw: message events as raw bytes --------------------------------------------------------
+
+
+def feed_raw_in_pieces(body: bytes, cuts: list[int]) -> list[RawEvent]:
+    """Feed ``body`` to ``feed_raw`` split at ``cuts`` (offsets), then close; return the items."""
+    decoder = SSEDecoder()
+    items: list[RawEvent] = []
+    start = 0
+    for cut in [*sorted(set(cuts)), len(body)]:
+        items.extend(decoder.feed_raw(body[start:cut]))
+        start = cut
+    items.extend(decoder.close())
+    return items
+
+
+def same_events(items: list[RawEvent], events: list[ServerSentEvent]) -> bool:
+    """feed_raw's items say what feed's events say: bytes exactly for message events, same data."""
+    return len(items) == len(events) and all(
+        isinstance(item, bytes) == (event.event == "message") and as_event(item)[:2] == event[:2]
+        for item, event in zip(items, events, strict=True)
+    )
+
+
+@pytest.mark.parametrize(
+    ("body", "expected"),
+    [
+        pytest.param(b"data: a\n\ndata: b\n\n", [b"a", b"b"], id="whole-read-split"),
+        pytest.param(
+            b"data: a\n\ndata: b\ndata: c\n\ndata: d\n\n", [b"a", b"b\nc", b"d"], id="multiline-mid-read"
+        ),
+        pytest.param(b"data: a\n\n: ping\n\ndata: b\n\n", [b"a", b"b"], id="comment-mid-read"),
+        pytest.param(b"data: a\n\ndata: \n\ndata:\n\n", [b"a", b"", b""], id="empty-data"),
+        pytest.param(b"data: a\n\n\n\ndata: b\n\n", [b"a", b"b"], id="extra-blank-lines"),
+        pytest.param(b"event: message\ndata: a\n\n", [b"a"], id="named-message-is-raw"),
+        pytest.param(b"event: error\ndata: a\n\n", [ServerSentEvent("a", "error")], id="named-event"),
+        pytest.param(b"data: \xff\n\n", [b"\xff"], id="invalid-utf8-left-to-the-reader"),
+        pytest.param(b"data: a\r\n\r\ndata: b\n\n", [b"a", b"b"], id="crlf"),
+        pytest.param(b"data: a\n\ndata: b\n\ndata: partial", [b"a", b"b"], id="tail-kept"),
+    ],
+)
+def test_feed_raw_examples(body: bytes, expected: list[RawEvent]) -> None:
+    """feed_raw hands message data over as bytes, other events as ServerSentEvent."""
+    assert feed_raw_in_pieces(body, []) == expected
+
+
+def test_feed_keeps_the_id_of_each_event_in_a_split_read() -> None:
+    """An id line between two simple events of one read applies from the second one on."""
+    events = decode_all(b"data: a\n\nid: 5\ndata: b\n\ndata: c\n\n")
+    assert [(event.data, event.id) for event in events] == [("a", ""), ("b", "5"), ("c", "5")]
+
+
+@settings(max_examples=300, deadline=None)
+@given(lines=_streams, data=st.data())
+def test_feed_raw_agrees_with_feed_for_any_split(lines: list[str], data: st.DataObject) -> None:
+    """For any stream and any split, feed_raw's items are feed's events (data, type) in order."""
+    body = _join(lines, data.draw(st.sampled_from(["\n", "\r\n", "\r"])))
+    cuts = data.draw(st.lists(st.integers(0, len(body)), max_size=len(body) + 1))
+    assert same_events(feed_raw_in_pieces(body, cuts), decode_all(body))
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    events=st.lists(
+        st.one_of(
+            st.binary(max_size=30).map(lambda data: b"data: " + data.replace(b"\n", b"").replace(b"\r", b"")),
+            st.sampled_from([b": ping", b"id: 1", b"event: x", b"data", b"data:x", b"data: a\ndata: b"]),
+        ),
+        max_size=12,
+    ),
+    data=st.data(),
+)
+def test_feed_raw_fast_paths_agree_with_feed(events: list[bytes], data: st.DataObject) -> None:
+    """Mostly single-line data events (the fast paths), any bytes, any split: same as feed."""
+    body = b"".join(event + b"\n\n" for event in events)
+    cuts = data.draw(st.lists(st.integers(0, len(body)), max_size=8))
+    assert same_events(feed_raw_in_pieces(body, cuts), decode_all(body))
+
+
+@settings(max_examples=300, deadline=None)
+@given(body=st.binary(max_size=200), data=st.data())
+def test_feed_raw_arbitrary_bytes_never_raise(body: bytes, data: st.DataObject) -> None:
+    """Arbitrary bytes in arbitrary reads never make feed_raw raise, and it agrees with feed."""
+    cuts = data.draw(st.lists(st.integers(0, len(body)), max_size=8))
+    assert same_events(feed_raw_in_pieces(body, cuts), decode_all(body))
