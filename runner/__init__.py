@@ -5,6 +5,8 @@ The public API, re-exported: the result model, the error tree, the SSE decoder, 
 
 from __future__ import annotations
 
+import importlib.metadata
+
 from runner.errors import (
     ClientError,
     ConfigError,
@@ -35,7 +37,7 @@ from runner.wire.dialects.base import Accumulator, Dialect, HttpRequest
 from runner.wire.replay import parse_stream
 from runner.wire.sse import ServerSentEvent, SSEDecoder
 
-__version__ = "0.1.0"
+__version__ = importlib.metadata.version("runner")  # one source of truth: pyproject.toml
 
 __all__ = [
     "ERROR_KINDS",

@@ -1,7 +1,7 @@
 """``runner bench``: one load through runner, bare httpx and the openai SDK, side by side on one simulator.
 
 The simulator runs in its own process pinned to core 0; each client runs in its own process pinned to
-core 1, one after another, against that same simulator (runner.bench.clients). This module starts
+core 1, one after another, against that same simulator (runner.bench). This module starts
 those processes, collects their JSON reports, takes medians over repeats and formats the table.
 """
 
@@ -128,7 +128,7 @@ def run_bench(
     samples = {name: _Samples(name) for name in clients}
     # As a context manager, Popen also closes the stdout pipe we read the port from.
     with subprocess.Popen(
-        [sys.executable, "-m", "runner.bench.clients", "simulator", *load.args()],
+        [sys.executable, "-m", "runner.bench", "simulator", *load.args()],
         stdout=subprocess.PIPE,
         text=True,
     ) as simulator:
@@ -165,7 +165,7 @@ def _read_port(simulator: subprocess.Popen[str]) -> int:
 
 
 def _run_client(name: str, port: int, load: BenchLoad) -> dict[str, object]:
-    command = [sys.executable, "-m", "runner.bench.clients", name, f"--port={port}", *load.args()]
+    command = [sys.executable, "-m", "runner.bench", name, f"--port={port}", *load.args()]
     done = subprocess.run(command, capture_output=True, text=True, check=False)
     lines = done.stdout.strip().splitlines()
     if done.returncode != 0 or not lines:

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 import orjson
 import trio
 
-from runner.bench.clients import EXTRA_EVENTS, MESSAGES, MODEL, TIMEOUT_S, ClientReport, Meter, expected_text
+from runner.bench.load import EXTRA_EVENTS, MESSAGES, MODEL, TIMEOUT_S, ClientReport, Meter, expected_text
 from runner.run.service import RunOptions, execute_job, open_run
 from runner.spec import CaseSpec, JobSpec, ProviderSpec, RetryPolicy, Timeouts
 from runner.store import repository

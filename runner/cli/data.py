@@ -6,14 +6,9 @@ import sys
 from typing import BinaryIO
 
 import click
-import orjson
 
-from runner import jsontext
 from runner.cli.options import db_option, fail
 from runner.errors import StorageError
-from runner.report.export import write_export
-from runner.store import repository
-from runner.store.db import open_database
 from runner.wire.dialects import build_dialects
 
 
@@ -44,6 +39,11 @@ def parse_command(
       runner parse --attempt 12 --db sqlite:///runner.db
       curl -sN https://api.example.com/v1/chat/completions ... | runner parse -d openai-chat -
     """
+    import orjson
+
+    from runner import jsontext
+    from runner.store import repository
+    from runner.store.db import open_database
     from runner.wire.replay import parse_body
 
     status: int | None = None
@@ -92,6 +92,10 @@ def export_command(run_ref: str, db_url: str | None, fmt: str, out_path: str | N
 
     Example: runner export latest --format csv --out results.csv
     """
+    from runner.report.export import write_export
+    from runner.store import repository
+    from runner.store.db import open_database
+
     try:
         with open_database(db_url) as database, database.session() as session:
             run = repository.get_run(session, run_ref)
@@ -102,4 +106,4 @@ def export_command(run_ref: str, db_url: str | None, fmt: str, out_path: str | N
                 with open(out_path, "w", encoding="utf-8", newline="") as out:
                     write_export(views, out, "csv" if fmt == "csv" else "jsonl")
     except StorageError as exc:
-        raise click.ClickException(str(exc)) from exc
+        fail(str(exc))

@@ -8,9 +8,8 @@ from pathlib import Path
 
 import click
 
-from runner.cli.options import db_option
+from runner.cli.options import db_option, fail
 from runner.errors import StorageError
-from runner.store.db import open_database
 
 
 def _day(value: datetime | None, *, end: bool = False) -> datetime | None:
@@ -33,12 +32,13 @@ def report_command(run_ref: str, db_url: str | None, out_path: Path | None) -> N
     Example: runner report latest --out tonight.html
     """
     from runner.report.api import write_run_report
+    from runner.store.db import open_database
 
     try:
         with open_database(db_url) as database, database.session() as session:
             path = write_run_report(session, run_ref, out_path)
     except StorageError as exc:
-        raise click.ClickException(str(exc)) from exc
+        fail(str(exc))
     click.echo(f"wrote {path}")
 
 
@@ -79,13 +79,14 @@ def diff_command(
     """
     from runner.report.api import build_diff_report, write_diff_report
     from runner.report.diff import Thresholds
+    from runner.store.db import open_database
 
     limits = Thresholds(ttft=ttft, duration=duration, error_rate=error_rate, cost=cost)
     try:
         with open_database(db_url) as database, database.session() as session:
             context = build_diff_report(session, run_a, run_b, thresholds=limits)
     except StorageError as exc:
-        raise click.ClickException(str(exc)) from exc
+        fail(str(exc))
     path = write_diff_report(context, out_path)
     click.echo(f"wrote {path}: {context.regressions} regressions, {context.answers_changed} answers changed")
     if context.regressions:
@@ -105,14 +106,15 @@ def trend_command(job_name: str, db_url: str | None, last: int, out_path: Path |
     Example: runner trend nightly-smoke --last 14
     """
     from runner.report.api import build_trend_report, write_trend_report
+    from runner.store.db import open_database
 
     try:
         with open_database(db_url) as database, database.session() as session:
             context = build_trend_report(session, job_name, last=last)
     except StorageError as exc:
-        raise click.ClickException(str(exc)) from exc
+        fail(str(exc))
     if not context.runs:
-        raise click.ClickException(f"no runs of job {job_name!r} in this database")
+        fail(f"no runs of job {job_name!r} in this database")
     click.echo(f"wrote {write_trend_report(context, out_path)}")
 
 
@@ -137,13 +139,14 @@ def cost_command(
 
     from runner.report.api import build_cost_report, write_cost_report
     from runner.report.cost import cost_table
+    from runner.store.db import open_database
 
     groups = tuple(name.strip() for name in by.split(",") if name.strip())
     try:
         with open_database(db_url) as database, database.session() as session:
             context = build_cost_report(session, by=groups, since=_day(since), until=_day(until, end=True))
     except StorageError as exc:
-        raise click.ClickException(str(exc)) from exc
+        fail(str(exc))
     except ValueError as exc:
         raise click.BadParameter(str(exc), param_hint="--by") from exc
     # Piped output has no terminal width; rich would squeeze the table into 80 columns.

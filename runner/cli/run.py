@@ -6,13 +6,19 @@ import functools
 import logging
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING, Final, cast
 
 import click
-import trio
 
 from runner.cli.options import db_option, fail
 from runner.errors import ConfigError, StorageError
-from runner.store.db import open_database
+
+if TYPE_CHECKING:
+    from runner.store.records import RawCapturePolicy
+
+# The values of runner.store.records.RawCapturePolicy (a test keeps them equal), spelled out here so
+# that `runner run --help` does not import the store (and SQLAlchemy with it).
+CAPTURE_CHOICES: Final = ("failed", "all", "none")
 
 
 @click.command("run")
@@ -31,7 +37,7 @@ from runner.store.db import open_database
 @click.option("--max-cost", type=click.FloatRange(min=0), help="Stop starting units once USD spent.")
 @click.option(
     "--capture",
-    type=click.Choice(["failed", "all", "none"]),
+    type=click.Choice(CAPTURE_CHOICES),
     default="failed",
     show_default=True,
     help="Whose raw stream bytes to keep (for runner parse replay).",
@@ -70,11 +76,13 @@ def run_command(
     """
     import os
 
+    import trio
     from rich.console import Console
 
-    from runner.job.load import load_job, parse_provider_option
+    from runner.job import load_job, parse_provider_option
     from runner.run.progress import choose_mode
     from runner.run.service import RunOptions, open_run, read_api_keys, run_until_signalled, summarize
+    from runner.store.db import open_database
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", datefmt="%H:%M:%S")
     for chatty in ("httpx", "httpcore", "alembic"):  # a line per request / migration step is noise
@@ -90,7 +98,7 @@ def run_command(
         reuse=reuse,
         concurrency=concurrency,
         max_cost_usd=max_cost,
-        raw_capture="all" if capture == "all" else "none" if capture == "none" else "failed",
+        raw_capture=cast("RawCapturePolicy", capture),  # click.Choice checked it against CAPTURE_CHOICES
         display=choose_mode(quiet=quiet, console=console),
         progress_interval=progress_interval,
     )

@@ -5,13 +5,11 @@ from __future__ import annotations
 import sys
 
 import click
-import trio
 
 from runner.cli.options import db_option, fail
 from runner.errors import ConfigError, StorageError
 from runner.simulator.config import FLAVORS
 from runner.spec import DIALECT_NAMES
-from runner.store.db import open_database
 
 
 @click.command("simulate")
@@ -62,6 +60,8 @@ def simulate(
     \b
     Example: runner simulate --port 8765 --latency 'ttft=0.3,gap=0.02' --faults 'http_429@0.05'
     """
+    import trio
+
     from runner.simulator import SimulatorConfig
     from runner.simulator.cli import run_simulator
 
@@ -131,8 +131,10 @@ def db_upgrade(db_url: str | None) -> None:
 
     Example: runner db upgrade --db sqlite:///runner.db
     """
+    from runner.store.db import open_database
+
     try:
         with open_database(db_url) as database:
             click.echo(f"{database!r} is at the current schema")
     except StorageError as exc:
-        raise click.ClickException(str(exc)) from exc
+        fail(str(exc))

@@ -113,9 +113,10 @@ def test_cli_errors_are_clear(database: tuple[str, list[str], list[RunData]]) ->
     url, _, _ = database
     runner = CliRunner()
     result = runner.invoke(cli, ["report", "r-nope", "--db", url])
-    assert result.exit_code == 1
+    assert result.exit_code == 2
     assert "no run 'r-nope'" in result.output
     result = runner.invoke(cli, ["trend", "nope", "--db", url])
+    assert result.exit_code == 2
     assert "no runs of job 'nope'" in result.output
     result = runner.invoke(cli, ["cost", "--db", url, "--by", "colour"])
     assert result.exit_code == 2

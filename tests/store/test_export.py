@@ -151,7 +151,7 @@ def test_cli_export_latest_to_file(db: Database, session: Session, tmp_path: Pat
 def test_cli_export_unknown_run_and_db_upgrade(db: Database) -> None:
     """An unknown run is a clean CLI error and ``runner db upgrade`` succeeds on a migrated database."""
     result = CliRunner().invoke(cli, ["export", "r-zzzzzz", "--db", db.url])
-    assert result.exit_code == 1
+    assert result.exit_code == 2
     assert "no run 'r-zzzzzz'" in result.output
     result = CliRunner().invoke(cli, ["db", "upgrade", "--db", db.url])
     assert result.exit_code == 0, result.output

@@ -19,7 +19,7 @@ from runner.wire.dialects import DIALECTS, build_dialects, get_dialect
 from runner.wire.replay import accumulate, parse_stream
 from tests.streams import FIXTURES, all_fixtures, dialect_of, fixture
 
-EXAMPLES = Path(__file__).parent.parent / "examples" / "streams"
+EXAMPLES = Path(__file__).resolve().parents[2] / "examples" / "streams"
 
 
 def test_registry_is_explicit_and_complete() -> None:
@@ -214,7 +214,7 @@ def test_replaying_a_stored_attempt_rebuilds_what_was_stored(tmp_path: Path) -> 
     import sqlite3
 
     db = tmp_path / "r.db"
-    job = Path(__file__).resolve().parents[1] / "jobs" / "demo.toml"
+    job = Path(__file__).resolve().parents[2] / "jobs" / "demo.toml"
     run = subprocess.run(
         [
             sys.executable,

@@ -1,0 +1,50 @@
+"""``python -m runner.bench ROLE ...``: one process of ``runner bench`` (the simulator, or one client).
+
+Clients report one JSON line on stdout. This and the CLI are the only places in runner that call
+``trio.run`` (and, for the openai SDK baseline, ``asyncio.run``): each role is its own process.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import TYPE_CHECKING
+
+from runner.bench.clients import run_httpx, run_openai, run_simulator
+from runner.bench.load import CLIENT_CORE, SIMULATOR_CORE, peak_rss_mib, pin, raise_open_files
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    """Parse the role and the load, pin to the role's core, run it, print the client's report."""
+    parser = argparse.ArgumentParser(prog="python -m runner.bench", description=__doc__)
+    parser.add_argument("role", choices=("simulator", "runner", "httpx", "openai"))
+    parser.add_argument("--port", type=int, default=0)
+    parser.add_argument("--streams", type=int, default=1)
+    parser.add_argument("--chunks", type=int, default=1)
+    parser.add_argument("--delay-ms", type=float, default=0.0)
+    parser.add_argument("--concurrency", type=int, default=1)
+    args = parser.parse_args(argv)
+    raise_open_files()
+    if args.role == "simulator":
+        pin(SIMULATOR_CORE)
+        run_simulator(args.chunks, args.delay_ms)
+        return
+    pin(CLIENT_CORE)
+    load = (args.port, args.streams, args.chunks, args.concurrency)
+    if args.role == "runner":
+        from runner.bench.engine_client import run_runner  # imported before the meter starts
+
+        report = run_runner(*load)
+    elif args.role == "httpx":
+        report = run_httpx(*load)
+    else:
+        report = run_openai(*load)
+    report.peak_rss_mib = peak_rss_mib()
+    sys.stdout.write(report.to_json() + "\n")
+
+
+if __name__ == "__main__":
+    main()
