@@ -11,13 +11,12 @@ again would bill them twice.
 from __future__ import annotations
 
 from decimal import Decimal
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from runner.model import Usage
     from runner.spec import JobSpec, Price
 
-CostSource = Literal["reported", "computed"]
 _MILLION = Decimal(1_000_000)
 _QUANTUM = Decimal("1e-12")
 
@@ -51,19 +50,14 @@ def compute_cost(usage: Usage, price: Price | None) -> float | None:
     return float(total.quantize(_QUANTUM))
 
 
-def cost_of(usage: Usage | None, price: Price | None) -> tuple[float | None, CostSource | None]:
-    """The cost to book for ``usage`` and where it came from.
+def booked_cost(reported: float | None, computed: float | None) -> float | None:
+    """The cost to book for one attempt, in USD: the provider's figure where it sent one, else the
+    one computed from the run's frozen prices; None when neither is known.
 
-    A provider-reported ``usage.cost`` wins ("reported"); otherwise the price-computed cost
-    ("computed"); otherwise ``(None, None)``. Call ``compute_cost`` too to keep the computed figure
-    beside a reported one (reports show the gap between them).
+    The one statement of this rule: the engine's budget, the writer's batch totals, exports and
+    reports call it, and ``runner.store.repository.sql.booked_cost_sql`` mirrors it in SQL.
     """
-    if usage is None:
-        return None, None
-    if usage.cost is not None:
-        return usage.cost, "reported"
-    computed = compute_cost(usage, price)
-    return (computed, "computed") if computed is not None else (None, None)
+    return reported if reported is not None else computed
 
 
 def prices_snapshot(job: JobSpec) -> dict[str, dict[str, Any] | None]:

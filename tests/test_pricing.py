@@ -7,7 +7,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from runner.model import Usage
-from runner.pricing import compute_cost, cost_of, prices_snapshot
+from runner.pricing import booked_cost, compute_cost, prices_snapshot
 from runner.spec import CaseSpec, JobSpec, Price, ProviderSpec
 
 PRICE = Price(input=0.15, output=0.60, cached_input=0.075)
@@ -55,13 +55,12 @@ def test_compute_cost(usage: Usage, price: Price | None, expected: float | None)
         assert cost == pytest.approx(expected, abs=1e-12)
 
 
-def test_cost_of_prefers_reported() -> None:
-    """A provider-reported cost wins; otherwise the computed one; otherwise nothing."""
-    usage = Usage(input_tokens=1_000_000, output_tokens=0)
-    assert cost_of(usage, PRICE) == (0.15, "computed")
-    assert cost_of(Usage(input_tokens=1, cost=0.42), PRICE) == (0.42, "reported")
-    assert cost_of(usage, None) == (None, None)
-    assert cost_of(None, PRICE) == (None, None)
+def test_booked_cost_prefers_reported() -> None:
+    """A provider-reported cost wins, even when zero; otherwise the computed one; otherwise nothing."""
+    assert booked_cost(0.42, 0.15) == 0.42
+    assert booked_cost(0.0, 0.15) == 0.0
+    assert booked_cost(None, 0.15) == 0.15
+    assert booked_cost(None, None) is None
 
 
 @given(

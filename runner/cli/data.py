@@ -42,6 +42,7 @@ def parse_command(
     import orjson
 
     from runner import jsontext
+    from runner.spec import job_from_json
     from runner.store import repository
     from runner.store.db import open_database
     from runner.wire.replay import parse_body
@@ -55,6 +56,7 @@ def parse_command(
         try:
             with open_database(db_url) as database, database.session() as session:
                 capture = repository.stored_capture(session, attempt_id)
+                spec = repository.get_run(session, capture.run_id).job_spec
         except StorageError as exc:
             fail(str(exc))
         if capture.body is None:
@@ -63,7 +65,9 @@ def parse_command(
                 "only failed attempts are captured unless the run used --capture all"
             )
         body, status = capture.body, capture.http_status
-        dialect = dialect or capture.dialect
+        # The run's own job spec names the dialect; the store only keeps it, never reads it.
+        stored = job_from_json(spec).providers
+        dialect = dialect or next((p.dialect for p in stored if p.name == capture.provider), None)
         if raw:
             sys.stdout.buffer.write(body)
             sys.stdout.buffer.flush()

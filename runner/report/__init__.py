@@ -1,5 +1,6 @@
-"""Reports: database -> frozen report contexts -> Jinja2 templates in ``reports/`` -> one HTML file.
+"""Reports: the store's records -> frozen report contexts -> Jinja2 templates in ``reports/`` -> HTML.
 
-Modules: ``data`` (the records read), ``stats`` (shared figures), ``charts`` (inline SVG),
-``context`` (run report), ``diff``, ``trend``, ``cost``, ``render`` (the Environment).
+Modules: ``api`` (reads the database, builds, renders), ``common`` (a run's records, its header,
+charts), ``stats`` (shared figures), ``charts`` (inline SVG), ``run`` (the run report), ``diff``,
+``trend``, ``cost``, ``render`` (the Environment), ``export`` (JSON Lines and CSV).
 """

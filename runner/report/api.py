@@ -1,20 +1,19 @@
-"""Entry points of the reports: a Session and a few options in, an HTML file (and a verdict) out.
-
-``runner run`` calls :func:`write_run_report` when a run ends; the ``report``, ``diff``, ``trend``
-and ``cost`` commands call one function each.
-"""
+"""Entry points of the reports: the one place they read the database (through the repository), then
+build a context and render it. ``runner run`` calls :func:`write_run_report` when a run ends; the
+``report``, ``diff``, ``trend`` and ``cost`` commands call one function each."""
 
 from __future__ import annotations
 
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from runner.report.context import RunReportContext, build_run_context
+from runner.report.common import RunData
 from runner.report.cost import CostContext, build_cost_context
 from runner.report.diff import DiffContext, Thresholds, build_diff_context
-from runner.report.queries import load_cost_facts, load_job_runs, load_run
 from runner.report.render import make_environment, render, write_report
+from runner.report.run import RunReportContext, build_run_context
 from runner.report.trend import TrendContext, build_trend_context
+from runner.store import repository
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -22,7 +21,15 @@ if TYPE_CHECKING:
 
     from sqlalchemy.orm import Session
 
-    from runner.grading.assertions import AssertionOutcome
+
+def load_run(session: Session, ref: str) -> RunData:
+    """A run (an id, or ``latest``) with all its units, attempts and results.
+
+    Raises:
+        StorageError: no such run.
+    """
+    info = repository.get_run(session, ref)
+    return RunData(run=info, units=tuple(repository.iter_units(session, info.id)))
 
 
 def build_run_report(session: Session, ref: str) -> RunReportContext:
@@ -50,7 +57,9 @@ def write_diff_report(context: DiffContext, out: Path | None = None) -> Path:
 
 def build_trend_report(session: Session, job_name: str, *, last: int = 10) -> TrendContext:
     """The last ``last`` runs of ``job_name``."""
-    return build_trend_context(job_name, load_job_runs(session, job_name, last=last))
+    infos = repository.list_runs(session, job_name=job_name, limit=last)
+    runs = [load_run(session, info.id) for info in reversed(infos)]
+    return build_trend_context(job_name, runs)
 
 
 def write_trend_report(context: TrendContext, out: Path | None = None) -> Path:
@@ -66,14 +75,9 @@ def build_cost_report(
     until: datetime | None = None,
 ) -> CostContext:
     """Tokens and cost of the attempts started in ``[since, until)``, grouped by ``by``."""
-    facts = load_cost_facts(session, since=since, until=until)
-    return build_cost_context(facts, by=by, since=since, until=until)
+    costs = repository.attempt_costs(session, since=since, until=until)
+    return build_cost_context(costs, by=by, since=since, until=until)
 
 
 def write_cost_report(context: CostContext, out: Path) -> Path:
     return write_report(out, render(make_environment(), context))
-
-
-def outcomes_json(outcomes: Sequence[AssertionOutcome]) -> list[dict[str, object]]:
-    """The stored form of a result's assertion outcomes (``results.assertions`` of its first choice)."""
-    return [outcome.to_dict() for outcome in outcomes]

@@ -9,19 +9,18 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Final
+from typing import TYPE_CHECKING, ClassVar, Final
 
 from rich.table import Table
 
 from runner.report import charts
-from runner.report.context import Chart
-from runner.report.data import CostFact
+from runner.report.common import Chart
 from runner.report.stats import Tokens
 
 if TYPE_CHECKING:
     from collections.abc import Iterable, Sequence
 
-    from runner.report.data import RunData
+    from runner.store.records import AttemptCost
 
 GROUP_KEYS: Final = ("provider", "model", "day", "tag", "job")
 CHART_ROWS: Final = 20  # the most expensive groups drawn; the table has them all
@@ -44,6 +43,8 @@ class CostRow:
 class CostContext:
     """Everything ``cost.html`` and the terminal table show."""
 
+    template: ClassVar[str] = "cost.html"
+
     title: str
     generated_at: datetime
     since: datetime | None
@@ -55,7 +56,7 @@ class CostContext:
     chart: Chart
 
 
-def _keys(fact: CostFact, by: Sequence[str]) -> list[tuple[str, ...]]:
+def _keys(fact: AttemptCost, by: Sequence[str]) -> list[tuple[str, ...]]:
     """The group keys of one fact; a run with several tags counts once under each tag."""
     values: list[list[str]] = []
     for name in by:
@@ -80,9 +81,9 @@ def _sum(values: Iterable[float | None]) -> float | None:
     return math.fsum(present) if present else None
 
 
-def _row(keys: tuple[str, ...], facts: Sequence[CostFact]) -> CostRow:
-    def spent(f: CostFact) -> float:
-        return f.cost_reported if f.cost_reported is not None else (f.cost_computed or 0.0)
+def _row(keys: tuple[str, ...], facts: Sequence[AttemptCost]) -> CostRow:
+    def spent(f: AttemptCost) -> float:
+        return f.cost_usd or 0.0
 
     return CostRow(
         keys=keys,
@@ -90,10 +91,10 @@ def _row(keys: tuple[str, ...], facts: Sequence[CostFact]) -> CostRow:
         attempts=len(facts),
         failed_attempts=sum(not f.ok for f in facts),
         tokens=Tokens(
-            input=sum(f.input_tokens for f in facts),
-            output=sum(f.output_tokens for f in facts),
-            reasoning=sum(f.reasoning_tokens for f in facts),
-            cached=sum(f.cached_input_tokens for f in facts),
+            input=sum(f.input_tokens or 0 for f in facts),
+            output=sum(f.output_tokens or 0 for f in facts),
+            reasoning=sum(f.reasoning_tokens or 0 for f in facts),
+            cached=sum(f.cached_input_tokens or 0 for f in facts),
         ),
         cost=math.fsum(spent(f) for f in facts),
         cost_reported=_sum(f.cost_reported for f in facts),
@@ -103,7 +104,7 @@ def _row(keys: tuple[str, ...], facts: Sequence[CostFact]) -> CostRow:
 
 
 def build_cost_context(
-    facts: Sequence[CostFact],
+    facts: Sequence[AttemptCost],
     *,
     by: Sequence[str] = ("provider",),
     since: datetime | None = None,
@@ -114,7 +115,7 @@ def build_cost_context(
     unknown = [name for name in by if name not in GROUP_KEYS]
     if unknown:
         raise ValueError(f"cannot group by {', '.join(unknown)} (choose from {', '.join(GROUP_KEYS)})")
-    groups: dict[tuple[str, ...], list[CostFact]] = {}
+    groups: dict[tuple[str, ...], list[AttemptCost]] = {}
     for fact in facts:
         for key in _keys(fact, by):
             groups.setdefault(key, []).append(fact)
@@ -176,26 +177,3 @@ def cost_table(context: CostContext) -> Table:
             end_section=row is context.rows[-1] if context.rows else False,
         )
     return table
-
-
-def cost_facts(data: RunData) -> list[CostFact]:
-    """One CostFact per attempt of a run (the store's cost query yields the same without the texts)."""
-    return [
-        CostFact(
-            run_id=data.run.id,
-            job_name=data.run.job_name,
-            tags=data.run.tags,
-            provider=unit.provider,
-            model=unit.model,
-            started_at=attempt.started_at,
-            ok=attempt.error is None,
-            input_tokens=(attempt.usage.input_tokens or 0) if attempt.usage else 0,
-            output_tokens=(attempt.usage.output_tokens or 0) if attempt.usage else 0,
-            reasoning_tokens=(attempt.usage.reasoning_tokens or 0) if attempt.usage else 0,
-            cached_input_tokens=(attempt.usage.cached_input_tokens or 0) if attempt.usage else 0,
-            cost_reported=attempt.cost_reported,
-            cost_computed=attempt.cost_computed,
-        )
-        for unit in data.units
-        for attempt in unit.attempts
-    ]

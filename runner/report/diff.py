@@ -10,15 +10,16 @@ import difflib
 import re
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Final, Literal
+from typing import TYPE_CHECKING, ClassVar, Final, Literal
 
-from runner.report.context import RunHeader, run_header
+from runner.report.common import RunHeader, run_header
 from runner.report.stats import GroupStats, group_stats
 
 if TYPE_CHECKING:
     from collections.abc import Callable
 
-    from runner.report.data import RunData, UnitFacts
+    from runner.report.common import RunData
+    from runner.store.records import UnitView
 
 Verdict = Literal["regressed", "improved", "same"]
 ANSWERS_MAX: Final = 500  # changed answers shown; the count says how many there were
@@ -81,6 +82,8 @@ class Flip:
 class DiffContext:
     """Everything ``diff.html`` shows; ``regressions`` decides the command's exit code."""
 
+    template: ClassVar[str] = "diff.html"
+
     title: str
     generated_at: datetime
     run_a: RunHeader
@@ -113,7 +116,7 @@ def inline_diff(before: str, after: str) -> tuple[DiffSegment, ...]:
     return tuple(segments)
 
 
-def _answer(unit: UnitFacts) -> str:
+def _answer(unit: UnitView) -> str:
     choices = unit.completion.choices if unit.completion else ()
     if not choices:
         return ""
@@ -199,7 +202,7 @@ def provider_changes(a: GroupStats, b: GroupStats, provider: str, limits: Thresh
     return changes
 
 
-def _flips(key: str, ua: UnitFacts, ub: UnitFacts) -> list[Flip]:
+def _flips(key: str, ua: UnitView, ub: UnitView) -> list[Flip]:
     flips: list[Flip] = []
     if ua.status != ub.status:
         verdict: Verdict = "regressed" if ua.status == "ok" else ("improved" if ub.status == "ok" else "same")

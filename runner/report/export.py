@@ -6,14 +6,15 @@ import csv
 from typing import TYPE_CHECKING, Any, Final, Literal
 
 from runner import jsontext
-from runner.store.rows import USAGE_COLUMNS, attempt_cost
+from runner.pricing import booked_cost
+from runner.store.rows import USAGE_COLUMNS
 
 if TYPE_CHECKING:
     from collections.abc import Iterable
     from typing import TextIO
 
     from runner.model import JSON, Usage
-    from runner.store.records import AttemptView, UnitView
+    from runner.store.records import UnitView
 
 ExportFormat = Literal["jsonl", "csv"]
 EXPORT_FORMATS: Final = ("jsonl", "csv")
@@ -67,11 +68,6 @@ def _usage(usage: Usage | None) -> dict[str, JSON] | None:
     return {name: getattr(usage, name) for name in USAGE_COLUMNS} if usage else None
 
 
-def _final_attempt(view: UnitView) -> AttemptView | None:
-    """The attempt the unit's outcome came from: the last one stored."""
-    return view.attempts[-1] if view.attempts else None
-
-
 def _cost(view: UnitView) -> tuple[float | None, str | None]:
     """What the unit cost in USD over all its attempts, and whether that is reported or computed.
 
@@ -84,14 +80,14 @@ def _cost(view: UnitView) -> tuple[float | None, str | None]:
     known = [(reported, computed) for reported, computed in costs if (reported, computed) != (None, None)]
     if not known:
         return None, None
-    total = sum(attempt_cost(reported, computed) for reported, computed in known)
+    total = sum(booked_cost(reported, computed) or 0.0 for reported, computed in known)
     source = "reported" if all(reported is not None for reported, _ in known) else "computed"
     return total, source
 
 
 def unit_record(view: UnitView) -> dict[str, JSON]:
     """The export record of one unit, with exactly the fields of ``EXPORT_FIELDS``."""
-    final = _final_attempt(view)
+    final = view.final
     completion = view.completion
     error = None
     if view.status != "ok" and final is not None and final.error is not None:

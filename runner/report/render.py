@@ -6,18 +6,20 @@ answers, reasoning, tool arguments and error messages reach the page as text, ne
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import TYPE_CHECKING, Final
 
 from jinja2 import Environment, FileSystemLoader, StrictUndefined
 
+from runner.store.db import data_dir
+
 if TYPE_CHECKING:
     from datetime import datetime
+    from pathlib import Path
     from typing import TypeAlias
 
-    from runner.report.context import RunReportContext
     from runner.report.cost import CostContext
     from runner.report.diff import DiffContext
+    from runner.report.run import RunReportContext
     from runner.report.trend import TrendContext
 
     ReportContext: TypeAlias = RunReportContext | DiffContext | TrendContext | CostContext
@@ -26,15 +28,8 @@ MISSING: Final = "\u2013"  # an en dash, shown for a figure that was not measure
 
 
 def reports_dir() -> Path:
-    """The templates directory: inside an installed wheel, else the source checkout's ``reports/``.
-
-    Resolved from this file, never from the current directory, so ``runner report`` works anywhere.
-    """
-    package = Path(__file__).resolve().parent.parent
-    for candidate in (package / "_data" / "reports", package.parent / "reports"):
-        if (candidate / "_base.html").is_file():
-            return candidate
-    raise FileNotFoundError(f"report templates not found next to {package}")
+    """The templates directory, inside an installed wheel or the source checkout (never the cwd)."""
+    return data_dir("reports", "_base.html")
 
 
 def seconds(value: float | None) -> str:
@@ -106,17 +101,9 @@ def make_environment(directory: Path | None = None) -> Environment:
     return env
 
 
-TEMPLATES: Final = {
-    "RunReportContext": "run.html",
-    "DiffContext": "diff.html",
-    "TrendContext": "trend.html",
-    "CostContext": "cost.html",
-}
-
-
 def render(env: Environment, report: ReportContext) -> str:
-    """Render one report context with the template made for its type; the page gets only ``report``."""
-    return env.get_template(TEMPLATES[type(report).__name__]).render(report=report)
+    """Render one report context with the template its type names; the page gets only ``report``."""
+    return env.get_template(report.template).render(report=report)
 
 
 def write_report(path: Path, html: str) -> Path:

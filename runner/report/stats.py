@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from collections.abc import Iterable, Sequence
 
-    from runner.report.data import AttemptFacts, UnitFacts
+    from runner.store.records import AttemptView, UnitView
 
 
 def percentile(values: Sequence[float], q: float) -> float | None:
@@ -30,11 +30,11 @@ def ratio(part: float, whole: float) -> float | None:
     return part / whole if whole else None
 
 
-def duration_s(attempt: AttemptFacts) -> float | None:
+def duration_s(attempt: AttemptView) -> float | None:
     return attempt.end_s
 
 
-def output_rate(attempt: AttemptFacts) -> float | None:
+def output_rate(attempt: AttemptView) -> float | None:
     """Output tokens per second from the first token to the end (the decode rate), if measured."""
     usage, first = attempt.usage, attempt.ttft_s
     if usage is None or usage.output_tokens is None or first is None or attempt.end_s is None:
@@ -106,7 +106,7 @@ class GroupStats:
         return ratio(self.assertions_passed, self.assertions_total)
 
 
-def group_stats(units: Sequence[UnitFacts]) -> GroupStats:
+def group_stats(units: Sequence[UnitView]) -> GroupStats:
     """Aggregate ``units`` (and all their attempts) into one GroupStats."""
     attempts = [a for u in units for a in u.attempts]
     good = [a for a in attempts if a.error is None]

@@ -4,16 +4,16 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, ClassVar
 
 from runner.report import charts
-from runner.report.context import Chart, RunHeader, run_header
+from runner.report.common import Chart, RunHeader, run_header
 from runner.report.stats import GroupStats, group_stats
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Sequence
 
-    from runner.report.data import RunData
+    from runner.report.common import RunData
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -26,6 +26,8 @@ class TrendRow:
 @dataclass(frozen=True, slots=True, kw_only=True)
 class TrendContext:
     """Everything ``trend.html`` shows; runs oldest first."""
+
+    template: ClassVar[str] = "trend.html"
 
     title: str
     generated_at: datetime

@@ -25,7 +25,7 @@ import trio
 
 from runner.grading.assertions import evaluate
 from runner.model import AttemptError, AttemptRecord, AttemptTiming
-from runner.pricing import compute_cost
+from runner.pricing import booked_cost, compute_cost
 from runner.run.attempt import run_attempt
 from runner.run.limits import estimate_tokens
 from runner.run.retry import RetryDecision, run_with_retries
@@ -344,7 +344,7 @@ async def _work_unit(
                 duration_s=timing.end_s,
                 cost_usd=unit_spent,
             )
-            assertions = tuple(outcome.to_dict() for outcome in outcomes)
+            assertions = tuple(outcomes)
         # The final attempt, the result rows and the unit's status commit in one transaction.
         await send.send(
             UnitFinish(
@@ -379,11 +379,9 @@ def _computed_cost(record: AttemptRecord, provider: ProviderSpec) -> float | Non
 
 
 def _spend(record: AttemptRecord, computed: float | None) -> float | None:
-    """What the attempt cost for the budget: the provider's figure when it reported one."""
+    """What the attempt cost for the budget, by the one cost rule."""
     usage = _usage(record)
-    if usage is not None and usage.cost is not None:
-        return usage.cost
-    return computed
+    return booked_cost(usage.cost if usage is not None else None, computed)
 
 
 def _cancelled(unit_key: str, number: int, started_at: datetime, elapsed: float) -> AttemptRecord:

@@ -10,8 +10,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final, ParamSpec, TypeVar
 
 import orjson
-from alembic import command
-from alembic.config import Config
 from sqlalchemy import create_engine, event, make_url, text
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
@@ -23,6 +21,7 @@ if TYPE_CHECKING:
     from collections.abc import Callable, Iterator
     from types import TracebackType
 
+    from alembic.config import Config
     from sqlalchemy.engine import Connection, Engine
 
 DEFAULT_URL: Final = "sqlite:///runner.db"
@@ -59,19 +58,36 @@ def resolve_url(url: str | None) -> str:
     return url or os.environ.get("RUNNER_DB") or DEFAULT_URL
 
 
+def data_dir(name: str, marker: str) -> Path:
+    """A folder shipped beside the package (``reports``, ``migrations``), found by a file it holds.
+
+    Inside an installed wheel it is ``runner/_data/<name>``; in a source checkout (an editable
+    install) it is the top-level ``<name>/``. Resolved from this file, never from the current
+    directory, so every command works from anywhere.
+
+    Raises:
+        FileNotFoundError: neither place holds ``marker``.
+    """
+    packaged = Path(str(importlib.resources.files("runner").joinpath("_data", name)))
+    source = Path(__file__).resolve().parents[2] / name
+    for candidate in (packaged, source):
+        if (candidate / marker).is_file():
+            return candidate
+    raise FileNotFoundError(f"{name} not found (looked in {packaged} and {source})")
+
+
 def migrations_dir() -> Path:
     """The Alembic ``migrations`` folder, from an installed wheel or from the source tree."""
-    packaged = importlib.resources.files("runner").joinpath("_data", "migrations")
-    if packaged.is_dir() and packaged.joinpath("env.py").is_file():
-        return Path(str(packaged))
-    source = Path(__file__).resolve().parents[2] / "migrations"
-    if (source / "env.py").is_file():
-        return source
-    raise StorageError(f"migrations not found (looked in {packaged} and {source})")
+    try:
+        return data_dir("migrations", "env.py")
+    except FileNotFoundError as exc:
+        raise StorageError(str(exc)) from exc
 
 
 def alembic_config(connection: Connection) -> Config:
     """An Alembic config bound to ``connection`` (no alembic.ini needed)."""
+    from alembic.config import Config  # lazily: see upgrade()
+
     config = Config()
     config.set_main_option("script_location", str(migrations_dir()))
     config.attributes["connection"] = connection
@@ -150,6 +166,10 @@ def create_db_engine(url: str) -> Engine:
 @storage_errors
 def upgrade(database: Database, revision: str = "head") -> None:
     """Apply the Alembic migrations up to ``revision`` (idempotent)."""
+    # Imported here, not at the top: alembic takes about a second to import, and every CLI start
+    # (``runner --help`` included) imports this module.
+    from alembic import command
+
     with database.engine.begin() as connection:
         if connection.dialect.name == "postgresql":
             connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": PG_MIGRATION_LOCK})
@@ -159,6 +179,8 @@ def upgrade(database: Database, revision: str = "head") -> None:
 @storage_errors
 def downgrade(database: Database, revision: str = "base") -> None:
     """Revert the Alembic migrations down to ``revision`` (tests and manual repair only)."""
+    from alembic import command  # lazily: see upgrade()
+
     with database.engine.begin() as connection:
         command.downgrade(alembic_config(connection), revision)
 

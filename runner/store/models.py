@@ -39,9 +39,6 @@ NAMING_CONVENTION = {
     "pk": "pk_%(table_name)s",
 }
 
-RUN_STATUSES = ("running", "finished", "interrupted", "failed")
-UNIT_STATUSES = ("pending", "running", "ok", "failed")
-
 
 class UTCDateTime(TypeDecorator[datetime]):
     """A timezone-aware UTC timestamp on every backend (SQLite stores naive UTC text)."""
@@ -193,5 +190,5 @@ class Result(Base):
     usage_raw: Mapped[dict[str, Any] | None]
     cost_reported: Mapped[float | None] = mapped_column(Float)
     cost_computed: Mapped[float | None] = mapped_column(Float)
-    assertions: Mapped[list[Any] | None]  # outcomes, filled by the reports
+    assertions: Mapped[list[Any] | None]  # the case's expect outcomes, on the first choice's row
     created_at: Mapped[datetime] = mapped_column(index=True)

@@ -5,10 +5,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
+from runner.pricing import booked_cost
+
 if TYPE_CHECKING:
     from datetime import datetime
 
-    from runner.model import AttemptError, AttemptRecord, Choice, Completion, CompletionError, Usage
+    from runner.grading.assertions import AssertionOutcome
+    from runner.model import JSON, AttemptRecord, Choice, Completion, CompletionError, ErrorKind, Usage
 
 RunStatus = Literal["running", "finished", "interrupted", "failed"]
 UnitStatus = Literal["pending", "running", "ok", "failed"]
@@ -74,7 +77,7 @@ class UnitFinish:
     attempt: AttemptRecord | None
     cost_computed: float | None = None
     completion: Completion | None = None
-    assertions: tuple[dict[str, Any], ...] | None = None  # outcomes of the case's expect, if any
+    assertions: tuple[AssertionOutcome, ...] | None = None  # outcomes of the case's expect, if any
 
 
 WriteItem = AttemptWrite | UnitFinish
@@ -88,6 +91,24 @@ class BatchOutcome:
     finished: tuple[int, ...]
     lost: tuple[int, ...]
     cost_usd: float  # reported-else-computed cost of the batch's attempts
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ErrorView:
+    """Why a stored attempt failed, as read back: ``AttemptError`` without ``retryable``.
+
+    The retry layer's verdict is not a column (it is a property of the live decision, not of the
+    stored outcome), so the read model leaves it out rather than read back a made-up ``False``.
+    """
+
+    kind: ErrorKind
+    message: str
+    http_status: int | None = None
+    retry_after: float | None = None  # seconds the server asked us to wait
+
+    def to_dict(self) -> dict[str, JSON]:
+        """The same shape as ``AttemptError.to_dict()`` (exports show one or the other)."""
+        return {"kind": self.kind, "http_status": self.http_status, "message": self.message}
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -106,7 +127,7 @@ class AttemptView:
     gap_p90_s: float | None
     gap_max_s: float | None
     http_status: int | None
-    error: AttemptError | None
+    error: ErrorView | None
     stream_error: CompletionError | None
     bytes_received: int
     chunks: int
@@ -116,8 +137,18 @@ class AttemptView:
     partial_choices: tuple[Choice, ...]
     usage: Usage | None
     cost_reported: float | None
-    cost_computed: float | None
+    cost_computed: float | None  # USD, from the run's frozen prices
     has_raw_capture: bool
+
+    @property
+    def ttft_s(self) -> float | None:
+        """Time to first token: the first answer token (``AttemptTiming.ttft_s``; reasoning is apart)."""
+        return self.first_answer_s
+
+    @property
+    def cost_usd(self) -> float | None:
+        """What this attempt cost, by the one cost rule (``runner.pricing.booked_cost``)."""
+        return booked_cost(self.cost_reported, self.cost_computed)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -139,4 +170,40 @@ class UnitView:
     completion: Completion | None = None
     cost_reported: float | None = None  # of the stored result (a reused one keeps its original)
     cost_computed: float | None = None
-    assertions: tuple[object, ...] = ()  # per choice, as stored by the reports (None: not checked)
+    assertions: tuple[AssertionOutcome, ...] = ()  # of the case's expect (empty: none checked)
+
+    @property
+    def final(self) -> AttemptView | None:
+        """The attempt the unit's outcome came from: the last one stored."""
+        return self.attempts[-1] if self.attempts else None
+
+    @property
+    def model(self) -> str | None:
+        """The model that answered: the stored result's, else the latest attempt that named one."""
+        if self.completion is not None and self.completion.model is not None:
+            return self.completion.model
+        return next((a.model for a in reversed(self.attempts) if a.model), None)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class AttemptCost:
+    """One attempt's tokens and cost with its run's grouping fields (no texts: cheap at any scale)."""
+
+    run_id: str
+    job_name: str
+    tags: tuple[str, ...]
+    provider: str
+    model: str | None
+    started_at: datetime
+    ok: bool
+    input_tokens: int | None
+    output_tokens: int | None
+    reasoning_tokens: int | None
+    cached_input_tokens: int | None
+    cost_reported: float | None
+    cost_computed: float | None
+
+    @property
+    def cost_usd(self) -> float | None:
+        """What this attempt cost, by the one cost rule (``runner.pricing.booked_cost``)."""
+        return booked_cost(self.cost_reported, self.cost_computed)

@@ -5,8 +5,9 @@ from __future__ import annotations
 import zlib
 from typing import TYPE_CHECKING, Any, cast
 
-from runner.model import AttemptError, Choice, Completion, CompletionError, ToolCall, Usage
-from runner.store.records import AttemptView
+from runner.grading.assertions import AssertionOutcome
+from runner.model import Choice, Completion, CompletionError, ToolCall, Usage
+from runner.store.records import AttemptView, ErrorView
 
 if TYPE_CHECKING:
     from collections.abc import Mapping, Sequence
@@ -42,11 +43,14 @@ def _usage_columns(usage: Usage | None) -> dict[str, Any]:
     return row
 
 
-def attempt_cost(cost_reported: float | None, cost_computed: float | None) -> float:
-    """What an attempt cost in USD: the provider's figure when it gave one, else the computed one."""
-    if cost_reported is not None:
-        return cost_reported
-    return cost_computed or 0.0
+def assertions_json(outcomes: Sequence[AssertionOutcome] | None) -> list[dict[str, Any]] | None:
+    """The stored form of a result's assertion outcomes (None: the case had no expect)."""
+    return None if outcomes is None else [outcome.to_dict() for outcome in outcomes]
+
+
+def assertions_from_json(data: Sequence[Mapping[str, Any]] | None) -> tuple[AssertionOutcome, ...]:
+    """Assertion outcomes from their stored form (empty when none were checked)."""
+    return tuple(AssertionOutcome.from_dict(item) for item in data or ())
 
 
 def attempt_row(
@@ -99,8 +103,10 @@ def result_rows(
     completion: Completion,
     cost_computed: float | None,
     now: datetime,
+    assertions: Sequence[AssertionOutcome] | None = None,
 ) -> list[dict[str, Any]]:
-    """The ``results`` rows of a final completion: one per choice, usage and cost on the first."""
+    """The ``results`` rows of a final completion: one per choice; usage, cost and the assertion
+    outcomes (assertions read the first choice) on the first."""
     rows = []
     for position, choice in enumerate(completion.choices):
         first = position == 0
@@ -124,7 +130,7 @@ def result_rows(
                 **_usage_columns(usage),
                 "cost_reported": usage.cost if usage else None,
                 "cost_computed": cost_computed if first else None,
-                "assertions": None,
+                "assertions": assertions_json(assertions) if first else None,
                 "created_at": now,
             }
         )
@@ -187,7 +193,7 @@ def attempt_view(row: Mapping[Any, Any]) -> AttemptView:
     """An AttemptView from an ``attempts`` row (``has_raw_capture`` a selected boolean)."""
     error = None
     if row["error_kind"] is not None:
-        error = AttemptError(
+        error = ErrorView(
             kind=cast("ErrorKind", row["error_kind"]),
             message=row["error_message"] or "",
             http_status=row["http_status"],

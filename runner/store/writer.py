@@ -10,7 +10,6 @@ It ends when every send side of the channel is closed and everything received is
 from __future__ import annotations
 
 import logging
-import math
 import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -19,13 +18,12 @@ import trio
 
 from runner.errors import StorageError
 from runner.store import repository
-from runner.store.records import WriteItem
 
 if TYPE_CHECKING:
     from collections.abc import Callable
 
     from runner.store.db import Database
-    from runner.store.records import BatchOutcome, RawCapturePolicy
+    from runner.store.records import BatchOutcome, RawCapturePolicy, WriteItem
 
 logger = logging.getLogger(__name__)
 
@@ -137,10 +135,14 @@ class Writer:
         # (EndOfChannel): stopping at the first moment the channel was empty lost those attempts.
         # What is queued is committed before waiting for more, so a sender that never closes
         # costs at most the drain timeout, never an item already received.
+        # Counted, not read off `pending`: a timeout can land after a commit returned but before
+        # `pending` was cleared (or between slices), and those items are stored, not lost.
+        received, stored_before = len(pending), self.stats.items
         with trio.CancelScope(shield=True), trio.move_on_after(self._drain_timeout) as scope:
             while True:
                 try:
                     pending.append(receive.receive_nowait())
+                    received += 1
                     if len(pending) < self._batch_size:
                         continue
                 except trio.EndOfChannel:
@@ -151,6 +153,7 @@ class Writer:
                             pending.append(await receive.receive())
                         except trio.EndOfChannel:
                             break
+                        received += 1
                         continue
                 await self._commit(pending)
                 pending = []
@@ -158,7 +161,8 @@ class Writer:
                 await self._commit(pending[start : start + self._batch_size])
             pending = []
         if scope.cancelled_caught:
-            logger.error("writer drain timed out: %d items were not stored", len(pending))
+            lost = received - (self.stats.items - stored_before)
+            logger.error("writer drain timed out: %d items were not stored", lost)
 
     async def _commit(self, batch: list[WriteItem]) -> None:
         if not batch:
@@ -189,12 +193,3 @@ class Writer:
         with self._database.session() as session:
             outcome = repository.write_batch(session, batch, raw_capture=self._raw_capture)
         return outcome, time.thread_time() - cpu_started
-
-
-def open_write_channel(
-    buffer: int = 1000,
-) -> tuple[trio.MemorySendChannel[WriteItem], trio.MemoryReceiveChannel[WriteItem]]:
-    """The bounded channel request tasks send ``WriteItem``s to the writer over."""
-    if math.isinf(buffer):
-        raise ValueError("the write channel must be bounded")
-    return trio.open_memory_channel[WriteItem](buffer)

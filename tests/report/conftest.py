@@ -7,13 +7,13 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-from runner.report.context import build_run_context
-from runner.report.cost import build_cost_context, cost_facts
+from runner.report.cost import build_cost_context
 from runner.report.diff import build_diff_context
 from runner.report.render import make_environment
+from runner.report.run import build_run_context
 from runner.report.trend import build_trend_context
 from tests.report.browser import CHROMIUM, Browser
-from tests.report.factories import make_run
+from tests.report.factories import attempt_costs, make_run
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -40,7 +40,7 @@ def all_contexts(*, hostile: bool) -> dict[str, ReportContext]:
     third = make_run(
         45, seed=9, run_id="r-fix003", hostile=hostile, start=base.run.started_at + timedelta(days=2)
     )
-    facts = cost_facts(base) + cost_facts(later) + cost_facts(third)
+    facts = attempt_costs(base) + attempt_costs(later) + attempt_costs(third)
     return {
         "run": build_run_context(base, generated_at=GENERATED),
         "diff": build_diff_context(base, later, generated_at=GENERATED),

@@ -7,8 +7,7 @@ from dataclasses import replace
 from typing import TYPE_CHECKING
 
 from runner.job.plan import Unit
-from runner.model import AttemptRecord, AttemptTiming, Completion, Usage
-from runner.report.api import outcomes_json
+from runner.model import AttemptError, AttemptRecord, AttemptTiming, Completion, Usage
 from runner.spec import CaseSpec, JobSpec, Price, ProviderSpec
 from runner.store import repository
 from runner.store.records import AttemptWrite, UnitFinish, WriteItem
@@ -16,17 +15,26 @@ from runner.store.records import AttemptWrite, UnitFinish, WriteItem
 if TYPE_CHECKING:
     from sqlalchemy.orm import Session
 
-    from runner.report.data import AttemptFacts, RunData, UnitFacts
+    from runner.report.common import RunData
+    from runner.store.records import AttemptView, UnitView
 
 
-def _record(unit: UnitFacts, attempt: AttemptFacts, completion: Completion | None) -> AttemptRecord:
+def _record(unit: UnitView, attempt: AttemptView, completion: Completion | None) -> AttemptRecord:
     usage = replace(attempt.usage or Usage(), cost=attempt.cost_reported)
     base = completion or Completion(complete=False)
+    error = attempt.error
     return AttemptRecord(
         unit_key=unit.key,
         number=attempt.number,
         http_status=attempt.http_status,
-        error=attempt.error,
+        error=AttemptError(
+            kind=error.kind,
+            message=error.message,
+            http_status=error.http_status,
+            retry_after=error.retry_after,
+        )
+        if error
+        else None,
         completion=replace(base, usage=usage, model=unit.model),
         timing=AttemptTiming(
             started_at=attempt.started_at,
@@ -104,10 +112,9 @@ def store_run(session: Session, data: RunData) -> str:
                 status="ok" if unit.status == "ok" else "failed",
                 attempt=_record(unit, final, unit.completion),
                 cost_computed=final.cost_computed,
+                assertions=unit.assertions,
             )
         )
     repository.write_batch(session, items, now=data.run.finished_at)
-    for unit in data.units:
-        repository.set_assertions(session, ids[unit.key], 0, outcomes_json(unit.assertions))
     repository.mark_run(session, run.id, "finished", now=data.run.finished_at)
     return run.id

@@ -1,13 +1,16 @@
-"""Report inputs made in Python: deterministic synthetic runs, with hostile model output on request."""
+"""Report inputs made in Python as the store's own records: deterministic synthetic runs, with hostile
+model output on request."""
 
 from __future__ import annotations
 
 import random
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 from runner.grading.assertions import AssertionOutcome
-from runner.model import AttemptError, Choice, Completion, ToolCall, Usage
-from runner.report.data import AttemptFacts, RunData, RunFacts, UnitFacts
+from runner.model import Choice, Completion, ToolCall, Usage
+from runner.report.common import RunData
+from runner.store.records import AttemptCost, AttemptView, ErrorView, RunInfo, UnitView
 
 START = datetime(2025, 11, 20, 22, 0, tzinfo=UTC)
 PRICES = {
@@ -61,7 +64,7 @@ def make_run(
     rng = random.Random(seed)
     providers = list(PRICES)
     cases = max(1, units // (len(providers) * 2))
-    made: list[UnitFacts] = []
+    made: list[UnitView] = []
     for index in range(units):
         provider = providers[index % len(providers)]
         case_id = f"case-{(index // len(providers)) % cases:04d}"
@@ -75,7 +78,7 @@ def make_run(
             + f" Answer {index} (take {seed % 3}): "
             + "lorem ipsum dolor sit amet " * (answer_chars // 27)
         )[: max(answer_chars, len(payload) + 20)]
-        attempts: list[AttemptFacts] = []
+        attempts: list[AttemptView] = []
         clock = start + timedelta(seconds=offset)
         for number in range(1, n_attempts + 1):
             last = number == n_attempts
@@ -87,30 +90,42 @@ def make_run(
             error = None
             if failing:
                 kind = KINDS[(index + number) % len(KINDS)]
-                error = AttemptError(
+                error = ErrorView(
                     kind=kind,
                     message=f"{kind} from {provider}: {payload or 'try later'}",
                     http_status=429 if kind == "rate_limited" else 503,
                 )  # type: ignore[arg-type]
+            reported = (
+                computed * 1.02
+                if computed is not None and provider == "mini"
+                else (0.0004 if provider == "runware" else None)
+            )
             attempts.append(
-                AttemptFacts(
+                AttemptView(
+                    id=index * 10 + number,
                     number=number,
                     started_at=clock,
                     headers_s=ttft * 0.4,
+                    first_byte_s=ttft * 0.4,
                     first_reasoning_s=ttft if provider == "claude" else None,
                     first_answer_s=ttft * (1.3 if provider == "claude" else 1.0),
                     end_s=end,
                     gap_p50_s=rng.uniform(0.01, 0.05),
                     gap_p90_s=rng.uniform(0.05, 0.3),
+                    gap_max_s=None,
                     http_status=error.http_status if error else 200,
                     error=error,
-                    usage=usage,
-                    cost_reported=(
-                        computed * 1.02
-                        if computed is not None and provider == "mini"
-                        else (0.0004 if provider == "runware" else None)
-                    ),
+                    stream_error=None,
+                    bytes_received=0,
+                    chunks=0,
+                    heartbeats=0,
+                    model=f"{provider}-model-2025",
+                    complete=not failing,
+                    partial_choices=(),
+                    usage=replace(usage, cost=reported),
+                    cost_reported=reported,
                     cost_computed=computed,
+                    has_raw_capture=False,
                 )
             )
             clock += timedelta(seconds=end + rng.uniform(0.2, 2.0))
@@ -145,29 +160,62 @@ def make_run(
             ),
         )
         made.append(
-            UnitFacts(
+            UnitView(
+                id=index + 1,
+                run_id=run_id,
                 key=f"{provider}/{case_id}/{repeat}",
                 provider=provider,
                 case_id=case_id,
                 repeat=repeat,
-                status=status,
+                request_hash=f"{run_id}/{index}",
+                status="ok" if status == "ok" else "failed",
+                attempt_count=len(attempts),
+                reused_from=None,
+                finished_at=clock,
                 attempts=tuple(attempts),
                 completion=Completion(
-                    id=f"cmpl-{index}", model=f"{provider}-model", complete=status == "ok", choices=(choice,)
+                    id=f"cmpl-{index}",
+                    model=f"{provider}-model-2025",
+                    complete=status == "ok",
+                    choices=(choice,),
                 ),
                 assertions=outcomes,
-                model=f"{provider}-model-2025",
             )
         )
-    run = RunFacts(
+    run = RunInfo(
         id=run_id,
         job_name=job,
+        job_spec={},
+        job_sha256=None,
         status="finished",
         started_at=start,
         finished_at=max(a.started_at + timedelta(seconds=a.end_s or 0) for u in made for a in u.attempts),
         host="ci-box",
         runner_version="0.1.0",
         tags=("nightly", "smoke" if not hostile else "<b>tag</b>"),
-        prices=PRICES,
+        prices=dict(PRICES),
     )
     return RunData(run=run, units=tuple(made))
+
+
+def attempt_costs(data: RunData) -> list[AttemptCost]:
+    """One AttemptCost per attempt of a run, as ``repository.attempt_costs`` reads them back."""
+    return [
+        AttemptCost(
+            run_id=data.run.id,
+            job_name=data.run.job_name,
+            tags=data.run.tags,
+            provider=unit.provider,
+            model=attempt.model,
+            started_at=attempt.started_at,
+            ok=attempt.error is None,
+            input_tokens=attempt.usage.input_tokens if attempt.usage else None,
+            output_tokens=attempt.usage.output_tokens if attempt.usage else None,
+            reasoning_tokens=attempt.usage.reasoning_tokens if attempt.usage else None,
+            cached_input_tokens=attempt.usage.cached_input_tokens if attempt.usage else None,
+            cost_reported=attempt.cost_reported,
+            cost_computed=attempt.cost_computed,
+        )
+        for unit in data.units
+        for attempt in unit.attempts
+    ]

@@ -10,8 +10,13 @@ import pytest
 from click.testing import CliRunner
 
 from runner.cli import cli
-from runner.report.api import build_cost_report, build_diff_report, build_run_report, build_trend_report
-from runner.report.queries import load_run
+from runner.report.api import (
+    build_cost_report,
+    build_diff_report,
+    build_run_report,
+    build_trend_report,
+    load_run,
+)
 from runner.report.render import make_environment, render
 from runner.report.stats import group_stats
 from runner.store.db import open_database
@@ -21,7 +26,7 @@ from tests.report.factories import make_run
 if TYPE_CHECKING:
     from pathlib import Path
 
-    from runner.report.data import RunData
+    from runner.report.common import RunData
 
 
 @pytest.fixture

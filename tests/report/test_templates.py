@@ -9,8 +9,11 @@ from html.parser import HTMLParser
 import pytest
 from markupsafe import escape
 
-from runner.report.context import ANSWER_BUDGET_CHARS, build_run_context
-from runner.report.render import TEMPLATES, make_environment, render, reports_dir
+from runner.report.cost import CostContext
+from runner.report.diff import DiffContext
+from runner.report.render import make_environment, render, reports_dir
+from runner.report.run import ANSWER_BUDGET_CHARS, RunReportContext, build_run_context
+from runner.report.trend import TrendContext
 from tests.report.conftest import all_contexts
 from tests.report.factories import HOSTILE, make_run
 
@@ -37,9 +40,9 @@ def _parse(html: str) -> _Tags:
 
 
 def test_every_template_is_rendered_by_some_report() -> None:
-    """Each page template is mapped from a context type, and every other file is a partial or the CSS."""
+    """Each page template is named by a context type, and every other file is a partial or the CSS."""
     files = {p.name for p in reports_dir().iterdir()}
-    pages = set(TEMPLATES.values())
+    pages = {kind.template for kind in (RunReportContext, DiffContext, TrendContext, CostContext)}
     assert pages <= files
     assert {f for f in files - pages if not f.startswith("_")} == {"report.css"}
 

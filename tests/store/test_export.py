@@ -108,8 +108,8 @@ def test_reported_cost_source(session: Session) -> None:
     run = repository.create_run(session, make_job(), host="h", version="v")
     repository.add_units(session, run.id, make_units(1))
     (unit,) = repository.claim_units(session, run.id, "w", limit=1, lease_seconds=60)
-    repository.finish_unit(
-        session, UnitFinish(unit_id=unit.id, owner="w", status="ok", attempt=ok_attempt(unit.key))
+    repository.write_batch(
+        session, [UnitFinish(unit_id=unit.id, owner="w", status="ok", attempt=ok_attempt(unit.key))]
     )
     out = io.StringIO()
     write_export(repository.iter_units(session, run.id), out)

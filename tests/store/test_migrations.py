@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+
+import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import inspect
 
-from runner.store.db import alembic_config, downgrade, migrations_dir, open_database, upgrade
+from runner.store.db import alembic_config, data_dir, downgrade, migrations_dir, open_database, upgrade
 from runner.store.models import Base
 
 TABLES = {"runs", "units", "attempts", "results"}
@@ -47,3 +51,17 @@ def test_migrations_dir_resolves_to_the_source_tree() -> None:
     folder = migrations_dir()
     assert (folder / "env.py").is_file()
     assert len(list((folder / "versions").glob("*.py"))) >= 1
+
+
+def test_data_dir_finds_both_shipped_folders() -> None:
+    """One resolver finds the templates and the migrations, and names where it looked when it fails."""
+    assert (data_dir("reports", "_base.html") / "run.html").is_file()
+    assert data_dir("migrations", "env.py") == migrations_dir()
+    with pytest.raises(FileNotFoundError, match="nowhere not found"):
+        data_dir("nowhere", "x")
+
+
+def test_cli_import_does_not_load_alembic() -> None:
+    """Starting the CLI (``runner --help``) does not pay for importing alembic."""
+    code = "import sys, runner.cli; assert not [m for m in sys.modules if m.startswith('alembic')]"
+    subprocess.run([sys.executable, "-c", code], check=True, timeout=60)

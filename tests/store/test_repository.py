@@ -10,14 +10,16 @@ import pytest
 from sqlalchemy import text
 
 from runner.errors import StorageError
+from runner.grading.assertions import AssertionOutcome
 from runner.store import repository
-from runner.store.records import AttemptWrite, UnitFinish
+from runner.store.records import AttemptWrite, ErrorView, UnitFinish
 
 from .factories import FAKE_KEY, failed_attempt, make_completion, make_job, make_units, ok_attempt
 
 if TYPE_CHECKING:
     from sqlalchemy.orm import Session
 
+    from runner.model import AttemptError
     from runner.store.db import Database
 
 LEASE = 30.0
@@ -119,15 +121,15 @@ def test_an_owner_never_reclaims_its_own_expired_leases(session: Session) -> Non
     assert {u.key for u in held} == {"mini/case-0/0", "mini/case-1/0"}
 
 
-def test_release_expired_and_release_units(session: Session) -> None:
-    """Expired leases go back to pending, and an owner can give its own units back."""
+def test_release_units_gives_back_only_the_owners(session: Session) -> None:
+    """An owner gives its own units back as pending; another owner's leases stay held."""
     run_id = new_run(session, 4)
     now = datetime.now(UTC)
     repository.claim_units(session, run_id, "a", limit=2, lease_seconds=LEASE, now=now)
     repository.claim_units(session, run_id, "b", limit=2, lease_seconds=LEASE * 10, now=now)
-    assert repository.release_expired(session, run_id, now=now + timedelta(seconds=LEASE + 1)) == 2
     assert repository.release_units(session, run_id, "b") == 2
-    assert repository.unit_counts(session, run_id)["pending"] == 4
+    counts = repository.unit_counts(session, run_id)
+    assert (counts["pending"], counts["running"]) == (2, 2)
 
 
 def test_finish_stores_attempts_results_and_status(session: Session) -> None:
@@ -158,7 +160,7 @@ def test_finish_stores_attempts_results_and_status(session: Session) -> None:
     assert view.completion == completion
     assert [a.number for a in view.attempts] == [1, 2]
     failed, ok = view.attempts
-    assert failed.error == failed_attempt(unit.key).error
+    assert failed.error == _error_view(failed_attempt(unit.key).error)
     assert failed.partial_choices == failed_attempt(unit.key).completion.choices  # type: ignore[union-attr]
     assert failed.usage is not None
     assert failed.usage.output_tokens == 3
@@ -175,7 +177,7 @@ def test_raw_capture_policy_all(session: Session) -> None:
     run_id = new_run(session, 1)
     (unit,) = repository.claim_units(session, run_id, "w", limit=1, lease_seconds=LEASE)
     item = UnitFinish(unit_id=unit.id, owner="w", status="ok", attempt=ok_attempt(unit.key))
-    assert repository.finish_unit(session, item, raw_capture="all")
+    assert repository.write_batch(session, [item], raw_capture="all").finished
     (view,) = repository.iter_units(session, run_id)
     assert repository.raw_capture(session, view.attempts[0].id) == ok_attempt(unit.key).raw_capture
 
@@ -188,11 +190,11 @@ def test_finish_after_lost_lease_is_dropped(session: Session) -> None:
     later = now + timedelta(seconds=LEASE + 1)
     (again,) = repository.claim_units(session, run_id, "fast", limit=1, lease_seconds=LEASE, now=later)
     assert again.id == unit.id
-    assert repository.finish_unit(
-        session, UnitFinish(unit_id=unit.id, owner="fast", status="ok", attempt=ok_attempt(unit.key))
-    )
+    assert repository.write_batch(
+        session, [UnitFinish(unit_id=unit.id, owner="fast", status="ok", attempt=ok_attempt(unit.key))]
+    ).finished
     late = UnitFinish(unit_id=unit.id, owner="slow", status="ok", attempt=ok_attempt(unit.key))
-    assert not repository.finish_unit(session, late)
+    assert not repository.write_batch(session, [late]).finished
     (view,) = repository.iter_units(session, run_id)
     assert view.status == "ok"
     assert len(view.attempts) == 2
@@ -228,10 +230,12 @@ def test_failed_unit_keeps_error_and_partial_output(session: Session) -> None:
     run_id = new_run(session, 1)
     (unit,) = repository.claim_units(session, run_id, "w", limit=1, lease_seconds=LEASE)
     attempt = failed_attempt(unit.key, kind="server_error")
-    repository.finish_unit(session, UnitFinish(unit_id=unit.id, owner="w", status="failed", attempt=attempt))
+    repository.write_batch(
+        session, [UnitFinish(unit_id=unit.id, owner="w", status="failed", attempt=attempt)]
+    )
     (view,) = repository.iter_units(session, run_id)
     assert view.status == "failed"
-    assert view.attempts[-1].error == attempt.error
+    assert view.attempts[-1].error == _error_view(attempt.error)
     assert view.completion is not None
     assert attempt.completion is not None
     assert view.completion.error == attempt.completion.error
@@ -241,11 +245,12 @@ def test_resume_requeues_only_units_without_result(session: Session) -> None:
     """Resume returns running and pending units to pending and leaves ok and failed ones alone."""
     run_id = new_run(session, 4)
     claimed = repository.claim_units(session, run_id, "dead", limit=3, lease_seconds=3600)
-    repository.finish_unit(
-        session, UnitFinish(unit_id=claimed[0].id, owner="dead", status="ok", attempt=ok_attempt("k"))
+    repository.write_batch(
+        session, [UnitFinish(unit_id=claimed[0].id, owner="dead", status="ok", attempt=ok_attempt("k"))]
     )
-    repository.finish_unit(
-        session, UnitFinish(unit_id=claimed[1].id, owner="dead", status="failed", attempt=failed_attempt("k"))
+    repository.write_batch(
+        session,
+        [UnitFinish(unit_id=claimed[1].id, owner="dead", status="failed", attempt=failed_attempt("k"))],
     )
     repository.mark_run(session, run_id, "interrupted")
     assert repository.resume_run(session, run_id) == 2
@@ -258,12 +263,8 @@ def test_reuse_copies_ok_results_from_earlier_runs(session: Session) -> None:
     """With reuse, a unit whose exact request has an ok result elsewhere is copied and never claimed."""
     old_run = new_run(session, 2)
     unit = repository.claim_units(session, old_run, "w", limit=1, lease_seconds=LEASE)[0]
-    repository.finish_unit(
-        session, UnitFinish(unit_id=unit.id, owner="w", status="ok", attempt=ok_attempt(unit.key))
-    )
-    assert repository.find_reusable_result(session, make_units(1)[0].request_hash) == unit.id
-    assert (
-        repository.find_reusable_result(session, make_units(1)[0].request_hash, exclude_run=old_run) is None
+    repository.write_batch(
+        session, [UnitFinish(unit_id=unit.id, owner="w", status="ok", attempt=ok_attempt(unit.key))]
     )
     run = repository.create_run(session, make_job(), host="h", version="v")
     assert repository.add_units(session, run.id, make_units(2), reuse=True) == 1
@@ -279,16 +280,35 @@ def test_reuse_copies_ok_results_from_earlier_runs(session: Session) -> None:
     assert repository.spend_so_far(session, run.id) == 0.0
 
 
-def test_assertions_are_stored_per_choice(session: Session) -> None:
-    """Assertion outcomes written for a result choice are read back with the unit."""
-    run_id = new_run(session, 1)
-    (unit,) = repository.claim_units(session, run_id, "w", limit=1, lease_seconds=LEASE)
-    repository.finish_unit(
-        session, UnitFinish(unit_id=unit.id, owner="w", status="ok", attempt=ok_attempt(unit.key))
+def test_assertion_outcomes_round_trip_typed(session: Session) -> None:
+    """A finish's assertion outcomes are read back as AssertionOutcomes and counted when one failed."""
+    run_id = new_run(session, 3)
+    first, second, third = repository.claim_units(session, run_id, "w", limit=3, lease_seconds=LEASE)
+    passed = AssertionOutcome(name="contains", passed=True, detail="all found")
+    failed = AssertionOutcome(name="max_ttft_s", passed=False, detail="ttft 2.000 s")
+    repository.write_batch(
+        session,
+        [
+            UnitFinish(
+                unit_id=first.id,
+                owner="w",
+                status="ok",
+                attempt=ok_attempt(first.key, completion=make_completion(choices=2)),
+                assertions=(passed, failed),
+            ),
+            UnitFinish(
+                unit_id=second.id,
+                owner="w",
+                status="ok",
+                attempt=ok_attempt(second.key),
+                assertions=(passed,),
+            ),
+            UnitFinish(unit_id=third.id, owner="w", status="ok", attempt=ok_attempt(third.key)),
+        ],
     )
-    repository.set_assertions(session, unit.id, 0, [{"kind": "contains", "passed": True}])
-    (view,) = repository.iter_units(session, run_id)
-    assert view.assertions == ([{"kind": "contains", "passed": True}],)
+    views = list(repository.iter_units(session, run_id))
+    assert [view.assertions for view in views] == [(passed, failed), (passed,), ()]
+    assert repository.count_failed_assertions(session, run_id) == 1
 
 
 def test_iter_units_pages_through_large_runs(session: Session) -> None:
@@ -310,8 +330,8 @@ def test_fake_key_never_reaches_the_database(db: Database, session: Session) -> 
     """The fake API key in a provider header appears nowhere in any table."""
     run_id = new_run(session, 2)
     (unit,) = repository.claim_units(session, run_id, "w", limit=1, lease_seconds=LEASE)
-    repository.finish_unit(
-        session, UnitFinish(unit_id=unit.id, owner="w", status="ok", attempt=ok_attempt(unit.key))
+    repository.write_batch(
+        session, [UnitFinish(unit_id=unit.id, owner="w", status="ok", attempt=ok_attempt(unit.key))]
     )
     with db.engine.connect() as conn:
         for table in ("runs", "units", "attempts", "results"):
@@ -327,3 +347,12 @@ def test_fake_key_never_reaches_the_database(db: Database, session: Session) -> 
                     assert FAKE_KEY.encode() not in f.read()
             except FileNotFoundError:
                 pass
+
+
+def _error_view(error: AttemptError | None) -> ErrorView | None:
+    """What the store reads back of an AttemptError: everything but the retry layer's verdict."""
+    if error is None:
+        return None
+    return ErrorView(
+        kind=error.kind, message=error.message, http_status=error.http_status, retry_after=error.retry_after
+    )

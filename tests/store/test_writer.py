@@ -7,8 +7,8 @@ from typing import TYPE_CHECKING
 import trio
 
 from runner.store import repository
-from runner.store.records import AttemptWrite, BatchOutcome, ClaimedUnit, UnitFinish
-from runner.store.writer import Writer, db_limiter, open_write_channel
+from runner.store.records import AttemptWrite, BatchOutcome, ClaimedUnit, UnitFinish, WriteItem
+from runner.store.writer import Writer, db_limiter
 
 from .factories import failed_attempt, make_job, make_units, ok_attempt
 
@@ -37,7 +37,7 @@ async def test_batches_by_count_and_stops_when_senders_close(db: Database, sessi
     run_id, units = claimed_run(session, 25)
     outcomes: list[BatchOutcome] = []
     writer = Writer(db, limiter=db_limiter(db), batch_size=10, max_delay=10.0, on_batch=outcomes.append)
-    send, receive = open_write_channel(100)
+    send, receive = trio.open_memory_channel[WriteItem](100)
     with trio.fail_after(20):
         async with trio.open_nursery() as nursery:
             await nursery.start(writer.run, receive)
@@ -57,7 +57,7 @@ async def test_commits_a_trickle_after_max_delay(db: Database, session: Session)
     writer = Writer(
         db, limiter=db_limiter(db), batch_size=200, max_delay=0.05, on_batch=lambda _: committed.set()
     )
-    send, receive = open_write_channel(10)
+    send, receive = trio.open_memory_channel[WriteItem](10)
     with trio.fail_after(20):
         async with trio.open_nursery() as nursery, send:
             await nursery.start(writer.run, receive)
@@ -76,7 +76,7 @@ async def test_drains_received_items_when_cancelled(db: Database, session: Sessi
     run_id, units = claimed_run(session, 30)
     # The send side stays open: the drain waits drain_timeout for it to close, then gives up.
     writer = Writer(db, limiter=db_limiter(db), batch_size=10, max_delay=10.0, drain_timeout=0.5)
-    send, receive = open_write_channel(100)
+    send, receive = trio.open_memory_channel[WriteItem](100)
     with trio.fail_after(20):
         async with send, trio.open_nursery() as nursery:
             await nursery.start(writer.run, receive)
@@ -91,7 +91,7 @@ async def test_drain_waits_for_items_sent_after_the_cancellation(db: Database, s
     """Items that cancelled senders send after the writer was cancelled are committed before it ends."""
     _, units = claimed_run(session, 3)
     writer = Writer(db, limiter=db_limiter(db), batch_size=10, max_delay=10.0)
-    send, receive = open_write_channel(10)
+    send, receive = trio.open_memory_channel[WriteItem](10)
 
     async def cut_off(send: trio.MemorySendChannel, unit: ClaimedUnit) -> None:
         # What the engine's request tasks do on Ctrl-C: store the cut-off attempt, shielded.
@@ -120,7 +120,7 @@ async def test_lost_leases_are_counted_not_stored(db: Database, session: Session
     run_id, units = claimed_run(session, 2)
     repository.release_units(session, run_id, "w", unit_ids=[units[1].id])
     writer = Writer(db, limiter=db_limiter(db))
-    send, receive = open_write_channel(10)
+    send, receive = trio.open_memory_channel[WriteItem](10)
     with trio.fail_after(20):
         async with trio.open_nursery() as nursery:
             await nursery.start(writer.run, receive)

@@ -1,4 +1,4 @@
-"""The only SQL (with ``reports_queries``): runs, the unit queue, attempts and results.
+"""The only SQL: runs, the unit queue, attempts and results, and the reports' cross-run reads.
 
 Every function takes a Session, runs exactly one transaction of its own (the session must have none
 open), and returns frozen records from ``runner.store.records``, never ORM objects. SQLAlchemy errors
@@ -9,12 +9,14 @@ The queue: ``add_units`` stores a run's units as ``pending``; ``claim_units`` le
 are claimable again; ``renew_leases`` keeps them; ``write_batch`` stores attempts and ends units, a
 unit's result rows and its status change in one transaction, only while its lease is still held.
 
-One module per concern: ``runs``, ``queue``, ``writes``, ``reads``; ``sql`` holds what they share.
+One module per concern: ``runs``, ``queue``, ``writes``, ``reads``, ``reports``; ``sql`` holds what
+they share.
 """
 
 from __future__ import annotations
 
 from runner.store.records import (
+    AttemptCost,
     AttemptWrite,
     BatchOutcome,
     ClaimedUnit,
@@ -28,8 +30,6 @@ from runner.store.repository.queue import (
     add_units,
     claim_units,
     count_outstanding,
-    find_reusable_result,
-    release_expired,
     release_units,
     renew_leases,
     resume_run,
@@ -43,6 +43,7 @@ from runner.store.repository.reads import (
     stored_capture,
     unit_counts,
 )
+from runner.store.repository.reports import attempt_costs
 from runner.store.repository.runs import (
     create_run,
     get_run,
@@ -52,9 +53,10 @@ from runner.store.repository.runs import (
     new_run_id,
     prices_json,
 )
-from runner.store.repository.writes import finish_unit, record_attempt, set_assertions, write_batch
+from runner.store.repository.writes import write_batch
 
 __all__ = [
+    "AttemptCost",
     "AttemptWrite",
     "BatchOutcome",
     "ClaimedUnit",
@@ -65,12 +67,11 @@ __all__ = [
     "UnitStatus",
     "UnitView",
     "add_units",
+    "attempt_costs",
     "claim_units",
     "count_failed_assertions",
     "count_outstanding",
     "create_run",
-    "find_reusable_result",
-    "finish_unit",
     "get_run",
     "iter_units",
     "job_spec_json",
@@ -79,12 +80,9 @@ __all__ = [
     "new_run_id",
     "prices_json",
     "raw_capture",
-    "record_attempt",
-    "release_expired",
     "release_units",
     "renew_leases",
     "resume_run",
-    "set_assertions",
     "spend_so_far",
     "stored_capture",
     "unit_counts",

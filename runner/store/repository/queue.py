@@ -1,5 +1,5 @@
-"""The unit queue's SQL: store a run's units (reusing earlier results), lease them out, renew, release
-and reopen leases, and count what is still outstanding."""
+"""The unit queue's SQL: store a run's units (reusing earlier results), lease them out, renew and
+release leases, reopen a run, and count what is still outstanding."""
 
 from __future__ import annotations
 
@@ -101,19 +101,6 @@ def _reuse_results(conn: Connection, run_id: str, now: datetime) -> int:
     return len(pairs)
 
 
-def find_reusable_result(
-    session: Session, request_hash: str, *, exclude_run: str | None = None
-) -> int | None:
-    """The id of the newest ``ok`` unit with this exact request (outside ``exclude_run``), if any."""
-    with transaction(session, write=False) as conn:
-        query = select(func.max(UNITS.c.id)).where(
-            UNITS.c.request_hash == request_hash, UNITS.c.status == "ok"
-        )
-        if exclude_run is not None:
-            query = query.where(UNITS.c.run_id != exclude_run)
-        return conn.execute(query).scalar()
-
-
 def claim_units(
     session: Session,
     run_id: str,
@@ -195,20 +182,6 @@ def release_units(session: Session, run_id: str, owner: str, *, unit_ids: Sequen
         query = query.where(UNITS.c.id.in_(list(unit_ids)))
     with transaction(session, write=True) as conn:
         return conn.execute(query.values(status="pending", lease_owner=None, lease_expires_at=None)).rowcount
-
-
-def release_expired(session: Session, run_id: str, *, now: datetime | None = None) -> int:
-    """Return units whose lease expired to ``pending`` (claiming does this implicitly too)."""
-    with transaction(session, write=True) as conn:
-        return conn.execute(
-            update(UNITS)
-            .where(
-                UNITS.c.run_id == run_id,
-                UNITS.c.status == "running",
-                UNITS.c.lease_expires_at < now_or_utc(now),
-            )
-            .values(status="pending", lease_owner=None, lease_expires_at=None)
-        ).rowcount
 
 
 def resume_run(session: Session, run_id: str) -> int:

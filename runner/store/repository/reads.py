@@ -11,8 +11,9 @@ from sqlalchemy import func, select
 
 from runner.errors import StorageError
 from runner.store.records import UnitStatus, UnitView
-from runner.store.repository.sql import ATTEMPTS, RESULTS, RUNS, UNITS, transaction
+from runner.store.repository.sql import ATTEMPTS, RESULTS, UNITS, booked_cost_sql, transaction
 from runner.store.rows import (
+    assertions_from_json,
     attempt_view,
     completion_error_from_dict,
     completion_from_results,
@@ -27,11 +28,10 @@ if TYPE_CHECKING:
 
 
 def spend_so_far(session: Session, run_id: str) -> float:
-    """USD spent by a run's attempts: reported cost where the provider gave one, else computed."""
-    cost = func.coalesce(ATTEMPTS.c.cost_reported, ATTEMPTS.c.cost_computed, 0.0)
+    """USD spent by a run's attempts, each booked by ``runner.pricing.booked_cost``."""
     with transaction(session, write=False) as conn:
         total = conn.execute(
-            select(func.coalesce(func.sum(cost), 0.0))
+            select(func.coalesce(func.sum(booked_cost_sql()), 0.0))
             .select_from(ATTEMPTS.join(UNITS, ATTEMPTS.c.unit_id == UNITS.c.id))
             .where(UNITS.c.run_id == run_id)
         ).scalar_one()
@@ -58,37 +58,39 @@ def raw_capture(session: Session, attempt_id: int) -> bytes | None:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class StoredCapture:
-    """An attempt's raw body as received, with what is needed to replay it."""
+    """An attempt's raw body as received, with what is needed to replay it.
+
+    The dialect that reads it is the run's business (its job spec), not the store's: the caller
+    looks it up from ``run_id`` and ``provider``.
+    """
 
     attempt_id: int
+    run_id: str
     unit_key: str
     provider: str
-    dialect: str | None  # from the run's stored job spec
     body: bytes | None  # None when the attempt's bytes were not captured
     http_status: int | None  # a non-2xx status means the body is an error body, not a stream
 
 
 def stored_capture(session: Session, attempt_id: int) -> StoredCapture:
-    """The captured bytes of attempt ``attempt_id`` and the dialect that reads them."""
+    """The captured bytes of attempt ``attempt_id`` and the unit they belong to."""
     query = (
-        select(ATTEMPTS.c.raw_capture, ATTEMPTS.c.http_status, UNITS.c.key, UNITS.c.provider, RUNS.c.job_spec)
+        select(ATTEMPTS.c.raw_capture, ATTEMPTS.c.http_status, UNITS.c.run_id, UNITS.c.key, UNITS.c.provider)
         .join(UNITS, UNITS.c.id == ATTEMPTS.c.unit_id)
-        .join(RUNS, RUNS.c.id == UNITS.c.run_id)
         .where(ATTEMPTS.c.id == attempt_id)
     )
     with transaction(session, write=False) as conn:
-        row = conn.execute(query).first()
+        row = conn.execute(query).mappings().first()
     if row is None:
         raise StorageError(f"no attempt {attempt_id} in this database")
-    data, status, key, provider, spec = row
-    dialect = next((p["dialect"] for p in spec.get("providers", ()) if p.get("name") == provider), None)
+    data = row["raw_capture"]
     return StoredCapture(
         attempt_id=attempt_id,
-        unit_key=key,
-        provider=provider,
-        dialect=dialect,
+        run_id=row["run_id"],
+        unit_key=row["key"],
+        provider=row["provider"],
         body=decompress_raw(data) if data is not None else None,
-        http_status=status,
+        http_status=row["http_status"],
     )
 
 
@@ -100,11 +102,8 @@ def count_failed_assertions(session: Session, run_id: str) -> int:
         .where(UNITS.c.run_id == run_id, RESULTS.c.assertions.is_not(None))
     )
     with transaction(session, write=False) as conn:
-        return sum(
-            1
-            for (outcomes,) in conn.execute(query)
-            if any(isinstance(o, dict) and o.get("passed") is False for o in outcomes or ())
-        )
+        stored = conn.execute(query).scalars().all()
+    return sum(1 for data in stored if any(not o.passed for o in assertions_from_json(data)))
 
 
 def iter_units(session: Session, run_id: str, *, page_size: int = 500) -> Iterator[UnitView]:
@@ -170,5 +169,5 @@ def _unit_view(unit: RowMapping, attempts: Sequence[RowMapping], results: Sequen
         completion=completion_from_results(results, stream_error),
         cost_reported=results[0]["cost_reported"] if results else None,
         cost_computed=results[0]["cost_computed"] if results else None,
-        assertions=tuple(row["assertions"] for row in results),
+        assertions=assertions_from_json(results[0]["assertions"]) if results else (),
     )

@@ -1,56 +1,31 @@
-"""Read queries of the reports that the repository does not already answer (SQL stays in runner.store).
+"""The reports' own reads: every attempt's tokens and cost with its run's grouping fields.
 
-Kept apart from the ``repository`` package so the reports can grow their reads without touching the
-queue's modules; same rules: a Session in, one short read transaction, frozen records out.
+Units and runs are read through ``reads.iter_units`` and ``runs.get_run``; this module holds only what
+``runner cost`` needs across runs, without the answers' texts.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Final
+from typing import TYPE_CHECKING
 
 from sqlalchemy import select
 
-from runner.store.db import storage_errors
-from runner.store.models import Base
+from runner.store.records import AttemptCost
+from runner.store.repository.sql import ATTEMPTS, RUNS, UNITS, transaction
 
 if TYPE_CHECKING:
     from datetime import datetime
 
     from sqlalchemy.orm import Session
 
-RUNS: Final = Base.metadata.tables["runs"]
-UNITS: Final = Base.metadata.tables["units"]
-ATTEMPTS: Final = Base.metadata.tables["attempts"]
 
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class AttemptCost:
-    """One attempt's tokens and cost with its run's grouping fields (no texts: cheap at any scale)."""
-
-    run_id: str
-    job_name: str
-    tags: tuple[str, ...]
-    provider: str
-    model: str | None
-    started_at: datetime
-    ok: bool
-    input_tokens: int | None
-    output_tokens: int | None
-    reasoning_tokens: int | None
-    cached_input_tokens: int | None
-    cost_reported: float | None
-    cost_computed: float | None
-
-
-@storage_errors
 def attempt_costs(
     session: Session, *, since: datetime | None = None, until: datetime | None = None
 ) -> list[AttemptCost]:
     """Every attempt that started in ``[since, until)`` with its cost fields, oldest first."""
     query = (
         select(
-            RUNS.c.id,
+            RUNS.c.id.label("run_id"),
             RUNS.c.job_name,
             RUNS.c.tags,
             UNITS.c.provider,
@@ -73,23 +48,23 @@ def attempt_costs(
         query = query.where(ATTEMPTS.c.started_at >= since)
     if until is not None:
         query = query.where(ATTEMPTS.c.started_at < until)
-    with session.begin():
-        rows = session.execute(query).all()
+    with transaction(session, write=False) as conn:
+        rows = conn.execute(query).mappings().all()
     return [
         AttemptCost(
-            run_id=row[0],
-            job_name=row[1],
-            tags=tuple(row[2] or ()),
-            provider=row[3],
-            model=row[4],
-            started_at=row[5],
-            ok=row[6] is None,
-            input_tokens=row[7],
-            output_tokens=row[8],
-            reasoning_tokens=row[9],
-            cached_input_tokens=row[10],
-            cost_reported=row[11],
-            cost_computed=row[12],
+            run_id=row["run_id"],
+            job_name=row["job_name"],
+            tags=tuple(row["tags"] or ()),
+            provider=row["provider"],
+            model=row["model"],
+            started_at=row["started_at"],
+            ok=row["error_kind"] is None,
+            input_tokens=row["input_tokens"],
+            output_tokens=row["output_tokens"],
+            reasoning_tokens=row["reasoning_tokens"],
+            cached_input_tokens=row["cached_input_tokens"],
+            cost_reported=row["cost_reported"],
+            cost_computed=row["cost_computed"],
         )
         for row in rows
     ]

@@ -11,7 +11,6 @@ from sqlalchemy import insert, select, update
 
 from runner.errors import StorageError
 from runner.pricing import prices_snapshot
-from runner.store.db import storage_errors
 from runner.store.records import RunInfo, RunStatus
 from runner.store.repository.sql import RUNS, now_or_utc, transaction
 
@@ -100,7 +99,6 @@ def create_run(
         return _run_info(cast("RowMapping", row))
 
 
-@storage_errors
 def get_run(session: Session, ref: str) -> RunInfo:
     """The run ``ref`` names: a run id, or ``latest`` for the most recently started one.
 

@@ -9,6 +9,8 @@ import contextlib
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Final
 
+from sqlalchemy import func
+
 from runner.store.db import map_exceptions
 from runner.store.models import Base
 
@@ -17,11 +19,21 @@ if TYPE_CHECKING:
 
     from sqlalchemy.engine import Connection
     from sqlalchemy.orm import Session
+    from sqlalchemy.sql.elements import ColumnElement
 
 RUNS: Final = Base.metadata.tables["runs"]
 UNITS: Final = Base.metadata.tables["units"]
 ATTEMPTS: Final = Base.metadata.tables["attempts"]
 RESULTS: Final = Base.metadata.tables["results"]
+
+
+def booked_cost_sql() -> ColumnElement[float]:
+    """An attempt's booked cost in SQL, zero when unknown: ``runner.pricing.booked_cost`` mirrored.
+
+    The one SQL statement of the cost rule (provider-reported where sent, else computed from the
+    run's frozen prices); change both together.
+    """
+    return func.coalesce(ATTEMPTS.c.cost_reported, ATTEMPTS.c.cost_computed, 0.0)
 
 
 def now_or_utc(now: datetime | None) -> datetime:

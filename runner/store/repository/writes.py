@@ -1,5 +1,5 @@
-"""The writes: a batch of attempts and unit ends in one transaction (its single-item forms too), and
-the reports' assertion outcomes."""
+"""The writes: a batch of attempts and unit ends (with their results and assertion outcomes) in one
+transaction."""
 
 from __future__ import annotations
 
@@ -7,9 +7,10 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import bindparam, insert, select, text, update
 
+from runner.pricing import booked_cost
 from runner.store.records import BatchOutcome, UnitFinish
 from runner.store.repository.sql import ATTEMPTS, RESULTS, UNITS, now_or_utc, transaction
-from runner.store.rows import attempt_cost, attempt_row, result_rows
+from runner.store.rows import attempt_row, result_rows
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -18,7 +19,7 @@ if TYPE_CHECKING:
     from sqlalchemy.engine import Connection
     from sqlalchemy.orm import Session
 
-    from runner.store.records import AttemptWrite, RawCapturePolicy, WriteItem
+    from runner.store.records import RawCapturePolicy, WriteItem
 
 
 def write_batch(
@@ -75,10 +76,9 @@ def write_batch(
             completion = item.completion or (item.attempt.completion if item.attempt else None)
             if completion is not None:
                 attempt_id = attempt_ids[attempt_of[position]] if position in attempt_of else None
-                rows = result_rows(item.unit_id, attempt_id, completion, item.cost_computed, moment)
-                if rows and item.assertions is not None:
-                    rows[0]["assertions"] = list(item.assertions)  # kept on the first choice's row
-                results.extend(rows)
+                results += result_rows(
+                    item.unit_id, attempt_id, completion, item.cost_computed, moment, item.assertions
+                )
         if results:
             conn.execute(insert(RESULTS), results)
         if finished:
@@ -89,7 +89,7 @@ def write_batch(
                 .values(status=bindparam("st"), lease_owner=None, lease_expires_at=None, finished_at=moment),
                 [{"uid": unit_id, "st": status_of[unit_id]} for unit_id in finished],
             )
-    cost = sum(attempt_cost(row["cost_reported"], row["cost_computed"]) for row in attempt_rows)
+    cost = sum(booked_cost(row["cost_reported"], row["cost_computed"]) or 0.0 for row in attempt_rows)
     return BatchOutcome(attempts=len(attempt_rows), finished=tuple(finished), lost=tuple(lost), cost_usd=cost)
 
 
@@ -109,30 +109,3 @@ def _insert_attempts(conn: Connection, rows: list[dict[str, Any]]) -> list[int]:
         return ids
     returning = insert(ATTEMPTS).returning(ATTEMPTS.c.id, sort_by_parameter_order=True)
     return list(conn.execute(returning, rows).scalars())
-
-
-def record_attempt(session: Session, item: AttemptWrite, *, raw_capture: RawCapturePolicy = "failed") -> None:
-    """Store one attempt on its own (the writer batches these through ``write_batch``)."""
-    write_batch(session, [item], raw_capture=raw_capture)
-
-
-def finish_unit(
-    session: Session,
-    item: UnitFinish,
-    *,
-    raw_capture: RawCapturePolicy = "failed",
-    now: datetime | None = None,
-) -> bool:
-    """End one unit (final attempt, results, status) in one transaction; False if its lease was lost."""
-    outcome = write_batch(session, [item], raw_capture=raw_capture, now=now)
-    return bool(outcome.finished)
-
-
-def set_assertions(session: Session, unit_id: int, choice_index: int, outcomes: list[Any]) -> None:
-    """Store the assertion outcomes of one result choice (written by the reports)."""
-    with transaction(session, write=True) as conn:
-        conn.execute(
-            update(RESULTS)
-            .where(RESULTS.c.unit_id == unit_id, RESULTS.c.choice_index == choice_index)
-            .values(assertions=outcomes)
-        )

@@ -1,4 +1,4 @@
-"""The run report's context: RunData -> one frozen RunReportContext the templates only format.
+"""The run report's context: a run's store records -> one frozen RunReportContext the templates format.
 
 All choices live here (what to expand, how to page, what to chart), so templates hold no logic and
 a test can check a context without rendering it.
@@ -9,38 +9,25 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Final
+from typing import TYPE_CHECKING, ClassVar, Final
 
 from runner.report import charts
+from runner.report.common import Chart, RunData, RunHeader, run_header
 from runner.report.stats import GroupStats, group_stats
 
 if TYPE_CHECKING:
-    from collections.abc import Sequence
-
-    from markupsafe import Markup
-
     from runner.grading.assertions import AssertionOutcome
-    from runner.report.data import AttemptFacts, RunData, RunFacts, UnitFacts
+    from runner.store.records import UnitView
 
 PAGE_SIZE: Final = 500  # compact rows per collapsed page: a browser lays out only open pages
 OK_SAMPLE_PER_PROVIDER: Final = 10  # successful units shown expanded, per provider
 FAILED_CARDS_MAX: Final = 300  # failed units shown expanded; the rest stay in the compact rows
 EXCERPT_CHARS: Final = 100
 # The unit table's answers share this many characters, so a huge run still makes a file a browser
-# opens (issue 6: under 25 MB). Beyond it each answer is cut evenly and says how much was left out;
+# opens (a report must stay under 25 MB). Beyond it each answer is cut evenly and says how much was left out;
 # expanded cases always show whole answers, and `runner export` has every answer in full.
 ANSWER_BUDGET_CHARS: Final = 8_000_000
 TIME_BINS: Final = 24
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class Chart:
-    """One inline SVG chart with a caption saying how to read it."""
-
-    id: str
-    title: str
-    caption: str
-    svg: Markup
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -62,7 +49,7 @@ class ChoiceView:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class AttemptView:
+class AttemptSpan:
     """One attempt on the unit's timeline; ``left``/``width`` are percent of the unit's span."""
 
     number: int
@@ -89,7 +76,7 @@ class UnitCard:
     model: str | None
     choices: tuple[ChoiceView, ...]
     assertions: tuple[AssertionOutcome, ...]
-    attempts: tuple[AttemptView, ...]
+    attempts: tuple[AttemptSpan, ...]
     span_s: float
 
 
@@ -130,21 +117,10 @@ class ProviderSection:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class RunHeader:
-    id: str
-    job_name: str
-    status: str
-    started_at: datetime
-    finished_at: datetime | None
-    wall_s: float | None
-    host: str
-    runner_version: str
-    tags: tuple[str, ...]
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
 class RunReportContext:
     """Everything ``run.html`` shows."""
+
+    template: ClassVar[str] = "run.html"
 
     title: str
     generated_at: datetime
@@ -164,30 +140,6 @@ def resume_hint(run_id: str, status: str, unfinished: int) -> str | None:
         return None
     why = "the run was interrupted" if status == "interrupted" else f"the run is {status}"
     return f"{unfinished} units have no result yet ({why}). Finish them with: runner run --resume {run_id}"
-
-
-def _end(attempt: AttemptFacts) -> datetime:
-    from datetime import timedelta
-
-    return attempt.started_at + timedelta(seconds=attempt.end_s or 0.0)
-
-
-def run_header(run: RunFacts, units: Sequence[UnitFacts]) -> RunHeader:
-    """The run's identity and wall time (from the runs row, else from its attempts)."""
-    ends = [_end(a) for u in units for a in u.attempts]
-    finished = run.finished_at or max(ends, default=None)
-    wall = (finished - run.started_at).total_seconds() if finished else None
-    return RunHeader(
-        id=run.id,
-        job_name=run.job_name,
-        status=run.status,
-        started_at=run.started_at,
-        finished_at=run.finished_at,
-        wall_s=wall,
-        host=run.host,
-        runner_version=run.runner_version,
-        tags=run.tags,
-    )
 
 
 def describe_price(price: object) -> str:
@@ -211,13 +163,13 @@ def tool_call_view(name: str, call_id: str | None, arguments: str) -> ToolCallVi
     return ToolCallView(name=name, id=call_id, arguments=pretty, is_json=True)
 
 
-def unit_card(unit: UnitFacts) -> UnitCard:
+def unit_card(unit: UnitView) -> UnitCard:
     first = unit.attempts[0].started_at if unit.attempts else None
     offsets = [(a.started_at - first).total_seconds() if first else 0.0 for a in unit.attempts]
     span = max((o + (a.end_s or 0.0) for o, a in zip(offsets, unit.attempts, strict=True)), default=0.0)
     span = span or 1.0
     attempts = tuple(
-        AttemptView(
+        AttemptSpan(
             number=a.number,
             offset_s=offset,
             ttft_s=a.ttft_s,
@@ -256,7 +208,7 @@ def unit_card(unit: UnitFacts) -> UnitCard:
     )
 
 
-def unit_row(unit: UnitFacts, limit: int | None = None) -> UnitRow:
+def unit_row(unit: UnitView, limit: int | None = None) -> UnitRow:
     final = unit.final
     choices = unit.completion.choices if unit.completion else ()
     answer = choices[0].text if choices else ""
@@ -283,7 +235,7 @@ def unit_row(unit: UnitFacts, limit: int | None = None) -> UnitRow:
     )
 
 
-def _run_charts(data: RunData, by_provider: dict[str, list[UnitFacts]]) -> tuple[Chart, ...]:
+def _run_charts(data: RunData, by_provider: dict[str, list[UnitView]]) -> tuple[Chart, ...]:
     start = data.run.started_at
     names = sorted(by_provider)
     good = {p: [a for u in by_provider[p] for a in u.attempts if a.error is None] for p in names}
@@ -355,7 +307,7 @@ def _run_charts(data: RunData, by_provider: dict[str, list[UnitFacts]]) -> tuple
 def build_run_context(data: RunData, *, generated_at: datetime | None = None) -> RunReportContext:
     """Aggregate one run into the context of ``run.html``."""
     units = sorted(data.units, key=lambda u: (u.provider, u.case_id, u.repeat))
-    by_provider: dict[str, list[UnitFacts]] = {}
+    by_provider: dict[str, list[UnitView]] = {}
     for unit in units:
         by_provider.setdefault(unit.provider, []).append(unit)
     providers = tuple(

@@ -1,0 +1,68 @@
+"""What every report shares: a run as read from the store, its header, and an inline chart."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+    from datetime import datetime
+
+    from markupsafe import Markup
+
+    from runner.store.records import AttemptView, RunInfo, UnitView
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RunData:
+    """A run and all its units, as the store's records: the input of the run report, diff and trend."""
+
+    run: RunInfo
+    units: tuple[UnitView, ...]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Chart:
+    """One inline SVG chart with a caption saying how to read it."""
+
+    id: str
+    title: str
+    caption: str
+    svg: Markup
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RunHeader:
+    id: str
+    job_name: str
+    status: str
+    started_at: datetime
+    finished_at: datetime | None
+    wall_s: float | None
+    host: str
+    runner_version: str
+    tags: tuple[str, ...]
+
+
+def _end(attempt: AttemptView) -> datetime:
+    return attempt.started_at + timedelta(seconds=attempt.end_s or 0.0)
+
+
+def run_header(run: RunInfo, units: Sequence[UnitView]) -> RunHeader:
+    """The run's identity and wall time (from the runs row, else from its attempts)."""
+    ends = [_end(a) for u in units for a in u.attempts]
+    finished = run.finished_at or max(ends, default=None)
+    wall = (finished - run.started_at).total_seconds() if finished else None
+    return RunHeader(
+        id=run.id,
+        job_name=run.job_name,
+        status=run.status,
+        started_at=run.started_at,
+        finished_at=run.finished_at,
+        wall_s=wall,
+        host=run.host,
+        runner_version=run.runner_version,
+        tags=run.tags,
+    )
