@@ -12,8 +12,6 @@ from typing import TYPE_CHECKING, Any, Final
 if TYPE_CHECKING:
     from collections.abc import Mapping
 
-DIALECT_NAMES: Final = ("openai-chat", "anthropic-messages", "runware")
-
 # A provider served by the built-in simulator has this base URL in its spec (a job file may omit
 # base_url or write "sim://" when it has a [providers.simulator] table). The engine starts the
 # in-process simulator and replaces it with the simulator's real http://127.0.0.1:PORT URL via
@@ -57,7 +55,7 @@ class ProviderSpec:
     """One provider of a job: where to send, how to speak, how hard to push."""
 
     name: str
-    dialect: str  # one of DIALECT_NAMES
+    dialect: str  # a name in the dialect registry, runner.wire.dialects.names()
     base_url: str  # what the provider's official SDK takes as base URL
     model: str
     api_key_env: str | None = None  # the key is read from this variable, nowhere else
@@ -89,7 +87,7 @@ class CaseSpec:
     params: dict[str, Any] = field(default_factory=dict)  # merged over the provider's params
     providers: tuple[str, ...] | None = None  # None: every provider
     repeats: int | None = None  # None: the job default
-    expect: dict[str, Any] | None = None  # assertions, checked by the reports issue
+    expect: dict[str, Any] | None = None  # assertions (runner.grading), checked on each result
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -122,6 +120,14 @@ def merge_params(base: Mapping[str, Any], over: Mapping[str, Any]) -> dict[str, 
         else:
             merged[key] = value
     return merged
+
+
+def request_params(provider: ProviderSpec, case: CaseSpec) -> dict[str, Any]:
+    """The body params of ``case`` on ``provider``: the case's params merged over the provider's.
+
+    One merge for the request a dialect builds and for the ``--reuse`` hash, so the two agree.
+    """
+    return merge_params(provider.params, case.params)
 
 
 def job_from_json(data: Mapping[str, Any]) -> JobSpec:

@@ -8,7 +8,7 @@ import orjson
 import pytest
 
 from runner import jsontext
-from runner.wire.dialects import DIALECTS
+from runner.wire.dialects import names
 from runner.wire.replay import parse_stream
 
 
@@ -27,7 +27,7 @@ def test_dumps_never_raises_on_decoded_values(depth: int) -> None:
     assert text == jsontext.TOO_DEEP or json.loads(text) == value
 
 
-@pytest.mark.parametrize("dialect", sorted(DIALECTS))
+@pytest.mark.parametrize("dialect", sorted(names()))
 @pytest.mark.parametrize("depth", [300, 1020], ids=["300", "1020"])
 def test_deeply_nested_error_payload_is_data_not_a_crash(dialect: str, depth: int) -> None:
     """An in-stream error whose message nests deeper than orjson encodes becomes the error's text."""

@@ -132,7 +132,6 @@ def test_vocabulary_imports_nothing_else_of_runner() -> None:
     assert _violations(tuple(VOCABULARY), (), io=True) == []
 
 
-@pytest.mark.xfail(reason="the dialects still import runner.job.plan.request_params", strict=True)
 def test_wire_is_pure_and_sits_on_the_vocabulary() -> None:
     """``wire`` imports only the vocabulary and itself; no trio, httpx or SQLAlchemy."""
     assert _violations(("runner.wire",), ("runner.wire",), io=True) == []

@@ -9,9 +9,9 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
-from runner.spec import merge_params
+from runner.spec import request_params
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -32,11 +32,6 @@ class Unit:
     case_id: str
     repeat: int
     request_hash: str
-
-
-def request_params(provider: ProviderSpec, case: CaseSpec) -> dict[str, Any]:
-    """The body params of ``case`` on ``provider``: the case's params merged over the provider's."""
-    return merge_params(provider.params, case.params)
 
 
 def request_hash(provider: ProviderSpec, case: CaseSpec) -> str:

@@ -14,7 +14,6 @@ from urllib.parse import urlsplit
 from runner.errors import ConfigError
 from runner.job.source import Where, check_positive, check_table, optional_float, require
 from runner.spec import (
-    DIALECT_NAMES,
     SIMULATOR_BASE_URL,
     Price,
     ProviderSpec,
@@ -22,6 +21,7 @@ from runner.spec import (
     Timeouts,
     merge_params,
 )
+from runner.wire.dialects import names as dialect_names
 
 # Key -> expected type, per table (runner.job.source.check_table); the builders add range checks.
 _RETRY = {f.name: "int" if f.type == "int" else "number" for f in dataclasses.fields(RetryPolicy)}
@@ -119,10 +119,11 @@ def build_provider(
         raise where.error(
             f"{prefix}.name", "must not contain '/'", "unit keys are provider/case/repeat; drop the '/'"
         )
-    dialect = require(where, table, prefix, "dialect", f"set dialect to one of {', '.join(DIALECT_NAMES)}")
-    if dialect not in DIALECT_NAMES:
-        close = difflib.get_close_matches(dialect, DIALECT_NAMES, n=1, cutoff=0.5)
-        fix = f"did you mean {close[0]!r}?" if close else f"use one of {', '.join(DIALECT_NAMES)}"
+    known = dialect_names()
+    dialect = require(where, table, prefix, "dialect", f"set dialect to one of {', '.join(known)}")
+    if dialect not in known:
+        close = difflib.get_close_matches(dialect, known, n=1, cutoff=0.5)
+        fix = f"did you mean {close[0]!r}?" if close else f"use one of {', '.join(known)}"
         raise where.error(f"{prefix}.dialect", f"unknown dialect {dialect!r}", fix)
     model = require(where, table, prefix, "model", "name the model the provider should run")
     for key in ("concurrency",):

@@ -13,7 +13,8 @@ from typing import TYPE_CHECKING, Any, Final
 
 import trio
 
-from runner.job.plan import request_params
+from runner.spec import request_params
+from runner.wire.dialects import get_dialect
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Iterable
@@ -23,29 +24,20 @@ if TYPE_CHECKING:
 # Output tokens assumed when a request sets no max_tokens: providers reserve TPM for the cap, and
 # a budget that assumes too little only means a correction after the usage arrives.
 DEFAULT_OUTPUT_ESTIMATE: Final = 1024
-_MAX_TOKEN_PARAMS: Final = ("max_tokens", "max_completion_tokens", "max_output_tokens", "maxTokens")
 
 
 def estimate_tokens(provider: ProviderSpec, case: CaseSpec) -> int:
-    """Tokens a request will count against TPM before it is sent: prompt chars / 4 + max tokens."""
+    """Tokens a request will count against TPM before it is sent: prompt chars / 4 + max tokens.
+
+    The max tokens are the cap the provider's dialect puts in the request (each names it its own way).
+    """
     chars = len(case.system or "")
     if case.tools:  # tool schemas are sent, and counted, as part of the prompt
         chars += len(json.dumps(list(case.tools)))
     for message in case.messages:
         chars += _content_chars(message.get("content"))
-    params = request_params(provider, case)
-    settings = params.get("settings")  # Runware nests its generation settings
-    scopes = [params, settings] if isinstance(settings, dict) else [params]
-    output = next(
-        (
-            scope[name]
-            for scope in scopes
-            for name in _MAX_TOKEN_PARAMS
-            if isinstance(scope.get(name), int) and not isinstance(scope.get(name), bool)
-        ),
-        DEFAULT_OUTPUT_ESTIMATE,
-    )
-    return chars // 4 + output
+    output = get_dialect(provider.dialect).max_output_tokens(request_params(provider, case))
+    return chars // 4 + (DEFAULT_OUTPUT_ESTIMATE if output is None else output)
 
 
 def _content_chars(content: Any) -> int:

@@ -9,7 +9,7 @@ and there is no size limit on a line or an event.
 
 from __future__ import annotations
 
-from typing import Any, NamedTuple, TypeAlias, cast
+from typing import Any, Literal, NamedTuple, TypeAlias, overload
 
 _BOM = b"\xef\xbb\xbf"
 
@@ -65,8 +65,7 @@ class SSEDecoder:
 
     def feed(self, chunk: bytes) -> list[ServerSentEvent]:
         """Take one read of the body and return the events it completed, in order."""
-        # With raw=False every event comes out as a ServerSentEvent.
-        return cast("list[ServerSentEvent]", self._feed(chunk, False))
+        return self._feed(chunk, False)
 
     def feed_raw(self, chunk: bytes) -> list[RawEvent]:
         """Like ``feed``, but an event of type ``message`` comes out as its raw data bytes.
@@ -79,7 +78,15 @@ class SSEDecoder:
         """
         return self._feed(chunk, True)
 
-    def _feed(self, chunk: bytes, raw: bool) -> list[RawEvent]:
+    # With raw=False every event comes out as a ServerSentEvent (_message, _dispatch): the
+    # overloads state it, so neither public method needs a cast.
+    @overload
+    def _feed(self, chunk: bytes, raw: Literal[False]) -> list[ServerSentEvent]: ...
+
+    @overload
+    def _feed(self, chunk: bytes, raw: Literal[True]) -> list[RawEvent]: ...
+
+    def _feed(self, chunk: bytes, raw: bool) -> list[Any]:
         if not chunk:
             return []
         if self._pending_cr:
@@ -188,16 +195,17 @@ class SSEDecoder:
         )
 
     def close(self) -> list[ServerSentEvent]:
-        """Signal EOF. An unterminated last event is dropped (spec); the decoder is reset."""
-        events: list[ServerSentEvent] = []
-        if self._tail:
-            # A last line without its line ending is not a line: the spec discards it along with
-            # the event it belongs to. Nothing to dispatch.
-            self._tail = b""
+        """Signal EOF and reset the decoder. The list it returns is always empty.
+
+        A list so that EOF reads like one more ``feed`` (``events.extend(decoder.close())``). A last
+        line without its line ending is not a line: the spec discards it along with the unterminated
+        event it belongs to, so nothing is ever left to dispatch.
+        """
+        self._tail = b""
         self._data = []
         self._event_type = b""
         self._pending_cr = False
-        return events
+        return []
 
     def _process(self, lines: list[bytes], raw: bool) -> list[RawEvent]:
         events: list[RawEvent] = []

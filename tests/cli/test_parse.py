@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 from runner.cli import cli
 from runner.errors import ConfigError, RunnerError
 from runner.model import PROTOCOL_ERROR
-from runner.wire.dialects import DIALECTS, build_dialects, get_dialect
+from runner.wire.dialects import build_dialects, get_dialect, names, registry
 from runner.wire.replay import accumulate, parse_stream
 from tests.streams import FIXTURES, all_fixtures, dialect_of, fixture
 
@@ -25,7 +25,8 @@ EXAMPLES = Path(__file__).resolve().parents[2] / "examples" / "streams"
 def test_registry_is_explicit_and_complete() -> None:
     """The registry names exactly the three dialects, and each dialect knows its own name."""
     assert sorted(build_dialects()) == ["anthropic-messages", "openai-chat", "runware"]
-    assert all(DIALECTS[name].name == name for name in DIALECTS)
+    assert names() == tuple(build_dialects()) == tuple(registry())
+    assert all(registry()[name].name == name for name in names())
 
 
 def test_unknown_dialect_names_the_known_ones() -> None:
@@ -63,7 +64,7 @@ def test_one_byte_reads_give_the_same_completion(name: str) -> None:
     assert accumulate(dialect.new_accumulator(), [raw[i : i + 1] for i in range(len(raw))]) == one
 
 
-@pytest.mark.parametrize("dialect", [pytest.param(name, id=name) for name in sorted(DIALECTS)])
+@pytest.mark.parametrize("dialect", [pytest.param(name, id=name) for name in sorted(names())])
 @settings(max_examples=200, deadline=None)
 @given(raw=st.binary(max_size=400))
 def test_arbitrary_bytes_never_raise(dialect: str, raw: bytes) -> None:
@@ -107,7 +108,7 @@ SHAPED = st.recursive(
 )
 
 
-@pytest.mark.parametrize("dialect", [pytest.param(name, id=name) for name in sorted(DIALECTS)])
+@pytest.mark.parametrize("dialect", [pytest.param(name, id=name) for name in sorted(names())])
 @settings(max_examples=200, deadline=None)
 @given(
     events=st.lists(

@@ -10,8 +10,8 @@ from typing import Any
 from hypothesis import given
 from hypothesis import strategies as st
 
-from runner.job.plan import count_units, plan_units, request_hash, request_params
-from runner.spec import CaseSpec, JobSpec, ProviderSpec
+from runner.job.plan import count_units, plan_units, request_hash
+from runner.spec import CaseSpec, JobSpec, ProviderSpec, request_params
 
 
 def _provider(name: str, **changes: Any) -> ProviderSpec:

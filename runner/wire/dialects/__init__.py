@@ -1,9 +1,14 @@
-"""Provider dialects and their explicit registry (built by a function, no import-time registration)."""
+"""Provider dialects and their explicit registry: the one list of dialect names runner speaks.
+
+Built by a function on first use (no import-time registration); the job loader and the CLI take their
+dialect names from ``names()``.
+"""
 
 from __future__ import annotations
 
+import functools
 from types import MappingProxyType
-from typing import TYPE_CHECKING, Final
+from typing import TYPE_CHECKING
 
 from runner.errors import ConfigError
 from runner.wire.dialects.anthropic_messages import AnthropicMessagesDialect
@@ -16,13 +21,24 @@ if TYPE_CHECKING:
 
 
 def build_dialects() -> dict[str, Dialect]:
-    """Every dialect runner speaks, by name: the one list to extend when a wire shape is added."""
+    """Every dialect runner speaks, by name, in a new dict: the list to extend when a wire shape is added."""
     dialects: tuple[Dialect, ...] = (OpenAIChatDialect(), AnthropicMessagesDialect(), RunwareDialect())
     return {dialect.name: dialect for dialect in dialects}
 
 
-# Read-only: dialects are stateless, so one shared instance of each is safe.
-DIALECTS: Final[Mapping[str, Dialect]] = MappingProxyType(build_dialects())
+@functools.cache
+def registry() -> Mapping[str, Dialect]:
+    """The dialects by name, read-only, built once on first use.
+
+    Cached on purpose and safe to share: a dialect is stateless (the state of a stream lives in the
+    accumulator it hands out), so one instance of each serves every attempt, and no test needs a reset.
+    """
+    return MappingProxyType(build_dialects())
+
+
+def names() -> tuple[str, ...]:
+    """Every dialect name, in the registry's order (openai-chat first)."""
+    return tuple(registry())
 
 
 def get_dialect(name: str) -> Dialect:
@@ -32,10 +48,10 @@ def get_dialect(name: str) -> Dialect:
         ConfigError: no dialect has that name; the message lists the known ones.
     """
     try:
-        return DIALECTS[name]
+        return registry()[name]
     except KeyError:
-        known = ", ".join(sorted(DIALECTS))
+        known = ", ".join(sorted(registry()))
         raise ConfigError(f"unknown dialect {name!r}", fix=f"use one of: {known}") from None
 
 
-__all__ = ["DIALECTS", "Accumulator", "Dialect", "HttpRequest", "build_dialects", "get_dialect"]
+__all__ = ["Accumulator", "Dialect", "HttpRequest", "build_dialects", "get_dialect", "names", "registry"]

@@ -6,25 +6,26 @@ Edge cases: PROTOCOLS.md 30-36 (section 4). Blocks are keyed by ``index``; the S
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Final
+from types import MappingProxyType
+from typing import TYPE_CHECKING, Any, ClassVar, Final
 
 import orjson
 
-from runner.job.plan import request_params
 from runner.model import Choice, Completion, Usage
-from runner.wire.dialects.base import HttpRequest
+from runner.spec import request_params
+from runner.wire.dialects.base import DialectBase, HttpRequest, max_tokens_param
 from runner.wire.dialects.common import (
     AccumulatorBase,
     ToolCallBuilder,
     error_from_payload,
     int_or_none,
     map_finish_reason,
-    parse_json_error_body,
     protocol_error,
 )
 
 if TYPE_CHECKING:
-    from runner.model import CompletionError
+    from collections.abc import Mapping
+
     from runner.spec import CaseSpec, ProviderSpec
     from runner.wire.sse import ServerSentEvent
 
@@ -279,10 +280,14 @@ def anthropic_tools(tools: tuple[dict[str, Any], ...]) -> list[dict[str, Any]]:
     return translated
 
 
-class AnthropicMessagesDialect:
+class AnthropicMessagesDialect(DialectBase[AnthropicMessagesAccumulator]):
     """Anthropic Messages: POST ``{base_url}/v1/messages`` with ``x-api-key`` and a version header."""
 
     name: str = "anthropic-messages"
+    accumulator = AnthropicMessagesAccumulator
+    key_header: ClassVar[str] = "x-api-key"
+    key_prefix: ClassVar[str] = ""
+    fixed_headers: ClassVar[Mapping[str, str]] = MappingProxyType({"anthropic-version": ANTHROPIC_VERSION})
 
     def build_request(self, provider: ProviderSpec, case: CaseSpec, *, api_key: str | None) -> HttpRequest:
         system = [case.system] if case.system is not None else []
@@ -301,7 +306,7 @@ class AnthropicMessagesDialect:
             body["system"] = "\n\n".join(system)
         if case.tools:
             body["tools"] = anthropic_tools(case.tools)
-        # The case's params merged deeply over the provider's (plan.request_params: the same merge
+        # The case's params merged deeply over the provider's (spec.request_params: the same merge
         # the --reuse hash uses), then translated key by key.
         for key, value in request_params(provider, case).items():
             if key == "stop":
@@ -311,23 +316,14 @@ class AnthropicMessagesDialect:
             else:  # max_tokens, temperature, top_p have the same names here
                 body[key] = value
         body["stream"] = True
-        headers = {
-            "Content-Type": "application/json",
-            "Accept": "text/event-stream",
-            "anthropic-version": ANTHROPIC_VERSION,
-            **provider.headers,
-        }
-        if api_key:
-            headers["x-api-key"] = api_key
         return HttpRequest(
             method="POST",
             url=f"{provider.base_url.rstrip('/')}/v1/messages",
-            headers=headers,
+            headers=self.request_headers(provider, api_key),
             body=orjson.dumps(body),
         )
 
-    def new_accumulator(self) -> AnthropicMessagesAccumulator:
-        return AnthropicMessagesAccumulator()
-
-    def parse_error_body(self, status: int, body: bytes) -> CompletionError | None:
-        return parse_json_error_body(body)
+    def max_output_tokens(self, params: Mapping[str, Any]) -> int | None:
+        # max_tokens is required by the Messages API: build_request sends DEFAULT_MAX_TOKENS unset.
+        cap = max_tokens_param(params)
+        return DEFAULT_MAX_TOKENS if cap is None else cap

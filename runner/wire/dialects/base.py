@@ -2,19 +2,28 @@
 
 A dialect builds the HTTP request for a provider and a case, and hands out accumulators: pure reducers
 that take decoded SSE events one at a time and rebuild a ``Completion``. No I/O, no trio.
+``DialectBase`` holds what the three dialects share.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Protocol
+from types import MappingProxyType
+from typing import TYPE_CHECKING, Any, ClassVar, Final, Generic, Protocol, TypeVar
+
+from runner.wire.dialects.common import AccumulatorBase, parse_json_error_body
 
 if TYPE_CHECKING:
-    from collections.abc import Sequence
+    from collections.abc import Mapping, Sequence
 
     from runner.model import Completion, CompletionError
     from runner.spec import CaseSpec, ProviderSpec
     from runner.wire.sse import RawEvent, ServerSentEvent
+
+# The names a request's output-token cap goes by, in the order they are looked for.
+_MAX_TOKEN_PARAMS: Final = ("max_tokens", "max_completion_tokens", "max_output_tokens", "maxTokens")
+
+AccumulatorT = TypeVar("AccumulatorT", bound=AccumulatorBase)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -81,3 +90,55 @@ class Dialect(Protocol):
     def parse_error_body(self, status: int, body: bytes) -> CompletionError | None:
         """The provider's error object from a non-2xx response body, if it has one."""
         ...
+
+    def max_output_tokens(self, params: Mapping[str, Any]) -> int | None:
+        """The output-token cap a request built from these merged params asks for; None when it sets none.
+
+        The rate limiter reserves TPM for it before sending (``runner.run.limits.estimate_tokens``).
+        """
+        ...
+
+
+def max_tokens_param(*scopes: Mapping[str, Any]) -> int | None:
+    """The first integer output-token cap in ``scopes``, searched in order (a bool is not a count)."""
+    for scope in scopes:
+        for name in _MAX_TOKEN_PARAMS:
+            value = scope.get(name)
+            if isinstance(value, int) and not isinstance(value, bool):
+                return value
+    return None
+
+
+class DialectBase(Generic[AccumulatorT]):
+    """What every dialect shares: JSON in, SSE out, JSON error bodies, one accumulator type.
+
+    A subclass sets ``name``, ``accumulator`` and its ``build_request``, and the key header when the
+    provider does not take ``Authorization: Bearer``.
+    """
+
+    name: str
+    accumulator: type[AccumulatorT]
+    key_header: ClassVar[str] = "Authorization"
+    key_prefix: ClassVar[str] = "Bearer "
+    fixed_headers: ClassVar[Mapping[str, str]] = MappingProxyType({})  # the dialect's own, e.g. a version
+
+    def new_accumulator(self) -> AccumulatorT:
+        return self.accumulator()
+
+    def parse_error_body(self, status: int, body: bytes) -> CompletionError | None:
+        return parse_json_error_body(body)
+
+    def max_output_tokens(self, params: Mapping[str, Any]) -> int | None:
+        return max_tokens_param(params)
+
+    def request_headers(self, provider: ProviderSpec, api_key: str | None) -> dict[str, str]:
+        """The headers of a streamed JSON request: the provider's own may override all but the key."""
+        headers = {
+            "Content-Type": "application/json",
+            "Accept": "text/event-stream",
+            **self.fixed_headers,
+            **provider.headers,
+        }
+        if api_key:
+            headers[self.key_header] = f"{self.key_prefix}{api_key}"
+        return headers

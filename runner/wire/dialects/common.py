@@ -1,4 +1,4 @@
-"""Helpers the dialects share: finish-reason mapping, error objects, tool-call and choice assembly.
+"""Helpers the dialects share: messages, finish-reason mapping, error objects, tool-call and choice assembly.
 
 Everything here is a plain mutable builder used inside one accumulator; the frozen records of
 ``runner.model`` are built once, at ``result()`` time (per-chunk work stays a few list appends).
@@ -15,9 +15,10 @@ from runner.model import PROTOCOL_ERROR, Choice, CompletionError, ToolCall
 from runner.wire.sse import as_event
 
 if TYPE_CHECKING:
-    from collections.abc import Sequence
+    from collections.abc import Mapping, Sequence
 
     from runner.model import FinishReason
+    from runner.spec import CaseSpec
     from runner.wire.sse import RawEvent, ServerSentEvent
 
 # Provider finish / stop reasons -> the normalized set. An unknown string maps to None and is kept
@@ -39,6 +40,14 @@ _FINISH_REASONS: Final[dict[str, FinishReason]] = {
     "cancelled": "cancelled",
     "canceled": "cancelled",
 }
+
+
+def openai_messages(case: CaseSpec) -> list[dict[str, Any]]:
+    """The case's messages with its system prompt first, in OpenAI chat format (Runware takes it too)."""
+    messages = [dict(message) for message in case.messages]
+    if case.system is not None:
+        messages.insert(0, {"role": "system", "content": case.system})
+    return messages
 
 
 class AccumulatorBase:
@@ -162,21 +171,51 @@ def parse_json_error_body(body: bytes) -> CompletionError | None:
     return error_from_payload(payload, default_type="http_error")
 
 
-def merge_extra(extras: dict[str, Any], key: str, value: Any) -> None:
-    """Keep a provider extension (MiroMind ``citations``, ``search_results``) as sent.
+class Extras:
+    """Provider extensions kept as sent (MiroMind ``citations``, ``search_results``), by key.
 
     Lists grow by items not seen yet, so both shapes work: a list sent once, in pieces, or repeated
-    cumulatively on several chunks. Other values: the last non-null one wins.
+    cumulatively on several chunks. Other values: the last non-null one wins. Seen items are kept
+    as hashable keys (``_frozen``), so a list resent whole on every chunk costs its length each
+    time, not its length squared.
     """
-    if value is None:
-        return
-    current = extras.get(key)
-    if isinstance(value, list) and isinstance(current, list):
-        current.extend(item for item in value if item not in current)
-    elif isinstance(value, list):
-        extras[key] = list(value)
-    else:
-        extras[key] = value
+
+    __slots__ = ("_seen", "values")
+
+    def __init__(self) -> None:
+        self.values: dict[str, Any] = {}
+        self._seen: dict[str, set[Any]] = {}  # key -> the _frozen items of values[key], a list
+
+    def merge(self, key: str, value: Any) -> None:
+        """Merge one value sent for ``key``."""
+        if value is None:
+            return
+        if isinstance(value, list):
+            current = self.values.get(key)
+            if isinstance(current, list):
+                seen = self._seen[key]
+                for item in value:  # a repeat inside ``value`` is dropped too, as for any seen item
+                    frozen = _frozen(item)
+                    if frozen not in seen:
+                        seen.add(frozen)
+                        current.append(item)
+            else:  # the first list is kept whole, repeats included
+                self.values[key] = list(value)
+                self._seen[key] = {_frozen(item) for item in value}
+        else:
+            self.values[key] = value
+            self._seen.pop(key, None)
+
+
+def _frozen(value: Any) -> Any:
+    # A hashable stand-in equal exactly when the JSON values are equal under ==, as a list's `in`
+    # compares them (1 == 1.0 == True, and their hashes agree): objects become frozensets of
+    # (key, value) pairs, arrays tuples. The two never compare equal to each other or to a scalar.
+    if isinstance(value, dict):
+        return frozenset((key, _frozen(item)) for key, item in value.items())
+    if isinstance(value, list):
+        return tuple(_frozen(item) for item in value)
+    return value
 
 
 class ToolCallBuilder:
@@ -292,6 +331,28 @@ class ChoiceBuilder:
             finish_reason=map_finish_reason(raw),
             raw_finish_reason=raw,
         )
+
+
+def build_choices(builders: Mapping[int, ChoiceBuilder]) -> tuple[Choice, ...]:
+    """The choices rebuilt so far, in index order."""
+    return tuple(builders[index].build() for index in sorted(builders))
+
+
+def stream_complete(choices: Sequence[Choice], *, saw_done: bool, error: CompletionError | None) -> bool:
+    """Whether a stream of indexed choices (openai-chat, runware) ended as a whole answer.
+
+    True after its terminal ``[DONE]``, or, for servers that never send one (PROTOCOLS.md 13), when
+    no error was seen and every choice finished with a reason other than ``error``.
+    """
+    if saw_done:
+        return True
+    return (
+        error is None
+        and bool(choices)
+        and all(
+            choice.raw_finish_reason is not None and choice.finish_reason != "error" for choice in choices
+        )
+    )
 
 
 def int_or_none(value: Any) -> int | None:

@@ -10,45 +10,34 @@ from typing import TYPE_CHECKING, Any, Final
 
 import orjson
 
-from runner.job.plan import request_params
 from runner.model import Completion, Usage
-from runner.spec import merge_params
-from runner.wire.dialects.base import HttpRequest
+from runner.spec import merge_params, request_params
+from runner.wire.dialects.base import DialectBase, HttpRequest
 from runner.wire.dialects.common import (
     AccumulatorBase,
     ChoiceBuilder,
+    Extras,
+    build_choices,
     error_from_payload,
     float_or_none,
     int_or_none,
-    merge_extra,
-    parse_json_error_body,
+    openai_messages,
     protocol_error,
+    stream_complete,
 )
 from runner.wire.dialects.openai_chat_fast import FAST_DECODE_MISSES, decode_chunk
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Sequence
+    from collections.abc import Sequence
 
-    from runner.model import CompletionError
     from runner.spec import CaseSpec, ProviderSpec
-    from runner.wire.dialects.openai_chat_fast import Chunk, ToolCall
+    from runner.wire.dialects.openai_chat_fast import ChunkToolCall
     from runner.wire.sse import RawEvent, ServerSentEvent
 
 # MiroMind extensions kept in Completion.extras wherever in the chunk they arrive.
 _EXTRA_KEYS = ("citations", "search_results")
-# Sentinels of feed_many: "no choice cached yet" (no chunk index is this object) and "this payload
-# yielded no chunk".
-_NO_INDEX: Final = object()
-_NO_STATE: Final = ChoiceBuilder(-1)  # never written to: see feed_many
+# "This payload yielded no chunk" (it was [DONE] or not JSON): an immutable marker, never a chunk.
 _SKIP: Final = object()
-
-
-def openai_messages(case: CaseSpec) -> list[dict[str, Any]]:
-    """The case's messages with its system prompt first, in OpenAI chat format."""
-    messages = [dict(message) for message in case.messages]
-    if case.system is not None:
-        messages.insert(0, {"role": "system", "content": case.system})
-    return messages
 
 
 def openai_usage(raw: dict[str, Any], *, cost: Any = None) -> Usage:
@@ -85,36 +74,40 @@ class OpenAIChatAccumulator(AccumulatorBase):
     goes on until ``[DONE]`` or EOF. ``complete`` (in the result) is true after ``[DONE]`` or when
     every choice finished with a reason other than ``error`` (servers that never send ``[DONE]``,
     PROTOCOLS.md 13).
+
+    Args:
+        fast_path: read the common chunk shapes through the fast paths (``_feed_struct``,
+            ``_feed_shape``); False sends every chunk through ``_full``, which defines the result
+            (the equivalence tests compare the two).
+        msgspec_misses: how many chunks may miss the msgspec path before this stream stops trying it.
     """
 
-    __slots__ = ("_choices", "_extras", "_fast_misses", "_saw_done")
+    __slots__ = ("_choices", "_extras", "_fast_path", "_msgspec_misses", "_saw_done")
 
-    def __init__(self) -> None:
+    def __init__(self, *, fast_path: bool = True, msgspec_misses: int = FAST_DECODE_MISSES) -> None:
         super().__init__()
         self._choices: dict[int, ChoiceBuilder] = {}
-        self._extras: dict[str, Any] = {}
+        self._extras = Extras()
         self._saw_done = False
-        self._fast_misses = FAST_DECODE_MISSES  # left before the msgspec fast path is dropped
+        self._fast_path = fast_path
+        self._msgspec_misses = msgspec_misses if fast_path else 0
+
+    @property
+    def msgspec_misses(self) -> int:
+        """Misses the msgspec fast path has left on this stream (0: it is no longer tried)."""
+        return self._msgspec_misses
 
     def feed(self, event: ServerSentEvent) -> None:
         self.feed_many((event,))
 
     def feed_many(self, events: Sequence[RawEvent]) -> None:
+        # The hot loop: one call per read, one step call per chunk. Each chunk goes to the first
+        # step that takes it: _feed_struct (msgspec, while its miss budget lasts), _feed_shape (the
+        # same shapes read by orjson, with any other keys or values), else _full, which defines the
+        # result. The fast steps are exact shortcuts of _full; hypothesis tests hold them to it.
         if self._done:
             return
         loads = orjson.loads
-        by_index = self._choices
-        # The fast path's last choice index, its state and its text list's append. `index is
-        # last_index` is enough to reuse them: last_index is only ever an int whose state exists,
-        # and states are never replaced. The sentinel start makes a missing index (None) miss.
-        last_index: object = _NO_INDEX
-        last_state = _NO_STATE  # these two placeholders are replaced before their first use
-        append: Callable[[str], None] = _NO_STATE.text.append
-        # The fast path skips _chunk's "first non-empty id / model" bookkeeping, so it waits until
-        # both are known; a stream that never sends one of them pays a cheap call per chunk.
-        need_ids = self._id is None or self._model is None
-        decode = decode_chunk
-        misses = self._fast_misses
         for item in events:
             # feed_raw hands a `message` event over as its raw bytes: orjson reads UTF-8 bytes
             # directly and rejects invalid UTF-8, which _not_json then reads as feed() would (the
@@ -127,121 +120,113 @@ class OpenAIChatAccumulator(AccumulatorBase):
                 self._named(item)
                 if self.is_done:  # (the property: mypy would keep _done narrowed to False)
                     return
-                need_ids = self._id is None or self._model is None
                 continue
-            if misses:
-                # The msgspec fast path (see openai_chat_fast.Chunk): one choice whose state
-                # exists, no finish reason, no usage, a delta of content, reasoning or tool-call
-                # fragments. That is what _chunk would do with it, minus its checks for keys
-                # these Structs cannot hold. The equivalence with _full is a hypothesis test,
-                # plus one test per odd value and position.
-                try:
-                    parsed: Chunk | None = decode(data)
-                except (ValueError, RecursionError):
-                    # msgspec's DecodeError / ValidationError and the UnicodeDecodeError it raises
-                    # for invalid UTF-8 are ValueErrors. RecursionError cannot come from Structs
-                    # this shallow; were it raised, it would still only mean a miss.
-                    parsed = None
-                if (
-                    parsed is not None
-                    and len(parsed.choices) == 1
-                    and parsed.object == "chat.completion.chunk"
-                ):
-                    choice = parsed.choices[0]
-                    index = choice.index
-                    if index is not last_index:
-                        state = by_index.get(index) if index is not None else None
-                        if state is not None:
-                            last_index = index
-                            last_state = state
-                            append = state.text.append
-                    delta = choice.delta
-                    if index is last_index and delta is not None:
-                        if need_ids:
-                            if self._id is None:
-                                self._id = parsed.id or None
-                            if self._model is None:
-                                self._model = parsed.model or None
-                            need_ids = self._id is None or self._model is None
-                        content = delta.content
-                        if content:
-                            append(content)
-                            self.has_answer = True
-                        if delta.tool_calls is not None:
-                            self._tool_calls(last_state, delta.tool_calls)
-                        reasoning = delta.reasoning_content or delta.reasoning
-                        if reasoning:
-                            last_state.reasoning.append(reasoning)
-                            self.has_reasoning = True
-                        continue
-                misses -= 1
-                self._fast_misses = misses
+            if self._msgspec_misses and self._feed_struct(data):
+                continue
             try:
                 chunk = loads(data)
             except orjson.JSONDecodeError:
                 chunk = self._not_json(data)
                 if chunk is _SKIP:
                     return  # [DONE] or a protocol error: done either way
-            # The orjson fast path, for the same shapes with any other keys or values (what the
-            # msgspec path misses, and every chunk once its miss budget is spent): one choice
-            # whose state exists, no finish reason, nothing else of interest on the chunk. Then
-            # _chunk would only take the id and model and call _delta(state, delta): done here
-            # inline for a content-only delta, by calling _delta for any other (tool-call
-            # fragments, reasoning). The equivalence with _full is a hypothesis test; any other
-            # shape goes to _full.
-            if type(chunk) is dict:
-                choices = chunk.get("choices")
-                if type(choices) is list and len(choices) == 1:
-                    choice = choices[0]
-                    # index, delta, finish_reason, logprobs: more keys may be extras (_chunk),
-                    # and so may fewer: a choice can carry citations beside its delta alone.
-                    if (
-                        type(choice) is dict
-                        and len(choice) <= 4
-                        and "citations" not in choice
-                        and "search_results" not in choice
-                    ):
-                        delta = choice.get("delta")
-                        if (
-                            type(delta) is dict
-                            and delta
-                            and choice.get("finish_reason") is None
-                            and chunk.get("usage") is None
-                            # not an error record, not an Azure filter record (object "")
-                            and chunk.get("object") == "chat.completion.chunk"
-                            # no key _chunk reads for errors, usage or extras
-                            and "error" not in chunk
-                            and "x_groq" not in chunk
-                            and "citations" not in chunk
-                            and "search_results" not in chunk
-                        ):
-                            index = choice.get("index")
-                            if index is not last_index:
-                                # bool is an int subclass but not `type() is int`: True goes to
-                                # _chunk, which reads it as index 0 as it must
-                                state = by_index.get(index) if type(index) is int else None
-                                if state is not None:
-                                    last_index = index
-                                    last_state = state
-                                    append = state.text.append
-                            if index is last_index:
-                                if need_ids:
-                                    self._take_ids(chunk)
-                                    need_ids = self._id is None or self._model is None
-                                content = delta.get("content")
-                                if len(delta) == 1 and type(content) is str:
-                                    if content:
-                                        append(content)
-                                        self.has_answer = True
-                                else:
-                                    self._delta(last_state, delta)
-                                continue
+            if self._fast_path and self._feed_shape(chunk):
+                continue
             self._full(chunk, "message", data)
             if self.is_done:
                 return
-            need_ids = self._id is None or self._model is None
 
-    def _tool_calls(self, state: ChoiceBuilder, fragments: list[ToolCall]) -> None:
+    def _feed_struct(self, data: bytes | str) -> bool:
+        """The msgspec fast path: True when it read the chunk, else one miss is spent.
+
+        It takes one choice whose state exists, no finish reason, no usage, a delta of content,
+        reasoning or tool-call fragments (see openai_chat_fast.Chunk): what _chunk would do with
+        it, minus its checks for keys these Structs cannot hold.
+        """
+        try:
+            parsed = decode_chunk(data)
+        except (ValueError, RecursionError):
+            # msgspec's DecodeError / ValidationError and the UnicodeDecodeError it raises for
+            # invalid UTF-8 are ValueErrors. RecursionError cannot come from Structs this shallow;
+            # were it raised, it would still only mean a miss.
+            parsed = None
+        if parsed is not None and len(parsed.choices) == 1 and parsed.object == "chat.completion.chunk":
+            choice = parsed.choices[0]
+            index = choice.index
+            delta = choice.delta
+            # A missing index (None) is left to _chunk, which reads it as 0 and may create a state.
+            state = self._choices.get(index) if index is not None else None
+            if state is not None and delta is not None:
+                # Here, not in _chunk: "the first non-empty id and model win".
+                if self._id is None:
+                    self._id = parsed.id or None
+                if self._model is None:
+                    self._model = parsed.model or None
+                content = delta.content
+                if content:
+                    state.text.append(content)
+                    self.has_answer = True
+                if delta.tool_calls is not None:
+                    self._tool_calls(state, delta.tool_calls)
+                reasoning = delta.reasoning_content or delta.reasoning
+                if reasoning:
+                    state.reasoning.append(reasoning)
+                    self.has_reasoning = True
+                return True
+        self._msgspec_misses -= 1
+        return False
+
+    def _feed_shape(self, chunk: Any) -> bool:
+        """The orjson fast path: True when it read the chunk, else _full must.
+
+        The msgspec path's shapes with any other keys or values (what it misses, and every chunk
+        once its budget is spent): one choice whose state exists, no finish reason, nothing else
+        of interest on the chunk. Then _chunk would only take the id and model and call
+        _delta(state, delta): done here inline for a content-only delta, by calling _delta for
+        any other (tool-call fragments, reasoning).
+        """
+        if type(chunk) is not dict:
+            return False
+        choices = chunk.get("choices")
+        if type(choices) is not list or len(choices) != 1:
+            return False
+        choice = choices[0]
+        # index, delta, finish_reason, logprobs: more keys may be extras (_chunk), and so may
+        # fewer: a choice can carry citations beside its delta alone.
+        if type(choice) is not dict or len(choice) > 4 or "citations" in choice or "search_results" in choice:
+            return False
+        delta = choice.get("delta")
+        if not (
+            type(delta) is dict
+            and delta
+            and choice.get("finish_reason") is None
+            and chunk.get("usage") is None
+            # not an error record, not an Azure filter record (object "")
+            and chunk.get("object") == "chat.completion.chunk"
+            # no key _chunk reads for errors, usage or extras
+            and "error" not in chunk
+            and "x_groq" not in chunk
+            and "citations" not in chunk
+            and "search_results" not in chunk
+        ):
+            return False
+        index = choice.get("index")
+        # bool is an int subclass but not `type() is int`: True goes to _chunk, which reads it as
+        # index 0 as it must.
+        state = self._choices.get(index) if type(index) is int else None
+        if state is None:
+            return False
+        if self._id is None or self._model is None:
+            self._take_ids(chunk)
+        content = delta.get("content")
+        if len(delta) == 1 and type(content) is str:
+            if content:
+                state.text.append(content)
+                self.has_answer = True
+        else:
+            self._delta(state, delta)
+        return True
+
+    def _tool_calls(self, state: ChoiceBuilder, fragments: list[ChunkToolCall]) -> None:
         # _delta's tool-call loop for decoded Structs: add_parts is add() minus reading the dict.
         add_parts = state.tools.add_parts
         for fragment in fragments:
@@ -312,7 +297,7 @@ class OpenAIChatAccumulator(AccumulatorBase):
             self._usage = x_groq["usage"]
         for key in _EXTRA_KEYS:
             if key in chunk:
-                merge_extra(self._extras, key, chunk[key])
+                self._extras.merge(key, chunk[key])
         choices = chunk.get("choices")
         if not choices or type(choices) is not list:
             return  # choices: [] (usage chunk, Azure's first chunk) is normal
@@ -345,7 +330,7 @@ class OpenAIChatAccumulator(AccumulatorBase):
             # MiroMind's extensions may sit on the choice, beside as few as one other key.
             for key in _EXTRA_KEYS:
                 if key in raw_choice:
-                    merge_extra(self._extras, key, raw_choice[key])
+                    self._extras.merge(key, raw_choice[key])
         if finished and self._usage is not None and self._all_finished():
             self._done = True
 
@@ -381,10 +366,10 @@ class OpenAIChatAccumulator(AccumulatorBase):
             self._steps(state, steps)
         details = delta.get("reasoning_details")
         if details:
-            merge_extra(self._extras, "reasoning_details", details)
+            self._extras.merge("reasoning_details", details)
         for key in _EXTRA_KEYS:
             if key in delta:
-                merge_extra(self._extras, key, delta[key])
+                self._extras.merge(key, delta[key])
 
     def _steps(self, state: ChoiceBuilder, steps: list[Any]) -> None:
         # MiroMind reasoning steps are whole steps, not fragments: keep them in order, and join
@@ -402,26 +387,24 @@ class OpenAIChatAccumulator(AccumulatorBase):
         return all(state.raw_finish_reason is not None for state in self._choices.values())
 
     def result(self) -> Completion:
-        choices = tuple(self._choices[index].build() for index in sorted(self._choices))
-        every_finished = bool(choices) and all(
-            choice.raw_finish_reason is not None and choice.finish_reason != "error" for choice in choices
-        )
+        choices = build_choices(self._choices)
         usage = openai_usage(self._usage) if self._usage is not None else None
         return Completion(
             id=self._id,
             model=self._model,
-            complete=self._saw_done or (every_finished and self._error is None),
+            complete=stream_complete(choices, saw_done=self._saw_done, error=self._error),
             error=self._error,
             choices=choices,
             usage=usage,
-            extras=dict(self._extras),
+            extras=dict(self._extras.values),
         )
 
 
-class OpenAIChatDialect:
+class OpenAIChatDialect(DialectBase[OpenAIChatAccumulator]):
     """OpenAI Chat Completions: POST ``{base_url}/chat/completions`` with ``stream: true``."""
 
     name: str = "openai-chat"
+    accumulator = OpenAIChatAccumulator
 
     def build_request(self, provider: ProviderSpec, case: CaseSpec, *, api_key: str | None) -> HttpRequest:
         body: dict[str, Any] = {
@@ -436,22 +419,9 @@ class OpenAIChatDialect:
         # stream_options.include_obfuscation must not drop include_usage.
         body = merge_params(body, request_params(provider, case))
         body["stream"] = True
-        headers = {
-            "Content-Type": "application/json",
-            "Accept": "text/event-stream",
-            **provider.headers,
-        }
-        if api_key:
-            headers["Authorization"] = f"Bearer {api_key}"
         return HttpRequest(
             method="POST",
             url=f"{provider.base_url.rstrip('/')}/chat/completions",
-            headers=headers,
+            headers=self.request_headers(provider, api_key),
             body=orjson.dumps(body),
         )
-
-    def new_accumulator(self) -> OpenAIChatAccumulator:
-        return OpenAIChatAccumulator()
-
-    def parse_error_body(self, status: int, body: bytes) -> CompletionError | None:
-        return parse_json_error_body(body)

@@ -17,7 +17,7 @@ FAST_DECODE_MISSES: Final = 16
 # Why it is exact: every Struct forbids unknown fields and every field has a concrete type (str,
 # None, a bounded int, a list of Structs), so msgspec decodes every value of an accepted
 # document with a typed decoder and skips nothing. Whatever it accepts, orjson accepts too and
-# reads as the same values (checked value by value in tests/dialects/test_openai_chat_fast_path.py):
+# reads as the same values (checked value by value in tests/wire/dialects/test_openai_chat_fast_path.py):
 # - strings: both reject invalid UTF-8 (msgspec raises UnicodeDecodeError, a ValueError), lone or
 #   mismatched surrogate escapes (\ud800), raw control characters; both keep \u0000 and U+FFFE;
 # - ints: orjson reads -2**63 .. 2**64-1 as int and anything larger as a float (or rejects it as
@@ -31,23 +31,23 @@ FAST_DECODE_MISSES: Final = 16
 #   nor orjson's depth limit of 1024, never decides anything: an unknown key is a miss.
 # Anything msgspec rejects (any ValueError) or a shape feed_many does not handle goes to the
 # orjson path, which defines the result. No difference in results is known; the only observable
-# one is speed (and the miss budget, the accumulator's _fast_misses).
+# one is speed (and the miss budget, the accumulator's ``msgspec_misses``).
 _Int = Annotated[int, msgspec.Meta(ge=-(2**63), le=2**63 - 1)]
 
 
-class Function(msgspec.Struct, forbid_unknown_fields=True, gc=False):
+class ChunkFunction(msgspec.Struct, forbid_unknown_fields=True, gc=False):
     name: str | None = None
     arguments: str | None = None  # an object (a few servers) is a miss: add() dumps it
 
 
-class ToolCall(msgspec.Struct, forbid_unknown_fields=True, gc=False):
+class ChunkToolCall(msgspec.Struct, forbid_unknown_fields=True, gc=False):
     index: _Int | None = None
     id: str | None = None
     type: str | None = None
-    function: Function | None = None
+    function: ChunkFunction | None = None
 
 
-class Delta(msgspec.Struct, forbid_unknown_fields=True, gc=False):
+class ChunkDelta(msgspec.Struct, forbid_unknown_fields=True, gc=False):
     # A null value reads as an absent key in the accumulator's _delta for each of these: content
     # (`content and`), reasoning (`or`), refusal (`is not None`), tool_calls (`and`). A non-null
     # refusal starts the refusal list, so it is left to the orjson path (type None).
@@ -56,12 +56,12 @@ class Delta(msgspec.Struct, forbid_unknown_fields=True, gc=False):
     refusal: None = None
     reasoning_content: str | None = None
     reasoning: str | None = None
-    tool_calls: list[ToolCall] | None = None
+    tool_calls: list[ChunkToolCall] | None = None
 
 
-class Choice(msgspec.Struct, forbid_unknown_fields=True, gc=False):
+class ChunkChoice(msgspec.Struct, forbid_unknown_fields=True, gc=False):
     index: _Int | None = None
-    delta: Delta | None = None
+    delta: ChunkDelta | None = None
     finish_reason: None = None  # a finish reason is left to the accumulator's _chunk
     logprobs: None = None
 
@@ -69,7 +69,7 @@ class Choice(msgspec.Struct, forbid_unknown_fields=True, gc=False):
 class Chunk(msgspec.Struct, forbid_unknown_fields=True, gc=False):
     # usage, error, x_groq, citations, search_results: left to the accumulator's _chunk (not fields,
     # or null only).
-    choices: list[Choice]
+    choices: list[ChunkChoice]
     id: str | None = None
     object: str | None = None
     created: _Int | None = None

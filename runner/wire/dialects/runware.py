@@ -2,7 +2,7 @@
 
 The request is a JSON array of one ``textInference`` task; chunks carry ``delta.text``,
 ``delta.reasoningContent``, ``resultIndex``, ``finishReason``, camelCase ``usage``, a top-level
-``cost`` and, on failure, an ``errors`` array (seed document 003).
+``cost`` and, on failure, an ``errors`` array.
 """
 
 from __future__ import annotations
@@ -12,22 +12,24 @@ from typing import TYPE_CHECKING, Any, Final
 
 import orjson
 
-from runner.job.plan import request_params
 from runner.model import Completion, Usage
-from runner.wire.dialects.base import HttpRequest
+from runner.spec import request_params
+from runner.wire.dialects.base import DialectBase, HttpRequest, max_tokens_param
 from runner.wire.dialects.common import (
     AccumulatorBase,
     ChoiceBuilder,
+    build_choices,
     error_from_payload,
     float_or_none,
     int_or_none,
-    parse_json_error_body,
+    openai_messages,
     protocol_error,
+    stream_complete,
 )
-from runner.wire.dialects.openai_chat import openai_messages
 
 if TYPE_CHECKING:
-    from runner.model import CompletionError
+    from collections.abc import Mapping
+
     from runner.spec import CaseSpec, ProviderSpec
     from runner.wire.sse import ServerSentEvent
 
@@ -137,15 +139,12 @@ class RunwareAccumulator(AccumulatorBase):
             state.raw_finish_reason = str(reason)
 
     def result(self) -> Completion:
-        choices = tuple(self._results[index].build() for index in sorted(self._results))
-        every_finished = bool(choices) and all(
-            choice.raw_finish_reason is not None and choice.finish_reason != "error" for choice in choices
-        )
+        choices = build_choices(self._results)
         has_usage = self._usage is not None or self._cost is not None
         return Completion(
             id=self._id,
             model=self._model,
-            complete=self._saw_done or (every_finished and self._error is None),
+            complete=stream_complete(choices, saw_done=self._saw_done, error=self._error),
             error=self._error,
             choices=choices,
             usage=runware_usage(self._usage, self._cost) if has_usage else None,
@@ -153,10 +152,11 @@ class RunwareAccumulator(AccumulatorBase):
         )
 
 
-class RunwareDialect:
+class RunwareDialect(DialectBase[RunwareAccumulator]):
     """Runware: POST ``{base_url}`` with a JSON array holding one ``textInference`` task."""
 
     name: str = "runware"
+    accumulator = RunwareAccumulator
 
     def build_request(self, provider: ProviderSpec, case: CaseSpec, *, api_key: str | None) -> HttpRequest:
         task: dict[str, Any] = {
@@ -170,7 +170,7 @@ class RunwareDialect:
         if case.tools:
             task["tools"] = [dict(tool) for tool in case.tools]  # Runware takes OpenAI's format
         settings: dict[str, Any] = {}
-        # The case's params merged deeply over the provider's (plan.request_params: the same merge
+        # The case's params merged deeply over the provider's (spec.request_params: the same merge
         # the --reuse hash uses), then translated key by key.
         for key, value in request_params(provider, case).items():
             if key in _SETTINGS:
@@ -185,17 +185,15 @@ class RunwareDialect:
         # Deterministic: the same provider, case and body give the same taskUUID.
         canonical = orjson.dumps([provider.name, case.id, task], option=orjson.OPT_SORT_KEYS)
         task["taskUUID"] = str(uuid.uuid5(_TASK_NAMESPACE, canonical.decode()))
-        headers = {
-            "Content-Type": "application/json",
-            "Accept": "text/event-stream",
-            **provider.headers,
-        }
-        if api_key:
-            headers["Authorization"] = f"Bearer {api_key}"
-        return HttpRequest(method="POST", url=provider.base_url, headers=headers, body=orjson.dumps([task]))
+        return HttpRequest(
+            method="POST",
+            url=provider.base_url,
+            headers=self.request_headers(provider, api_key),
+            body=orjson.dumps([task]),
+        )
 
-    def new_accumulator(self) -> RunwareAccumulator:
-        return RunwareAccumulator()
-
-    def parse_error_body(self, status: int, body: bytes) -> CompletionError | None:
-        return parse_json_error_body(body)
+    def max_output_tokens(self, params: Mapping[str, Any]) -> int | None:
+        # A top-level cap is translated into settings.maxTokens, and a `settings` table is sent as
+        # Runware's own generation settings (build_request): either may carry the cap.
+        settings = params.get("settings")
+        return max_tokens_param(params, settings) if isinstance(settings, dict) else max_tokens_param(params)

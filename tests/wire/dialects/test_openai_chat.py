@@ -479,8 +479,7 @@ def test_parse_error_body() -> None:
 
 def test_params_merge_deeply_like_the_reuse_hash() -> None:
     """Provider and case params merge table by table: adding stream_options keeps include_usage."""
-    from runner.job.plan import request_params
-    from runner.spec import CaseSpec, ProviderSpec
+    from runner.spec import CaseSpec, ProviderSpec, request_params
     from runner.wire.dialects import get_dialect
 
     provider = ProviderSpec(

@@ -13,7 +13,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from runner.model import Completion
-from runner.wire.dialects.openai_chat import _SKIP, OpenAIChatAccumulator
+from runner.wire.dialects.openai_chat import OpenAIChatAccumulator
 from runner.wire.dialects.openai_chat_fast import FAST_DECODE_MISSES, decode_chunk
 from runner.wire.replay import accumulate
 from runner.wire.sse import SSEDecoder, decode_all
@@ -21,18 +21,10 @@ from tests.streams import chunk, delta
 
 
 def general_path(body: bytes) -> tuple[Completion, bool, bool]:
-    """Every event of ``body`` through the general path only (_full), as feed() read it before."""
-    acc = OpenAIChatAccumulator()
+    """Every event of ``body``, decoded as text, one at a time through the general path only."""
+    acc = OpenAIChatAccumulator(fast_path=False)
     for event in decode_all(body):
-        if acc.is_done:
-            break
-        try:
-            parsed = orjson.loads(event.data)
-        except orjson.JSONDecodeError:
-            parsed = acc._not_json(event.data)
-            if parsed is _SKIP:
-                continue
-        acc._full(parsed, event.event, event.data)
+        acc.feed(event)
     return acc.result(), acc.has_reasoning, acc.has_answer
 
 
@@ -44,8 +36,7 @@ def fast_path(
     ``misses``: the msgspec fast path's budget (0: the orjson fast path only; a small budget runs
     out mid-stream, so both fast paths meet in one stream).
     """
-    acc = OpenAIChatAccumulator()
-    acc._fast_misses = misses
+    acc = OpenAIChatAccumulator(msgspec_misses=misses)
     pieces = [body[a:b] for a, b in zip([0, *cuts], [*cuts, len(body)], strict=True)]
     return accumulate(acc, pieces), acc.has_reasoning, acc.has_answer
 
@@ -452,7 +443,7 @@ def test_a_stream_of_unknown_shapes_stops_trying_msgspec() -> None:
     stream = _sse(*chunks)
     acc = OpenAIChatAccumulator()
     acc.feed_many(SSEDecoder().feed_raw(stream))
-    assert acc._fast_misses == 0
+    assert acc.msgspec_misses == 0
     assert acc.result().choices[0].text == "".join(str(i) for i in range(FAST_DECODE_MISSES * 2))
     assert fast_path(stream, []) == general_path(stream)
 
@@ -471,7 +462,7 @@ def test_common_chunks_take_the_msgspec_path() -> None:
     ]
     acc = OpenAIChatAccumulator()
     acc.feed_many(SSEDecoder().feed_raw(_sse(*chunks)))
-    assert acc._fast_misses == FAST_DECODE_MISSES - 1  # the first chunk: choice 0 did not exist yet
+    assert acc.msgspec_misses == FAST_DECODE_MISSES - 1  # the first chunk: choice 0 did not exist yet
     built = acc.result().choices[0]
     assert (built.text, built.reasoning, built.tool_calls[0].arguments) == ("ab", "rs", "{}")
 

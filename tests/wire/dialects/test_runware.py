@@ -1,4 +1,4 @@
-"""Tests of the runware dialect: every example of the Runware streaming seed document."""
+"""Tests of the runware dialect: each example stream of Runware's streaming API, and request building."""
 
 from __future__ import annotations
 
