@@ -1,0 +1,51 @@
+"""Finishing a unit (pure): its final attempt, graded with what the unit cost -> ``UnitFinish``."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from runner.grading.assertions import evaluate
+from runner.store.records import UnitFinish
+
+if TYPE_CHECKING:
+    from runner.model import AttemptRecord
+    from runner.spec import CaseSpec
+    from runner.store.records import ClaimedUnit
+
+
+def finish_unit(
+    unit: ClaimedUnit,
+    case: CaseSpec,
+    final: AttemptRecord,
+    *,
+    owner: str,
+    cost_computed: float | None,
+    unit_spent: float,
+) -> UnitFinish:
+    """The unit's end: ``ok`` when its final attempt succeeded, with the case's assertions graded.
+
+    Args:
+        cost_computed: the final attempt's cost at the job's prices, stored with it.
+        unit_spent: what all the unit's attempts in this process cost (the ``max_cost_usd`` assertion).
+    """
+    ok = final.error is None
+    assertions = None
+    if case.expect:
+        timing = final.timing
+        outcomes = evaluate(
+            case.expect,
+            final.completion,
+            ttft_s=timing.ttft_s,
+            duration_s=timing.end_s,
+            cost_usd=unit_spent,
+        )
+        assertions = tuple(outcome.to_dict() for outcome in outcomes)
+    # The final attempt, the result rows and the unit's status commit in one transaction.
+    return UnitFinish(
+        unit_id=unit.id,
+        owner=owner,
+        status="ok" if ok else "failed",
+        attempt=final,
+        cost_computed=cost_computed,
+        assertions=assertions,
+    )
