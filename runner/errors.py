@@ -2,15 +2,19 @@
 
     RunnerError
      ├── ConfigError                 a job file, option or environment variable is wrong (exit 2)
-     ├── ProviderError               something went wrong talking to a provider (one attempt)
-     │    ├── TransportError         connect error, reset, early close, timeout
-     │    ├── StreamProtocolError    bytes that are not the dialect's wire format
-     │    ├── RateLimitedError       HTTP 429 (carries retry_after)
-     │    ├── ServerError            HTTP 5xx
-     │    └── ClientError            HTTP 4xx other than 429
+     ├── ProviderError               one HTTP attempt failed below HTTP (runner.run.attempt maps
+     │    │                          httpx's, trio's and the OS's errors onto this subtree)
+     │    ├── TransportError         reset or early close (a failed connection before any response)
+     │    │    ├── ConnectError      no connection, or the request could not be sent
+     │    │    └── TransportTimeoutError   httpx's connect or write timeout
+     │    └── StreamProtocolError    a body that cannot be decoded (a bad Content-Encoding)
      └── StorageError                the database refused or is not what we expect
 
-Context (provider, unit, attempt, status) travels in attributes, not only in the message. No message
+A provider's answer is never an exception: an HTTP error status, an in-stream error event or a
+malformed event is classified into the attempt's ``AttemptError`` (data, stored with the attempt).
+A ``ProviderError`` is caught in the attempt that raised it and stored the same way.
+
+Context (unit, attempt, status) travels in attributes, not only in the message. No message
 ever carries an API key: keys are never passed to an exception.
 """
 
@@ -60,48 +64,42 @@ class ConfigError(RunnerError):
 
 
 class ProviderError(RunnerError):
-    """One attempt against a provider failed.
+    """One HTTP attempt against a provider failed below HTTP: raised only by ``runner.run.attempt``.
 
     Attributes:
-        provider: the provider's name in the job.
-        status: the HTTP status, when there was a response.
+        unit_key: the unit the attempt belongs to (``provider/case/repeat``).
+        attempt: the attempt's number within the unit (1 for the first).
+        status: the HTTP status, when response headers had arrived (None: no response yet).
     """
-
-    def __init__(self, message: str, *, provider: str | None = None, status: int | None = None):
-        self.provider = provider
-        self.status = status
-        super().__init__(message)
-
-
-class TransportError(ProviderError):
-    """The connection failed, was reset, closed early or timed out."""
-
-
-class StreamProtocolError(ProviderError):
-    """The response body is not valid for the provider's dialect."""
-
-
-class RateLimitedError(ProviderError):
-    """HTTP 429; ``retry_after`` is the server's requested wait in seconds, if it named one."""
 
     def __init__(
         self,
         message: str,
         *,
-        provider: str | None = None,
-        status: int | None = 429,
-        retry_after: float | None = None,
+        unit_key: str | None = None,
+        attempt: int | None = None,
+        status: int | None = None,
     ) -> None:
-        self.retry_after = retry_after
-        super().__init__(message, provider=provider, status=status)
+        self.unit_key = unit_key
+        self.attempt = attempt
+        self.status = status
+        super().__init__(message)
 
 
-class ServerError(ProviderError):
-    """HTTP 5xx."""
+class TransportError(ProviderError):
+    """The connection failed, was reset or closed early (a failed connection while ``status`` is None)."""
 
 
-class ClientError(ProviderError):
-    """HTTP 4xx other than 429."""
+class ConnectError(TransportError):
+    """No connection could be made, or the request could not be written to it."""
+
+
+class TransportTimeoutError(TransportError):
+    """httpx's connect or write timeout fired; the stream's own deadlines are cancel scopes, not errors."""
+
+
+class StreamProtocolError(ProviderError):
+    """The response body cannot be decoded, e.g. a ``Content-Encoding`` that does not match it."""
 
 
 class StorageError(RunnerError):

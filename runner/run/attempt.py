@@ -1,30 +1,31 @@
 """One HTTP attempt: request -> httpx stream -> SSE decoder -> dialect accumulator -> AttemptRecord.
 
-Everything an attempt learns is returned, never raised: a failed attempt is data (its partial output,
-the tokens it consumed, its timing), and the caller decides about retries. Only bugs and
-cancellation escape.
+runner's one HTTP boundary: httpx's, trio's and the OS's errors become ``runner.errors`` here and are
+returned as data (the record's ``error``, with partial output and timing); only bugs and cancellation escape.
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from contextlib import contextmanager
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Final, Literal
 
 import httpx
 import trio
 
+from runner import errors
 from runner.model import AttemptError, AttemptRecord, AttemptTiming
 from runner.run.retry import RetryDecision, classify_completion, classify_exception, classify_http
 from runner.wire.sse import SSEDecoder
 
 if TYPE_CHECKING:
-    from collections.abc import Mapping
+    from collections.abc import Iterator, Mapping
 
     from runner.model import Completion, CompletionError
     from runner.spec import Timeouts
-    from runner.wire.dialects.base import Dialect, HttpRequest
+    from runner.wire.dialects.base import Accumulator, Dialect, HttpRequest
 
 # An error body is read for its message only; a misbehaving server must not make us buffer forever.
 ERROR_BODY_LIMIT = 64 * 1024
@@ -36,6 +37,22 @@ DRAIN_SECONDS = 1.0
 # deadline is pushed at most once per this many seconds, always to "newest push + idle + slack", so a
 # timeout never fires early and at most this late.
 DEADLINE_SLACK = 0.005
+# The first match wins, so the specific come first (httpcore's map_exceptions). Every httpx.HTTPError
+# is here: httpx's DecodingError (a body that does not match its Content-Encoding) is not a
+# TransportError. httpx's read and pool timeouts are off, so its timeouts are connect and write ones.
+EXCEPTION_MAP: Final[tuple[tuple[type[Exception], type[errors.ProviderError]], ...]] = (
+    (httpx.TimeoutException, errors.TransportTimeoutError),
+    (trio.TooSlowError, errors.TransportTimeoutError),
+    (httpx.ConnectError, errors.ConnectError),
+    (httpx.WriteError, errors.ConnectError),
+    (ConnectionRefusedError, errors.ConnectError),
+    (httpx.DecodingError, errors.StreamProtocolError),
+    (httpx.HTTPError, errors.TransportError),
+    (trio.BrokenResourceError, errors.TransportError),
+    (OSError, errors.TransportError),
+)
+
+Phase = Literal["connect", "error-body", "body"]
 
 
 @dataclass(slots=True)
@@ -48,6 +65,74 @@ class _Clock:
     first_reasoning: float | None = None
     first_answer: float | None = None
     end: float | None = None
+
+
+@dataclass(slots=True)
+class _Received:
+    """What one attempt has received so far; kept up to date, so a cut stream keeps its counts."""
+
+    status: int | None = None
+    nbytes: int = 0
+    nevents: int = 0
+    gaps: list[float] = field(default_factory=list)
+    parts: list[bytes] | None = None  # the raw body, only when capturing
+
+
+class _Deadlines:
+    """Sans-IO: the phase of one attempt and the deadline its one cancel scope must have.
+
+    ``first_byte`` until the response headers, then ``first_token`` until the first reasoning or
+    answer token, ``idle`` between two body reads (heartbeats count as bytes), ``total`` over all.
+    """
+
+    __slots__ = ("_first_token", "_hard", "connect", "phase", "timeouts")
+
+    def __init__(self, timeouts: Timeouts, start: float) -> None:
+        self.timeouts = timeouts
+        self.phase: Phase = "connect"
+        self._hard = start + timeouts.total
+        self._first_token = start + timeouts.first_token
+        self.connect = min(start + timeouts.first_byte, self._hard)
+
+    def body(self, now: float) -> float:
+        """The deadline once 2xx headers arrived at ``now``."""
+        self.phase = "body"
+        return self.after_read(now, has_token=False)
+
+    def after_read(self, now: float, *, has_token: bool) -> float:
+        """The deadline after a read at ``now``; the first token lifts the first-token limit."""
+        limit = now + self.timeouts.idle + DEADLINE_SLACK
+        if not has_token:
+            limit = min(limit, self._first_token)
+        return min(limit, self._hard)
+
+    def timeout_message(self, clock: _Clock) -> str:
+        """Which limit ended the attempt, in words."""
+        timeouts = self.timeouts
+        elapsed = (clock.end or clock.start) - clock.start
+        if elapsed >= timeouts.total - 1e-9:
+            return f"total timeout ({timeouts.total:g} s) during {self.phase}"
+        if clock.headers is None:
+            return f"no response headers within {timeouts.first_byte:g} s"
+        if clock.first_reasoning is None and clock.first_answer is None:
+            return f"no token within {timeouts.first_token:g} s (or {timeouts.idle:g} s of silence)"
+        return f"idle for more than {timeouts.idle:g} s"
+
+
+@contextmanager
+def map_exceptions(received: _Received, *, unit_key: str, attempt: int) -> Iterator[None]:
+    """Re-raise httpx's, trio's and the OS's errors as ``runner.errors`` (``EXCEPTION_MAP``), ``from`` them.
+
+    ``received.status`` is read when the error happens: None means no response had started.
+    """
+    try:
+        yield
+    except Exception as exc:
+        for source, target in EXCEPTION_MAP:
+            if isinstance(exc, source):
+                status = received.status
+                raise target(_describe(exc), unit_key=unit_key, attempt=attempt, status=status) from exc
+        raise
 
 
 def _rel(value: float | None, start: float) -> float | None:
@@ -70,147 +155,150 @@ async def run_attempt(
     timeouts: Timeouts,
     capture: bool = False,
 ) -> AttemptRecord:
-    """Send one request and read its stream to the end, a timeout or a failure.
+    """Send one request and read its response to the end, a timeout or a failure.
 
-    Timeouts, all on one cancel scope whose deadline moves with the phase: ``first_byte`` until the
-    response headers, ``first_token`` until the first reasoning or answer token, ``idle`` between two
-    body reads (heartbeat comments count as bytes), and ``total`` over everything. ``connect`` is
-    httpx's own.
-
-    Every failure is classified by runner.run.retry (the one place that decides what a failure means)
-    and stored as the record's ``error``, with ``retryable`` and the server's ``retry_after``.
+    The limits (``_Deadlines``) all act on one cancel scope; ``connect`` is httpx's own. Every failure
+    is classified by runner.run.retry and stored as the record's ``error``.
 
     Args:
         capture: keep the raw body bytes in the record (for replay with ``runner parse``).
     """
     started_at = datetime.now(UTC)
     clock = _Clock(start=trio.current_time())
-    hard_deadline = clock.start + timeouts.total
-    first_token_deadline = clock.start + timeouts.first_token
+    deadlines = _Deadlines(timeouts, clock.start)
+    got = _Received(parts=[] if capture else None)
     accumulator = dialect.new_accumulator()
     decoder = SSEDecoder()
-    parts: list[bytes] = []
-    gaps: list[float] = []
-    nbytes = 0
-    nevents = 0
-    status: int | None = None
     error: AttemptError | None = None
-    completion: Completion | None = None
-    phase = "connect"
-
-    with trio.CancelScope(deadline=min(clock.start + timeouts.first_byte, hard_deadline)) as scope:
+    with trio.CancelScope(deadline=deadlines.connect) as scope:
         try:
-            async with client.stream(
-                request.method,
-                request.url,
-                headers=request.headers,
-                content=request.body,
-                # read=None: the idle, first-token and total limits are enforced on our scope,
-                # because httpx's read timeout would also cap the wait for headers.
-                timeout=httpx.Timeout(timeouts.connect, read=None, pool=None),
-            ) as response:
-                now = trio.current_time()
-                clock.headers = now
-                status = response.status_code
-                if not 200 <= status < 300:
-                    phase = "error-body"
-                    body = await _read_limited(response)
-                    error = _http_error(status, response.headers, dialect.parse_error_body(status, body))
-                    if capture:
-                        parts.append(body)
-                        nbytes = len(body)
-                else:
-                    phase = "body"
-                    idle_limit = now + timeouts.idle + DEADLINE_SLACK
-                    scope.deadline = min(first_token_deadline, hard_deadline, idle_limit)
-                    last = pushed = now
-                    has_token = False
-                    # aiter_raw: SSE bodies are not compressed in practice, and skipping httpx's
-                    # decoder stack saves per-chunk work (PERFORMANCE.md); a compressed body is
-                    # handled below by falling back to aiter_bytes.
-                    chunks = (
-                        response.aiter_raw()
-                        if "content-encoding" not in response.headers
-                        else response.aiter_bytes()
-                    )
-                    async for chunk in chunks:
-                        now = trio.current_time()
-                        if clock.first_byte is None:
-                            clock.first_byte = now
-                        else:
-                            gaps.append(now - last)
-                        last = now
-                        nbytes += len(chunk)
-                        if capture:
-                            parts.append(chunk)
-                        # The whole read in one call: message data as raw bytes, so the dialect
-                        # hands them straight to its JSON decoder (runner.wire.sse.feed_raw).
-                        events = decoder.feed_raw(chunk)
-                        if events:
-                            nevents += len(events)
-                            accumulator.feed_many(events)
-                        first = False
-                        if not has_token:
-                            if clock.first_reasoning is None and accumulator.has_reasoning:
-                                clock.first_reasoning = now
-                                first = True
-                            if accumulator.has_answer:
-                                clock.first_answer = now
-                                has_token = first = True
-                        if accumulator.is_done:
-                            with trio.move_on_after(DRAIN_SECONDS):
-                                async for _ in chunks:
-                                    pass
-                            break
-                        # Skipping a push leaves the deadline at pushed + idle + slack, which is
-                        # still at or after now + idle. The first token lifts the first-token
-                        # limit, so it always pushes.
-                        if first or now - pushed > DEADLINE_SLACK:
-                            pushed = now
-                            limit = now + timeouts.idle + DEADLINE_SLACK
-                            if not has_token and clock.first_reasoning is None:
-                                limit = min(limit, first_token_deadline)
-                            scope.deadline = min(limit, hard_deadline)
-                    decoder.close()
-                    completion = accumulator.result()
-        except httpx.TransportError as exc:
-            # Connect errors, resets, bodies cut inside a chunk, httpx's own connect timeout.
-            decision = classify_exception(exc, response_started=status is not None)
-            if decision is None:  # pragma: no cover - every httpx.TransportError is classified
+            with map_exceptions(got, unit_key=unit_key, attempt=number):
+                async with client.stream(
+                    request.method,
+                    request.url,
+                    headers=request.headers,
+                    content=request.body,
+                    # read=None: the idle, first-token and total limits are enforced on our scope,
+                    # because httpx's read timeout would also cap the wait for headers.
+                    timeout=httpx.Timeout(timeouts.connect, read=None, pool=None),
+                ) as response:
+                    clock.headers = trio.current_time()
+                    got.status = status = response.status_code
+                    if 200 <= status < 300:
+                        scope.deadline = deadlines.body(clock.headers)
+                        await _read_stream(response, scope, deadlines, clock, got, decoder, accumulator)
+                    else:
+                        deadlines.phase = "error-body"
+                        error = await _read_error_body(response, dialect, got)
+        except errors.ProviderError as exc:
+            decision = classify_exception(exc)
+            if decision is None:  # pragma: no cover - every ProviderError is classified
                 raise
-            error = _error_from(decision, f"{_describe(exc)} (during {phase})", status)
-
+            error = _error_from(decision, f"{exc} (during {deadlines.phase})", got.status)
     clock.end = trio.current_time()
     if scope.cancelled_caught:
-        error = AttemptError(
-            kind="timeout",
-            message=_timeout_message(phase, clock, timeouts),
-            http_status=status,
-            retryable=True,
-        )
-    if phase == "body" and completion is None:
-        completion = accumulator.result()  # partial output of a cut or timed-out stream
+        message = deadlines.timeout_message(clock)
+        error = AttemptError(kind="timeout", message=message, http_status=got.status, retryable=True)
+    # A stream cut short or timed out keeps its partial output.
+    completion = accumulator.result() if deadlines.phase == "body" else None
     if error is None and completion is not None:
-        decision = classify_completion(completion)
-        if decision is not None:
-            if completion.error is not None:
-                message = f"{completion.error.type}: {completion.error.message}"
-            else:
-                message = "the stream ended without its terminal signal"
-            error = _error_from(decision, message, status)
-    timing = _timing(started_at, clock, gaps)
+        error = _completion_error(completion, got.status)
     return AttemptRecord(
         unit_key=unit_key,
         number=number,
-        http_status=status,
+        http_status=got.status,
         error=error,
         completion=completion,
-        timing=timing,
-        bytes_received=nbytes,
-        chunks=nevents,
+        timing=_timing(started_at, clock, got.gaps),
+        bytes_received=got.nbytes,
+        chunks=got.nevents,
         heartbeats=decoder.comments + accumulator.pings,  # SSE comments and ping events alike
-        raw_capture=b"".join(parts) if capture else None,
+        raw_capture=b"".join(got.parts) if got.parts is not None else None,
     )
+
+
+async def _read_stream(
+    response: httpx.Response,
+    scope: trio.CancelScope,
+    deadlines: _Deadlines,
+    clock: _Clock,
+    got: _Received,
+    decoder: SSEDecoder,
+    accumulator: Accumulator,
+) -> None:
+    """Feed a 2xx body to the decoder and accumulator until its terminal signal or its end.
+
+    The hot loop of runner: counts live in locals and are written back to ``got`` on every way out.
+    """
+    # aiter_raw: SSE bodies are not compressed in practice, and skipping httpx's decoder stack saves
+    # per-chunk work (PERFORMANCE.md); a compressed body falls back to aiter_bytes.
+    chunks = response.aiter_raw() if "content-encoding" not in response.headers else response.aiter_bytes()
+    gaps, parts = got.gaps, got.parts
+    nbytes = nevents = 0
+    last = pushed = clock.headers if clock.headers is not None else clock.start
+    has_token = False
+    try:
+        async for chunk in chunks:
+            now = trio.current_time()
+            if clock.first_byte is None:
+                clock.first_byte = now
+            else:
+                gaps.append(now - last)
+            last = now
+            nbytes += len(chunk)
+            if parts is not None:
+                parts.append(chunk)
+            # The whole read in one call: message data as raw bytes, so the dialect hands them
+            # straight to its JSON decoder (runner.wire.sse.feed_raw).
+            events = decoder.feed_raw(chunk)
+            if events:
+                nevents += len(events)
+                accumulator.feed_many(events)
+            first = False
+            if not has_token:
+                if clock.first_reasoning is None and accumulator.has_reasoning:
+                    clock.first_reasoning = now
+                    first = True
+                if accumulator.has_answer:
+                    clock.first_answer = now
+                    has_token = first = True
+            if accumulator.is_done:
+                with trio.move_on_after(DRAIN_SECONDS):
+                    async for _ in chunks:
+                        pass
+                break
+            # Skipping a push leaves the deadline at pushed + idle + slack, which is still at or
+            # after now + idle. The first token lifts the first-token limit, so it always pushes.
+            if first or now - pushed > DEADLINE_SLACK:
+                pushed = now
+                token = has_token or clock.first_reasoning is not None
+                scope.deadline = deadlines.after_read(now, has_token=token)
+        decoder.close()
+    finally:
+        got.nbytes = nbytes
+        got.nevents = nevents
+
+
+async def _read_error_body(response: httpx.Response, dialect: Dialect, got: _Received) -> AttemptError:
+    """Read a non-2xx body (bounded) for the provider's error message, and classify the response."""
+    status = response.status_code
+    body = await _read_limited(response)
+    got.nbytes = len(body)  # real traffic, counted whether or not the body is captured
+    if got.parts is not None:
+        got.parts.append(body)
+    return _http_error(status, response.headers, dialect.parse_error_body(status, body))
+
+
+def _completion_error(completion: Completion, status: int | None) -> AttemptError | None:
+    """The error of a 2xx stream that ended: an in-band error, or no terminal signal."""
+    decision = classify_completion(completion)
+    if decision is None:
+        return None
+    if completion.error is not None:
+        message = f"{completion.error.type}: {completion.error.message}"
+    else:
+        message = "the stream ended without its terminal signal"
+    return _error_from(decision, message, status)
 
 
 async def _read_limited(response: httpx.Response) -> bytes:
@@ -250,17 +338,6 @@ def _describe(exc: Exception) -> str:
     # httpx messages name the URL at most, never headers, so no key can leak through them.
     text = str(exc) or type(exc).__name__
     return f"{type(exc).__name__}: {text}"
-
-
-def _timeout_message(phase: str, clock: _Clock, timeouts: Timeouts) -> str:
-    elapsed = (clock.end or clock.start) - clock.start
-    if elapsed >= timeouts.total - 1e-9:
-        return f"total timeout ({timeouts.total:g} s) during {phase}"
-    if clock.headers is None:
-        return f"no response headers within {timeouts.first_byte:g} s"
-    if clock.first_reasoning is None and clock.first_answer is None:
-        return f"no token within {timeouts.first_token:g} s (or {timeouts.idle:g} s of silence)"
-    return f"idle for more than {timeouts.idle:g} s"
 
 
 def _timing(started_at: datetime, clock: _Clock, gaps: list[float]) -> AttemptTiming:

@@ -23,26 +23,24 @@ from typing import TYPE_CHECKING, Literal, Protocol
 
 import trio
 
-from runner.grading.assertions import evaluate
 from runner.model import AttemptError, AttemptRecord, AttemptTiming
-from runner.pricing import booked_cost, compute_cost
+from runner.run import retry
 from runner.run.attempt import run_attempt
+from runner.run.finish import attempt_costs, finish_unit, usage_of
 from runner.run.limits import estimate_tokens
-from runner.run.retry import RetryDecision, run_with_retries
-from runner.store.records import AttemptWrite, UnitFinish, WriteItem
+from runner.store.records import AttemptWrite, WriteItem
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
 
     import httpx
-    import tenacity
 
     from runner.model import Usage
     from runner.run.limits import ProviderLimiter
-    from runner.run.progress import Progress
+    from runner.run.progress import Progress, ProviderCounters
     from runner.spec import CaseSpec, ProviderSpec
     from runner.store.records import ClaimedUnit
-    from runner.wire.dialects.base import Dialect
+    from runner.wire.dialects.base import Dialect, HttpRequest
 
 log = logging.getLogger(__name__)
 
@@ -99,7 +97,9 @@ class RunContext:
     client: httpx.AsyncClient
     db_limiter: trio.CapacityLimiter
     capture: bool = True  # keep raw bodies in records; the writer's policy decides what is stored
-    concurrency: int | None = None  # global cap over all providers
+    # The global cap on units in flight: --concurrency, else the sum of the providers' own caps.
+    # runner.run.service computes it once and sizes the HTTP connection pool with the same number.
+    concurrency: int
     max_cost_usd: float | None = None
     lease_renew_seconds: float = 20.0
     idle_poll_seconds: float = 2.0
@@ -120,16 +120,13 @@ class RunResult:
 
 @dataclass(slots=True)
 class _State:
-    """The feeder's bookkeeping, shared by the tasks of one run (one trio thread: no locks)."""
+    """The run's budget and the feeder's wake-up, shared by the tasks of one run (one trio thread:
+    no locks). Units in flight and finished are counted once, in ``Progress``'s counters."""
 
-    global_free: int
     budget_cap: float | None
     spent: float = 0.0
     budget_spent: trio.Event = field(default_factory=trio.Event)
-    in_flight: dict[str, int] = field(default_factory=dict)
     slot_freed: trio.Event = field(default_factory=trio.Event)
-    ok: int = 0
-    failed: int = 0
 
     def spend(self, cost: float | None) -> None:
         if cost:
@@ -145,6 +142,9 @@ async def execute_run(
     *,
     progress: Progress,
     already_spent_usd: float = 0.0,
+    # Room for five of the writer's 200-item batches: units keep finishing while one commits on its
+    # thread, and hand their records off without waiting for it; bounded, so a database that falls
+    # behind makes senders wait (backpressure) instead of growing memory.
     write_buffer: int = 1000,
 ) -> RunResult:
     """Work the run until no unit is left, the budget is spent, or the caller cancels.
@@ -153,8 +153,7 @@ async def execute_run(
     and stored as ``cancelled``, the writer commits what it holds, the units this process held go
     back to ``pending`` for a resume, and the cancellation continues outward.
     """
-    cap = ctx.concurrency or sum(p.concurrency for p in ctx.providers.values())
-    state = _State(global_free=cap, budget_cap=ctx.max_cost_usd)
+    state = _State(budget_cap=ctx.max_cost_usd)
     state.spend(already_spent_usd)
     send, receive = trio.open_memory_channel[WriteItem](write_buffer)
     try:
@@ -176,7 +175,8 @@ async def execute_run(
         with trio.CancelScope(shield=True), trio.move_on_after(10):
             await trio.to_thread.run_sync(queue.release, limiter=ctx.db_limiter)
     end: RunEnd = "interrupted" if state.budget_spent.is_set() else "finished"
-    return RunResult(end=end, ok=state.ok, failed=state.failed, spent_usd=state.spent)
+    done, failed = progress.outcomes()
+    return RunResult(end=end, ok=done, failed=failed, spent_usd=state.spent)
 
 
 async def _renew_leases(ctx: RunContext, queue: UnitQueue) -> None:
@@ -205,7 +205,8 @@ async def _feed(
         state.slot_freed = trio.Event()
         claimed_any = False
         for name, provider in ctx.providers.items():
-            free = min(provider.concurrency - state.in_flight.get(name, 0), state.global_free)
+            counters = progress.of(name)
+            free = min(provider.concurrency - counters.in_flight, ctx.concurrency - progress.in_flight)
             if free <= 0 or name in exhausted:
                 continue
             units = await trio.to_thread.run_sync(queue.claim, name, free, limiter=ctx.db_limiter)
@@ -213,12 +214,12 @@ async def _feed(
                 exhausted.add(name)  # don't ask again at every finished unit, only after a poll
             for unit in units:
                 claimed_any = True
-                state.global_free -= 1
-                state.in_flight[name] = state.in_flight.get(name, 0) + 1
+                # Counted at the claim, not when the task starts, so the next claim sees it.
+                counters.in_flight += 1
                 nursery.start_soon(_work_unit, ctx, queue.owner, send.clone(), state, progress, unit)
         if claimed_any:
             continue
-        if not any(state.in_flight.values()):
+        if progress.in_flight == 0:
             # Nothing claimable and nothing of ours in flight: the run is done, or other processes
             # hold leases (--join); their units come back to the queue if those processes die.
             if await trio.to_thread.run_sync(queue.outstanding, limiter=ctx.db_limiter) == 0:
@@ -235,19 +236,16 @@ async def _feed(
             exhausted.clear()
 
 
-@dataclass(frozen=True, slots=True)
-class _Tried:
-    """An attempt as tenacity sees it: ``decision`` is None when it succeeded."""
+@dataclass(frozen=True, slots=True, kw_only=True)
+class _Work:
+    """One claimed unit resolved against the run: what each of its attempts needs."""
 
-    record: AttemptRecord
-    cost: float | None
-
-    @property
-    def decision(self) -> RetryDecision | None:
-        error = self.record.error
-        if error is None:
-            return None
-        return RetryDecision(kind=error.kind, retryable=error.retryable, retry_after=error.retry_after)
+    unit: ClaimedUnit
+    provider: ProviderSpec
+    dialect: Dialect
+    limiter: ProviderLimiter
+    request: HttpRequest
+    estimate: int  # tokens the request is expected to count against TPM
 
 
 async def _work_unit(
@@ -261,105 +259,95 @@ async def _work_unit(
     provider = ctx.providers[unit.provider]
     case = ctx.cases[unit.case_id]
     dialect = ctx.dialects[provider.dialect]
-    limiter = ctx.limiters[provider.name]
-    counters = progress.of(provider.name)
-    counters.in_flight += 1
-    request = dialect.build_request(provider, case, api_key=ctx.api_keys.get(provider.name))
-    estimate = estimate_tokens(provider, case)
-    number = unit.attempts  # attempts already stored for this unit (resume, expired lease)
-    previous: _Tried | None = None
-    unit_spent = 0.0  # all attempts of the unit in this process, for the max_cost_usd assertion
-
-    async def attempt_once() -> _Tried:
-        nonlocal number, previous, unit_spent
-        number += 1
-        started_at = datetime.now(UTC)
-        started = trio.current_time()
-        try:
-            async with limiter.slot(estimate) as slot:
-                record = await run_attempt(
-                    ctx.client,
-                    dialect,
-                    request,
-                    unit_key=unit.key,
-                    number=number,
-                    timeouts=provider.timeouts,
-                    capture=ctx.capture,
-                )
-                slot.settle(_used_tokens(_usage(record)))
-        except trio.Cancelled:
-            # Ctrl-C / SIGTERM: store the cut-off attempt so the timeline shows it, shielded so
-            # the writer still hears of it and bounded so shutdown cannot hang on it.
-            cut = _cancelled(unit.key, number, started_at, trio.current_time() - started)
-            # A writer that already gave up (past its drain timeout) must not turn this
-            # cancellation into a crash: the record is lost, the interruption still propagates.
-            with (
-                trio.CancelScope(shield=True),
-                trio.move_on_after(5),
-                contextlib.suppress(trio.BrokenResourceError, trio.ClosedResourceError),
-            ):
-                await send.send(AttemptWrite(unit_id=unit.id, attempt=cut))
-            raise
-        rate_limited = record.error is not None and record.error.kind == "rate_limited"
-        limiter.on_outcome(rate_limited, slot=slot)
-        cost = _computed_cost(record, provider)
-        spent = _spend(record, cost)
-        unit_spent += spent or 0.0
-        state.spend(spent)
-        previous = _Tried(record, cost)
-        return previous
-
-    async def store_retried(_: tenacity.RetryCallState) -> None:
-        # tenacity has decided to retry: the failed attempt is stored now, before the backoff
-        # sleep, so an interruption during the sleep cannot lose it (its tokens count for cost).
-        counters.retrying += 1
-        assert previous is not None
-        await send.send(AttemptWrite(unit_id=unit.id, attempt=previous.record, cost_computed=previous.cost))
-
+    work = _Work(
+        unit=unit,
+        provider=provider,
+        dialect=dialect,
+        limiter=ctx.limiters[provider.name],
+        request=dialect.build_request(provider, case, api_key=ctx.api_keys.get(provider.name)),
+        estimate=estimate_tokens(provider, case),
+    )
+    counters = progress.of(provider.name)  # its in_flight was counted by the feeder at the claim
     async with send:
         try:
-            final = await run_with_retries(provider.retry, attempt_once, before_sleep=store_retried)
+            final, cost, unit_spent = await _attempt_until_final(ctx, work, send, state, counters)
         finally:
             counters.in_flight -= 1
-            state.in_flight[provider.name] -= 1
-            state.global_free += 1
             state.slot_freed.set()
-        ok = final.record.error is None
-        usage = _usage(final.record)
-        if ok:
-            state.ok += 1
+        if final.error is None:
             counters.done += 1
         else:
-            state.failed += 1
             counters.failed += 1
+        usage = usage_of(final)
         counters.output_tokens += (usage.output_tokens or 0) if usage else 0
         counters.cost_usd += unit_spent
-        assertions = None
-        if case.expect:
-            timing = final.record.timing
-            outcomes = evaluate(
-                case.expect,
-                final.record.completion,
-                ttft_s=timing.ttft_s,
-                duration_s=timing.end_s,
-                cost_usd=unit_spent,
-            )
-            assertions = tuple(outcomes)
-        # The final attempt, the result rows and the unit's status commit in one transaction.
         await send.send(
-            UnitFinish(
-                unit_id=unit.id,
-                owner=owner,
-                status="ok" if ok else "failed",
-                attempt=final.record,
-                cost_computed=final.cost,
-                assertions=assertions,
-            )
+            finish_unit(unit, case, final, owner=owner, cost_computed=cost, unit_spent=unit_spent)
         )
 
 
-def _usage(record: AttemptRecord) -> Usage | None:
-    return record.completion.usage if record.completion is not None else None
+async def _attempt_until_final(
+    ctx: RunContext,
+    work: _Work,
+    send: trio.MemorySendChannel[WriteItem],
+    state: _State,
+    counters: ProviderCounters,
+) -> tuple[AttemptRecord, float | None, float]:
+    """Attempt the unit until it succeeds or may not retry: its final attempt, that attempt's
+    computed cost, and what all its attempts spent here (for the max_cost_usd assertion)."""
+    policy = work.provider.retry
+    unit_spent = 0.0
+    async for attempt in retry.retrying(policy):
+        with attempt:
+            made = attempt.retry_state.attempt_number  # in this process; the unit may have had more
+            record = await _attempt_once(ctx, work, send, work.unit.attempts + made)
+            cost, spent = attempt_costs(record, work.provider.price)
+            unit_spent += spent or 0.0
+            state.spend(spent)
+            decision = retry.decision_of(record.error)
+            if decision is not None and retry.will_retry(decision, policy, attempts_made=made):
+                counters.retrying += 1
+                # Stored now, before tenacity's backoff sleep, so an interruption during the sleep
+                # cannot lose it (its tokens count for cost). The final attempt goes with UnitFinish.
+                await send.send(AttemptWrite(unit_id=work.unit.id, attempt=record, cost_computed=cost))
+                raise retry.RetryScheduled(decision)
+    return record, cost, unit_spent
+
+
+async def _attempt_once(
+    ctx: RunContext, work: _Work, send: trio.MemorySendChannel[WriteItem], number: int
+) -> AttemptRecord:
+    """One attempt under the provider's limits; a cancelled one is stored as such, then re-raised."""
+    started_at = datetime.now(UTC)
+    started = trio.current_time()
+    try:
+        async with work.limiter.slot(work.estimate) as slot:
+            record = await run_attempt(
+                ctx.client,
+                work.dialect,
+                work.request,
+                unit_key=work.unit.key,
+                number=number,
+                timeouts=work.provider.timeouts,
+                capture=ctx.capture,
+            )
+            slot.settle(_used_tokens(usage_of(record)))
+    except trio.Cancelled:
+        # Ctrl-C / SIGTERM: store the cut-off attempt so the timeline shows it, shielded so
+        # the writer still hears of it and bounded so shutdown cannot hang on it.
+        cut = _cancelled(work.unit.key, number, started_at, trio.current_time() - started)
+        # A writer that already gave up (past its drain timeout) must not turn this
+        # cancellation into a crash: the record is lost, the interruption still propagates.
+        with (
+            trio.CancelScope(shield=True),
+            trio.move_on_after(5),
+            contextlib.suppress(trio.BrokenResourceError, trio.ClosedResourceError),
+        ):
+            await send.send(AttemptWrite(unit_id=work.unit.id, attempt=cut))
+        raise
+    rate_limited = record.error is not None and record.error.kind == "rate_limited"
+    work.limiter.on_outcome(rate_limited, slot=slot)
+    return record
 
 
 def _used_tokens(usage: Usage | None) -> int | None:
@@ -370,18 +358,6 @@ def _used_tokens(usage: Usage | None) -> int | None:
     if usage.input_tokens is None and usage.output_tokens is None:
         return None
     return (usage.input_tokens or 0) + (usage.output_tokens or 0)
-
-
-def _computed_cost(record: AttemptRecord, provider: ProviderSpec) -> float | None:
-    """The attempt's cost at the job's prices (None: no usage, or no price for the provider)."""
-    usage = _usage(record)
-    return None if usage is None else compute_cost(usage, provider.price)
-
-
-def _spend(record: AttemptRecord, computed: float | None) -> float | None:
-    """What the attempt cost for the budget, by the one cost rule."""
-    usage = _usage(record)
-    return booked_cost(usage.cost if usage is not None else None, computed)
 
 
 def _cancelled(unit_key: str, number: int, started_at: datetime, elapsed: float) -> AttemptRecord:

@@ -137,7 +137,6 @@ class ProviderLimiter:
         self._recover_after = recover_after
         self._successes = 0
         self._epoch = 0
-        self._in_flight = 0
 
     @property
     def effective_concurrency(self) -> int:
@@ -146,10 +145,6 @@ class ProviderLimiter:
     @property
     def configured_concurrency(self) -> int:
         return self._configured
-
-    @property
-    def in_flight(self) -> int:
-        return self._in_flight
 
     @asynccontextmanager
     async def slot(self, estimated_tokens: int) -> AsyncIterator[Slot]:
@@ -170,10 +165,8 @@ class ProviderLimiter:
             if self._global is not None:
                 await self._global.acquire_on_behalf_of(slot)
             try:
-                self._in_flight += 1
                 yield slot
             finally:
-                self._in_flight -= 1
                 if self._global is not None:
                     self._global.release_on_behalf_of(slot)
         finally:

@@ -1,7 +1,7 @@
 """Run progress: counters the engine bumps, and a display task (live table, plain lines, or quiet).
 
-The counters are plain attributes touched from trio tasks on one thread, so no locking is needed. The
-display only reads them; it never slows the request path (it wakes up once per interval).
+The counters are plain attributes touched from trio tasks on one thread, so no locking is needed; they
+are the run's one count (the engine's feeder claims by ``in_flight``). The display only reads them.
 """
 
 from __future__ import annotations
@@ -34,13 +34,17 @@ class ProviderCounters:
     cost_usd: float = 0.0
 
 
-@dataclass(slots=True)
+@dataclass(slots=True, kw_only=True)
 class Progress:
-    """Counters of a run, per provider; ``total`` is the number of units the run must finish."""
+    """Counters of a run, per provider; ``total`` is the number of units the run must finish.
+
+    ``started_at`` is on trio's clock (``trio.current_time()``), passed in so a ``Progress`` can be
+    built anywhere, a test included, without a running trio loop.
+    """
 
     total: int
+    started_at: float
     already_done: int = 0  # units finished before this process started (resume, join)
-    started_at: float = field(default_factory=trio.current_time)
     providers: dict[str, ProviderCounters] = field(default_factory=dict)
 
     def of(self, provider: str) -> ProviderCounters:
@@ -57,6 +61,16 @@ class Progress:
     def cost_usd(self) -> float:
         return sum(c.cost_usd for c in self.providers.values())
 
+    @property
+    def in_flight(self) -> int:
+        """Units claimed by this process and not finished yet, over all providers."""
+        return sum(c.in_flight for c in self.providers.values())
+
+    def outcomes(self) -> tuple[int, int]:
+        """Units this process finished ``ok`` and ``failed``."""
+        counters = self.providers.values()
+        return sum(c.done for c in counters), sum(c.failed for c in counters)
+
     def eta_seconds(self, now: float) -> float | None:
         """Remaining time at the rate this process has kept so far, None until a unit finished."""
         finished_here = self.finished - self.already_done
@@ -67,9 +81,8 @@ class Progress:
 
     def line(self, now: float) -> str:
         """One log line: the whole run at a glance."""
-        done = sum(c.done for c in self.providers.values())
-        failed = sum(c.failed for c in self.providers.values())
-        in_flight = sum(c.in_flight for c in self.providers.values())
+        done, failed = self.outcomes()
+        in_flight = self.in_flight
         retrying = sum(c.retrying for c in self.providers.values())
         tokens = sum(c.output_tokens for c in self.providers.values())
         elapsed = max(now - self.started_at, 1e-9)

@@ -1,14 +1,6 @@
-"""The one retry layer: classify what went wrong, then let tenacity decide, wait (on trio) and stop.
+"""The one retry layer: classify failures and decide the waits (pure), then loop on tenacity.
 
-Design. An attempt function never raises for a provider failure: it *returns* an outcome object with a
-``decision`` attribute (``None`` for success, else a ``RetryDecision``), so a failed attempt's partial
-output is never lost in an exception. Tenacity retries on the result (``retry_if_result``), waits for
-the server's Retry-After or else exponential backoff with full jitter, and stops after
-``max_attempts``; when it stops, the last outcome is handed back instead of a ``RetryError``. An
-exception escaping the attempt function is a bug (or a cancellation) and propagates untouched.
-
-Classification is pure (``classify_http``, ``classify_exception``, ``classify_completion``); the clock
-for HTTP-date Retry-After values comes in as ``now``.
+Only ``runner.errors`` are classified here; this module knows neither httpx nor trio.
 """
 
 from __future__ import annotations
@@ -18,20 +10,18 @@ import random
 from dataclasses import dataclass
 from datetime import UTC
 from email.utils import parsedate_to_datetime
-from typing import TYPE_CHECKING, Protocol, TypeVar
+from typing import TYPE_CHECKING
 
-import httpx
 import tenacity
-import trio
 
 from runner import errors
 from runner.model import PROTOCOL_ERROR
 
 if TYPE_CHECKING:
-    from collections.abc import Awaitable, Callable, Mapping
+    from collections.abc import Mapping
     from datetime import datetime
 
-    from runner.model import Completion, ErrorKind
+    from runner.model import AttemptError, Completion, ErrorKind
     from runner.spec import RetryPolicy
 
 RETRYABLE_STATUSES = frozenset({408, 409, 425, 429, *range(500, 600)})
@@ -51,16 +41,6 @@ class RetryDecision:
     kind: ErrorKind
     retryable: bool
     retry_after: float | None = None
-
-
-class Outcome(Protocol):
-    """What an attempt function returns: ``decision`` is None when the attempt succeeded."""
-
-    @property
-    def decision(self) -> RetryDecision | None: ...
-
-
-OutcomeT = TypeVar("OutcomeT", bound=Outcome)
 
 
 # -- classification (pure) --------------------------------------------------------------------------
@@ -144,44 +124,22 @@ def classify_http(
     return RetryDecision(kind=kind, retryable=retryable, retry_after=parse_retry_after(headers, now=now))
 
 
-def classify_exception(exc: BaseException, *, response_started: bool = True) -> RetryDecision | None:
-    """Classify an exception from one attempt; None for anything that is not a provider failure.
+def classify_exception(exc: BaseException) -> RetryDecision | None:
+    """Classify a ``runner.errors.ProviderError``; None for anything else (a bug or a cancellation).
 
-    ``trio.Cancelled`` and other non-``Exception``s are never classified: they must propagate.
-    ``response_started`` is False while no response headers have arrived: a reset then is a failed
-    connection, not a stream cut short.
+    ``runner.run.attempt`` has already mapped httpx's, trio's and the OS's errors onto these. A
+    transport failure before any response (``status`` None) is a failed connection; after the
+    headers it is a stream cut short.
     """
-    if not isinstance(exc, Exception):
+    if not isinstance(exc, errors.ProviderError):
         return None
-    decision = _classify_exception(exc)
-    if decision is not None and decision.kind == "early_close" and not response_started:
-        return RetryDecision(kind="connect_error", retryable=True)
-    return decision
-
-
-def _classify_exception(exc: Exception) -> RetryDecision | None:
-    if isinstance(exc, errors.RateLimitedError):
-        return RetryDecision(kind="rate_limited", retryable=True, retry_after=exc.retry_after)
-    if isinstance(exc, errors.ServerError | errors.ClientError) and exc.status is not None:
-        return classify_http(exc.status, {}, now=None)
-    if isinstance(exc, errors.StreamProtocolError | httpx.DecodingError):
+    if isinstance(exc, errors.StreamProtocolError):
         return RetryDecision(kind="protocol_error", retryable=True)
-    if isinstance(exc, trio.TooSlowError | TimeoutError | httpx.TimeoutException):
+    if isinstance(exc, errors.TransportTimeoutError):
         return RetryDecision(kind="timeout", retryable=True)
-    if isinstance(exc, httpx.ConnectError | httpx.WriteError | ConnectionRefusedError):
+    if isinstance(exc, errors.ConnectError) or exc.status is None:
         return RetryDecision(kind="connect_error", retryable=True)
-    if isinstance(
-        exc,
-        errors.TransportError
-        | httpx.ReadError
-        | httpx.RemoteProtocolError
-        | ConnectionError
-        | trio.BrokenResourceError,
-    ):
-        return RetryDecision(kind="early_close", retryable=True)
-    if isinstance(exc, httpx.TransportError | OSError):
-        return RetryDecision(kind="connect_error", retryable=True)
-    return None
+    return RetryDecision(kind="early_close", retryable=True)
 
 
 def classify_completion(completion: Completion) -> RetryDecision | None:
@@ -219,58 +177,51 @@ def backoff(policy: RetryPolicy, retry_number: int, rng: random.Random) -> float
     return rng.uniform(0.0, ceiling)
 
 
-def build_retrying(
-    policy: RetryPolicy,
-    *,
-    rng: random.Random | None = None,
-    before_sleep: Callable[[tenacity.RetryCallState], Awaitable[None] | None] | None = None,
-) -> tenacity.AsyncRetrying:
-    """A tenacity ``AsyncRetrying`` for ``policy`` that sleeps on trio's clock.
+def will_retry(decision: RetryDecision, policy: RetryPolicy, *, attempts_made: int) -> bool:
+    """Whether a unit that failed with ``decision`` gets another one (``attempts_made`` in this process)."""
+    return attempts_made < policy.max_attempts and should_retry(decision, policy)
 
-    Use either ``await retrying(attempt_fn)`` (returns the last outcome) or::
 
-        async for attempt in build_retrying(policy):
+def delay(policy: RetryPolicy, retry_number: int, rng: random.Random, *, retry_after: float | None) -> float:
+    """The wait before retry ``retry_number``: the server's Retry-After when it named one, else backoff."""
+    return retry_after if retry_after is not None else backoff(policy, retry_number, rng)
+
+
+def decision_of(error: AttemptError | None) -> RetryDecision | None:
+    """The decision an attempt's stored error carries (None: the attempt succeeded)."""
+    if error is None:
+        return None
+    return RetryDecision(kind=error.kind, retryable=error.retryable, retry_after=error.retry_after)
+
+
+class RetryScheduled(tenacity.TryAgain):
+    """Raised inside ``with attempt:`` to have tenacity wait, then run the block again.
+
+    A signal between the loop body and ``retrying``, not an error (hence tenacity's ``TryAgain``): it
+    never leaves the loop, because ``retrying`` has no stop of its own; ``will_retry`` is the bound.
+    """
+
+    def __init__(self, decision: RetryDecision) -> None:
+        self.decision = decision
+        super().__init__()
+
+
+def retrying(policy: RetryPolicy, *, rng: random.Random | None = None) -> tenacity.AsyncRetrying:
+    """tenacity's loop over the attempts of one unit (stamina's form)::
+
+        async for attempt in retrying(policy):
             with attempt:
-                outcome = await run_attempt(...)
-            if not attempt.retry_state.outcome.failed:
-                attempt.retry_state.set_result(outcome)  # tenacity cannot see the block's value
+                ...  # one attempt; store it, then `raise RetryScheduled(decision)` to go again
 
-    ``rng`` feeds the jitter (pass a seeded ``random.Random`` for reproducible waits);
-    ``before_sleep`` sees the state before each wait (progress: "retrying").
+    A block that ends normally ends the loop. Any other exception (a bug, a cancellation) propagates
+    untouched (``retry_never``). tenacity's default sleep is ``trio.sleep`` under trio, so tests
+    use ``autojump_clock``. ``rng`` feeds the jitter (seed it for reproducible waits).
     """
     jitter = rng or random.Random()
 
-    def retry_on(outcome: Outcome) -> bool:
-        return should_retry(outcome.decision, policy)
-
     def wait(state: tenacity.RetryCallState) -> float:
-        outcome: Outcome = state.outcome.result()  # type: ignore[union-attr]
-        decision = outcome.decision
-        if decision is not None and decision.retry_after is not None:
-            return decision.retry_after  # the server's hint overrides the computed backoff
-        return backoff(policy, state.attempt_number, jitter)
+        scheduled = state.outcome.exception() if state.outcome is not None else None
+        retry_after = scheduled.decision.retry_after if isinstance(scheduled, RetryScheduled) else None
+        return delay(policy, state.attempt_number, jitter, retry_after=retry_after)
 
-    def last_outcome(state: tenacity.RetryCallState) -> object:
-        return state.outcome.result()  # type: ignore[union-attr]
-
-    return tenacity.AsyncRetrying(
-        sleep=trio.sleep,
-        stop=tenacity.stop_after_attempt(policy.max_attempts),
-        wait=wait,
-        retry=tenacity.retry_if_result(retry_on),
-        before_sleep=before_sleep,
-        retry_error_callback=last_outcome,
-    )
-
-
-async def run_with_retries(
-    policy: RetryPolicy,
-    attempt_fn: Callable[[], Awaitable[OutcomeT]],
-    *,
-    rng: random.Random | None = None,
-    before_sleep: Callable[[tenacity.RetryCallState], Awaitable[None] | None] | None = None,
-) -> OutcomeT:
-    """Run ``attempt_fn`` until it succeeds, is not retryable, or attempts run out; the last outcome."""
-    retrying = build_retrying(policy, rng=rng, before_sleep=before_sleep)
-    result: OutcomeT = await retrying(attempt_fn)
-    return result
+    return tenacity.AsyncRetrying(wait=wait, retry=tenacity.retry_never)

@@ -172,7 +172,11 @@ async def execute_job(
     limiter = db_limiter(database)
     counts = await trio.to_thread.run_sync(_counts, database, run.id, limiter=limiter)
     spent = await trio.to_thread.run_sync(_spent, database, run.id, limiter=limiter)
-    progress = Progress(total=sum(counts.values()), already_done=counts["ok"] + counts["failed"])
+    progress = Progress(
+        total=sum(counts.values()),
+        already_done=counts["ok"] + counts["failed"],
+        started_at=trio.current_time(),
+    )
     owner = f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(3)}"
     status: RunStatus = "failed"  # what a crash leaves; set properly on every other way out
     try:
@@ -191,8 +195,10 @@ async def execute_job(
                     console=console,
                 )
             )
-            total = options.concurrency or sum(p.concurrency for p in providers.values())
-            limits = httpx.Limits(max_connections=total, max_keepalive_connections=total)
+            # The one global cap on units in flight: the engine claims under it, and the pool
+            # has a connection for each (a larger pool would only hold idle sockets).
+            cap = options.concurrency or sum(p.concurrency for p in providers.values())
+            limits = httpx.Limits(max_connections=cap, max_keepalive_connections=cap)
             async with httpx.AsyncClient(limits=limits, follow_redirects=False) as client:
                 ctx = RunContext(
                     providers=providers,
@@ -203,7 +209,7 @@ async def execute_job(
                     client=client,
                     db_limiter=limiter,
                     capture=options.raw_capture != "none",
-                    concurrency=options.concurrency,
+                    concurrency=cap,
                     max_cost_usd=options.max_cost_usd
                     if options.max_cost_usd is not None
                     else job.max_cost_usd,

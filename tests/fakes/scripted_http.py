@@ -35,6 +35,11 @@ def chunk(data: bytes) -> bytes:
     return b"%x\r\n%s\r\n" % (len(data), data)
 
 
+def bad_gzip_response() -> list[Step]:
+    """A 200 event stream that claims ``content-encoding: gzip`` but whose body is plain SSE."""
+    return sse_response(b"data: T:not gzip\n\n", headers={"content-encoding": "gzip"})
+
+
 def json_response(status: int, body: bytes, headers: dict[str, str] | None = None) -> list[Step]:
     """A plain JSON response with Content-Length."""
     head = [f"HTTP/1.1 {status} X", "content-type: application/json", f"content-length: {len(body)}"]

@@ -9,13 +9,24 @@ import httpx
 import pytest
 import trio
 
+from runner import errors
 from runner.model import AttemptError, AttemptRecord
-from runner.run.attempt import run_attempt
+from runner.run.attempt import _Deadlines, _Received, map_exceptions, run_attempt
 from runner.spec import CaseSpec, ProviderSpec, Timeouts
 from tests.fakes.dialect import FakeDialect
-from tests.fakes.scripted_http import CLOSE, ScriptedServer, chunk, json_response, sse_response
+from tests.fakes.scripted_http import (
+    CLOSE,
+    ScriptedServer,
+    bad_gzip_response,
+    chunk,
+    json_response,
+    sse_response,
+)
 
 TIMEOUTS = Timeouts(connect=5, first_byte=10, first_token=20, idle=5, total=60)
+# httpx's aiter_bytes raises DecodingError without closing the aiter_raw/httpcore generators under
+# it; trio closes them in a system task, and warns (ResourceWarning, ignored outside tests).
+HTTPX_ABANDONED_GENERATORS = pytest.mark.filterwarnings("ignore:Async generator 'http:ResourceWarning")
 CASE = CaseSpec(id="c", messages=({"role": "user", "content": "hi"},))
 
 
@@ -225,3 +236,69 @@ async def test_anthropic_ping_events_count_as_heartbeats(client: httpx.AsyncClie
         nursery.cancel_scope.cancel()
     assert record.error is None
     assert record.heartbeats == 3
+
+
+async def test_http_error_counts_its_bytes_without_capture(client: httpx.AsyncClient) -> None:
+    """An HTTP error attempt's body bytes are counted even when raw bodies are not captured."""
+    body = b'{"error":"boom"}'
+    record, _ = await attempt(client, [json_response(500, body)], capture=False)
+    assert record.error is not None
+    assert record.error.kind == "server_error"
+    assert record.raw_capture is None
+    assert record.bytes_received == len(body)
+
+
+@HTTPX_ABANDONED_GENERATORS
+async def test_bad_content_encoding_is_a_protocol_error(client: httpx.AsyncClient) -> None:
+    """A body that is not the gzip its header claims is a retryable protocol error, not a crash."""
+    record, _ = await attempt(client, [bad_gzip_response()])
+    assert record.error is not None
+    assert (record.error.kind, record.error.retryable) == ("protocol_error", True)
+    assert record.error.message.startswith("DecodingError: ")
+    assert record.error.message.endswith("(during body)")
+    assert record.http_status == 200
+
+
+@pytest.mark.parametrize(
+    ("raised", "mapped"),
+    [
+        pytest.param(httpx.ConnectTimeout("slow"), errors.TransportTimeoutError, id="connect-timeout"),
+        pytest.param(httpx.ConnectError("refused"), errors.ConnectError, id="connect"),
+        pytest.param(httpx.WriteError("broken pipe"), errors.ConnectError, id="write"),
+        pytest.param(httpx.ReadError("reset"), errors.TransportError, id="read"),
+        pytest.param(httpx.RemoteProtocolError("peer closed"), errors.TransportError, id="remote-protocol"),
+        pytest.param(httpx.DecodingError("bad gzip"), errors.StreamProtocolError, id="decoding"),
+        pytest.param(httpx.TooManyRedirects("loop"), errors.TransportError, id="any-http-error"),
+        pytest.param(trio.BrokenResourceError(), errors.TransportError, id="trio-broken"),
+        pytest.param(trio.TooSlowError(), errors.TransportTimeoutError, id="trio-too-slow"),
+        pytest.param(ConnectionRefusedError(), errors.ConnectError, id="os-refused"),
+        pytest.param(ConnectionResetError(), errors.TransportError, id="os-reset"),
+    ],
+)
+def test_map_exceptions(raised: Exception, mapped: type[errors.ProviderError]) -> None:
+    """httpx's, trio's and the OS's errors become runner.errors, with the cause and context kept."""
+    received = _Received(status=200)
+    with pytest.raises(mapped) as caught, map_exceptions(received, unit_key="p/c/0", attempt=2):
+        raise raised
+    assert type(caught.value) is mapped
+    assert caught.value.__cause__ is raised
+    assert (caught.value.unit_key, caught.value.attempt, caught.value.status) == ("p/c/0", 2, 200)
+    assert str(caught.value).startswith(f"{type(raised).__name__}: ")
+
+
+def test_map_exceptions_lets_bugs_through() -> None:
+    """An error that is not a provider failure (a bug) leaves the boundary unchanged."""
+    with pytest.raises(KeyError), map_exceptions(_Received(), unit_key="k", attempt=1):
+        raise KeyError("bug")
+
+
+def test_deadlines_follow_the_phases() -> None:
+    """First byte, then first token or idle (with slack), never past the total, in plain numbers."""
+    timeouts = Timeouts(connect=1, first_byte=10, first_token=20, idle=5, total=30)
+    deadlines = _Deadlines(timeouts, start=100.0)
+    assert (deadlines.phase, deadlines.connect) == ("connect", 110.0)
+    assert deadlines.body(102.0) == pytest.approx(107.005)
+    assert deadlines.phase == "body"
+    assert deadlines.after_read(118.0, has_token=False) == 120.0  # the first-token limit
+    assert deadlines.after_read(118.0, has_token=True) == pytest.approx(123.005)
+    assert deadlines.after_read(128.0, has_token=True) == 130.0  # the total limit

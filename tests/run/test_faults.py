@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import dataclasses
+from pathlib import Path
+
 import pytest
 import trio
 
 from runner.simulator import SimulatorHandle
-from runner.spec import RetryPolicy, Timeouts
+from runner.spec import ProviderSpec, RetryPolicy, Timeouts
 from tests.conftest import StartSimulator
+from tests.fakes.scripted_http import ScriptedServer, bad_gzip_response
 from tests.run.helpers import make_job, provider_for, run_in_process
 
 RETRY = RetryPolicy(max_attempts=3, backoff_initial=0.01, backoff_max=0.05, retry_after_max=5)
@@ -91,3 +95,26 @@ async def test_retry_after_spacing_measured_at_the_server(tmp_path, start_simula
     assert second.time - first.time >= 0.4
     assert unit.attempts[0].error is not None
     assert unit.attempts[0].error.retry_after == pytest.approx(0.4)
+
+
+# httpx's aiter_bytes abandons the generators under it on a DecodingError (see test_attempt.py).
+@pytest.mark.filterwarnings("ignore:Async generator 'http:ResourceWarning")
+async def test_bad_content_encoding_fails_only_its_units(
+    tmp_path: Path, start_simulator: StartSimulator, nursery: trio.Nursery
+) -> None:
+    """A body that is not the gzip its header claims is a retried protocol error; the run and the
+    other provider's units finish normally."""
+    broken = await nursery.start(ScriptedServer([bad_gzip_response() for _ in range(9)]).serve)
+    bad = ProviderSpec(name="gzip", dialect="openai-chat", base_url=broken.base_url, model="m")
+    bad = dataclasses.replace(bad, retry=RETRY, timeouts=TIMEOUTS)
+    good = provider_for(await start_simulator(), "openai-chat", retry=RETRY, timeouts=TIMEOUTS)
+    with trio.fail_after(30):
+        summary, units = await run_in_process(tmp_path, make_job([bad, good], repeats=3))
+    assert summary.status == "finished"
+    assert summary.exit_code == 1
+    by_provider = {name: [u for u in units if u.provider == name] for name in ("gzip", "openai-chat")}
+    assert [u.status for u in by_provider["openai-chat"]] == ["ok"] * 3
+    for unit in by_provider["gzip"]:
+        assert unit.status == "failed"
+        assert [a.error.kind if a.error else None for a in unit.attempts] == ["protocol_error"] * 3
+    assert len(broken.requests) == 9

@@ -116,13 +116,15 @@ async def test_global_cap_across_providers(autojump_clock: trio.testing.MockCloc
         for name in ("a", "b")
     ]
     limiters = build_limiters(providers, global_concurrency=2)
-    peak = 0
+    holding = peak = 0
 
     async def one(limiter: ProviderLimiter) -> None:
-        nonlocal peak
+        nonlocal holding, peak
         async with limiter.slot(1):
-            peak = max(peak, sum(lim.in_flight for lim in limiters.values()))
+            holding += 1
+            peak = max(peak, holding)
             await trio.sleep(1)
+            holding -= 1
 
     async with trio.open_nursery() as nursery:
         for limiter in limiters.values():

@@ -4,25 +4,27 @@ from __future__ import annotations
 
 import itertools
 import random
-from dataclasses import dataclass, field
+from collections.abc import Iterable
 from datetime import UTC, datetime
 
-import httpx
 import pytest
 import trio
 
 from runner import errors
-from runner.model import Completion, CompletionError
+from runner.model import AttemptError, Completion, CompletionError
 from runner.run.retry import (
     RetryDecision,
+    RetryScheduled,
     backoff,
-    build_retrying,
     classify_completion,
     classify_exception,
     classify_http,
+    decision_of,
+    delay,
     parse_retry_after,
-    run_with_retries,
+    retrying,
     should_retry,
+    will_retry,
 )
 from runner.spec import RetryPolicy
 
@@ -36,12 +38,21 @@ class _CeilingRandom(random.Random):
         return b
 
 
-@dataclass
-class _Outcome:
-    """A stand-in for the attempt layer's outcome: just the decision the retry layer reads."""
-
-    decision: RetryDecision | None
-    started: float = field(default=0.0)
+async def _drive(
+    policy: RetryPolicy, decisions: Iterable[RetryDecision | None], rng: random.Random | None = None
+) -> tuple[list[float], RetryDecision | None]:
+    """Run ``retrying`` as the engine does, one decision per attempt: start times and last decision."""
+    outcomes = iter(decisions)
+    starts: list[float] = []
+    last: RetryDecision | None = None
+    async for attempt in retrying(policy, rng=rng):
+        with attempt:
+            starts.append(trio.current_time())
+            last = next(outcomes)
+            made = attempt.retry_state.attempt_number
+            if last is not None and will_retry(last, policy, attempts_made=made):
+                raise RetryScheduled(last)
+    return starts, last
 
 
 @pytest.mark.parametrize(
@@ -122,33 +133,25 @@ def test_http_date_needs_now() -> None:
 @pytest.mark.parametrize(
     ("exc", "kind"),
     [
-        pytest.param(httpx.ConnectError("refused"), "connect_error", id="connect"),
-        pytest.param(httpx.ReadTimeout("slow"), "timeout", id="read-timeout"),
-        pytest.param(trio.TooSlowError(), "timeout", id="trio-timeout"),
-        pytest.param(httpx.RemoteProtocolError("peer closed"), "early_close", id="remote-protocol"),
-        pytest.param(httpx.ReadError("reset"), "early_close", id="read-reset"),
-        pytest.param(ConnectionResetError(), "early_close", id="os-reset"),
-        pytest.param(errors.StreamProtocolError("bad chunk"), "protocol_error", id="protocol"),
-        pytest.param(errors.TransportError("cut"), "early_close", id="transport"),
-        pytest.param(errors.ServerError("boom", status=502), "server_error", id="server"),
+        pytest.param(errors.ConnectError("refused"), "connect_error", id="connect"),
+        pytest.param(errors.ConnectError("write failed", status=200), "connect_error", id="connect-late"),
+        pytest.param(errors.TransportTimeoutError("slow"), "timeout", id="timeout"),
+        pytest.param(errors.TransportError("peer closed", status=200), "early_close", id="cut-stream"),
+        pytest.param(errors.TransportError("reset"), "connect_error", id="reset-before-response"),
+        pytest.param(errors.StreamProtocolError("bad gzip", status=200), "protocol_error", id="protocol"),
     ],
 )
 def test_classify_exception_retryable(exc: Exception, kind: str) -> None:
-    """Transport failures, timeouts and protocol errors are retryable with their kind."""
+    """Transport failures, timeouts and undecodable bodies are retryable, with their kind."""
     decision = classify_exception(exc)
     assert decision is not None
     assert (decision.kind, decision.retryable) == (kind, True)
 
 
-def test_classify_exception_special_cases() -> None:
-    """A RateLimitedError keeps its retry_after; client errors are final; unknown errors are bugs (None)."""
-    assert classify_exception(errors.RateLimitedError("slow down", retry_after=3.0)) == RetryDecision(
-        kind="rate_limited", retryable=True, retry_after=3.0
-    )
-    decision = classify_exception(errors.ClientError("nope", status=401))
-    assert decision is not None
-    assert (decision.kind, decision.retryable) == ("auth_error", False)
+def test_classify_exception_only_knows_provider_errors() -> None:
+    """Anything but a ProviderError is a bug or a cancellation (None), an OSError included."""
     assert classify_exception(ValueError("bug")) is None
+    assert classify_exception(ConnectionResetError()) is None
     assert classify_exception(KeyboardInterrupt()) is None
 
 
@@ -212,20 +215,36 @@ def test_backoff_is_full_jitter_under_the_cap() -> None:
         assert max(waits) > ceiling * 0.8
 
 
+def test_will_retry_counts_attempts() -> None:
+    """A retryable failure is retried until max_attempts attempts have been made in this process."""
+    policy = RetryPolicy(max_attempts=3)
+    assert will_retry(SERVER_ERROR, policy, attempts_made=2)
+    assert not will_retry(SERVER_ERROR, policy, attempts_made=3)
+    assert not will_retry(RetryDecision(kind="auth_error", retryable=False), policy, attempts_made=1)
+
+
+def test_delay_prefers_retry_after() -> None:
+    """The server's Retry-After is the wait when it named one; else full-jitter backoff."""
+    policy = RetryPolicy(backoff_initial=0.5, backoff_max=30)
+    assert delay(policy, 3, _CeilingRandom(), retry_after=7.0) == 7.0
+    assert delay(policy, 3, _CeilingRandom(), retry_after=None) == 2.0
+
+
+def test_decision_of_a_stored_error() -> None:
+    """A stored AttemptError carries its decision back; a success has none."""
+    error = AttemptError(kind="rate_limited", message="HTTP 429", retry_after=2.0, retryable=True)
+    assert decision_of(error) == RetryDecision(kind="rate_limited", retryable=True, retry_after=2.0)
+    assert decision_of(None) is None
+
+
 SERVER_ERROR = RetryDecision(kind="server_error", retryable=True)
 
 
 async def test_backoff_spacing_in_virtual_time(autojump_clock: trio.testing.MockClock) -> None:
     """Attempts are spaced 0.5, 1, 2 s (exponential) and stop after max_attempts with the last outcome."""
     policy = RetryPolicy(max_attempts=4, backoff_initial=0.5, backoff_max=30)
-    starts: list[float] = []
-
-    async def attempt() -> _Outcome:
-        starts.append(trio.current_time())
-        return _Outcome(decision=SERVER_ERROR)
-
-    outcome = await run_with_retries(policy, attempt, rng=_CeilingRandom())
-    assert outcome.decision == SERVER_ERROR
+    starts, last = await _drive(policy, itertools.repeat(SERVER_ERROR), rng=_CeilingRandom())
+    assert last == SERVER_ERROR
     assert [round(b - a, 6) for a, b in itertools.pairwise(starts)] == [0.5, 1.0, 2.0]
 
 
@@ -233,15 +252,8 @@ async def test_retry_after_overrides_backoff(autojump_clock: trio.testing.MockCl
     """A server's retry_after replaces the computed backoff for that wait."""
     policy = RetryPolicy(max_attempts=3, backoff_initial=0.5)
     hinted = RetryDecision(kind="rate_limited", retryable=True, retry_after=7.0)
-    decisions = iter([hinted, SERVER_ERROR, None])
-    starts: list[float] = []
-
-    async def attempt() -> _Outcome:
-        starts.append(trio.current_time())
-        return _Outcome(decision=next(decisions))
-
-    outcome = await run_with_retries(policy, attempt, rng=_CeilingRandom())
-    assert outcome.decision is None
+    starts, last = await _drive(policy, [hinted, SERVER_ERROR, None], rng=_CeilingRandom())
+    assert last is None
     assert [round(b - a, 6) for a, b in itertools.pairwise(starts)] == [7.0, 1.0]
 
 
@@ -259,55 +271,37 @@ async def test_single_attempt_cases(
     autojump_clock: trio.testing.MockClock, decision: RetryDecision | None
 ) -> None:
     """Success, a final error and an over-long Retry-After each end after one attempt with no sleep."""
-    calls = 0
-
-    async def attempt() -> _Outcome:
-        nonlocal calls
-        calls += 1
-        return _Outcome(decision=decision)
-
-    outcome = await run_with_retries(RetryPolicy(retry_after_max=120), attempt)
-    assert calls == 1
-    assert outcome.decision == decision
+    starts, last = await _drive(RetryPolicy(retry_after_max=120), [decision])
+    assert len(starts) == 1
+    assert last == decision
     assert trio.current_time() == 0
 
 
-async def test_async_for_form(autojump_clock: trio.testing.MockClock) -> None:
-    """The engine's `async for attempt in build_retrying(...)` form retries and ends after success."""
-    decisions = iter([SERVER_ERROR, SERVER_ERROR, None])
-    seen: list[_Outcome] = []
-    async for attempt in build_retrying(RetryPolicy(max_attempts=5), rng=_CeilingRandom()):
-        with attempt:
-            outcome = _Outcome(decision=next(decisions), started=trio.current_time())
-            seen.append(outcome)
-        if attempt.retry_state.outcome is not None and not attempt.retry_state.outcome.failed:
-            attempt.retry_state.set_result(outcome)
-    assert [o.started for o in seen] == [0.0, 0.5, 1.5]
-    assert seen[-1].decision is None
-
-
 async def test_exceptions_propagate_unretried(autojump_clock: trio.testing.MockClock) -> None:
-    """An exception from the attempt function is a bug: it escapes on the first attempt."""
+    """An exception from the attempt block is a bug: it escapes on the first attempt."""
     calls = 0
 
-    async def attempt() -> _Outcome:
+    async def loop() -> None:
         nonlocal calls
-        calls += 1
-        raise ValueError("bug")
+        async for attempt in retrying(RetryPolicy()):
+            with attempt:
+                calls += 1
+                raise ValueError("bug")
 
     with pytest.raises(ValueError, match="bug"):
-        await run_with_retries(RetryPolicy(), attempt)
+        await loop()
     assert calls == 1
 
 
-async def test_before_sleep_sees_each_retry(autojump_clock: trio.testing.MockClock) -> None:
-    """before_sleep runs once per retry with the attempt number, for progress reporting."""
-    numbers: list[int] = []
-
-    async def attempt() -> _Outcome:
-        return _Outcome(decision=SERVER_ERROR)
-
-    await run_with_retries(
-        RetryPolicy(max_attempts=3), attempt, before_sleep=lambda state: numbers.append(state.attempt_number)
-    )
-    assert numbers == [1, 2]
+async def test_cancellation_during_the_backoff_sleep_escapes(autojump_clock: trio.testing.MockClock) -> None:
+    """A cancel during tenacity's sleep (on trio's clock) ends the loop: no further attempt starts."""
+    policy = RetryPolicy(max_attempts=3, backoff_initial=60, backoff_max=60)
+    attempts = 0
+    with trio.move_on_after(10) as scope:
+        async for attempt in retrying(policy, rng=_CeilingRandom()):
+            with attempt:
+                attempts += 1
+                raise RetryScheduled(SERVER_ERROR)
+    assert scope.cancelled_caught
+    assert attempts == 1
+    assert trio.current_time() == pytest.approx(10)

@@ -1,0 +1,67 @@
+"""Finishing attempts and units (pure): what an attempt cost; the final attempt graded -> ``UnitFinish``."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from runner.grading.assertions import evaluate
+from runner.pricing import booked_cost, compute_cost
+from runner.store.records import UnitFinish
+
+if TYPE_CHECKING:
+    from runner.model import AttemptRecord, Usage
+    from runner.spec import CaseSpec, Price
+    from runner.store.records import ClaimedUnit
+
+
+def finish_unit(
+    unit: ClaimedUnit,
+    case: CaseSpec,
+    final: AttemptRecord,
+    *,
+    owner: str,
+    cost_computed: float | None,
+    unit_spent: float,
+) -> UnitFinish:
+    """The unit's end: ``ok`` when its final attempt succeeded, with the case's assertions graded.
+
+    Args:
+        cost_computed: the final attempt's cost at the job's prices, stored with it.
+        unit_spent: what all the unit's attempts in this process cost (the ``max_cost_usd`` assertion).
+    """
+    ok = final.error is None
+    assertions = None
+    if case.expect:
+        timing = final.timing
+        outcomes = evaluate(
+            case.expect,
+            final.completion,
+            ttft_s=timing.ttft_s,
+            duration_s=timing.end_s,
+            cost_usd=unit_spent,
+        )
+        assertions = tuple(outcomes)
+    # The final attempt, the result rows and the unit's status commit in one transaction.
+    return UnitFinish(
+        unit_id=unit.id,
+        owner=owner,
+        status="ok" if ok else "failed",
+        attempt=final,
+        cost_computed=cost_computed,
+        assertions=assertions,
+    )
+
+
+def usage_of(record: AttemptRecord) -> Usage | None:
+    """The attempt's token usage, when its stream reported one."""
+    return record.completion.usage if record.completion is not None else None
+
+
+def attempt_costs(record: AttemptRecord, price: Price | None) -> tuple[float | None, float | None]:
+    """(computed, booked): the attempt's cost at the job's prices (None without usage or price), and
+    what it cost by the one cost rule (``pricing.booked_cost``), which the budget counts."""
+    usage = usage_of(record)
+    if usage is None:
+        return None, None
+    computed = compute_cost(usage, price)
+    return computed, booked_cost(usage.cost, computed)
