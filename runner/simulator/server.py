@@ -18,8 +18,9 @@ import orjson
 import trio
 
 from runner.errors import ConfigError
-from runner.simulator import anthropic, openai_chat, runware
 from runner.simulator.config import Fault, SimulatorConfig, parse_faults
+from runner.simulator.emitters import anthropic_messages as anthropic
+from runner.simulator.emitters import openai_chat, runware
 from runner.simulator.faults import error_body, malformed, retry_headers, stream_error
 from runner.simulator.frames import EmitContext, Frame
 from runner.simulator.http import (
