@@ -16,8 +16,9 @@ from runner.simulator.config import (
     parse_faults,
     parse_latency,
 )
+from runner.simulator.log import ServedLog, ServedRequest
 from runner.simulator.script import Expected, ExpectedChoice, ExpectedToolCall, expected_output
-from runner.simulator.server import ServedLog, ServedRequest, SimulatorHandle, serve_simulator
+from runner.simulator.server import SimulatorHandle, serve_simulator
 
 __all__ = [
     "Dist",

@@ -10,14 +10,16 @@ from __future__ import annotations
 import hashlib
 import random
 from dataclasses import dataclass, field
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
 import orjson
 
 from runner.simulator.config import SimulatorConfig
+from runner.simulator.emitters import EMITTERS, Counts
 
-DIALECTS: Final = ("openai-chat", "anthropic-messages", "runware")
-JSONObject = dict[str, Any]
+if TYPE_CHECKING:
+    from runner.simulator.emitters import Emitter, Task
+
 _WORDS: Final = tuple(
     "the quick brown fox jumps over lazy dogs while rivers run south and north to the sea "  # noqa: SIM905
     "every model answers in tokens small pieces of text streamed across the wire one by one "
@@ -81,61 +83,44 @@ class Expected:
 
 
 def expected_output(dialect: str, request: Any, config: SimulatorConfig | None = None) -> Expected:
-    """The answer the simulator sends for ``request`` (the parsed JSON body) in ``dialect``."""
-    config = config or SimulatorConfig()
-    if dialect not in DIALECTS:
+    """The answer the simulator sends for ``request`` (the parsed JSON body) in ``dialect``.
+
+    Raises:
+        ValueError: the simulator does not speak ``dialect``, or answers ``request`` with a 400.
+    """
+    emitter = EMITTERS.get(dialect)
+    if emitter is None:
         raise ValueError(f"unknown dialect {dialect!r}")
-    body: dict[str, Any] = request[0] if dialect == "runware" else request
-    rng = random.Random(content_seed(dialect, body, config.seed))
-    stream = _is_stream(dialect, body)
-    n = _count(body.get("numberResults" if dialect == "runware" else "n", 1))
-    limit = _max_tokens(dialect, body)
-    wants_reasoning = config.reasoning or ("reasoning_effort" in body if dialect == "openai-chat" else False)
-    if dialect == "anthropic-messages":
-        thinking = body.get("thinking")
-        wants_reasoning = config.reasoning or (
-            isinstance(thinking, dict) and thinking.get("type") == "enabled"
-        )
-    tools = _tools(dialect, body)
-    miromind = dialect == "openai-chat" and config.flavor == "miromind"
-    choices = []
-    for index in range(n if dialect != "anthropic-messages" else 1):
-        reasoning = _words(rng, rng.randint(6, 16)) if wants_reasoning and not miromind else ()
-        calls = _tool_calls(rng, dialect, tools, config.tool_calls, index) if tools else ()
-        count = max(1, round(config.output_tokens.sample(rng)))
-        if calls and dialect == "openai-chat":
-            count = 0  # OpenAI-style tool turns carry no text (content null)
-        elif calls:
-            count = min(count, 6)  # Anthropic says a few words before its tool_use blocks
-        finish = "tool_calls" if calls else "stop"
-        if limit is not None and count > limit:
-            count, finish, calls = limit, "length", ()
-        text = _words(rng, count, wide=True) if count else ()
-        signature = "sig_" + hashlib.sha256("".join(reasoning).encode()).hexdigest()[:32] if reasoning else ""
-        choices.append(
-            ExpectedChoice(
-                index=index,
-                text_tokens=text,
-                reasoning_tokens=reasoning,
-                tool_calls=calls,
-                finish_reason=finish,
-                signature=signature,
-            )
-        )
+    task = emitter.read(request)
+    if task is None:
+        raise ValueError(f"the simulator refuses this {dialect} request body")
+    return answer(emitter, task, config or SimulatorConfig())
+
+
+def answer(emitter: Emitter, task: Task, config: SimulatorConfig) -> Expected:
+    """The answer to a task the emitter has read: every random draw comes from the content seed."""
+    rng = random.Random(content_seed(emitter.name, task.body, config.seed))
+    miromind = emitter.has_flavors and config.flavor == "miromind"
+    # MiroMind reasons in reasoning_steps instead of reasoning_content.
+    reasons = (config.reasoning or task.reasoning) and not miromind
+    choices = tuple(
+        _choice(rng, emitter, task, config, index, reasons=reasons) for index in range(task.choices)
+    )
     steps, citations, results = _miromind(rng) if miromind else ((), (), ())
     step_tokens = sum(len(s.get("thought", "").split()) for s in steps)
-    prompt = prompt_tokens(body)
+    prompt = prompt_tokens(task.body)
     completion = sum(c.output_tokens for c in choices) + step_tokens
     reasoning_count = sum(len(c.reasoning_tokens) for c in choices) + step_tokens
     cost = round((prompt * config.price_input + completion * config.price_output) / 1e6, 10)
-    usage, reported_cost = _usage(
-        dialect, body, config, stream, prompt, completion, reasoning_count, len(steps) // 2, cost
+    counts = Counts(
+        prompt=prompt, completion=completion, reasoning=reasoning_count, searches=len(steps) // 2, cost=cost
     )
+    usage, reported_cost = emitter.usage(task, config, counts)
     return Expected(
-        dialect=dialect,
-        model=str(body.get("model", "sim-model")),
-        stream=stream,
-        choices=tuple(choices),
+        dialect=emitter.name,
+        model=task.model,
+        stream=task.stream,
+        choices=choices,
         prompt_tokens=prompt,
         completion_tokens=completion,
         reasoning_tokens=reasoning_count,
@@ -144,6 +129,33 @@ def expected_output(dialect: str, request: Any, config: SimulatorConfig | None =
         steps=steps,
         citations=citations,
         search_results=results,
+    )
+
+
+def _choice(
+    rng: random.Random, emitter: Emitter, task: Task, config: SimulatorConfig, index: int, *, reasons: bool
+) -> ExpectedChoice:
+    # The draws happen in a fixed order (reasoning, tool calls, length, words): changing it changes
+    # every seeded answer.
+    reasoning = _words(rng, rng.randint(6, 16)) if reasons else ()
+    calls = (
+        _tool_calls(rng, emitter.tool_call_prefix, task.tools, config.tool_calls, index) if task.tools else ()
+    )
+    count = max(1, round(config.output_tokens.sample(rng)))
+    if calls:
+        count = min(count, emitter.words_before_tools)
+    finish = "tool_calls" if calls else "stop"
+    if task.max_tokens is not None and count > task.max_tokens:
+        count, finish, calls = task.max_tokens, "length", ()
+    text = _words(rng, count, wide=True) if count else ()
+    signature = "sig_" + hashlib.sha256("".join(reasoning).encode()).hexdigest()[:32] if reasoning else ""
+    return ExpectedChoice(
+        index=index,
+        text_tokens=text,
+        reasoning_tokens=reasoning,
+        tool_calls=calls,
+        finish_reason=finish,
+        signature=signature,
     )
 
 
@@ -160,48 +172,6 @@ def prompt_tokens(body: dict[str, Any]) -> int:
     return 1 + len(orjson.dumps(parts, option=orjson.OPT_SORT_KEYS)) // 4
 
 
-def _usage(
-    dialect: str,
-    body: dict[str, Any],
-    config: SimulatorConfig,
-    stream: bool,
-    prompt: int,
-    completion: int,
-    reasoning: int,
-    searches: int,
-    cost: float,
-) -> tuple[dict[str, Any] | None, float | None]:
-    if dialect == "anthropic-messages":
-        return {
-            "input_tokens": prompt,
-            "cache_creation_input_tokens": 0,
-            "cache_read_input_tokens": 0,
-            "output_tokens": completion,
-        }, None
-    if dialect == "runware":
-        usage = {"promptTokens": prompt, "completionTokens": completion, "totalTokens": prompt + completion}
-        if reasoning:
-            usage["reasoningTokens"] = reasoning
-        include_usage = bool(body.get("includeUsage")) or not stream
-        return (usage if include_usage else None), (cost if body.get("includeCost") else None)
-    openai: dict[str, Any] = {
-        "prompt_tokens": prompt,
-        "completion_tokens": completion,
-        "total_tokens": prompt + completion,
-        "completion_tokens_details": {"reasoning_tokens": reasoning},
-    }
-    if config.flavor == "miromind":
-        openai["reasoning_tokens"] = reasoning
-        openai["num_search_queries"] = searches
-    with_cost = config.cost or config.flavor == "solrouter"
-    if with_cost:
-        openai["cost"] = cost
-    options = body.get("stream_options")
-    asked = isinstance(options, dict) and options.get("include_usage") is True
-    sent = not stream or asked or config.flavor in ("miromind", "solrouter")
-    return (openai if sent else None), (cost if sent and with_cost else None)
-
-
 def _words(rng: random.Random, count: int, *, wide: bool = False) -> tuple[str, ...]:
     words = [rng.choice(_WORDS) for _ in range(count)]
     if wide and count > 1:
@@ -209,26 +179,9 @@ def _words(rng: random.Random, count: int, *, wide: bool = False) -> tuple[str, 
     return tuple(w if i == 0 else " " + w for i, w in enumerate(words))
 
 
-def _tools(dialect: str, body: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
-    """(name, JSON schema) of each tool the request offers; Runware streams text only."""
-    raw = body.get("tools")
-    if dialect == "runware" or not isinstance(raw, list) or body.get("tool_choice") == "none":
-        return []
-    tools = []
-    for tool in raw:
-        if not isinstance(tool, dict):
-            continue
-        spec = tool.get("function", tool) if dialect == "openai-chat" else tool
-        schema = spec.get("parameters" if dialect == "openai-chat" else "input_schema") or {}
-        if isinstance(spec.get("name"), str):
-            tools.append((spec["name"], schema if isinstance(schema, dict) else {}))
-    return tools
-
-
 def _tool_calls(
-    rng: random.Random, dialect: str, tools: list[tuple[str, dict[str, Any]]], most: int, index: int
+    rng: random.Random, prefix: str, tools: tuple[tuple[str, dict[str, Any]], ...], most: int, index: int
 ) -> tuple[ExpectedToolCall, ...]:
-    prefix = "call_" if dialect == "openai-chat" else "toolu_"
     calls = []
     for k in range(most):  # the same tool may be called several times, as models do
         name, schema = tools[k % len(tools)]
@@ -269,24 +222,3 @@ def _miromind(
         citations.append(url)
         results.append({"title": query, "url": url, "snippet": "".join(_words(rng, 6))})
     return tuple(steps), tuple(citations), tuple(results)
-
-
-def _is_stream(dialect: str, body: dict[str, Any]) -> bool:
-    if dialect == "runware":
-        return body.get("deliveryMethod") == "stream"
-    return body.get("stream") is True
-
-
-def _count(value: Any) -> int:
-    return value if isinstance(value, int) and not isinstance(value, bool) and 1 <= value <= 16 else 1
-
-
-def _max_tokens(dialect: str, body: dict[str, Any]) -> int | None:
-    if dialect == "runware":
-        settings = body.get("settings")
-        value = settings.get("maxTokens") if isinstance(settings, dict) else None
-    elif dialect == "anthropic-messages":
-        value = body.get("max_tokens")
-    else:
-        value = body.get("max_completion_tokens", body.get("max_tokens"))
-    return value if isinstance(value, int) and not isinstance(value, bool) and value >= 1 else None

@@ -18,9 +18,9 @@ import orjson
 import trio
 
 from runner.errors import ConfigError
-from runner.simulator import anthropic, openai_chat, runware
 from runner.simulator.config import Fault, SimulatorConfig, parse_faults
-from runner.simulator.faults import error_body, malformed, retry_headers, stream_error
+from runner.simulator.emitters import EMITTERS, FALLBACK
+from runner.simulator.faults import malformed, retry_headers
 from runner.simulator.frames import EmitContext, Frame
 from runner.simulator.http import (
     LAST_CHUNK,
@@ -31,16 +31,13 @@ from runner.simulator.http import (
     chunk,
     json_response,
 )
-from runner.simulator.script import Expected, content_seed, expected_output
+from runner.simulator.log import AttemptCounter, ServedLog
+from runner.simulator.script import answer, content_seed
 
 if TYPE_CHECKING:
-    from collections.abc import Iterator
+    from runner.simulator.emitters import Emitter, Task
+    from runner.simulator.script import Expected
 
-ROUTES: Final = {
-    "/v1/chat/completions": "openai-chat",
-    "/v1/messages": "anthropic-messages",
-    "/v1": "runware",
-}
 _MID_STREAM: Final = (
     "stall",
     "heartbeat_stall",
@@ -52,41 +49,6 @@ _MID_STREAM: Final = (
 _FLUSH_AT: Final = 16 * 1024  # back-to-back frames share one send (whole chunks only) up to this size
 _READ: Final = 64 * 1024
 _HIDDEN_HEADERS: Final = ("authorization", "x-api-key", "api-key")
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class ServedRequest:
-    """One request as the simulator saw it (credentials stripped from ``headers``)."""
-
-    seq: int
-    method: str
-    path: str
-    dialect: str | None
-    headers: dict[str, str]
-    body: Any  # the parsed JSON, or None
-    fingerprint: str
-    attempt: int  # 1-based, per fingerprint
-    fault: str  # "ok", "http_429:ra=2", "close_abrupt:3", ...
-    time: float  # trio.current_time() when the request was read
-
-
-class ServedLog:
-    """The in-memory log of requests served, in arrival order."""
-
-    def __init__(self) -> None:
-        self.entries: list[ServedRequest] = []
-
-    def __len__(self) -> int:
-        return len(self.entries)
-
-    def __iter__(self) -> Iterator[ServedRequest]:
-        return iter(self.entries)
-
-    def __getitem__(self, index: int) -> ServedRequest:
-        return self.entries[index]
-
-    def attempts(self, fingerprint: str) -> list[ServedRequest]:
-        return [e for e in self.entries if e.fingerprint == fingerprint]
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -104,7 +66,8 @@ class SimulatorHandle:
 
     def base_url(self, dialect: str) -> str:
         """The base URL the dialect's official SDK takes (anthropic's has no /v1)."""
-        return self.origin if dialect == "anthropic-messages" else f"{self.origin}/v1"
+        emitter = EMITTERS.get(dialect)
+        return self.origin + (emitter.base_path if emitter is not None else "/v1")
 
 
 async def serve_simulator(
@@ -126,7 +89,9 @@ class _Simulator:
     def __init__(self, config: SimulatorConfig, log: ServedLog) -> None:
         self.config = config
         self.log = log
-        self.attempts: dict[str, int] = {}
+        self.attempts = AttemptCounter()
+        self.routes = {emitter.route: emitter for emitter in EMITTERS.values()}
+        self.fallback = EMITTERS[FALLBACK]
 
     async def connection(self, stream: trio.SocketStream) -> None:
         async with stream:
@@ -143,7 +108,7 @@ class _Simulator:
                     if not await self.respond(stream, request):
                         return
             except HttpParseError as exc:
-                body = error_body("openai-chat", exc.status)
+                body = self.fallback.error_body(exc.status)
                 await stream.send_all(json_response(exc.status, body, keep_alive=False))
             except (trio.BrokenResourceError, trio.ClosedResourceError):
                 return  # the client went away: normal for timeouts and cancellations
@@ -151,24 +116,21 @@ class _Simulator:
     async def respond(self, stream: trio.SocketStream, request: Request) -> bool:
         """Answer one request; False when the connection must close afterwards."""
         path = request.path.split("?", 1)[0].rstrip("/") or "/"
-        dialect = ROUTES.get(path)
         if request.method == "GET" and path == "/health":
             await stream.send_all(json_response(200, b'{"status":"ok"}'))
             return request.keep_alive
-        if dialect is None or request.method != "POST":
-            status = 404 if dialect is None else 405
-            await stream.send_all(json_response(status, error_body("openai-chat", status)))
+        emitter = self.routes.get(path)
+        if emitter is None or request.method != "POST":
+            status = 404 if emitter is None else 405
+            await stream.send_all(json_response(status, self.fallback.error_body(status)))
             return request.keep_alive
-        try:
-            body: Any = orjson.loads(request.body)
-        except orjson.JSONDecodeError:
-            body = None
-        task = _task(dialect, body)
+        body = _json(request.body)
+        task = emitter.read(body)
         if task is None:
-            await stream.send_all(json_response(400, error_body(dialect, 400)))
+            await stream.send_all(json_response(400, emitter.error_body(400)))
             return request.keep_alive
-        fingerprint = request.headers.get("x-sim-key") or _fingerprint(dialect, task)
-        attempt = self.attempts[fingerprint] = self.attempts.get(fingerprint, 0) + 1
+        fingerprint = request.headers.get("x-sim-key") or _fingerprint(emitter.name, task)
+        attempt = self.attempts.next(fingerprint)
         plan = self.config.faults
         if "x-sim-faults" in request.headers:
             try:
@@ -176,23 +138,33 @@ class _Simulator:
             except ConfigError as exc:
                 await stream.send_all(json_response(400, orjson.dumps({"error": {"message": str(exc)}})))
                 return request.keep_alive
-        seed = self.config.seed
-        fault = plan.choose(attempt, random.Random(f"{seed}:{fingerprint}:{attempt}:fault"))
-        headers = {k: v for k, v in request.headers.items() if k not in _HIDDEN_HEADERS}
-        self.log.entries.append(
-            ServedRequest(
-                seq=len(self.log.entries),
-                method=request.method,
-                path=path,
-                dialect=dialect,
-                headers=headers,
-                body=body,
-                fingerprint=fingerprint,
-                attempt=attempt,
-                fault=str(fault),
-                time=trio.current_time(),
-            )
+        fault = plan.choose(attempt, random.Random(f"{self.config.seed}:{fingerprint}:{attempt}:fault"))
+        self.log.record(
+            method=request.method,
+            path=path,
+            dialect=emitter.name,
+            headers={k: v for k, v in request.headers.items() if k not in _HIDDEN_HEADERS},
+            body=body,
+            fingerprint=fingerprint,
+            attempt=attempt,
+            fault=str(fault),
+            time=trio.current_time(),
         )
+        rng = random.Random(f"{self.config.seed}:{fingerprint}:{attempt}:time")
+        response_id = f"{emitter.response_id_prefix}{fingerprint}{attempt:04d}"
+        alive = await self.reply(stream, emitter, task, fault, rng, response_id)
+        return alive and request.keep_alive
+
+    async def reply(
+        self,
+        stream: trio.SocketStream,
+        emitter: Emitter,
+        task: Task,
+        fault: Fault,
+        rng: random.Random,
+        response_id: str,
+    ) -> bool:
+        """Send the answer as ``fault`` shapes it; False when the connection must close afterwards."""
         if fault.name == "reset":
             # SO_LINGER 0: close() sends RST instead of FIN, a "connection reset by peer".
             stream.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
@@ -200,37 +172,24 @@ class _Simulator:
         if fault.name == "stall" and fault.arg is None:
             await _wait_for_eof(stream)
             return False
-        rng = random.Random(f"{seed}:{fingerprint}:{attempt}:time")
         latency = self.config.latency
         if not latency.ttfb.is_zero:
             await trio.sleep(latency.ttfb.sample(rng))
         if fault.status is not None:
-            error = error_body(dialect, fault.status, quota=fault.name == "quota", task=_uuid(task))
+            error = emitter.error_body(fault.status, quota=fault.name == "quota", task=task)
             await stream.send_all(json_response(fault.status, error, extra=retry_headers(fault)))
-            return request.keep_alive
-        expected = expected_output(dialect, body, self.config)
-        ctx = EmitContext(
-            rng=rng,
-            chunk=latency.chunk,
-            response_id=_response_id(dialect, fingerprint, attempt),
-            created=int(time.time()),
-        )
+            return True
+        expected = answer(emitter, task, self.config)
+        ctx = EmitContext(rng=rng, chunk=latency.chunk, response_id=response_id, created=int(time.time()))
         if not expected.stream:
-            data = json_response(200, _response_body(dialect, expected, task, ctx))
-            if fault.name == "dribble":
-                await _dribble(stream, data)
-            elif fault.name == "close_abrupt":
-                await stream.send_all(data[: len(data) - len(data) // 4])
-                return False
-            else:
-                await stream.send_all(data)
-            return request.keep_alive
-        frames = _stream_frames(dialect, expected, task, self.config, ctx)
+            return await _send_whole(
+                stream, json_response(200, emitter.response_body(expected, task, ctx)), fault
+            )
+        frames = emitter.stream_frames(expected, task, self.config, ctx)
         if fault.name == "dribble":
             await _dribble(stream, SSE_HEAD + b"".join(chunk(f.wire) for f in frames) + LAST_CHUNK)
-            return request.keep_alive
-        alive = await self.stream(stream, frames, fault, rng, dialect, expected, task, ctx)
-        return alive and request.keep_alive
+            return True
+        return await self.stream(stream, frames, fault, rng, emitter, expected, task, ctx)
 
     async def stream(
         self,
@@ -238,14 +197,14 @@ class _Simulator:
         frames: list[Frame],
         fault: Fault,
         rng: random.Random,
-        dialect: str,
+        emitter: Emitter,
         expected: Expected,
-        task: dict[str, Any],
+        task: Task,
         ctx: EmitContext,
     ) -> bool:
         """Send the frames paced by the latency model; inject a mid-stream fault at its frame."""
         latency = self.config.latency
-        heartbeat = chunk(_heartbeat(dialect))
+        heartbeat = chunk(emitter.heartbeat)
         tokens = [i for i, f in enumerate(frames) if f.token]
         trigger = -1
         if fault.name in (*_MID_STREAM, "malformed"):
@@ -258,7 +217,7 @@ class _Simulator:
                 if fault.name == "malformed":
                     frame = malformed(frame)
                 else:
-                    return await self.cut(stream, pending, frame, fault, dialect, expected, task, ctx)
+                    return await self.cut(stream, pending, frame, fault, emitter, expected, task, ctx)
             if frame.token:
                 dist = latency.ttft if seen == 0 else latency.gap
                 seen += 1
@@ -282,9 +241,9 @@ class _Simulator:
         pending: bytearray,
         frame: Frame,
         fault: Fault,
-        dialect: str,
+        emitter: Emitter,
         expected: Expected,
-        task: dict[str, Any],
+        task: Task,
         ctx: EmitContext,
     ) -> bool:
         """Apply a mid-stream fault in place of ``frame``; False when the connection must close."""
@@ -298,12 +257,8 @@ class _Simulator:
             return False
         if name in ("stream_error", "finish_error"):
             miromind = name == "finish_error" or self.config.flavor == "miromind"
-            errors = stream_error(
-                dialect,
-                miromind=miromind,
-                response_id=ctx.response_id,
-                model=expected.model,
-                task=_uuid(task),
+            errors = emitter.stream_error(
+                miromind=miromind, response_id=ctx.response_id, model=expected.model, task=task
             )
             await stream.send_all(pending + b"".join(chunk(f.wire) for f in errors) + LAST_CHUNK)
             return True
@@ -311,7 +266,7 @@ class _Simulator:
         if name == "stall":
             await _wait_for_eof(stream)
             return False
-        heartbeat = chunk(_heartbeat(dialect))  # heartbeat_stall: alive but never another token
+        heartbeat = chunk(emitter.heartbeat)  # heartbeat_stall: alive but never another token
         while True:
             await trio.sleep(self.config.latency.heartbeat)
             await stream.send_all(heartbeat)
@@ -336,50 +291,24 @@ async def _dribble(stream: trio.SocketStream, data: bytes) -> None:
         await stream.send_all(data[i : i + 1])
 
 
-def _task(dialect: str, body: Any) -> dict[str, Any] | None:
-    """The request object a dialect answers, or None when the body is not acceptable."""
-    if dialect == "runware":
-        if not isinstance(body, list) or not body or not isinstance(body[0], dict):
-            return None
-        task: dict[str, Any] = body[0]
-        return task if task.get("taskType") == "textInference" else None
-    if not isinstance(body, dict) or not isinstance(body.get("messages"), list):
+async def _send_whole(stream: trio.SocketStream, data: bytes, fault: Fault) -> bool:
+    """Send a non-streamed response as ``fault`` shapes it; False when the connection must close."""
+    if fault.name == "dribble":
+        await _dribble(stream, data)
+    elif fault.name == "close_abrupt":
+        await stream.send_all(data[: len(data) - len(data) // 4])
+        return False
+    else:
+        await stream.send_all(data)
+    return True
+
+
+def _json(body: bytes) -> Any:
+    try:
+        return orjson.loads(body)
+    except orjson.JSONDecodeError:
         return None
-    return body
 
 
-def _fingerprint(dialect: str, task: dict[str, Any]) -> str:
-    return hashlib.sha256(content_seed(dialect, task, 0).encode()).hexdigest()[:16]
-
-
-def _uuid(task: dict[str, Any]) -> str:
-    return runware.task_uuid(task)
-
-
-def _response_id(dialect: str, fingerprint: str, attempt: int) -> str:
-    prefix = "msg_" if dialect == "anthropic-messages" else "chatcmpl-"
-    return f"{prefix}{fingerprint}{attempt:04d}"
-
-
-def _heartbeat(dialect: str) -> bytes:
-    if dialect == "anthropic-messages":
-        return anthropic.HEARTBEAT
-    return runware.HEARTBEAT if dialect == "runware" else openai_chat.HEARTBEAT
-
-
-def _stream_frames(
-    dialect: str, expected: Expected, task: dict[str, Any], config: SimulatorConfig, ctx: EmitContext
-) -> list[Frame]:
-    if dialect == "anthropic-messages":
-        return anthropic.stream_frames(expected, ctx)
-    if dialect == "runware":
-        return runware.stream_frames(expected, task, ctx)
-    return openai_chat.stream_frames(expected, task, config, ctx)
-
-
-def _response_body(dialect: str, expected: Expected, task: dict[str, Any], ctx: EmitContext) -> bytes:
-    if dialect == "anthropic-messages":
-        return anthropic.response_body(expected, ctx)
-    if dialect == "runware":
-        return runware.response_body(expected, task)
-    return openai_chat.response_body(expected, ctx)
+def _fingerprint(dialect: str, task: Task) -> str:
+    return hashlib.sha256(content_seed(dialect, task.body, 0).encode()).hexdigest()[:16]

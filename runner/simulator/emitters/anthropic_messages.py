@@ -1,4 +1,4 @@
-"""anthropic-messages emitter: typed ``event:`` streams and ``message`` bodies (../shared/PROTOCOLS.md §4).
+"""anthropic-messages emitter: typed ``event:`` streams and ``message`` bodies.
 
 Blocks in order: thinking (thinking_delta pieces, then one signature_delta), text, tool_use
 (input_json_delta pieces, the first one ``""``). ``message_start`` carries the input-side usage with a
@@ -11,17 +11,88 @@ from typing import TYPE_CHECKING, Any, Final
 
 import orjson
 
+from runner.simulator.emitters.base import Counts, Task, model_name, offered_tools, token_limit
+from runner.simulator.faults import error_message
 from runner.simulator.frames import EmitContext, Frame, data_event
 
 if TYPE_CHECKING:
+    from runner.simulator.config import SimulatorConfig
     from runner.simulator.script import Expected
 
 HEARTBEAT: Final = b'event: ping\ndata: {"type":"ping"}\n\n'
 STOP_REASONS: Final = {"stop": "end_turn", "length": "max_tokens", "tool_calls": "tool_use"}
+# status -> error type; other statuses get a generic one by class (4xx or 5xx)
+ERRORS: Final = {
+    400: "invalid_request_error",
+    401: "authentication_error",
+    402: "billing_error",
+    403: "permission_error",
+    404: "not_found_error",
+    429: "rate_limit_error",
+    500: "api_error",
+    502: "api_error",
+    503: "api_error",
+    529: "overloaded_error",
+}
 _DELTA: Final = b"content_block_delta"
 
 
-def stream_frames(expected: Expected, ctx: EmitContext) -> list[Frame]:
+class AnthropicMessagesEmitter:
+    """The Anthropic Messages wire shape: one answer per request, thinking and tool_use blocks."""
+
+    name: str = "anthropic-messages"
+    route: str = "/v1/messages"
+    base_path: str = ""  # the anthropic SDK appends /v1/messages itself
+    response_id_prefix: str = "msg_"
+    tool_call_prefix: str = "toolu_"
+    heartbeat: bytes = HEARTBEAT
+    words_before_tools: int = 6  # Claude says a few words before its tool_use blocks
+    has_flavors: bool = False
+
+    def read(self, body: Any) -> Task | None:
+        if not isinstance(body, dict) or not isinstance(body.get("messages"), list):
+            return None
+        thinking = body.get("thinking")
+        return Task(
+            body=body,
+            model=model_name(body),
+            stream=body.get("stream") is True,
+            choices=1,  # the Messages API has no n
+            max_tokens=token_limit(body.get("max_tokens")),
+            reasoning=isinstance(thinking, dict) and thinking.get("type") == "enabled",
+            tools=offered_tools(body, wrapper=None, schema="input_schema"),
+        )
+
+    def usage(
+        self, task: Task, config: SimulatorConfig, counts: Counts
+    ) -> tuple[dict[str, Any] | None, float | None]:
+        usage = {
+            "input_tokens": counts.prompt,
+            "cache_creation_input_tokens": 0,
+            "cache_read_input_tokens": 0,
+            "output_tokens": counts.completion,
+        }
+        return usage, None
+
+    def stream_frames(
+        self, expected: Expected, task: Task, config: SimulatorConfig, ctx: EmitContext
+    ) -> list[Frame]:
+        return _stream_frames(expected, ctx)
+
+    def response_body(self, expected: Expected, task: Task, ctx: EmitContext) -> bytes:
+        return _response_body(expected, ctx)
+
+    def error_body(self, status: int, *, quota: bool = False, task: Task | None = None) -> bytes:
+        default = "api_error" if status >= 500 else "invalid_request_error"
+        error = {"type": ERRORS.get(status, default), "message": error_message(status, quota=quota)}
+        return orjson.dumps({"type": "error", "error": error})
+
+    def stream_error(self, *, miromind: bool, response_id: str, model: str, task: Task) -> list[Frame]:
+        error = {"type": "error", "error": {"type": "overloaded_error", "message": "Overloaded"}}
+        return [Frame(data_event(error, event=b"error"))]
+
+
+def _stream_frames(expected: Expected, ctx: EmitContext) -> list[Frame]:
     """Every event of the stream, ``message_stop`` included."""
     choice = expected.choices[0]
     usage = expected.usage or {}
@@ -71,7 +142,7 @@ def stream_frames(expected: Expected, ctx: EmitContext) -> list[Frame]:
     return frames
 
 
-def response_body(expected: Expected, ctx: EmitContext) -> bytes:
+def _response_body(expected: Expected, ctx: EmitContext) -> bytes:
     """The non-streamed ``message`` body."""
     choice = expected.choices[0]
     content: list[dict[str, Any]] = []
