@@ -35,8 +35,9 @@ def _pin(core: int) -> None:
 
 def simulator_process(chunks: int, coalesce: bool, conn: Any) -> None:
     """Serve a zero-latency simulator on core 0 and send its port back through ``conn``."""
-    from runner.simulator import SimulatorConfig, serve_simulator
+    from runner.simulator import SimulatorConfig
     from runner.simulator.config import Dist
+    from runner.simulator.server import serve_simulator
 
     _pin(0)
     config = SimulatorConfig(output_tokens=Dist(a=float(chunks)), coalesce=coalesce)

@@ -10,7 +10,8 @@ import orjson
 import pytest
 import trio
 
-from runner.simulator import SimulatorConfig, SimulatorHandle, serve_simulator
+from runner.simulator import SimulatorConfig
+from runner.simulator.server import SimulatorHandle, serve_simulator
 
 StartSimulator = Callable[..., Awaitable[SimulatorHandle]]
 

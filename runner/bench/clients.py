@@ -163,7 +163,7 @@ def run_openai(port: int, streams: int, chunks: int, concurrency: int) -> Client
 
 def run_simulator(chunks: int, delay_ms: float) -> None:
     """Serve the bench load on an ephemeral loopback port; print ``{"port": P}`` once bound."""
-    from runner.simulator import serve_simulator
+    from runner.simulator.server import serve_simulator
 
     config = simulator_config(chunks, delay_ms)
 

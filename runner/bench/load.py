@@ -23,7 +23,7 @@ CLIENT_CORE: Final = 1
 MODEL: Final = "bench-model"
 MESSAGES: Final = ({"role": "user", "content": "Say something."},)
 # The events of an openai-chat stream besides its content chunks: the role chunk, the finish chunk,
-# the include_usage chunk and [DONE] (runner.simulator.openai_chat.stream_frames).
+# the include_usage chunk and [DONE] (the openai-chat emitter in runner/simulator/emitters/openai_chat.py).
 EXTRA_EVENTS: Final = 4
 # Generous on purpose: a client that falls behind should show up as wall time, not as failures.
 TIMEOUT_S: Final = 600.0

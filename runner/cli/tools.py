@@ -9,7 +9,7 @@ import click
 from runner.cli.options import db_option, fail
 from runner.errors import ConfigError, StorageError
 from runner.simulator.config import FLAVORS
-from runner.wire.dialects import names as dialect_names
+from runner.simulator.emitters import names as simulated_dialects
 
 
 @click.command("simulate")
@@ -19,7 +19,7 @@ from runner.wire.dialects import names as dialect_names
     "--dialect",
     "dialects",
     multiple=True,
-    type=click.Choice(dialect_names()),
+    type=click.Choice(simulated_dialects()),
     help="Print the base URL of this dialect only (repeatable); every dialect is served anyway.",
 )
 @click.option("--faults", default="", help="FAULT SPEC, e.g. '1=http_429:ra=1,http_500@0.02' (see below).")
@@ -74,7 +74,7 @@ def simulate(
         config = SimulatorConfig.from_dict(raw, prefix="simulate")
     except ConfigError as exc:
         raise click.BadParameter(str(exc)) from None
-    trio.run(run_simulator, config, host, port, dialects or dialect_names(), click.echo)
+    trio.run(run_simulator, config, host, port, dialects or simulated_dialects(), click.echo)
     click.echo("simulator stopped")
 
 

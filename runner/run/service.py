@@ -28,7 +28,8 @@ from runner.job.plan import plan_units
 from runner.run.engine import RunContext, execute_run
 from runner.run.limits import build_limiters
 from runner.run.progress import Progress, show_progress
-from runner.simulator import SimulatorConfig, serve_simulator
+from runner.simulator import SimulatorConfig
+from runner.simulator.server import serve_simulator
 from runner.spec import job_from_json
 from runner.store import repository
 from runner.store.leases import RunQueue

@@ -1,8 +1,9 @@
 """The built-in provider simulator: a real loopback HTTP/1.1 server for every dialect, with scripted faults.
 
-Start it with ``handle = await nursery.start(serve_simulator, config)``; compute what it sends with
-``expected_output``. The LATENCY and FAULT spec mini-languages are documented in
-``runner.simulator.config``.
+Start it with ``handle = await nursery.start(runner.simulator.server.serve_simulator, config)``; compute
+what it sends with ``expected_output``. The LATENCY and FAULT spec mini-languages are documented in
+``runner.simulator.config``. This package re-exports only the parts without I/O, so that reading a
+job's simulator table (and ``runner simulate --help``) does not load trio.
 """
 
 from __future__ import annotations
@@ -18,7 +19,6 @@ from runner.simulator.config import (
 )
 from runner.simulator.log import ServedLog, ServedRequest
 from runner.simulator.script import Expected, ExpectedChoice, ExpectedToolCall, expected_output
-from runner.simulator.server import SimulatorHandle, serve_simulator
 
 __all__ = [
     "Dist",
@@ -31,9 +31,7 @@ __all__ = [
     "ServedLog",
     "ServedRequest",
     "SimulatorConfig",
-    "SimulatorHandle",
     "expected_output",
     "parse_faults",
     "parse_latency",
-    "serve_simulator",
 ]

@@ -7,7 +7,6 @@ import sys
 from typing import get_args
 
 import click
-import pytest
 
 import runner
 from runner.cli import cli
@@ -31,9 +30,6 @@ print("HEAVY:" + ",".join(heavy))
 """
 
 
-@pytest.mark.xfail(
-    reason="runner.simulator re-exports its trio server; simulate --help loads it", strict=True
-)
 def test_help_imports_no_engine_library() -> None:
     """``runner --help`` and ``runner CMD --help`` load none of SQLAlchemy, Alembic, httpx, trio, Jinja2."""
     result = subprocess.run(

@@ -8,7 +8,7 @@ from typing import Any
 import trio
 
 from runner.run.service import RunOptions, RunSummary, execute_job, open_run
-from runner.simulator import SimulatorHandle
+from runner.simulator.server import SimulatorHandle
 from runner.spec import CaseSpec, JobSpec, ProviderSpec, RetryPolicy, Timeouts
 from runner.store import repository
 from runner.store.db import open_database

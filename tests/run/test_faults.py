@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import trio
 
-from runner.simulator import SimulatorHandle
+from runner.simulator.server import SimulatorHandle
 from runner.spec import ProviderSpec, RetryPolicy, Timeouts
 from tests.conftest import StartSimulator
 from tests.fakes.scripted_http import ScriptedServer, bad_gzip_response

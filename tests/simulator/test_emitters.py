@@ -8,10 +8,11 @@ import orjson
 import pytest
 import trio
 
-from runner.simulator import SimulatorConfig, SimulatorHandle, expected_output
+from runner.simulator import SimulatorConfig, expected_output
 from runner.simulator.emitters import EMITTERS, FALLBACK, Emitter, build_emitters, names
 from runner.simulator.log import AttemptCounter, ServedLog
-from runner.spec import DIALECT_NAMES
+from runner.simulator.server import SimulatorHandle
+from runner.wire.dialects import names as dialect_names
 from tests.conftest import StartSimulator, http_request, raw_exchange
 
 MESSAGES = [{"role": "user", "content": "hi"}]
@@ -21,7 +22,7 @@ EMITTER_PARAMS = [pytest.param(EMITTERS[name], id=name) for name in names()]
 def test_names_are_the_dialects_in_a_stable_order() -> None:
     """The simulator speaks exactly the dialects a job file may name, in the documented order."""
     assert names() == ("openai-chat", "anthropic-messages", "runware")
-    assert set(names()) == set(DIALECT_NAMES)
+    assert set(names()) == set(dialect_names())
     assert FALLBACK in EMITTERS
 
 

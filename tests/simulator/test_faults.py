@@ -11,8 +11,9 @@ import orjson
 import pytest
 import trio
 
-from runner.simulator import SimulatorConfig, SimulatorHandle, expected_output, parse_faults
+from runner.simulator import SimulatorConfig, expected_output, parse_faults
 from runner.simulator.config import parse_latency
+from runner.simulator.server import SimulatorHandle
 from runner.wire.sse import decode_all
 from tests.conftest import RawResponse, StartSimulator, http_request, parse_raw, raw_exchange
 

@@ -11,7 +11,8 @@ import orjson
 import pytest
 import trio
 
-from runner.simulator import SimulatorConfig, SimulatorHandle, expected_output
+from runner.simulator import SimulatorConfig, expected_output
+from runner.simulator.server import SimulatorHandle
 from runner.wire.sse import SSEDecoder
 from tests.conftest import StartSimulator
 
