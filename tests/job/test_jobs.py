@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 
 from runner.errors import ConfigError
 from runner.job.load import check_environment, load_batch_jsonl, load_job, parse_job
+from runner.simulator.config import Dist, Fault, FaultPlan, Latency, SimulatorConfig
 from runner.spec import SIMULATOR_BASE_URL, ProviderSpec, RetryPolicy
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -42,6 +43,7 @@ id = "c2"
 prompt = "ho"
 """
 
+P2_URL = 'name = "p2"\ndialect = "openai-chat"\nbase_url = "https://api.example.com/v1"'
 BATCH_PROVIDER = ProviderSpec(
     name="p", dialect="openai-chat", base_url="https://api.example.com/v1", model=""
 )
@@ -206,6 +208,20 @@ TOML_ERRORS = [
         "providers[0].base_url",
         "remove base_url",
         id="simulator-with-real-url",
+    ),
+    pytest.param(
+        (P2_URL, 'name = "p2"\ndialect = "openai-chat"\nsimulator = { latency = "fast" }'),
+        "simulator =",
+        "providers[1].simulator.latency",
+        "KEY=VALUE",
+        id="simulator-bad-latency",
+    ),
+    pytest.param(
+        (P2_URL, 'name = "p2"\ndialect = "openai-chat"\nsimulator = { seed = 1, fault_rate = 0.03 }'),
+        "fault_rate",
+        "providers[1].simulator.fault_rate",
+        "use one of seed",
+        id="simulator-unknown-key",
     ),
     pytest.param(
         ('name = "p2"', 'name = "a/b"'),
@@ -413,7 +429,7 @@ def test_simulator_provider_convention(tmp_path: Path) -> None:
     name = "sim"
     dialect = "runware"
     model = "m"
-    simulator = { latency = "fast", fault_rate = 0.03 }
+    simulator = { latency = "ttft=0.2", faults = "http_500@0.03" }
 
     [[providers]]
     name = "sim2"
@@ -428,8 +444,10 @@ def test_simulator_provider_convention(tmp_path: Path) -> None:
     job = load_job(_write(tmp_path, text))
     sim, sim2 = job.providers
     assert sim.base_url == sim2.base_url == SIMULATOR_BASE_URL
-    assert sim.simulator == {"latency": "fast", "fault_rate": 0.03}
-    assert sim2.simulator == {}
+    assert sim.simulator == SimulatorConfig(
+        latency=Latency(ttft=Dist(a=0.2)), faults=FaultPlan(rates=((Fault(name="http_500"), 0.03),))
+    )
+    assert sim2.simulator == SimulatorConfig()
     assert sim.is_simulated
     assert sim2.is_simulated
     check_environment(job, {})
@@ -585,7 +603,8 @@ def test_toml_error_line_found_in_any_table(providers: int, cases: int, data: st
     parts = ['name = "gen"\n']
     for index in range(providers):
         parts.append(
-            f'[[providers]]\nname = "p{index}"\ndialect = "runware"\nmodel = "m"\nsimulator = {{ a = 1 }}\n'
+            f'[[providers]]\nname = "p{index}"\ndialect = "runware"\nmodel = "m"\n'
+            "simulator = { seed = 1 }\n"
             f"[providers.retry]\nmax_attempts = 2\n"
         )
     for index in range(cases):
