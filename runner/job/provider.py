@@ -8,12 +8,11 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import ipaddress
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from runner.errors import ConfigError
 from runner.job.source import Where, check_positive, check_table, line_of, optional_float, require
-from runner.simulator.config import SimulatorConfig
 from runner.spec import (
     DIALECT_NAMES,
     SIMULATOR_BASE_URL,
@@ -23,6 +22,9 @@ from runner.spec import (
     Timeouts,
     merge_params,
 )
+
+if TYPE_CHECKING:
+    from runner.simulator.config import SimulatorConfig
 
 # Key -> expected type, per table (runner.job.source.check_table); the builders add range checks.
 _RETRY = {
@@ -186,6 +188,10 @@ def build_provider(
 
 def _simulator(where: Where, raw: dict[str, Any], prefix: str) -> SimulatorConfig:
     """The ``[providers.simulator]`` table, parsed by the simulator (which owns its mini-languages)."""
+    # Imported here: importing runner.simulator runs its package, which starts the server module and
+    # trio; a job without a simulated provider (and this pure layer's import) should not pay for that.
+    from runner.simulator.config import SimulatorConfig
+
     try:
         return SimulatorConfig.from_dict(raw, prefix=prefix)
     except ConfigError as exc:

@@ -9,7 +9,6 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from runner.grading.assertions import parse_expect
-from runner.simulator.config import SimulatorConfig
 from runner.spec import CaseSpec, JobSpec, Price, ProviderSpec, RetryPolicy, Timeouts
 
 if TYPE_CHECKING:
@@ -31,6 +30,9 @@ def job_from_json(data: Mapping[str, Any]) -> JobSpec:
 
 
 def _provider(raw: Mapping[str, Any]) -> ProviderSpec:
+    # Imported here, as in runner.job.provider: the simulator package's import starts trio.
+    from runner.simulator.config import SimulatorConfig
+
     price, simulator = raw.get("price"), raw.get("simulator")
     return ProviderSpec(
         **{k: v for k, v in raw.items() if k not in ("price", "retry", "timeouts", "simulator")},

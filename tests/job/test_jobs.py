@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import textwrap
 from pathlib import Path
@@ -12,6 +13,8 @@ from hypothesis import strategies as st
 
 from runner.errors import ConfigError
 from runner.job.load import check_environment, load_batch_jsonl, load_job, parse_job
+from runner.job.provider import build_retry, parse_provider_option
+from runner.job.source import Where
 from runner.simulator.config import Dist, Fault, FaultPlan, Latency, SimulatorConfig
 from runner.spec import SIMULATOR_BASE_URL, ProviderSpec, RetryPolicy
 
@@ -452,6 +455,25 @@ def test_simulator_provider_convention(tmp_path: Path) -> None:
     assert sim2.is_simulated
     check_environment(job, {})
     assert job.name == "job"
+
+
+def test_provider_option_simulator_is_a_default_simulator() -> None:
+    """--provider simulator gives a simulated openai-chat provider with the default simulator config."""
+    provider = parse_provider_option("simulator")
+    assert provider.simulator == SimulatorConfig()
+    assert provider.base_url == SIMULATOR_BASE_URL
+
+
+def test_retry_table_sets_every_policy_field() -> None:
+    """Every RetryPolicy field can be set in a retry table; max_attempts stays an int, the rest are floats."""
+    where = Where(path="job.toml", locations={})
+    table = {"max_attempts": 3, "backoff_initial": 1, "backoff_max": 2, "retry_after_max": 3}
+    assert set(table) == {f.name for f in dataclasses.fields(RetryPolicy)}
+    policy = build_retry(where, table, "retry", RetryPolicy())
+    assert policy == RetryPolicy(max_attempts=3, backoff_initial=1.0, backoff_max=2.0, retry_after_max=3.0)
+    assert isinstance(policy.backoff_initial, float)
+    with pytest.raises(ConfigError, match="an integer"):
+        build_retry(where, {"max_attempts": 1.5}, "retry", RetryPolicy())
 
 
 def test_cases_file_is_relative_to_the_job(tmp_path: Path) -> None:
