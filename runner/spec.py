@@ -6,11 +6,16 @@ the loader trusts them. No field ever holds an API key: providers name the envir
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Final
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
+
+    # For the annotation only: the vocabulary imports nothing of runner at run time. runner.job parses
+    # the table into this type at load (runner.job.provider) and from a stored run (runner.job.stored).
+    from runner.simulator.config import SimulatorConfig
 
 # A provider served by the built-in simulator has this base URL in its spec (a job file may omit
 # base_url or write "sim://" when it has a [providers.simulator] table). The engine starts the
@@ -68,12 +73,53 @@ class ProviderSpec:
     retry: RetryPolicy = field(default_factory=RetryPolicy)
     timeouts: Timeouts = field(default_factory=Timeouts)
     allow_insecure: bool = False  # plain http:// to a non-loopback host
-    simulator: dict[str, Any] | None = None  # served in-process by the built-in simulator
+    simulator: SimulatorConfig | None = None  # served in-process by the built-in simulator
 
     @property
     def is_simulated(self) -> bool:
         """True when the built-in simulator serves this provider (no key, no network)."""
         return self.simulator is not None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ToolCallExpectation:
+    """``expect.tool_call``: some call to ``name`` (any, when None) whose arguments match ``arguments``."""
+
+    name: str | None = None
+    arguments: Mapping[str, Any] | None = None  # a JSON schema in runner.grading's supported subset
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Expectation:
+    """A case's ``[cases.expect]`` table, parsed once at load by ``runner.grading.assertions.parse_expect``.
+
+    One field per assertion key; None means the key is absent. Text assertions read the first choice.
+    """
+
+    contains: tuple[str, ...] | None = None
+    not_contains: tuple[str, ...] | None = None
+    regex: tuple[str, ...] | None = None  # each compiles (checked at load)
+    equals: str | None = None  # compared with surrounding whitespace stripped
+    json_valid: bool | None = None
+    tool_call: ToolCallExpectation | None = None
+    finish_reason: tuple[str, ...] | None = None  # each one of runner.model.FINISH_REASONS
+    max_ttft_s: float | None = None
+    max_duration_s: float | None = None
+    max_cost_usd: float | None = None  # the unit's total over all its attempts
+    # The table as written: a run stores it (so a stored spec reads back exactly as it was), and
+    # outcomes are reported in its key order. Not compared: "x" and ["x"] expect the same.
+    table: Mapping[str, Any] = field(default_factory=dict, compare=False, repr=False)
+
+    @property
+    def keys(self) -> tuple[str, ...]:
+        """The assertion keys set, in the order the table wrote them (declaration order without one)."""
+        names = [f.name for f in dataclasses.fields(self) if f.name != "table"]
+        ordered = dict.fromkeys([*self.table, *names])  # written keys first, no duplicates
+        return tuple(k for k in ordered if k in names and getattr(self, k) is not None)
+
+    def __bool__(self) -> bool:
+        # An empty [cases.expect] table checks nothing: the engine stores no outcomes for it.
+        return bool(self.keys)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -87,7 +133,7 @@ class CaseSpec:
     params: dict[str, Any] = field(default_factory=dict)  # merged over the provider's params
     providers: tuple[str, ...] | None = None  # None: every provider
     repeats: int | None = None  # None: the job default
-    expect: dict[str, Any] | None = None  # assertions (runner.grading), checked on each result
+    expect: Expectation | None = None  # graded on the unit's final completion
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -130,35 +176,15 @@ def request_params(provider: ProviderSpec, case: CaseSpec) -> dict[str, Any]:
     return merge_params(provider.params, case.params)
 
 
-def job_from_json(data: Mapping[str, Any]) -> JobSpec:
-    """Rebuild a JobSpec from the JSON a run stored (``dataclasses.asdict`` with lists for tuples).
+def job_to_json(job: JobSpec) -> dict[str, Any]:
+    """The job as a run stores it: ``dataclasses.asdict``, with simulator and expect tables as written.
 
-    This is how ``runner run --resume`` and ``--join`` work without the job file: the run carries the
-    spec it was started with, so a later edit of the file cannot change what a resumed run does.
+    ``runner.job.stored.job_from_json`` reads it back. Parsed records are not stored field by field, so
+    an old run still reads back after they change, and a stored spec is the job file's own words.
     """
-
-    def provider(raw: Mapping[str, Any]) -> ProviderSpec:
-        price = raw.get("price")
-        return ProviderSpec(
-            **{k: v for k, v in raw.items() if k not in ("price", "retry", "timeouts")},
-            price=Price(**price) if price else None,
-            retry=RetryPolicy(**raw["retry"]),
-            timeouts=Timeouts(**raw["timeouts"]),
-        )
-
-    def case(raw: Mapping[str, Any]) -> CaseSpec:
-        providers = raw.get("providers")
-        return CaseSpec(
-            **{k: v for k, v in raw.items() if k not in ("messages", "tools", "providers")},
-            messages=tuple(raw["messages"]),
-            tools=tuple(raw.get("tools") or ()),
-            providers=None if providers is None else tuple(providers),
-        )
-
-    return JobSpec(
-        **{k: v for k, v in data.items() if k not in ("providers", "cases", "tags", "locations")},
-        providers=tuple(provider(p) for p in data["providers"]),
-        cases=tuple(case(c) for c in data["cases"]),
-        tags=tuple(data.get("tags") or ()),
-        locations=dict(data.get("locations") or {}),
-    )
+    data = dataclasses.asdict(job)
+    for stored, provider in zip(data["providers"], job.providers, strict=True):
+        stored["simulator"] = None if provider.simulator is None else dict(provider.simulator.table)
+    for stored, case in zip(data["cases"], job.cases, strict=True):
+        stored["expect"] = None if case.expect is None else dict(case.expect.table)
+    return data

@@ -23,7 +23,6 @@ import yaml
 
 from runner.cli import cli
 from runner.job.load import load_job, parse_provider_option
-from runner.run.service import check_simulators
 
 REPO = Path(__file__).resolve().parents[1]
 README = (REPO / "README.md").read_text(encoding="utf-8")
@@ -192,7 +191,7 @@ def test_readme_toml_snippets_are_valid_jobs(tmp_path: Path) -> None:
         text = block if "[[cases]]" in block else block + '\n[[cases]]\nid = "c"\nprompt = "hi"\n'
         path = work / "jobs" / f"readme-{index}.toml"
         path.write_text(text, encoding="utf-8")
-        check_simulators(load_job(path))
+        load_job(path)  # simulator tables and expectations are parsed at load
 
 
 def test_readme_cases_file_line_is_valid(tmp_path: Path) -> None:
@@ -244,7 +243,7 @@ def job_runs(tmp_path_factory: pytest.TempPathFactory) -> dict[Path, tuple[subpr
 def test_job_file_runs(path: Path, job_runs: dict[Path, tuple[subprocess.Popen[bytes], Path]]) -> None:
     """Each job under jobs/ loads, and runs to the end on the simulator with every unit ok."""
     provider = parse_provider_option("simulator") if path.suffix == ".jsonl" else None
-    check_simulators(load_job(path, provider=provider))
+    load_job(path, provider=provider)  # simulator tables and expectations are parsed at load
     proc, work = job_runs[path]
     _, err = proc.communicate(timeout=TIMEOUT)
     # 1 is allowed: the simulator's text cannot satisfy assertions written for real models.

@@ -42,7 +42,7 @@ def parse_command(
     import orjson
 
     from runner import jsontext
-    from runner.spec import job_from_json
+    from runner.job.stored import job_from_json
     from runner.store import repository
     from runner.store.db import open_database
     from runner.wire.replay import parse_body

@@ -1,8 +1,8 @@
-"""Assertions of a job's ``[cases.expect]`` table: validated once at load, evaluated per result; pure.
+"""Assertions of a job's ``[cases.expect]`` table: parsed once at load, evaluated per result; pure.
 
-The job loader calls :func:`validate_expect` and turns each problem into a ``ConfigError`` (exit 2);
-the engine calls :func:`evaluate` on a unit's final completion and stores the outcomes with the result.
-Text assertions read the first choice's answer text (``choices[0].text``).
+The job loader calls :func:`parse_expect`, which turns the table into a typed ``Expectation`` or raises a
+``ConfigError`` naming the key and the fix; the engine calls :func:`evaluate` on a unit's final
+completion and stores the outcomes with the result. Text assertions read the first choice's answer text.
 """
 
 from __future__ import annotations
@@ -14,7 +14,9 @@ import re
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Final
 
+from runner.errors import ConfigError
 from runner.model import FINISH_REASONS
+from runner.spec import Expectation, ToolCallExpectation
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Mapping
@@ -166,6 +168,39 @@ def validate_expect(spec: object) -> list[str]:
     return problems
 
 
+def parse_expect(raw: object) -> Expectation:
+    """One ``[cases.expect]`` table as a typed ``Expectation``; the table is kept as written.
+
+    Raises:
+        ConfigError: the table is invalid. ``key`` is the offending key inside the table (None for the
+            table itself), ``fix`` says what is wrong with it; the loader adds the file and line.
+    """
+    problems = validate_expect(raw)
+    if problems or not isinstance(raw, dict):
+        key, _, problem = problems[0].partition(": ")
+        raise ConfigError("invalid assertion", key=None if key == "expect" else key, fix=problem)
+    tool_call = raw.get("tool_call")
+    return Expectation(
+        contains=_strings(raw.get("contains")),
+        not_contains=_strings(raw.get("not_contains")),
+        regex=_strings(raw.get("regex")),
+        equals=raw.get("equals"),
+        json_valid=raw.get("json_valid"),
+        tool_call=None
+        if tool_call is None
+        else ToolCallExpectation(name=tool_call.get("name"), arguments=tool_call.get("arguments")),
+        finish_reason=_strings(raw.get("finish_reason")),
+        max_ttft_s=_optional_float(raw.get("max_ttft_s")),
+        max_duration_s=_optional_float(raw.get("max_duration_s")),
+        max_cost_usd=_optional_float(raw.get("max_cost_usd")),
+        table=dict(raw),
+    )
+
+
+def _optional_float(value: float | None) -> float | None:
+    return None if value is None else float(value)
+
+
 # --- JSON-schema subset ----------------------------------------------------------------------------
 
 
@@ -224,16 +259,16 @@ def _excerpt(text: str, limit: int = 80) -> str:
     return repr(text if len(text) <= limit else text[:limit] + "…")
 
 
-def _eval_tool_call(spec: Mapping[str, Any], choice: Choice | None) -> AssertionOutcome:
+def _eval_tool_call(spec: ToolCallExpectation, choice: Choice | None) -> AssertionOutcome:
     calls = choice.tool_calls if choice else ()
-    wanted = spec.get("name")
+    wanted = spec.name
     named = [c for c in calls if wanted is None or c.name == wanted]
     if not named:
         seen = ", ".join(c.name for c in calls) or "none"
         return AssertionOutcome(
             name="tool_call", passed=False, detail=f"no call to {wanted!r} (calls: {seen})"
         )
-    if "arguments" not in spec:
+    if spec.arguments is None:
         return AssertionOutcome(name="tool_call", passed=True, detail=f"called {named[0].name!r}")
     reasons: list[str] = []
     for call in named:
@@ -242,7 +277,7 @@ def _eval_tool_call(spec: Mapping[str, Any], choice: Choice | None) -> Assertion
         except ValueError as exc:
             reasons.append(f"{call.name}: arguments are not JSON ({exc})")
             continue
-        errors = schema_errors(arguments, spec["arguments"])
+        errors = schema_errors(arguments, spec.arguments)
         if not errors:
             return AssertionOutcome(name="tool_call", passed=True, detail=f"{call.name!r} arguments match")
         reasons.append(f"{call.name}: " + "; ".join(errors[:5]))
@@ -257,58 +292,64 @@ def _eval_limit(name: str, limit: float, measured: float | None, unit: str) -> A
     return AssertionOutcome(name=name, passed=passed, detail=f"{measured:.4g} {unit} {sign} {limit:g} {unit}")
 
 
+# Limit key -> (the limit, what was measured, its unit).
+_Limits = dict[str, tuple[float | None, float | None, str]]
+
+
+def _eval_key(key: str, expect: Expectation, choice: Choice | None, limits: _Limits) -> AssertionOutcome:
+    """The outcome of one assertion key (one of ``expect.keys``)."""
+    text = choice.text if choice else ""
+    if key == "contains":
+        missing = [s for s in expect.contains or () if s not in text]
+        detail = f"missing {', '.join(map(repr, missing))}" if missing else "all found"
+        return AssertionOutcome(name=key, passed=not missing, detail=detail)
+    if key == "not_contains":
+        found = [s for s in expect.not_contains or () if s in text]
+        detail = f"found {', '.join(map(repr, found))}" if found else "none found"
+        return AssertionOutcome(name=key, passed=not found, detail=detail)
+    if key == "regex":
+        failed = [p for p in expect.regex or () if re.search(p, text) is None]
+        detail = f"no match for {', '.join(map(repr, failed))}" if failed else "all matched"
+        return AssertionOutcome(name=key, passed=not failed, detail=detail)
+    if key == "equals":
+        # Surrounding whitespace is formatting, not content: models end answers with a newline.
+        passed = text.strip() == (expect.equals or "").strip()
+        detail = "equal" if passed else f"got {_excerpt(text.strip())}"
+        return AssertionOutcome(name=key, passed=passed, detail=detail)
+    if key == "json_valid":
+        try:
+            json.loads(text)
+            is_json, why = True, "valid JSON"
+        except ValueError as exc:
+            is_json, why = False, f"not JSON: {exc}"
+        return AssertionOutcome(name=key, passed=is_json is expect.json_valid, detail=why)
+    if key == "tool_call" and expect.tool_call is not None:
+        return _eval_tool_call(expect.tool_call, choice)
+    if key == "finish_reason":
+        got = choice.finish_reason if choice else None
+        passed = got in (expect.finish_reason or ())
+        return AssertionOutcome(name=key, passed=passed, detail=f"finish reason {got!r}")
+    limit, measured, unit = limits[key]  # max_ttft_s, max_duration_s or max_cost_usd: set, so not None
+    return _eval_limit(key, limit or 0.0, measured, unit)
+
+
 def evaluate(
-    expect: Mapping[str, Any],
+    expect: Expectation,
     completion: Completion | None,
     *,
     ttft_s: float | None,
     duration_s: float | None,
     cost_usd: float | None,
 ) -> tuple[AssertionOutcome, ...]:
-    """Check a validated expect table against a unit's final completion, one outcome per key.
+    """Check an expectation against a unit's final completion, one outcome per key in table order.
 
     ``ttft_s`` and ``duration_s`` are the final attempt's; ``cost_usd`` is the unit's total (all its
     attempts). A figure that was never measured fails its limit rather than passing it silently.
     """
     choice = completion.choices[0] if completion and completion.choices else None
-    text = choice.text if choice else ""
-    outcomes: list[AssertionOutcome] = []
-    for key, value in expect.items():
-        if key == "contains":
-            missing = [s for s in _strings(value) or () if s not in text]
-            detail = f"missing {', '.join(map(repr, missing))}" if missing else "all found"
-            outcomes.append(AssertionOutcome(name=key, passed=not missing, detail=detail))
-        elif key == "not_contains":
-            found = [s for s in _strings(value) or () if s in text]
-            detail = f"found {', '.join(map(repr, found))}" if found else "none found"
-            outcomes.append(AssertionOutcome(name=key, passed=not found, detail=detail))
-        elif key == "regex":
-            failed = [p for p in _strings(value) or () if re.search(p, text) is None]
-            detail = f"no match for {', '.join(map(repr, failed))}" if failed else "all matched"
-            outcomes.append(AssertionOutcome(name=key, passed=not failed, detail=detail))
-        elif key == "equals":
-            # Surrounding whitespace is formatting, not content: models end answers with a newline.
-            passed = text.strip() == str(value).strip()
-            detail = "equal" if passed else f"got {_excerpt(text.strip())}"
-            outcomes.append(AssertionOutcome(name=key, passed=passed, detail=detail))
-        elif key == "json_valid":
-            try:
-                json.loads(text)
-                is_json, why = True, "valid JSON"
-            except ValueError as exc:
-                is_json, why = False, f"not JSON: {exc}"
-            outcomes.append(AssertionOutcome(name=key, passed=is_json is bool(value), detail=why))
-        elif key == "tool_call":
-            outcomes.append(_eval_tool_call(value, choice))
-        elif key == "finish_reason":
-            reasons = _strings(value) or ()
-            got = choice.finish_reason if choice else None
-            passed = got in reasons
-            outcomes.append(AssertionOutcome(name=key, passed=passed, detail=f"finish reason {got!r}"))
-        elif key == "max_ttft_s":
-            outcomes.append(_eval_limit(key, float(value), ttft_s, "s"))
-        elif key == "max_duration_s":
-            outcomes.append(_eval_limit(key, float(value), duration_s, "s"))
-        elif key == "max_cost_usd":
-            outcomes.append(_eval_limit(key, float(value), cost_usd, "USD"))
-    return tuple(outcomes)
+    limits: _Limits = {
+        "max_ttft_s": (expect.max_ttft_s, ttft_s, "s"),
+        "max_duration_s": (expect.max_duration_s, duration_s, "s"),
+        "max_cost_usd": (expect.max_cost_usd, cost_usd, "USD"),
+    }
+    return tuple(_eval_key(key, expect, choice, limits) for key in expect.keys)

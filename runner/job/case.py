@@ -6,9 +6,10 @@ import difflib
 import json
 from typing import TYPE_CHECKING, Any
 
-from runner.grading.assertions import validate_expect
+from runner.errors import ConfigError
+from runner.grading.assertions import parse_expect
 from runner.job.source import Where, check_positive, check_table, join_key, require
-from runner.spec import CaseSpec
+from runner.spec import CaseSpec, Expectation
 
 if TYPE_CHECKING:
     from collections.abc import Iterable
@@ -69,8 +70,6 @@ def build_case(where: Where, raw: Any, prefix: str, provider_names: list[str]) -
                 fix = f"did you mean {close[0]!r}?" if close else f"use one of {', '.join(provider_names)}"
                 raise where.error(f"{prefix}.providers[{index}]", f"unknown provider {name!r}", fix)
     expect = table.get("expect")
-    if expect is not None:
-        _check_expect(where, expect, f"{prefix}.expect")
     return CaseSpec(
         id=case_id,
         messages=tuple(messages),
@@ -79,7 +78,7 @@ def build_case(where: Where, raw: Any, prefix: str, provider_names: list[str]) -
         params=dict(table.get("params", {})),
         providers=tuple(subset) if subset is not None else None,
         repeats=table.get("repeats"),
-        expect=expect,
+        expect=None if expect is None else _parse_expect(where, expect, f"{prefix}.expect"),
     )
 
 
@@ -115,11 +114,11 @@ def check_tool(where: Where, tool: Any, prefix: str) -> None:
         )
 
 
-def _check_expect(where: Where, raw: Any, prefix: str) -> None:
-    # runner.grading.assertions owns what an expectation means, so it also says what a valid one is; the
-    # loader only turns its first problem into an error that points at the file and line.
-    problems = validate_expect(raw)
-    if problems:
-        key, _, problem = problems[0].partition(": ")
-        full_key = prefix if key == "expect" else join_key(prefix, key)
-        raise where.error(full_key, "invalid assertion", problem)
+def _parse_expect(where: Where, raw: Any, prefix: str) -> Expectation:
+    # runner.grading.assertions owns what an expectation means, so it also parses one; the loader only
+    # makes its error point at the file and line.
+    try:
+        return parse_expect(raw)
+    except ConfigError as exc:
+        key = join_key(prefix, exc.key) if exc.key else prefix
+        raise where.error(key, str(exc.args[0]), exc.fix or "") from exc

@@ -12,7 +12,8 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from runner.errors import ConfigError
-from runner.job.source import Where, check_positive, check_table, optional_float, require
+from runner.job.source import Where, check_positive, check_table, line_of, optional_float, require
+from runner.simulator.config import SimulatorConfig
 from runner.spec import (
     SIMULATOR_BASE_URL,
     Price,
@@ -24,7 +25,12 @@ from runner.spec import (
 from runner.wire.dialects import names as dialect_names
 
 # Key -> expected type, per table (runner.job.source.check_table); the builders add range checks.
-_RETRY = {f.name: "int" if f.type == "int" else "number" for f in dataclasses.fields(RetryPolicy)}
+_RETRY = {
+    "max_attempts": "int",
+    "backoff_initial": "number",
+    "backoff_max": "number",
+    "retry_after_max": "number",
+}
 _TIMEOUTS = {f.name: "number" for f in dataclasses.fields(Timeouts)}
 _PRICE = {f.name: "number" for f in dataclasses.fields(Price)}
 _PROVIDER = {
@@ -126,9 +132,7 @@ def build_provider(
         fix = f"did you mean {close[0]!r}?" if close else f"use one of {', '.join(known)}"
         raise where.error(f"{prefix}.dialect", f"unknown dialect {dialect!r}", fix)
     model = require(where, table, prefix, "model", "name the model the provider should run")
-    for key in ("concurrency",):
-        check_positive(where, table, prefix, key, zero=False)
-    for key in ("rpm", "tpm"):
+    for key in ("concurrency", "rpm", "tpm"):
         check_positive(where, table, prefix, key, zero=False)
     base_url = table.get("base_url")
     simulator = table.get("simulator")
@@ -139,7 +143,7 @@ def build_provider(
                 "a simulated provider cannot have a real base_url",
                 f'remove base_url (or write "{SIMULATOR_BASE_URL}"), or remove the simulator table',
             )
-        base_url, simulator = SIMULATOR_BASE_URL, dict(simulator or {})
+        base_url, simulator = SIMULATOR_BASE_URL, _simulator(where, simulator or {}, f"{prefix}.simulator")
     else:
         base_url = require(where, table, prefix, "base_url", "set the provider's https:// API base URL")
         _check_url(where, f"{prefix}.base_url", base_url, insecure_ok=table.get("allow_insecure", False))
@@ -179,6 +183,18 @@ def build_provider(
         allow_insecure=table.get("allow_insecure", False),
         simulator=simulator,
     )
+
+
+def _simulator(where: Where, raw: dict[str, Any], prefix: str) -> SimulatorConfig:
+    """The ``[providers.simulator]`` table, parsed by the simulator (which owns its mini-languages)."""
+    try:
+        return SimulatorConfig.from_dict(raw, prefix=prefix)
+    except ConfigError as exc:
+        # The simulator names the key; only the loader knows the file and the line.
+        key = exc.key or prefix
+        raise ConfigError(
+            str(exc.args[0]), path=where.path, key=key, line=line_of(where.locations, key), fix=exc.fix
+        ) from exc
 
 
 def _check_url(where: Where, key: str, url: str, *, insecure_ok: bool) -> None:

@@ -25,12 +25,11 @@ from runner import __version__
 from runner.errors import ConfigError
 from runner.job.load import check_environment
 from runner.job.plan import plan_units
+from runner.job.stored import job_from_json
 from runner.run.engine import RunContext, execute_run
 from runner.run.limits import build_limiters
 from runner.run.progress import Progress, show_progress
-from runner.simulator import SimulatorConfig
 from runner.simulator.server import serve_simulator
-from runner.spec import job_from_json
 from runner.store import repository
 from runner.store.leases import RunQueue
 from runner.store.writer import Writer, db_limiter
@@ -118,7 +117,6 @@ def open_run(
                     fix=f"leave out the job file to {'resume' if options.resume else 'join'} "
                     f"run {run.id} as it was started, or start a new run",
                 )
-            check_simulators(stored)
             if environ is not None:
                 check_environment(stored, environ)
             if options.resume:
@@ -126,7 +124,6 @@ def open_run(
             return run, stored
         if job is None:
             raise ConfigError("no job file given", fix="runner run JOB, or --resume RUN / --join RUN")
-        check_simulators(job)
         if environ is not None:
             check_environment(job, environ)
         run = repository.create_run(session, job, host=socket.gethostname(), version=__version__)
@@ -139,26 +136,6 @@ def open_run(
         return run, job
 
 
-def check_simulators(job: JobSpec) -> dict[str, SimulatorConfig]:
-    """Validate every ``[providers.simulator]`` table before anything starts."""
-    configs = {}
-    for index, provider in enumerate(job.providers):
-        if provider.simulator is None:
-            continue
-        key = f"providers[{index}].simulator"
-        try:
-            configs[provider.name] = SimulatorConfig.from_dict(provider.simulator, prefix=key)
-        except ConfigError as exc:
-            raise ConfigError(
-                str(exc.args[0]),
-                path=job.source_path,
-                key=exc.key,
-                line=job.locations.get(exc.key or key) or job.locations.get(key),
-                fix=exc.fix,
-            ) from exc
-    return configs
-
-
 async def execute_job(
     database: Database,
     run: RunInfo,
@@ -169,7 +146,6 @@ async def execute_job(
     console: Console | None = None,
 ) -> RunSummary:
     """Work ``run`` until it is done, its budget is spent, or the caller cancels (then: interrupted)."""
-    simulators = check_simulators(job)
     limiter = db_limiter(database)
     counts = await trio.to_thread.run_sync(_counts, database, run.id, limiter=limiter)
     spent = await trio.to_thread.run_sync(_spent, database, run.id, limiter=limiter)
@@ -183,10 +159,11 @@ async def execute_job(
     try:
         async with trio.open_nursery() as services:
             providers = {p.name: p for p in job.providers}
-            for name, config in simulators.items():
-                handle = await services.start(serve_simulator, config)
-                local = handle.base_url(providers[name].dialect)
-                providers[name] = dataclasses.replace(providers[name], base_url=local)
+            for provider in job.providers:
+                if provider.simulator is not None:  # parsed and checked when the job was loaded
+                    handle = await services.start(serve_simulator, provider.simulator)
+                    local = handle.base_url(provider.dialect)
+                    providers[provider.name] = dataclasses.replace(provider, base_url=local)
             services.start_soon(
                 functools.partial(
                     show_progress,

@@ -43,6 +43,7 @@ from runner.errors import ConfigError
 
 if TYPE_CHECKING:
     import random
+    from collections.abc import Mapping
 
 DIST_KINDS: Final = ("fixed", "uniform", "lognormal", "exp")
 LATENCY_KEYS: Final = ("ttfb", "ttft", "gap", "chunk", "heartbeat")
@@ -161,9 +162,12 @@ class SimulatorConfig:
     # Back-to-back frames (no pause between them) share one send, whole chunks only. False sends
     # every event in its own write, as a slow provider would (benchmarks of the worst case).
     coalesce: bool = True
+    # The table as written: a run stores it (not these parsed fields) so a resumed run parses it again
+    # exactly as it was started. Not compared: two spellings of one config are the same config.
+    table: Mapping[str, Any] = field(default_factory=dict, compare=False, repr=False)
 
     @classmethod
-    def from_dict(cls, raw: dict[str, Any], *, prefix: str = "simulator") -> SimulatorConfig:
+    def from_dict(cls, raw: Mapping[str, Any], *, prefix: str = "simulator") -> SimulatorConfig:
         """Validate a ``[providers.simulator]`` table; a ConfigError names the bad key."""
         for key in raw:
             if key not in CONFIG_KEYS:
@@ -203,7 +207,7 @@ class SimulatorConfig:
                     kwargs[f"price_{side}"] = _number(price[side], f"{prefix}.price.{side}")
         if "tool_calls" in raw:
             kwargs["tool_calls"] = max(1, _int(raw["tool_calls"], f"{prefix}.tool_calls"))
-        return cls(**kwargs)
+        return cls(**kwargs, table=dict(raw))
 
 
 def parse_dist(text: str, *, key: str) -> Dist:

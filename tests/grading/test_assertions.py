@@ -4,8 +4,16 @@ from __future__ import annotations
 
 import pytest
 
-from runner.grading.assertions import AssertionOutcome, evaluate, schema_errors, validate_expect
+from runner.errors import ConfigError
+from runner.grading.assertions import (
+    AssertionOutcome,
+    evaluate,
+    parse_expect,
+    schema_errors,
+    validate_expect,
+)
 from runner.model import Choice, Completion, ToolCall
+from runner.spec import Expectation, ToolCallExpectation
 
 WEATHER_SCHEMA = {
     "type": "object",
@@ -31,7 +39,7 @@ def _one(
     expect: dict[str, object], completion: Completion | None, **figures: float | None
 ) -> AssertionOutcome:
     measured: dict[str, float | None] = {"ttft_s": 0.5, "duration_s": 2.0, "cost_usd": 0.01, **figures}
-    outcomes = evaluate(expect, completion, **measured)  # type: ignore[arg-type]
+    outcomes = evaluate(parse_expect(expect), completion, **measured)
     assert len(outcomes) == 1
     return outcomes[0]
 
@@ -114,7 +122,7 @@ def test_each_key_passes_and_fails(
 def test_outcomes_keep_the_spec_order_and_round_trip() -> None:
     """evaluate returns one outcome per key in spec order, and outcomes survive to_dict/from_dict."""
     expect = {"contains": "a", "finish_reason": "stop", "max_ttft_s": 2}
-    outcomes = evaluate(expect, _completion("abc"), ttft_s=1.0, duration_s=1.0, cost_usd=None)
+    outcomes = evaluate(parse_expect(expect), _completion("abc"), ttft_s=1.0, duration_s=1.0, cost_usd=None)
     assert [o.name for o in outcomes] == list(expect)
     assert tuple(AssertionOutcome.from_dict(o.to_dict()) for o in outcomes) == outcomes
 
@@ -179,18 +187,61 @@ def test_invalid_specs_name_the_key(spec: object, problem: str) -> None:
     assert any(p.startswith(problem) for p in problems), problems
 
 
+EVERY_KEY = {
+    "contains": ["a"],
+    "not_contains": "b",
+    "regex": ["^a"],
+    "equals": "a",
+    "json_valid": False,
+    "tool_call": {"name": "f", "arguments": {**WEATHER_SCHEMA, "description": "weather args"}},
+    "finish_reason": ["stop", "tool_calls"],
+    "max_ttft_s": 1.5,
+    "max_duration_s": 30,
+    "max_cost_usd": 0.5,
+}
+
+
 def test_valid_spec_with_every_key_has_no_problems() -> None:
     """A spec using every key at once, annotations in its schema included, is valid."""
-    spec = {
-        "contains": ["a"],
-        "not_contains": "b",
-        "regex": ["^a"],
-        "equals": "a",
-        "json_valid": False,
-        "tool_call": {"name": "f", "arguments": {**WEATHER_SCHEMA, "description": "weather args"}},
-        "finish_reason": ["stop", "tool_calls"],
-        "max_ttft_s": 1.5,
-        "max_duration_s": 30,
-        "max_cost_usd": 0.5,
-    }
-    assert validate_expect(spec) == []
+    assert validate_expect(EVERY_KEY) == []
+
+
+def test_parse_expect_gives_one_typed_field_per_key() -> None:
+    """parse_expect turns every key into its typed field and keeps the table as written, in order."""
+    expect = parse_expect(EVERY_KEY)
+    assert expect == Expectation(
+        contains=("a",),
+        not_contains=("b",),
+        regex=("^a",),
+        equals="a",
+        json_valid=False,
+        tool_call=ToolCallExpectation(name="f", arguments={**WEATHER_SCHEMA, "description": "weather args"}),
+        finish_reason=("stop", "tool_calls"),
+        max_ttft_s=1.5,
+        max_duration_s=30.0,
+        max_cost_usd=0.5,
+    )
+    assert isinstance(expect.max_duration_s, float)
+    assert expect.table == EVERY_KEY
+    assert expect.keys == tuple(EVERY_KEY)
+
+
+@pytest.mark.parametrize(("spec", "problem"), INVALID)
+def test_parse_expect_raises_the_first_problem_with_its_key(spec: object, problem: str) -> None:
+    """parse_expect raises a ConfigError whose key and fix are the problem validate_expect names."""
+    with pytest.raises(ConfigError) as info:
+        parse_expect(spec)
+    key, _, fix = validate_expect(spec)[0].partition(": ")
+    assert info.value.key == (None if key == "expect" else key)
+    assert info.value.fix == fix
+    assert str(info.value.args[0]) == "invalid assertion"
+
+
+def test_an_empty_expectation_checks_nothing() -> None:
+    """An empty expect table is falsy and yields no outcomes; a record built in code keeps field order."""
+    empty = parse_expect({})
+    assert not empty
+    assert evaluate(empty, _completion("x"), ttft_s=None, duration_s=None, cost_usd=None) == ()
+    built = Expectation(max_ttft_s=1.0, contains=("x",))
+    assert built
+    assert built.keys == ("contains", "max_ttft_s")

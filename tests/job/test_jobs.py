@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import textwrap
 from pathlib import Path
@@ -12,6 +13,9 @@ from hypothesis import strategies as st
 
 from runner.errors import ConfigError
 from runner.job.load import check_environment, load_batch_jsonl, load_job, parse_job
+from runner.job.provider import build_retry, parse_provider_option
+from runner.job.source import Where
+from runner.simulator.config import Dist, Fault, FaultPlan, Latency, SimulatorConfig
 from runner.spec import SIMULATOR_BASE_URL, ProviderSpec, RetryPolicy
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -42,6 +46,7 @@ id = "c2"
 prompt = "ho"
 """
 
+P2_URL = 'name = "p2"\ndialect = "openai-chat"\nbase_url = "https://api.example.com/v1"'
 BATCH_PROVIDER = ProviderSpec(
     name="p", dialect="openai-chat", base_url="https://api.example.com/v1", model=""
 )
@@ -206,6 +211,20 @@ TOML_ERRORS = [
         "providers[0].base_url",
         "remove base_url",
         id="simulator-with-real-url",
+    ),
+    pytest.param(
+        (P2_URL, 'name = "p2"\ndialect = "openai-chat"\nsimulator = { latency = "fast" }'),
+        "simulator =",
+        "providers[1].simulator.latency",
+        "KEY=VALUE",
+        id="simulator-bad-latency",
+    ),
+    pytest.param(
+        (P2_URL, 'name = "p2"\ndialect = "openai-chat"\nsimulator = { seed = 1, fault_rate = 0.03 }'),
+        "fault_rate",
+        "providers[1].simulator.fault_rate",
+        "use one of seed",
+        id="simulator-unknown-key",
     ),
     pytest.param(
         ('name = "p2"', 'name = "a/b"'),
@@ -413,7 +432,7 @@ def test_simulator_provider_convention(tmp_path: Path) -> None:
     name = "sim"
     dialect = "runware"
     model = "m"
-    simulator = { latency = "fast", fault_rate = 0.03 }
+    simulator = { latency = "ttft=0.2", faults = "http_500@0.03" }
 
     [[providers]]
     name = "sim2"
@@ -428,12 +447,33 @@ def test_simulator_provider_convention(tmp_path: Path) -> None:
     job = load_job(_write(tmp_path, text))
     sim, sim2 = job.providers
     assert sim.base_url == sim2.base_url == SIMULATOR_BASE_URL
-    assert sim.simulator == {"latency": "fast", "fault_rate": 0.03}
-    assert sim2.simulator == {}
+    assert sim.simulator == SimulatorConfig(
+        latency=Latency(ttft=Dist(a=0.2)), faults=FaultPlan(rates=((Fault(name="http_500"), 0.03),))
+    )
+    assert sim2.simulator == SimulatorConfig()
     assert sim.is_simulated
     assert sim2.is_simulated
     check_environment(job, {})
     assert job.name == "job"
+
+
+def test_provider_option_simulator_is_a_default_simulator() -> None:
+    """--provider simulator gives a simulated openai-chat provider with the default simulator config."""
+    provider = parse_provider_option("simulator")
+    assert provider.simulator == SimulatorConfig()
+    assert provider.base_url == SIMULATOR_BASE_URL
+
+
+def test_retry_table_sets_every_policy_field() -> None:
+    """Every RetryPolicy field can be set in a retry table; max_attempts stays an int, the rest are floats."""
+    where = Where(path="job.toml", locations={})
+    table = {"max_attempts": 3, "backoff_initial": 1, "backoff_max": 2, "retry_after_max": 3}
+    assert set(table) == {f.name for f in dataclasses.fields(RetryPolicy)}
+    policy = build_retry(where, table, "retry", RetryPolicy())
+    assert policy == RetryPolicy(max_attempts=3, backoff_initial=1.0, backoff_max=2.0, retry_after_max=3.0)
+    assert isinstance(policy.backoff_initial, float)
+    with pytest.raises(ConfigError, match="an integer"):
+        build_retry(where, {"max_attempts": 1.5}, "retry", RetryPolicy())
 
 
 def test_cases_file_is_relative_to_the_job(tmp_path: Path) -> None:
@@ -585,7 +625,8 @@ def test_toml_error_line_found_in_any_table(providers: int, cases: int, data: st
     parts = ['name = "gen"\n']
     for index in range(providers):
         parts.append(
-            f'[[providers]]\nname = "p{index}"\ndialect = "runware"\nmodel = "m"\nsimulator = {{ a = 1 }}\n'
+            f'[[providers]]\nname = "p{index}"\ndialect = "runware"\nmodel = "m"\n'
+            "simulator = { seed = 1 }\n"
             f"[providers.retry]\nmax_attempts = 2\n"
         )
     for index in range(cases):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
+from runner.grading.assertions import parse_expect
 from runner.model import AttemptError, AttemptRecord, AttemptTiming, Choice, Completion, Usage
 from runner.run.finish import attempt_costs, finish_unit
 from runner.run.progress import Progress, ProviderCounters
@@ -38,7 +39,7 @@ def _record(*, text: str = "hello world", error: AttemptError | None = None) -> 
 
 def test_ok_unit_with_graded_assertions() -> None:
     """A successful final attempt finishes ok; each expect key is graded, cost against the unit's spend."""
-    case = CaseSpec(id="c", messages=(), expect={"contains": "world", "max_cost_usd": 0.01})
+    case = CaseSpec(id="c", messages=(), expect=parse_expect({"contains": "world", "max_cost_usd": 0.01}))
     final = _record()
     finish = finish_unit(UNIT, case, final, owner="me", cost_computed=0.004, unit_spent=0.02)
     assert (finish.unit_id, finish.owner, finish.status) == (7, "me", "ok")

@@ -11,6 +11,7 @@ from sqlalchemy import insert, select, update
 
 from runner.errors import StorageError
 from runner.pricing import prices_snapshot
+from runner.spec import job_to_json
 from runner.store.records import RunInfo, RunStatus
 from runner.store.repository.sql import RUNS, now_or_utc, transaction
 
@@ -34,7 +35,7 @@ def new_run_id() -> str:
 
 def job_spec_json(job: JobSpec) -> dict[str, Any]:
     """The job spec as stored: plain JSON, with any secret-looking header value redacted."""
-    data = dataclasses.asdict(job)
+    data = job_to_json(job)
     for provider in data["providers"]:
         provider["headers"] = {
             name: "<redacted>" if any(w in name.lower() for w in SECRET_HEADER_WORDS) else value

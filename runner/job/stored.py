@@ -1,0 +1,52 @@
+"""A run's stored job spec (``runner.spec.job_to_json``) -> the ``JobSpec`` it was started with. Pure.
+
+This is how ``runner run --resume`` and ``--join`` work without the job file: the run carries the spec
+it was started with, so a later edit of the file cannot change what a resumed run does.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from runner.grading.assertions import parse_expect
+from runner.simulator.config import SimulatorConfig
+from runner.spec import CaseSpec, JobSpec, Price, ProviderSpec, RetryPolicy, Timeouts
+
+if TYPE_CHECKING:
+    from collections.abc import Mapping
+
+
+def job_from_json(data: Mapping[str, Any]) -> JobSpec:
+    """Rebuild a JobSpec from the JSON a run stored (``dataclasses.asdict`` with lists for tuples).
+
+    The simulator and expect tables are stored as written and parsed here as the loader parsed them.
+    """
+    return JobSpec(
+        **{k: v for k, v in data.items() if k not in ("providers", "cases", "tags", "locations")},
+        providers=tuple(_provider(p) for p in data["providers"]),
+        cases=tuple(_case(c) for c in data["cases"]),
+        tags=tuple(data.get("tags") or ()),
+        locations=dict(data.get("locations") or {}),
+    )
+
+
+def _provider(raw: Mapping[str, Any]) -> ProviderSpec:
+    price, simulator = raw.get("price"), raw.get("simulator")
+    return ProviderSpec(
+        **{k: v for k, v in raw.items() if k not in ("price", "retry", "timeouts", "simulator")},
+        price=Price(**price) if price else None,
+        retry=RetryPolicy(**raw["retry"]),
+        timeouts=Timeouts(**raw["timeouts"]),
+        simulator=None if simulator is None else SimulatorConfig.from_dict(simulator),
+    )
+
+
+def _case(raw: Mapping[str, Any]) -> CaseSpec:
+    providers, expect = raw.get("providers"), raw.get("expect")
+    return CaseSpec(
+        **{k: v for k, v in raw.items() if k not in ("messages", "tools", "providers", "expect")},
+        messages=tuple(raw["messages"]),
+        tools=tuple(raw.get("tools") or ()),
+        providers=None if providers is None else tuple(providers),
+        expect=None if expect is None else parse_expect(expect),
+    )
