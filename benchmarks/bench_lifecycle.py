@@ -4,7 +4,7 @@ Run: .venv/bin/python -m benchmarks.bench_lifecycle [--units 10000,100000,300000
 Each job (one simulated provider, no latency, tiny answers, concurrency 8) runs as a real process on
 a fresh SQLite file until ``--work`` units are done, then gets SIGINT. Prints the peak RSS (VmHWM),
 the most units ever 'running' in the database, and the time to plan. The target is a peak RSS that
-does not grow with the number of planned units (tests/engine/test_lifecycle.py checks 10k vs 100k).
+does not grow with the number of planned units (tests/run/test_lifecycle.py checks 10k vs 100k).
 """
 
 from __future__ import annotations

@@ -35,7 +35,7 @@ NOT_RUN = {
     "runner simulate": "serves until Ctrl-C",
     "--provider dialect=": "a real provider: needs the network and an API key",
     "runner parse --attempt": "which attempts were captured depends on the faults the demo drew; "
-    "tests/test_parse_cli.py replays a stored attempt",
+    "tests/cli/test_parse.py replays a stored attempt",
 }
 RUN_ID = re.compile(r"\br-[a-z0-9]{6}\b")
 
@@ -161,6 +161,7 @@ def readme_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, list[tup
     return work, ran
 
 
+@pytest.mark.slow
 def test_readme_commands_run(readme_run: tuple[Path, list[tuple[str, Ran]]]) -> None:
     """Every README command that needs no network or key succeeds (diff may report a regression)."""
     _, ran = readme_run
@@ -170,6 +171,7 @@ def test_readme_commands_run(readme_run: tuple[Path, list[tuple[str, Ran]]]) -> 
         assert result.returncode in allowed, f"{line}\nexit {result.returncode}\n{result.output}"
 
 
+@pytest.mark.slow  # needs the README's commands run (the readme_run fixture, ~20 s)
 def test_readme_commands_cover_the_guide(readme_run: tuple[Path, list[tuple[str, Ran]]]) -> None:
     """The run covers parse, run, export, report, diff, trend, cost and db, and wrote their files."""
     work, ran = readme_run
@@ -239,6 +241,7 @@ def job_runs(tmp_path_factory: pytest.TempPathFactory) -> dict[Path, tuple[subpr
     return started
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("path", [pytest.param(p, id=p.name) for p in JOB_FILES])
 def test_job_file_runs(path: Path, job_runs: dict[Path, tuple[subprocess.Popen[bytes], Path]]) -> None:
     """Each job under jobs/ loads, and runs to the end on the simulator with every unit ok."""
@@ -258,6 +261,7 @@ def test_job_file_runs(path: Path, job_runs: dict[Path, tuple[subprocess.Popen[b
 # --- docs/schema.md ----------------------------------------------------------------------------------
 
 
+@pytest.mark.slow  # needs the README's commands run (the readme_run fixture, ~20 s)
 def test_schema_queries_run(readme_run: tuple[Path, list[tuple[str, Ran]]]) -> None:
     """Every SQLite query of docs/schema.md runs against the database the README's demo wrote."""
     work, _ = readme_run
@@ -269,6 +273,7 @@ def test_schema_queries_run(readme_run: tuple[Path, list[tuple[str, Ran]]]) -> N
         assert conn.execute(queries[0]).fetchall(), "no runs"
 
 
+@pytest.mark.slow  # needs the README's commands run (the readme_run fixture, ~20 s)
 def test_schema_documents_every_column(readme_run: tuple[Path, list[tuple[str, Ran]]]) -> None:
     """docs/schema.md names every table and column of a freshly migrated database."""
     work, _ = readme_run

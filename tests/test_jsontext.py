@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import orjson
 import pytest
@@ -44,10 +45,17 @@ def test_deeply_nested_error_payload_is_data_not_a_crash(dialect: str, depth: in
     assert not completion.complete
 
 
-def test_the_database_stores_deeply_nested_extras(tmp_path) -> None:
-    """The DB's JSON serializer takes values nested past orjson's encode limit without failing."""
+def test_the_database_stores_deeply_nested_extras(tmp_path: Path) -> None:
+    """The DB's JSON columns take values nested past orjson's encode limit, and give them back."""
+    from sqlalchemy import JSON, Column, Integer, MetaData, Table, insert, select
+
     from runner.store.db import open_database
 
+    table = Table("deep", MetaData(), Column("id", Integer, primary_key=True), Column("value", JSON))
+    value = orjson.loads(nested(300))
     with open_database(f"sqlite:///{tmp_path / 'r.db'}") as database:
-        serializer = database.engine.dialect._json_serializer
-        assert serializer(orjson.loads(nested(300))).startswith("[[[")
+        table.create(database.engine)
+        with database.engine.begin() as conn:
+            conn.execute(insert(table).values(id=1, value=value))
+            stored = conn.execute(select(table.c.value)).scalar_one()
+    assert stored == value

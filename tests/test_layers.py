@@ -84,10 +84,10 @@ def _edges_of(source: str, path: Path) -> list[Edge]:
 
     def visit(node: ast.AST, type_only: bool) -> None:
         if isinstance(node, ast.If) and _is_type_checking(node.test):
-            for child in node.body:
-                visit(child, True)
-            for child in node.orelse:
-                visit(child, type_only)
+            for statement in node.body:
+                visit(statement, True)
+            for statement in node.orelse:
+                visit(statement, type_only)
             return
         if isinstance(node, ast.Import | ast.ImportFrom):
             edges.extend(

@@ -84,12 +84,3 @@ def plan_units(job: JobSpec) -> Iterator[Unit]:
                     repeat=repeat,
                     request_hash=digest,
                 )
-
-
-def count_units(job: JobSpec) -> int:
-    """How many units ``plan_units(job)`` yields, without making them (for progress totals)."""
-    return sum(
-        (case.repeats if case.repeats is not None else job.repeats)
-        * sum(1 for _ in case_providers(job, case))
-        for case in job.cases
-    )

@@ -1,7 +1,7 @@
 """Sans-IO Server-Sent Events decoder: bytes go in as they arrive, events come out.
 
-Follows WHATWG HTML §9.2.5-9.2.6 exactly (the rules, and where the SDKs differ, are in
-../shared/PROTOCOLS.md §1): lines end at CR, LF or CRLF only, a CRLF split across two reads is one
+Follows WHATWG HTML §9.2.5-9.2.6 exactly (where the SDKs differ from it, this decoder follows the
+spec): lines end at CR, LF or CRLF only, a CRLF split across two reads is one
 line ending, one leading BOM is dropped, comments are skipped but counted, an event with an empty
 data buffer is not dispatched, an unterminated last event is dropped, invalid UTF-8 becomes U+FFFD,
 and there is no size limit on a line or an event.

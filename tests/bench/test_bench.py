@@ -12,6 +12,7 @@ from runner.bench.compare import BenchLoad, BenchReport, ClientRow, format_repor
 from runner.errors import ConfigError
 
 
+@pytest.mark.slow
 def test_bench_smoke_runner_and_httpx_verify_every_stream() -> None:
     """A 4 x 5 load through runner and bare httpx prints the table with every stream verified."""
     load = ["--streams=4", "--chunks=5", "--concurrency=2", "--clients=runner,httpx"]

@@ -108,6 +108,7 @@ SHAPED = st.recursive(
 )
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("dialect", [pytest.param(name, id=name) for name in sorted(names())])
 @settings(max_examples=200, deadline=None)
 @given(
@@ -189,6 +190,7 @@ def test_example_streams_parse_complete(path: Path) -> None:
     assert completion.error is None
 
 
+@pytest.mark.slow
 def test_console_script_runs_the_demo() -> None:
     """`python -m runner parse` on the README demo stream works as a real process."""
     proc = subprocess.run(
@@ -210,6 +212,7 @@ def test_console_script_runs_the_demo() -> None:
     assert FIXTURES.is_dir()
 
 
+@pytest.mark.slow
 def test_replaying_a_stored_attempt_rebuilds_what_was_stored(tmp_path: Path) -> None:
     """`runner parse --attempt ID` rebuilds, from the captured bytes, the completion runner stored."""
     import sqlite3
@@ -275,6 +278,7 @@ def test_replaying_a_stored_attempt_rebuilds_what_was_stored(tmp_path: Path) -> 
     assert raw.stdout.endswith(b"data: [DONE]\n\n")
 
 
+@pytest.mark.slow
 def test_replaying_an_http_error_attempt_shows_the_providers_error(tmp_path: Path) -> None:
     """A captured HTTP error body replays as the provider's error object, not as an empty stream."""
     import sqlite3

@@ -6,8 +6,9 @@ Events: ``R:text`` is reasoning, ``T:text`` is answer text, ``E:message`` is an 
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 from runner.model import PROTOCOL_ERROR, Choice, Completion, CompletionError
 from runner.spec import CaseSpec, ProviderSpec
@@ -76,3 +77,6 @@ class FakeDialect:
 
     def parse_error_body(self, status: int, body: bytes) -> CompletionError | None:
         return CompletionError(type="http_error", message=body.decode("utf-8", "replace")[:200])
+
+    def max_output_tokens(self, params: Mapping[str, Any]) -> int | None:
+        return None  # the fake's requests carry no output cap

@@ -10,7 +10,7 @@ from typing import Any
 from hypothesis import given
 from hypothesis import strategies as st
 
-from runner.job.plan import count_units, plan_units, request_hash
+from runner.job.plan import plan_units, request_hash
 from runner.spec import CaseSpec, JobSpec, ProviderSpec, request_params
 
 
@@ -34,7 +34,6 @@ def test_units_cross_providers_cases_and_repeats() -> None:
     )
     keys = [unit.key for unit in plan_units(job)]
     assert keys == ["a/x/1", "b/x/1", "a/x/2", "b/x/2", "b/y/1", "b/y/2", "b/y/3"]
-    assert count_units(job) == len(keys)
 
 
 def test_plan_is_a_lazy_generator() -> None:
@@ -48,7 +47,7 @@ def test_plan_is_a_lazy_generator() -> None:
     units = plan_units(job)
     assert isinstance(units, types.GeneratorType)
     assert [u.key for u in itertools.islice(units, 3)] == ["a/c0/1", "b/c0/1", "a/c0/2"]
-    assert count_units(job) == 100_000
+    assert sum(1 for _ in units) == 100_000 - 3
 
 
 def test_request_hash_covers_what_is_sent() -> None:
@@ -95,7 +94,7 @@ def test_keys_unique_stable_and_counted(
     )
     job = JobSpec(name="j", providers=specs, cases=cases, repeats=default)
     units = list(plan_units(job))
-    assert len({u.key for u in units}) == len(units) == count_units(job)
+    assert len({u.key for u in units}) == len(units)
     assert units == list(plan_units(job))
     for unit in units:
         assert unit.key == f"{unit.provider}/{unit.case_id}/{unit.repeat}"

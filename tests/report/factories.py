@@ -8,12 +8,12 @@ from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 from runner.grading.assertions import AssertionOutcome
-from runner.model import Choice, Completion, ToolCall, Usage
+from runner.model import Choice, Completion, ErrorKind, ToolCall, Usage
 from runner.report.common import RunData
 from runner.store.records import AttemptCost, AttemptView, ErrorView, RunInfo, UnitView
 
 START = datetime(2025, 11, 20, 22, 0, tzinfo=UTC)
-PRICES = {
+PRICES: dict[str, dict[str, float | None] | None] = {
     "mini": {"input": 0.15, "output": 0.6, "cached_input": 0.075, "cache_write": None},
     "claude": {"input": 3.0, "output": 15.0, "cached_input": 0.3, "cache_write": 3.75},
     "runware": None,
@@ -29,7 +29,7 @@ HOSTILE = (
     "<img src='http://evil.example/pixel.png'><link rel=stylesheet href='https://evil.example/x.css'>",
     "<style>body{background:url(https://evil.example/bg)}</style>{{ report }}{% raw %}",
 )
-KINDS = ("rate_limited", "server_error", "overloaded", "early_close", "timeout")
+KINDS: tuple[ErrorKind, ...] = ("rate_limited", "server_error", "overloaded", "early_close", "timeout")
 
 
 def _usage(
@@ -94,7 +94,7 @@ def make_run(
                     kind=kind,
                     message=f"{kind} from {provider}: {payload or 'try later'}",
                     http_status=429 if kind == "rate_limited" else 503,
-                )  # type: ignore[arg-type]
+                )
             reported = (
                 computed * 1.02
                 if computed is not None and provider == "mini"
@@ -129,7 +129,7 @@ def make_run(
                 )
             )
             clock += timedelta(seconds=end + rng.uniform(0.2, 2.0))
-        calls = ()
+        calls: tuple[ToolCall, ...] = ()
         if index % 5 == 0:
             calls = (
                 ToolCall(

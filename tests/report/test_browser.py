@@ -17,6 +17,9 @@ if TYPE_CHECKING:
 
     from tests.report.browser import Browser
 
+# Slow (left out by `-m "not slow"`; CI runs them): a real headless Chromium per report.
+pytestmark = pytest.mark.slow
+
 KINDS = [pytest.param(k, id=k) for k in ("run", "diff", "trend", "cost")]
 # Anything that could run script, load a resource or navigate, had a payload become markup.
 ACTIVE = (

@@ -27,6 +27,7 @@ if TYPE_CHECKING:
     from pathlib import Path
 
     from runner.report.common import RunData
+    from runner.report.render import ReportContext
 
 
 @pytest.fixture
@@ -69,7 +70,7 @@ def test_every_template_renders_from_the_database(database: tuple[str, list[str]
     url, ids, _ = database
     env = make_environment()
     with open_database(url) as db, db.session() as session:
-        contexts = [
+        contexts: list[ReportContext] = [
             build_run_report(session, "latest"),
             build_diff_report(session, ids[0], ids[1]),
             build_trend_report(session, "nightly-smoke", last=5),

@@ -73,6 +73,7 @@ def test_hostile_output_appears_as_text() -> None:
 def test_run_report_shows_what_the_issue_asks() -> None:
     """The run report has the summary, per-provider figures, the four charts, cases and paged units."""
     context = all_contexts(hostile=False)["run"]
+    assert isinstance(context, RunReportContext)
     html = render(make_environment(), context)
     for heading in ("Summary", "Per provider", "Charts", "Cases shown in full", "All units"):
         assert f">{heading}</h2>" in html

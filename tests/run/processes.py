@@ -160,7 +160,7 @@ class RunState:
         return [row[0] for row in self._all("SELECT id FROM runs ORDER BY started_at")]
 
     def run_status(self, run_id: str) -> str:
-        return self._all("SELECT status FROM runs WHERE id = :r", r=run_id)[0][0]
+        return str(self._all("SELECT status FROM runs WHERE id = :r", r=run_id)[0][0])
 
     def counts(self, run_id: str) -> dict[str, int]:
         rows = self._all("SELECT status, count(*) FROM units WHERE run_id = :r GROUP BY status", r=run_id)
@@ -170,11 +170,11 @@ class RunState:
         """Units with a result (of ``run_id``, or of the only run so far; 0 before it exists)."""
         finished = "status IN ('ok', 'failed')"
         if run_id is None:
-            return self._all(f"SELECT count(*) FROM units WHERE {finished}")[0][0]
-        return self._all(f"SELECT count(*) FROM units WHERE run_id = :r AND {finished}", r=run_id)[0][0]
+            return int(self._all(f"SELECT count(*) FROM units WHERE {finished}")[0][0])
+        return int(self._all(f"SELECT count(*) FROM units WHERE run_id = :r AND {finished}", r=run_id)[0][0])
 
     def running(self) -> int:
-        return self._all("SELECT count(*) FROM units WHERE status = 'running'")[0][0]
+        return int(self._all("SELECT count(*) FROM units WHERE status = 'running'")[0][0])
 
     def units(self, run_id: str) -> dict[str, UnitRow]:
         attempts: dict[int, list[tuple[int, str | None]]] = {}

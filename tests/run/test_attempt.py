@@ -17,6 +17,7 @@ from tests.fakes.dialect import FakeDialect
 from tests.fakes.scripted_http import (
     CLOSE,
     ScriptedServer,
+    Step,
     bad_gzip_response,
     chunk,
     json_response,
@@ -38,7 +39,11 @@ async def client() -> AsyncIterator[httpx.AsyncClient]:
 
 
 async def attempt(
-    client: httpx.AsyncClient, scripts: list, *, timeouts: Timeouts = TIMEOUTS, capture: bool = False
+    client: httpx.AsyncClient,
+    scripts: list[list[Step]],
+    *,
+    timeouts: Timeouts = TIMEOUTS,
+    capture: bool = False,
 ) -> tuple[AttemptRecord, ScriptedServer]:
     """Serve ``scripts`` on loopback and run one attempt against them."""
     async with trio.open_nursery() as nursery:
@@ -150,7 +155,7 @@ async def test_heartbeats_do_not_count_as_tokens(
 ) -> None:
     """Heartbeat-only streams stay alive under ``idle`` but still hit ``first_token``."""
     head, *_ = sse_response()
-    pings: list = []
+    pings: list[Step] = []
     for _ in range(30):
         pings += [2.0, chunk(b": heartbeat\n\n")]
     record, _ = await attempt(client, [[head, *pings]])

@@ -59,7 +59,12 @@ CATALOGUE = [
 
 @pytest.mark.parametrize(("faults", "dialect", "status", "kinds"), CATALOGUE)
 async def test_fault_catalogue(
-    tmp_path, start_simulator: StartSimulator, faults: str, dialect: str, status: str, kinds: list
+    tmp_path: Path,
+    start_simulator: StartSimulator,
+    faults: str,
+    dialect: str,
+    status: str,
+    kinds: list[str | None],
 ) -> None:
     """Each scripted fault ends the unit with the expected status, attempts and error kinds."""
     simulator: SimulatorHandle = await start_simulator()
@@ -78,7 +83,9 @@ async def test_fault_catalogue(
     assert len(served) == len(kinds)
 
 
-async def test_retry_after_spacing_measured_at_the_server(tmp_path, start_simulator: StartSimulator) -> None:
+async def test_retry_after_spacing_measured_at_the_server(
+    tmp_path: Path, start_simulator: StartSimulator
+) -> None:
     """The second request reaches the server no sooner than the Retry-After the first one got."""
     simulator = await start_simulator()
     provider = provider_for(

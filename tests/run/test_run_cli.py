@@ -10,6 +10,9 @@ from pathlib import Path
 
 import pytest
 
+# Slow (left out by `-m "not slow"`; CI runs them): `runner run` as a subprocess.
+pytestmark = pytest.mark.slow
+
 REPO = Path(__file__).resolve().parents[2]
 
 

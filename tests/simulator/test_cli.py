@@ -8,6 +8,9 @@ import sys
 
 import pytest
 
+# Slow (left out by `-m "not slow"`; CI runs them): `runner simulate` as a subprocess, signalled.
+pytestmark = pytest.mark.slow
+
 
 @pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["sigint", "sigterm"])
 def test_simulate_prints_urls_and_stops_on_signal(signum: signal.Signals) -> None:

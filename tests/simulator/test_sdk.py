@@ -99,12 +99,13 @@ async def test_openai_sdk_rebuilds_parallel_tool_calls(start_simulator: StartSim
     }
     assert got["texts"] == {0: ""}
     assert got["finish"] == {0: "tool_calls"}
+    assert expected.cost is not None
     assert got["usage"]["cost"] == expected.cost > 0
 
 
 async def test_openai_sdk_non_streaming(simulator: SimulatorHandle) -> None:
     """A request without stream gets a chat.completion body the SDK parses into the same answer."""
-    request = {"model": "gpt-sim", "messages": MESSAGES, "n": 2}
+    request: dict[str, Any] = {"model": "gpt-sim", "messages": MESSAGES, "n": 2}
 
     def call() -> Any:
         with openai.OpenAI(base_url=simulator.base_url("openai-chat"), api_key="k", max_retries=0) as client:
@@ -222,7 +223,7 @@ async def test_anthropic_sdk_rebuilds_blocks_and_usage(
 
 async def test_anthropic_sdk_non_streaming(simulator: SimulatorHandle) -> None:
     """A request without stream gets a message body the SDK parses into the same text."""
-    request = {"model": "claude-sim", "max_tokens": 512, "messages": MESSAGES}
+    request: dict[str, Any] = {"model": "claude-sim", "max_tokens": 512, "messages": MESSAGES}
 
     def call() -> Any:
         with anthropic.Anthropic(

@@ -9,6 +9,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+import pytest
 from sqlalchemy import text
 
 from runner.store import repository
@@ -19,6 +20,9 @@ if TYPE_CHECKING:
     from sqlalchemy.orm import Session
 
     from runner.store.db import Database
+
+# Slow (left out by `-m "not slow"`; CI runs them): OS processes draining one run, and SIGKILL.
+pytestmark = pytest.mark.slow
 
 ROOT = Path(__file__).resolve().parents[2]
 

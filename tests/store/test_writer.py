@@ -93,7 +93,7 @@ async def test_drain_waits_for_items_sent_after_the_cancellation(db: Database, s
     writer = Writer(db, limiter=db_limiter(db), batch_size=10, max_delay=10.0)
     send, receive = trio.open_memory_channel[WriteItem](10)
 
-    async def cut_off(send: trio.MemorySendChannel, unit: ClaimedUnit) -> None:
+    async def cut_off(send: trio.MemorySendChannel[WriteItem], unit: ClaimedUnit) -> None:
         # What the engine's request tasks do on Ctrl-C: store the cut-off attempt, shielded.
         async with send:
             try:

@@ -41,6 +41,7 @@ def _reference_merge(extras: dict[str, Any], key: str, value: Any) -> None:
         extras[key] = value
 
 
+@pytest.mark.slow
 @given(
     st.lists(
         st.tuples(st.sampled_from(["citations", "search_results"]), st.one_of(_JSON, st.lists(_JSON))),

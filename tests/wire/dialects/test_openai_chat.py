@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from typing import Any
 
 import orjson
 import pytest
@@ -342,7 +343,7 @@ def test_responses_style_error_event_without_error_key() -> None:
         pytest.param({"reasoning_content": "think", "reasoning": "think"}, "think", id="both-not-doubled"),
     ],
 )
-def test_reasoning_field_names(fields: dict[str, str], expected: str) -> None:
+def test_reasoning_field_names(fields: dict[str, Any], expected: str) -> None:
     """Case 25: reasoning_content then reasoning; never counted as content."""
     completion = openai(chunk(delta(**fields)), chunk(delta(content="answer", finish="stop")))
     assert completion.choices[0].reasoning == expected
@@ -410,14 +411,16 @@ def test_malformed_chunk_is_a_protocol_error(data: str) -> None:
 def test_has_reasoning_and_answer_flags() -> None:
     """has_reasoning and has_answer flip at the first reasoning and answer tokens."""
     acc = get_dialect("openai-chat").new_accumulator()
+
+    def flags() -> tuple[bool, bool]:
+        return acc.has_reasoning, acc.has_answer
+
     acc.feed(ServerSentEvent(json.dumps(chunk(delta(role="assistant", content="")))))
-    assert not acc.has_reasoning
-    assert not acc.has_answer
+    assert flags() == (False, False)
     acc.feed(ServerSentEvent(json.dumps(chunk(delta(reasoning_content="r")))))
-    assert acc.has_reasoning
-    assert not acc.has_answer
+    assert flags() == (True, False)
     acc.feed(ServerSentEvent(json.dumps(chunk(delta(content="a")))))
-    assert acc.has_answer
+    assert flags() == (True, True)
 
 
 def test_build_request() -> None:
@@ -505,7 +508,7 @@ def test_params_merge_deeply_like_the_reuse_hash() -> None:
         pytest.param({"finish_reason": None}, id="choice-with-finish-reason"),
     ],
 )
-def test_citations_on_a_small_choice_are_kept(choice_extra: dict) -> None:
+def test_citations_on_a_small_choice_are_kept(choice_extra: dict[str, Any]) -> None:
     """MiroMind citations on a choice that has only a delta beside them still reach extras."""
     from runner.wire.replay import parse_stream
 

@@ -235,6 +235,7 @@ def _stream(draw: st.DrawFn) -> bytes:
 _EXAMPLES = int(os.environ.get("RUNNER_FAST_PATH_EXAMPLES", "400"))
 
 
+@pytest.mark.slow
 @settings(max_examples=_EXAMPLES, deadline=None)
 @given(body=_stream(), data=st.data())
 def test_fast_paths_equal_the_general_path(body: bytes, data: st.DataObject) -> None:
@@ -244,6 +245,7 @@ def test_fast_paths_equal_the_general_path(body: bytes, data: st.DataObject) -> 
     assert fast_path(body, cuts, misses) == general_path(body)
 
 
+@pytest.mark.slow
 @settings(max_examples=_EXAMPLES, deadline=None)
 @given(
     fragments=st.lists(st.lists(_fragment, max_size=3), min_size=1, max_size=4),
@@ -260,6 +262,7 @@ def test_tool_call_fragments_equal_the_general_path(fragments: list[Any], tokens
     assert fast_path(raw, []) == general_path(raw)
 
 
+@pytest.mark.slow
 @settings(max_examples=max(200, _EXAMPLES // 2), deadline=None)
 @given(body=_stream())
 def test_feed_one_event_at_a_time_equals_the_general_path(body: bytes) -> None:
