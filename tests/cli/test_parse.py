@@ -7,19 +7,29 @@ import subprocess
 import sys
 from pathlib import Path
 
+import orjson
 import pytest
 from click.testing import CliRunner
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from runner import jsontext
 from runner.cli import cli
 from runner.errors import ConfigError, RunnerError
-from runner.model import PROTOCOL_ERROR
+from runner.model import PROTOCOL_ERROR, Completion
 from runner.wire.dialects import build_dialects, get_dialect, names, registry
 from runner.wire.replay import accumulate, parse_stream
 from tests.streams import FIXTURES, all_fixtures, dialect_of, fixture
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples" / "streams"
+
+
+def _assert_storable(completion: Completion) -> None:
+    """What the engine does with any result: encode it as JSON (the database's JSON columns) and back."""
+    stored = orjson.loads(jsontext.dumps(completion.to_dict()))
+    assert stored["complete"] is completion.complete
+    assert len(stored["choices"]) == len(completion.choices)
+    assert (stored["error"] is None) == (completion.error is None)
 
 
 def test_registry_is_explicit_and_complete() -> None:
@@ -70,7 +80,7 @@ def test_one_byte_reads_give_the_same_completion(name: str) -> None:
 def test_arbitrary_bytes_never_raise(dialect: str, raw: bytes) -> None:
     """Arbitrary bytes never raise: bad input is at most a protocol error in the result."""
     completion = parse_stream(dialect, raw)
-    assert completion.to_dict() is not None
+    _assert_storable(completion)
 
 
 JSON_VALUES = st.recursive(
@@ -131,7 +141,7 @@ def test_arbitrary_json_events_never_raise(dialect: str, events: list[tuple[str,
         completion = parse_stream(dialect, raw.encode())
     except RunnerError:  # the project's own errors are allowed; nothing else is
         return
-    assert completion.to_dict() is not None
+    _assert_storable(completion)
 
 
 def test_cli_prints_the_completion() -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 import trio
+import trio.testing
 
 from runner.store import repository
 from runner.store.records import AttemptWrite, BatchOutcome, ClaimedUnit, UnitFinish, WriteItem
@@ -100,7 +101,8 @@ async def test_drain_waits_for_items_sent_after_the_cancellation(db: Database, s
                 await trio.sleep_forever()
             except trio.Cancelled:
                 with trio.CancelScope(shield=True):
-                    await trio.sleep(0.05)  # the writer runs its drain first
+                    # Once every task waits, the cancelled writer is in its drain: send only then.
+                    await trio.testing.wait_all_tasks_blocked()
                     await send.send(AttemptWrite(unit_id=unit.id, attempt=failed_attempt(unit.key)))
                 raise
 
@@ -110,7 +112,7 @@ async def test_drain_waits_for_items_sent_after_the_cancellation(db: Database, s
             async with send:
                 for unit in units:
                     nursery.start_soon(cut_off, send.clone(), unit)
-            await trio.sleep(0.05)
+            await trio.testing.wait_all_tasks_blocked()  # every sender waits in sleep_forever
             nursery.cancel_scope.cancel()
     assert writer.stats.attempts == 3
 
