@@ -1,6 +1,6 @@
 """Benchmark of the run report at scale: a 20,000-unit run, from records and from a SQLite database.
 
-Targets (issue 6): renders in under 20 s into a file under 25 MB. Prints the figures; not a test.
+Targets: renders in under 20 s into a file under 25 MB. Prints the figures; not a test.
 
     .venv/bin/python benchmarks/bench_report.py [--units 20000] [--answer-chars 600] [--no-db] [--browser]
 """
@@ -16,8 +16,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from runner.report.api import write_run_report
-from runner.report.context import build_run_context
 from runner.report.render import make_environment, render, write_report
+from runner.report.run import build_run_context
 from runner.store.db import open_database
 from tests.report.dbfixture import store_run
 from tests.report.factories import make_run

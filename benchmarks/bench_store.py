@@ -19,7 +19,7 @@ import trio
 from runner.store import repository
 from runner.store.db import open_database
 from runner.store.records import AttemptWrite, UnitFinish, WriteItem
-from runner.store.writer import Writer, db_limiter, open_write_channel
+from runner.store.writer import Writer, db_limiter
 from tests.store.factories import failed_attempt, make_job, make_units, ok_attempt
 
 PG_CONNINFO = "host=127.0.0.1 port=5432 user=postgres dbname=test connect_timeout=3"
@@ -50,7 +50,7 @@ def bench(url: str, label: str, count: int) -> None:
         writer = Writer(database, limiter=db_limiter(database))
 
         async def main() -> None:
-            send, receive = open_write_channel(1000)
+            send, receive = trio.open_memory_channel[WriteItem](1000)
             async with trio.open_nursery() as nursery:
                 await nursery.start(writer.run, receive)
                 nursery.start_soon(produce, send, units)

@@ -18,7 +18,7 @@ if TYPE_CHECKING:
     from runner.simulator.config import SimulatorConfig
 
 # A provider served by the built-in simulator has this base URL in its spec (a job file may omit
-# base_url or write "sim://" when it has a [providers.simulator] table). The engine starts the
+# base_url or write "sim://" when it has a [providers.simulator] table). The run service starts the
 # in-process simulator and replaces it with the simulator's real http://127.0.0.1:PORT URL via
 # dataclasses.replace before anything is sent; no other layer ever sees a sim:// URL on the wire.
 SIMULATOR_BASE_URL: Final = "sim://"

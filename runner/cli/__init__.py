@@ -1,6 +1,6 @@
 """The ``runner`` command: a click group of thin shells that parse options and call one function each.
 
-The commands live by topic: ``run``; ``inspect`` (parse, export); ``reports`` (report, diff, trend,
+The commands live by topic: ``run``; ``data`` (parse, export); ``reports`` (report, diff, trend,
 cost); ``tools`` (simulate, bench, db). Shared option helpers are in ``options``.
 """
 

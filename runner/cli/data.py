@@ -9,14 +9,14 @@ import click
 
 from runner.cli.options import db_option, fail
 from runner.errors import StorageError
-from runner.wire.dialects import build_dialects
+from runner.wire.dialects import names as dialect_names
 
 
 @click.command("parse")
 @click.option(
     "--dialect",
     "-d",
-    type=click.Choice(sorted(build_dialects())),
+    type=click.Choice(sorted(dialect_names())),
     help="The wire shape of the stream (with --attempt: taken from the run unless given).",
 )
 @click.option("--attempt", "attempt_id", type=int, help="Replay the stored capture of this attempt id.")
@@ -42,7 +42,7 @@ def parse_command(
     import orjson
 
     from runner import jsontext
-    from runner.job.stored import job_from_json
+    from runner.job.stored import stored_dialect
     from runner.store import repository
     from runner.store.db import open_database
     from runner.wire.replay import parse_body
@@ -66,8 +66,7 @@ def parse_command(
             )
         body, status = capture.body, capture.http_status
         # The run's own job spec names the dialect; the store only keeps it, never reads it.
-        stored = job_from_json(spec).providers
-        dialect = dialect or next((p.dialect for p in stored if p.name == capture.provider), None)
+        dialect = dialect or stored_dialect(spec, capture.provider)
         if raw:
             sys.stdout.buffer.write(body)
             sys.stdout.buffer.flush()

@@ -130,15 +130,16 @@ def parse_job(
 
 
 def check_environment(job: JobSpec, environ: Mapping[str, str]) -> None:
-    """Fail unless every non-simulated provider's ``api_key_env`` is set and non-empty in ``environ``.
+    """Fail unless every non-simulated provider's ``api_key_env`` is set, non-empty and sendable.
 
-    Only presence is checked: the value is never read into the spec, an error or a log.
+    The value is never read into the spec, an error or a log: errors name the variable only.
     """
     missing = [
         (index, provider)
         for index, provider in enumerate(job.providers)
         if provider.api_key_env and not provider.is_simulated and not environ.get(provider.api_key_env)
     ]
+    _check_key_values(job, environ)
     if missing:
         index, first = missing[0]
         names = ", ".join(sorted({p.api_key_env for _, p in missing if p.api_key_env}))
@@ -214,3 +215,23 @@ def _build_job(
         source_sha256=sha256,
         locations=locations,
     )
+
+
+def _check_key_values(job: JobSpec, environ: Mapping[str, str]) -> None:
+    """A key with whitespace or a control character (``KEY=$(cat key.txt)`` with CRLF) cannot be sent in
+    a header, and the HTTP library's error would quote it: fail first, naming only the variable."""
+    for index, provider in enumerate(job.providers):
+        value = environ.get(provider.api_key_env) if provider.api_key_env else None
+        if provider.is_simulated or not value:
+            continue
+        if value.isascii() and value.isprintable() and " " not in value:
+            continue
+        key = f"providers[{index}].api_key_env"
+        raise ConfigError(
+            f"environment variable {provider.api_key_env} (provider {provider.name!r}) holds whitespace, "
+            "a control or a non-ASCII character, which no HTTP header can carry",
+            path=job.source_path,
+            key=key,
+            line=line_of(job.locations, key),
+            fix=f"export {provider.api_key_env} again without the stray characters (a trailing newline?)",
+        )

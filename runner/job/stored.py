@@ -50,3 +50,15 @@ def _case(raw: Mapping[str, Any]) -> CaseSpec:
         providers=None if providers is None else tuple(providers),
         expect=None if expect is None else parse_expect(expect),
     )
+
+
+def stored_dialect(data: Mapping[str, Any], provider: str) -> str | None:
+    """The dialect the stored spec ``data`` names for ``provider`` (None when it names none).
+
+    Reads the JSON as stored, without rebuilding the spec, so a spec another runner version wrote (or one
+    whose tables no longer parse) still names its dialects for ``runner parse --attempt``.
+    """
+    for raw in data.get("providers") or ():
+        if isinstance(raw, dict) and raw.get("name") == provider and isinstance(raw.get("dialect"), str):
+            return str(raw["dialect"])
+    return None

@@ -335,7 +335,12 @@ def _error_from(decision: RetryDecision, message: str, status: int | None) -> At
 
 
 def _describe(exc: Exception) -> str:
-    # httpx messages name the URL at most, never headers, so no key can leak through them.
+    if isinstance(exc, httpx.LocalProtocolError):
+        # h11 quotes the header value it refused ("Illegal header value b'Bearer sk-...\\n'"): that can be
+        # the API key, so the message is ours alone. Other httpx messages name the URL at most.
+        return (
+            "LocalProtocolError: the request is not valid HTTP/1.1 (a header value has a control character?)"
+        )
     text = str(exc) or type(exc).__name__
     return f"{type(exc).__name__}: {text}"
 

@@ -49,8 +49,17 @@ def assertions_json(outcomes: Sequence[AssertionOutcome] | None) -> list[dict[st
 
 
 def assertions_from_json(data: Sequence[Mapping[str, Any]] | None) -> tuple[AssertionOutcome, ...]:
-    """Assertion outcomes from their stored form (empty when none were checked)."""
-    return tuple(AssertionOutcome.from_dict(item) for item in data or ())
+    """Assertion outcomes from their stored form (empty when none were checked).
+
+    An item that is not an outcome (a hand-edited row) is skipped: one bad row must not stop a report.
+    """
+    return tuple(
+        AssertionOutcome.from_dict(item)
+        for item in data or ()
+        if isinstance(item, dict)
+        and isinstance(item.get("name"), str)
+        and isinstance(item.get("passed"), bool)
+    )
 
 
 def attempt_row(

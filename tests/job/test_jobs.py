@@ -653,3 +653,23 @@ def test_toml_error_line_found_in_any_table(providers: int, cases: int, data: st
         parse_job(text, path="gen.toml")
     assert info.value.key == f"{owner}[{target}]{suffix}.bogus"
     assert info.value.line == header_line + 2
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        pytest.param("sk-live-secret\n", id="trailing-newline"),
+        pytest.param("sk-live-secret\r", id="trailing-cr"),
+        pytest.param("sk-live secret", id="space"),
+        pytest.param("sk-live-sécret", id="non-ascii"),
+    ],
+)
+def test_key_no_header_can_carry_is_refused_without_its_value(tmp_path: Path, value: str) -> None:
+    """A key with whitespace or a control character fails the check, naming the variable, never the value."""
+    path = _write(tmp_path, BASE)
+    job = load_job(path)
+    with pytest.raises(ConfigError) as info:
+        check_environment(job, {"P1_KEY": value, "P2_KEY": "sk-fine"})
+    _assert_names(info.value, path, _line(BASE, "P1_KEY"), "providers[0].api_key_env", "export P1_KEY")
+    assert "secret" not in str(info.value)
+    assert "secret" not in repr(info.value)

@@ -10,7 +10,7 @@ import pytest
 
 from runner.errors import ConfigError
 from runner.job.load import parse_job
-from runner.job.stored import job_from_json
+from runner.job.stored import job_from_json, stored_dialect
 from runner.spec import CaseSpec, JobSpec, ProviderSpec
 from runner.store.repository import job_spec_json
 
@@ -143,3 +143,17 @@ def test_a_bad_stored_table_is_a_config_error() -> None:
     with pytest.raises(ConfigError) as info:
         job_from_json(old)
     assert info.value.key == "simulator.latency"
+
+
+def test_stored_dialect_reads_the_json_without_rebuilding_the_spec() -> None:
+    """``runner parse --attempt`` finds a provider's dialect even where the stored tables no longer parse."""
+    data: dict[str, Any] = {
+        "providers": [
+            {"name": "a", "dialect": "runware", "simulator": {"faults": "not a fault spec"}},
+            {"name": "b", "dialect": "anthropic-messages", "unknown_field_of_a_later_version": 1},
+        ]
+    }
+    assert stored_dialect(data, "a") == "runware"
+    assert stored_dialect(data, "b") == "anthropic-messages"
+    assert stored_dialect(data, "c") is None
+    assert stored_dialect({}, "a") is None

@@ -307,3 +307,20 @@ def test_deadlines_follow_the_phases() -> None:
     assert deadlines.after_read(118.0, has_token=False) == 120.0  # the first-token limit
     assert deadlines.after_read(118.0, has_token=True) == pytest.approx(123.005)
     assert deadlines.after_read(128.0, has_token=True) == 130.0  # the total limit
+
+
+async def test_a_key_h11_refuses_never_reaches_the_error_message(client: httpx.AsyncClient) -> None:
+    """h11 quotes a header value it refuses; the attempt's error keeps the kind, never the key."""
+    async with trio.open_nursery() as nursery:
+        server = await nursery.start(ScriptedServer([sse_response(b"data: T:x\n\n")]).serve)
+        provider = ProviderSpec(name="p", dialect="fake", base_url=server.base_url, model="m")
+        dialect = FakeDialect()
+        request = dialect.build_request(provider, CASE, api_key="sk-live-secret\n")
+        record = await run_attempt(
+            client, dialect, request, unit_key="p/c/0", number=1, timeouts=TIMEOUTS, capture=False
+        )
+        nursery.cancel_scope.cancel()
+    assert record.error is not None
+    assert record.error.kind == "connect_error", record.error
+    assert "secret" not in record.error.message
+    assert "LocalProtocolError" in record.error.message

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 from dataclasses import replace
 from datetime import UTC, datetime
+from typing import Any
 
 import pytest
 
 from runner.model import AttemptError, Completion
 from runner.store.records import AttemptView, ErrorView, UnitView
+from runner.store.rows import assertions_from_json
 
 STARTED = datetime(2025, 3, 4, 5, 6, 7, tzinfo=UTC)
 ATTEMPT = AttemptView(
@@ -87,3 +89,15 @@ def test_error_view_exports_like_the_attempt_error() -> None:
     error = AttemptError(kind="rate_limited", message="slow down", http_status=429, retry_after=2.0)
     view = ErrorView(kind="rate_limited", message="slow down", http_status=429, retry_after=2.0)
     assert view.to_dict() == error.to_dict()
+
+
+def test_a_malformed_stored_outcome_is_skipped_not_fatal() -> None:
+    """A hand-edited assertions row keeps its good outcomes; the bad items do not stop a report."""
+    stored: list[Any] = [
+        {"name": "contains", "passed": True, "detail": "found"},
+        "not an outcome",
+        {"name": "regex"},
+        {"name": "max_ttft_s", "passed": False, "detail": "ttft 3 s"},
+    ]
+    outcomes = assertions_from_json(stored)
+    assert [(o.name, o.passed) for o in outcomes] == [("contains", True), ("max_ttft_s", False)]

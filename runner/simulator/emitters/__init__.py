@@ -1,5 +1,6 @@
-"""The simulator's emitters, one per dialect, and their registry (built by a function, no import-time
-registration): adding a dialect to the simulator means one emitter module and one line in ``build_emitters``.
+"""The simulator's emitters, one per dialect, and their registry: a read-only constant built once from
+``build_emitters`` (emitters are stateless). Adding a dialect to the simulator means one emitter module and
+one line in ``build_emitters``.
 """
 
 from __future__ import annotations
