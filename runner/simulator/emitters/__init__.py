@@ -1,38 +1,8 @@
-"""The simulator's emitters, one per dialect, and their registry: a read-only constant built once from
-``build_emitters`` (emitters are stateless). Adding a dialect to the simulator means one emitter module and
-one line in ``build_emitters``.
-"""
+"""The simulator's emitters, one per dialect behind the ``Emitter`` protocol, and their registry."""
 
 from __future__ import annotations
 
-from types import MappingProxyType
-from typing import TYPE_CHECKING, Final
-
-from runner.simulator.emitters.anthropic_messages import AnthropicMessagesEmitter
 from runner.simulator.emitters.base import Counts, Emitter, Task
-from runner.simulator.emitters.openai_chat import OpenAIChatEmitter
-from runner.simulator.emitters.runware import RunwareEmitter
-
-if TYPE_CHECKING:
-    from collections.abc import Mapping
-
-
-def build_emitters() -> dict[str, Emitter]:
-    """Every dialect the simulator speaks, by name, in a stable order."""
-    emitters: tuple[Emitter, ...] = (OpenAIChatEmitter(), AnthropicMessagesEmitter(), RunwareEmitter())
-    return {emitter.name: emitter for emitter in emitters}
-
-
-# Read-only: emitters are stateless, so one shared instance of each is safe.
-EMITTERS: Final[Mapping[str, Emitter]] = MappingProxyType(build_emitters())
-# Errors on requests that reach no dialect (an unknown path, unparsable HTTP) take OpenAI's shape, the one
-# most clients understand.
-FALLBACK: Final = "openai-chat"
-
-
-def names() -> tuple[str, ...]:
-    """The dialect names the simulator speaks: openai-chat, anthropic-messages, runware."""
-    return tuple(EMITTERS)
-
+from runner.simulator.emitters.registry import EMITTERS, FALLBACK, build_emitters, names
 
 __all__ = ["EMITTERS", "FALLBACK", "Counts", "Emitter", "Task", "build_emitters", "names"]
