@@ -96,6 +96,9 @@ class AnthropicMessagesAccumulator(AccumulatorBase):
         try:
             payload = orjson.loads(event.data)
         except orjson.JSONDecodeError:
+            if not event.data.strip():
+                self.pings += 1  # `data:` with nothing after it: some proxies' keep-alive
+                return
             self._fail(protocol_error(f"event {name!r} is not JSON: {event.data[:200]!r}"))
             return
         if type(payload) is not dict:

@@ -38,6 +38,8 @@ if TYPE_CHECKING:
 _EXTRA_KEYS = ("citations", "search_results")
 # "This payload yielded no chunk" (it was [DONE] or not JSON): an immutable marker, never a chunk.
 _SKIP: Final = object()
+# "This payload was empty": a proxy's keep-alive (`data:` and nothing else), counted as a heartbeat.
+_KEEPALIVE: Final = object()
 
 
 def openai_usage(raw: dict[str, Any], *, cost: Any = None) -> Usage:
@@ -127,6 +129,8 @@ class OpenAIChatAccumulator(AccumulatorBase):
                 chunk = loads(data)
             except orjson.JSONDecodeError:
                 chunk = self._not_json(data)
+                if chunk is _KEEPALIVE:
+                    continue
                 if chunk is _SKIP:
                     return  # [DONE] or a protocol error: done either way
             if self._fast_path and self._feed_shape(chunk):
@@ -172,7 +176,8 @@ class OpenAIChatAccumulator(AccumulatorBase):
                     state.reasoning.append(reasoning)
                     self.has_reasoning = True
                 return True
-        self._msgspec_misses -= 1
+        if data.strip():  # a keep-alive is no sign the fast path does not fit this stream
+            self._msgspec_misses -= 1
         return False
 
     def _feed_shape(self, chunk: Any) -> bool:
@@ -244,7 +249,7 @@ class OpenAIChatAccumulator(AccumulatorBase):
             chunk = orjson.loads(event.data)
         except orjson.JSONDecodeError:
             chunk = self._not_json(event.data)
-            if chunk is _SKIP:
+            if chunk is _SKIP or chunk is _KEEPALIVE:
                 return
         self._full(chunk, event.event, event.data)
 
@@ -252,9 +257,12 @@ class OpenAIChatAccumulator(AccumulatorBase):
         # orjson rejected the payload. "[DONE]" is not JSON: checking for it here keeps a
         # comparison off every chunk. Raw bytes orjson rejected may only be invalid UTF-8: read
         # them as the U+FFFD-decoded text feed() would have had ("[DONE" can never parse, so
-        # checking it first changes nothing). Returns the chunk, or _SKIP when there is none,
-        # and then the accumulator is done.
+        # checking it first changes nothing). Returns the chunk; _KEEPALIVE for an empty payload;
+        # or _SKIP when there is none, and then the accumulator is done.
         text = data.decode("utf-8", "replace") if isinstance(data, bytes) else data
+        if not text.strip():
+            self.pings += 1  # `data:` with nothing after it: some proxies' keep-alive
+            return _KEEPALIVE
         if text.startswith("[DONE]"):
             self._saw_done = self._done = True
             return _SKIP
