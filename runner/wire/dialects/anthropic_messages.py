@@ -96,8 +96,7 @@ class AnthropicMessagesAccumulator(AccumulatorBase):
         try:
             payload = orjson.loads(event.data)
         except orjson.JSONDecodeError:
-            if not event.data.strip():
-                self.pings += 1  # `data:` with nothing after it: some proxies' keep-alive
+            if self._keepalive(event.data):
                 return
             self._fail(protocol_error(f"event {name!r} is not JSON: {event.data[:200]!r}"))
             return

@@ -67,11 +67,21 @@ class AccumulatorBase:
         self._done = False
         self.has_answer = False
         self.has_reasoning = False
-        self.pings = 0  # keep-alive events of the dialect's own (Anthropic "ping"), not SSE comments
+        self.pings = 0  # keep-alives in the data (Anthropic "ping", blank payloads), not SSE comments
 
     @property
     def is_done(self) -> bool:
         return self._done
+
+    def _keepalive(self, data: str) -> bool:
+        """Count a blank payload (``data:`` and nothing else, some proxies' keep-alive) as a ping.
+
+        Called where a payload failed to parse as JSON, so the hot path never pays for it.
+        """
+        if data.strip():
+            return False
+        self.pings += 1
+        return True
 
     def _fail(self, error: CompletionError) -> None:
         # The first error wins: later ones are consequences of it. Either way reading stops.

@@ -260,8 +260,7 @@ class OpenAIChatAccumulator(AccumulatorBase):
         # checking it first changes nothing). Returns the chunk; _KEEPALIVE for an empty payload;
         # or _SKIP when there is none, and then the accumulator is done.
         text = data.decode("utf-8", "replace") if isinstance(data, bytes) else data
-        if not text.strip():
-            self.pings += 1  # `data:` with nothing after it: some proxies' keep-alive
+        if self._keepalive(text):
             return _KEEPALIVE
         if text.startswith("[DONE]"):
             self._saw_done = self._done = True

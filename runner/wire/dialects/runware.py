@@ -94,8 +94,7 @@ class RunwareAccumulator(AccumulatorBase):
         try:
             chunk = orjson.loads(data)
         except orjson.JSONDecodeError:
-            if not data.strip():
-                self.pings += 1  # `data:` with nothing after it: some proxies' keep-alive
+            if self._keepalive(data):
                 return
             self._fail(protocol_error(f"chunk is not JSON: {data[:200]!r}"))
             return
