@@ -134,23 +134,37 @@ def check_environment(job: JobSpec, environ: Mapping[str, str]) -> None:
 
     The value is never read into the spec, an error or a log: errors name the variable only.
     """
-    missing = [
-        (index, provider)
-        for index, provider in enumerate(job.providers)
-        if provider.api_key_env and not provider.is_simulated and not environ.get(provider.api_key_env)
-    ]
-    _check_key_values(job, environ)
+    missing: list[tuple[int, ProviderSpec]] = []
+    for index, provider in enumerate(job.providers):
+        if not provider.api_key_env or provider.is_simulated:
+            continue
+        value = environ.get(provider.api_key_env)
+        if not value:
+            missing.append((index, provider))
+        elif not (value.isascii() and value.isprintable() and " " not in value):
+            # KEY=$(cat key.txt) with CRLF: no header can carry it, and the HTTP library's error
+            # would quote it. Fail before anything is sent.
+            raise _key_error(
+                job,
+                index,
+                f"environment variable {provider.api_key_env} (provider {provider.name!r}) holds "
+                "whitespace, a control or a non-ASCII character, which no HTTP header can carry",
+                f"export {provider.api_key_env} again without the stray characters (a trailing newline?)",
+            )
     if missing:
         index, first = missing[0]
         names = ", ".join(sorted({p.api_key_env for _, p in missing if p.api_key_env}))
-        key = f"providers[{index}].api_key_env"
-        raise ConfigError(
+        raise _key_error(
+            job,
+            index,
             f"environment variable {first.api_key_env} (provider {first.name!r}) is not set",
-            path=job.source_path,
-            key=key,
-            line=line_of(job.locations, key),
-            fix=f"export {names} before running, or remove api_key_env for a keyless provider",
+            f"export {names} before running, or remove api_key_env for a keyless provider",
         )
+
+
+def _key_error(job: JobSpec, index: int, message: str, fix: str) -> ConfigError:
+    key = f"providers[{index}].api_key_env"
+    return ConfigError(message, path=job.source_path, key=key, line=line_of(job.locations, key), fix=fix)
 
 
 def _build_job(
@@ -215,23 +229,3 @@ def _build_job(
         source_sha256=sha256,
         locations=locations,
     )
-
-
-def _check_key_values(job: JobSpec, environ: Mapping[str, str]) -> None:
-    """A key with whitespace or a control character (``KEY=$(cat key.txt)`` with CRLF) cannot be sent in
-    a header, and the HTTP library's error would quote it: fail first, naming only the variable."""
-    for index, provider in enumerate(job.providers):
-        value = environ.get(provider.api_key_env) if provider.api_key_env else None
-        if provider.is_simulated or not value:
-            continue
-        if value.isascii() and value.isprintable() and " " not in value:
-            continue
-        key = f"providers[{index}].api_key_env"
-        raise ConfigError(
-            f"environment variable {provider.api_key_env} (provider {provider.name!r}) holds whitespace, "
-            "a control or a non-ASCII character, which no HTTP header can carry",
-            path=job.source_path,
-            key=key,
-            line=line_of(job.locations, key),
-            fix=f"export {provider.api_key_env} again without the stray characters (a trailing newline?)",
-        )
