@@ -26,7 +26,7 @@ import trio
 from runner.model import AttemptError, AttemptRecord, AttemptTiming
 from runner.run import retry
 from runner.run.attempt import run_attempt
-from runner.run.finish import attempt_costs, finish_unit, usage_of
+from runner.run.finish import computed_and_booked_cost, finish_unit, usage_of
 from runner.run.limits import estimate_tokens
 from runner.store.records import AttemptWrite, WriteItem
 
@@ -301,7 +301,7 @@ async def _attempt_until_final(
         with attempt:
             made = attempt.retry_state.attempt_number  # in this process; the unit may have had more
             record = await _attempt_once(ctx, work, send, work.unit.attempts + made)
-            cost, spent = attempt_costs(record, work.provider.price)
+            cost, spent = computed_and_booked_cost(record, work.provider.price)
             unit_spent += spent or 0.0
             state.spend(spent)
             decision = retry.decision_of(record.error)

@@ -57,7 +57,7 @@ def usage_of(record: AttemptRecord) -> Usage | None:
     return record.completion.usage if record.completion is not None else None
 
 
-def attempt_costs(record: AttemptRecord, price: Price | None) -> tuple[float | None, float | None]:
+def computed_and_booked_cost(record: AttemptRecord, price: Price | None) -> tuple[float | None, float | None]:
     """(computed, booked): the attempt's cost at the job's prices (None without usage or price), and
     what it cost by the one cost rule (``pricing.booked_cost``), which the budget counts."""
     usage = usage_of(record)

@@ -6,7 +6,7 @@ from datetime import UTC, datetime
 
 from runner.grading.assertions import parse_expect
 from runner.model import AttemptError, AttemptRecord, AttemptTiming, Choice, Completion, Usage
-from runner.run.finish import attempt_costs, finish_unit
+from runner.run.finish import computed_and_booked_cost, finish_unit
 from runner.run.progress import Progress, ProviderCounters
 from runner.spec import CaseSpec, Price
 from runner.store.records import ClaimedUnit
@@ -84,8 +84,8 @@ def test_attempt_costs_follow_the_one_cost_rule() -> None:
     """Computed at the job's prices; booked as the reported cost where sent, else the computed one."""
     price = Price(input=1.0, output=2.0)
     plain = _with_usage(Usage(input_tokens=1_000_000, output_tokens=500_000))
-    assert attempt_costs(plain, price) == (2.0, 2.0)
+    assert computed_and_booked_cost(plain, price) == (2.0, 2.0)
     reported = _with_usage(Usage(input_tokens=1_000_000, output_tokens=500_000, cost=0.5))
-    assert attempt_costs(reported, price) == (2.0, 0.5)
-    assert attempt_costs(reported, None) == (None, 0.5)
-    assert attempt_costs(_with_usage(None), price) == (None, None)
+    assert computed_and_booked_cost(reported, price) == (2.0, 0.5)
+    assert computed_and_booked_cost(reported, None) == (None, 0.5)
+    assert computed_and_booked_cost(_with_usage(None), price) == (None, None)
