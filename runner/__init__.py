@@ -5,8 +5,6 @@ The public API, re-exported: the result model, the error tree, the SSE decoder, 
 
 from __future__ import annotations
 
-import importlib.metadata
-
 from runner.errors import (
     ConfigError,
     ConnectError,
@@ -36,7 +34,7 @@ from runner.wire.dialects.base import Accumulator, Dialect, HttpRequest
 from runner.wire.replay import parse_stream
 from runner.wire.sse import ServerSentEvent, SSEDecoder
 
-__version__ = importlib.metadata.version("runner")  # one source of truth: pyproject.toml
+__version__ = "0.1.0"  # the one source: pyproject.toml reads it at build time
 
 __all__ = [
     "ERROR_KINDS",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.metadata
 import subprocess
 import sys
 from typing import get_args
@@ -50,11 +51,12 @@ def test_probe_sees_a_heavy_import() -> None:
 
 
 def test_version_prints_the_package_version() -> None:
-    """``runner --version`` prints the installed package's version."""
+    """``runner --version`` prints the version, which the installed package's metadata also carries."""
     result = subprocess.run(
         [sys.executable, "-m", "runner", "--version"], capture_output=True, text=True, check=True, timeout=60
     )
     assert result.stdout.strip() == f"runner, version {runner.__version__}"
+    assert importlib.metadata.version("runner") == runner.__version__  # the build read the same source
 
 
 def test_capture_choices_are_the_raw_capture_policies() -> None:
