@@ -119,7 +119,16 @@ async def soak(url: str, workdir: Path, units: int, faults: float, sample: int) 
         state = RunState(database)
         async with trio.open_nursery() as nursery:
             process = await start_runner(
-                nursery, "run", str(job), "--db", url, "--report", "-", "--progress-interval", "60", cwd=workdir
+                nursery,
+                "run",
+                str(job),
+                "--db",
+                url,
+                "--report",
+                "-",
+                "--progress-interval",
+                "60",
+                cwd=workdir,
             )
             started = time.monotonic()
             await wait_for(lambda: state.done() >= min(sample, units), within=24 * 3600, interval=1.0)
