@@ -19,7 +19,7 @@ from runner.cli import cli
 from runner.report.api import write_run_report
 from runner.report.export import write_export
 from runner.run.service import RunOptions, execute_job, open_run
-from runner.spec import RetryPolicy
+from runner.spec import CaseSpec, ProviderSpec, RetryPolicy, Timeouts
 from runner.store import repository
 from runner.store.db import open_database
 from tests.fakes.echo_provider import (
@@ -38,8 +38,6 @@ if TYPE_CHECKING:
 
     from runner.spec import JobSpec
     from runner.store.records import UnitView
-
-from runner.spec import CaseSpec, ProviderSpec, Timeouts
 
 
 def _job(server: EchoProvider) -> JobSpec:

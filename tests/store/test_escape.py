@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING, Any
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from sqlalchemy import literal, select, text
+from sqlalchemy import Column, MetaData, Table, insert, literal, select, text
 
 from runner.store.escape import ESCAPE, NUL, escape, escape_json, unescape, unescape_json
 from runner.store.models import ProviderJSON, ProviderText
@@ -56,15 +56,12 @@ def test_provider_columns_round_trip_through_the_database(session: Session, valu
 
 
 def test_postgres_json_stays_queryable_with_a_nul(session: Session) -> None:
-    """On PostgreSQL, ``->>`` works on a JSON value that held U+0000 (it fails on a raw \\u0000 escape)."""
+    """On PostgreSQL, ``->>`` works on a stored JSON value that held U+0000 (a raw \\u0000 breaks it)."""
     if session.get_bind().dialect.name != "postgresql":
         return
-    stored = session.execute(
-        select(literal({"detail": "a\x00b", "passed": True}, ProviderJSON()))
-    ).scalar_one()
-    assert stored == {"detail": "a\x00b", "passed": True}
-    raw = session.execute(
-        text("SELECT CAST(:v AS json) ->> 'passed', CAST(:v AS json) ->> 'detail'"),
-        {"v": '{"detail": "a\u24000b", "passed": true}'},
-    ).one()
-    assert tuple(raw) == ("true", "a\u24000b")
+    table = Table("nul_json", MetaData(), Column("v", ProviderJSON()), prefixes=["TEMPORARY"])
+    table.create(session.connection())
+    session.execute(insert(table).values(v={"detail": "a\x00b\u2400", "passed": True}))
+    raw = session.execute(text("SELECT v ->> 'passed', v ->> 'detail' FROM nul_json")).one()
+    assert tuple(raw) == ("true", "a\u24000b\u2400\u2400")
+    assert session.execute(select(table.c.v)).scalar_one() == {"detail": "a\x00b\u2400", "passed": True}
