@@ -62,7 +62,8 @@ def parse_command(
         if capture.body is None:
             fail(
                 f"attempt {attempt_id} ({capture.unit_key}) has no stored bytes: "
-                "only failed attempts are captured unless the run used --capture all"
+                "only failed attempts are captured unless the run used --capture all, and never "
+                "a capture whose replay would rebuild an API key the provider echoed"
             )
         body, status = capture.body, capture.http_status
         # The run's own job spec names the dialect; the store only keeps it, never reads it.

@@ -81,6 +81,7 @@ def run_command(
 
     from runner.job import load_job, parse_provider_option
     from runner.run.progress import choose_mode
+    from runner.run.redact import RedactingFilter, Redactor
     from runner.run.service import RunOptions, open_run, read_api_keys, run_until_signalled, summarize
     from runner.store.db import open_database
 
@@ -108,6 +109,10 @@ def run_command(
         with open_database(db_url) as database:
             run, job = open_run(database, job, options, environ=os.environ)
             click.echo(f"run {run.id} ({job.name}) in {database!r}", err=True)
+            api_keys = read_api_keys(job, os.environ)
+            # Belt and braces: no log line (runner's, httpx's) can print a key, whatever it quotes.
+            for handler in logging.getLogger().handlers:
+                handler.addFilter(RedactingFilter(Redactor.of(api_keys.values())))
             summary = trio.run(
                 functools.partial(
                     run_until_signalled,
@@ -115,7 +120,7 @@ def run_command(
                     run,
                     job,
                     options,
-                    api_keys=read_api_keys(job, os.environ),
+                    api_keys=api_keys,
                     console=console,
                 )
             )

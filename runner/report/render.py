@@ -77,6 +77,14 @@ def timestamp(value: datetime | None) -> str:
     return MISSING if value is None else value.strftime("%Y-%m-%d %H:%M:%S %Z").strip()
 
 
+def no_nul(value: object) -> object:
+    """Every value a template prints, with U+0000 shown as U+2400: a NUL from a model's output
+    must not reach the page as a raw byte (browsers and tools treat it as the end of the text)."""
+    if isinstance(value, str) and "\x00" in value:
+        return value.replace("\x00", "\u2400")  # Markup.replace keeps a Markup a Markup
+    return value
+
+
 def make_environment(directory: Path | None = None) -> Environment:
     """The reports' only Environment: strict about undefined names, escaping everything."""
     env = Environment(
@@ -86,6 +94,7 @@ def make_environment(directory: Path | None = None) -> Environment:
         trim_blocks=True,
         lstrip_blocks=True,
         keep_trailing_newline=True,
+        finalize=no_nul,
     )
     env.filters.update(
         seconds=seconds,

@@ -28,6 +28,7 @@ from runner.run import retry
 from runner.run.attempt import run_attempt
 from runner.run.finish import computed_and_booked_cost, finish_unit, usage_of
 from runner.run.limits import estimate_tokens
+from runner.run.redact import Redactor
 from runner.store.records import AttemptWrite, WriteItem
 
 if TYPE_CHECKING:
@@ -94,6 +95,9 @@ class RunContext:
     dialects: Mapping[str, Dialect]
     limiters: Mapping[str, ProviderLimiter]
     api_keys: Mapping[str, str | None] = field(repr=False)
+    # Every key of the run (all providers': a gateway may echo another's), taken out of each
+    # attempt before it goes anywhere (runner.run.redact).
+    redactor: Redactor = field(default=Redactor(), repr=False)
     client: httpx.AsyncClient
     db_limiter: trio.CapacityLimiter
     capture: bool = True  # keep raw bodies in records; the writer's policy decides what is stored
@@ -331,6 +335,9 @@ async def _attempt_once(
                 timeouts=work.provider.timeouts,
                 capture=ctx.capture,
             )
+            # The one place a provider's answer enters the run: from here on (grading, the
+            # writer, the database, reports) no echoed key can be in it.
+            record = ctx.redactor.record(record, work.provider.dialect)
             slot.settle(_used_tokens(usage_of(record)))
     except trio.Cancelled:
         # Ctrl-C / SIGTERM: store the cut-off attempt so the timeline shows it, shielded so

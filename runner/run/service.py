@@ -29,6 +29,7 @@ from runner.job.stored import job_from_json
 from runner.run.engine import RunContext, execute_run
 from runner.run.limits import build_limiters
 from runner.run.progress import Progress, show_progress
+from runner.run.redact import Redactor
 from runner.simulator.server import serve_simulator
 from runner.store import repository
 from runner.store.leases import RunQueue
@@ -184,6 +185,7 @@ async def execute_job(
                     dialects={p.dialect: get_dialect(p.dialect) for p in providers.values()},
                     limiters=build_limiters(providers.values(), global_concurrency=options.concurrency),
                     api_keys=api_keys,
+                    redactor=Redactor.of(api_keys.values()),
                     client=client,
                     db_limiter=limiter,
                     capture=options.raw_capture != "none",

@@ -28,6 +28,8 @@ from sqlalchemy import (
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from sqlalchemy.types import TypeDecorator
 
+from runner.store.escape import escape, escape_json, unescape, unescape_json
+
 if TYPE_CHECKING:
     from sqlalchemy.engine import Dialect
 
@@ -60,16 +62,72 @@ class UTCDateTime(TypeDecorator[datetime]):
         return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
+class _EscapedText(TypeDecorator[str]):
+    """Text that may hold any character, U+0000 included (runner.store.escape, on PostgreSQL only).
+
+    PostgreSQL's ``text`` refuses NUL, and one NUL in a model's answer would fail the writer's whole
+    batch. The column keeps its SQL type (no migration); only the values are escaped.
+    """
+
+    impl: Any
+    cache_ok = True
+
+    def process_bind_param(self, value: str | None, dialect: Dialect) -> str | None:
+        if value is None or dialect.name != "postgresql":
+            return value
+        return escape(value)
+
+    def process_result_value(self, value: str | None, dialect: Dialect) -> str | None:
+        if value is None or dialect.name != "postgresql":
+            return value
+        return unescape(value)
+
+
+class ProviderText(_EscapedText):
+    """A ``text`` column of what a provider sent (answers, error messages)."""
+
+    impl = Text
+    cache_ok = True
+
+
+class ProviderString(_EscapedText):
+    """A ``varchar(n)`` column of what a provider sent: ``ProviderString(200)``."""
+
+    impl = String
+    cache_ok = True
+
+
+class ProviderJSON(TypeDecorator[Any]):
+    """JSON whose strings may hold U+0000: escaped like ``ProviderText`` on PostgreSQL.
+
+    PostgreSQL's ``json`` stores the escape ``\\u0000`` but then fails every ``->>`` on the value
+    ("unsupported Unicode escape sequence"), so plain SQL on the column would break.
+    """
+
+    # none_as_null: a Python None is stored as SQL NULL, not the JSON text 'null', so plain SQL
+    # (WHERE assertions IS NULL) means what a user expects.
+    impl = JSON(none_as_null=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: Any, dialect: Dialect) -> Any:
+        if value is None or dialect.name != "postgresql":
+            return value
+        return escape_json(value)
+
+    def process_result_value(self, value: Any, dialect: Dialect) -> Any:
+        if value is None or dialect.name != "postgresql":
+            return value
+        return unescape_json(value)
+
+
 class Base(DeclarativeBase):
     """Declarative base of every table; the metadata Alembic compares against."""
 
     metadata = MetaData(naming_convention=NAMING_CONVENTION)
     type_annotation_map: ClassVar[dict[Any, Any]] = {
         datetime: UTCDateTime(),
-        # none_as_null: a Python None is stored as SQL NULL, not the JSON text 'null', so plain SQL
-        # (WHERE assertions IS NULL) means what a user expects.
-        dict[str, Any]: JSON(none_as_null=True),
-        list[Any]: JSON(none_as_null=True),
+        dict[str, Any]: ProviderJSON(),
+        list[Any]: ProviderJSON(),
     }
 
 
@@ -138,13 +196,13 @@ class Attempt(Base):
     gap_max_s: Mapped[float | None] = mapped_column(Float)
     http_status: Mapped[int | None]
     error_kind: Mapped[str | None] = mapped_column(String(32))  # runner.model.ERROR_KINDS
-    error_message: Mapped[str | None] = mapped_column(Text)
+    error_message: Mapped[str | None] = mapped_column(ProviderText)
     retry_after_s: Mapped[float | None] = mapped_column(Float)
     stream_error: Mapped[dict[str, Any] | None]  # CompletionError the stream carried
     bytes_received: Mapped[int] = mapped_column(default=0)
     chunks: Mapped[int] = mapped_column(default=0)
     heartbeats: Mapped[int] = mapped_column(default=0)
-    model: Mapped[str | None] = mapped_column(String(200))  # as reported
+    model: Mapped[str | None] = mapped_column(ProviderString(200))  # as reported
     complete: Mapped[bool | None] = mapped_column(Boolean)  # None: no body was read
     partial_choices: Mapped[list[Any] | None]  # a failed attempt's output (Choice.to_dict each)
     input_tokens: Mapped[int | None]
@@ -169,15 +227,15 @@ class Result(Base):
     unit_id: Mapped[int] = mapped_column(ForeignKey("units.id", ondelete="CASCADE"))
     attempt_id: Mapped[int | None] = mapped_column(ForeignKey("attempts.id", ondelete="SET NULL"), index=True)
     choice_index: Mapped[int]
-    text: Mapped[str] = mapped_column(Text)
-    reasoning: Mapped[str] = mapped_column(Text)
+    text: Mapped[str] = mapped_column(ProviderText)
+    reasoning: Mapped[str] = mapped_column(ProviderText)
     reasoning_steps: Mapped[list[Any]]
-    refusal: Mapped[str | None] = mapped_column(Text)
+    refusal: Mapped[str | None] = mapped_column(ProviderText)
     tool_calls: Mapped[list[Any]]  # ToolCall.to_dict each
     finish_reason: Mapped[str | None] = mapped_column(String(32))
-    raw_finish_reason: Mapped[str | None] = mapped_column(String(100))
-    model: Mapped[str | None] = mapped_column(String(200))
-    completion_id: Mapped[str | None] = mapped_column(String(200))
+    raw_finish_reason: Mapped[str | None] = mapped_column(ProviderString(100))
+    model: Mapped[str | None] = mapped_column(ProviderString(200))
+    completion_id: Mapped[str | None] = mapped_column(ProviderString(200))
     complete: Mapped[bool] = mapped_column(Boolean)
     extras: Mapped[dict[str, Any]]
     # Completion-level: set on the first choice row only (NULL on the others).
