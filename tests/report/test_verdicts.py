@@ -12,18 +12,11 @@ from runner.report import render as rendering
 from runner.report.common import RunData
 from runner.report.render import make_environment, render
 from runner.report.run import RunReportContext, build_run_context
-from runner.store.records import ErrorView, UnitView
-from tests.report.factories import make_run
+from runner.store.records import ErrorView
+from tests.report.factories import failed_unit, make_run
 
 HELD = AssertionOutcome(name="contains", passed=True, detail="all found")
 BROKEN = AssertionOutcome(name="max_ttft_s", passed=False, detail="ttft 2.000 s")
-NO_ANSWER = ErrorView(kind="server_error", message="HTTP 503", http_status=503)
-
-
-def _failed(unit: UnitView) -> UnitView:
-    """``unit`` as failed: every attempt an error, its partial output graded by an older runner."""
-    attempts = tuple(replace(a, error=NO_ANSWER, http_status=503) for a in unit.attempts)
-    return replace(unit, status="failed", attempts=attempts, assertions=(HELD, HELD))
 
 
 def _four_verdicts() -> RunData:
@@ -33,7 +26,7 @@ def _four_verdicts() -> RunData:
     units = (
         replace(first, status="ok", assertions=(HELD,)),
         replace(second, status="ok", assertions=(HELD, BROKEN)),
-        _failed(third),
+        failed_unit(third),
         replace(fourth, status="pending", attempts=(), completion=None, assertions=(), finished_at=None),
     )
     return replace(data, units=units)
@@ -67,7 +60,7 @@ def test_each_unit_gets_one_verdict_and_the_worst_are_shown_first() -> None:
 def test_a_unit_without_a_final_result_has_its_assertions_not_evaluated() -> None:
     """Outcomes stored for a failed unit's partial output count neither as passed nor as failed."""
     data = make_run(6, seed=7)
-    broken = replace(data, units=tuple(_failed(u) for u in data.units))
+    broken = replace(data, units=tuple(failed_unit(u) for u in data.units))
     context = _context(broken)
     assert context.summary.ok == 0
     assert (context.summary.assertions_passed, context.summary.assertions_total) == (0, 0)
@@ -83,7 +76,7 @@ def test_not_evaluated_assertions_are_counted_from_the_job() -> None:
     """A failed unit with no stored outcomes still counts its case's expect keys as not evaluated."""
     data = make_run(3, seed=7)
     cases = [{"id": u.case_id, "expect": {"contains": "x", "max_ttft_s": 1.0}} for u in data.units]
-    units = tuple(replace(_failed(u), assertions=()) for u in data.units)
+    units = tuple(replace(failed_unit(u), assertions=()) for u in data.units)
     run = replace(data.run, job_spec={"cases": cases})
     context = _context(RunData(run=run, units=units))
     assert context.summary.assertions_not_evaluated == 6
@@ -103,7 +96,7 @@ def test_counts_say_what_they_count() -> None:
 def test_charts_of_a_run_without_a_successful_attempt_say_so() -> None:
     """With no successful attempt the latency charts say "no successful attempt" instead of empty axes."""
     data = make_run(6, seed=7)
-    context = _context(replace(data, units=tuple(_failed(u) for u in data.units)))
+    context = _context(replace(data, units=tuple(failed_unit(u) for u in data.units)))
     by_id = {chart.id: chart for chart in context.charts}
     assert by_id["ttft"].empty == "no successful attempt"
     assert by_id["latency"].empty == "no successful attempt"
