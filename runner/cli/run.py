@@ -68,9 +68,10 @@ def run_command(
 ) -> None:
     """Run a job: every provider x case x repeat, streamed, retried, timed, costed and stored.
 
-    At the end the run report is written (an HTML file; see runner report). Exit codes: 0 every
-    unit ok and every assertion passed, 1 some units or assertions failed, 2 job or usage error,
-    130 interrupted (finish it later with --resume).
+    At the end the run report is written (an HTML file; see runner report) and a summary of units
+    per verdict: passed, with failed assertions, failed (no result), not done. Exit codes: 0 no unit
+    failed or failed an assertion, 1 some did, 2 job or usage error, 130 interrupted (finish it later
+    with --resume).
 
     Example: runner run jobs/demo.toml
     """

@@ -1,14 +1,18 @@
 """The one Jinja2 environment of the reports, its formatting filters, and where the templates live.
 
 Autoescaping is on for every template and nothing built from model output is ever marked safe:
-answers, reasoning, tool arguments and error messages reach the page as text, never as markup.
+answers, reasoning, tool arguments and error messages reach the page as text, never as markup
+(``visible`` escapes first, then shows control characters as escapes in spans it writes itself).
 """
 
 from __future__ import annotations
 
+import re
+import unicodedata
 from typing import TYPE_CHECKING, Final
 
 from jinja2 import Environment, FileSystemLoader, StrictUndefined
+from markupsafe import Markup, escape
 
 from runner.store.db import data_dir
 
@@ -25,6 +29,10 @@ if TYPE_CHECKING:
     ReportContext: TypeAlias = RunReportContext | DiffContext | TrendContext | CostContext
 
 MISSING: Final = "\u2013"  # an en dash, shown for a figure that was not measured
+# Characters that would act instead of being seen: C0 controls but tab and newline, DEL, C1 controls,
+# and the bidi controls (LRM/RLM, embeddings and overrides, isolates). An RLO in an answer would show
+# "gnp.exe" as "exe.png"; a raw NUL is not even valid in an HTML document.
+CONTROLS: Final = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u200e\u200f\u202a-\u202e\u2066-\u2069]")
 
 
 def reports_dir() -> Path:
@@ -85,6 +93,22 @@ def no_nul(value: object) -> object:
     return value
 
 
+def _control(match: re.Match[str]) -> str:
+    char = match.group()
+    code = ord(char)
+    # C0 controls and DEL have their own pictures (U+2400-U+2421): one glyph, as wide as a character.
+    glyph = chr(0x2400 + code) if code < 0x20 else "\u2421" if code == 0x7F else f"\\u{code:04x}"
+    name = unicodedata.name(char, "control character")
+    return f'<span class="ctl" title="U+{code:04X} {name}">{glyph}</span>'
+
+
+def visible(value: str | None) -> Markup:
+    """``value`` escaped, with each control character shown as a visible escape in a ``ctl`` span."""
+    if value is None:
+        return Markup()
+    return Markup(CONTROLS.sub(_control, str(escape(value))))
+
+
 def make_environment(directory: Path | None = None) -> Environment:
     """The reports' only Environment: strict about undefined names, escaping everything."""
     env = Environment(
@@ -106,6 +130,7 @@ def make_environment(directory: Path | None = None) -> Environment:
         count=count,
         number=number,
         timestamp=timestamp,
+        visible=visible,
     )
     return env
 

@@ -11,17 +11,37 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, ClassVar, Final
 
+from markupsafe import Markup
+
 from runner.report import charts
-from runner.report.common import Chart, RunData, RunHeader, run_header
+from runner.report.common import (
+    Chart,
+    RunData,
+    RunHeader,
+    expected_assertions,
+    not_evaluated,
+    run_header,
+)
 from runner.report.stats import GroupStats, group_stats
+from runner.store.records import VERDICTS, Verdict
 
 if TYPE_CHECKING:
+    from collections.abc import Mapping, Sequence
+
     from runner.grading.assertions import AssertionOutcome
     from runner.store.records import UnitView
 
 PAGE_SIZE: Final = 500  # compact rows per collapsed page: a browser lays out only open pages
 OK_SAMPLE_PER_PROVIDER: Final = 10  # successful units shown expanded, per provider
-FAILED_CARDS_MAX: Final = 300  # failed units shown expanded; the rest stay in the compact rows
+FAILED_CARDS_MAX: Final = 300  # units not passed shown expanded, worst first; the rest stay in the rows
+# How the cards' note names a group of units of each verdict.
+VERDICT_LABELS: Final[dict[Verdict, str]] = {
+    "failed assertions": "with failed assertions",
+    "failed": "failed (no result)",
+    "not done": "not done",
+    "passed": "passed",
+}
+NO_SUCCESS: Final = "no successful attempt"  # said instead of a chart of successful attempts' figures
 EXCERPT_CHARS: Final = 100
 # The unit table's answers share this many characters, so a huge run still makes a file a browser
 # opens (a report must stay under 25 MB). Beyond it each answer is cut evenly and says how much was left out;
@@ -55,6 +75,7 @@ class AttemptSpan:
     number: int
     offset_s: float  # after the unit's first attempt started
     ttft_s: float | None
+    ttfr_s: float | None  # time to the first reasoning token
     duration_s: float | None
     http_status: int | None
     error_kind: str | None
@@ -73,9 +94,12 @@ class UnitCard:
     case_id: str
     repeat: int
     status: str
+    verdict: Verdict
+    verdict_class: str  # the verdict as a CSS class name
     model: str | None
     choices: tuple[ChoiceView, ...]
-    assertions: tuple[AssertionOutcome, ...]
+    assertions: tuple[AssertionOutcome, ...]  # evaluated on the final result (an ok unit only)
+    not_evaluated: tuple[str, ...]  # names of assertions a unit without a final result could not have
     attempts: tuple[AttemptSpan, ...]
     span_s: float
 
@@ -89,6 +113,8 @@ class UnitRow:
     case_id: str
     repeat: int
     status: str
+    verdict: Verdict
+    verdict_class: str
     attempts: int
     error_kind: str | None
     ttft_s: float | None
@@ -96,6 +122,7 @@ class UnitRow:
     cost: float | None
     assertions_passed: int
     assertions_total: int
+    assertions_not_evaluated: int
     excerpt: str
     answer: str
     is_long: bool
@@ -163,7 +190,12 @@ def tool_call_view(name: str, call_id: str | None, arguments: str) -> ToolCallVi
     return ToolCallView(name=name, id=call_id, arguments=pretty, is_json=True)
 
 
-def unit_card(unit: UnitView) -> UnitCard:
+def verdict_class(verdict: Verdict) -> str:
+    """A verdict as a CSS class: ``verdict-failed-assertions``."""
+    return "verdict-" + verdict.replace(" ", "-")
+
+
+def unit_card(unit: UnitView, expected: Mapping[str, Sequence[str]] | None = None) -> UnitCard:
     first = unit.attempts[0].started_at if unit.attempts else None
     offsets = [(a.started_at - first).total_seconds() if first else 0.0 for a in unit.attempts]
     span = max((o + (a.end_s or 0.0) for o, a in zip(offsets, unit.attempts, strict=True)), default=0.0)
@@ -173,6 +205,7 @@ def unit_card(unit: UnitView) -> UnitCard:
             number=a.number,
             offset_s=offset,
             ttft_s=a.ttft_s,
+            ttfr_s=a.first_reasoning_s,
             duration_s=a.end_s,
             http_status=a.http_status,
             error_kind=a.error.kind if a.error else None,
@@ -200,15 +233,20 @@ def unit_card(unit: UnitView) -> UnitCard:
         case_id=unit.case_id,
         repeat=unit.repeat,
         status=unit.status,
+        verdict=unit.verdict,
+        verdict_class=verdict_class(unit.verdict),
         model=unit.model,
         choices=choices,
-        assertions=unit.assertions,
+        assertions=unit.evaluated,
+        not_evaluated=not_evaluated(unit, expected or {}),
         attempts=attempts,
         span_s=span,
     )
 
 
-def unit_row(unit: UnitView, limit: int | None = None) -> UnitRow:
+def unit_row(
+    unit: UnitView, limit: int | None = None, expected: Mapping[str, Sequence[str]] | None = None
+) -> UnitRow:
     final = unit.final
     choices = unit.completion.choices if unit.completion else ()
     answer = choices[0].text if choices else ""
@@ -221,13 +259,16 @@ def unit_row(unit: UnitView, limit: int | None = None) -> UnitRow:
         case_id=unit.case_id,
         repeat=unit.repeat,
         status=unit.status,
+        verdict=unit.verdict,
+        verdict_class=verdict_class(unit.verdict),
         attempts=len(unit.attempts),
         error_kind=final.error.kind if final and final.error else None,
         ttft_s=final.ttft_s if final else None,
         duration_s=final.end_s if final else None,
         cost=sum((c for a in unit.attempts if (c := a.cost_usd) is not None), 0.0),
-        assertions_passed=sum(o.passed for o in unit.assertions),
-        assertions_total=len(unit.assertions),
+        assertions_passed=sum(o.passed for o in unit.evaluated),
+        assertions_total=len(unit.evaluated),
+        assertions_not_evaluated=len(not_evaluated(unit, expected or {})),
         excerpt=one_line[:EXCERPT_CHARS] + ("…" if len(one_line) > EXCERPT_CHARS else ""),
         answer=answer[:limit] if limit is not None else answer,
         cut_chars=max(0, len(answer) - limit) if limit is not None else 0,
@@ -235,10 +276,31 @@ def unit_row(unit: UnitView, limit: int | None = None) -> UnitRow:
     )
 
 
-def _run_charts(data: RunData, by_provider: dict[str, list[UnitView]]) -> tuple[Chart, ...]:
+def _latency_charts(data: RunData, by_provider: dict[str, list[UnitView]]) -> tuple[Chart, Chart]:
+    """TTFT histograms and the latency scatter, both of successful attempts (or a note that none was)."""
     start = data.run.started_at
     names = sorted(by_provider)
     good = {p: [a for u in by_provider[p] for a in u.attempts if a.error is None] for p in names}
+    ttft_caption = (
+        "How many successful attempts got their first answer token after how long; one row per provider."
+    )
+    latency_caption = (
+        "Each dot is a successful attempt: when it started (x) and how long it took end to end (y)."
+    )
+    if not any(good.values()):
+        # Empty axes would read as "nothing was slow"; say why there is nothing to draw.
+        return (
+            Chart(
+                id="ttft", title="Time to first token", caption=ttft_caption, svg=Markup(), empty=NO_SUCCESS
+            ),
+            Chart(
+                id="latency",
+                title="Latency over the run",
+                caption=latency_caption,
+                svg=Markup(),
+                empty=NO_SUCCESS,
+            ),
+        )
     ttft = charts.histograms(
         [(p, [t for a in good[p] if (t := a.ttft_s) is not None]) for p in names],
         title="Time to first token per provider",
@@ -255,6 +317,15 @@ def _run_charts(data: RunData, by_provider: dict[str, list[UnitView]]) -> tuple[
         y_label="attempt duration",
         unit="s",
     )
+    return (
+        Chart(id="ttft", title="Time to first token", caption=ttft_caption, svg=ttft),
+        Chart(id="latency", title="Latency over the run", caption=latency_caption, svg=latency),
+    )
+
+
+def _trouble_chart(data: RunData) -> Chart:
+    """Failed and retried attempts per time bin of the run."""
+    start = data.run.started_at
     attempts = [a for u in data.units for a in u.attempts]
     offsets = [(a.started_at - start).total_seconds() for a in attempts]
     width = (max(offsets, default=0.0) or 1.0) / TIME_BINS
@@ -271,29 +342,20 @@ def _run_charts(data: RunData, by_provider: dict[str, list[UnitView]]) -> tuple[
         x_label=f"time bin of {width:.3g} s after run start",
         y_label="attempts",
     )
-    costs = [(p, group_stats(by_provider[p]).cost or 0.0) for p in names]
+    return Chart(
+        id="errors",
+        title="Errors and retries over time",
+        caption="Failed attempts and retried attempts per time bin of the run.",
+        svg=trouble,
+    )
+
+
+def _run_charts(data: RunData, by_provider: dict[str, list[UnitView]]) -> tuple[Chart, ...]:
+    costs = [(p, group_stats(by_provider[p]).cost or 0.0) for p in sorted(by_provider)]
     cost = charts.hbars(costs, title="Cost per provider", unit="USD")
     return (
-        Chart(
-            id="ttft",
-            title="Time to first token",
-            caption="How many successful attempts got their "
-            "first answer token after how long; one row per provider.",
-            svg=ttft,
-        ),
-        Chart(
-            id="latency",
-            title="Latency over the run",
-            caption="Each dot is a successful attempt: "
-            "when it started (x) and how long it took end to end (y).",
-            svg=latency,
-        ),
-        Chart(
-            id="errors",
-            title="Errors and retries over time",
-            caption="Failed attempts and retried attempts per time bin of the run.",
-            svg=trouble,
-        ),
+        *_latency_charts(data, by_provider),
+        _trouble_chart(data),
         Chart(
             id="cost",
             title="Cost per provider",
@@ -304,35 +366,49 @@ def _run_charts(data: RunData, by_provider: dict[str, list[UnitView]]) -> tuple[
     )
 
 
+def _cards(units: Sequence[UnitView], by_provider: dict[str, list[UnitView]]) -> tuple[list[UnitView], str]:
+    """The units shown in full, worst verdict first, and the note that says which they are."""
+    by_verdict: dict[Verdict, list[UnitView]] = {v: [] for v in VERDICTS}
+    for unit in units:
+        by_verdict[unit.verdict].append(unit)
+    shown: list[UnitView] = []
+    parts = []
+    for verdict in VERDICTS[:-1]:  # all but "passed", in the order of VERDICTS: worst first
+        group, label = by_verdict[verdict], VERDICT_LABELS[verdict]
+        taken = group[: max(0, FAILED_CARDS_MAX - len(shown))]
+        shown += taken
+        parts.append(
+            f"{len(taken)} of {len(group)} {label}" if len(taken) < len(group) else f"{len(group)} {label}"
+        )
+    for group in by_provider.values():
+        shown += [u for u in group if u.verdict == "passed"][:OK_SAMPLE_PER_PROVIDER]
+    note = (
+        f"Units shown in full, worst first: {', '.join(parts)}, then the first {OK_SAMPLE_PER_PROVIDER} "
+        "passed units of each provider. Every unit is in the table below."
+    )
+    return shown, note
+
+
 def build_run_context(data: RunData, *, generated_at: datetime | None = None) -> RunReportContext:
     """Aggregate one run into the context of ``run.html``."""
     units = sorted(data.units, key=lambda u: (u.provider, u.case_id, u.repeat))
     by_provider: dict[str, list[UnitView]] = {}
     for unit in units:
         by_provider.setdefault(unit.provider, []).append(unit)
+    expected = expected_assertions(data.run.job_spec)
     providers = tuple(
         ProviderSection(
             name=name,
             models=", ".join(sorted({u.model for u in group if u.model})) or "not reported",
             price=describe_price(data.run.prices.get(name)),
-            stats=group_stats(group),
+            stats=group_stats(group, expected),
         )
         for name, group in sorted(by_provider.items())
     )
-    failed = [u for u in units if u.status != "ok"]
-    sample = [
-        u
-        for group in by_provider.values()
-        for u in [x for x in group if x.status == "ok"][:OK_SAMPLE_PER_PROVIDER]
-    ]
-    shown = failed[:FAILED_CARDS_MAX] + sample
-    note = (
-        f"{min(len(failed), FAILED_CARDS_MAX)} of {len(failed)} unfinished or failed units and the first "
-        f"{OK_SAMPLE_PER_PROVIDER} successful units of each provider; every unit is in the table below."
-    )
+    shown, note = _cards(units, by_provider)
     total = sum(len(c.text) for u in units if u.completion for c in u.completion.choices[:1])
     limit = max(EXCERPT_CHARS, ANSWER_BUDGET_CHARS // len(units)) if total > ANSWER_BUDGET_CHARS else None
-    rows = [unit_row(u, limit) for u in units]
+    rows = [unit_row(u, limit, expected) for u in units]
     pages = tuple(
         UnitPage(
             label=f"units {i + 1}-{min(i + PAGE_SIZE, len(rows))} of {len(rows)}: "
@@ -342,7 +418,7 @@ def build_run_context(data: RunData, *, generated_at: datetime | None = None) ->
         )
         for i in range(0, len(rows), PAGE_SIZE)
     )
-    summary = group_stats(units)
+    summary = group_stats(units, expected)
     return RunReportContext(
         title=f"Run {data.run.id}: {data.run.job_name}",
         generated_at=generated_at or datetime.now(UTC),
@@ -350,7 +426,7 @@ def build_run_context(data: RunData, *, generated_at: datetime | None = None) ->
         summary=summary,
         providers=providers,
         charts=_run_charts(data, by_provider),
-        cards=tuple(unit_card(u) for u in shown),
+        cards=tuple(unit_card(u, expected) for u in shown),
         cards_note=note,
         pages=pages,
         resume_hint=resume_hint(data.run.id, data.run.status, summary.unfinished),

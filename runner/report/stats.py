@@ -10,8 +10,10 @@ from collections import Counter
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from runner.report.common import not_evaluated
+
 if TYPE_CHECKING:
-    from collections.abc import Iterable, Sequence
+    from collections.abc import Iterable, Mapping, Sequence
 
     from runner.store.records import AttemptView, UnitView
 
@@ -64,8 +66,10 @@ class GroupStats:
 
     units: int
     ok: int
-    failed: int
-    unfinished: int
+    failed: int  # units without a result: verdict "failed"
+    unfinished: int  # verdict "not done"
+    passed: int  # units with verdict "passed": ok and every assertion held
+    failed_assertions: int  # units with verdict "failed assertions": ok, some assertion did not hold
     attempts: int
     retries: int  # attempts beyond each unit's first
     failed_attempts: int
@@ -73,6 +77,9 @@ class GroupStats:
     ttft_p50: float | None
     ttft_p90: float | None
     ttft_p99: float | None
+    ttfr_p50: float | None  # time to the first reasoning token, successful attempts that streamed one
+    ttfr_p90: float | None
+    ttfr_p99: float | None
     duration_p50: float | None
     duration_p90: float | None
     duration_p99: float | None
@@ -85,8 +92,9 @@ class GroupStats:
     cost_computed: float | None
     cost_gap: float | None  # reported - computed, over attempts that have both
     cost_wasted: float | None  # on failed attempts
-    assertions_passed: int
-    assertions_total: int
+    assertions_passed: int  # checks (one per expect key of a unit), on final results only
+    assertions_total: int  # checks evaluated: of ok units
+    assertions_not_evaluated: int  # checks of units without a final result (failed or not done)
     units_passing: int  # units whose assertions all passed (units without any count too)
 
     @property
@@ -106,16 +114,23 @@ class GroupStats:
         return ratio(self.assertions_passed, self.assertions_total)
 
 
-def group_stats(units: Sequence[UnitView]) -> GroupStats:
-    """Aggregate ``units`` (and all their attempts) into one GroupStats."""
+def group_stats(units: Sequence[UnitView], expected: Mapping[str, Sequence[str]] | None = None) -> GroupStats:
+    """Aggregate ``units`` (and all their attempts) into one GroupStats.
+
+    Args:
+        expected: each case's expect keys (``common.expected_assertions``), to count the checks of units
+            that have no stored outcomes as not evaluated; without it only stored outcomes count.
+    """
     attempts = [a for u in units for a in u.attempts]
     good = [a for a in attempts if a.error is None]
     kinds = Counter(a.error.kind for a in attempts if a.error is not None)
     ttfts = [t for a in good if (t := a.ttft_s) is not None]
+    ttfrs = [t for a in good if (t := a.first_reasoning_s) is not None]
     durations = [d for a in good if (d := duration_s(a)) is not None]
     rates = [r for a in good if (r := output_rate(a)) is not None]
     both = [a for a in attempts if a.cost_reported is not None and a.cost_computed is not None]
-    outcomes = [o for u in units for o in u.assertions]
+    outcomes = [o for u in units for o in u.evaluated]
+    verdicts = Counter(u.verdict for u in units)
 
     def tokens(field: str) -> int:
         return sum(getattr(a.usage, field) or 0 for a in attempts if a.usage is not None)
@@ -125,6 +140,8 @@ def group_stats(units: Sequence[UnitView]) -> GroupStats:
         ok=sum(u.status == "ok" for u in units),
         failed=sum(u.status == "failed" for u in units),
         unfinished=sum(u.status not in ("ok", "failed") for u in units),
+        passed=verdicts["passed"],
+        failed_assertions=verdicts["failed assertions"],
         attempts=len(attempts),
         retries=sum(max(0, len(u.attempts) - 1) for u in units),
         failed_attempts=len(attempts) - len(good),
@@ -132,6 +149,9 @@ def group_stats(units: Sequence[UnitView]) -> GroupStats:
         ttft_p50=percentile(ttfts, 50),
         ttft_p90=percentile(ttfts, 90),
         ttft_p99=percentile(ttfts, 99),
+        ttfr_p50=percentile(ttfrs, 50),
+        ttfr_p90=percentile(ttfrs, 90),
+        ttfr_p99=percentile(ttfrs, 99),
         duration_p50=percentile(durations, 50),
         duration_p90=percentile(durations, 90),
         duration_p99=percentile(durations, 99),
@@ -151,5 +171,6 @@ def group_stats(units: Sequence[UnitView]) -> GroupStats:
         cost_wasted=_sum_or_none(a.cost_usd for a in attempts if a.error is not None),
         assertions_passed=sum(o.passed for o in outcomes),
         assertions_total=len(outcomes),
-        units_passing=sum(all(o.passed for o in u.assertions) for u in units),
+        assertions_not_evaluated=sum(len(not_evaluated(u, expected or {})) for u in units),
+        units_passing=sum(all(o.passed for o in u.evaluated) for u in units),
     )

@@ -25,13 +25,17 @@ def finish_unit(
 ) -> UnitFinish:
     """The unit's end: ``ok`` when its final attempt succeeded, with the case's assertions graded.
 
+    Only a final result is graded: a failed attempt's partial output is kept but not checked (a cut-off
+    answer that happens to pass ``not_contains`` has not passed anything), so a failed unit has its
+    assertions not evaluated and stores no outcomes.
+
     Args:
         cost_computed: the final attempt's cost at the job's prices, stored with it.
         unit_spent: what all the unit's attempts in this process cost (the ``max_cost_usd`` assertion).
     """
     ok = final.error is None
     assertions = None
-    if case.expect:
+    if case.expect and ok:
         timing = final.timing
         outcomes = evaluate(
             case.expect,

@@ -44,7 +44,7 @@ if TYPE_CHECKING:
     from runner.run.progress import DisplayMode
     from runner.spec import JobSpec
     from runner.store.db import Database
-    from runner.store.records import RawCapturePolicy, RunInfo, RunStatus, UnitStatus
+    from runner.store.records import RawCapturePolicy, RunInfo, RunStatus, UnitStatus, Verdict
 
 log = logging.getLogger(__name__)
 
@@ -74,22 +74,34 @@ class RunSummary:
     status: RunStatus
     counts: Mapping[UnitStatus, int]
     spent_usd: float
-    assertions_failed: int = 0  # results with at least one failed [cases.expect] assertion
+    assertions_failed: int = 0  # units (ok ones) with a failed [cases.expect] assertion: not checks
+
+    @property
+    def verdicts(self) -> Mapping[Verdict, int]:
+        """Units per verdict (``records.unit_verdict``), as the run report counts them."""
+        counts = self.counts
+        return {
+            "passed": counts.get("ok", 0) - self.assertions_failed,
+            "failed assertions": self.assertions_failed,
+            "failed": counts.get("failed", 0),
+            "not done": counts.get("pending", 0) + counts.get("running", 0),
+        }
 
     @property
     def exit_code(self) -> int:
-        """0 every unit ok, 1 some failed (or failed an assertion), 130 interrupted (resume it)."""
+        """0 no unit failed or failed an assertion, 1 some did, 130 interrupted (resume it)."""
         if self.status == "interrupted":
             return 130
-        return 1 if self.counts.get("failed", 0) or self.assertions_failed else 0
+        verdicts = self.verdicts
+        return 1 if verdicts["failed"] or verdicts["failed assertions"] else 0
 
     def describe(self) -> str:
-        """One line for the terminal: status, unit counts, failed assertions and spend."""
-        counts = self.counts
+        """One line for the terminal: status, units per verdict and spend (every count counts units)."""
+        v = self.verdicts
         return (
-            f"run {self.run_id}: {self.status}; ok {counts['ok']}, failed {counts['failed']}, "
-            f"not done {counts['pending'] + counts['running']}; assertions failed "
-            f"{self.assertions_failed}; spent ${self.spent_usd:.6f}"
+            f"run {self.run_id}: {self.status}; units passed {v['passed']}, units with failed assertions "
+            f"{v['failed assertions']}, failed (no result) {v['failed']}, not done {v['not done']}; "
+            f"spent ${self.spent_usd:.6f}"
         )
 
 

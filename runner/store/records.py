@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, Final, Literal
 
 from runner.pricing import booked_cost
 
 if TYPE_CHECKING:
+    from collections.abc import Sequence
     from datetime import datetime
 
     from runner.grading.assertions import AssertionOutcome
@@ -16,6 +17,21 @@ if TYPE_CHECKING:
 RunStatus = Literal["running", "finished", "interrupted", "failed"]
 UnitStatus = Literal["pending", "running", "ok", "failed"]
 RawCapturePolicy = Literal["failed", "all", "none"]  # which attempts keep their raw stream bytes
+# A unit's one outcome as users read it; the report, the CLI summary and the exit code all use it.
+Verdict = Literal["passed", "failed assertions", "failed", "not done"]
+# The order in which the verdicts are listed and their units shown: the worst news first.
+VERDICTS: Final[tuple[Verdict, ...]] = ("failed assertions", "failed", "not done", "passed")
+
+
+def unit_verdict(status: UnitStatus, assertions: Sequence[AssertionOutcome]) -> Verdict:
+    """A unit's verdict: ``passed`` only when it ended ok and every assertion on its result held.
+
+    A unit without a final result (``failed``, or not finished) has its assertions not evaluated:
+    whatever an older runner stored for its partial output does not count either way.
+    """
+    if status == "ok":
+        return "failed assertions" if any(not o.passed for o in assertions) else "passed"
+    return "failed" if status == "failed" else "not done"
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -171,6 +187,16 @@ class UnitView:
     cost_reported: float | None = None  # of the stored result (a reused one keeps its original)
     cost_computed: float | None = None
     assertions: tuple[AssertionOutcome, ...] = ()  # of the case's expect (empty: none checked)
+
+    @property
+    def verdict(self) -> Verdict:
+        """The unit's one outcome (see :func:`unit_verdict`)."""
+        return unit_verdict(self.status, self.assertions)
+
+    @property
+    def evaluated(self) -> tuple[AssertionOutcome, ...]:
+        """The assertion outcomes that count: those on a final result (an ok unit), else none."""
+        return self.assertions if self.status == "ok" else ()
 
     @property
     def final(self) -> AttemptView | None:

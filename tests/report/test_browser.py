@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import TYPE_CHECKING
 
 import pytest
 
 from runner.report.render import render, write_report
+from runner.report.run import build_run_context
 from tests.report.conftest import all_contexts
+from tests.report.factories import failed_unit, make_run
 from tests.report.png import luminance_stats
 
 if TYPE_CHECKING:
@@ -108,5 +111,59 @@ def test_run_report_screenshot(browser: Browser, env: Environment, tmp_path: Pat
         )
         assert len(marks) == 4
         assert all(count > 0 and width > 300 for count, width in marks)
+    finally:
+        browser.close_tab(session)
+
+
+# Where the browser lays out the first and the last letter of "gnp.exe" in the answer that holds it.
+LETTERS = """(() => {
+  const pre = [...document.querySelectorAll('pre.answer')].find(p => p.textContent.includes('gnp.exe'));
+  const walker = document.createTreeWalker(pre, NodeFilter.SHOW_TEXT);
+  for (let node = walker.nextNode(); node; node = walker.nextNode()) {
+    const at = node.data.indexOf('gnp.exe');
+    if (at < 0) continue;
+    const left = k => {
+      const r = document.createRange();
+      r.setStart(node, at + k);
+      r.setEnd(node, at + k + 1);
+      return r.getBoundingClientRect().left;
+    };
+    return {g: left(0), e: left(6), bidi: getComputedStyle(pre).unicodeBidi};
+  }
+  return null;
+})()"""
+
+
+def test_failed_run_shows_verdicts_visible_controls_and_no_empty_charts(
+    browser: Browser, env: Environment, tmp_path: Path
+) -> None:
+    """A run without a successful attempt: an RLO cannot flip an answer, no raw NUL, charts say why empty."""
+    data = make_run(6, seed=7)
+    units = [failed_unit(u) for u in data.units]
+    first = units[0]
+    assert first.completion is not None
+    choice = replace(first.completion.choices[0], text="report\u202egnp.exe\x00 done")
+    units[0] = replace(first, completion=replace(first.completion, choices=(choice,)))
+    context = build_run_context(replace(data, units=tuple(units)))
+    path = write_report(tmp_path / "failed.html", render(env, context))
+    record, session = browser.load(path.as_uri())
+    try:
+        assert record.errors == []
+        letters = browser.evaluate(LETTERS, session)
+        assert letters is not None
+        assert letters["g"] < letters["e"]  # read left to right as sent, not reversed to "exe.png"
+        assert letters["bidi"] == "isolate"
+        text = browser.evaluate("document.body.textContent", session)
+        assert "\u202e" not in text
+        assert "\\u202e" in text
+        assert "\u2400" in text  # the NUL, shown
+        for chart in ("ttft", "latency"):
+            figure = f"document.querySelector('#chart-{chart}')"
+            assert browser.evaluate(f"{figure}.querySelectorAll('svg').length", session) == 0
+            assert "no successful attempt" in browser.evaluate(f"{figure}.textContent", session)
+        verdicts = browser.evaluate(
+            "[...document.querySelectorAll('section.unit h3 span')].map(s => s.textContent)", session
+        )
+        assert verdicts == ["failed"] * 6
     finally:
         browser.close_tab(session)

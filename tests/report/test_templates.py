@@ -12,7 +12,7 @@ from markupsafe import escape
 from runner.report.cost import CostContext
 from runner.report.diff import DiffContext
 from runner.report.render import make_environment, render, reports_dir
-from runner.report.run import ANSWER_BUDGET_CHARS, RunReportContext, build_run_context
+from runner.report.run import ANSWER_BUDGET_CHARS, FAILED_CARDS_MAX, RunReportContext, build_run_context
 from runner.report.trend import TrendContext
 from tests.report.conftest import all_contexts
 from tests.report.factories import HOSTILE, make_run
@@ -101,8 +101,10 @@ def test_large_run_is_paged_and_sampled() -> None:
     context = build_run_context(data)
     assert len(context.pages) == 3
     assert sum(len(p.rows) for p in context.pages) == 1200
-    failed = sum(u.status != "ok" for u in data.units)
-    assert len(context.cards) == failed + 3 * 10
+    not_passed = sum(u.verdict != "passed" for u in data.units)
+    assert not_passed > FAILED_CARDS_MAX  # the cap is what this test checks
+    assert len(context.cards) == FAILED_CARDS_MAX + 3 * 10
+    assert [card.verdict for card in context.cards[:FAILED_CARDS_MAX]].count("passed") == 0
 
 
 def test_empty_run_renders() -> None:

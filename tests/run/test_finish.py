@@ -89,3 +89,12 @@ def test_attempt_costs_follow_the_one_cost_rule() -> None:
     assert computed_and_booked_cost(reported, price) == (2.0, 0.5)
     assert computed_and_booked_cost(reported, None) == (None, 0.5)
     assert computed_and_booked_cost(_with_usage(None), price) == (None, None)
+
+
+def test_partial_output_of_a_failed_unit_is_not_graded() -> None:
+    """A failed final attempt's partial output would pass ``contains``, but it is no result: no outcomes."""
+    error = AttemptError(kind="early_close", message="stream ended early", retryable=True)
+    case = CaseSpec(id="c", messages=(), expect=parse_expect({"contains": "world", "max_ttft_s": 5}))
+    finish = finish_unit(UNIT, case, _record(error=error), owner="me", cost_computed=None, unit_spent=0)
+    assert finish.status == "failed"
+    assert finish.assertions is None

@@ -84,10 +84,37 @@ def test_demo_job_runs_offline_and_reports(tmp_path: Path) -> None:
         "run", str(REPO / "jobs" / "demo.toml"), "--db", f"sqlite:///{db}", "--quiet", cwd=tmp_path
     )
     assert result.returncode == 0, result.stderr
-    assert "finished; ok 37, failed 0" in result.stderr
+    assert "finished; units passed 37, units with failed assertions 0, failed (no result) 0" in result.stderr
     reports = list(tmp_path.glob("report-r-*.html"))
     assert len(reports) == 1
     assert count_runs(db) == 1
+
+
+MISSING_WORD_JOB = """\
+name = "missing-word"
+[[providers]]
+name = "sim"
+dialect = "openai-chat"
+model = "sim-model"
+simulator = {}
+[[cases]]
+id = "asks"
+prompt = "Say something."
+[cases.expect]
+contains = "zzz-never-said"
+not_contains = "zzz-also-never"
+"""
+
+
+def test_summary_counts_units_with_failed_assertions(tmp_path: Path) -> None:
+    """A unit that answered but failed an assertion exits 1; the summary says it counts units, not checks."""
+    job = tmp_path / "job.toml"
+    job.write_text(MISSING_WORD_JOB)
+    result = runner("run", str(job), "--db", f"sqlite:///{tmp_path / 'r.db'}", "--quiet", cwd=tmp_path)
+    assert result.returncode == 1, result.stderr
+    summary = result.stderr.strip().splitlines()[-1]
+    assert "units passed 0, units with failed assertions 1, failed (no result) 0, not done 0" in summary
+    assert "assertions failed" not in result.stderr
 
 
 def test_resume_and_join_exclude_each_other(tmp_path: Path) -> None:

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, cast
 from sqlalchemy import func, select
 
 from runner.errors import StorageError
-from runner.store.records import UnitStatus, UnitView
+from runner.store.records import UnitStatus, UnitView, unit_verdict
 from runner.store.repository.sql import ATTEMPTS, RESULTS, UNITS, booked_cost_sql, transaction
 from runner.store.rows import (
     assertions_from_json,
@@ -95,15 +95,21 @@ def stored_capture(session: Session, attempt_id: int) -> StoredCapture:
 
 
 def count_failed_assertions(session: Session, run_id: str) -> int:
-    """Results of a run with at least one failed assertion (what makes ``runner run`` exit 1)."""
+    """Units of a run whose verdict is ``failed assertions`` (``records.unit_verdict``): ok units with
+    at least one failed assertion. A failed unit's stored outcomes (an older runner graded partial
+    output) are not evaluated and do not count."""
     query = (
-        select(RESULTS.c.assertions)
+        select(UNITS.c.status, RESULTS.c.assertions)
         .join(UNITS, UNITS.c.id == RESULTS.c.unit_id)
-        .where(UNITS.c.run_id == run_id, RESULTS.c.assertions.is_not(None))
+        .where(UNITS.c.run_id == run_id, UNITS.c.status == "ok", RESULTS.c.assertions.is_not(None))
     )
     with transaction(session, write=False) as conn:
-        stored = conn.execute(query).scalars().all()
-    return sum(1 for data in stored if any(not o.passed for o in assertions_from_json(data)))
+        stored = conn.execute(query).all()
+    return sum(
+        1
+        for status, data in stored
+        if unit_verdict(status, assertions_from_json(data)) == "failed assertions"
+    )
 
 
 def iter_units(session: Session, run_id: str, *, page_size: int = 500) -> Iterator[UnitView]:
