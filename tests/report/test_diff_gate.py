@@ -178,3 +178,14 @@ def test_too_few_samples_are_shown_untested() -> None:
     assert {m.verdict for m in context.metrics} <= {"untested", "same"}
     assert context.regressions == context.tests == 0
     assert any("not tested: fewer than 5 samples" in line for line in summary_lines(context))
+
+
+@pytest.mark.parametrize(
+    "attempt", [pytest.param("99999999999999999999", id="over-int64"), pytest.param("0", id="zero")]
+)
+def test_attempt_id_out_of_range_is_a_usage_error(tmp_path: Path, url: str, attempt: str) -> None:
+    """An attempt id no database can hold exits 2 with a usage message, not a traceback and exit 1."""
+    _run(tmp_path, url, _job("gate", "p", range(2), 0.01))
+    result = CliRunner().invoke(cli, ["parse", "--attempt", attempt, "--db", url])
+    assert result.exit_code == 2, (result.output, result.exception)
+    assert "--attempt" in result.output or f"no attempt {attempt}" in result.output
