@@ -141,7 +141,6 @@ def readme_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, list[tup
     """Every runnable README command line, run in order in one scratch directory and database."""
     work = _scratch(tmp_path_factory.mktemp("readme"))
     db = f"sqlite:///{work / 'runner.db'}"
-    first_run: str | None = None
     ran: list[tuple[str, Ran]] = []
     for line in _readme_lines():
         if any(marker in line for marker in NOT_RUN):
@@ -151,13 +150,14 @@ def readme_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, list[tup
         if ">" in words:
             at = words.index(">")
             words, stdout = words[:at], work / words[at + 1]
-        if first_run is not None:
-            words = [RUN_ID.sub(first_run, w) for w in words]
+        if any(RUN_ID.search(w) for w in words):
+            # A run id in the README stands for the run before the latest (diff: earlier vs latest).
+            with sqlite3.connect(work / "runner.db") as conn:
+                query = "SELECT id FROM runs ORDER BY started_at DESC LIMIT 1 OFFSET 1"
+                earlier = conn.execute(query).fetchone()[0]
+            words = [RUN_ID.sub(earlier, w) for w in words]
         result = _runner(words, work, db, stdout)
         ran.append((line, result))
-        if first_run is None and words[:1] == ["run"]:
-            with sqlite3.connect(work / "runner.db") as conn:
-                first_run = conn.execute("SELECT id FROM runs ORDER BY started_at LIMIT 1").fetchone()[0]
     return work, ran
 
 

@@ -19,7 +19,13 @@ from runner.wire.dialects import names as dialect_names
     type=click.Choice(sorted(dialect_names())),
     help="The wire shape of the stream (with --attempt: taken from the run unless given).",
 )
-@click.option("--attempt", "attempt_id", type=int, help="Replay the stored capture of this attempt id.")
+@click.option(
+    "--attempt",
+    "attempt_id",
+    # Bounded to the ids a database can hold: a larger one made SQLite raise OverflowError (exit 1).
+    type=click.IntRange(min=1, max=2**63 - 1),
+    help="Replay the stored capture of this attempt id.",
+)
 @db_option
 @click.option("--raw", is_flag=True, help="With --attempt: write the captured bytes instead of parsing them.")
 @click.argument("source", type=click.File("rb"), default="-", metavar="[FILE | -]")

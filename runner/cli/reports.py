@@ -61,6 +61,27 @@ def report_command(run_ref: str, db_url: str | None, out_path: Path | None) -> N
 @click.option(
     "--cost", type=float, default=0.10, show_default=True, help="Max relative cost-per-unit increase."
 )
+@click.option(
+    "--alpha",
+    type=click.FloatRange(0, 1, min_open=True, max_open=True),
+    default=0.01,
+    show_default=True,
+    help="Chance of any false alarm on two runs of an unchanged job (Holm over all the figures' tests).",
+)
+@click.option(
+    "--min-samples",
+    type=click.IntRange(min=1),
+    default=5,
+    show_default=True,
+    help="Fewer attempts (units) a side: a figure is shown but not tested.",
+)
+@click.option(
+    "--min-matched",
+    type=click.IntRange(min=1),
+    default=10,
+    show_default=True,
+    help="Fewer units in both runs: no pass, exit 2.",
+)
 def diff_command(
     run_a: str,
     run_b: str,
@@ -70,25 +91,46 @@ def diff_command(
     duration: float,
     error_rate: float,
     cost: float,
+    alpha: float,
+    min_samples: int,
+    min_matched: int,
 ) -> None:
-    """Compare run B against baseline run A; exit 1 when anything regressed beyond its threshold.
+    """Compare run B against baseline run A; exit 1 when anything regressed, 2 when too little matched.
 
-    Units are matched by provider, case and repeat.
+    Units are matched by provider, case and repeat. A unit of A missing in B is a regression. A
+    figure (TTFT, duration, error rate, pass rate, cost per unit) regresses when it got worse by more
+    than its threshold and a significance test says that is beyond chance (Mann-Whitney U or Fisher's
+    exact test, Holm-adjusted p-value under --alpha).
 
     Example: runner diff r-abc123 latest --ttft 0.3
     """
     from runner.report.api import build_diff_report, write_diff_report
-    from runner.report.diff import Thresholds
+    from runner.report.diff import Thresholds, summary_lines
     from runner.store.db import open_database
 
-    limits = Thresholds(ttft=ttft, duration=duration, error_rate=error_rate, cost=cost)
+    limits = Thresholds(
+        ttft=ttft,
+        duration=duration,
+        error_rate=error_rate,
+        cost=cost,
+        alpha=alpha,
+        min_samples=min_samples,
+        min_matched=min_matched,
+    )
     try:
         with open_database(db_url) as database, database.session() as session:
             context = build_diff_report(session, run_a, run_b, thresholds=limits)
     except StorageError as exc:
         fail(str(exc))
     path = write_diff_report(context, out_path)
-    click.echo(f"wrote {path}: {context.regressions} regressions, {context.answers_changed} answers changed")
+    click.echo(f"wrote {path}")
+    click.echo("\n".join(summary_lines(context)))
+    if not context.is_conclusive:
+        fail(
+            f"only {context.matched} units matched between {context.run_a.id} and {context.run_b.id} "
+            f"(--min-matched {min_matched}): not a pass; compare two runs of the same job, "
+            "or lower --min-matched"
+        )
     if context.regressions:
         sys.exit(1)
 

@@ -1,7 +1,9 @@
 """Run against run: units matched by provider, case and repeat; what changed and what regressed; pure.
 
-A regression is a unit that went from ok to failed, an assertion that went from passed to failed, or a
-provider figure (TTFT, duration, error rate, cost per unit) that got worse by more than its threshold.
+A regression is a unit of run A that run B lacks (missing), or a provider figure (TTFT, duration,
+error rate, pass rate, cost per unit) that got worse beyond its threshold and beyond chance (see
+``figures``). A single unit's status or assertion flip is shown, and counts through its provider's
+pass rate. Fewer matched units than ``min_matched`` make the diff inconclusive: no pass.
 """
 
 from __future__ import annotations
@@ -13,42 +15,16 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, ClassVar, Final, Literal
 
 from runner.report.common import RunHeader, run_header
-from runner.report.stats import GroupStats, group_stats
+from runner.report.figures import MetricChange, Thresholds, Verdict, compare_providers, format_p
 
 if TYPE_CHECKING:
-    from collections.abc import Callable
-
     from runner.report.common import RunData
     from runner.store.records import UnitView
 
-Verdict = Literal["regressed", "improved", "same"]
+__all__ = ["DiffContext", "MetricChange", "Thresholds", "Verdict", "build_diff_context", "inline_diff"]
 ANSWERS_MAX: Final = 500  # changed answers shown; the count says how many there were
 DIFF_TOKENS_MAX: Final = 4000  # word-level diff up to this many tokens a side, line-level beyond
 _TOKEN = re.compile(r"\s+|\w+|[^\w\s]")
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class Thresholds:
-    """How much worse a figure may get before it counts as a regression (B against A)."""
-
-    ttft: float = 0.20  # relative increase of TTFT p50 and p90
-    duration: float = 0.20  # relative increase of duration p50 and p90
-    error_rate: float = 0.05  # absolute increase of the failed-attempt share (0.05: 5 points)
-    cost: float = 0.10  # relative increase of cost per unit
-    min_seconds: float = 0.05  # a latency change smaller than this is noise, whatever its ratio
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class MetricChange:
-    provider: str
-    metric: str
-    tooltip: str
-    kind: Literal["seconds", "rate", "usd"]
-    before: float | None
-    after: float | None
-    change: float | None  # relative for seconds and usd, absolute for rates
-    threshold: float
-    verdict: Verdict
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -75,7 +51,11 @@ class Flip:
     before: str
     after: str
     detail: str
-    verdict: Verdict
+    verdict: Verdict  # "regressed": worse for this unit; a regression only through the pass rate
+
+    @property
+    def label(self) -> str:
+        return {"regressed": "worse", "improved": "better"}.get(self.verdict, "changed")
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -96,7 +76,22 @@ class DiffContext:
     flips: tuple[Flip, ...]
     answers: tuple[AnswerChange, ...]
     answers_changed: int
+    tests: int = 0  # significance tests run (the size of Holm's family)
     regressions: int = field(default=0)
+
+    @property
+    def figure_regressions(self) -> int:
+        return sum(m.verdict == "regressed" for m in self.metrics)
+
+    @property
+    def missing(self) -> int:
+        """Units of run A that run B lacks: each is a regression."""
+        return len(self.only_in_a)
+
+    @property
+    def is_conclusive(self) -> bool:
+        """Enough units matched for the diff to be a gate (else it exits 2, whatever it found)."""
+        return self.matched >= max(1, self.thresholds.min_matched)
 
 
 def inline_diff(before: str, after: str) -> tuple[DiffSegment, ...]:
@@ -122,84 +117,6 @@ def _answer(unit: UnitView) -> str:
         return ""
     calls = "".join(f"\n[tool call {t.name}({t.arguments})]" for t in choices[0].tool_calls)
     return choices[0].text + calls
-
-
-def _verdict(change: float | None, threshold: float, *, floor_ok: bool = True) -> Verdict:
-    if change is None or not floor_ok:
-        return "same"
-    if change > threshold:
-        return "regressed"
-    return "improved" if change < -threshold else "same"
-
-
-def _relative(before: float | None, after: float | None) -> float | None:
-    if before is None or after is None or before <= 0:
-        return None
-    return (after - before) / before
-
-
-def _cost_per_unit(stats: GroupStats) -> float | None:
-    return stats.cost / stats.units if stats.cost is not None and stats.units else None
-
-
-def provider_changes(a: GroupStats, b: GroupStats, provider: str, limits: Thresholds) -> list[MetricChange]:
-    """The figures compared for one provider, each with its verdict."""
-    changes: list[MetricChange] = []
-    timed: list[tuple[str, str, Callable[[GroupStats], float | None], float]] = [
-        ("TTFT p50", "median time to first token", lambda s: s.ttft_p50, limits.ttft),
-        ("TTFT p90", "90th-percentile time to first token", lambda s: s.ttft_p90, limits.ttft),
-        ("duration p50", "median attempt duration", lambda s: s.duration_p50, limits.duration),
-        ("duration p90", "90th-percentile attempt duration", lambda s: s.duration_p90, limits.duration),
-    ]
-    for name, tip, get, limit in timed:
-        before, after = get(a), get(b)
-        change = _relative(before, after)
-        big = before is not None and after is not None and abs(after - before) >= limits.min_seconds
-        verdict = _verdict(change, limit, floor_ok=big)
-        changes.append(
-            MetricChange(
-                provider=provider,
-                metric=name,
-                tooltip=tip,
-                kind="seconds",
-                before=before,
-                after=after,
-                change=change,
-                threshold=limit,
-                verdict=verdict,
-            )
-        )
-    ea, eb = a.error_rate, b.error_rate
-    change = eb - ea if ea is not None and eb is not None else None
-    changes.append(
-        MetricChange(
-            provider=provider,
-            metric="error rate",
-            tooltip="failed attempts / attempts",
-            kind="rate",
-            before=ea,
-            after=eb,
-            change=change,
-            threshold=limits.error_rate,
-            verdict=_verdict(change, limits.error_rate),
-        )
-    )
-    ca, cb = _cost_per_unit(a), _cost_per_unit(b)
-    change = _relative(ca, cb)
-    changes.append(
-        MetricChange(
-            provider=provider,
-            metric="cost per unit",
-            tooltip="USD over all attempts / units",
-            kind="usd",
-            before=ca,
-            after=cb,
-            change=change,
-            threshold=limits.cost,
-            verdict=_verdict(change, limits.cost),
-        )
-    )
-    return changes
 
 
 def _flips(key: str, ua: UnitView, ub: UnitView) -> list[Flip]:
@@ -236,12 +153,13 @@ def build_diff_context(
     units_a = {(u.provider, u.case_id, u.repeat): u for u in a.units}
     units_b = {(u.provider, u.case_id, u.repeat): u for u in b.units}
     common = sorted(units_a.keys() & units_b.keys())
-    metrics: list[MetricChange] = []
-    for provider in sorted({k[0] for k in common}):
-        keys = [k for k in common if k[0] == provider]
-        stats_a = group_stats([units_a[k] for k in keys])
-        stats_b = group_stats([units_b[k] for k in keys])
-        metrics += provider_changes(stats_a, stats_b, provider, limits)
+    metrics, tests = compare_providers(
+        [
+            (name, [units_a[k] for k in common if k[0] == name], [units_b[k] for k in common if k[0] == name])
+            for name in sorted({k[0] for k in common})
+        ],
+        limits,
+    )
     flips: list[Flip] = []
     answers: list[AnswerChange] = []
     changed = 0
@@ -261,9 +179,7 @@ def build_diff_context(
                         segments=inline_diff(before, after),
                     )
                 )
-    regressions = sum(m.verdict == "regressed" for m in metrics) + sum(
-        f.verdict == "regressed" for f in flips
-    )
+    only_in_a = tuple(units_a[k].key for k in sorted(units_a.keys() - units_b.keys()))
     return DiffContext(
         title=f"Diff {a.run.id} → {b.run.id}: {b.run.job_name}",
         generated_at=generated_at or datetime.now(UTC),
@@ -271,11 +187,54 @@ def build_diff_context(
         run_b=run_header(b.run, b.units),
         thresholds=limits,
         matched=len(common),
-        only_in_a=tuple(units_a[k].key for k in sorted(units_a.keys() - units_b.keys())),
+        only_in_a=only_in_a,
         only_in_b=tuple(units_b[k].key for k in sorted(units_b.keys() - units_a.keys())),
-        metrics=tuple(metrics),
+        metrics=metrics,
         flips=tuple(flips),
         answers=tuple(answers),
         answers_changed=changed,
-        regressions=regressions,
+        tests=tests,
+        regressions=sum(m.verdict == "regressed" for m in metrics) + len(only_in_a),
     )
+
+
+def _figure(kind: str, value: float | None) -> str:
+    if value is None:
+        return "-"
+    if kind == "seconds":
+        return f"{value:.3f}s"
+    return f"${value:.6f}" if kind == "usd" else f"{value:.1%}"
+
+
+def describe_metric(m: MetricChange) -> str:
+    """One line for the terminal: the figure, A -> B, the change, the test and the verdict."""
+    change = (
+        "" if m.change is None else f" ({m.change:+.0%})" if m.kind != "rate" else f" ({m.change:+.1%} pt)"
+    )
+    test = (
+        f"{m.test} p={format_p(m.p_value)} (Holm p={format_p(m.p_adjusted)}, n={m.samples[0]}/{m.samples[1]})"
+    )
+    before, after = _figure(m.kind, m.before), _figure(m.kind, m.after)
+    return f"  {m.provider} {m.metric}: {before} -> {after}{change}, {test}: {m.verdict}"
+
+
+def summary_lines(context: DiffContext) -> list[str]:
+    """What ``runner diff`` prints after the report's path: the match, each verdict, the count."""
+    limits = context.thresholds
+    new = len(context.only_in_b)
+    lines = [
+        f"{context.matched} units matched, {context.missing} missing in B, {new} new in B; "
+        f"{context.tests} tests, alpha {limits.alpha:g} over all of them (Holm)"
+    ]
+    lines += [describe_metric(m) for m in context.metrics if m.verdict in ("regressed", "improved")]
+    untested = sum(m.verdict == "untested" for m in context.metrics)
+    if untested:
+        lines.append(f"  {untested} figures not tested: fewer than {limits.min_samples} samples a side")
+    if context.missing:
+        shown = ", ".join(context.only_in_a[:5]) + (", ..." if context.missing > 5 else "")
+        lines.append(f"  {context.missing} units missing in B: {shown}")
+    lines.append(
+        f"{context.regressions} regressions ({context.figure_regressions} figures, "
+        f"{context.missing} units missing in B), {context.answers_changed} answers changed"
+    )
+    return lines

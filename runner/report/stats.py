@@ -174,3 +174,130 @@ def group_stats(units: Sequence[UnitView], expected: Mapping[str, Sequence[str]]
         assertions_not_evaluated=sum(len(not_evaluated(u, expected or {})) for u in units),
         units_passing=sum(all(o.passed for o in u.evaluated) for u in units),
     )
+
+
+# --- significance tests -------------------------------------------------------------------------------
+# The diff asks "is run B's figure worse than run A's beyond chance?" on a handful of samples per
+# provider, so the tests are rank and count tests that assume no distribution: Mann-Whitney U for
+# latencies and costs, Fisher's exact test for pass and error rates, Holm's step-down correction
+# over all the tests of one diff. Pure Python (no scipy): a few hundred samples at most.
+
+EXACT_MAX_PAIRS = 400  # exact U distribution when n_a * n_b is at most this and nothing ties
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Significance:
+    """A two-sided test's outcome: the statistic, its p-value and how the p-value was found."""
+
+    statistic: float
+    p_value: float
+    method: str  # "exact" or "normal" (Mann-Whitney), "exact" (Fisher)
+
+
+def _ranks(values: Sequence[float]) -> tuple[list[float], list[int]]:
+    """Mid-ranks (1-based; ties share their average rank) and the sizes of the tied groups."""
+    order = sorted(range(len(values)), key=values.__getitem__)
+    ranks = [0.0] * len(values)
+    ties: list[int] = []
+    start = 0
+    while start < len(order):
+        end = start
+        while end + 1 < len(order) and values[order[end + 1]] == values[order[start]]:
+            end += 1
+        for i in order[start : end + 1]:
+            ranks[i] = (start + end) / 2 + 1
+        ties.append(end - start + 1)
+        start = end + 1
+    return ranks, ties
+
+
+def _u_counts(n_a: int, n_b: int) -> list[int]:
+    """How many of the C(n_a + n_b, n_a) orderings give each U from 0 to n_a * n_b (no ties).
+
+    f(m, n)[u] = f(m - 1, n)[u - n] + f(m, n - 1)[u]: the largest value is from A (beating all n
+    of B) or from B.
+    """
+    row = [[1] for _ in range(n_b + 1)]  # m = 0: U is 0 whatever n
+    for m in range(1, n_a + 1):
+        new = [[1]]  # n = 0: U is 0
+        for n in range(1, n_b + 1):
+            counts = [0] * (m * n + 1)
+            for u, c in enumerate(row[n]):  # the largest is from A: adds n
+                counts[u + n] += c
+            for u, c in enumerate(new[n - 1]):
+                counts[u] += c
+            new.append(counts)
+        row = new
+    return row[n_b]
+
+
+def normal_sf(z: float) -> float:
+    """P(Z > z) for a standard normal Z."""
+    return 0.5 * math.erfc(z / math.sqrt(2))
+
+
+def mann_whitney_u(a: Sequence[float], b: Sequence[float]) -> Significance:
+    """Two-sided Mann-Whitney U test of samples ``a`` and ``b``; the statistic is U of ``a``.
+
+    Exact when nothing ties and the samples are small (n_a * n_b <= EXACT_MAX_PAIRS), else the
+    normal approximation with the tie-corrected variance and a continuity correction.
+
+    Raises:
+        ValueError: an empty sample.
+    """
+    n_a, n_b = len(a), len(b)
+    if not n_a or not n_b:
+        raise ValueError("Mann-Whitney U needs at least one value in each sample")
+    ranks, ties = _ranks([*a, *b])
+    u = math.fsum(ranks[:n_a]) - n_a * (n_a + 1) / 2
+    if max(ties) == 1 and n_a * n_b <= EXACT_MAX_PAIRS:
+        counts = _u_counts(n_a, n_b)
+        low = sum(counts[: int(u) + 1])
+        high = sum(counts[int(u) :])
+        p = 2 * min(low, high) / math.comb(n_a + n_b, n_a)
+        return Significance(statistic=u, p_value=min(1.0, p), method="exact")
+    n = n_a + n_b
+    tie_term = sum(t**3 - t for t in ties) / (n * (n - 1)) if n > 1 else 0.0
+    variance = n_a * n_b / 12 * ((n + 1) - tie_term)
+    if variance <= 0:  # every value the same: no evidence either way
+        return Significance(statistic=u, p_value=1.0, method="normal")
+    z = max(0.0, abs(u - n_a * n_b / 2) - 0.5) / math.sqrt(variance)
+    return Significance(statistic=u, p_value=min(1.0, 2 * normal_sf(z)), method="normal")
+
+
+def _log_comb(n: int, k: int) -> float:
+    return math.lgamma(n + 1) - math.lgamma(k + 1) - math.lgamma(n - k + 1)
+
+
+def fisher_exact(hits_a: int, total_a: int, hits_b: int, total_b: int) -> Significance:
+    """Two-sided Fisher's exact test of the proportions ``hits_a / total_a`` and ``hits_b / total_b``.
+
+    The p-value sums the hypergeometric probabilities of every table with the same margins that is
+    at most as likely as the observed one; the statistic is the observed table's probability.
+    """
+    hits, n = hits_a + hits_b, total_a + total_b
+    low, high = max(0, hits - total_b), min(hits, total_a)
+    whole = _log_comb(n, hits)
+
+    def prob(k: int) -> float:
+        return math.exp(_log_comb(total_a, k) + _log_comb(total_b, hits - k) - whole)
+
+    observed = prob(hits_a)
+    # A relative tolerance keeps tables exactly as likely as the observed one (symmetric margins) in.
+    p = math.fsum(q for k in range(low, high + 1) if (q := prob(k)) <= observed * (1 + 1e-7))
+    return Significance(statistic=observed, p_value=min(1.0, p), method="exact")
+
+
+def holm(p_values: Sequence[float]) -> list[float]:
+    """Holm's step-down adjusted p-values, in the given order: reject where adjusted < alpha.
+
+    Holding each adjusted value to alpha keeps the chance of any false alarm among all the tests
+    (the family-wise error rate) at most alpha, whatever their dependence.
+    """
+    m = len(p_values)
+    adjusted = [0.0] * m
+    running = 0.0
+    for rank, i in enumerate(sorted(range(m), key=p_values.__getitem__)):
+        running = max(running, min(1.0, (m - rank) * p_values[i]))
+        adjusted[i] = running
+    return adjusted
