@@ -32,6 +32,9 @@ ERROR_BODY_LIMIT = 64 * 1024
 # After the terminal signal only the chunked terminator should follow. Reading it lets httpx return
 # the connection to the pool; a server that keeps talking is cut off after this long.
 DRAIN_SECONDS = 1.0
+# After an in-stream error the stream's terminal signal may still follow (MiroMind: an error finish,
+# then [DONE]); it is waited for this long at most, so a stall after the error is no timeout.
+ERROR_GRACE_SECONDS = 2.0
 # Moving a cancel scope's deadline re-registers it with trio (a few microseconds): with chunks
 # microseconds apart, doing it per chunk is a large share of runner's own per-chunk work. The idle
 # deadline is pushed at most once per this many seconds, always to "newest push + idle + slack", so a
@@ -85,11 +88,12 @@ class _Deadlines:
     answer token, ``idle`` between two body reads (heartbeats count as bytes), ``total`` over all.
     """
 
-    __slots__ = ("_first_token", "_hard", "connect", "phase", "timeouts")
+    __slots__ = ("_first_token", "_hard", "connect", "in_error_grace", "phase", "timeouts")
 
     def __init__(self, timeouts: Timeouts, start: float) -> None:
         self.timeouts = timeouts
         self.phase: Phase = "connect"
+        self.in_error_grace = False  # the stream carried an error; only its terminal signal is awaited
         self._hard = start + timeouts.total
         self._first_token = start + timeouts.first_token
         self.connect = min(start + timeouts.first_byte, self._hard)
@@ -105,6 +109,12 @@ class _Deadlines:
         if not has_token:
             limit = min(limit, self._first_token)
         return min(limit, self._hard)
+
+    def after_error(self, now: float) -> float:
+        """The deadline once the stream carried an error at ``now``: a short grace for its terminal signal."""
+        self.in_error_grace = True
+        self._hard = min(self._hard, now + ERROR_GRACE_SECONDS)
+        return self._hard
 
     def timeout_message(self, clock: _Clock) -> str:
         """Which limit ended the attempt, in words."""
@@ -196,7 +206,8 @@ async def run_attempt(
                 raise
             error = _error_from(decision, f"{exc} (during {deadlines.phase})", got.status)
     clock.end = trio.current_time()
-    if scope.cancelled_caught:
+    # Cut off while waiting for the terminal signal after an error: the error is the outcome.
+    if scope.cancelled_caught and not deadlines.in_error_grace:
         message = deadlines.timeout_message(clock)
         error = AttemptError(kind="timeout", message=message, http_status=got.status, retryable=True)
     # A stream cut short or timed out keeps its partial output.
@@ -267,6 +278,9 @@ async def _read_stream(
                     async for _ in chunks:
                         pass
                 break
+            if accumulator.has_error and not deadlines.in_error_grace:
+                scope.deadline = deadlines.after_error(now)
+                continue
             # Skipping a push leaves the deadline at pushed + idle + slack, which is still at or
             # after now + idle. The first token lifts the first-token limit, so it always pushes.
             if first or now - pushed > DEADLINE_SLACK:

@@ -31,6 +31,10 @@ class FakeAccumulator:
         return self.complete or self.error is not None
 
     @property
+    def has_error(self) -> bool:
+        return self.error is not None
+
+    @property
     def has_reasoning(self) -> bool:
         return bool(self.reasoning)
 

@@ -31,7 +31,9 @@ CATALOGUE = [
     pytest.param("1=http_400", "openai-chat", "failed", ["client_error"], id="400"),
     pytest.param("1=http_401", "openai-chat", "failed", ["auth_error"], id="401"),
     pytest.param("1=http_403", "anthropic-messages", "failed", ["auth_error"], id="403"),
-    pytest.param("1=http_402", "openai-chat", "failed", ["payment_required"], id="402"),
+    # A 402 body saying insufficient_balance (SolRouter) or billing_error (Anthropic): credit spent
+    pytest.param("1=http_402", "openai-chat", "failed", ["quota_exhausted"], id="402"),
+    pytest.param("1=http_402", "anthropic-messages", "failed", ["quota_exhausted"], id="402-billing-error"),
     pytest.param("1=http_404", "runware", "failed", ["not_found"], id="404"),
     pytest.param("1=http_422", "openai-chat", "failed", ["client_error"], id="422"),
     pytest.param("1=reset", "openai-chat", "ok", ["connect_error", None], id="reset-before-response"),

@@ -57,6 +57,11 @@ class Accumulator(Protocol):
         ...
 
     @property
+    def has_error(self) -> bool:
+        """True once the stream carried an error; ``is_done`` may wait for the terminal signal after it."""
+        ...
+
+    @property
     def has_reasoning(self) -> bool: ...
 
     @property

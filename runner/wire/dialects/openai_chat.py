@@ -71,9 +71,10 @@ def openai_usage(raw: dict[str, Any], *, cost: Any = None) -> Usage:
 class OpenAIChatAccumulator(AccumulatorBase):
     """Rebuilds one chat.completion.chunk stream.
 
-    ``is_done`` turns true at ``[DONE]``, at an error, or once every choice has finished *and* usage
-    was seen: a finished stream without usage may still send its include_usage chunk, so reading
-    goes on until ``[DONE]`` or EOF. ``complete`` (in the result) is true after ``[DONE]`` or when
+    ``is_done`` turns true at ``[DONE]``, at a protocol error, or once every choice has finished *and*
+    usage was seen with no error (after a provider's error, reading goes on to ``[DONE]``): a
+    finished stream without usage may still send its include_usage chunk, so reading goes on until
+    ``[DONE]`` or EOF. ``complete`` (in the result) is true after ``[DONE]`` or when
     every choice finished with a reason other than ``error`` (servers that never send ``[DONE]``,
     PROTOCOLS.md 13).
 
@@ -280,7 +281,7 @@ class OpenAIChatAccumulator(AccumulatorBase):
             return
         if name == "error" or chunk.get("error") or chunk.get("object") == "error":
             # The chunk may still carry choices (OpenRouter's finish_reason "error"): keep them.
-            self._fail(error_from_payload(chunk))
+            self._provider_error(error_from_payload(chunk))
             self._chunk(chunk)
             return
         if chunk.get("object") == "":
@@ -329,7 +330,7 @@ class OpenAIChatAccumulator(AccumulatorBase):
                     # MiroMind: finish_reason "error" / "cancelled" with an error object, which
                     # may sit on the chunk (handled in feed) or on the choice.
                     inner = raw_choice.get("error")
-                    self._fail(
+                    self._provider_error(
                         error_from_payload({"error": inner})
                         if inner
                         else error_from_payload({"message": f"finish_reason {reason!r}"})
@@ -338,7 +339,8 @@ class OpenAIChatAccumulator(AccumulatorBase):
             for key in _EXTRA_KEYS:
                 if key in raw_choice:
                     self._extras.merge(key, raw_choice[key])
-        if finished and self._usage is not None and self._all_finished():
+        # After an error only the terminal signal ends the stream (or the attempt's grace period).
+        if finished and self._usage is not None and self._error is None and self._all_finished():
             self._done = True
 
     def _delta(self, state: ChoiceBuilder, delta: dict[str, Any]) -> None:
