@@ -18,6 +18,7 @@ import trio
 from runner import errors
 from runner.model import AttemptError, AttemptRecord, AttemptTiming
 from runner.run.retry import RetryDecision, classify_completion, classify_exception, classify_http
+from runner.spec import DEFAULT_MAX_RESPONSE_BYTES
 from runner.wire.sse import SSEDecoder
 
 if TYPE_CHECKING:
@@ -164,6 +165,7 @@ async def run_attempt(
     number: int,
     timeouts: Timeouts,
     capture: bool = False,
+    max_response_bytes: int = DEFAULT_MAX_RESPONSE_BYTES,
 ) -> AttemptRecord:
     """Send one request and read its response to the end, a timeout or a failure.
 
@@ -172,13 +174,14 @@ async def run_attempt(
 
     Args:
         capture: keep the raw body bytes in the record (for replay with ``runner parse``).
+        max_response_bytes: the most body bytes (decompressed) to read; one more fails the attempt.
     """
     started_at = datetime.now(UTC)
     clock = _Clock(start=trio.current_time())
     deadlines = _Deadlines(timeouts, clock.start)
     got = _Received(parts=[] if capture else None)
     accumulator = dialect.new_accumulator()
-    decoder = SSEDecoder()
+    decoder = SSEDecoder(max_event_bytes=max_response_bytes)
     error: AttemptError | None = None
     with trio.CancelScope(deadline=deadlines.connect) as scope:
         try:
@@ -196,7 +199,9 @@ async def run_attempt(
                     got.status = status = response.status_code
                     if 200 <= status < 300:
                         scope.deadline = deadlines.body(clock.headers)
-                        await _read_stream(response, scope, deadlines, clock, got, decoder, accumulator)
+                        await _read_stream(
+                            response, scope, deadlines, clock, got, decoder, accumulator, max_response_bytes
+                        )
                     else:
                         deadlines.phase = "error-body"
                         error = await _read_error_body(response, dialect, got)
@@ -236,10 +241,13 @@ async def _read_stream(
     got: _Received,
     decoder: SSEDecoder,
     accumulator: Accumulator,
+    limit: int,
 ) -> None:
     """Feed a 2xx body to the decoder and accumulator until its terminal signal or its end.
 
     The hot loop of runner: counts live in locals and are written back to ``got`` on every way out.
+    More than ``limit`` body bytes raise ``ResponseTooLargeError``; they are counted after httpx
+    decompressed each read, so a gzip bomb stops at the bound too (one read's output past it at most).
     """
     # aiter_raw: SSE bodies are not compressed in practice, and skipping httpx's decoder stack saves
     # per-chunk work (PERFORMANCE.md); a compressed body falls back to aiter_bytes.
@@ -253,10 +261,17 @@ async def _read_stream(
             now = trio.current_time()
             if clock.first_byte is None:
                 clock.first_byte = now
+                _check_event_stream(response, chunk)
             else:
                 gaps.append(now - last)
             last = now
             nbytes += len(chunk)
+            if nbytes > limit:
+                got.nbytes = nbytes
+                raise errors.ResponseTooLargeError(
+                    f"the body passed max_response_bytes ({limit} bytes, counted decompressed); "
+                    "raise the provider's max_response_bytes if answers this large are expected"
+                )
             if parts is not None:
                 parts.append(chunk)
             # The whole read in one call: message data as raw bytes, so the dialect hands them
@@ -291,6 +306,21 @@ async def _read_stream(
     finally:
         got.nbytes = nbytes
         got.nevents = nevents
+
+
+def _check_event_stream(response: httpx.Response, first: bytes) -> None:
+    """Raise ``NotAnEventStreamError`` for a 2xx body that is an HTML page (a proxy's or a login page).
+
+    An event stream never starts with ``<`` (it would be a field line WHATWG ignores), so the first
+    bytes tell, whatever the content type says.
+    """
+    content_type = response.headers.get("content-type", "")
+    if "html" in content_type.lower() or first[:64].lstrip().startswith(b"<"):
+        shown = content_type.split(";")[0].strip() or "no content type"
+        raise errors.NotAnEventStreamError(
+            f"HTTP {response.status_code} with {shown}, starting with '<': an HTML page (a proxy's or a "
+            "gateway's?), not an event stream"
+        )
 
 
 async def _read_error_body(response: httpx.Response, dialect: Dialect, got: _Received) -> AttemptError:

@@ -330,6 +330,7 @@ async def _attempt_once(
                 number=number,
                 timeouts=work.provider.timeouts,
                 capture=ctx.capture,
+                max_response_bytes=work.provider.max_response_bytes,
             )
             slot.settle(_used_tokens(usage_of(record)))
     except trio.Cancelled:

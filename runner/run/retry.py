@@ -185,6 +185,11 @@ def classify_exception(exc: BaseException) -> RetryDecision | None:
         return None
     if isinstance(exc, errors.StreamProtocolError):
         return RetryDecision(kind="protocol_error", retryable=True)
+    if isinstance(exc, errors.ResponseTooLargeError):
+        # The same request most likely gets the same answer again: retrying only pays for it twice.
+        return RetryDecision(kind="response_too_large", retryable=False)
+    if isinstance(exc, errors.NotAnEventStreamError):
+        return RetryDecision(kind="not_an_event_stream", retryable=True)  # a proxy's page passes
     if isinstance(exc, errors.TransportTimeoutError):
         return RetryDecision(kind="timeout", retryable=True)
     if isinstance(exc, errors.ConnectError) or exc.status is None:
