@@ -46,6 +46,7 @@ class Timeouts:
     first_token: float = 120.0  # until the first reasoning or answer token
     idle: float = 60.0  # longest silence between bytes (heartbeats count)
     total: float = 900.0
+    token_idle: float | None = None  # longest wait between two tokens (heartbeats do not count); off
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

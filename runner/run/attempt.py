@@ -86,15 +86,25 @@ class _Deadlines:
     """Sans-IO: the phase of one attempt and the deadline its one cancel scope must have.
 
     ``first_byte`` until the response headers, then ``first_token`` until the first reasoning or
-    answer token, ``idle`` between two body reads (heartbeats count as bytes), ``total`` over all.
+    answer token, ``idle`` between two body reads (heartbeats count as bytes), ``token_idle`` (when
+    set) between two tokens (heartbeats do not count), ``total`` over all.
     """
 
-    __slots__ = ("_first_token", "_hard", "connect", "in_error_grace", "phase", "timeouts")
+    __slots__ = (
+        "_first_token",
+        "_hard",
+        "connect",
+        "in_error_grace",
+        "last_token",
+        "phase",
+        "timeouts",
+    )
 
     def __init__(self, timeouts: Timeouts, start: float) -> None:
         self.timeouts = timeouts
         self.phase: Phase = "connect"
         self.in_error_grace = False  # the stream carried an error; only its terminal signal is awaited
+        self.last_token: float | None = None  # when the latest token arrived (kept for token_idle)
         self._hard = start + timeouts.total
         self._first_token = start + timeouts.first_token
         self.connect = min(start + timeouts.first_byte, self._hard)
@@ -109,6 +119,8 @@ class _Deadlines:
         limit = now + self.timeouts.idle + DEADLINE_SLACK
         if not has_token:
             limit = min(limit, self._first_token)
+        elif self.timeouts.token_idle is not None and self.last_token is not None:
+            limit = min(limit, self.last_token + self.timeouts.token_idle + DEADLINE_SLACK)
         return min(limit, self._hard)
 
     def after_error(self, now: float) -> float:
@@ -127,6 +139,9 @@ class _Deadlines:
             return f"no response headers within {timeouts.first_byte:g} s"
         if clock.first_reasoning is None and clock.first_answer is None:
             return f"no token within {timeouts.first_token:g} s (or {timeouts.idle:g} s of silence)"
+        token_idle, end = timeouts.token_idle, clock.end or clock.start
+        if token_idle is not None and self.last_token is not None and end - self.last_token >= token_idle:
+            return f"no token for more than {token_idle:g} s (token_idle; heartbeats do not count)"
         return f"idle for more than {timeouts.idle:g} s"
 
 
@@ -254,8 +269,12 @@ async def _read_stream(
     chunks = response.aiter_raw() if "content-encoding" not in response.headers else response.aiter_bytes()
     gaps, parts = got.gaps, got.parts
     nbytes = nevents = 0
-    last = pushed = clock.headers if clock.headers is not None else clock.start
+    last = pushed = token_pushed = clock.headers if clock.headers is not None else clock.start
     has_token = False
+    # token_idle (off unless set): the deadline is also last token + token_idle. `tokens` is the
+    # accumulator's token-delta count when last seen; a read that grows it is a token read.
+    watch_tokens = deadlines.timeouts.token_idle is not None
+    tokens = 0
     try:
         async for chunk in chunks:
             now = trio.current_time()
@@ -288,6 +307,14 @@ async def _read_stream(
                 if accumulator.has_answer:
                     clock.first_answer = now
                     has_token = first = True
+            if watch_tokens and accumulator.tokens != tokens:
+                tokens = accumulator.tokens
+                deadlines.last_token = now
+                # The pushed deadline holds last_token + token_idle as of token_pushed: a token
+                # more than the slack later must push, or the scope would fire early.
+                if now - token_pushed > DEADLINE_SLACK:
+                    first = True
+                    token_pushed = now
             if accumulator.is_done:
                 with trio.move_on_after(DRAIN_SECONDS):
                     async for _ in chunks:

@@ -13,10 +13,10 @@ from hypothesis import strategies as st
 
 from runner.errors import ConfigError
 from runner.job.load import check_environment, load_batch_jsonl, load_job, parse_job
-from runner.job.provider import build_retry, parse_provider_option
+from runner.job.provider import build_retry, build_timeouts, parse_provider_option
 from runner.job.source import Where
 from runner.simulator.config import Dist, Fault, FaultPlan, Latency, SimulatorConfig
-from runner.spec import DEFAULT_MAX_RESPONSE_BYTES, SIMULATOR_BASE_URL, ProviderSpec, RetryPolicy
+from runner.spec import DEFAULT_MAX_RESPONSE_BYTES, SIMULATOR_BASE_URL, ProviderSpec, RetryPolicy, Timeouts
 
 ROOT = Path(__file__).resolve().parents[2]
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "jobs"
@@ -477,6 +477,15 @@ def test_max_response_bytes_is_a_provider_key(tmp_path: Path) -> None:
     job = load_job(_write(tmp_path, text))
     assert [p.max_response_bytes for p in job.providers] == [1 << 20, DEFAULT_MAX_RESPONSE_BYTES]
     assert DEFAULT_MAX_RESPONSE_BYTES == 64 * 1024 * 1024
+
+
+def test_token_idle_is_off_unless_a_timeouts_table_sets_it() -> None:
+    """timeouts.token_idle is None by default, a float when set, and must be more than 0."""
+    where = Where(path="job.toml", locations={})
+    assert Timeouts().token_idle is None
+    assert build_timeouts(where, {"token_idle": 30}, "timeouts", Timeouts()).token_idle == 30.0
+    with pytest.raises(ConfigError, match="more than 0"):
+        build_timeouts(where, {"token_idle": 0}, "timeouts", Timeouts())
 
 
 def test_retry_table_sets_every_policy_field() -> None:

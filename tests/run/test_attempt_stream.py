@@ -159,3 +159,73 @@ async def test_a_gzip_bomb_stops_at_the_bound(client: httpx.AsyncClient) -> None
     # one read of 8 KB inflates to about 8 MB at most (deflate's ratio is about 1:1032)
     assert record.bytes_received < (1 << 20) + 9 * (1 << 20)
     assert trio.current_time() - started < 5
+
+
+def _delta(fields: str) -> bytes:
+    return (
+        b'data: {"id":"x","object":"chat.completion.chunk","choices":[{"index":0,"delta":{'
+        + fields.encode()
+        + b"}}]}\n\n"
+    )
+
+
+def _heartbeats(count: int, every: float, beat: bytes) -> list[Step]:
+    steps: list[Step] = []
+    for _ in range(count):
+        steps += [every, chunk(beat)]
+    return steps
+
+
+@pytest.mark.parametrize(
+    "beat",
+    [
+        pytest.param(b": heartbeat\n\n", id="sse-comment"),
+        pytest.param(b"data:\n\n", id="empty-data-keepalive"),
+    ],
+)
+async def test_token_idle_ends_a_stream_of_heartbeats(
+    client: httpx.AsyncClient, autojump_clock: trio.abc.Clock, beat: bytes
+) -> None:
+    """A few tokens, then only heartbeats: token_idle ends the attempt, a retryable timeout."""
+    head, *_ = sse_response()
+    timeouts = Timeouts(connect=5, first_byte=10, first_token=20, idle=5, total=600, token_idle=10)
+    script = [head, 1.0, chunk(_delta('"content":"a"')), 1.0, chunk(_delta('"content":"b"'))]
+    record = await attempt(client, [*script, *_heartbeats(100, 2.0, beat)], timeouts=timeouts)
+    assert record.error is not None
+    assert (record.error.kind, record.error.retryable) == ("timeout", True)
+    assert "token_idle" in record.error.message
+    assert record.timing.end_s == pytest.approx(2.0 + 10.0, abs=0.05)
+    assert record.completion is not None
+    assert record.completion.choices[0].text == "ab"
+
+
+async def test_without_token_idle_heartbeats_keep_the_stream_alive(
+    client: httpx.AsyncClient, autojump_clock: trio.abc.Clock
+) -> None:
+    """token_idle is off by default: the same stream runs on until total."""
+    head, *_ = sse_response()
+    timeouts = Timeouts(connect=5, first_byte=10, first_token=20, idle=5, total=60)
+    script = [head, 1.0, chunk(_delta('"content":"a"'))]
+    record = await attempt(client, [*script, *_heartbeats(100, 2.0, b": heartbeat\n\n")], timeouts=timeouts)
+    assert record.error is not None
+    assert record.error.kind == "timeout"
+    assert record.timing.end_s == pytest.approx(60.0, abs=0.05)
+
+
+async def test_reasoning_and_tool_call_fragments_count_as_tokens(
+    client: httpx.AsyncClient, autojump_clock: trio.abc.Clock
+) -> None:
+    """Reasoning deltas and tool-call argument fragments keep token_idle from firing."""
+    head, *_ = sse_response()
+    timeouts = Timeouts(connect=5, first_byte=10, first_token=20, idle=5, total=600, token_idle=4)
+    steps: list[Step] = [head, 1.0, chunk(_delta('"reasoning_content":"hm"'))]
+    steps += [3.0, chunk(b": beat\n\n"), 0.5, chunk(_delta('"reasoning_content":"m"'))]
+    tool = '"tool_calls":[{"index":0,"id":"c1","function":{"name":"f","arguments":"%s"}}]'
+    for piece in ("{", '\\"a\\"', ":", "1", "}"):
+        steps += [2.0, chunk(b": beat\n\n"), 1.5, chunk(_delta(tool % piece))]
+    finish = b'data: {"id":"x","object":"chat.completion.chunk","choices":[{"index":0,"delta":{},'
+    steps += [chunk(finish + b'"finish_reason":"tool_calls"}]}\n\n'), chunk(b"data: [DONE]\n\n")]
+    record = await attempt(client, [*steps, b"0\r\n\r\n"], timeouts=timeouts)
+    assert record.error is None
+    assert record.completion is not None
+    assert record.completion.choices[0].tool_calls[0].arguments == '{"a":1}'

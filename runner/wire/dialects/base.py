@@ -68,6 +68,11 @@ class Accumulator(Protocol):
     def has_answer(self) -> bool: ...
 
     @property
+    def tokens(self) -> int:
+        """Deltas seen that carried a token: answer or reasoning text, tool-call fragments."""
+        ...
+
+    @property
     def pings(self) -> int:
         """Keep-alive events in the dialect's own shape (Anthropic ``ping``), for liveness."""
         ...

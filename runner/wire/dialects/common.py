@@ -57,7 +57,17 @@ class AccumulatorBase:
     path over raw payloads overrides it.
     """
 
-    __slots__ = ("_done", "_error", "_id", "_model", "_usage", "has_answer", "has_reasoning", "pings")
+    __slots__ = (
+        "_done",
+        "_error",
+        "_id",
+        "_model",
+        "_usage",
+        "has_answer",
+        "has_reasoning",
+        "pings",
+        "tokens",
+    )
 
     def __init__(self) -> None:
         self._id: str | None = None
@@ -68,6 +78,9 @@ class AccumulatorBase:
         self.has_answer = False
         self.has_reasoning = False
         self.pings = 0  # keep-alives in the data (Anthropic "ping", blank payloads), not SSE comments
+        # Deltas that carried a token (answer, reasoning, tool-call fragments): the attempt layer's
+        # token_idle clock restarts when it grows. Heartbeats and bookkeeping events never count.
+        self.tokens = 0
 
     @property
     def is_done(self) -> bool:

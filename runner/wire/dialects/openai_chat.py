@@ -170,12 +170,14 @@ class OpenAIChatAccumulator(AccumulatorBase):
                 if content:
                     state.text.append(content)
                     self.has_answer = True
+                    self.tokens += 1
                 if delta.tool_calls is not None:
                     self._tool_calls(state, delta.tool_calls)
                 reasoning = delta.reasoning_content or delta.reasoning
                 if reasoning:
                     state.reasoning.append(reasoning)
                     self.has_reasoning = True
+                    self.tokens += 1
                 return True
         if data.strip():  # a keep-alive is no sign the fast path does not fit this stream
             self._msgspec_misses -= 1
@@ -228,6 +230,7 @@ class OpenAIChatAccumulator(AccumulatorBase):
             if content:
                 state.text.append(content)
                 self.has_answer = True
+                self.tokens += 1
         else:
             self._delta(state, delta)
         return True
@@ -243,6 +246,7 @@ class OpenAIChatAccumulator(AccumulatorBase):
                 added = add_parts(fragment.index, fragment.id, True, function.name, function.arguments)
             if added:
                 self.has_answer = True
+                self.tokens += 1
 
     def _named(self, event: ServerSentEvent) -> None:
         # An event with an `event:` type (an error event; anything else is read as a chunk).
@@ -349,12 +353,14 @@ class OpenAIChatAccumulator(AccumulatorBase):
         if content and type(content) is str:
             state.text.append(content)
             self.has_answer = True
+            self.tokens += 1
         if len(delta) == 1 and content is not None:
             return  # a plain content delta
         reasoning = delta.get("reasoning_content") or delta.get("reasoning")
         if reasoning and type(reasoning) is str:
             state.reasoning.append(reasoning)
             self.has_reasoning = True
+            self.tokens += 1
         refusal = delta.get("refusal")
         if refusal is not None:
             if state.refusal is None:
@@ -362,14 +368,17 @@ class OpenAIChatAccumulator(AccumulatorBase):
             if refusal and type(refusal) is str:
                 state.refusal.append(refusal)
                 self.has_answer = True
+                self.tokens += 1
         tool_calls = delta.get("tool_calls")
         if tool_calls and type(tool_calls) is list:
             for fragment in tool_calls:
                 if state.tools.add(fragment):
                     self.has_answer = True
+                    self.tokens += 1
         function_call = delta.get("function_call")  # deprecated single-call shape
         if function_call and type(function_call) is dict and state.tools.add({"function": function_call}):
             self.has_answer = True
+            self.tokens += 1
         steps = delta.get("reasoning_steps")
         if steps and type(steps) is list:
             self._steps(state, steps)
@@ -391,6 +400,7 @@ class OpenAIChatAccumulator(AccumulatorBase):
                     state.reasoning.append("\n\n")
                 state.reasoning.append(thought)
                 self.has_reasoning = True
+                self.tokens += 1
 
     def _all_finished(self) -> bool:
         return all(state.raw_finish_reason is not None for state in self._choices.values())

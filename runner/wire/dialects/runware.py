@@ -129,15 +129,18 @@ class RunwareAccumulator(AccumulatorBase):
             if text:
                 state.text.append(text)
                 self.has_answer = True
+                self.tokens += 1
             reasoning = delta.get("reasoningContent")
             if reasoning:
                 state.reasoning.append(reasoning)
                 self.has_reasoning = True
+                self.tokens += 1
             tool_calls = delta.get("toolCalls") or delta.get("tool_calls")
             if tool_calls and type(tool_calls) is list:
                 for fragment in tool_calls:
                     if state.tools.add(fragment):
                         self.has_answer = True
+                        self.tokens += 1
         reason = chunk.get("finishReason")
         if reason:
             state.raw_finish_reason = str(reason)
