@@ -93,6 +93,7 @@ class _Deadlines:
     __slots__ = (
         "_first_token",
         "_hard",
+        "_token_pushed",
         "connect",
         "in_error_grace",
         "last_token",
@@ -105,6 +106,7 @@ class _Deadlines:
         self.phase: Phase = "connect"
         self.in_error_grace = False  # the stream carried an error; only its terminal signal is awaited
         self.last_token: float | None = None  # when the latest token arrived (kept for token_idle)
+        self._token_pushed = start  # the latest token time a forced push took into the deadline
         self._hard = start + timeouts.total
         self._first_token = start + timeouts.first_token
         self.connect = min(start + timeouts.first_byte, self._hard)
@@ -122,6 +124,18 @@ class _Deadlines:
         elif self.timeouts.token_idle is not None and self.last_token is not None:
             limit = min(limit, self.last_token + self.timeouts.token_idle + DEADLINE_SLACK)
         return min(limit, self._hard)
+
+    def token_seen(self, now: float) -> bool:
+        """Note a read that carried a token; True when the deadline must be pushed now.
+
+        The pushed deadline holds (token time it saw) + token_idle + slack: a token more than the
+        slack after the one a push last took must push, or the scope would fire early.
+        """
+        self.last_token = now
+        if now - self._token_pushed <= DEADLINE_SLACK:
+            return False
+        self._token_pushed = now
+        return True
 
     def after_error(self, now: float) -> float:
         """The deadline once the stream carried an error at ``now``: a short grace for its terminal signal."""
@@ -261,6 +275,7 @@ async def _read_stream(
     """Feed a 2xx body to the decoder and accumulator until its terminal signal or its end.
 
     The hot loop of runner: counts live in locals and are written back to ``got`` on every way out.
+    It stays one function, longer than most, because a call per read is measurable here.
     More than ``limit`` body bytes raise ``ResponseTooLargeError``; they are counted after httpx
     decompressed each read, so a gzip bomb stops at the bound too (one read's output past it at most).
     """
@@ -269,10 +284,10 @@ async def _read_stream(
     chunks = response.aiter_raw() if "content-encoding" not in response.headers else response.aiter_bytes()
     gaps, parts = got.gaps, got.parts
     nbytes = nevents = 0
-    last = pushed = token_pushed = clock.headers if clock.headers is not None else clock.start
+    last = pushed = clock.headers if clock.headers is not None else clock.start
     has_token = False
-    # token_idle (off unless set): the deadline is also last token + token_idle. `tokens` is the
-    # accumulator's token-delta count when last seen; a read that grows it is a token read.
+    # token_idle (off unless set): `tokens` is the accumulator's token-delta count when last seen;
+    # a read that grows it is a token read (heartbeats never do).
     watch_tokens = deadlines.timeouts.token_idle is not None
     tokens = 0
     try:
@@ -287,10 +302,7 @@ async def _read_stream(
             nbytes += len(chunk)
             if nbytes > limit:
                 got.nbytes = nbytes
-                raise errors.ResponseTooLargeError(
-                    f"the body passed max_response_bytes ({limit} bytes, counted decompressed); "
-                    "raise the provider's max_response_bytes if answers this large are expected"
-                )
+                raise _too_large(limit)
             if parts is not None:
                 parts.append(chunk)
             # The whole read in one call: message data as raw bytes, so the dialect hands them
@@ -309,12 +321,7 @@ async def _read_stream(
                     has_token = first = True
             if watch_tokens and accumulator.tokens != tokens:
                 tokens = accumulator.tokens
-                deadlines.last_token = now
-                # The pushed deadline holds last_token + token_idle as of token_pushed: a token
-                # more than the slack later must push, or the scope would fire early.
-                if now - token_pushed > DEADLINE_SLACK:
-                    first = True
-                    token_pushed = now
+                first = deadlines.token_seen(now) or first
             if accumulator.is_done:
                 with trio.move_on_after(DRAIN_SECONDS):
                     async for _ in chunks:
@@ -333,6 +340,13 @@ async def _read_stream(
     finally:
         got.nbytes = nbytes
         got.nevents = nevents
+
+
+def _too_large(limit: int) -> errors.ResponseTooLargeError:
+    return errors.ResponseTooLargeError(
+        f"the body passed max_response_bytes ({limit} bytes, counted decompressed); "
+        "raise the provider's max_response_bytes if answers this large are expected"
+    )
 
 
 def _check_event_stream(response: httpx.Response, first: bytes) -> None:
