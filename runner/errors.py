@@ -7,7 +7,9 @@
      │    ├── TransportError         reset or early close (a failed connection before any response)
      │    │    ├── ConnectError      no connection, or the request could not be sent
      │    │    └── TransportTimeoutError   httpx's connect or write timeout
-     │    └── StreamProtocolError    a body that cannot be decoded (a bad Content-Encoding)
+     │    ├── StreamProtocolError    a body that cannot be decoded (a bad Content-Encoding)
+     │    ├── ResponseTooLargeError  the body or one SSE event crossed its bound (max_response_bytes)
+     │    └── NotAnEventStreamError  a 2xx answer that is no event stream (an HTML page)
      └── StorageError                the database refused or is not what we expect
 
 A provider's answer is never an exception: an HTTP error status, an in-stream error event or a
@@ -100,6 +102,17 @@ class TransportTimeoutError(TransportError):
 
 class StreamProtocolError(ProviderError):
     """The response body cannot be decoded, e.g. a ``Content-Encoding`` that does not match it."""
+
+
+class ResponseTooLargeError(ProviderError):
+    """The body passed the provider's ``max_response_bytes`` (decompressed), or one SSE event its bound.
+
+    Raised by ``runner.run.attempt`` while reading, and by ``runner.wire.sse.SSEDecoder``.
+    """
+
+
+class NotAnEventStreamError(ProviderError):
+    """A 2xx response whose body is not an event stream: an HTML page (a proxy's error or login page)."""
 
 
 class StorageError(RunnerError):

@@ -150,6 +150,8 @@ ErrorKind = Literal[
     "not_found",
     "client_error",
     "cancelled",
+    "response_too_large",
+    "not_an_event_stream",
 ]
 ERROR_KINDS: Final[tuple[ErrorKind, ...]] = get_args(ErrorKind)  # one list, two forms
 

@@ -22,6 +22,9 @@ if TYPE_CHECKING:
 # in-process simulator and replaces it with the simulator's real http://127.0.0.1:PORT URL via
 # dataclasses.replace before anything is sent; no other layer ever sees a sim:// URL on the wire.
 SIMULATOR_BASE_URL: Final = "sim://"
+# A provider's max_response_bytes unless its table sets one: far above any real answer, far below
+# what hurts memory (a 2 GB stream, a gzip bomb). Counted after decompression.
+DEFAULT_MAX_RESPONSE_BYTES: Final = 64 * 1024 * 1024
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -43,6 +46,7 @@ class Timeouts:
     first_token: float = 120.0  # until the first reasoning or answer token
     idle: float = 60.0  # longest silence between bytes (heartbeats count)
     total: float = 900.0
+    token_idle: float | None = None  # longest wait between two tokens (heartbeats do not count); off
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -73,6 +77,7 @@ class ProviderSpec:
     retry: RetryPolicy = field(default_factory=RetryPolicy)
     timeouts: Timeouts = field(default_factory=Timeouts)
     allow_insecure: bool = False  # plain http:// to a non-loopback host
+    max_response_bytes: int = DEFAULT_MAX_RESPONSE_BYTES  # body bound, decompressed bytes counted
     simulator: SimulatorConfig | None = None  # served in-process by the built-in simulator
 
     @property

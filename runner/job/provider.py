@@ -15,6 +15,7 @@ from runner.errors import ConfigError
 from runner.job.source import Where, check_positive, check_table, line_of, optional_float, require
 from runner.simulator.config import SimulatorConfig
 from runner.spec import (
+    DEFAULT_MAX_RESPONSE_BYTES,
     SIMULATOR_BASE_URL,
     Price,
     ProviderSpec,
@@ -48,6 +49,7 @@ _PROVIDER = {
     "retry": "table",
     "timeouts": "table",
     "allow_insecure": "bool",
+    "max_response_bytes": "int",
     "simulator": "table",
 }
 # Credentials belong in api_key_env only: a header table would put them in the spec and the DB.
@@ -132,7 +134,7 @@ def build_provider(
         fix = f"did you mean {close[0]!r}?" if close else f"use one of {', '.join(known)}"
         raise where.error(f"{prefix}.dialect", f"unknown dialect {dialect!r}", fix)
     model = require(where, table, prefix, "model", "name the model the provider should run")
-    for key in ("concurrency", "rpm", "tpm"):
+    for key in ("concurrency", "rpm", "tpm", "max_response_bytes"):
         check_positive(where, table, prefix, key, zero=False)
     base_url = table.get("base_url")
     simulator = table.get("simulator")
@@ -181,6 +183,7 @@ def build_provider(
         retry=build_retry(where, table.get("retry", {}), f"{prefix}.retry", retry),
         timeouts=build_timeouts(where, table.get("timeouts", {}), f"{prefix}.timeouts", timeouts),
         allow_insecure=table.get("allow_insecure", False),
+        max_response_bytes=table.get("max_response_bytes", DEFAULT_MAX_RESPONSE_BYTES),
         simulator=simulator,
     )
 

@@ -18,6 +18,7 @@ import trio
 from runner import errors
 from runner.model import AttemptError, AttemptRecord, AttemptTiming
 from runner.run.retry import RetryDecision, classify_completion, classify_exception, classify_http
+from runner.spec import DEFAULT_MAX_RESPONSE_BYTES
 from runner.wire.sse import SSEDecoder
 
 if TYPE_CHECKING:
@@ -32,6 +33,9 @@ ERROR_BODY_LIMIT = 64 * 1024
 # After the terminal signal only the chunked terminator should follow. Reading it lets httpx return
 # the connection to the pool; a server that keeps talking is cut off after this long.
 DRAIN_SECONDS = 1.0
+# After an in-stream error the stream's terminal signal may still follow (MiroMind: an error finish,
+# then [DONE]); it is waited for this long at most, so a stall after the error is no timeout.
+ERROR_GRACE_SECONDS = 2.0
 # Moving a cancel scope's deadline re-registers it with trio (a few microseconds): with chunks
 # microseconds apart, doing it per chunk is a large share of runner's own per-chunk work. The idle
 # deadline is pushed at most once per this many seconds, always to "newest push + idle + slack", so a
@@ -82,14 +86,27 @@ class _Deadlines:
     """Sans-IO: the phase of one attempt and the deadline its one cancel scope must have.
 
     ``first_byte`` until the response headers, then ``first_token`` until the first reasoning or
-    answer token, ``idle`` between two body reads (heartbeats count as bytes), ``total`` over all.
+    answer token, ``idle`` between two body reads (heartbeats count as bytes), ``token_idle`` (when
+    set) between two tokens (heartbeats do not count), ``total`` over all.
     """
 
-    __slots__ = ("_first_token", "_hard", "connect", "phase", "timeouts")
+    __slots__ = (
+        "_first_token",
+        "_hard",
+        "_token_pushed",
+        "connect",
+        "in_error_grace",
+        "last_token",
+        "phase",
+        "timeouts",
+    )
 
     def __init__(self, timeouts: Timeouts, start: float) -> None:
         self.timeouts = timeouts
         self.phase: Phase = "connect"
+        self.in_error_grace = False  # the stream carried an error; only its terminal signal is awaited
+        self.last_token: float | None = None  # when the latest token arrived (kept for token_idle)
+        self._token_pushed = start  # the latest token time a forced push took into the deadline
         self._hard = start + timeouts.total
         self._first_token = start + timeouts.first_token
         self.connect = min(start + timeouts.first_byte, self._hard)
@@ -104,7 +121,27 @@ class _Deadlines:
         limit = now + self.timeouts.idle + DEADLINE_SLACK
         if not has_token:
             limit = min(limit, self._first_token)
+        elif self.timeouts.token_idle is not None and self.last_token is not None:
+            limit = min(limit, self.last_token + self.timeouts.token_idle + DEADLINE_SLACK)
         return min(limit, self._hard)
+
+    def token_seen(self, now: float) -> bool:
+        """Note a read that carried a token; True when the deadline must be pushed now.
+
+        The pushed deadline holds (token time it saw) + token_idle + slack: a token more than the
+        slack after the one a push last took must push, or the scope would fire early.
+        """
+        self.last_token = now
+        if now - self._token_pushed <= DEADLINE_SLACK:
+            return False
+        self._token_pushed = now
+        return True
+
+    def after_error(self, now: float) -> float:
+        """The deadline once the stream carried an error at ``now``: a short grace for its terminal signal."""
+        self.in_error_grace = True
+        self._hard = min(self._hard, now + ERROR_GRACE_SECONDS)
+        return self._hard
 
     def timeout_message(self, clock: _Clock) -> str:
         """Which limit ended the attempt, in words."""
@@ -116,6 +153,9 @@ class _Deadlines:
             return f"no response headers within {timeouts.first_byte:g} s"
         if clock.first_reasoning is None and clock.first_answer is None:
             return f"no token within {timeouts.first_token:g} s (or {timeouts.idle:g} s of silence)"
+        token_idle, end = timeouts.token_idle, clock.end or clock.start
+        if token_idle is not None and self.last_token is not None and end - self.last_token >= token_idle:
+            return f"no token for more than {token_idle:g} s (token_idle; heartbeats do not count)"
         return f"idle for more than {timeouts.idle:g} s"
 
 
@@ -154,6 +194,7 @@ async def run_attempt(
     number: int,
     timeouts: Timeouts,
     capture: bool = False,
+    max_response_bytes: int = DEFAULT_MAX_RESPONSE_BYTES,
 ) -> AttemptRecord:
     """Send one request and read its response to the end, a timeout or a failure.
 
@@ -162,13 +203,14 @@ async def run_attempt(
 
     Args:
         capture: keep the raw body bytes in the record (for replay with ``runner parse``).
+        max_response_bytes: the most body bytes (decompressed) to read; one more fails the attempt.
     """
     started_at = datetime.now(UTC)
     clock = _Clock(start=trio.current_time())
     deadlines = _Deadlines(timeouts, clock.start)
     got = _Received(parts=[] if capture else None)
     accumulator = dialect.new_accumulator()
-    decoder = SSEDecoder()
+    decoder = SSEDecoder(max_event_bytes=max_response_bytes)
     error: AttemptError | None = None
     with trio.CancelScope(deadline=deadlines.connect) as scope:
         try:
@@ -186,7 +228,9 @@ async def run_attempt(
                     got.status = status = response.status_code
                     if 200 <= status < 300:
                         scope.deadline = deadlines.body(clock.headers)
-                        await _read_stream(response, scope, deadlines, clock, got, decoder, accumulator)
+                        await _read_stream(
+                            response, scope, deadlines, clock, got, decoder, accumulator, max_response_bytes
+                        )
                     else:
                         deadlines.phase = "error-body"
                         error = await _read_error_body(response, dialect, got)
@@ -196,7 +240,8 @@ async def run_attempt(
                 raise
             error = _error_from(decision, f"{exc} (during {deadlines.phase})", got.status)
     clock.end = trio.current_time()
-    if scope.cancelled_caught:
+    # Cut off while waiting for the terminal signal after an error: the error is the outcome.
+    if scope.cancelled_caught and not deadlines.in_error_grace:
         message = deadlines.timeout_message(clock)
         error = AttemptError(kind="timeout", message=message, http_status=got.status, retryable=True)
     # A stream cut short or timed out keeps its partial output.
@@ -225,10 +270,14 @@ async def _read_stream(
     got: _Received,
     decoder: SSEDecoder,
     accumulator: Accumulator,
+    limit: int,
 ) -> None:
     """Feed a 2xx body to the decoder and accumulator until its terminal signal or its end.
 
     The hot loop of runner: counts live in locals and are written back to ``got`` on every way out.
+    It stays one function, longer than most, because a call per read is measurable here.
+    More than ``limit`` body bytes raise ``ResponseTooLargeError``; they are counted after httpx
+    decompressed each read, so a gzip bomb stops at the bound too (one read's output past it at most).
     """
     # aiter_raw: SSE bodies are not compressed in practice, and skipping httpx's decoder stack saves
     # per-chunk work (PERFORMANCE.md); a compressed body falls back to aiter_bytes.
@@ -237,15 +286,23 @@ async def _read_stream(
     nbytes = nevents = 0
     last = pushed = clock.headers if clock.headers is not None else clock.start
     has_token = False
+    # token_idle (off unless set): `tokens` is the accumulator's token-delta count when last seen;
+    # a read that grows it is a token read (heartbeats never do).
+    watch_tokens = deadlines.timeouts.token_idle is not None
+    tokens = 0
     try:
         async for chunk in chunks:
             now = trio.current_time()
             if clock.first_byte is None:
                 clock.first_byte = now
+                _check_event_stream(response, chunk)
             else:
                 gaps.append(now - last)
             last = now
             nbytes += len(chunk)
+            if nbytes > limit:
+                got.nbytes = nbytes
+                raise _too_large(limit)
             if parts is not None:
                 parts.append(chunk)
             # The whole read in one call: message data as raw bytes, so the dialect hands them
@@ -262,11 +319,17 @@ async def _read_stream(
                 if accumulator.has_answer:
                     clock.first_answer = now
                     has_token = first = True
+            if watch_tokens and accumulator.tokens != tokens:
+                tokens = accumulator.tokens
+                first = deadlines.token_seen(now) or first
             if accumulator.is_done:
                 with trio.move_on_after(DRAIN_SECONDS):
                     async for _ in chunks:
                         pass
                 break
+            if accumulator.has_error and not deadlines.in_error_grace:
+                scope.deadline = deadlines.after_error(now)
+                continue
             # Skipping a push leaves the deadline at pushed + idle + slack, which is still at or
             # after now + idle. The first token lifts the first-token limit, so it always pushes.
             if first or now - pushed > DEADLINE_SLACK:
@@ -277,6 +340,28 @@ async def _read_stream(
     finally:
         got.nbytes = nbytes
         got.nevents = nevents
+
+
+def _too_large(limit: int) -> errors.ResponseTooLargeError:
+    return errors.ResponseTooLargeError(
+        f"the body passed max_response_bytes ({limit} bytes, counted decompressed); "
+        "raise the provider's max_response_bytes if answers this large are expected"
+    )
+
+
+def _check_event_stream(response: httpx.Response, first: bytes) -> None:
+    """Raise ``NotAnEventStreamError`` for a 2xx body that is an HTML page (a proxy's or a login page).
+
+    An event stream never starts with ``<`` (it would be a field line WHATWG ignores), so the first
+    bytes tell, whatever the content type says.
+    """
+    content_type = response.headers.get("content-type", "")
+    if "html" in content_type.lower() or first[:64].lstrip().startswith(b"<"):
+        shown = content_type.split(";")[0].strip() or "no content type"
+        raise errors.NotAnEventStreamError(
+            f"HTTP {response.status_code} with {shown}, starting with '<': an HTML page (a proxy's or a "
+            "gateway's?), not an event stream"
+        )
 
 
 async def _read_error_body(response: httpx.Response, dialect: Dialect, got: _Received) -> AttemptError:
@@ -317,6 +402,7 @@ def _http_error(status: int, headers: Mapping[str, str], body_error: CompletionE
         now=datetime.now(UTC),
         error_type=body_error.type if body_error else None,
         error_code=body_error.code if body_error else None,
+        error_message=body_error.message if body_error else None,
     )
     message = f"HTTP {status}"
     if body_error is not None:

@@ -26,6 +26,7 @@ import trio
 from runner.model import AttemptError, AttemptRecord, AttemptTiming
 from runner.run import retry
 from runner.run.attempt import run_attempt
+from runner.run.breaker import Breaker
 from runner.run.finish import computed_and_booked_cost, finish_unit, usage_of
 from runner.run.limits import estimate_tokens
 from runner.run.redact import Redactor
@@ -131,6 +132,13 @@ class _State:
     spent: float = 0.0
     budget_spent: trio.Event = field(default_factory=trio.Event)
     slot_freed: trio.Event = field(default_factory=trio.Event)
+    breakers: dict[str, Breaker] = field(default_factory=dict)  # per provider, made on first use
+
+    def breaker(self, provider: str) -> Breaker:
+        found = self.breakers.get(provider)
+        if found is None:
+            found = self.breakers[provider] = Breaker()
+        return found
 
     def spend(self, cost: float | None) -> None:
         if cost:
@@ -304,7 +312,7 @@ async def _attempt_until_final(
     async for attempt in retry.retrying(policy):
         with attempt:
             made = attempt.retry_state.attempt_number  # in this process; the unit may have had more
-            record = await _attempt_once(ctx, work, send, work.unit.attempts + made)
+            record = await _attempt_once(ctx, work, send, work.unit.attempts + made, state, counters)
             cost, spent = computed_and_booked_cost(record, work.provider.price)
             unit_spent += spent or 0.0
             state.spend(spent)
@@ -319,11 +327,23 @@ async def _attempt_until_final(
 
 
 async def _attempt_once(
-    ctx: RunContext, work: _Work, send: trio.MemorySendChannel[WriteItem], number: int
+    ctx: RunContext,
+    work: _Work,
+    send: trio.MemorySendChannel[WriteItem],
+    number: int,
+    state: _State,
+    counters: ProviderCounters,
 ) -> AttemptRecord:
-    """One attempt under the provider's limits; a cancelled one is stored as such, then re-raised."""
+    """One attempt under the provider's limits; a cancelled one is stored as such, then re-raised.
+
+    A provider that refused everyone (``runner.run.breaker``) gets no request: the attempt is a
+    "not sent" failure with the refusal's kind.
+    """
     started_at = datetime.now(UTC)
     started = trio.current_time()
+    breaker = state.breaker(work.provider.name)
+    if breaker.stopped is not None:
+        return breaker.not_sent(work.provider.name, work.unit.key, number, started_at)
     try:
         async with work.limiter.slot(work.estimate) as slot:
             record = await run_attempt(
@@ -334,6 +354,7 @@ async def _attempt_once(
                 number=number,
                 timeouts=work.provider.timeouts,
                 capture=ctx.capture,
+                max_response_bytes=work.provider.max_response_bytes,
             )
             # The one place a provider's answer enters the run: from here on (grading, the
             # writer, the database, reports) no echoed key can be in it.
@@ -354,6 +375,15 @@ async def _attempt_once(
         raise
     rate_limited = record.error is not None and record.error.kind == "rate_limited"
     work.limiter.on_outcome(rate_limited, slot=slot)
+    refusal = breaker.record(record.error)
+    if refusal is not None:
+        counters.stopped = refusal.kind
+        log.warning(
+            "provider %s refused %d units in a row (%s); its remaining units fail without being sent",
+            work.provider.name,
+            breaker.threshold,
+            refusal.kind,
+        )
     return record
 
 

@@ -32,6 +32,7 @@ class ProviderCounters:
     in_flight: int = 0
     output_tokens: int = 0
     cost_usd: float = 0.0
+    stopped: str | None = None  # the refusal kind that stopped sending to it (runner.run.breaker)
 
 
 @dataclass(slots=True, kw_only=True)
@@ -88,10 +89,15 @@ class Progress:
         elapsed = max(now - self.started_at, 1e-9)
         eta = self.eta_seconds(now)
         eta_text = "?" if eta is None else f"{eta:.0f}s"
+        stopped = "".join(
+            f" | {name} stopped ({c.stopped}): units fail unsent"
+            for name, c in sorted(self.providers.items())
+            if c.stopped
+        )
         return (
             f"{self.finished}/{self.total} units | ok {done} failed {failed} "
             f"in flight {in_flight} retried {retrying} | {tokens / elapsed:.0f} tok/s "
-            f"| ${self.cost_usd:.4f} | eta {eta_text}"
+            f"| ${self.cost_usd:.4f} | eta {eta_text}{stopped}"
         )
 
     def table(self, now: float) -> Table:
@@ -104,7 +110,7 @@ class Progress:
             table.add_column(column, justify="left" if column == "provider" else "right")
         for name, c in sorted(self.providers.items()):
             table.add_row(
-                name,
+                f"{name} (stopped: {c.stopped})" if c.stopped else name,
                 str(c.done),
                 str(c.failed),
                 str(c.retrying),

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import math
 import random
+import re
 from dataclasses import dataclass
 from datetime import UTC
 from email.utils import parsedate_to_datetime
@@ -25,7 +26,37 @@ if TYPE_CHECKING:
     from runner.spec import RetryPolicy
 
 RETRYABLE_STATUSES = frozenset({408, 409, 425, 429, *range(500, 600)})
-_QUOTA_MARKERS = frozenset({"insufficient_quota", "quota_exceeded", "billing_hard_limit_reached"})
+# Types and codes that mean "no money or quota left", compared lowercased without separators, so
+# OpenAI's insufficient_quota, Runware's insufficientCredits and Anthropic's billing_error all match.
+_QUOTA_MARKERS = frozenset(
+    {
+        "insufficientquota",
+        "quotaexceeded",
+        "quotaexhausted",
+        "billinghardlimitreached",
+        "billingerror",
+        "insufficientcredits",
+        "insufficientcredit",
+        "insufficientbalance",
+        "insufficientfunds",
+        "creditsexhausted",
+        "outofcredits",
+    }
+)
+# Messages that say it in words, where the type or code does not (Anthropic answers HTTP 400
+# invalid_request_error "Your credit balance is too low ..."; routers reword OpenAI's message).
+_QUOTA_MESSAGE = re.compile(
+    r"insufficient[ _-]?(?:quota|credits?|balance|funds)"
+    r"|exceeded your (?:current )?quota"
+    r"|(?:quota|credits?|balance)\b(?:\W+\w+){0,3}?\W+(?:exhausted|depleted|used up|too low|exceeded)"
+    r"|out of (?:credits?|quota|funds)"
+    r"|(?:purchase|add|buy) (?:more )?credits",
+    re.IGNORECASE,
+)
+# A quota per time window is a rate limit that waiting fixes (Gemini's "Quota exceeded for quota
+# metric ... per minute"): its message names the window.
+_RATE_WINDOW = re.compile(r"per (?:second|minute|hour)|rate.?limit|\b[rt]pm\b", re.IGNORECASE)
+_SEPARATORS = re.compile(r"[^0-9a-z]")
 _OVERLOADED_MARKERS = frozenset({"overloaded_error", "overloaded"})
 _MAX_EXPONENT = 62  # 2**62 * any sane backoff_initial is far past backoff_max; avoids float overflow
 
@@ -88,6 +119,21 @@ def _positive_float(value: str | None) -> float | None:
     return number if math.isfinite(number) and number > 0 else None
 
 
+def is_quota_exhausted(error_type: str | None, code: str | int | None, message: str | None) -> bool:
+    """Whether a provider's error says the account's quota or credit is used up (no retry helps).
+
+    By type or code (``insufficient_quota``, ``insufficientCredits``, ``billing_error``), else by
+    message ("credit balance is too low", "exceeded your current quota"), unless the message names
+    a time window (a per-minute quota is a rate limit).
+    """
+    markers = {_SEPARATORS.sub("", str(value).lower()) for value in (error_type, code) if value is not None}
+    if markers & _QUOTA_MARKERS:
+        return True
+    if not message or not _QUOTA_MESSAGE.search(message):
+        return False
+    return _RATE_WINDOW.search(message) is None
+
+
 def classify_http(
     status: int,
     headers: Mapping[str, str],
@@ -95,11 +141,15 @@ def classify_http(
     now: datetime | None,
     error_type: str | None = None,
     error_code: str | int | None = None,
+    error_message: str | None = None,
 ) -> RetryDecision:
-    """Classify a non-2xx response from its status, headers and the error body's type/code."""
+    """Classify a non-2xx response from its status, headers and the error body's type, code and message.
+
+    A 5xx is read by its type and code only: a message about quota there is the server's trouble.
+    """
     markers = {str(error_type), str(error_code)}
     kind: ErrorKind
-    if markers & _QUOTA_MARKERS:
+    if is_quota_exhausted(error_type, error_code, error_message if status < 500 else None):
         kind = "quota_exhausted"  # a 429 that no amount of waiting fixes
     elif status == 529 or markers & _OVERLOADED_MARKERS:
         kind = "overloaded"
@@ -135,6 +185,11 @@ def classify_exception(exc: BaseException) -> RetryDecision | None:
         return None
     if isinstance(exc, errors.StreamProtocolError):
         return RetryDecision(kind="protocol_error", retryable=True)
+    if isinstance(exc, errors.ResponseTooLargeError):
+        # The same request most likely gets the same answer again: retrying only pays for it twice.
+        return RetryDecision(kind="response_too_large", retryable=False)
+    if isinstance(exc, errors.NotAnEventStreamError):
+        return RetryDecision(kind="not_an_event_stream", retryable=True)  # a proxy's page passes
     if isinstance(exc, errors.TransportTimeoutError):
         return RetryDecision(kind="timeout", retryable=True)
     if isinstance(exc, errors.ConnectError) or exc.status is None:
@@ -149,7 +204,7 @@ def classify_completion(completion: Completion) -> RetryDecision | None:
         markers = {error.type, str(error.code)}
         if error.type == PROTOCOL_ERROR:
             return RetryDecision(kind="protocol_error", retryable=True)
-        if markers & _QUOTA_MARKERS:
+        if is_quota_exhausted(error.type, error.code, error.message):
             return RetryDecision(kind="quota_exhausted", retryable=False)
         if markers & _OVERLOADED_MARKERS:
             return RetryDecision(kind="overloaded", retryable=True)

@@ -1,16 +1,20 @@
 """What the simulator remembers between requests: the log of requests served (what tests read off a
-``SimulatorHandle``) and the attempt count of each request key (for scripted faults).
+``SimulatorHandle``) and the attempt count of each request key (for scripted faults). Both are bounded.
 """
 
 from __future__ import annotations
 
-from collections import OrderedDict
+from collections import Counter, OrderedDict, deque
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Final
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
 
+# The log keeps the most recent requests whole (about 2.5 KB each, headers and body included) and
+# only counts the older ones: the in-process simulator serves every unit of a run, and a run may have
+# millions. Tests read a few requests back; the bench reads counts.
+MAX_ENTRIES: Final = 1_000
 # Scripted faults count attempts per request key. A client retries within seconds, while a long benchmark
 # or a shared `runner simulate` sees millions of distinct requests: remembering the most recent keys keeps
 # every retry's count right in bounded memory (about 200 bytes a key).
@@ -34,13 +38,20 @@ class ServedRequest:
 
 
 class ServedLog:
-    """The in-memory log of requests served, in arrival order."""
+    """The in-memory log of requests served, in arrival order, keeping the latest ``capacity`` whole.
 
-    def __init__(self) -> None:
-        self._entries: list[ServedRequest] = []
+    ``len()`` counts every request served and ``faults`` counts them by fault name; iteration,
+    indexing, ``entries`` and ``attempts`` see the retained (most recent) ones.
+    """
+
+    def __init__(self, capacity: int = MAX_ENTRIES) -> None:
+        self.capacity = capacity
+        self._entries: deque[ServedRequest] = deque(maxlen=capacity)
+        self._served = 0
+        self.faults: Counter[str] = Counter()  # requests served per fault name ("ok", "http_401", ...)
 
     def __len__(self) -> int:
-        return len(self._entries)
+        return self._served
 
     def __iter__(self) -> Iterator[ServedRequest]:
         return iter(self._entries)
@@ -50,7 +61,7 @@ class ServedLog:
 
     @property
     def entries(self) -> tuple[ServedRequest, ...]:
-        """A snapshot of every entry so far."""
+        """A snapshot of the retained entries (the latest ``capacity``)."""
         return tuple(self._entries)
 
     def attempts(self, fingerprint: str) -> list[ServedRequest]:
@@ -71,7 +82,7 @@ class ServedLog:
     ) -> ServedRequest:
         """Append the next entry, numbered in arrival order."""
         entry = ServedRequest(
-            seq=len(self._entries),
+            seq=self._served,
             method=method,
             path=path,
             dialect=dialect,
@@ -82,7 +93,9 @@ class ServedLog:
             fault=fault,
             time=time,
         )
-        self._entries.append(entry)
+        self._entries.append(entry)  # the deque drops the oldest past capacity
+        self._served += 1
+        self.faults[fault.partition(":")[0]] += 1
         return entry
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from typing import TYPE_CHECKING
 
 from runner.model import Completion, CompletionError
@@ -19,7 +20,8 @@ def accumulate(accumulator: Accumulator, reads: Iterable[bytes]) -> Completion:
 
     Reading stops at the accumulator's terminal signal, as the attempt layer does on a live stream.
     """
-    decoder = SSEDecoder()
+    # A stored body was bounded when it was read (max_response_bytes): replay it whole.
+    decoder = SSEDecoder(max_event_bytes=sys.maxsize)
     for read in reads:
         events = decoder.feed_raw(read)
         if events:

@@ -3,15 +3,23 @@
 Follows WHATWG HTML §9.2.5-9.2.6 exactly (where the SDKs differ from it, this decoder follows the
 spec): lines end at CR, LF or CRLF only, a CRLF split across two reads is one
 line ending, one leading BOM is dropped, comments are skipped but counted, an event with an empty
-data buffer is not dispatched, an unterminated last event is dropped, invalid UTF-8 becomes U+FFFD,
-and there is no size limit on a line or an event.
+data buffer is not dispatched, an unterminated last event is dropped, invalid UTF-8 becomes U+FFFD.
+Where the spec sets no limit, this decoder bounds the bytes one event may buffer (``max_event_bytes``)
+and raises ``runner.errors.ResponseTooLargeError`` past it. Its work is linear in the bytes fed, however
+long a line: a line that spans many reads is collected as a list of pieces and joined once.
 """
 
 from __future__ import annotations
 
-from typing import Any, Literal, NamedTuple, TypeAlias, overload
+from typing import Any, Final, Literal, NamedTuple, TypeAlias, overload
+
+from runner.errors import ResponseTooLargeError
+from runner.spec import DEFAULT_MAX_RESPONSE_BYTES
 
 _BOM = b"\xef\xbb\xbf"
+# One event (its unfinished line and data lines) may hold this much by default: the default
+# max_response_bytes, the most a body may hold (the attempt layer passes the provider's own).
+MAX_EVENT_BYTES: Final = DEFAULT_MAX_RESPONSE_BYTES
 
 
 class ServerSentEvent(NamedTuple):
@@ -45,16 +53,26 @@ class SSEDecoder:
     __slots__ = (
         "_at_start",
         "_data",
+        "_data_size",
         "_event_type",
+        "_more",
+        "_more_size",
         "_pending_cr",
         "_tail",
         "comments",
         "last_event_id",
+        "max_event_bytes",
         "retry",
     )
 
-    def __init__(self) -> None:
+    def __init__(self, *, max_event_bytes: int = MAX_EVENT_BYTES) -> None:
+        self.max_event_bytes = max_event_bytes
         self._tail = b""  # an incomplete line carried to the next read (never holds a CR)
+        # Reads with no line ending that continue _tail, kept apart and joined once when the line
+        # ends: concatenating each onto _tail would copy the line again per read (quadratic).
+        self._more: list[bytes] = []
+        self._more_size = 0
+        self._data_size = 0  # bytes in _data (the data lines of an unfinished event)
         self._pending_cr = False  # the last read ended in CR: a leading LF next is its CRLF pair
         self._at_start = True  # the BOM check is still owed (its 3 bytes may arrive split)
         self._data: list[bytes] = []  # data lines of the event being built
@@ -65,6 +83,8 @@ class SSEDecoder:
 
     def feed(self, chunk: bytes) -> list[ServerSentEvent]:
         """Take one read of the body and return the events it completed, in order."""
+        if len(chunk) > self.max_event_bytes:
+            return self._checked(self._feed(chunk, False))
         return self._feed(chunk, False)
 
     def feed_raw(self, chunk: bytes) -> list[RawEvent]:
@@ -76,7 +96,17 @@ class SSEDecoder:
         ``message`` event's id and retry are not carried: they are this decoder's ``last_event_id``
         and ``retry`` attributes (no dialect reads them).
         """
+        if len(chunk) > self.max_event_bytes:
+            return self._checked(self._feed(chunk, True))
         return self._feed(chunk, True)
+
+    def _checked(self, events: list[Any]) -> list[Any]:
+        # A read larger than the bound may hold a whole event larger than it, which never sat in
+        # the buffers _check_size watches. (Text is measured in characters: never more than bytes.)
+        for event in events:
+            size = len(event) if isinstance(event, bytes) else len(event.data)
+            self._check_size(size)
+        return events
 
     # With raw=False every event comes out as a ServerSentEvent (_message, _dispatch): the
     # overloads state it, so neither public method needs a cast.
@@ -95,6 +125,12 @@ class SSEDecoder:
                 chunk = chunk[1:]
                 if not chunk:
                     return []
+        if self._tail and 10 not in chunk and 13 not in chunk and not self._at_start:
+            # The line in _tail goes on and does not end in this read either: set the read aside.
+            self._more.append(chunk)
+            self._more_size += len(chunk)
+            self._check_size(len(self._tail) + self._more_size + self._data_size)
+            return []
         end = len(chunk) - 2
         if (
             not self._tail  # (first: with several events per read, nearly always a partial one)
@@ -112,7 +148,12 @@ class SSEDecoder:
                 return [chunk[6:end]]
             data = chunk[6:end].decode("utf-8", "replace")
             return [_new_event(ServerSentEvent, (data, "message", self.last_event_id, self.retry))]
-        buffer = self._tail + chunk if self._tail else chunk
+        if self._more:
+            buffer = b"".join([self._tail, *self._more, chunk])
+            self._more = []
+            self._more_size = 0
+        else:
+            buffer = self._tail + chunk if self._tail else chunk
         if self._at_start:
             if len(buffer) < 3 and _BOM.startswith(buffer):
                 self._tail = buffer  # wait: could still be a split BOM
@@ -131,8 +172,16 @@ class SSEDecoder:
         lines = buffer.split(b"\n")
         self._tail = lines.pop()  # what follows the last line ending is not a line yet
         if not lines:
+            self._check_size(len(self._tail) + self._data_size)
             return []
         return self._process(lines, raw)
+
+    def _check_size(self, size: int) -> None:
+        # ``size``: what one event holds so far (its data lines and its unfinished line).
+        if size > self.max_event_bytes:
+            raise ResponseTooLargeError(
+                f"one SSE event is larger than {self.max_event_bytes} bytes ({size} buffered so far)"
+            )
 
     def _feed_blocks(self, buffer: bytes, raw: bool) -> list[RawEvent]:
         # Fast path (LF-only input, no event half-built: the buffer starts at a line start, with
@@ -186,6 +235,8 @@ class SSEDecoder:
             tail = lines.pop()
             events.extend(self._process(lines, raw))
         self._tail = tail
+        if len(tail) > 65536:  # (a cheap test first: only a long partial line can cross the bound)
+            self._check_size(len(tail) + self._data_size)
         return events
 
     def _message(self, data: bytes) -> ServerSentEvent:
@@ -202,7 +253,10 @@ class SSEDecoder:
         event it belongs to, so nothing is ever left to dispatch.
         """
         self._tail = b""
+        self._more = []
+        self._more_size = 0
         self._data = []
+        self._data_size = 0
         self._event_type = b""
         self._pending_cr = False
         return []
@@ -210,11 +264,13 @@ class SSEDecoder:
     def _process(self, lines: list[bytes], raw: bool) -> list[RawEvent]:
         events: list[RawEvent] = []
         data = self._data
+        kept = len(data)  # data lines of the event in progress that were already counted
         for line in lines:
             if not line:
                 if data:
                     events.append(self._dispatch(data, raw))
                     data = self._data = []
+                    kept = self._data_size = 0
                 self._event_type = b""
                 continue
             # Hot path: nearly every line of an LLM stream is a data line.
@@ -238,6 +294,9 @@ class SSEDecoder:
             elif name == b"retry" and value.isdigit():  # bytes.isdigit: ASCII digits only
                 self.retry = int(value)
             # any other field name is ignored (names are case-sensitive: "DATA" is unknown)
+        if len(data) > kept:  # the event goes on into the next read: count what it holds so far
+            self._data_size += sum(map(len, data[kept:]))
+            self._check_size(self._data_size)
         return events
 
     def _dispatch(self, data: list[bytes], raw: bool) -> RawEvent:

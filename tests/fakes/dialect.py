@@ -31,6 +31,14 @@ class FakeAccumulator:
         return self.complete or self.error is not None
 
     @property
+    def tokens(self) -> int:
+        return len(self.text) + len(self.reasoning)
+
+    @property
+    def has_error(self) -> bool:
+        return self.error is not None
+
+    @property
     def has_reasoning(self) -> bool:
         return bool(self.reasoning)
 

@@ -13,10 +13,10 @@ from hypothesis import strategies as st
 
 from runner.errors import ConfigError
 from runner.job.load import check_environment, load_batch_jsonl, load_job, parse_job
-from runner.job.provider import build_retry, parse_provider_option
+from runner.job.provider import build_retry, build_timeouts, parse_provider_option
 from runner.job.source import Where
 from runner.simulator.config import Dist, Fault, FaultPlan, Latency, SimulatorConfig
-from runner.spec import SIMULATOR_BASE_URL, ProviderSpec, RetryPolicy
+from runner.spec import DEFAULT_MAX_RESPONSE_BYTES, SIMULATOR_BASE_URL, ProviderSpec, RetryPolicy, Timeouts
 
 ROOT = Path(__file__).resolve().parents[2]
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "jobs"
@@ -240,6 +240,13 @@ TOML_ERRORS = [
         "input and output",
         id="price-missing-output",
     ),
+    pytest.param(
+        ('name = "p1"\n', 'name = "p1"\nmax_response_bytes = 0\n'),
+        "max_response_bytes",
+        "providers[0].max_response_bytes",
+        "more than 0",
+        id="max-response-bytes-zero",
+    ),
 ]
 
 
@@ -462,6 +469,23 @@ def test_provider_option_simulator_is_a_default_simulator() -> None:
     provider = parse_provider_option("simulator")
     assert provider.simulator == SimulatorConfig()
     assert provider.base_url == SIMULATOR_BASE_URL
+
+
+def test_max_response_bytes_is_a_provider_key(tmp_path: Path) -> None:
+    """max_response_bytes sets the provider's body bound; without it the 64 MiB default applies."""
+    text = BASE.replace('name = "p1"\n', 'name = "p1"\nmax_response_bytes = 1048576\n', 1)
+    job = load_job(_write(tmp_path, text))
+    assert [p.max_response_bytes for p in job.providers] == [1 << 20, DEFAULT_MAX_RESPONSE_BYTES]
+    assert DEFAULT_MAX_RESPONSE_BYTES == 64 * 1024 * 1024
+
+
+def test_token_idle_is_off_unless_a_timeouts_table_sets_it() -> None:
+    """timeouts.token_idle is None by default, a float when set, and must be more than 0."""
+    where = Where(path="job.toml", locations={})
+    assert Timeouts().token_idle is None
+    assert build_timeouts(where, {"token_idle": 30}, "timeouts", Timeouts()).token_idle == 30.0
+    with pytest.raises(ConfigError, match="more than 0"):
+        build_timeouts(where, {"token_idle": 0}, "timeouts", Timeouts())
 
 
 def test_retry_table_sets_every_policy_field() -> None:

@@ -23,6 +23,9 @@ CATALOGUE = [
     pytest.param("1=http_429:ms=50", "openai-chat", "ok", ["rate_limited", None], id="429-retry-after-ms"),
     pytest.param("1=http_429:date=1", "openai-chat", "ok", ["rate_limited", None], id="429-http-date"),
     pytest.param("1=quota", "openai-chat", "failed", ["quota_exhausted"], id="429-insufficient-quota"),
+    # Anthropic's and Runware's quota bodies say it by message or code only (issue 10, item 11)
+    pytest.param("1=quota", "anthropic-messages", "failed", ["quota_exhausted"], id="quota-anthropic"),
+    pytest.param("1=quota", "runware", "failed", ["quota_exhausted"], id="quota-runware"),
     pytest.param("1=http_408", "openai-chat", "ok", ["timeout", None], id="408"),
     pytest.param("1=http_500", "openai-chat", "ok", ["server_error", None], id="500"),
     pytest.param("1=http_502", "runware", "ok", ["server_error", None], id="502-runware"),
@@ -31,7 +34,9 @@ CATALOGUE = [
     pytest.param("1=http_400", "openai-chat", "failed", ["client_error"], id="400"),
     pytest.param("1=http_401", "openai-chat", "failed", ["auth_error"], id="401"),
     pytest.param("1=http_403", "anthropic-messages", "failed", ["auth_error"], id="403"),
-    pytest.param("1=http_402", "openai-chat", "failed", ["payment_required"], id="402"),
+    # A 402 body saying insufficient_balance (SolRouter) or billing_error (Anthropic): credit spent
+    pytest.param("1=http_402", "openai-chat", "failed", ["quota_exhausted"], id="402"),
+    pytest.param("1=http_402", "anthropic-messages", "failed", ["quota_exhausted"], id="402-billing-error"),
     pytest.param("1=http_404", "runware", "failed", ["not_found"], id="404"),
     pytest.param("1=http_422", "openai-chat", "failed", ["client_error"], id="422"),
     pytest.param("1=reset", "openai-chat", "ok", ["connect_error", None], id="reset-before-response"),

@@ -185,3 +185,46 @@ def test_served_log_record_numbers_entries() -> None:
     assert [entry.attempt for entry in log.attempts("f")] == [1, 2]
     assert len(log) == 2
     assert log[1].attempt == 2
+
+
+def test_served_log_keeps_counts_and_a_bounded_ring() -> None:
+    """Past its capacity the log keeps the latest requests whole and still counts every one."""
+    log = ServedLog(capacity=3)
+    for number in range(1, 6):
+        log.record(
+            method="POST",
+            path="/v1",
+            dialect="openai-chat",
+            headers={},
+            body={"n": number},
+            fingerprint=f"f{number}",
+            attempt=1,
+            fault="http_401" if number % 2 else "ok",
+            time=0.0,
+        )
+    assert len(log) == 5
+    assert [entry.seq for entry in log] == [2, 3, 4]
+    assert log[0].body == {"n": 3}
+    assert log.faults == {"http_401": 3, "ok": 2}
+    assert log.attempts("f1") == []
+
+
+def test_served_log_is_bounded_by_default() -> None:
+    """The in-process simulator's log holds at most MAX_ENTRIES requests, however many it serves."""
+    from runner.simulator.log import MAX_ENTRIES
+
+    log = ServedLog()
+    for number in range(MAX_ENTRIES + 10):
+        log.record(
+            method="POST",
+            path="/v1",
+            dialect="openai-chat",
+            headers={},
+            body=None,
+            fingerprint="f",
+            attempt=number + 1,
+            fault="ok",
+            time=0.0,
+        )
+    assert len(log.entries) == MAX_ENTRIES
+    assert len(log) == MAX_ENTRIES + 10

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import math
+
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from runner.errors import ResponseTooLargeError
 from runner.wire.sse import RawEvent, ServerSentEvent, SSEDecoder, as_event, decode_all
 
 
@@ -290,3 +293,66 @@ def test_feed_raw_arbitrary_bytes_never_raise(body: bytes, data: st.DataObject) 
     """Arbitrary bytes in arbitrary reads never make feed_raw raise, and it agrees with feed."""
     cuts = data.draw(st.lists(st.integers(0, len(body)), max_size=8))
     assert same_events(feed_raw_in_pieces(body, cuts), decode_all(body))
+
+
+def _feed_line_in_reads(decoder: SSEDecoder, size: int, read: int = 4096) -> list[RawEvent]:
+    body = b"data: " + b"x" * size + b"\n\n"
+    events: list[RawEvent] = []
+    for start in range(0, len(body), read):
+        events.extend(decoder.feed_raw(body[start : start + read]))
+    return events
+
+
+def _best_time(size: int) -> float:
+    import time
+
+    best = math.inf
+    for _ in range(3):
+        started = time.perf_counter()
+        events = _feed_line_in_reads(SSEDecoder(), size)
+        best = min(best, time.perf_counter() - started)
+        assert [len(e) for e in events if isinstance(e, bytes)] == [size]
+    return best
+
+
+def test_one_long_line_decodes_in_linear_time() -> None:
+    """A 16 MB line fed in 4 KB reads costs about twice an 8 MB one, not four times (issue 10, item 7)."""
+    small, large = _best_time(8_000_000), _best_time(16_000_000)
+    assert large < 3 * small + 0.05
+
+
+def test_a_long_multi_line_event_decodes_in_linear_time() -> None:
+    """An event of many data lines, fed in small reads, costs linear time too."""
+    import time
+
+    def run(lines: int) -> float:
+        body = b"data: abcdefgh\n" * lines + b"\n"
+        decoder = SSEDecoder()
+        started = time.perf_counter()
+        for start in range(0, len(body), 4096):
+            decoder.feed_raw(body[start : start + 4096])
+        return time.perf_counter() - started
+
+    small, large = min(run(200_000) for _ in range(3)), min(run(400_000) for _ in range(3))
+    assert large < 3 * small + 0.05
+
+
+@pytest.mark.parametrize("read", [pytest.param(4096, id="4k-reads"), pytest.param(1 << 20, id="1m-reads")])
+def test_an_event_past_its_bound_fails_clearly(read: int) -> None:
+    """A line or event larger than max_event_bytes raises ResponseTooLargeError naming the bound."""
+    decoder = SSEDecoder(max_event_bytes=100_000)
+    with pytest.raises(ResponseTooLargeError, match="larger than 100000 bytes"):
+        _feed_line_in_reads(decoder, 300_000, read)
+    lines = SSEDecoder(max_event_bytes=100_000)
+    body = b"data: 0123456789\n" * 20_000
+    reads = [body[start : start + read] for start in range(0, len(body), read)]
+    with pytest.raises(ResponseTooLargeError, match="one SSE event is larger"):
+        list(map(lines.feed_raw, reads))
+
+
+def test_events_under_the_bound_pass() -> None:
+    """Many events each under the bound decode however much they add up to."""
+    decoder = SSEDecoder(max_event_bytes=1000)
+    body = b"data: " + b"y" * 900 + b"\n\n"
+    events = [e for _ in range(500) for e in decoder.feed_raw(body)]
+    assert len(events) == 500

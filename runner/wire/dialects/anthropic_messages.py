@@ -160,17 +160,21 @@ class AnthropicMessagesAccumulator(AccumulatorBase):
             if raw.get("text"):
                 block.parts.append(raw["text"])
                 self.has_answer = True
+                self.tokens += 1
         elif kind == "thinking":
             if raw.get("thinking"):
                 block.parts.append(raw["thinking"])
                 self.has_reasoning = True
+                self.tokens += 1
             block.signature = raw.get("signature") or None
         elif kind == "tool_use":
             block.tool = ToolCallBuilder(raw.get("id"))
             block.tool.name = str(raw.get("name") or "")
             self.has_answer = True
+            self.tokens += 1
         elif kind == "redacted_thinking":
             self.has_reasoning = True
+            self.tokens += 1
 
     def _delta(self, payload: dict[str, Any]) -> None:
         block = self._block(payload)
@@ -184,15 +188,18 @@ class AnthropicMessagesAccumulator(AccumulatorBase):
             if text:
                 block.parts.append(text)
                 self.has_answer = True
+                self.tokens += 1
         elif kind == "input_json_delta":
             piece = delta.get("partial_json")
             if piece:  # the first piece is often "" (PROTOCOLS.md 32)
                 block.parts.append(piece)
+                self.tokens += 1  # tool-call argument fragments are tokens too
         elif kind == "thinking_delta":
             thinking = delta.get("thinking")
             if thinking:
                 block.parts.append(thinking)
                 self.has_reasoning = True
+                self.tokens += 1
         elif kind == "signature_delta":
             block.signature = delta.get("signature")  # replaces, never appends (34)
         elif kind == "citations_delta":

@@ -57,10 +57,20 @@ class Accumulator(Protocol):
         ...
 
     @property
+    def has_error(self) -> bool:
+        """True once the stream carried an error; ``is_done`` may wait for the terminal signal after it."""
+        ...
+
+    @property
     def has_reasoning(self) -> bool: ...
 
     @property
     def has_answer(self) -> bool: ...
+
+    @property
+    def tokens(self) -> int:
+        """Deltas seen that carried a token: answer or reasoning text, tool-call fragments."""
+        ...
 
     @property
     def pings(self) -> int:

@@ -57,7 +57,17 @@ class AccumulatorBase:
     path over raw payloads overrides it.
     """
 
-    __slots__ = ("_done", "_error", "_id", "_model", "_usage", "has_answer", "has_reasoning", "pings")
+    __slots__ = (
+        "_done",
+        "_error",
+        "_id",
+        "_model",
+        "_usage",
+        "has_answer",
+        "has_reasoning",
+        "pings",
+        "tokens",
+    )
 
     def __init__(self) -> None:
         self._id: str | None = None
@@ -68,6 +78,9 @@ class AccumulatorBase:
         self.has_answer = False
         self.has_reasoning = False
         self.pings = 0  # keep-alives in the data (Anthropic "ping", blank payloads), not SSE comments
+        # Deltas that carried a token (answer, reasoning, tool-call fragments): the attempt layer's
+        # token_idle clock restarts when it grows. Heartbeats and bookkeeping events never count.
+        self.tokens = 0
 
     @property
     def is_done(self) -> bool:
@@ -83,11 +96,23 @@ class AccumulatorBase:
         self.pings += 1
         return True
 
+    @property
+    def has_error(self) -> bool:
+        """True once the stream carried an error (reading may go on, to its terminal signal)."""
+        return self._error is not None
+
     def _fail(self, error: CompletionError) -> None:
         # The first error wins: later ones are consequences of it. Either way reading stops.
         if self._error is None:
             self._error = error
         self._done = True
+
+    def _provider_error(self, error: CompletionError) -> None:
+        # An error the provider sent in a stream that still ends with its terminal signal (MiroMind:
+        # finish_reason "error" with an error object, then [DONE]): reading goes on to that signal,
+        # so the completion is complete with its error set. The attempt layer bounds the wait.
+        if self._error is None:
+            self._error = error
 
     def feed(self, event: ServerSentEvent) -> None:  # pragma: no cover - every dialect overrides it
         raise NotImplementedError

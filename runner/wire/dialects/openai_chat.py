@@ -71,9 +71,10 @@ def openai_usage(raw: dict[str, Any], *, cost: Any = None) -> Usage:
 class OpenAIChatAccumulator(AccumulatorBase):
     """Rebuilds one chat.completion.chunk stream.
 
-    ``is_done`` turns true at ``[DONE]``, at an error, or once every choice has finished *and* usage
-    was seen: a finished stream without usage may still send its include_usage chunk, so reading
-    goes on until ``[DONE]`` or EOF. ``complete`` (in the result) is true after ``[DONE]`` or when
+    ``is_done`` turns true at ``[DONE]``, at a protocol error, or once every choice has finished *and*
+    usage was seen with no error (after a provider's error, reading goes on to ``[DONE]``): a
+    finished stream without usage may still send its include_usage chunk, so reading goes on until
+    ``[DONE]`` or EOF. ``complete`` (in the result) is true after ``[DONE]`` or when
     every choice finished with a reason other than ``error`` (servers that never send ``[DONE]``,
     PROTOCOLS.md 13).
 
@@ -169,12 +170,14 @@ class OpenAIChatAccumulator(AccumulatorBase):
                 if content:
                     state.text.append(content)
                     self.has_answer = True
+                    self.tokens += 1
                 if delta.tool_calls is not None:
                     self._tool_calls(state, delta.tool_calls)
                 reasoning = delta.reasoning_content or delta.reasoning
                 if reasoning:
                     state.reasoning.append(reasoning)
                     self.has_reasoning = True
+                    self.tokens += 1
                 return True
         if data.strip():  # a keep-alive is no sign the fast path does not fit this stream
             self._msgspec_misses -= 1
@@ -227,6 +230,7 @@ class OpenAIChatAccumulator(AccumulatorBase):
             if content:
                 state.text.append(content)
                 self.has_answer = True
+                self.tokens += 1
         else:
             self._delta(state, delta)
         return True
@@ -242,6 +246,7 @@ class OpenAIChatAccumulator(AccumulatorBase):
                 added = add_parts(fragment.index, fragment.id, True, function.name, function.arguments)
             if added:
                 self.has_answer = True
+                self.tokens += 1
 
     def _named(self, event: ServerSentEvent) -> None:
         # An event with an `event:` type (an error event; anything else is read as a chunk).
@@ -280,7 +285,7 @@ class OpenAIChatAccumulator(AccumulatorBase):
             return
         if name == "error" or chunk.get("error") or chunk.get("object") == "error":
             # The chunk may still carry choices (OpenRouter's finish_reason "error"): keep them.
-            self._fail(error_from_payload(chunk))
+            self._provider_error(error_from_payload(chunk))
             self._chunk(chunk)
             return
         if chunk.get("object") == "":
@@ -329,7 +334,7 @@ class OpenAIChatAccumulator(AccumulatorBase):
                     # MiroMind: finish_reason "error" / "cancelled" with an error object, which
                     # may sit on the chunk (handled in feed) or on the choice.
                     inner = raw_choice.get("error")
-                    self._fail(
+                    self._provider_error(
                         error_from_payload({"error": inner})
                         if inner
                         else error_from_payload({"message": f"finish_reason {reason!r}"})
@@ -338,7 +343,8 @@ class OpenAIChatAccumulator(AccumulatorBase):
             for key in _EXTRA_KEYS:
                 if key in raw_choice:
                     self._extras.merge(key, raw_choice[key])
-        if finished and self._usage is not None and self._all_finished():
+        # After an error only the terminal signal ends the stream (or the attempt's grace period).
+        if finished and self._usage is not None and self._error is None and self._all_finished():
             self._done = True
 
     def _delta(self, state: ChoiceBuilder, delta: dict[str, Any]) -> None:
@@ -347,12 +353,14 @@ class OpenAIChatAccumulator(AccumulatorBase):
         if content and type(content) is str:
             state.text.append(content)
             self.has_answer = True
+            self.tokens += 1
         if len(delta) == 1 and content is not None:
             return  # a plain content delta
         reasoning = delta.get("reasoning_content") or delta.get("reasoning")
         if reasoning and type(reasoning) is str:
             state.reasoning.append(reasoning)
             self.has_reasoning = True
+            self.tokens += 1
         refusal = delta.get("refusal")
         if refusal is not None:
             if state.refusal is None:
@@ -360,14 +368,17 @@ class OpenAIChatAccumulator(AccumulatorBase):
             if refusal and type(refusal) is str:
                 state.refusal.append(refusal)
                 self.has_answer = True
+                self.tokens += 1
         tool_calls = delta.get("tool_calls")
         if tool_calls and type(tool_calls) is list:
             for fragment in tool_calls:
                 if state.tools.add(fragment):
                     self.has_answer = True
+                    self.tokens += 1
         function_call = delta.get("function_call")  # deprecated single-call shape
         if function_call and type(function_call) is dict and state.tools.add({"function": function_call}):
             self.has_answer = True
+            self.tokens += 1
         steps = delta.get("reasoning_steps")
         if steps and type(steps) is list:
             self._steps(state, steps)
@@ -389,6 +400,7 @@ class OpenAIChatAccumulator(AccumulatorBase):
                     state.reasoning.append("\n\n")
                 state.reasoning.append(thought)
                 self.has_reasoning = True
+                self.tokens += 1
 
     def _all_finished(self) -> bool:
         return all(state.raw_finish_reason is not None for state in self._choices.values())

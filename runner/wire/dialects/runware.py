@@ -71,8 +71,9 @@ def runware_usage(raw: dict[str, Any] | None, cost: Any) -> Usage:
 class RunwareAccumulator(AccumulatorBase):
     """Rebuilds one Runware stream; results are keyed by ``resultIndex``.
 
-    ``is_done`` at ``[DONE]`` or an error; ``complete`` after ``[DONE]`` or when every result has a
-    finish reason other than ``error``.
+    ``is_done`` at ``[DONE]`` or a protocol error (after an ``errors`` chunk, reading goes on to
+    ``[DONE]``); ``complete`` after ``[DONE]`` or when every result has a finish reason other than
+    ``error``.
     """
 
     __slots__ = ("_cost", "_extras", "_results", "_saw_done")
@@ -105,7 +106,8 @@ class RunwareAccumulator(AccumulatorBase):
         if errors or event.event == "error" or chunk.get("error"):
             if isinstance(errors, list) and len(errors) > 1:
                 self._extras["errors"] = errors
-            self._fail(error_from_payload(chunk))
+            # Reading goes on to [DONE], the stream's terminal signal (a complete, failed stream).
+            self._provider_error(error_from_payload(chunk))
             return
         if self._id is None:
             self._id = chunk.get("taskUUID") or None
@@ -127,15 +129,18 @@ class RunwareAccumulator(AccumulatorBase):
             if text:
                 state.text.append(text)
                 self.has_answer = True
+                self.tokens += 1
             reasoning = delta.get("reasoningContent")
             if reasoning:
                 state.reasoning.append(reasoning)
                 self.has_reasoning = True
+                self.tokens += 1
             tool_calls = delta.get("toolCalls") or delta.get("tool_calls")
             if tool_calls and type(tool_calls) is list:
                 for fragment in tool_calls:
                     if state.tools.add(fragment):
                         self.has_answer = True
+                        self.tokens += 1
         reason = chunk.get("finishReason")
         if reason:
             state.raw_finish_reason = str(reason)
