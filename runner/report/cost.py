@@ -37,6 +37,10 @@ class CostRow:
     cost_reported: float | None
     cost_computed: float | None
     cost_wasted: float  # on failed attempts
+    # Attempts whose provider reported no model (failed ones, Runware's), filed under the model
+    # their request named; counted whatever the grouping, shown where it is by model.
+    attributed_attempts: int
+    cost_attributed: float
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -63,7 +67,7 @@ def _keys(fact: AttemptCost, by: Sequence[str]) -> list[tuple[str, ...]]:
         if name == "provider":
             values.append([fact.provider])
         elif name == "model":
-            values.append([fact.model or "not reported"])
+            values.append([_model(fact) or "not reported"])
         elif name == "day":
             values.append([fact.started_at.astimezone(UTC).date().isoformat()])
         elif name == "tag":
@@ -74,6 +78,15 @@ def _keys(fact: AttemptCost, by: Sequence[str]) -> list[tuple[str, ...]]:
     for options in values:
         keys = [(*k, v) for k in keys for v in options]
     return keys
+
+
+def _model(fact: AttemptCost) -> str | None:
+    """The model an attempt is filed under: as reported, else as its request named it."""
+    return fact.model or fact.requested_model
+
+
+def _is_attributed(fact: AttemptCost) -> bool:
+    return fact.model is None and fact.requested_model is not None
 
 
 def _sum(values: Iterable[float | None]) -> float | None:
@@ -100,6 +113,8 @@ def _row(keys: tuple[str, ...], facts: Sequence[AttemptCost]) -> CostRow:
         cost_reported=_sum(f.cost_reported for f in facts),
         cost_computed=_sum(f.cost_computed for f in facts),
         cost_wasted=math.fsum(spent(f) for f in facts if not f.ok),
+        attributed_attempts=sum(_is_attributed(f) for f in facts),
+        cost_attributed=math.fsum(spent(f) for f in facts if _is_attributed(f)),
     )
 
 
@@ -122,11 +137,19 @@ def build_cost_context(
     rows = sorted((_row(k, v) for k, v in groups.items()), key=lambda r: (-r.cost, r.keys))
     window = f"from {since:%Y-%m-%d} " if since else ""
     window += f"until {until:%Y-%m-%d}" if until else ""
-    note = (
-        "A run with several tags counts under each of them, so the rows add up to more than the total."
-        if "tag" in by
-        else ""
-    )
+    total = _row(("total", *[""] * (len(by) - 1)), facts)
+    notes = []
+    if "tag" in by:
+        notes.append(
+            "A run with several tags counts under each of them, so the rows add up to more than the total."
+        )
+    if "model" in by and total.attributed_attempts:
+        notes.append(
+            f"{total.attributed_attempts:,} attempts (${total.cost_attributed:.4f}) are attributed: their "
+            "provider reported no model (a failed attempt, Runware), so they count under the model their "
+            "request named; the rest are as reported."
+        )
+    note = " ".join(notes)
     top = [(" / ".join(r.keys), r.cost) for r in rows[:CHART_ROWS]]
     chart = Chart(
         id="cost",
@@ -141,7 +164,7 @@ def build_cost_context(
         until=until,
         by=tuple(by),
         rows=tuple(rows),
-        total=_row(("total", *[""] * (len(by) - 1)), facts),
+        total=total,
         note=note,
         chart=chart,
     )
@@ -158,6 +181,7 @@ DROP_ORDER: Final = (
     "tokens out",
     "failed",
     "wasted USD",
+    "attributed",
     "attempts",
 )
 
@@ -199,6 +223,8 @@ def _columns(context: CostContext) -> list[_Column]:
         ("tokens out", lambda r: r.tokens.output),
         ("reasoning", lambda r: r.tokens.reasoning),
     ]
+    if "model" in context.by:
+        counts.append(("attributed", lambda r: r.attributed_attempts))
     columns += [
         _Column(name=n, cells=tuple(f"{get(r):,}" for r in rows), is_number=True) for n, get in counts
     ]

@@ -69,7 +69,7 @@ def _cells(url: str, by: tuple[str, ...]) -> tuple[set[str], list[str]]:
     for row in (*context.rows, context.total):
         money = [row.cost, row.cost_reported, row.cost_computed, row.cost_wasted]
         cells.update(f"{v:.4f}" for v in money if v is not None)
-        counts = [row.runs, row.attempts, row.failed_attempts, getattr(row, "attributed_attempts", 0)]
+        counts = [row.runs, row.attempts, row.failed_attempts, row.attributed_attempts]
         counts += [row.tokens.input, row.tokens.cached, row.tokens.output, row.tokens.reasoning]
         cells.update(f"{n:,}" for n in counts)
         costs.append(f"{row.cost:.4f}")
