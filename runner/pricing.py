@@ -64,22 +64,26 @@ def prices_snapshot(job: JobSpec) -> dict[str, dict[str, Any] | None]:
     """Provider name -> its model and effective prices, frozen into the run at start.
 
     Defaults are resolved (``cached_input`` and ``cache_write`` fall back to ``input``) so a later
-    change to how defaults work cannot rewrite an old run's costs.
+    change to how defaults work cannot rewrite an old run's costs. A price taken from the catalog
+    carries its ``source`` ("genai-prices 0.2.3: openai/gpt-4o-mini"); a declared one has none.
     """
     snapshot: dict[str, dict[str, Any] | None] = {}
     for provider in job.providers:
         price = provider.price
-        snapshot[provider.name] = (
-            None
-            if price is None
-            else {
-                "model": provider.model,
-                "currency": "USD",
-                "per_tokens": 1_000_000,
-                "input": price.input,
-                "output": price.output,
-                "cached_input": price.cached_input if price.cached_input is not None else price.input,
-                "cache_write": price.cache_write if price.cache_write is not None else price.input,
-            }
-        )
+        if price is None:
+            snapshot[provider.name] = None
+            continue
+        entry: dict[str, Any] = {
+            "model": provider.model,
+            "currency": "USD",
+            "per_tokens": 1_000_000,
+            "input": price.input,
+            "output": price.output,
+            "cached_input": price.cached_input if price.cached_input is not None else price.input,
+            "cache_write": price.cache_write if price.cache_write is not None else price.input,
+        }
+        # A price the job file declared has no "source" (as in runs made before the catalog).
+        if provider.price_source is not None:
+            entry["source"] = provider.price_source
+        snapshot[provider.name] = entry
     return snapshot

@@ -74,6 +74,9 @@ class ProviderSpec:
     params: dict[str, Any] = field(default_factory=dict)  # merged into the request body
     headers: dict[str, str] = field(default_factory=dict)  # extra request headers (no secrets)
     price: Price | None = None
+    # Where ``price`` came from when the job file declared none (a catalog entry, runner.job.catalog),
+    # or why there is none; None: the job file's own price (or no catalog was asked). Set at run start.
+    price_source: str | None = None
     retry: RetryPolicy = field(default_factory=RetryPolicy)
     timeouts: Timeouts = field(default_factory=Timeouts)
     allow_insecure: bool = False  # plain http:// to a non-loopback host

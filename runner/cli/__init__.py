@@ -1,7 +1,7 @@
 """The ``runner`` command: a click group of thin shells that parse options and call one function each.
 
 The commands live by topic: ``run``; ``data`` (parse, export); ``reports`` (report, diff, trend,
-cost); ``tools`` (simulate, bench, db). Shared option helpers are in ``options``.
+cost); ``prices``; ``tools`` (simulate, bench, db). Shared option helpers are in ``options``.
 """
 
 from __future__ import annotations
@@ -10,6 +10,7 @@ import click
 
 from runner import __version__
 from runner.cli.data import export_command, parse_command
+from runner.cli.prices import prices_command
 from runner.cli.reports import cost_command, diff_command, report_command, trend_command
 from runner.cli.run import run_command
 from runner.cli.tools import bench_command, db_group, simulate
@@ -26,6 +27,7 @@ __all__ = ["cli", "main"]
         diff_command,
         trend_command,
         cost_command,
+        prices_command,
         simulate,
         bench_command,
         db_group,

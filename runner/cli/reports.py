@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -191,7 +192,9 @@ def cost_command(
         fail(str(exc))
     except ValueError as exc:
         raise click.BadParameter(str(exc), param_hint="--by") from exc
-    # Piped output has no terminal width; rich would squeeze the table into 80 columns.
-    Console(width=None if sys.stdout.isatty() else 200).print(cost_table(context))
+    # Piped output has no terminal width: rich would assume 80 columns, so a pipe gets 200 unless
+    # COLUMNS says otherwise (rich reads COLUMNS itself, on a terminal too).
+    console = Console(width=None if sys.stdout.isatty() or os.environ.get("COLUMNS") else 200)
+    console.print(cost_table(context, width=console.width))
     if html_path is not None:
         click.echo(f"wrote {write_cost_report(context, html_path)}")

@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, ClassVar, Final
+from typing import TYPE_CHECKING, Any, ClassVar, Final
 
 from markupsafe import Markup
 
@@ -169,17 +169,31 @@ def resume_hint(run_id: str, status: str, unfinished: int) -> str | None:
     return f"{unfinished} units have no result yet ({why}). Finish them with: runner run --resume {run_id}"
 
 
-def describe_price(price: object) -> str:
-    """A frozen price snapshot as a sentence; prices are USD per million tokens."""
+def describe_price(price: object, why_none: object = None) -> str:
+    """A frozen price snapshot as a sentence naming where it came from; USD per million tokens.
+
+    ``why_none`` is the run's note for a provider without a price (``ProviderSpec.price_source``:
+    the catalog did not know its model); runs made before the catalog have none.
+    """
     if not isinstance(price, dict):
-        return "no price set: cost only as the provider reported it"
+        why = why_none if isinstance(why_none, str) and why_none else "no price set"
+        return f"{why}: cost only as the provider reported it"
     # Only the per-token prices (the snapshot also names the model, currency and token unit).
     parts = [
         f"{name.replace('_', ' ')} ${price[name]:g}"
         for name in ("input", "output", "cached_input", "cache_write")
         if isinstance(price.get(name), int | float)
     ]
-    return ", ".join(parts) + " per million tokens"
+    # A catalog price names its catalog, version and entry; a declared one (no "source") is the job's.
+    source = price.get("source")
+    where = source if isinstance(source, str) and source else "the job file"
+    return ", ".join(parts) + f" per million tokens, from {where}"
+
+
+def _price_notes(job_spec: Mapping[str, Any]) -> dict[str, object]:
+    """Provider name -> its stored ``price_source`` (why it has no price, when it has none)."""
+    providers = job_spec.get("providers") or ()
+    return {p["name"]: p.get("price_source") for p in providers if isinstance(p, dict) and "name" in p}
 
 
 def tool_call_view(name: str, call_id: str | None, arguments: str) -> ToolCallView:
@@ -396,11 +410,12 @@ def build_run_context(data: RunData, *, generated_at: datetime | None = None) ->
     for unit in units:
         by_provider.setdefault(unit.provider, []).append(unit)
     expected = expected_assertions(data.run.job_spec)
+    notes = _price_notes(data.run.job_spec)
     providers = tuple(
         ProviderSection(
             name=name,
             models=", ".join(sorted({u.model for u in group if u.model})) or "not reported",
-            price=describe_price(data.run.prices.get(name)),
+            price=describe_price(data.run.prices.get(name), notes.get(name)),
             stats=group_stats(group, expected),
         )
         for name, group in sorted(by_provider.items())

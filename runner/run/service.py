@@ -16,6 +16,7 @@ import secrets
 import signal
 import socket
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Final
 
 import httpx
@@ -23,6 +24,7 @@ import trio
 
 from runner import __version__
 from runner.errors import ConfigError
+from runner.job.catalog import with_catalog_prices
 from runner.job.load import check_environment
 from runner.job.plan import plan_units
 from runner.job.stored import job_from_json
@@ -139,6 +141,9 @@ def open_run(
             raise ConfigError("no job file given", fix="runner run JOB, or --resume RUN / --join RUN")
         if environ is not None:
             check_environment(job, environ)
+        # Providers that declare no price take the catalog's for the day the run starts; the run
+        # stores the spec with it (so --resume keeps it) and freezes it in runs.prices with its source.
+        job = with_catalog_prices(job, at=datetime.now(UTC))
         run = repository.create_run(session, job, host=socket.gethostname(), version=__version__)
         units = plan_units(job)
         reused = 0

@@ -228,6 +228,9 @@ class AttemptCost:
     cached_input_tokens: int | None
     cost_reported: float | None
     cost_computed: float | None
+    # The model the attempt's request named (the run's stored spec: the provider's model, or a
+    # "model" param over it), for attempts whose provider reported none (failed ones, Runware).
+    requested_model: str | None = None
 
     @property
     def cost_usd(self) -> float | None:
