@@ -350,9 +350,13 @@ def test_fake_key_never_reaches_the_database(db: Database, session: Session) -> 
 
 
 def _error_view(error: AttemptError | None) -> ErrorView | None:
-    """What the store reads back of an AttemptError: everything but the retry layer's verdict."""
+    """What the store reads back of an AttemptError: all of it, the retry layer's verdict included."""
     if error is None:
         return None
     return ErrorView(
-        kind=error.kind, message=error.message, http_status=error.http_status, retry_after=error.retry_after
+        kind=error.kind,
+        message=error.message,
+        http_status=error.http_status,
+        retry_after=error.retry_after,
+        retryable=error.retryable,
     )

@@ -139,7 +139,13 @@ def claim_units(
     stmt = (
         update(UNITS)
         .where(UNITS.c.id.in_(chosen))
-        .values(status="running", lease_owner=owner, lease_expires_at=expires)
+        # A new token per claim fences the previous holder's late writes (see write_batch).
+        .values(
+            status="running",
+            lease_owner=owner,
+            lease_expires_at=expires,
+            lease_token=UNITS.c.lease_token + 1,
+        )
         .returning(
             UNITS.c.id,
             UNITS.c.key,
@@ -148,6 +154,7 @@ def claim_units(
             UNITS.c.repeat,
             UNITS.c.request_hash,
             UNITS.c.attempts,
+            UNITS.c.lease_token,
         )
     )
     with transaction(session, write=True) as conn:
@@ -200,6 +207,21 @@ def resume_run(session: Session, run_id: str) -> int:
         return conn.execute(
             select(func.count()).where(UNITS.c.run_id == run_id, UNITS.c.status == "pending")
         ).scalar_one()
+
+
+def live_leases(session: Session, run_id: str, *, now: datetime | None = None) -> dict[str, int]:
+    """Units of a run held under a lease that has not expired, counted per lease owner."""
+    query = (
+        select(UNITS.c.lease_owner, func.count())
+        .where(
+            UNITS.c.run_id == run_id,
+            UNITS.c.status == "running",
+            UNITS.c.lease_expires_at >= now_or_utc(now),
+        )
+        .group_by(UNITS.c.lease_owner)
+    )
+    with transaction(session, write=False) as conn:
+        return {owner: int(count) for owner, count in conn.execute(query) if owner is not None}
 
 
 def count_outstanding(session: Session, run_id: str, *, excluding_owner: str | None = None) -> int:
