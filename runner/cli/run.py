@@ -14,7 +14,8 @@ from runner.cli.options import db_option, fail
 from runner.errors import ConfigError, StorageError
 
 if TYPE_CHECKING:
-    from runner.store.records import RawCapturePolicy
+    from runner.spec import JobSpec
+    from runner.store.records import RawCapturePolicy, RunInfo
 
 # The values of runner.store.records.RawCapturePolicy (a test keeps them equal), spelled out here so
 # that `runner run --help` does not import the store (and SQLAlchemy with it).
@@ -42,6 +43,15 @@ CAPTURE_CHOICES: Final = ("failed", "all", "none")
     show_default=True,
     help="Whose raw stream bytes to keep (for runner parse replay).",
 )
+@click.option(
+    "--lease",
+    "lease_seconds",
+    type=click.FloatRange(min=0.5),
+    default=60.0,
+    show_default=True,
+    metavar="SECONDS",
+    help="How long a claimed unit stays this process's without renewal (renewed every third of it).",
+)
 @click.option("--quiet", "-q", is_flag=True, help="No progress display.")
 @click.option(
     "--progress-interval", type=float, default=10.0, show_default=True, help="Seconds between log lines."
@@ -62,6 +72,7 @@ def run_command(
     concurrency: int | None,
     max_cost: float | None,
     capture: str,
+    lease_seconds: float,
     quiet: bool,
     progress_interval: float,
     report_path: str | None,
@@ -69,8 +80,9 @@ def run_command(
     """Run a job: every provider x case x repeat, streamed, retried, timed, costed and stored.
 
     At the end the run report is written (an HTML file; see runner report). Exit codes: 0 every
-    unit ok and every assertion passed, 1 some units or assertions failed, 2 job or usage error,
-    130 interrupted (finish it later with --resume).
+    unit ok and every assertion passed, 1 some units or assertions failed, 2 job or usage error
+    (also: --resume of a run another live process is working; --join it instead), 130 interrupted
+    (finish it later with --resume; also when interrupted while planning).
 
     Example: runner run jobs/demo.toml
     """
@@ -101,13 +113,32 @@ def run_command(
         raw_capture=cast("RawCapturePolicy", capture),  # click.Choice checked it against CAPTURE_CHOICES
         display=choose_mode(quiet=quiet, console=console),
         progress_interval=progress_interval,
+        lease_seconds=lease_seconds,
     )
+    opened: list[str] = []  # the run's id, once it exists (a Ctrl-C while planning names it)
+
+    def announce(run: RunInfo, job: JobSpec) -> None:
+        opened.append(run.id)
+        click.echo(f"run {run.id} ({job.name}) in {database!r}", err=True)
+
+    def planned(stored: int, total: int) -> None:
+        click.echo(f"run {opened[-1]}: planned {stored}/{total} units", err=True)
+
     try:
         provider = parse_provider_option(provider_spec) if provider_spec else None
         job = load_job(job_path, provider=provider) if job_path else None
         with open_database(db_url) as database:
-            run, job = open_run(database, job, options, environ=os.environ)
-            click.echo(f"run {run.id} ({job.name}) in {database!r}", err=True)
+            try:
+                run, job = open_run(
+                    database, job, options, environ=os.environ, announce=announce, on_planned=planned
+                )
+            except KeyboardInterrupt:
+                if not opened:  # the run is created in one transaction: none was stored
+                    fail("interrupted before the run was created", code=130)
+                # The run stays `planning`: a resume stores the rest of its units, then runs them.
+                click.echo(f"run {opened[-1]}: interrupted while planning its units", err=True)
+                click.echo(f"resume with: runner run --resume {opened[-1]}", err=True)
+                sys.exit(130)
             summary = trio.run(
                 functools.partial(
                     run_until_signalled,

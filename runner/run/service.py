@@ -15,6 +15,7 @@ import os
 import secrets
 import signal
 import socket
+import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Final
 
@@ -24,7 +25,7 @@ import trio
 from runner import __version__
 from runner.errors import ConfigError
 from runner.job.load import check_environment
-from runner.job.plan import plan_units
+from runner.job.plan import count_units, plan_units
 from runner.job.stored import job_from_json
 from runner.run.engine import RunContext, execute_run
 from runner.run.limits import build_limiters
@@ -36,7 +37,7 @@ from runner.store.writer import Writer, db_limiter
 from runner.wire.dialects import get_dialect
 
 if TYPE_CHECKING:
-    from collections.abc import AsyncIterator, Mapping
+    from collections.abc import AsyncIterator, Callable, Mapping
 
     from rich.console import Console
 
@@ -48,6 +49,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 _ADD_BATCH: Final = 2000  # units planned and stored per transaction: memory stays flat
+_PLAN_REPORT_SECONDS: Final = 1.0  # planning progress: at most a line a second
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -98,42 +100,134 @@ def open_run(
     options: RunOptions,
     *,
     environ: Mapping[str, str] | None = None,
+    announce: Callable[[RunInfo, JobSpec], None] | None = None,
+    on_planned: Callable[[int, int], None] | None = None,
 ) -> tuple[RunInfo, JobSpec]:
     """Create a run and plan its units, or take back an existing one (``--resume`` / ``--join``).
 
     A resumed or joined run uses the job spec it was started with, as stored in the database.
     With ``environ``, every provider's key variable is checked before anything is written, so a
-    missing key leaves the database as it was.
+    missing key leaves the database as it was. ``announce`` hears of the run as soon as it exists
+    (before planning, which takes a while for a large job); ``on_planned(stored, total)`` hears of
+    the planning's progress at most about once a second.
+
+    A new run is created ``planning`` and becomes ``running`` in the transaction that stores its last
+    units, so a run cut off while planning (Ctrl-C, SIGKILL, a full disk) is known to be unplanned:
+    ``--resume`` and ``--join`` finish its planning first (storing units is idempotent by key).
+
+    Raises:
+        ConfigError: the job file changed since the run started, a key is missing, or (``--resume``)
+            another live process is working the run: it must be joined, not resumed.
     """
     ref = options.resume or options.join
-    with database.session() as session:
-        if ref is not None:
-            run = repository.get_run(session, ref)
-            stored = job_from_json(run.job_spec)
-            if job is not None and job.source_sha256 != run.job_sha256:
-                raise ConfigError(
-                    f"the job file changed since run {run.id} started",
-                    path=job.source_path,
-                    fix=f"leave out the job file to {'resume' if options.resume else 'join'} "
-                    f"run {run.id} as it was started, or start a new run",
-                )
-            if environ is not None:
-                check_environment(stored, environ)
-            if options.resume:
-                repository.resume_run(session, run.id)
-            return run, stored
+    if ref is None:
         if job is None:
             raise ConfigError("no job file given", fix="runner run JOB, or --resume RUN / --join RUN")
         if environ is not None:
             check_environment(job, environ)
-        run = repository.create_run(session, job, host=socket.gethostname(), version=__version__)
-        units = plan_units(job)
-        reused = 0
-        while batch := list(itertools.islice(units, _ADD_BATCH)):
-            reused += repository.add_units(session, run.id, batch, reuse=options.reuse)
-        if reused:
-            log.info("reused %d results of identical requests from earlier runs", reused)
-        return run, job
+        with database.session() as session:
+            run = repository.create_run(
+                session, job, host=socket.gethostname(), version=__version__, status="planning"
+            )
+        if announce is not None:
+            announce(run, job)
+        _plan(database, run.id, job, reuse=options.reuse, on_planned=on_planned)
+        return dataclasses.replace(run, status="running"), job
+    run, stored = _take_back(database, ref, job, options, environ)
+    if announce is not None:
+        announce(run, stored)
+    if run.status == "planning":
+        log.info("run %s was not fully planned: storing the rest of its units first", run.id)
+        _plan(database, run.id, stored, reuse=options.reuse, on_planned=on_planned)
+    if options.resume:
+        with database.session() as session:
+            repository.resume_run(session, run.id)
+    return dataclasses.replace(run, status="running"), stored
+
+
+def _take_back(
+    database: Database,
+    ref: str,
+    job: JobSpec | None,
+    options: RunOptions,
+    environ: Mapping[str, str] | None,
+) -> tuple[RunInfo, JobSpec]:
+    """The run ``ref`` names and its stored job, checked for ``--resume`` / ``--join``."""
+    with database.session() as session:
+        run = repository.get_run(session, ref)
+        stored = job_from_json(run.job_spec)
+        if job is not None and job.source_sha256 != run.job_sha256:
+            raise ConfigError(
+                f"the job file changed since run {run.id} started",
+                path=job.source_path,
+                fix=f"leave out the job file to {'resume' if options.resume else 'join'} "
+                f"run {run.id} as it was started, or start a new run",
+            )
+        if environ is not None:
+            check_environment(stored, environ)
+        if options.resume:
+            _refuse_if_worked(run.id, repository.live_leases(session, run.id))
+    return run, stored
+
+
+def _refuse_if_worked(run_id: str, leases: Mapping[str, int]) -> None:
+    """``--resume`` takes every unit back; with another live process on the run, each of its units
+    would be requested twice. A lease whose holder is known dead (this host, no such pid) does not
+    count: that is the crash ``--resume`` is for."""
+    live = {owner: count for owner, count in leases.items() if _may_be_alive(owner)}
+    if live:
+        held = ", ".join(f"{count} by {owner}" for owner, count in sorted(live.items()))
+        raise ConfigError(
+            f"run {run_id} is being worked by another live process (units leased: {held})",
+            fix=f"use --join {run_id} to work beside it, or --resume once it has stopped",
+        )
+
+
+def _may_be_alive(owner: str) -> bool:
+    """Whether the lease owner ``host:pid:random`` may still be running (another host: assume so)."""
+    host, _, rest = owner.partition(":")
+    pid_text = rest.partition(":")[0]
+    if host != socket.gethostname() or not pid_text.isdigit():
+        return True
+    if int(pid_text) == os.getpid():
+        return False  # an earlier run_until_signalled of this very process, long over
+    try:
+        os.kill(int(pid_text), 0)  # signal 0: only asks whether the process exists
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # exists, under another user
+    return True
+
+
+def _plan(
+    database: Database,
+    run_id: str,
+    job: JobSpec,
+    *,
+    reuse: bool,
+    on_planned: Callable[[int, int], None] | None,
+) -> None:
+    """Store every unit of ``job`` in batches; the last batch's transaction marks the run planned."""
+    total = count_units(job)
+    units = plan_units(job)
+    batch = list(itertools.islice(units, _ADD_BATCH))
+    stored = reused = 0
+    reported_at = time.monotonic()
+    with database.session() as session:
+        if not batch:  # a job without units: nothing to store, planning is complete
+            repository.mark_run(session, run_id, "running")
+        while batch:
+            # One batch ahead, so the last one is known and carries the planning's end.
+            following = list(itertools.islice(units, _ADD_BATCH))
+            reused += repository.add_units(session, run_id, batch, reuse=reuse, planned=not following)
+            stored += len(batch)
+            batch = following
+            if on_planned is not None and time.monotonic() - reported_at >= _PLAN_REPORT_SECONDS:
+                on_planned(stored, total)
+                reported_at = time.monotonic()
+    if reused:
+        log.info("reused %d results of identical requests from earlier runs", reused)
 
 
 async def execute_job(

@@ -360,3 +360,14 @@ def _error_view(error: AttemptError | None) -> ErrorView | None:
         retry_after=error.retry_after,
         retryable=error.retryable,
     )
+
+
+def test_a_run_is_planning_until_its_last_units_are_stored(session: Session) -> None:
+    """A run created ``planning`` stays so through earlier batches and is ``running`` with the last."""
+    run = repository.create_run(session, make_job(), host="h", version="v", status="planning")
+    units = make_units(4)
+    repository.add_units(session, run.id, units[:2])
+    assert repository.get_run(session, run.id).status == "planning"
+    repository.add_units(session, run.id, units, planned=True)  # idempotent by key: a resume re-plans
+    assert repository.get_run(session, run.id).status == "running"
+    assert sum(repository.unit_counts(session, run.id).values()) == 4

@@ -33,12 +33,20 @@ def _insert_ignoring_conflicts(conn: Connection, rows: list[dict[str, Any]]) -> 
 
 
 def add_units(
-    session: Session, run_id: str, units: Iterable[Unit], *, reuse: bool = False, now: datetime | None = None
+    session: Session,
+    run_id: str,
+    units: Iterable[Unit],
+    *,
+    reuse: bool = False,
+    planned: bool = False,
+    now: datetime | None = None,
 ) -> int:
     """Store units as ``pending``, idempotently by (run, key); return how many are now reused.
 
     With ``reuse``, a new unit whose ``request_hash`` has an ``ok`` unit in another run gets a copy
-    of that unit's results, status ``ok`` and ``reused_from`` set, and is never claimed.
+    of that unit's results, status ``ok`` and ``reused_from`` set, and is never claimed. With
+    ``planned`` (the last batch), a ``planning`` run becomes ``running`` in the same transaction, so
+    no run is ever ``running`` with only part of its units stored.
     """
     rows = [
         {
@@ -59,6 +67,10 @@ def add_units(
     ]
     with transaction(session, write=True) as conn:
         _insert_ignoring_conflicts(conn, rows)
+        if planned:
+            conn.execute(
+                update(RUNS).where(RUNS.c.id == run_id, RUNS.c.status == "planning").values(status="running")
+            )
         return _reuse_results(conn, run_id, now_or_utc(now)) if reuse else 0
 
 
