@@ -49,7 +49,6 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 _ADD_BATCH: Final = 2000  # units planned and stored per transaction: memory stays flat
-_PLAN_REPORT_SECONDS: Final = 1.0  # planning progress: at most a line a second
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -102,6 +101,7 @@ def open_run(
     environ: Mapping[str, str] | None = None,
     announce: Callable[[RunInfo, JobSpec], None] | None = None,
     on_planned: Callable[[int, int], None] | None = None,
+    plan_report_seconds: float = 1.0,
 ) -> tuple[RunInfo, JobSpec]:
     """Create a run and plan its units, or take back an existing one (``--resume`` / ``--join``).
 
@@ -109,7 +109,7 @@ def open_run(
     With ``environ``, every provider's key variable is checked before anything is written, so a
     missing key leaves the database as it was. ``announce`` hears of the run as soon as it exists
     (before planning, which takes a while for a large job); ``on_planned(stored, total)`` hears of
-    the planning's progress at most about once a second.
+    the planning's progress at most once per ``plan_report_seconds``.
 
     A new run is created ``planning`` and becomes ``running`` in the transaction that stores its last
     units, so a run cut off while planning (Ctrl-C, SIGKILL, a full disk) is known to be unplanned:
@@ -131,14 +131,14 @@ def open_run(
             )
         if announce is not None:
             announce(run, job)
-        _plan(database, run.id, job, reuse=options.reuse, on_planned=on_planned)
+        _plan(database, run.id, job, options.reuse, on_planned, plan_report_seconds)
         return dataclasses.replace(run, status="running"), job
     run, stored = _take_back(database, ref, job, options, environ)
     if announce is not None:
         announce(run, stored)
     if run.status == "planning":
         log.info("run %s was not fully planned: storing the rest of its units first", run.id)
-        _plan(database, run.id, stored, reuse=options.reuse, on_planned=on_planned)
+        _plan(database, run.id, stored, options.reuse, on_planned, plan_report_seconds)
     if options.resume:
         with database.session() as session:
             repository.resume_run(session, run.id)
@@ -204,9 +204,9 @@ def _plan(
     database: Database,
     run_id: str,
     job: JobSpec,
-    *,
     reuse: bool,
     on_planned: Callable[[int, int], None] | None,
+    report_seconds: float,
 ) -> None:
     """Store every unit of ``job`` in batches; the last batch's transaction marks the run planned."""
     total = count_units(job)
@@ -223,7 +223,7 @@ def _plan(
             reused += repository.add_units(session, run_id, batch, reuse=reuse, planned=not following)
             stored += len(batch)
             batch = following
-            if on_planned is not None and time.monotonic() - reported_at >= _PLAN_REPORT_SECONDS:
+            if on_planned is not None and time.monotonic() - reported_at >= report_seconds:
                 on_planned(stored, total)
                 reported_at = time.monotonic()
     if reused:

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import signal
 import sqlite3
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -19,7 +18,7 @@ import trio
 from sqlalchemy import text
 from sqlalchemy.exc import OperationalError
 
-from runner.store.db import Database, open_database
+from runner.store.db import Database
 from tests.run.processes import RunnerProcess, RunState, run_runner, start_runner, wait_for
 
 # Slow (left out by `-m "not slow"`; CI runs them): two processes, SIGSTOP past a lease, SIGCONT.
@@ -42,16 +41,6 @@ simulator = {{ latency = "ttft=0.6,gap=0.02", output_tokens = "10" }}
 id = "c"
 prompt = "Say something."
 """
-
-
-@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
-def database(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Database]:
-    """The run's database, migrated up front: a SQLite file, or a fresh PostgreSQL schema."""
-    if request.param == "postgresql":
-        yield request.getfixturevalue("pg_database")
-        return
-    with open_database(f"sqlite:///{tmp_path / 'runner.db'}") as db:
-        yield db
 
 
 def _nobody_holds_a_lock(database: Database, run_id: str) -> bool:
