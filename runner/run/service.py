@@ -11,8 +11,6 @@ import dataclasses
 import functools
 import itertools
 import logging
-import os
-import secrets
 import signal
 import socket
 import time
@@ -29,6 +27,7 @@ from runner.job.plan import count_units, plan_units
 from runner.job.stored import job_from_json
 from runner.run.engine import RunContext, execute_run
 from runner.run.limits import build_limiters
+from runner.run.owners import new_owner, refuse_if_worked
 from runner.run.progress import Progress, show_progress
 from runner.simulator.server import serve_simulator
 from runner.store import repository
@@ -67,6 +66,18 @@ class RunOptions:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class PlanningHooks:
+    """How ``open_run`` talks to its caller while a job's units are being stored."""
+
+    announce: Callable[[RunInfo, JobSpec], None] | None = None  # the run exists, before planning
+    progress: Callable[[int, int], None] | None = None  # (stored, total), at most once per report_seconds
+    # Asked after each batch: True ends planning there (a signal handler sets it; raising from the
+    # handler itself could land mid-transaction, inside SQLAlchemy's connection handling).
+    stop_requested: Callable[[], bool] | None = None
+    report_seconds: float = 1.0
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class RunSummary:
     """How a run stands when this process is done with it."""
 
@@ -99,17 +110,15 @@ def open_run(
     options: RunOptions,
     *,
     environ: Mapping[str, str] | None = None,
-    announce: Callable[[RunInfo, JobSpec], None] | None = None,
-    on_planned: Callable[[int, int], None] | None = None,
-    plan_report_seconds: float = 1.0,
+    hooks: PlanningHooks | None = None,
 ) -> tuple[RunInfo, JobSpec]:
     """Create a run and plan its units, or take back an existing one (``--resume`` / ``--join``).
 
     A resumed or joined run uses the job spec it was started with, as stored in the database.
     With ``environ``, every provider's key variable is checked before anything is written, so a
-    missing key leaves the database as it was. ``announce`` hears of the run as soon as it exists
-    (before planning, which takes a while for a large job); ``on_planned(stored, total)`` hears of
-    the planning's progress at most once per ``plan_report_seconds``.
+    missing key leaves the database as it was. ``hooks`` announce the run as soon as it exists
+    (before planning, which takes a while for a large job), report the planning's progress, and may
+    stop it between two batches.
 
     A new run is created ``planning`` and becomes ``running`` in the transaction that stores its last
     units, so a run cut off while planning (Ctrl-C, SIGKILL, a full disk) is known to be unplanned:
@@ -119,6 +128,7 @@ def open_run(
         ConfigError: the job file changed since the run started, a key is missing, or (``--resume``)
             another live process is working the run: it must be joined, not resumed.
     """
+    hooks = hooks or PlanningHooks()
     ref = options.resume or options.join
     if ref is None:
         if job is None:
@@ -129,16 +139,16 @@ def open_run(
             run = repository.create_run(
                 session, job, host=socket.gethostname(), version=__version__, status="planning"
             )
-        if announce is not None:
-            announce(run, job)
-        _plan(database, run.id, job, options.reuse, on_planned, plan_report_seconds)
+        if hooks.announce is not None:
+            hooks.announce(run, job)
+        _plan(database, run.id, job, options.reuse, hooks)
         return dataclasses.replace(run, status="running"), job
     run, stored = _take_back(database, ref, job, options, environ)
-    if announce is not None:
-        announce(run, stored)
+    if hooks.announce is not None:
+        hooks.announce(run, stored)
     if run.status == "planning":
         log.info("run %s was not fully planned: storing the rest of its units first", run.id)
-        _plan(database, run.id, stored, options.reuse, on_planned, plan_report_seconds)
+        _plan(database, run.id, stored, options.reuse, hooks)
     if options.resume:
         with database.session() as session:
             repository.resume_run(session, run.id)
@@ -166,38 +176,8 @@ def _take_back(
         if environ is not None:
             check_environment(stored, environ)
         if options.resume:
-            _refuse_if_worked(run.id, repository.live_leases(session, run.id))
+            refuse_if_worked(run.id, repository.live_leases(session, run.id))
     return run, stored
-
-
-def _refuse_if_worked(run_id: str, leases: Mapping[str, int]) -> None:
-    """``--resume`` takes every unit back; with another live process on the run, each of its units
-    would be requested twice. A lease whose holder is known dead (this host, no such pid) does not
-    count: that is the crash ``--resume`` is for."""
-    live = {owner: count for owner, count in leases.items() if _may_be_alive(owner)}
-    if live:
-        held = ", ".join(f"{count} by {owner}" for owner, count in sorted(live.items()))
-        raise ConfigError(
-            f"run {run_id} is being worked by another live process (units leased: {held})",
-            fix=f"use --join {run_id} to work beside it, or --resume once it has stopped",
-        )
-
-
-def _may_be_alive(owner: str) -> bool:
-    """Whether the lease owner ``host:pid:random`` may still be running (another host: assume so)."""
-    host, _, rest = owner.partition(":")
-    pid_text = rest.partition(":")[0]
-    if host != socket.gethostname() or not pid_text.isdigit():
-        return True
-    if int(pid_text) == os.getpid():
-        return False  # an earlier run_until_signalled of this very process, long over
-    try:
-        os.kill(int(pid_text), 0)  # signal 0: only asks whether the process exists
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True  # exists, under another user
-    return True
 
 
 def _plan(
@@ -205,10 +185,14 @@ def _plan(
     run_id: str,
     job: JobSpec,
     reuse: bool,
-    on_planned: Callable[[int, int], None] | None,
-    report_seconds: float,
+    hooks: PlanningHooks,
 ) -> None:
-    """Store every unit of ``job`` in batches; the last batch's transaction marks the run planned."""
+    """Store every unit of ``job`` in batches; the last batch's transaction marks the run planned.
+
+    Raises:
+        KeyboardInterrupt: ``hooks.stop_requested`` said so after a batch (between transactions, so
+            nothing is half-written; the run stays ``planning`` unless that was the last batch).
+    """
     total = count_units(job)
     units = plan_units(job)
     batch = list(itertools.islice(units, _ADD_BATCH))
@@ -223,9 +207,11 @@ def _plan(
             reused += repository.add_units(session, run_id, batch, reuse=reuse, planned=not following)
             stored += len(batch)
             batch = following
-            if on_planned is not None and time.monotonic() - reported_at >= report_seconds:
-                on_planned(stored, total)
+            if hooks.progress is not None and time.monotonic() - reported_at >= hooks.report_seconds:
+                hooks.progress(stored, total)
                 reported_at = time.monotonic()
+            if hooks.stop_requested is not None and hooks.stop_requested():
+                raise KeyboardInterrupt
     if reused:
         log.info("reused %d results of identical requests from earlier runs", reused)
 
@@ -248,7 +234,7 @@ async def execute_job(
         already_done=counts["ok"] + counts["failed"],
         started_at=trio.current_time(),
     )
-    owner = f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(3)}"
+    owner = new_owner()
     status: RunStatus = "failed"  # what a crash leaves; set properly on every other way out
     try:
         async with trio.open_nursery() as services:

@@ -5,10 +5,11 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+import pytest
 from sqlalchemy import text
 
 from runner.job import load_job
-from runner.run.service import RunOptions, open_run
+from runner.run.service import PlanningHooks, RunOptions, open_run
 from runner.store import repository
 
 if TYPE_CHECKING:
@@ -63,9 +64,7 @@ def test_the_run_is_announced_before_planning_then_progress(database: Database, 
         database,
         _load(tmp_path),
         RunOptions(),
-        announce=announce,
-        on_planned=lambda *p: progress.append(p),
-        plan_report_seconds=0,
+        hooks=PlanningHooks(announce=announce, progress=lambda *p: progress.append(p), report_seconds=0),
     )
     assert seen == [("planning", 0)]
     assert progress == [(2000, 5000), (4000, 5000), (5000, 5000)]
@@ -87,3 +86,20 @@ def test_resume_and_join_finish_an_unfinished_planning(database: Database, tmp_p
         with database.session() as session:
             assert repository.get_run(session, run.id).status == "running"
             assert sum(repository.unit_counts(session, run.id).values()) == 5000
+
+
+def test_a_requested_stop_ends_planning_between_batches(database: Database, tmp_path: Path) -> None:
+    """A stop asked for (a signal handler sets it) ends planning after a whole batch: the run stays
+    `planning` with exactly the batches committed so far."""
+    asked: list[int] = []
+
+    def stop() -> bool:
+        asked.append(1)
+        return len(asked) == 2  # after the second batch
+
+    with pytest.raises(KeyboardInterrupt):
+        open_run(database, _load(tmp_path), RunOptions(), hooks=PlanningHooks(stop_requested=stop))
+    assert _stored(database) == 4000
+    with database.session() as session:
+        (run,) = repository.list_runs(session)
+    assert run.status == "planning"

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 import signal
+import sqlite3
 from pathlib import Path
 
 import pytest
@@ -15,7 +16,7 @@ import trio
 from sqlalchemy import text
 
 from runner.store.db import Database, open_database
-from tests.run.processes import RunState, run_runner, start_runner, wait_for
+from tests.run.processes import RunnerProcess, RunState, run_runner, start_runner, wait_for
 
 # Slow (left out by `-m "not slow"`; CI runs them): 20,000 units planned, killed, then all run.
 pytestmark = pytest.mark.slow
@@ -38,13 +39,44 @@ prompt = "Hi."
 """
 
 
-def _scalar(database: Database, sql: str) -> int:
-    with database.engine.connect() as conn:
-        return int(conn.execute(text(sql)).scalar_one())
-
-
 def _stored(database: Database) -> int:
-    return _scalar(database, "SELECT count(*) FROM units")
+    with database.engine.connect() as conn:
+        return int(conn.execute(text("SELECT count(*) FROM units")).scalar_one())
+
+
+class WriteLock:
+    """SQLite's write lock, held by the test: the planner's next batch waits for it (busy_timeout),
+    so the signal is certain to land while planning, however fast the machine plans."""
+
+    def __init__(self, path: Path) -> None:
+        self._conn = sqlite3.connect(path, timeout=30, isolation_level=None, check_same_thread=False)
+
+    def take(self) -> None:
+        self._conn.execute("BEGIN IMMEDIATE")  # waits for the planner's batch in flight to commit
+
+    def release(self) -> None:
+        self._conn.execute("ROLLBACK")
+        self._conn.close()
+
+
+async def _signal_while_planning(
+    process: RunnerProcess, database: Database, path: Path, signum: int
+) -> tuple[int, int]:
+    """Once a first batch is stored, hold the write lock, send ``signum``, let go; (exit code, units
+    stored)."""
+    await wait_for(lambda: _stored(database) > 0, within=60, interval=0.001)
+    lock = WriteLock(path)
+    await trio.to_thread.run_sync(lock.take)
+    try:
+        stored = await trio.to_thread.run_sync(_stored, database)
+        assert 0 < stored < UNITS, "the signal must land while planning"
+        process.send_signal(signum)
+        # A planner blocked inside SQLite's busy wait sees SIGINT / SIGTERM when the wait returns.
+        await trio.sleep(0.3)
+    finally:
+        await trio.to_thread.run_sync(lock.release)
+    code = await process.wait(within=30)
+    return code, await trio.to_thread.run_sync(_stored, database)
 
 
 def _exactly_once(database: Database) -> tuple[int, int, int, int]:
@@ -80,12 +112,9 @@ async def test_planning_cut_off_then_resume_runs_every_unit_once(
     with open_database(url) as database:
         state = RunState(database)
         process = await start_runner(nursery, "run", str(job), "--db", url, "--report", "-", cwd=tmp_path)
-        # The first batch is committed (2,000 units per transaction): planning is under way.
-        await wait_for(lambda: _stored(database) > 0, within=60, interval=0.005)
-        process.send_signal(signum)
-        assert await process.wait(within=30) == code, process.stderr
-        stored = await trio.to_thread.run_sync(_stored, database)
-        assert 0 < stored < UNITS, "the signal must land while planning"
+        exited, stored = await _signal_while_planning(process, database, tmp_path / "runner.db", signum)
+        assert exited == code, process.stderr
+        assert 0 < stored < UNITS
         (run_id,) = await trio.to_thread.run_sync(state.run_ids)
         # The run id came first, before any unit was stored.
         assert re.search(rf"^run {run_id} \(big\)", process.stderr, re.MULTILINE), process.stderr
@@ -101,3 +130,24 @@ async def test_planning_cut_off_then_resume_runs_every_unit_once(
         assert f"run {run_id}: finished; ok {UNITS}, failed 0, not done 0" in resumed.stderr
         assert await trio.to_thread.run_sync(state.run_status, run_id) == "finished"
         assert await trio.to_thread.run_sync(_exactly_once, database) == (UNITS,) * 4
+
+
+async def test_sigterm_while_planning_exits_130_with_the_resume_line(
+    tmp_path: Path, nursery: trio.Nursery
+) -> None:
+    """SIGTERM while the units are stored stops like Ctrl-C: exit 130, no traceback, run `planning`."""
+    url = f"sqlite:///{tmp_path / 'runner.db'}"
+    job = tmp_path / "big.toml"
+    job.write_text(BIG_JOB)
+    with open_database(url) as database:
+        process = await start_runner(nursery, "run", str(job), "--db", url, "--report", "-", cwd=tmp_path)
+        exited, stored = await _signal_while_planning(
+            process, database, tmp_path / "runner.db", signal.SIGTERM
+        )
+        assert exited == 130, process.stderr
+        assert 0 < stored < UNITS
+        (run_id,) = await trio.to_thread.run_sync(RunState(database).run_ids)
+        assert await trio.to_thread.run_sync(RunState(database).run_status, run_id) == "planning"
+        assert f"run {run_id}: interrupted while planning its units" in process.stderr
+        assert f"resume with: runner run --resume {run_id}" in process.stderr
+        assert "Traceback" not in process.stderr
