@@ -149,10 +149,12 @@ def open_run(
     if run.status == "planning":
         log.info("run %s was not fully planned: storing the rest of its units first", run.id)
         _plan(database, run.id, stored, options.reuse, hooks)
+        run = dataclasses.replace(run, status="running")
     if options.resume:
         with database.session() as session:
             repository.resume_run(session, run.id)
-    return dataclasses.replace(run, status="running"), stored
+        run = dataclasses.replace(run, status="running", finished_at=None)
+    return run, stored
 
 
 def _take_back(
