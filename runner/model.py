@@ -167,7 +167,12 @@ class AttemptError:
     retryable: bool = False  # what the retry layer decided about this kind of failure
 
     def to_dict(self) -> dict[str, JSON]:
-        return {"kind": self.kind, "http_status": self.http_status, "message": self.message}
+        return {
+            "kind": self.kind,
+            "http_status": self.http_status,
+            "message": self.message,
+            "retryable": self.retryable,
+        }
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

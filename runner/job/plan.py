@@ -65,6 +65,14 @@ def case_providers(job: JobSpec, case: CaseSpec) -> Iterator[ProviderSpec]:
             yield provider
 
 
+def count_units(job: JobSpec) -> int:
+    """How many units ``plan_units(job)`` yields, without planning them (for planning progress)."""
+    return sum(
+        (case.repeats if case.repeats is not None else job.repeats) * len(list(case_providers(job, case)))
+        for case in job.cases
+    )
+
+
 def plan_units(job: JobSpec) -> Iterator[Unit]:
     """Every unit of ``job``: for each case, for each repeat (1-based), for each of its providers.
 

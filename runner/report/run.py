@@ -163,6 +163,11 @@ class RunReportContext:
 
 def resume_hint(run_id: str, status: str, unfinished: int) -> str | None:
     """What a reader of an unfinished run should do next, or None when nothing is left."""
+    if status == "planning":  # cut off while storing its units: some are not even counted here
+        return (
+            "The run's planning did not complete: not all of its units are stored yet. "
+            f"Finish it with: runner run --resume {run_id}"
+        )
     if unfinished == 0:
         return None
     why = "the run was interrupted" if status == "interrupted" else f"the run is {status}"

@@ -321,7 +321,14 @@ async def _attempt_until_final(
                 counters.retrying += 1
                 # Stored now, before tenacity's backoff sleep, so an interruption during the sleep
                 # cannot lose it (its tokens count for cost). The final attempt goes with UnitFinish.
-                await send.send(AttemptWrite(unit_id=work.unit.id, attempt=record, cost_computed=cost))
+                await send.send(
+                    AttemptWrite(
+                        unit_id=work.unit.id,
+                        attempt=record,
+                        cost_computed=cost,
+                        lease_token=work.unit.lease_token,
+                    )
+                )
                 raise retry.RetryScheduled(decision)
     return record, cost, unit_spent
 
@@ -371,7 +378,9 @@ async def _attempt_once(
             trio.move_on_after(5),
             contextlib.suppress(trio.BrokenResourceError, trio.ClosedResourceError),
         ):
-            await send.send(AttemptWrite(unit_id=work.unit.id, attempt=cut))
+            await send.send(
+                AttemptWrite(unit_id=work.unit.id, attempt=cut, lease_token=work.unit.lease_token)
+            )
         raise
     rate_limited = record.error is not None and record.error.kind == "rate_limited"
     work.limiter.on_outcome(rate_limited, slot=slot)

@@ -53,6 +53,7 @@ def finish_unit(
         attempt=final,
         cost_computed=cost_computed,
         assertions=assertions,
+        lease_token=unit.lease_token,  # fences the finish: a claim since then makes it superseded
     )
 
 

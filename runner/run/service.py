@@ -11,10 +11,9 @@ import dataclasses
 import functools
 import itertools
 import logging
-import os
-import secrets
 import signal
 import socket
+import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Final
@@ -26,10 +25,11 @@ from runner import __version__
 from runner.errors import ConfigError
 from runner.job.catalog import with_catalog_prices
 from runner.job.load import check_environment
-from runner.job.plan import plan_units
+from runner.job.plan import count_units, plan_units
 from runner.job.stored import job_from_json
 from runner.run.engine import RunContext, execute_run
 from runner.run.limits import build_limiters
+from runner.run.owners import new_owner, refuse_if_worked
 from runner.run.progress import Progress, show_progress
 from runner.run.redact import Redactor
 from runner.simulator.server import serve_simulator
@@ -39,7 +39,7 @@ from runner.store.writer import Writer, db_limiter
 from runner.wire.dialects import get_dialect
 
 if TYPE_CHECKING:
-    from collections.abc import AsyncIterator, Mapping
+    from collections.abc import AsyncIterator, Callable, Mapping
 
     from rich.console import Console
 
@@ -66,6 +66,18 @@ class RunOptions:
     display: DisplayMode = "plain"
     progress_interval: float = 10.0
     lease_seconds: float = 60.0
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class PlanningHooks:
+    """How ``open_run`` talks to its caller while a job's units are being stored."""
+
+    announce: Callable[[RunInfo, JobSpec], None] | None = None  # the run exists, before planning
+    progress: Callable[[int, int], None] | None = None  # (stored, total), at most once per report_seconds
+    # Asked after each batch: True ends planning there (a signal handler sets it; raising from the
+    # handler itself could land mid-transaction, inside SQLAlchemy's connection handling).
+    stop_requested: Callable[[], bool] | None = None
+    report_seconds: float = 1.0
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -113,30 +125,27 @@ def open_run(
     options: RunOptions,
     *,
     environ: Mapping[str, str] | None = None,
+    hooks: PlanningHooks | None = None,
 ) -> tuple[RunInfo, JobSpec]:
     """Create a run and plan its units, or take back an existing one (``--resume`` / ``--join``).
 
     A resumed or joined run uses the job spec it was started with, as stored in the database.
     With ``environ``, every provider's key variable is checked before anything is written, so a
-    missing key leaves the database as it was.
+    missing key leaves the database as it was. ``hooks`` announce the run as soon as it exists
+    (before planning, which takes a while for a large job), report the planning's progress, and may
+    stop it between two batches.
+
+    A new run is created ``planning`` and becomes ``running`` in the transaction that stores its last
+    units, so a run cut off while planning (Ctrl-C, SIGKILL, a full disk) is known to be unplanned:
+    ``--resume`` and ``--join`` finish its planning first (storing units is idempotent by key).
+
+    Raises:
+        ConfigError: the job file changed since the run started, a key is missing, or (``--resume``)
+            another live process is working the run: it must be joined, not resumed.
     """
+    hooks = hooks or PlanningHooks()
     ref = options.resume or options.join
-    with database.session() as session:
-        if ref is not None:
-            run = repository.get_run(session, ref)
-            stored = job_from_json(run.job_spec)
-            if job is not None and job.source_sha256 != run.job_sha256:
-                raise ConfigError(
-                    f"the job file changed since run {run.id} started",
-                    path=job.source_path,
-                    fix=f"leave out the job file to {'resume' if options.resume else 'join'} "
-                    f"run {run.id} as it was started, or start a new run",
-                )
-            if environ is not None:
-                check_environment(stored, environ)
-            if options.resume:
-                repository.resume_run(session, run.id)
-            return run, stored
+    if ref is None:
         if job is None:
             raise ConfigError("no job file given", fix="runner run JOB, or --resume RUN / --join RUN")
         if environ is not None:
@@ -144,14 +153,87 @@ def open_run(
         # Providers that declare no price take the catalog's for the day the run starts; the run
         # stores the spec with it (so --resume keeps it) and freezes it in runs.prices with its source.
         job = with_catalog_prices(job, at=datetime.now(UTC))
-        run = repository.create_run(session, job, host=socket.gethostname(), version=__version__)
-        units = plan_units(job)
-        reused = 0
-        while batch := list(itertools.islice(units, _ADD_BATCH)):
-            reused += repository.add_units(session, run.id, batch, reuse=options.reuse)
-        if reused:
-            log.info("reused %d results of identical requests from earlier runs", reused)
-        return run, job
+        with database.session() as session:
+            run = repository.create_run(
+                session, job, host=socket.gethostname(), version=__version__, status="planning"
+            )
+        if hooks.announce is not None:
+            hooks.announce(run, job)
+        _plan(database, run.id, job, options.reuse, hooks)
+        return dataclasses.replace(run, status="running"), job
+    run, stored = _take_back(database, ref, job, options, environ)
+    if hooks.announce is not None:
+        hooks.announce(run, stored)
+    if run.status == "planning":
+        log.info("run %s was not fully planned: storing the rest of its units first", run.id)
+        _plan(database, run.id, stored, options.reuse, hooks)
+        run = dataclasses.replace(run, status="running")
+    if options.resume:
+        with database.session() as session:
+            repository.resume_run(session, run.id)
+        run = dataclasses.replace(run, status="running", finished_at=None)
+    return run, stored
+
+
+def _take_back(
+    database: Database,
+    ref: str,
+    job: JobSpec | None,
+    options: RunOptions,
+    environ: Mapping[str, str] | None,
+) -> tuple[RunInfo, JobSpec]:
+    """The run ``ref`` names and its stored job, checked for ``--resume`` / ``--join``."""
+    with database.session() as session:
+        run = repository.get_run(session, ref)
+        stored = job_from_json(run.job_spec)
+        if job is not None and job.source_sha256 != run.job_sha256:
+            raise ConfigError(
+                f"the job file changed since run {run.id} started",
+                path=job.source_path,
+                fix=f"leave out the job file to {'resume' if options.resume else 'join'} "
+                f"run {run.id} as it was started, or start a new run",
+            )
+        if environ is not None:
+            check_environment(stored, environ)
+        if options.resume:
+            refuse_if_worked(run.id, repository.live_leases(session, run.id))
+    return run, stored
+
+
+def _plan(
+    database: Database,
+    run_id: str,
+    job: JobSpec,
+    reuse: bool,
+    hooks: PlanningHooks,
+) -> None:
+    """Store every unit of ``job`` in batches; the last batch's transaction marks the run planned.
+
+    Raises:
+        KeyboardInterrupt: ``hooks.stop_requested`` said so after a batch (between transactions, so
+            nothing is half-written; the run stays ``planning`` unless that was the last batch).
+    """
+    total = count_units(job)
+    units = plan_units(job)
+    batch = list(itertools.islice(units, _ADD_BATCH))
+    stored = reused = 0
+    reported_at = time.monotonic()
+    with database.session() as session:
+        if not batch:  # a job without units: nothing to store, planning is complete
+            repository.mark_run(session, run_id, "running")
+        while batch:
+            # One batch ahead, so the last one is known and carries the planning's end.
+            following = list(itertools.islice(units, _ADD_BATCH))
+            reused += repository.add_units(session, run_id, batch, reuse=reuse, planned=not following)
+            stored += len(batch)
+            batch = following
+            if hooks.progress is not None and time.monotonic() - reported_at >= hooks.report_seconds:
+                hooks.progress(stored, total)
+                reported_at = time.monotonic()
+            if hooks.stop_requested is not None and hooks.stop_requested():
+                raise KeyboardInterrupt
+    if reused:
+        log.info("reused %d results of identical requests from earlier runs", reused)
 
 
 async def execute_job(
@@ -172,7 +254,7 @@ async def execute_job(
         already_done=counts["ok"] + counts["failed"],
         started_at=trio.current_time(),
     )
-    owner = f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(3)}"
+    owner = new_owner()
     status: RunStatus = "failed"  # what a crash leaves; set properly on every other way out
     try:
         async with trio.open_nursery() as services:

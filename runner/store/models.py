@@ -24,6 +24,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    false,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from sqlalchemy.types import TypeDecorator
@@ -141,7 +142,8 @@ class Run(Base):
     job_spec: Mapped[dict[str, Any]]  # JobSpec as loaded; never an API key
     job_sha256: Mapped[str | None] = mapped_column(String(64))
     prices: Mapped[dict[str, Any]]  # {provider: pricing.prices_snapshot entry | null}, frozen at start
-    status: Mapped[str] = mapped_column(String(16))  # running | finished | interrupted | failed
+    # planning (units still being stored) | running | finished | interrupted | failed
+    status: Mapped[str] = mapped_column(String(16))
     started_at: Mapped[datetime] = mapped_column(index=True)
     finished_at: Mapped[datetime | None]
     host: Mapped[str] = mapped_column(String(255))
@@ -171,7 +173,10 @@ class Unit(Base):
     status: Mapped[str] = mapped_column(String(16))  # pending | running | ok | failed
     lease_owner: Mapped[str | None] = mapped_column(String(200))
     lease_expires_at: Mapped[datetime | None]
-    attempts: Mapped[int] = mapped_column(default=0)
+    # The fencing token: +1 at every claim. A write carries the token of the claim it worked under and
+    # is applied only while it is still current (a paused process's late write is stored superseded).
+    lease_token: Mapped[int] = mapped_column(default=0, server_default="0")
+    attempts: Mapped[int] = mapped_column(default=0)  # its attempts that are not superseded
     reused_from: Mapped[int | None] = mapped_column(ForeignKey("units.id", ondelete="SET NULL"))
     finished_at: Mapped[datetime | None]
 
@@ -197,6 +202,7 @@ class Attempt(Base):
     http_status: Mapped[int | None]
     error_kind: Mapped[str | None] = mapped_column(String(32))  # runner.model.ERROR_KINDS
     error_message: Mapped[str | None] = mapped_column(ProviderText)
+    error_retryable: Mapped[bool | None] = mapped_column(Boolean)  # the retry layer's verdict; NULL: ok
     retry_after_s: Mapped[float | None] = mapped_column(Float)
     stream_error: Mapped[dict[str, Any] | None]  # CompletionError the stream carried
     bytes_received: Mapped[int] = mapped_column(default=0)
@@ -215,6 +221,9 @@ class Attempt(Base):
     cost_reported: Mapped[float | None] = mapped_column(Float)  # USD, as the provider reported it
     cost_computed: Mapped[float | None] = mapped_column(Float)  # USD, from the run's frozen prices
     raw_capture: Mapped[bytes | None] = mapped_column(LargeBinary)  # zlib of the body as received
+    # Made under a lease that had passed to another process by the time it was written: its tokens
+    # were spent (waste), but it is never the unit's result nor counted in ``units.attempts``.
+    superseded: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
 
 
 class Result(Base):

@@ -14,7 +14,8 @@ if TYPE_CHECKING:
     from runner.grading.assertions import AssertionOutcome
     from runner.model import JSON, AttemptRecord, Choice, Completion, CompletionError, ErrorKind, Usage
 
-RunStatus = Literal["running", "finished", "interrupted", "failed"]
+# planning: created, units still being stored (a run left so is finished planning by --resume / --join)
+RunStatus = Literal["planning", "running", "finished", "interrupted", "failed"]
 UnitStatus = Literal["pending", "running", "ok", "failed"]
 RawCapturePolicy = Literal["failed", "all", "none"]  # which attempts keep their raw stream bytes
 # A unit's one outcome as users read it; the report, the CLI summary and the exit code all use it.
@@ -53,7 +54,12 @@ class RunInfo:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class ClaimedUnit:
-    """A unit this process holds the lease of; ``attempts`` is how many it already had."""
+    """A unit this process holds the lease of; ``attempts`` is how many it already had.
+
+    ``lease_token`` fences this claim: every claim of the unit increments it, and the writes made
+    under this claim carry it, so a write that arrives after another process claimed the unit is
+    recognised (in the write's own transaction) and stored as superseded.
+    """
 
     id: int
     run_id: str
@@ -64,6 +70,7 @@ class ClaimedUnit:
     request_hash: str
     attempts: int
     lease_expires_at: datetime
+    lease_token: int = 0
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -71,19 +78,25 @@ class AttemptWrite:
     """Store one attempt that did not end its unit (a retry will follow). A writer item.
 
     ``cost_computed`` is the USD cost of the tokens it consumed at the run's prices (runner.pricing).
+    ``lease_token`` is the claim's (``ClaimedUnit.lease_token``): when the unit has been claimed
+    again since, the attempt is stored superseded. None: a write made outside any claim (tools,
+    tests), never fenced. The stored attempt number is allocated by the write, not taken from
+    ``attempt.number``, so numbers stay unique per unit whoever writes.
     """
 
     unit_id: int
     attempt: AttemptRecord
     cost_computed: float | None = None
+    lease_token: int | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class UnitFinish:
     """End a unit: its final attempt, its result rows and its status commit in one transaction.
 
-    Applied only while ``owner`` still holds the unit's lease (status ``running``); otherwise the
-    attempt is still stored (its tokens were spent) but the unit is left to whoever holds it now.
+    Applied only while ``owner`` still holds the unit's lease (status ``running``) and, with a
+    ``lease_token``, while that token is still the unit's (no claim since); otherwise the attempt is
+    still stored, as superseded (its tokens were spent), and the unit is left to whoever holds it now.
     ``completion`` defaults to the final attempt's; a failed unit keeps its partial output if any.
     """
 
@@ -92,6 +105,7 @@ class UnitFinish:
     status: Literal["ok", "failed"]
     attempt: AttemptRecord | None
     cost_computed: float | None = None
+    lease_token: int | None = None  # as in AttemptWrite
     completion: Completion | None = None
     assertions: tuple[AssertionOutcome, ...] | None = None  # outcomes of the case's expect, if any
 
@@ -101,30 +115,38 @@ WriteItem = AttemptWrite | UnitFinish
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class BatchOutcome:
-    """What one committed batch did; ``lost`` are finishes dropped because the lease was lost."""
+    """What one committed batch did; ``lost`` are finishes dropped because the lease was lost;
+    ``superseded`` counts the attempts stored as superseded (made under a lease since taken over)."""
 
     attempts: int
     finished: tuple[int, ...]
     lost: tuple[int, ...]
     cost_usd: float  # reported-else-computed cost of the batch's attempts
+    superseded: int = 0
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class ErrorView:
-    """Why a stored attempt failed, as read back: ``AttemptError`` without ``retryable``.
+    """Why a stored attempt failed, as read back: ``AttemptError`` as stored.
 
-    The retry layer's verdict is not a column (it is a property of the live decision, not of the
-    stored outcome), so the read model leaves it out rather than read back a made-up ``False``.
+    ``retryable`` is the retry layer's verdict (``attempts.error_retryable``); None for attempts
+    stored before the column existed, so an unknown verdict is never read back as ``False``.
     """
 
     kind: ErrorKind
     message: str
     http_status: int | None = None
     retry_after: float | None = None  # seconds the server asked us to wait
+    retryable: bool | None = None
 
     def to_dict(self) -> dict[str, JSON]:
         """The same shape as ``AttemptError.to_dict()`` (exports show one or the other)."""
-        return {"kind": self.kind, "http_status": self.http_status, "message": self.message}
+        return {
+            "kind": self.kind,
+            "http_status": self.http_status,
+            "message": self.message,
+            "retryable": self.retryable,
+        }
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -155,6 +177,7 @@ class AttemptView:
     cost_reported: float | None
     cost_computed: float | None  # USD, from the run's frozen prices
     has_raw_capture: bool
+    superseded: bool = False  # made under a lease another process had taken: waste, never the result
 
     @property
     def ttft_s(self) -> float | None:
@@ -200,8 +223,8 @@ class UnitView:
 
     @property
     def final(self) -> AttemptView | None:
-        """The attempt the unit's outcome came from: the last one stored."""
-        return self.attempts[-1] if self.attempts else None
+        """The attempt the unit's outcome came from: the last one stored that is not superseded."""
+        return next((a for a in reversed(self.attempts) if not a.superseded), None)
 
     @property
     def model(self) -> str | None:
@@ -221,7 +244,7 @@ class AttemptCost:
     provider: str
     model: str | None
     started_at: datetime
-    ok: bool
+    ok: bool  # succeeded and not superseded: a superseded attempt's tokens are waste
     input_tokens: int | None
     output_tokens: int | None
     reasoning_tokens: int | None
@@ -231,6 +254,7 @@ class AttemptCost:
     # The model the attempt's request named (the run's stored spec: the provider's model, or a
     # "model" param over it), for attempts whose provider reported none (failed ones, Runware).
     requested_model: str | None = None
+    superseded: bool = False  # made under a lease another process had taken (see AttemptView)
 
     @property
     def cost_usd(self) -> float | None:

@@ -89,6 +89,7 @@ def attempt_row(
         "http_status": record.http_status,
         "error_kind": error.kind if error else None,
         "error_message": error.message if error else None,
+        "error_retryable": error.retryable if error else None,
         "retry_after_s": error.retry_after if error else None,
         "stream_error": completion.error.to_dict() if completion and completion.error else None,
         "bytes_received": record.bytes_received,
@@ -103,6 +104,7 @@ def attempt_row(
         "cost_reported": usage.cost if usage else None,
         "cost_computed": cost_computed,
         "raw_capture": compress_raw(record.raw_capture) if keep_raw and record.raw_capture else None,
+        "superseded": False,  # the write decides, under the unit's row lock
     }
 
 
@@ -207,6 +209,7 @@ def attempt_view(row: Mapping[Any, Any]) -> AttemptView:
             message=row["error_message"] or "",
             http_status=row["http_status"],
             retry_after=row["retry_after_s"],
+            retryable=row["error_retryable"],
         )
     return AttemptView(
         id=row["id"],
@@ -233,4 +236,5 @@ def attempt_view(row: Mapping[Any, Any]) -> AttemptView:
         cost_reported=row["cost_reported"],
         cost_computed=row["cost_computed"],
         has_raw_capture=bool(row["has_raw_capture"]),
+        superseded=bool(row["superseded"]),
     )

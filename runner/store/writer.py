@@ -184,6 +184,12 @@ class Writer:
             logger.warning(
                 "%d unit results dropped: their lease had passed to another worker", len(outcome.lost)
             )
+        if outcome.superseded:
+            # This process was paused or cut off past its lease and another took the units over.
+            logger.warning(
+                "%d attempts stored as superseded: made under a lease another process has since taken",
+                outcome.superseded,
+            )
         if self._on_batch is not None:
             self._on_batch(outcome)
 

@@ -114,6 +114,16 @@ def test_empty_run_renders() -> None:
     assert "0 / 0" in html
 
 
+def test_a_run_cut_off_while_planning_says_so() -> None:
+    """A `planning` run (killed while storing its units) tells its reader to resume it, even when
+    every unit stored so far has a result."""
+    data = make_run(3)
+    done = replace(data, run=replace(data.run, status="planning"), units=())
+    html = render(make_environment(), build_run_context(done))
+    assert "planning did not complete" in html
+    assert f"runner run --resume {data.run.id}" in html
+
+
 def test_answers_are_cut_evenly_past_the_budget() -> None:
     """Past the table's character budget each row's answer is cut and says how much was left out."""
     data = make_run(1600, answer_chars=6000)

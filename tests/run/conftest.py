@@ -14,6 +14,7 @@ from tests.store.conftest import PG_CONNINFO, pg_url
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
+    from pathlib import Path
 
     from runner.store.db import Database
 
@@ -35,3 +36,13 @@ def pg_database() -> Iterator[Database]:
     finally:
         with psycopg.connect(PG_CONNINFO, autocommit=True) as conn:
             conn.execute(f'DROP SCHEMA "{schema}" CASCADE')
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+def database(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Database]:
+    """A migrated database, made up front: a SQLite file in tmp_path, or a fresh PostgreSQL schema."""
+    if request.param == "postgresql":
+        yield request.getfixturevalue("pg_database")
+        return
+    with open_database(f"sqlite:///{tmp_path / 'runner.db'}") as db:
+        yield db

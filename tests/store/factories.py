@@ -147,7 +147,11 @@ def failed_attempt(unit_key: str, number: int = 1, *, kind: ErrorKind = "early_c
         number=number,
         http_status=200,
         error=AttemptError(
-            kind=kind, message="stream ended without [DONE]", http_status=200, retry_after=2.0
+            kind=kind,
+            message="stream ended without [DONE]",
+            http_status=200,
+            retry_after=2.0,
+            retryable=True,
         ),
         completion=partial,
         timing=make_timing(),

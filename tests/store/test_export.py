@@ -85,6 +85,7 @@ def test_jsonl_records_round_trip_exactly(session: Session) -> None:
         "kind": "server_error",
         "http_status": 200,
         "message": "stream ended without [DONE]",
+        "retryable": True,
     }
     assert failed["complete"] is False
     assert failed["choices"][0]["text"] == "The wea"

@@ -6,8 +6,9 @@ import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import inspect
+from sqlalchemy import inspect, text
 
+from runner.store import repository
 from runner.store.db import alembic_config, data_dir, downgrade, migrations_dir, open_database, upgrade
 from runner.store.models import Base
 
@@ -56,3 +57,45 @@ def test_data_dir_finds_both_shipped_folders() -> None:
     assert data_dir("migrations", "env.py") == migrations_dir()
     with pytest.raises(FileNotFoundError, match="nowhere not found"):
         data_dir("nowhere", "x")
+
+
+def test_upgrading_a_0001_database_keeps_its_data(db_url: str) -> None:
+    """A database written at 0001 upgrades in place: rows kept, new columns at their documented
+    defaults (token 0, not superseded, retry verdict unknown), and the queue works on it."""
+    with open_database(db_url, migrate=False) as database:
+        upgrade(database, "0001")
+        with database.engine.begin() as conn:
+            conn.execute(text(RUN_0001), {"spec": "{}", "prices": "{}", "tags": "[]", "now": NOW})
+            conn.execute(text(UNITS_0001))
+            conn.execute(text(ATTEMPT_0001), {"now": NOW})
+        upgrade(database)
+        with database.engine.connect() as conn:
+            assert compare_metadata(MigrationContext.configure(conn), Base.metadata) == []
+            rows = conn.execute(text("SELECT key, lease_token, attempts FROM units ORDER BY id")).all()
+            assert [tuple(row) for row in rows] == [("p/c/1", 0, 1), ("p/c/2", 0, 0)]
+        with database.session() as session:
+            (done, pending) = repository.iter_units(session, "r-old001")
+            assert done.attempts[0].error is not None
+            assert done.attempts[0].error.message == "HTTP 500"
+            assert done.attempts[0].error.retryable is None  # unknown, not a made-up False
+            assert not done.attempts[0].superseded
+            (claimed,) = repository.claim_units(session, "r-old001", "w", limit=5, lease_seconds=30)
+            assert (claimed.key, claimed.lease_token) == (pending.key, 1)
+
+
+NOW = "2025-06-01 12:00:00"
+RUN_0001 = (
+    "INSERT INTO runs (id, job_name, job_spec, job_sha256, prices, status, started_at, host,"
+    " runner_version, tags) VALUES ('r-old001', 'old', :spec, NULL, :prices, 'interrupted', :now,"
+    " 'h', '0.1', :tags)"
+)
+UNITS_0001 = (
+    "INSERT INTO units (run_id, key, provider, case_id, repeat, request_hash, status, attempts)"
+    " VALUES ('r-old001', 'p/c/1', 'p', 'c', 1, 'h1', 'failed', 1),"
+    " ('r-old001', 'p/c/2', 'p', 'c', 2, 'h2', 'pending', 0)"
+)
+ATTEMPT_0001 = (
+    "INSERT INTO attempts (unit_id, number, started_at, http_status, error_kind, error_message,"
+    " bytes_received, chunks, heartbeats) SELECT id, 1, :now, 500, 'server_error', 'HTTP 500', 0, 0, 0"
+    " FROM units WHERE key = 'p/c/1'"
+)

@@ -80,15 +80,23 @@ def test_unit_model_prefers_the_result_then_the_latest_attempt() -> None:
     )
     assert unit.model == "attempt-model"
     assert unit.final is unit.attempts[-1]
+    # A superseded attempt (a late write of a lost lease) is never the one the outcome came from.
+    late = replace(ATTEMPT, number=3, superseded=True)
+    assert replace(unit, attempts=(*unit.attempts, late)).final is unit.attempts[-1]
     assert replace(unit, completion=Completion(model="result-model")).model == "result-model"
     assert replace(unit, attempts=()).model is None
 
 
 def test_error_view_exports_like_the_attempt_error() -> None:
     """A read-back error exports the same fields as the AttemptError that was stored."""
-    error = AttemptError(kind="rate_limited", message="slow down", http_status=429, retry_after=2.0)
-    view = ErrorView(kind="rate_limited", message="slow down", http_status=429, retry_after=2.0)
+    error = AttemptError(
+        kind="rate_limited", message="slow down", http_status=429, retry_after=2.0, retryable=True
+    )
+    view = ErrorView(
+        kind="rate_limited", message="slow down", http_status=429, retry_after=2.0, retryable=True
+    )
     assert view.to_dict() == error.to_dict()
+    assert view.to_dict()["retryable"] is True
 
 
 def test_a_malformed_stored_outcome_is_skipped_not_fatal() -> None:

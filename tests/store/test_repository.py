@@ -350,9 +350,24 @@ def test_fake_key_never_reaches_the_database(db: Database, session: Session) -> 
 
 
 def _error_view(error: AttemptError | None) -> ErrorView | None:
-    """What the store reads back of an AttemptError: everything but the retry layer's verdict."""
+    """What the store reads back of an AttemptError: all of it, the retry layer's verdict included."""
     if error is None:
         return None
     return ErrorView(
-        kind=error.kind, message=error.message, http_status=error.http_status, retry_after=error.retry_after
+        kind=error.kind,
+        message=error.message,
+        http_status=error.http_status,
+        retry_after=error.retry_after,
+        retryable=error.retryable,
     )
+
+
+def test_a_run_is_planning_until_its_last_units_are_stored(session: Session) -> None:
+    """A run created ``planning`` stays so through earlier batches and is ``running`` with the last."""
+    run = repository.create_run(session, make_job(), host="h", version="v", status="planning")
+    units = make_units(4)
+    repository.add_units(session, run.id, units[:2])
+    assert repository.get_run(session, run.id).status == "planning"
+    repository.add_units(session, run.id, units, planned=True)  # idempotent by key: a resume re-plans
+    assert repository.get_run(session, run.id).status == "running"
+    assert sum(repository.unit_counts(session, run.id).values()) == 4

@@ -33,12 +33,20 @@ def _insert_ignoring_conflicts(conn: Connection, rows: list[dict[str, Any]]) -> 
 
 
 def add_units(
-    session: Session, run_id: str, units: Iterable[Unit], *, reuse: bool = False, now: datetime | None = None
+    session: Session,
+    run_id: str,
+    units: Iterable[Unit],
+    *,
+    reuse: bool = False,
+    planned: bool = False,
+    now: datetime | None = None,
 ) -> int:
     """Store units as ``pending``, idempotently by (run, key); return how many are now reused.
 
     With ``reuse``, a new unit whose ``request_hash`` has an ``ok`` unit in another run gets a copy
-    of that unit's results, status ``ok`` and ``reused_from`` set, and is never claimed.
+    of that unit's results, status ``ok`` and ``reused_from`` set, and is never claimed. With
+    ``planned`` (the last batch), a ``planning`` run becomes ``running`` in the same transaction, so
+    no run is ever ``running`` with only part of its units stored.
     """
     rows = [
         {
@@ -59,6 +67,10 @@ def add_units(
     ]
     with transaction(session, write=True) as conn:
         _insert_ignoring_conflicts(conn, rows)
+        if planned:
+            conn.execute(
+                update(RUNS).where(RUNS.c.id == run_id, RUNS.c.status == "planning").values(status="running")
+            )
         return _reuse_results(conn, run_id, now_or_utc(now)) if reuse else 0
 
 
@@ -139,7 +151,13 @@ def claim_units(
     stmt = (
         update(UNITS)
         .where(UNITS.c.id.in_(chosen))
-        .values(status="running", lease_owner=owner, lease_expires_at=expires)
+        # A new token per claim fences the previous holder's late writes (see write_batch).
+        .values(
+            status="running",
+            lease_owner=owner,
+            lease_expires_at=expires,
+            lease_token=UNITS.c.lease_token + 1,
+        )
         .returning(
             UNITS.c.id,
             UNITS.c.key,
@@ -148,6 +166,7 @@ def claim_units(
             UNITS.c.repeat,
             UNITS.c.request_hash,
             UNITS.c.attempts,
+            UNITS.c.lease_token,
         )
     )
     with transaction(session, write=True) as conn:
@@ -200,6 +219,21 @@ def resume_run(session: Session, run_id: str) -> int:
         return conn.execute(
             select(func.count()).where(UNITS.c.run_id == run_id, UNITS.c.status == "pending")
         ).scalar_one()
+
+
+def live_leases(session: Session, run_id: str, *, now: datetime | None = None) -> dict[str, int]:
+    """Units of a run held under a lease that has not expired, counted per lease owner."""
+    query = (
+        select(UNITS.c.lease_owner, func.count())
+        .where(
+            UNITS.c.run_id == run_id,
+            UNITS.c.status == "running",
+            UNITS.c.lease_expires_at >= now_or_utc(now),
+        )
+        .group_by(UNITS.c.lease_owner)
+    )
+    with transaction(session, write=False) as conn:
+        return {owner: int(count) for owner, count in conn.execute(query) if owner is not None}
 
 
 def count_outstanding(session: Session, run_id: str, *, excluding_owner: str | None = None) -> int:

@@ -38,6 +38,7 @@ def attempt_costs(
             ATTEMPTS.c.model,
             ATTEMPTS.c.started_at,
             ATTEMPTS.c.error_kind,
+            ATTEMPTS.c.superseded,
             ATTEMPTS.c.input_tokens,
             ATTEMPTS.c.output_tokens,
             ATTEMPTS.c.reasoning_tokens,
@@ -65,7 +66,9 @@ def attempt_costs(
             provider=row["provider"],
             model=row["model"],
             started_at=row["started_at"],
-            ok=row["error_kind"] is None,
+            # A superseded attempt's answer was never the result: its tokens are waste.
+            ok=row["error_kind"] is None and not row["superseded"],
+            superseded=bool(row["superseded"]),
             input_tokens=row["input_tokens"],
             output_tokens=row["output_tokens"],
             reasoning_tokens=row["reasoning_tokens"],

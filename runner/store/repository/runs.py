@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import secrets
-from typing import TYPE_CHECKING, Any, Final, cast
+from typing import TYPE_CHECKING, Any, Final, Literal, cast
 
 import orjson
 from sqlalchemy import insert, select, update
@@ -73,9 +73,14 @@ def create_run(
     version: str,
     tags: Sequence[str] | None = None,
     prices: Mapping[str, Price | None] | None = None,
+    status: Literal["planning", "running"] = "running",
     now: datetime | None = None,
 ) -> RunInfo:
-    """Store a new ``running`` run of ``job``; prices default to the job's own, frozen now."""
+    """Store a new run of ``job``; prices default to the job's own, frozen now.
+
+    ``runner run`` creates it ``planning`` and ``add_units(..., planned=True)`` makes it ``running``
+    with its last units; ``running`` at once suits a run whose units are stored some other way.
+    """
     # The snapshot resolves defaults (cached_input / cache_write fall back to input) and names the
     # model, so later changes to a job or to the defaults never rewrite this run's costs.
     frozen = prices_snapshot(job) if prices is None else prices_json(prices)
@@ -89,7 +94,7 @@ def create_run(
             "job_spec": job_spec_json(job),
             "job_sha256": job.source_sha256,
             "prices": frozen,
-            "status": "running",
+            "status": status,
             "started_at": now_or_utc(now),
             "finished_at": None,
             "host": host,
