@@ -72,16 +72,17 @@ CHECKS = {
         " HAVING count(DISTINCT attempt_id) > 1) d"
     ),
     "units with two ok attempts": (
-        "SELECT count(*) FROM (SELECT unit_id FROM attempts WHERE error_kind IS NULL GROUP BY unit_id"
-        " HAVING count(*) > 1) d"
+        "SELECT count(*) FROM (SELECT unit_id FROM attempts WHERE error_kind IS NULL AND NOT superseded"
+        " GROUP BY unit_id HAVING count(*) > 1) d"
     ),
     "repeated attempt numbers": (
         "SELECT count(*) FROM (SELECT unit_id, number FROM attempts GROUP BY unit_id, number"
         " HAVING count(*) > 1) d"
     ),
+    "superseded attempts": "SELECT count(*) FROM attempts WHERE superseded",
     "units.attempts disagreeing with rows": (
         "SELECT count(*) FROM units u WHERE u.attempts <>"
-        " (SELECT count(*) FROM attempts a WHERE a.unit_id = u.id)"
+        " (SELECT count(*) FROM attempts a WHERE a.unit_id = u.id AND NOT a.superseded)"
     ),
 }
 
