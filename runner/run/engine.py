@@ -25,7 +25,7 @@ import trio
 
 from runner.model import AttemptError, AttemptRecord, AttemptTiming
 from runner.run import retry
-from runner.run.attempt import run_attempt
+from runner.run.attempt import CANCELLED_MESSAGE, run_attempt
 from runner.run.finish import computed_and_booked_cost, finish_unit, usage_of
 from runner.run.limits import estimate_tokens
 from runner.store.records import AttemptWrite, WriteItem
@@ -43,6 +43,10 @@ if TYPE_CHECKING:
     from runner.wire.dialects.base import Dialect, HttpRequest
 
 log = logging.getLogger(__name__)
+
+# Longest a hand-off to the writer may wait once the run is being cancelled (the writer's drain
+# timeout has the same length: both bound how long a Ctrl-C takes).
+HAND_OFF_SECONDS = 5.0
 
 
 class UnitQueue(Protocol):
@@ -281,8 +285,10 @@ async def _work_unit(
         usage = usage_of(final)
         counters.output_tokens += (usage.output_tokens or 0) if usage else 0
         counters.cost_usd += unit_spent
-        await send.send(
-            finish_unit(unit, case, final, owner=owner, cost_computed=cost, unit_spent=unit_spent)
+        # Shielded: a Ctrl-C landing between the attempt's end and this hand-off must not lose a
+        # finished, paid-for attempt (its unit would be requested again on resume).
+        await _hand_off(
+            send, finish_unit(unit, case, final, owner=owner, cost_computed=cost, unit_spent=unit_spent)
         )
 
 
@@ -309,7 +315,7 @@ async def _attempt_until_final(
                 counters.retrying += 1
                 # Stored now, before tenacity's backoff sleep, so an interruption during the sleep
                 # cannot lose it (its tokens count for cost). The final attempt goes with UnitFinish.
-                await send.send(AttemptWrite(unit_id=work.unit.id, attempt=record, cost_computed=cost))
+                await _hand_off(send, AttemptWrite(unit_id=work.unit.id, attempt=record, cost_computed=cost))
                 raise retry.RetryScheduled(decision)
     return record, cost, unit_spent
 
@@ -320,6 +326,7 @@ async def _attempt_once(
     """One attempt under the provider's limits; a cancelled one is stored as such, then re-raised."""
     started_at = datetime.now(UTC)
     started = trio.current_time()
+    received: list[AttemptRecord] = []  # what run_attempt had when a cancellation cut it off
     try:
         async with work.limiter.slot(work.estimate) as slot:
             record = await run_attempt(
@@ -330,24 +337,45 @@ async def _attempt_once(
                 number=number,
                 timeouts=work.provider.timeouts,
                 capture=ctx.capture,
+                on_cancel=received.append,
             )
             slot.settle(_used_tokens(usage_of(record)))
     except trio.Cancelled:
-        # Ctrl-C / SIGTERM: store the cut-off attempt so the timeline shows it, shielded so
-        # the writer still hears of it and bounded so shutdown cannot hang on it.
-        cut = _cancelled(work.unit.key, number, started_at, trio.current_time() - started)
-        # A writer that already gave up (past its drain timeout) must not turn this
-        # cancellation into a crash: the record is lost, the interruption still propagates.
-        with (
-            trio.CancelScope(shield=True),
-            trio.move_on_after(5),
-            contextlib.suppress(trio.BrokenResourceError, trio.ClosedResourceError),
-        ):
-            await send.send(AttemptWrite(unit_id=work.unit.id, attempt=cut))
-        raise
+        # Ctrl-C / SIGTERM: store the cut-off attempt so the timeline shows it, with what it had
+        # received (partial output, bytes, timings, raw body; its tokens count for cost). Cut
+        # while waiting for its slot, it never sent anything: an empty cancelled record.
+        if received:
+            cut = received[0]
+        else:
+            cut = _cancelled(work.unit.key, number, started_at, trio.current_time() - started)
+        cost, _ = computed_and_booked_cost(cut, work.provider.price)
+        await _hand_off(send, AttemptWrite(unit_id=work.unit.id, attempt=cut, cost_computed=cost))
+        raise  # (_hand_off has re-raised the cancellation already; this keeps the intent plain)
     rate_limited = record.error is not None and record.error.kind == "rate_limited"
     work.limiter.on_outcome(rate_limited, slot=slot)
     return record
+
+
+async def _hand_off(send: trio.MemorySendChannel[WriteItem], item: WriteItem) -> None:
+    """Give ``item`` to the writer, even when the run is being cancelled meanwhile.
+
+    A plain send waits as long as the writer needs (backpressure). If a cancellation arrives, the
+    item was not delivered (trio's send is atomic), so it is sent again shielded: a cancellation
+    must not drop a record whose request was already paid for (the writer drains its channel before
+    it stops). Bounded, so a writer stuck on a dead database cannot hang shutdown; a writer that
+    already gave up (past its drain timeout, or failed) must not turn the interruption into a crash:
+    then the record is lost, and the cancellation still propagates.
+    """
+    try:
+        await send.send(item)
+    except trio.Cancelled:
+        with (
+            trio.CancelScope(shield=True),
+            trio.move_on_after(HAND_OFF_SECONDS),
+            contextlib.suppress(trio.BrokenResourceError, trio.ClosedResourceError),
+        ):
+            await send.send(item)
+        raise
 
 
 def _used_tokens(usage: Usage | None) -> int | None:
@@ -365,7 +393,7 @@ def _cancelled(unit_key: str, number: int, started_at: datetime, elapsed: float)
         unit_key=unit_key,
         number=number,
         http_status=None,
-        error=AttemptError(kind="cancelled", message="the run was interrupted during this attempt"),
+        error=AttemptError(kind="cancelled", message=CANCELLED_MESSAGE),
         completion=None,
         timing=AttemptTiming(started_at=started_at, end_s=elapsed),
     )
