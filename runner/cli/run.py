@@ -19,6 +19,9 @@ if TYPE_CHECKING:
 # The values of runner.store.records.RawCapturePolicy (a test keeps them equal), spelled out here so
 # that `runner run --help` does not import the store (and SQLAlchemy with it).
 CAPTURE_CHOICES: Final = ("failed", "all", "none")
+# The database failed during the run (connection lost, lock held too long, disk full, file deleted):
+# what was stored is kept, nothing more is claimed; fix the database and --resume.
+DATABASE_FAILED_EXIT: Final = 3
 
 
 @click.command("run")
@@ -69,8 +72,9 @@ def run_command(
     """Run a job: every provider x case x repeat, streamed, retried, timed, costed and stored.
 
     At the end the run report is written (an HTML file; see runner report). Exit codes: 0 every
-    unit ok and every assertion passed, 1 some units or assertions failed, 2 job or usage error,
-    130 interrupted (finish it later with --resume).
+    unit ok and every assertion passed, 1 some units or assertions failed, 2 job, usage or database
+    error, 3 the database failed during the run (fix it, then --resume), 130 interrupted (finish it
+    later with --resume).
 
     Example: runner run jobs/demo.toml
     """
@@ -108,19 +112,26 @@ def run_command(
         with open_database(db_url) as database:
             run, job = open_run(database, job, options, environ=os.environ)
             click.echo(f"run {run.id} ({job.name}) in {database!r}", err=True)
-            summary = trio.run(
-                functools.partial(
-                    run_until_signalled,
-                    database,
-                    run,
-                    job,
-                    options,
-                    api_keys=read_api_keys(job, os.environ),
-                    console=console,
+            try:
+                summary = trio.run(
+                    functools.partial(
+                        run_until_signalled,
+                        database,
+                        run,
+                        job,
+                        options,
+                        api_keys=read_api_keys(job, os.environ),
+                        console=console,
+                    )
                 )
-            )
-            if summary is None:
-                summary = summarize(database, run.id)
+                if summary is None:
+                    summary = summarize(database, run.id)
+            except StorageError as exc:
+                fail(
+                    f"{exc}; run {run.id} stopped and what was stored is kept; when the database is "
+                    f"back: runner run --resume {run.id}",
+                    DATABASE_FAILED_EXIT,
+                )
             if report_path != "-":
                 from runner.report.api import write_run_report
 

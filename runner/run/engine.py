@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Literal, Protocol
 
 import trio
 
+from runner.errors import StorageError
 from runner.model import AttemptError, AttemptRecord, AttemptTiming
 from runner.run import retry
 from runner.run.attempt import CANCELLED_MESSAGE, run_attempt
@@ -176,7 +177,13 @@ async def execute_run(
         # Normally nothing is left leased here; after a cancellation or a crash the units we held
         # go back to the queue at once instead of waiting out their lease. Shielded (we may be
         # cancelled) and bounded (a dead database must not hang the exit).
-        with trio.CancelScope(shield=True), trio.move_on_after(10):
+        # A database that failed (what stopped the run, reported by the caller) may refuse this
+        # too: the units stay leased, and --resume takes them back like a crash's.
+        with (
+            trio.CancelScope(shield=True),
+            trio.move_on_after(10),
+            contextlib.suppress(StorageError),
+        ):
             await trio.to_thread.run_sync(queue.release, limiter=ctx.db_limiter)
     end: RunEnd = "interrupted" if state.budget_spent.is_set() else "finished"
     done, failed = progress.outcomes()

@@ -1,0 +1,212 @@
+"""The database goes away during a run (issue 10, item 4): `runner run` as a real process while this
+test holds SQLite's write lock, deletes the database file, or kills the PostgreSQL connections.
+
+A transient fault (a dropped connection, a lock that is let go) is retried and the run finishes; a
+lasting one stops the run with one line naming the database and the cause, exit 3, no traceback,
+and `--resume` afterwards finishes every unit exactly once.
+"""
+
+from __future__ import annotations
+
+import secrets
+import sqlite3
+from collections.abc import Iterator
+from pathlib import Path
+
+import psycopg
+import pytest
+import trio
+
+from runner.store.db import Database, open_database
+from tests.run.processes import RunnerProcess, RunState, run_runner, start_runner, wait_for
+from tests.store.conftest import PG_CONNINFO
+
+pytestmark = pytest.mark.slow
+
+DATABASE_FAILED = 3
+
+# 40 units, 4 at a time, ~0.3 s each: the run takes ~3 s, long enough to pull the database away.
+JOB = """
+name = "db-faults"
+[defaults]
+repeats = 40
+[defaults.retry]
+max_attempts = 2
+backoff_initial = 0.01
+backoff_max = 0.05
+
+[[providers]]
+name = "sim"
+dialect = "openai-chat"
+model = "sim-model"
+concurrency = 4
+simulator = { latency = "ttft=0.15,gap=0.02", output_tokens = "8" }
+
+[[cases]]
+id = "c"
+prompt = "Say something."
+"""
+
+
+@pytest.fixture
+def db_file(tmp_path: Path) -> Path:
+    """A migrated SQLite file, so the test can poll and lock it while `runner` writes."""
+    path = tmp_path / "runner.db"
+    with open_database(f"sqlite:///{path}"):
+        pass
+    return path
+
+
+@pytest.fixture
+def sqlite_db(db_file: Path) -> Iterator[Database]:
+    with open_database(f"sqlite:///{db_file}") as database:
+        yield database
+
+
+def error_lines(process: RunnerProcess) -> list[str]:
+    return [line for line in process.stderr.splitlines() if line.startswith("error:")]
+
+
+def assert_stopped_cleanly(process: RunnerProcess, *, names: str, cause: str) -> str:
+    """Exit 3 with exactly one error line naming the database and the cause; returns the run id."""
+    assert process.process.returncode == DATABASE_FAILED, process.stderr
+    assert "Traceback" not in process.stderr, process.stderr
+    (line,) = error_lines(process)
+    assert names in line, line
+    assert cause in line, line
+    assert "finished" not in process.stderr
+    assert "report:" not in process.stderr
+    run_id = line.split("runner run --resume ")[-1].strip()
+    assert run_id.startswith("r-"), line
+    return run_id
+
+
+def assert_done_exactly_once(state: RunState, run_id: str) -> None:
+    """Every unit ok with one result and exactly one successful attempt, numbered without gaps."""
+    units = state.units(run_id)
+    assert len(units) == 40
+    for unit in units.values():
+        assert unit.status == "ok", unit
+        assert unit.results == 1, unit
+        assert unit.kinds.count(None) == 1, unit
+        assert unit.numbers == tuple(range(1, unit.attempts + 1)), unit
+
+
+def hold_write_lock(
+    path: Path, release: trio.Event, held: trio.Event, token: trio.lowlevel.TrioToken
+) -> None:
+    """Hold SQLite's write lock (BEGIN IMMEDIATE) on a thread until ``release`` is set."""
+    conn = sqlite3.connect(path, isolation_level=None, timeout=30)
+    try:
+        conn.execute("BEGIN IMMEDIATE")
+        token.run_sync_soon(held.set)
+        trio.from_thread.run(release.wait, trio_token=token)
+        conn.execute("ROLLBACK")
+    finally:
+        conn.close()
+
+
+async def test_sqlite_lock_held_past_the_busy_timeout_stops_the_run_then_resume_finishes(
+    tmp_path: Path, db_file: Path, sqlite_db: Database, nursery: trio.Nursery
+) -> None:
+    state = RunState(sqlite_db)
+    job = tmp_path / "job.toml"
+    job.write_text(JOB)
+    url = f"sqlite:///{db_file}?timeout=0.2"
+    process = await start_runner(nursery, "run", str(job), "--db", url, "--report", "-", cwd=tmp_path)
+    await wait_for(lambda: state.done() >= 8, within=30)
+    release, held = trio.Event(), trio.Event()
+    token = trio.lowlevel.current_trio_token()
+    async with trio.open_nursery() as locker:
+        locker.start_soon(trio.to_thread.run_sync, hold_write_lock, db_file, release, held, token)
+        try:
+            await held.wait()
+            await process.wait(within=60)
+        finally:
+            release.set()  # the holding thread cannot be cancelled: it must always be let go
+    run_id = assert_stopped_cleanly(process, names=str(db_file), cause="database is locked")
+    assert await trio.to_thread.run_sync(state.run_status, run_id) == "running"  # it could not be told
+    resumed = await run_runner("run", "--resume", run_id, "--db", url, "--report", "-", cwd=tmp_path)
+    assert resumed.process.returncode == 0, resumed.stderr
+    assert await trio.to_thread.run_sync(state.run_status, run_id) == "finished"
+    await trio.to_thread.run_sync(assert_done_exactly_once, state, run_id)
+
+
+async def test_sqlite_lock_held_briefly_is_retried_and_the_run_finishes(
+    tmp_path: Path, db_file: Path, sqlite_db: Database, nursery: trio.Nursery
+) -> None:
+    state = RunState(sqlite_db)
+    job = tmp_path / "job.toml"
+    job.write_text(JOB)
+    url = f"sqlite:///{db_file}?timeout=0.2"
+    process = await start_runner(nursery, "run", str(job), "--db", url, "--report", "-", cwd=tmp_path)
+    await wait_for(lambda: state.done() >= 8, within=30)
+    release, held = trio.Event(), trio.Event()
+    token = trio.lowlevel.current_trio_token()
+    async with trio.open_nursery() as locker:
+        locker.start_soon(trio.to_thread.run_sync, hold_write_lock, db_file, release, held, token)
+        try:
+            await held.wait()
+            await trio.sleep(1.0)  # past the busy timeout, within the retries
+        finally:
+            release.set()
+    assert await process.wait(within=60) == 0, process.stderr
+    assert "database is locked; trying again" in process.stderr
+    (run_id,) = await trio.to_thread.run_sync(state.run_ids)
+    await trio.to_thread.run_sync(assert_done_exactly_once, state, run_id)
+
+
+async def test_deleted_sqlite_file_stops_the_run_and_claims_nothing(
+    tmp_path: Path, db_file: Path, sqlite_db: Database, nursery: trio.Nursery
+) -> None:
+    """SQLite would go on writing to the deleted file: the run must not report `finished` or a report."""
+    state = RunState(sqlite_db)
+    job = tmp_path / "job.toml"
+    job.write_text(JOB)
+    report = tmp_path / "report.html"
+    process = await start_runner(
+        nursery, "run", str(job), "--db", f"sqlite:///{db_file}", "--report", str(report), cwd=tmp_path
+    )
+    await wait_for(lambda: state.done() >= 8, within=30)
+    sqlite_db.close()
+    await trio.to_thread.run_sync(delete_database, db_file)
+    await process.wait(within=60)
+    assert_stopped_cleanly(process, names=str(db_file), cause="the file was deleted")
+    assert not report.exists()
+
+
+@pytest.mark.postgres
+async def test_killed_postgresql_connections_are_replaced_and_the_run_finishes(
+    tmp_path: Path, pg_database: Database, nursery: trio.Nursery
+) -> None:
+    """pg_terminate_backend on every connection of the run, twice: reconnected, retried, done once."""
+    state = RunState(pg_database)
+    job = tmp_path / "job.toml"
+    job.write_text(JOB)
+    app = f"rt_kill_{secrets.token_hex(4)}"  # only this run's connections are killed
+    url = f"{pg_database.url}&application_name={app}"
+    process = await start_runner(nursery, "run", str(job), "--db", url, "--report", "-", cwd=tmp_path)
+    for done in (8, 20):
+        await wait_for(lambda: state.done() >= done, within=30)  # noqa: B023 - awaited at once
+        killed = await trio.to_thread.run_sync(terminate_backends, app)
+        assert killed > 0
+    assert await process.wait(within=60) == 0, process.stderr
+    assert "Traceback" not in process.stderr
+    (run_id,) = await trio.to_thread.run_sync(state.run_ids)
+    assert await trio.to_thread.run_sync(state.run_status, run_id) == "finished"
+    await trio.to_thread.run_sync(assert_done_exactly_once, state, run_id)
+
+
+def delete_database(path: Path) -> None:
+    """Delete a SQLite database as a careless `rm runner.db*` would."""
+    for suffix in ("", "-wal", "-shm"):
+        Path(f"{path}{suffix}").unlink(missing_ok=True)
+
+
+def terminate_backends(application_name: str) -> int:
+    with psycopg.connect(PG_CONNINFO, autocommit=True) as conn:
+        rows = conn.execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = %s",
+            (application_name,),
+        ).fetchall()
+    return len(rows)
