@@ -79,7 +79,10 @@ def cause_of(exc: BaseException) -> str:
     if isinstance(cause, DBAPIError) and cause.orig is not None:
         cause = cause.orig
     lines = [line.strip() for line in str(cause).splitlines() if line.strip()]
-    return lines[0] if lines else type(cause).__name__
+    said = lines[0] if lines else type(cause).__name__
+    # sqlite3 names the exact code: "disk I/O error" alone does not say it was a write that failed.
+    code = getattr(cause, "sqlite_errorname", None)
+    return f"{said} ({code})" if code else said
 
 
 def resolve_url(url: str | None) -> str:

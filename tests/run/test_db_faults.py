@@ -8,6 +8,8 @@ and `--resume` afterwards finishes every unit exactly once.
 
 from __future__ import annotations
 
+import functools
+import resource
 import secrets
 import sqlite3
 from collections.abc import Iterator
@@ -67,13 +69,15 @@ def error_lines(process: RunnerProcess) -> list[str]:
     return [line for line in process.stderr.splitlines() if line.startswith("error:")]
 
 
-def assert_stopped_cleanly(process: RunnerProcess, *, names: str, cause: str) -> str:
-    """Exit 3 with exactly one error line naming the database and the cause; returns the run id."""
+def assert_stopped_cleanly(process: RunnerProcess, *, url: str, causes: tuple[str, ...]) -> str:
+    """Exit 3 with exactly one error line naming the database (``url``) and one of ``causes``;
+    returns the run id."""
     assert process.process.returncode == DATABASE_FAILED, process.stderr
     assert "Traceback" not in process.stderr, process.stderr
     (line,) = error_lines(process)
-    assert names in line, line
-    assert cause in line, line
+    assert line.startswith(f"error: database {url}: "), line
+    said = line.removeprefix(f"error: database {url}: ").split("; run ")[0]
+    assert any(cause in said for cause in causes), line
     assert "finished" not in process.stderr
     assert "report:" not in process.stderr
     run_id = line.split("runner run --resume ")[-1].strip()
@@ -124,7 +128,7 @@ async def test_sqlite_lock_held_past_the_busy_timeout_stops_the_run_then_resume_
             await process.wait(within=60)
         finally:
             release.set()  # the holding thread cannot be cancelled: it must always be let go
-    run_id = assert_stopped_cleanly(process, names=str(db_file), cause="database is locked")
+    run_id = assert_stopped_cleanly(process, url=url, causes=("database is locked",))
     assert await trio.to_thread.run_sync(state.run_status, run_id) == "running"  # it could not be told
     resumed = await run_runner("run", "--resume", run_id, "--db", url, "--report", "-", cwd=tmp_path)
     assert resumed.process.returncode == 0, resumed.stderr
@@ -151,7 +155,9 @@ async def test_sqlite_lock_held_briefly_is_retried_and_the_run_finishes(
         finally:
             release.set()
     assert await process.wait(within=60) == 0, process.stderr
-    assert "database is locked; trying again" in process.stderr
+    retried = [line for line in process.stderr.splitlines() if "trying again in" in line]
+    assert retried, process.stderr
+    assert all(f"database {url}: database is locked" in line for line in retried), retried
     (run_id,) = await trio.to_thread.run_sync(state.run_ids)
     await trio.to_thread.run_sync(assert_done_exactly_once, state, run_id)
 
@@ -171,8 +177,46 @@ async def test_deleted_sqlite_file_stops_the_run_and_claims_nothing(
     sqlite_db.close()
     await trio.to_thread.run_sync(delete_database, db_file)
     await process.wait(within=60)
-    assert_stopped_cleanly(process, names=str(db_file), cause="the file was deleted")
+    assert_stopped_cleanly(process, url=f"sqlite:///{db_file}", causes=("the file was deleted",))
     assert not report.exists()
+
+
+def limit_file_size(limit: int) -> None:
+    """In the child: no file may grow past ``limit`` bytes (CPython ignores SIGXFSZ, so a write past
+    it fails, short, and SQLite reports SQLITE_FULL: what a full disk does, without filling one)."""
+    resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
+
+
+async def test_full_disk_stops_the_run_then_resume_finishes(
+    tmp_path: Path, db_file: Path, sqlite_db: Database, nursery: trio.Nursery
+) -> None:
+    state = RunState(sqlite_db)
+    job = tmp_path / "job.toml"
+    job.write_text(JOB)
+    url = f"sqlite:///{db_file}"
+    # Room for the run and a few batches in the write-ahead log, not for all 40 units.
+    limit = (await trio.Path(db_file).stat()).st_size + 160 * 1024
+    process = await start_runner(
+        nursery,
+        "run",
+        str(job),
+        "--db",
+        url,
+        "--report",
+        "-",
+        cwd=tmp_path,
+        preexec_fn=functools.partial(limit_file_size, limit),
+    )
+    await process.wait(within=60)
+    # A write that crosses the limit is short (SQLITE_FULL); one wholly past it fails with EFBIG,
+    # which SQLite reports as an I/O error. Either way, the write did not happen.
+    causes = ("database or disk is full", "SQLITE_FULL", "SQLITE_IOERR_WRITE")
+    run_id = assert_stopped_cleanly(process, url=url, causes=causes)
+    assert 0 < await trio.to_thread.run_sync(state.done, run_id) < 40  # what was written is kept
+    resumed = await run_runner("run", "--resume", run_id, "--db", url, "--report", "-", cwd=tmp_path)
+    assert resumed.process.returncode == 0, resumed.stderr
+    assert await trio.to_thread.run_sync(state.run_status, run_id) == "finished"
+    await trio.to_thread.run_sync(assert_done_exactly_once, state, run_id)
 
 
 @pytest.mark.postgres
