@@ -48,7 +48,14 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-_ADD_BATCH: Final = 2000  # units planned and stored per transaction: memory stays flat
+_ADD_BATCH: Final = 2000
+# What a database failure causes in the other tasks of a run: their cancellation, and hand-offs to
+# the writer that found it gone.
+_CONSEQUENCES: Final = (
+    trio.Cancelled,
+    trio.BrokenResourceError,
+    trio.ClosedResourceError,
+)  # units planned and stored per transaction: memory stays flat
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -242,8 +249,10 @@ async def run_until_signalled(
         # The database failed (the writer, a claim, a renewal): every other task was cancelled
         # because of it, and tasks that were handing records to the writer found it gone. That one
         # database error is what stopped the run; it reaches the CLI alone, as one line.
+        # Anything else in the group (a bug) still crashes loudly, with the whole group.
         failure = _storage_error_in(group)
-        if failure is None:
+        _, rest = group.split((StorageError, *_CONSEQUENCES))
+        if failure is None or rest is not None:
             raise
         raise failure from None
     return summary

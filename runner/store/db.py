@@ -80,6 +80,7 @@ def cause_of(exc: BaseException) -> str:
         cause = cause.orig
     lines = [line.strip() for line in str(cause).splitlines() if line.strip()]
     said = lines[0] if lines else type(cause).__name__
+    said = said.split(" (Background on this error at:")[0]  # SQLAlchemy's help link
     # sqlite3 names the exact code: "disk I/O error" alone does not say it was a write that failed.
     code = getattr(cause, "sqlite_errorname", None)
     return f"{said} ({code})" if code else said
