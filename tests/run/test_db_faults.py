@@ -18,6 +18,7 @@ from pathlib import Path
 import psycopg
 import pytest
 import trio
+from sqlalchemy import text
 
 from runner.store.db import Database, open_database
 from tests.run.processes import RunnerProcess, RunState, run_runner, start_runner, wait_for
@@ -254,3 +255,35 @@ def terminate_backends(application_name: str) -> int:
             (application_name,),
         ).fetchall()
     return len(rows)
+
+
+@pytest.mark.postgres
+async def test_postgresql_refusing_writes_stops_the_run_marked_failed_then_resume_finishes(
+    tmp_path: Path, pg_database: Database, nursery: trio.Nursery
+) -> None:
+    """A lasting error while the database still answers (the attempts table renamed away, as a
+    careless migration would): exit 3 and one line, the run marked `failed`, leases released;
+    with the table back, --resume finishes every unit exactly once."""
+    state = RunState(pg_database)
+    job = tmp_path / "job.toml"
+    job.write_text(JOB)
+    url = pg_database.url
+    process = await start_runner(nursery, "run", str(job), "--db", url, "--report", "-", cwd=tmp_path)
+    await wait_for(lambda: state.done() >= 8, within=30)
+    await trio.to_thread.run_sync(rename_table, pg_database, "attempts", "attempts_away")
+    try:
+        await process.wait(within=60)
+    finally:
+        await trio.to_thread.run_sync(rename_table, pg_database, "attempts_away", "attempts")
+    run_id = assert_stopped_cleanly(process, url=url, causes=('relation "attempts" does not exist',))
+    assert await trio.to_thread.run_sync(state.run_status, run_id) == "failed"
+    assert await trio.to_thread.run_sync(state.running) == 0  # leases released
+    resumed = await run_runner("run", "--resume", run_id, "--db", url, "--report", "-", cwd=tmp_path)
+    assert resumed.process.returncode == 0, resumed.stderr
+    assert await trio.to_thread.run_sync(state.run_status, run_id) == "finished"
+    await trio.to_thread.run_sync(assert_done_exactly_once, state, run_id)
+
+
+def rename_table(database: Database, old: str, new: str) -> None:
+    with database.engine.begin() as conn:
+        conn.execute(text(f'ALTER TABLE "{old}" RENAME TO "{new}"'))
