@@ -28,6 +28,9 @@ if TYPE_CHECKING:
 # The values of runner.store.records.RawCapturePolicy (a test keeps them equal), spelled out here so
 # that `runner run --help` does not import the store (and SQLAlchemy with it).
 CAPTURE_CHOICES: Final = ("failed", "all", "none")
+# The database failed during the run (connection lost, lock held too long, disk full, file deleted):
+# what was stored is kept, nothing more is claimed; fix the database and --resume.
+DATABASE_FAILED_EXIT: Final = 3
 
 
 @click.command("run")
@@ -89,9 +92,10 @@ def run_command(
 
     At the end the run report is written (an HTML file; see runner report) and a summary of units
     per verdict: passed, with failed assertions, failed (no result), not done. Exit codes: 0 no unit
-    failed or failed an assertion, 1 some did, 2 job or usage error (also: --resume of a run another
-    live process is working; --join it instead), 130 interrupted (finish it later with --resume;
-    also when interrupted while planning).
+    failed or failed an assertion, 1 some did, 2 job, usage or database error (also: --resume of a
+    run another live process is working; --join it instead), 3 the database failed during the run
+    (fix it, then --resume), 130 interrupted (finish it later with --resume; also when interrupted
+    while planning).
 
     Example: runner run jobs/demo.toml
     """
@@ -134,19 +138,26 @@ def run_command(
             # Belt and braces: no log line (runner's, httpx's) can print a key, whatever it quotes.
             for handler in logging.getLogger().handlers:
                 handler.addFilter(RedactingFilter(Redactor.of(api_keys.values())))
-            summary = trio.run(
-                functools.partial(
-                    run_until_signalled,
-                    database,
-                    run,
-                    job,
-                    options,
-                    api_keys=api_keys,
-                    console=console,
+            try:
+                summary = trio.run(
+                    functools.partial(
+                        run_until_signalled,
+                        database,
+                        run,
+                        job,
+                        options,
+                        api_keys=api_keys,
+                        console=console,
+                    )
                 )
-            )
-            if summary is None:
-                summary = summarize(database, run.id)
+                if summary is None:
+                    summary = summarize(database, run.id)
+            except StorageError as exc:
+                fail(
+                    f"{exc}; run {run.id} stopped and what was stored is kept; when the database is "
+                    f"back: runner run --resume {run.id}",
+                    DATABASE_FAILED_EXIT,
+                )
             if report_path != "-":
                 from runner.report.api import write_run_report
 

@@ -22,7 +22,7 @@ from runner.spec import DEFAULT_MAX_RESPONSE_BYTES
 from runner.wire.sse import SSEDecoder
 
 if TYPE_CHECKING:
-    from collections.abc import Iterator, Mapping
+    from collections.abc import Callable, Iterator, Mapping
 
     from runner.model import Completion, CompletionError
     from runner.spec import Timeouts
@@ -55,6 +55,10 @@ EXCEPTION_MAP: Final[tuple[tuple[type[Exception], type[errors.ProviderError]], .
     (trio.BrokenResourceError, errors.TransportError),
     (OSError, errors.TransportError),
 )
+
+# The error message of an attempt the run's interruption cut off (the engine's too, for one that
+# was cut before it was sent).
+CANCELLED_MESSAGE: Final = "the run was interrupted during this attempt"
 
 Phase = Literal["connect", "error-body", "body"]
 
@@ -195,6 +199,7 @@ async def run_attempt(
     timeouts: Timeouts,
     capture: bool = False,
     max_response_bytes: int = DEFAULT_MAX_RESPONSE_BYTES,
+    on_cancel: Callable[[AttemptRecord], None] | None = None,
 ) -> AttemptRecord:
     """Send one request and read its response to the end, a timeout or a failure.
 
@@ -204,6 +209,8 @@ async def run_attempt(
     Args:
         capture: keep the raw body bytes in the record (for replay with ``runner parse``).
         max_response_bytes: the most body bytes (decompressed) to read; one more fails the attempt.
+        on_cancel: called, when an enclosing scope cancels the attempt (Ctrl-C), with what it had
+            received so far (error kind ``cancelled``) before the cancellation propagates.
     """
     started_at = datetime.now(UTC)
     clock = _Clock(start=trio.current_time())
@@ -212,7 +219,32 @@ async def run_attempt(
     accumulator = dialect.new_accumulator()
     decoder = SSEDecoder(max_event_bytes=max_response_bytes)
     error: AttemptError | None = None
-    with trio.CancelScope(deadline=deadlines.connect) as scope:
+
+    def record(error: AttemptError | None) -> AttemptRecord:
+        clock.end = trio.current_time()
+        # A stream cut short, timed out or cancelled keeps its partial output.
+        completion = accumulator.result() if deadlines.phase == "body" else None
+        if error is None and completion is not None:
+            error = _completion_error(completion, got.status)
+        return AttemptRecord(
+            unit_key=unit_key,
+            number=number,
+            http_status=got.status,
+            error=error,
+            completion=completion,
+            timing=_timing(started_at, clock, got.gaps),
+            bytes_received=got.nbytes,
+            chunks=got.nevents,
+            heartbeats=decoder.comments + accumulator.pings,  # SSE comments and ping events alike
+            raw_capture=b"".join(got.parts) if got.parts is not None else None,
+        )
+
+    def cut() -> AttemptRecord:
+        return record(AttemptError(kind="cancelled", message=CANCELLED_MESSAGE, http_status=got.status))
+
+    # The hook is outside our own scope: that scope's deadlines are caught by it (timeouts, below),
+    # so only an enclosing cancellation (the run stopping) reaches the hook.
+    with _report_cancel(on_cancel, cut), trio.CancelScope(deadline=deadlines.connect) as scope:
         try:
             with map_exceptions(got, unit_key=unit_key, attempt=number):
                 async with client.stream(
@@ -244,22 +276,24 @@ async def run_attempt(
     if scope.cancelled_caught and not deadlines.in_error_grace:
         message = deadlines.timeout_message(clock)
         error = AttemptError(kind="timeout", message=message, http_status=got.status, retryable=True)
-    # A stream cut short or timed out keeps its partial output.
-    completion = accumulator.result() if deadlines.phase == "body" else None
-    if error is None and completion is not None:
-        error = _completion_error(completion, got.status)
-    return AttemptRecord(
-        unit_key=unit_key,
-        number=number,
-        http_status=got.status,
-        error=error,
-        completion=completion,
-        timing=_timing(started_at, clock, got.gaps),
-        bytes_received=got.nbytes,
-        chunks=got.nevents,
-        heartbeats=decoder.comments + accumulator.pings,  # SSE comments and ping events alike
-        raw_capture=b"".join(got.parts) if got.parts is not None else None,
-    )
+    return record(error)
+
+
+@contextmanager
+def _report_cancel(
+    on_cancel: Callable[[AttemptRecord], None] | None, cut: Callable[[], AttemptRecord]
+) -> Iterator[None]:
+    """Hand ``cut()`` to ``on_cancel`` when a cancellation passes, then let it propagate.
+
+    What a cancelled attempt received is real traffic (bytes, tokens, partial text, raw body): the
+    engine stores it like a failed attempt's, instead of an empty record.
+    """
+    try:
+        yield
+    except trio.Cancelled:
+        if on_cancel is not None:
+            on_cancel(cut())
+        raise
 
 
 async def _read_stream(
@@ -323,9 +357,15 @@ async def _read_stream(
                 tokens = accumulator.tokens
                 first = deadlines.token_seen(now) or first
             if accumulator.is_done:
-                with trio.move_on_after(DRAIN_SECONDS):
-                    async for _ in chunks:
-                        pass
+                # The answer is whole: draining and closing are shielded (bounded by the drain
+                # time), so a Ctrl-C landing now cannot turn a finished attempt into a cut one.
+                # Closed here, the response's own close on leaving client.stream() is a no-op.
+                with trio.CancelScope(shield=True):
+                    with trio.move_on_after(DRAIN_SECONDS):
+                        async for _ in chunks:
+                            pass
+                    with trio.move_on_after(DRAIN_SECONDS):
+                        await response.aclose()  # marks it closed first: never closed twice
                 break
             if accumulator.has_error and not deadlines.in_error_grace:
                 scope.deadline = deadlines.after_error(now)

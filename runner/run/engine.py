@@ -23,9 +23,10 @@ from typing import TYPE_CHECKING, Literal, Protocol
 
 import trio
 
+from runner.errors import StorageError
 from runner.model import AttemptError, AttemptRecord, AttemptTiming
 from runner.run import retry
-from runner.run.attempt import run_attempt
+from runner.run.attempt import CANCELLED_MESSAGE, run_attempt
 from runner.run.breaker import Breaker
 from runner.run.finish import computed_and_booked_cost, finish_unit, usage_of
 from runner.run.limits import estimate_tokens
@@ -45,6 +46,10 @@ if TYPE_CHECKING:
     from runner.wire.dialects.base import Dialect, HttpRequest
 
 log = logging.getLogger(__name__)
+
+# Longest a hand-off to the writer may wait once the run is being cancelled (the writer's drain
+# timeout has the same length: both bound how long a Ctrl-C takes).
+HAND_OFF_SECONDS = 5.0
 
 
 class UnitQueue(Protocol):
@@ -184,7 +189,13 @@ async def execute_run(
         # Normally nothing is left leased here; after a cancellation or a crash the units we held
         # go back to the queue at once instead of waiting out their lease. Shielded (we may be
         # cancelled) and bounded (a dead database must not hang the exit).
-        with trio.CancelScope(shield=True), trio.move_on_after(10):
+        # A database that failed (what stopped the run, reported by the caller) may refuse this
+        # too: the units stay leased, and --resume takes them back like a crash's.
+        with (
+            trio.CancelScope(shield=True),
+            trio.move_on_after(10),
+            contextlib.suppress(StorageError),
+        ):
             await trio.to_thread.run_sync(queue.release, limiter=ctx.db_limiter)
     end: RunEnd = "interrupted" if state.budget_spent.is_set() else "finished"
     done, failed = progress.outcomes()
@@ -293,8 +304,10 @@ async def _work_unit(
         usage = usage_of(final)
         counters.output_tokens += (usage.output_tokens or 0) if usage else 0
         counters.cost_usd += unit_spent
-        await send.send(
-            finish_unit(unit, case, final, owner=owner, cost_computed=cost, unit_spent=unit_spent)
+        # Shielded: a Ctrl-C landing between the attempt's end and this hand-off must not lose a
+        # finished, paid-for attempt (its unit would be requested again on resume).
+        await _hand_off(
+            send, finish_unit(unit, case, final, owner=owner, cost_computed=cost, unit_spent=unit_spent)
         )
 
 
@@ -321,13 +334,14 @@ async def _attempt_until_final(
                 counters.retrying += 1
                 # Stored now, before tenacity's backoff sleep, so an interruption during the sleep
                 # cannot lose it (its tokens count for cost). The final attempt goes with UnitFinish.
-                await send.send(
+                await _hand_off(
+                    send,
                     AttemptWrite(
                         unit_id=work.unit.id,
                         attempt=record,
                         cost_computed=cost,
                         lease_token=work.unit.lease_token,
-                    )
+                    ),
                 )
                 raise retry.RetryScheduled(decision)
     return record, cost, unit_spent
@@ -351,6 +365,7 @@ async def _attempt_once(
     breaker = state.breaker(work.provider.name)
     if breaker.stopped is not None:
         return breaker.not_sent(work.provider.name, work.unit.key, number, started_at)
+    received: list[AttemptRecord] = []  # what run_attempt had when a cancellation cut it off
     try:
         async with work.limiter.slot(work.estimate) as slot:
             record = await run_attempt(
@@ -362,26 +377,29 @@ async def _attempt_once(
                 timeouts=work.provider.timeouts,
                 capture=ctx.capture,
                 max_response_bytes=work.provider.max_response_bytes,
+                on_cancel=received.append,
             )
             # The one place a provider's answer enters the run: from here on (grading, the
             # writer, the database, reports) no echoed key can be in it.
             record = ctx.redactor.record(record, work.provider.dialect)
             slot.settle(_used_tokens(usage_of(record)))
     except trio.Cancelled:
-        # Ctrl-C / SIGTERM: store the cut-off attempt so the timeline shows it, shielded so
-        # the writer still hears of it and bounded so shutdown cannot hang on it.
-        cut = _cancelled(work.unit.key, number, started_at, trio.current_time() - started)
-        # A writer that already gave up (past its drain timeout) must not turn this
-        # cancellation into a crash: the record is lost, the interruption still propagates.
-        with (
-            trio.CancelScope(shield=True),
-            trio.move_on_after(5),
-            contextlib.suppress(trio.BrokenResourceError, trio.ClosedResourceError),
-        ):
-            await send.send(
-                AttemptWrite(unit_id=work.unit.id, attempt=cut, lease_token=work.unit.lease_token)
-            )
-        raise
+        # Ctrl-C / SIGTERM: store the cut-off attempt so the timeline shows it, with what it had
+        # received (partial output, bytes, timings, raw body; its tokens count for cost). Cut
+        # while waiting for its slot, it never sent anything: an empty cancelled record.
+        if received:
+            # What it received came from the provider: redacted like every other record.
+            cut = ctx.redactor.record(received[0], work.provider.dialect)
+        else:
+            cut = _cancelled(work.unit.key, number, started_at, trio.current_time() - started)
+        cost, _ = computed_and_booked_cost(cut, work.provider.price)
+        await _hand_off(
+            send,
+            AttemptWrite(
+                unit_id=work.unit.id, attempt=cut, cost_computed=cost, lease_token=work.unit.lease_token
+            ),
+        )
+        raise  # (_hand_off has re-raised the cancellation already; this keeps the intent plain)
     rate_limited = record.error is not None and record.error.kind == "rate_limited"
     work.limiter.on_outcome(rate_limited, slot=slot)
     refusal = breaker.record(record.error)
@@ -394,6 +412,28 @@ async def _attempt_once(
             refusal.kind,
         )
     return record
+
+
+async def _hand_off(send: trio.MemorySendChannel[WriteItem], item: WriteItem) -> None:
+    """Give ``item`` to the writer, even when the run is being cancelled meanwhile.
+
+    A plain send waits as long as the writer needs (backpressure). If a cancellation arrives, the
+    item was not delivered (trio's send is atomic), so it is sent again shielded: a cancellation
+    must not drop a record whose request was already paid for (the writer drains its channel before
+    it stops). Bounded, so a writer stuck on a dead database cannot hang shutdown; a writer that
+    already gave up (past its drain timeout, or failed) must not turn the interruption into a crash:
+    then the record is lost, and the cancellation still propagates.
+    """
+    try:
+        await send.send(item)
+    except trio.Cancelled:
+        with (
+            trio.CancelScope(shield=True),
+            trio.move_on_after(HAND_OFF_SECONDS),
+            contextlib.suppress(trio.BrokenResourceError, trio.ClosedResourceError),
+        ):
+            await send.send(item)
+        raise
 
 
 def _used_tokens(usage: Usage | None) -> int | None:
@@ -411,7 +451,7 @@ def _cancelled(unit_key: str, number: int, started_at: datetime, elapsed: float)
         unit_key=unit_key,
         number=number,
         http_status=None,
-        error=AttemptError(kind="cancelled", message="the run was interrupted during this attempt"),
+        error=AttemptError(kind="cancelled", message=CANCELLED_MESSAGE),
         completion=None,
         timing=AttemptTiming(started_at=started_at, end_s=elapsed),
     )

@@ -7,6 +7,7 @@ run ended. Blocking database calls run on worker threads; ``trio.run`` is only i
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import functools
 import itertools
@@ -22,7 +23,7 @@ import httpx
 import trio
 
 from runner import __version__
-from runner.errors import ConfigError
+from runner.errors import ConfigError, StorageError
 from runner.job.catalog import with_catalog_prices
 from runner.job.load import check_environment
 from runner.job.plan import count_units, plan_units
@@ -50,7 +51,14 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-_ADD_BATCH: Final = 2000  # units planned and stored per transaction: memory stays flat
+_ADD_BATCH: Final = 2000
+# What a database failure causes in the other tasks of a run: their cancellation, and hand-offs to
+# the writer that found it gone.
+_CONSEQUENCES: Final = (
+    trio.Cancelled,
+    trio.BrokenResourceError,
+    trio.ClosedResourceError,
+)  # units planned and stored per transaction: memory stays flat
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -306,7 +314,13 @@ async def execute_job(
         raise
     finally:
         # Shielded: a Ctrl-C must still leave the run marked, or a resume would not know it stopped.
-        with trio.CancelScope(shield=True), trio.move_on_after(10):
+        # A database that stopped answering cannot be told: the run stays `running` there, which
+        # --resume handles like a crash. The error that stopped the run is the one reported.
+        with (
+            trio.CancelScope(shield=True),
+            trio.move_on_after(10),
+            contextlib.suppress(StorageError),
+        ):
             await trio.to_thread.run_sync(_mark, database, run.id, status, limiter=limiter)
     return await trio.to_thread.run_sync(summarize, database, run.id, limiter=limiter)
 
@@ -326,11 +340,22 @@ async def run_until_signalled(
     writer drained, leases released, run marked interrupted) then take at most a few seconds.
     """
     summary: RunSummary | None = None  # stays None when the nursery's scope caught a cancellation
-    with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
-        async with trio.open_nursery() as nursery:
-            nursery.start_soon(_cancel_on_signal, signals, nursery.cancel_scope)
-            summary = await execute_job(database, run, job, options, api_keys=api_keys, console=console)
-            nursery.cancel_scope.cancel()  # stop watching for signals
+    try:
+        with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(_cancel_on_signal, signals, nursery.cancel_scope)
+                summary = await execute_job(database, run, job, options, api_keys=api_keys, console=console)
+                nursery.cancel_scope.cancel()  # stop watching for signals
+    except BaseExceptionGroup as group:
+        # The database failed (the writer, a claim, a renewal): every other task was cancelled
+        # because of it, and tasks that were handing records to the writer found it gone. That one
+        # database error is what stopped the run; it reaches the CLI alone, as one line.
+        # Anything else in the group (a bug) still crashes loudly, with the whole group.
+        failure = _storage_error_in(group)
+        _, rest = group.split((StorageError, *_CONSEQUENCES))
+        if failure is None or rest is not None:
+            raise
+        raise failure from None
     return summary
 
 
@@ -342,7 +367,14 @@ async def _cancel_on_signal(signals: AsyncIterator[int], scope: trio.CancelScope
 
 
 def summarize(database: Database, run_id: str) -> RunSummary:
-    """The run as stored (after an interruption, when ``execute_job`` could not return)."""
+    """The run as stored (after an interruption, when ``execute_job`` could not return).
+
+    Through ``Database.call``: a summary is never read from a SQLite file deleted meanwhile.
+    """
+    return database.call(_summarize, database, run_id)
+
+
+def _summarize(database: Database, run_id: str) -> RunSummary:
     with database.session() as session:
         run = repository.get_run(session, run_id)
         counts = repository.unit_counts(session, run_id)
@@ -371,6 +403,15 @@ def _is_cancellation(exc: BaseException) -> bool:
     return False
 
 
+def _storage_error_in(group: BaseExceptionGroup[BaseException]) -> StorageError | None:
+    """The first StorageError among the leaves of ``group`` (nested groups included)."""
+    for exc in group.exceptions:
+        found = _storage_error_in(exc) if isinstance(exc, BaseExceptionGroup) else exc
+        if isinstance(found, StorageError):
+            return found
+    return None
+
+
 def _counts(database: Database, run_id: str) -> dict[UnitStatus, int]:
     with database.session() as session:
         return repository.unit_counts(session, run_id)
@@ -382,5 +423,9 @@ def _spent(database: Database, run_id: str) -> float:
 
 
 def _mark(database: Database, run_id: str, status: RunStatus) -> None:
+    database.call(_mark_once, database, run_id, status)
+
+
+def _mark_once(database: Database, run_id: str, status: RunStatus) -> None:
     with database.session() as session:
         repository.mark_run(session, run_id, status)

@@ -5,13 +5,15 @@ from __future__ import annotations
 import contextlib
 import functools
 import importlib.resources
+import logging
 import os
+import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final, ParamSpec, TypeVar
 
 import orjson
 from sqlalchemy import create_engine, event, make_url, text
-from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
 from runner import jsontext
@@ -25,12 +27,19 @@ if TYPE_CHECKING:
     from sqlalchemy.engine import Connection, Engine
 
 DEFAULT_URL: Final = "sqlite:///runner.db"
-SQLITE_BUSY_TIMEOUT_MS: Final = 30_000
+SQLITE_BUSY_TIMEOUT_MS: Final = 30_000  # a SQLite URL's ?timeout=SECONDS replaces it
+# A dropped connection or a lock held past the busy timeout is retried this many times in all, the
+# waits doubling from the first: long enough for a restart or a long reader, short enough that a
+# database which is really gone stops the run within seconds (after SQLite's busy timeout).
+TRANSIENT_TRIES: Final = 4
+TRANSIENT_FIRST_WAIT: Final = 0.5
 # Serializes concurrent `open_database` migrations on one PostgreSQL database (any constant works).
 PG_MIGRATION_LOCK: Final = 0x72756E6E6572
 
 P = ParamSpec("P")
 T = TypeVar("T")
+
+logger = logging.getLogger(__name__)
 
 
 @contextlib.contextmanager
@@ -51,6 +60,30 @@ def storage_errors(fn: Callable[P, T]) -> Callable[P, T]:
             return fn(*args, **kwargs)
 
     return wrapper
+
+
+def is_transient(exc: BaseException) -> bool:
+    """A fault that may pass: the connection dropped (SQLAlchemy's ``is_disconnect``, e.g. after
+    ``pg_terminate_backend`` or a server restart), or SQLite's lock was held past the busy timeout."""
+    cause = exc.__cause__ if isinstance(exc, StorageError) else exc
+    if isinstance(cause, DBAPIError):
+        if cause.connection_invalidated:
+            return True
+        return "database is locked" in str(cause.orig)
+    return False
+
+
+def cause_of(exc: BaseException) -> str:
+    """The database's own reason, on one line (SQLAlchemy's message adds SQL and a help link)."""
+    cause = exc.__cause__ if isinstance(exc, StorageError) and exc.__cause__ is not None else exc
+    if isinstance(cause, DBAPIError) and cause.orig is not None:
+        cause = cause.orig
+    lines = [line.strip() for line in str(cause).splitlines() if line.strip()]
+    said = lines[0] if lines else type(cause).__name__
+    said = said.split(" (Background on this error at:")[0]  # SQLAlchemy's help link
+    # sqlite3 names the exact code: "disk I/O error" alone does not say it was a write that failed.
+    code = getattr(cause, "sqlite_errorname", None)
+    return f"{said} ({code})" if code else said
 
 
 def resolve_url(url: str | None) -> str:
@@ -99,13 +132,13 @@ def _json_dumps(value: Any) -> str:
     return jsontext.dumps_text(value, option=orjson.OPT_NON_STR_KEYS)
 
 
-def _sqlite_on_connect(dbapi_connection: Any, _record: Any) -> None:
+def _sqlite_on_connect(busy_timeout_ms: int, dbapi_connection: Any, _record: Any) -> None:
     # Take transaction control from the sqlite3 module so that BEGIN is ours (see _sqlite_on_begin).
     dbapi_connection.isolation_level = None
     cursor = dbapi_connection.cursor()
     cursor.execute("PRAGMA journal_mode=WAL")
     cursor.execute("PRAGMA foreign_keys=ON")
-    cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
+    cursor.execute(f"PRAGMA busy_timeout={busy_timeout_ms}")
     cursor.execute("PRAGMA synchronous=NORMAL")
     cursor.close()
 
@@ -125,6 +158,68 @@ class Database:
         self.engine = engine
         self.is_sqlite = engine.dialect.name == "sqlite"
         self._sessions = sessionmaker(engine, expire_on_commit=False, autobegin=True)
+        self._file = _sqlite_file(engine) if self.is_sqlite else None
+        self._file_id: tuple[int, int] | None = None  # (st_dev, st_ino) once the file exists
+
+    @property
+    def display_url(self) -> str:
+        """The URL without its password: what messages and logs name."""
+        return _display_url(self.url)
+
+    def pin_file(self) -> None:
+        """Remember which file a SQLite database is, so ``call`` notices it deleted or replaced."""
+        if self._file is not None and self._file.exists():
+            stat = self._file.stat()
+            self._file_id = (stat.st_dev, stat.st_ino)
+
+    def check_file(self) -> None:
+        """Raise StorageError if the SQLite file was deleted or replaced since ``pin_file``.
+
+        SQLite keeps writing to a deleted file through the connections it has open, and the data
+        vanishes with the last of them: a run would report results that no file holds.
+        """
+        if self._file_id is None or self._file is None:
+            return
+        try:
+            stat = self._file.stat()
+        except FileNotFoundError:
+            found = None
+        else:
+            found = (stat.st_dev, stat.st_ino)
+        if found != self._file_id:
+            what = "deleted" if found is None else "replaced"
+            raise StorageError(
+                f"database {self.display_url}: the file was {what} while runner was using it "
+                "(what was written since then is gone)"
+            )
+
+    def call(self, fn: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
+        """``fn(*args, **kwargs)``, a unit of database work that opens its own sessions and
+        transactions, retried on transient faults (``is_transient``), at most ``TRANSIENT_TRIES``
+        times with doubling waits. Blocking: call it on a worker thread.
+
+        Raises:
+            StorageError: one line naming the database and the cause, the database error as its cause.
+        """
+        wait = TRANSIENT_FIRST_WAIT
+        for tries in range(1, TRANSIENT_TRIES + 1):
+            try:
+                self.check_file()
+                result = fn(*args, **kwargs)
+                # After the work too: a commit into a deleted file reached no disk.
+                self.check_file()
+            except (StorageError, SQLAlchemyError) as exc:
+                if isinstance(exc, StorageError) and exc.__cause__ is None:
+                    raise  # already ours, and final (a missing run, a deleted file)
+                if not is_transient(exc) or tries == TRANSIENT_TRIES:
+                    after = f" (after {tries} tries)" if tries > 1 else ""
+                    raise StorageError(f"database {self.display_url}: {cause_of(exc)}{after}") from exc
+                logger.warning("database %s: %s; trying again in %g s", self.display_url, cause_of(exc), wait)
+                time.sleep(wait)
+                wait *= 2
+            else:
+                return result
+        raise AssertionError("unreachable")  # pragma: no cover - the loop returns or raises
 
     def session(self) -> Session:
         """A new Session; repository functions open and commit their own transactions on it."""
@@ -154,11 +249,16 @@ def create_db_engine(url: str) -> Engine:
         # Plain executemany (psycopg pipelines it) beats SQLAlchemy's multi-VALUES rewrite here:
         # psycopg parses each long rewritten statement again (benchmarks/bench_store.py).
         options["use_insertmanyvalues"] = False
+        # A pooled connection the server dropped (restart, pg_terminate_backend, idle timeout) is
+        # replaced at checkout instead of failing the next transaction.
+        options["pool_pre_ping"] = True
     engine = create_engine(
         url, json_serializer=_json_dumps, json_deserializer=orjson.loads, hide_parameters=True, **options
     )
     if engine.dialect.name == "sqlite":
-        event.listen(engine, "connect", _sqlite_on_connect)
+        timeout = make_url(url).query.get("timeout")
+        busy_ms = round(float(str(timeout)) * 1000) if timeout else SQLITE_BUSY_TIMEOUT_MS
+        event.listen(engine, "connect", functools.partial(_sqlite_on_connect, busy_ms))
         event.listen(engine, "begin", _sqlite_on_begin)
     return engine
 
@@ -183,6 +283,14 @@ def downgrade(database: Database, revision: str = "base") -> None:
 
     with database.engine.begin() as connection:
         command.downgrade(alembic_config(connection), revision)
+
+
+def _sqlite_file(engine: Engine) -> Path | None:
+    """The file a SQLite engine opens (None for an in-memory database)."""
+    name = engine.url.database
+    if not name or name == ":memory:" or name.startswith("file:"):
+        return None
+    return Path(name).resolve()
 
 
 def _display_url(url: str) -> str:
@@ -215,4 +323,5 @@ def open_database(url: str | None = None, *, migrate: bool = True) -> Database:
         except BaseException:
             database.close()
             raise
+    database.pin_file()
     return database

@@ -22,7 +22,13 @@ class RunQueue:
     owner: str
     lease_seconds: float = 60.0
 
+    # Each method is one unit of database work through Database.call: a dropped connection or a
+    # lock held too long is retried (bounded), anything else is one StorageError naming the database.
+
     def claim(self, provider: str, limit: int) -> list[ClaimedUnit]:
+        return self.database.call(self._claim, provider, limit)
+
+    def _claim(self, provider: str, limit: int) -> list[ClaimedUnit]:
         with self.database.session() as session:
             return repository.claim_units(
                 session,
@@ -34,13 +40,22 @@ class RunQueue:
             )
 
     def renew(self) -> None:
+        self.database.call(self._renew)
+
+    def _renew(self) -> None:
         with self.database.session() as session:
             repository.renew_leases(session, self.run_id, self.owner, lease_seconds=self.lease_seconds)
 
     def release(self) -> None:
+        self.database.call(self._release)
+
+    def _release(self) -> None:
         with self.database.session() as session:
             repository.release_units(session, self.run_id, self.owner)
 
     def outstanding(self) -> int:
+        return self.database.call(self._outstanding)
+
+    def _outstanding(self) -> int:
         with self.database.session() as session:
             return repository.count_outstanding(session, self.run_id, excluding_owner=self.owner)

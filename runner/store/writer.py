@@ -194,8 +194,12 @@ class Writer:
             self._on_batch(outcome)
 
     def _write(self, batch: list[WriteItem]) -> tuple[BatchOutcome, float]:
-        # Runs on a worker thread; thread_time() measures this thread's CPU only.
+        # Runs on a worker thread; thread_time() measures this thread's CPU only. The batch is one
+        # transaction, rolled back whole when it fails, so Database.call may retry it whole.
         cpu_started = time.thread_time()
-        with self._database.session() as session:
-            outcome = repository.write_batch(session, batch, raw_capture=self._raw_capture)
+        outcome = self._database.call(self._write_once, batch)
         return outcome, time.thread_time() - cpu_started
+
+    def _write_once(self, batch: list[WriteItem]) -> BatchOutcome:
+        with self._database.session() as session:
+            return repository.write_batch(session, batch, raw_capture=self._raw_capture)

@@ -73,9 +73,16 @@ def runner_env(**extra: str) -> dict[str, str]:
 
 
 async def start_runner(
-    nursery: trio.Nursery, *args: str, cwd: Path, env: dict[str, str] | None = None
+    nursery: trio.Nursery,
+    *args: str,
+    cwd: Path,
+    env: dict[str, str] | None = None,
+    preexec_fn: Callable[[], None] | None = None,
 ) -> RunnerProcess:
-    """Start ``python -m runner ARGS``; it is killed if still running when ``nursery`` is cancelled."""
+    """Start ``python -m runner ARGS``; it is killed if still running when ``nursery`` is cancelled.
+
+    ``preexec_fn`` runs in the child before runner starts (e.g. to set a resource limit).
+    """
     process = await trio.lowlevel.open_process(
         [sys.executable, "-m", "runner", *args],
         cwd=cwd,
@@ -83,6 +90,7 @@ async def start_runner(
         stdin=subprocess.DEVNULL,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
+        preexec_fn=preexec_fn,
     )
     handle = RunnerProcess(process)
     assert process.stdout is not None
