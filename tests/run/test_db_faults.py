@@ -8,11 +8,12 @@ and `--resume` afterwards finishes every unit exactly once.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import resource
 import secrets
 import sqlite3
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import psycopg
@@ -111,6 +112,20 @@ def hold_write_lock(
         conn.close()
 
 
+@contextlib.asynccontextmanager
+async def write_lock_held(path: Path) -> AsyncIterator[None]:
+    """SQLite's write lock on ``path``, held by a thread for as long as the block runs."""
+    release, held = trio.Event(), trio.Event()
+    token = trio.lowlevel.current_trio_token()
+    async with trio.open_nursery() as locker:
+        locker.start_soon(trio.to_thread.run_sync, hold_write_lock, path, release, held, token)
+        try:
+            await held.wait()
+            yield
+        finally:
+            release.set()  # the holding thread cannot be cancelled: it must always be let go
+
+
 async def test_sqlite_lock_held_past_the_busy_timeout_stops_the_run_then_resume_finishes(
     tmp_path: Path, db_file: Path, sqlite_db: Database, nursery: trio.Nursery
 ) -> None:
@@ -120,15 +135,8 @@ async def test_sqlite_lock_held_past_the_busy_timeout_stops_the_run_then_resume_
     url = f"sqlite:///{db_file}?timeout=0.2"
     process = await start_runner(nursery, "run", str(job), "--db", url, "--report", "-", cwd=tmp_path)
     await wait_for(lambda: state.done() >= 8, within=30)
-    release, held = trio.Event(), trio.Event()
-    token = trio.lowlevel.current_trio_token()
-    async with trio.open_nursery() as locker:
-        locker.start_soon(trio.to_thread.run_sync, hold_write_lock, db_file, release, held, token)
-        try:
-            await held.wait()
-            await process.wait(within=60)
-        finally:
-            release.set()  # the holding thread cannot be cancelled: it must always be let go
+    async with write_lock_held(db_file):
+        await process.wait(within=60)
     run_id = assert_stopped_cleanly(process, url=url, causes=("database is locked",))
     assert await trio.to_thread.run_sync(state.run_status, run_id) == "running"  # it could not be told
     resumed = await run_runner("run", "--resume", run_id, "--db", url, "--report", "-", cwd=tmp_path)
@@ -146,15 +154,8 @@ async def test_sqlite_lock_held_briefly_is_retried_and_the_run_finishes(
     url = f"sqlite:///{db_file}?timeout=0.2"
     process = await start_runner(nursery, "run", str(job), "--db", url, "--report", "-", cwd=tmp_path)
     await wait_for(lambda: state.done() >= 8, within=30)
-    release, held = trio.Event(), trio.Event()
-    token = trio.lowlevel.current_trio_token()
-    async with trio.open_nursery() as locker:
-        locker.start_soon(trio.to_thread.run_sync, hold_write_lock, db_file, release, held, token)
-        try:
-            await held.wait()
-            await trio.sleep(1.0)  # past the busy timeout, within the retries
-        finally:
-            release.set()
+    async with write_lock_held(db_file):
+        await trio.sleep(1.0)  # past the busy timeout, within the retries
     assert await process.wait(within=60) == 0, process.stderr
     retried = [line for line in process.stderr.splitlines() if "trying again in" in line]
     assert retried, process.stderr
