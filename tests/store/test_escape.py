@@ -15,7 +15,11 @@ if TYPE_CHECKING:
     from sqlalchemy.orm import Session
 
 # Text rich in the two characters the escaping is about, so the interesting cases come up often.
-TEXTS = st.text(alphabet=st.sampled_from([NUL, ESCAPE, "0", "a", "\\", "é"]) | st.characters())
+# No lone surrogates: the dialects decode with orjson, which rejects them ("\ud800"), so no provider
+# text can hold one, and neither database driver can encode one.
+TEXTS = st.text(
+    alphabet=st.sampled_from([NUL, ESCAPE, "0", "a", "\\", "é"]) | st.characters(exclude_categories=["Cs"])
+)
 JSON_VALUES = st.recursive(
     st.none() | st.booleans() | st.integers() | TEXTS,
     lambda inner: st.lists(inner, max_size=4) | st.dictionaries(TEXTS, inner, max_size=4),
