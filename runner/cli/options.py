@@ -19,9 +19,15 @@ if TYPE_CHECKING:
 
 
 def fail(message: str, code: int = 2) -> NoReturn:
-    """Print ``message`` as an error and exit with ``code`` (2: a job or usage error)."""
-    click.echo(f"error: {message}", err=True)
+    """Print ``message`` as one ``error: ...`` line and exit with ``code`` (2: a job or usage error)."""
+    click.echo(f"error: {one_line(message)}", err=True)
     sys.exit(code)
+
+
+def one_line(message: str) -> str:
+    """``message`` on one line: driver errors span several, and SQLAlchemy adds a link to its FAQ."""
+    lines = [line.strip() for line in message.splitlines()]
+    return " ".join(line for line in lines if line and not line.startswith("(Background on this error"))
 
 
 def db_option(fn: Callable[..., Any]) -> Callable[..., Any]:
@@ -50,15 +56,22 @@ def reading(db_url: str | None) -> Iterator[Database]:
     Read commands never create a database or migrate one: a typo in ``--db`` must not leave an empty
     ``runner.db`` behind, nor silently report "no runs" from the wrong place.
     """
-    from runner.store.db import display_url, open_database_readonly, resolve_url
+    from runner.store.db import open_database_readonly
 
     try:
         with open_database_readonly(db_url) as database:
             yield database
     except StorageError as exc:
-        shown = display_url(resolve_url(db_url))
-        message = str(exc)
-        fail(message if shown in message else f"{message} (in database {shown})")
+        fail_storage(exc, db_url)
+
+
+def fail_storage(exc: StorageError, db_url: str | None) -> NoReturn:
+    """Exit 2 with ``exc`` on one line, naming the database unless the message already does."""
+    from runner.store.db import display_url, resolve_url
+
+    shown = display_url(resolve_url(db_url))
+    message = one_line(str(exc))
+    fail(message if shown in message else f"{message} (database {shown})")
 
 
 def check_output_path(path: str | Path | None, option: str, *, makes_folders: bool = False) -> None:

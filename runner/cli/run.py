@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Final, cast
 
 import click
 
-from runner.cli.options import check_output_path, db_option, fail
+from runner.cli.options import check_output_path, db_option, fail, fail_storage
 from runner.errors import ConfigError, StorageError
 
 if TYPE_CHECKING:
@@ -148,7 +148,7 @@ def run_command(
     except ConfigError as exc:
         fail(str(exc))
     except StorageError as exc:
-        fail(str(exc))
+        fail_storage(exc, db_url)
     # The run returns (rather than being cancelled) with the run interrupted only when the budget
     # stopped it; a signal leaves ``returned`` None, and the summary is read from the database.
     budget = options.max_cost_usd if options.max_cost_usd is not None else job.max_cost_usd

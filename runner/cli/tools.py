@@ -6,7 +6,7 @@ import sys
 
 import click
 
-from runner.cli.options import db_option, fail
+from runner.cli.options import db_option, fail, fail_storage
 from runner.errors import ConfigError, StorageError
 from runner.simulator.config import FLAVORS
 from runner.simulator.emitters import names as simulated_dialects
@@ -156,4 +156,4 @@ def db_upgrade(db_url: str | None) -> None:
         with open_database(db_url) as database:
             click.echo(f"{display_url(database.url)} is at the current schema")
     except StorageError as exc:
-        fail(str(exc))
+        fail_storage(exc, db_url)

@@ -225,3 +225,16 @@ def test_every_documented_exit_code_happens(tmp_path: Path, code: int) -> None:
     result = runner("run", str(job), "--db", f"sqlite:///{tmp_path / 'r.db'}", "-q", *options, cwd=tmp_path)
     assert result.returncode == code, result.stderr
     assert "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize("command", [["report", "latest"], ["run", "job.toml"]])
+def test_an_unreachable_database_is_one_line(tmp_path: Path, command: list[str]) -> None:
+    """psycopg's message spans lines and SQLAlchemy appends a FAQ link: the user gets one line."""
+    (tmp_path / "job.toml").write_text(JOB)
+    with socket.socket() as closed:  # a port nothing listens on
+        closed.bind(("127.0.0.1", 0))
+        port = closed.getsockname()[1]
+    url = f"postgresql+psycopg://postgres@127.0.0.1:{port}/test"
+    line = one_error_line(runner(*command, "--db", url, cwd=tmp_path))
+    assert f"127.0.0.1:{port}" in line
+    assert "sqlalche.me" not in line
