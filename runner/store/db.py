@@ -22,6 +22,7 @@ if TYPE_CHECKING:
     from types import TracebackType
 
     from alembic.config import Config
+    from alembic.script import ScriptDirectory
     from sqlalchemy.engine import Connection, Engine
 
 DEFAULT_URL: Final = "sqlite:///runner.db"
@@ -318,8 +319,8 @@ def _current_revision(database: Database) -> str | None:
         return MigrationContext.configure(connection).get_current_revision()
 
 
-def _script_directory() -> Any:
-    from alembic.config import Config
+def _script_directory() -> ScriptDirectory:
+    from alembic.config import Config  # lazily: see upgrade()
     from alembic.script import ScriptDirectory
 
     config = Config()
@@ -332,8 +333,7 @@ def _known_revisions() -> set[str]:
 
 
 def _head_revision() -> str | None:
-    head: str | None = _script_directory().get_current_head()
-    return head
+    return _script_directory().get_current_head()
 
 
 def _newest_runner_version(database: Database) -> str | None:
