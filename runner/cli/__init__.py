@@ -6,6 +6,9 @@ cost); ``prices``; ``tools`` (simulate, bench, db). Shared option helpers are in
 
 from __future__ import annotations
 
+import errno
+import sys
+
 import click
 
 from runner import __version__
@@ -32,7 +35,10 @@ __all__ = ["cli", "main"]
         bench_command,
         db_group,
     ],
-    context_settings={"auto_envvar_prefix": "RUNNER", "help_option_names": ["-h", "--help"]},
+    # No auto_envvar_prefix: with it every option silently read RUNNER_<COMMAND>_<OPTION> (a stale
+    # RUNNER_RUN_MAX_COST=0 stopped runs before they began), undocumented in --help. The one variable
+    # runner reads is RUNNER_DB, declared on --db.
+    context_settings={"help_option_names": ["-h", "--help"]},
 )
 @click.version_option(__version__, prog_name="runner")
 def cli() -> None:
@@ -43,5 +49,28 @@ def cli() -> None:
 
 
 def main() -> None:
-    """Entry point of the ``runner`` console script."""
-    cli()
+    """Entry point of the ``runner`` console script: every usage error is one ``error: ...`` line.
+
+    click's own handling prints a usage block and "Try ... for help" around the error; scripts and
+    people alike read the one line runner prints for every other error, so usage errors get it too.
+    """
+    try:
+        code = cli.main(prog_name="runner", standalone_mode=False)
+    except click.exceptions.NoArgsIsHelpError as exc:
+        exc.show()  # plain `runner`: the help text, as click prints it
+        sys.exit(exc.exit_code)
+    except click.UsageError as exc:
+        where = f" (see {exc.ctx.command_path} --help)" if exc.ctx is not None else ""
+        click.echo(f"error: {exc.format_message()}{where}", err=True)
+        sys.exit(exc.exit_code)
+    except click.ClickException as exc:
+        click.echo(f"error: {exc.format_message()}", err=True)
+        sys.exit(exc.exit_code)
+    except click.Abort:
+        click.echo("Aborted!", err=True)
+        sys.exit(1)
+    except OSError as exc:
+        if exc.errno != errno.EPIPE:  # output piped into `head`: stop quietly, as click does
+            raise
+        sys.exit(1)
+    sys.exit(code if isinstance(code, int) else 0)

@@ -7,8 +7,7 @@ from typing import BinaryIO
 
 import click
 
-from runner.cli.options import db_option, fail
-from runner.errors import StorageError
+from runner.cli.options import check_output_path, db_option, fail, reading
 from runner.wire.dialects import names as dialect_names
 
 
@@ -50,7 +49,6 @@ def parse_command(
     from runner import jsontext
     from runner.job.stored import stored_dialect
     from runner.store import repository
-    from runner.store.db import open_database
     from runner.wire.replay import parse_body
 
     status: int | None = None
@@ -59,12 +57,9 @@ def parse_command(
             fail("name the stream's dialect with --dialect (or replay a stored one with --attempt ID)")
         body = source.read()
     else:
-        try:
-            with open_database(db_url) as database, database.session() as session:
-                capture = repository.stored_capture(session, attempt_id)
-                spec = repository.get_run(session, capture.run_id).job_spec
-        except StorageError as exc:
-            fail(str(exc))
+        with reading(db_url) as database, database.session() as session:
+            capture = repository.stored_capture(session, attempt_id)
+            spec = repository.get_run(session, capture.run_id).job_spec
         if capture.body is None:
             fail(
                 f"attempt {attempt_id} ({capture.unit_key}) has no stored bytes: "
@@ -104,16 +99,14 @@ def export_command(run_ref: str, db_url: str | None, fmt: str, out_path: str | N
     """
     from runner.report.export import write_export
     from runner.store import repository
-    from runner.store.db import open_database
 
-    try:
-        with open_database(db_url) as database, database.session() as session:
-            run = repository.get_run(session, run_ref)
-            views = repository.iter_units(session, run.id)
-            if out_path is None:
-                write_export(views, sys.stdout, "csv" if fmt == "csv" else "jsonl")
-            else:
-                with open(out_path, "w", encoding="utf-8", newline="") as out:
-                    write_export(views, out, "csv" if fmt == "csv" else "jsonl")
-    except StorageError as exc:
-        fail(str(exc))
+    if out_path is not None:
+        check_output_path(out_path, "--out")
+    with reading(db_url) as database, database.session() as session:
+        run = repository.get_run(session, run_ref)
+        views = repository.iter_units(session, run.id)
+        if out_path is None:
+            write_export(views, sys.stdout, "csv" if fmt == "csv" else "jsonl")
+        else:
+            with open(out_path, "w", encoding="utf-8", newline="") as out:
+                write_export(views, out, "csv" if fmt == "csv" else "jsonl")

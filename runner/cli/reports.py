@@ -9,8 +9,7 @@ from pathlib import Path
 
 import click
 
-from runner.cli.options import db_option, fail
-from runner.errors import StorageError
+from runner.cli.options import check_output_path, db_option, fail, reading
 
 
 def _day(value: datetime | None, *, end: bool = False) -> datetime | None:
@@ -33,14 +32,11 @@ def report_command(run_ref: str, db_url: str | None, out_path: Path | None) -> N
     Example: runner report latest --out tonight.html
     """
     from runner.report.api import write_run_report
-    from runner.store.db import open_database
 
-    try:
-        with open_database(db_url) as database, database.session() as session:
-            path = write_run_report(session, run_ref, out_path)
-    except StorageError as exc:
-        fail(str(exc))
-    click.echo(f"wrote {path}")
+    check_output_path(out_path, "--out", makes_folders=True)
+    with reading(db_url) as database, database.session() as session:
+        path = write_run_report(session, run_ref, out_path)
+    click.echo(f"wrote {path.resolve()}")
 
 
 @click.command("diff")
@@ -107,8 +103,8 @@ def diff_command(
     """
     from runner.report.api import build_diff_report, write_diff_report
     from runner.report.diff import Thresholds, summary_lines
-    from runner.store.db import open_database
 
+    check_output_path(out_path, "--out", makes_folders=True)
     limits = Thresholds(
         ttft=ttft,
         duration=duration,
@@ -118,13 +114,10 @@ def diff_command(
         min_samples=min_samples,
         min_matched=min_matched,
     )
-    try:
-        with open_database(db_url) as database, database.session() as session:
-            context = build_diff_report(session, run_a, run_b, thresholds=limits)
-    except StorageError as exc:
-        fail(str(exc))
+    with reading(db_url) as database, database.session() as session:
+        context = build_diff_report(session, run_a, run_b, thresholds=limits)
     path = write_diff_report(context, out_path)
-    click.echo(f"wrote {path}")
+    click.echo(f"wrote {path.resolve()}")
     click.echo("\n".join(summary_lines(context)))
     if not context.is_conclusive:
         fail(
@@ -149,16 +142,14 @@ def trend_command(job_name: str, db_url: str | None, last: int, out_path: Path |
     Example: runner trend nightly-smoke --last 14
     """
     from runner.report.api import build_trend_report, write_trend_report
-    from runner.store.db import open_database
+    from runner.store.db import display_url, resolve_url
 
-    try:
-        with open_database(db_url) as database, database.session() as session:
-            context = build_trend_report(session, job_name, last=last)
-    except StorageError as exc:
-        fail(str(exc))
+    check_output_path(out_path, "--out", makes_folders=True)
+    with reading(db_url) as database, database.session() as session:
+        context = build_trend_report(session, job_name, last=last)
     if not context.runs:
-        fail(f"no runs of job {job_name!r} in this database")
-    click.echo(f"wrote {write_trend_report(context, out_path)}")
+        fail(f"no runs of job {job_name!r} in database {display_url(resolve_url(db_url))}")
+    click.echo(f"wrote {write_trend_report(context, out_path).resolve()}")
 
 
 @click.command("cost")
@@ -182,14 +173,13 @@ def cost_command(
 
     from runner.report.api import build_cost_report, write_cost_report
     from runner.report.cost import cost_table
-    from runner.store.db import open_database
 
+    if html_path is not None:
+        check_output_path(html_path, "--html", makes_folders=True)
     groups = tuple(name.strip() for name in by.split(",") if name.strip())
     try:
-        with open_database(db_url) as database, database.session() as session:
+        with reading(db_url) as database, database.session() as session:
             context = build_cost_report(session, by=groups, since=_day(since), until=_day(until, end=True))
-    except StorageError as exc:
-        fail(str(exc))
     except ValueError as exc:
         raise click.BadParameter(str(exc), param_hint="--by") from exc
     # Piped output has no terminal width: rich would assume 80 columns, so a pipe gets 200 unless
@@ -197,4 +187,4 @@ def cost_command(
     console = Console(width=None if sys.stdout.isatty() or os.environ.get("COLUMNS") else 200)
     console.print(cost_table(context, width=console.width))
     if html_path is not None:
-        click.echo(f"wrote {write_cost_report(context, html_path)}")
+        click.echo(f"wrote {write_cost_report(context, html_path).resolve()}")

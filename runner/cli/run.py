@@ -13,14 +13,14 @@ from typing import TYPE_CHECKING, Final, cast
 
 import click
 
-from runner.cli.options import db_option, fail
+from runner.cli.options import check_output_path, db_option, fail, fail_storage
 from runner.errors import ConfigError, StorageError
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
     from types import FrameType
 
-    from runner.run.service import RunOptions
+    from runner.run.service import RunOptions, RunSummary
     from runner.spec import JobSpec
     from runner.store.db import Database
     from runner.store.records import RawCapturePolicy, RunInfo
@@ -31,6 +31,8 @@ CAPTURE_CHOICES: Final = ("failed", "all", "none")
 # The database failed during the run (connection lost, lock held too long, disk full, file deleted):
 # what was stored is kept, nothing more is claimed; fix the database and --resume.
 DATABASE_FAILED_EXIT: Final = 3
+# More units than this need --yes: every unit is a row written before the first request is sent.
+MAX_UNITS_WITHOUT_YES: Final = 100_000
 
 
 @click.command("run")
@@ -65,7 +67,11 @@ DATABASE_FAILED_EXIT: Final = 3
 )
 @click.option("--quiet", "-q", is_flag=True, help="No progress display.")
 @click.option(
-    "--progress-interval", type=float, default=10.0, show_default=True, help="Seconds between log lines."
+    "--progress-interval",
+    type=click.FloatRange(min=0, min_open=True),
+    default=10.0,
+    show_default=True,
+    help="Seconds between log lines.",
 )
 @click.option(
     "--report",
@@ -73,6 +79,7 @@ DATABASE_FAILED_EXIT: Final = 3
     type=click.Path(dir_okay=False, writable=True),
     help="Where to write the HTML run report (default report-RUN.html; '-' for none).",
 )
+@click.option("--yes", "-y", is_flag=True, help=f"Run a job of more than {MAX_UNITS_WITHOUT_YES:,} units.")
 def run_command(
     job_path: str | None,
     db_url: str | None,
@@ -87,15 +94,16 @@ def run_command(
     quiet: bool,
     progress_interval: float,
     report_path: str | None,
+    yes: bool,
 ) -> None:
     """Run a job: every provider x case x repeat, streamed, retried, timed, costed and stored.
 
     At the end the run report is written (an HTML file; see runner report) and a summary of units
     per verdict: passed, with failed assertions, failed (no result), not done. Exit codes: 0 no unit
-    failed or failed an assertion, 1 some did, 2 job, usage or database error (also: --resume of a
+    failed or failed an assertion, 1 some did, 2 job, option or database error (also: --resume of a
     run another live process is working; --join it instead), 3 the database failed during the run
-    (fix it, then --resume), 130 interrupted (finish it later with --resume; also when interrupted
-    while planning).
+    (fix it, then --resume), 130 interrupted or stopped by the budget (finish it later with
+    --resume; also when interrupted while planning). Only RUNNER_DB is read from the environment.
 
     Example: runner run jobs/demo.toml
     """
@@ -105,6 +113,7 @@ def run_command(
     from rich.console import Console
 
     from runner.job import load_job, parse_provider_option
+    from runner.job.load import check_plan_size
     from runner.run.progress import choose_mode
     from runner.run.redact import RedactingFilter, Redactor
     from runner.run.service import RunOptions, read_api_keys, run_until_signalled, summarize
@@ -117,6 +126,8 @@ def run_command(
         fail("--resume and --join exclude each other")
     if job_path is None and not (resume or join):
         fail("name a job file, or --resume RUN / --join RUN")
+    if report_path != "-":  # before anything is sent: a run's report must have somewhere to go
+        check_output_path(report_path, "--report", makes_folders=True)
     console = Console(stderr=True)
     options = RunOptions(
         resume=resume,
@@ -132,6 +143,8 @@ def run_command(
     try:
         provider = parse_provider_option(provider_spec) if provider_spec else None
         job = load_job(job_path, provider=provider) if job_path else None
+        if job is not None and not (resume or join):
+            check_plan_size(job, limit=sys.maxsize if yes else MAX_UNITS_WITHOUT_YES)
         with open_database(db_url) as database:
             run, job = _open_announced(database, job, options)
             api_keys = read_api_keys(job, os.environ)
@@ -139,7 +152,7 @@ def run_command(
             for handler in logging.getLogger().handlers:
                 handler.addFilter(RedactingFilter(Redactor.of(api_keys.values())))
             try:
-                summary = trio.run(
+                returned = trio.run(
                     functools.partial(
                         run_until_signalled,
                         database,
@@ -150,27 +163,26 @@ def run_command(
                         console=console,
                     )
                 )
-                if summary is None:
-                    summary = summarize(database, run.id)
+                summary = returned or summarize(database, run.id)
             except StorageError as exc:
                 fail(
                     f"{exc}; run {run.id} stopped and what was stored is kept; when the database is "
                     f"back: runner run --resume {run.id}",
                     DATABASE_FAILED_EXIT,
                 )
-            if report_path != "-":
-                from runner.report.api import write_run_report
-
-                with database.session() as session:
-                    written = write_run_report(session, run.id, Path(report_path) if report_path else None)
+            written = _write_report(database, run.id, report_path)
+            if written is not None:
                 click.echo(f"report: {written}", err=True)
+            is_first = _is_only_run(database)
     except ConfigError as exc:
         fail(str(exc))
     except StorageError as exc:
-        fail(str(exc))
-    click.echo(summary.describe(), err=True)
-    if summary.status == "interrupted":
-        click.echo(f"resume with: runner run --resume {summary.run_id}", err=True)
+        fail_storage(exc, db_url)
+    # The run returns (rather than being cancelled) with the run interrupted only when the budget
+    # stopped it; a signal leaves ``returned`` None, and the summary is read from the database.
+    budget = options.max_cost_usd if options.max_cost_usd is not None else job.max_cost_usd
+    by_budget = returned is not None and summary.status == "interrupted" and budget is not None
+    _echo_end(summary, budget if by_budget else None, written, is_first=is_first)
     sys.exit(summary.exit_code)
 
 
@@ -183,12 +195,13 @@ def _open_announced(database: Database, job: JobSpec | None, options: RunOptions
     import os
 
     from runner.run.service import PlanningHooks, open_run
+    from runner.store.db import display_url
 
     opened: list[str] = []
 
     def announce(run: RunInfo, job: JobSpec) -> None:
         opened.append(run.id)
-        click.echo(f"run {run.id} ({job.name}) in {database!r}", err=True)
+        click.echo(f"run {run.id} ({job.name}) in {display_url(database.url)}", err=True)
 
     def planned(stored: int, total: int) -> None:
         click.echo(f"run {opened[-1]}: planned {stored}/{total} units", err=True)
@@ -225,3 +238,40 @@ def _stop_on_signals() -> Iterator[threading.Event]:
     finally:
         for signum, handler in previous.items():
             signal.signal(signum, handler)
+
+
+def _write_report(database: Database, run_id: str, report_path: str | None) -> Path | None:
+    """Write the run report (unless ``--report -``) and return its absolute path."""
+    if report_path == "-":
+        return None
+    from runner.report.api import write_run_report
+
+    with database.session() as session:
+        written = write_run_report(session, run_id, Path(report_path) if report_path else None)
+    return written.resolve()
+
+
+def _is_only_run(database: Database) -> bool:
+    from runner.store import repository
+
+    with database.session() as session:
+        return len(repository.list_runs(session, limit=2)) == 1
+
+
+def _echo_end(summary: RunSummary, budget: float | None, report: Path | None, *, is_first: bool) -> None:
+    """The last lines of ``runner run``: what to do next, then the summary (scripts read the last line)."""
+    if is_first and summary.status != "interrupted":
+        shown = f"open {report.as_uri()}" if report is not None else f"runner report {summary.run_id}"
+        click.echo(
+            f"next: {shown}; after another run, compare them with runner diff {summary.run_id} latest",
+            err=True,
+        )
+    line = summary.describe()
+    if budget is not None:  # not "interrupted": nobody pressed Ctrl-C
+        line = line.replace(": interrupted;", f": stopped: budget of ${budget:g} reached;", 1)
+    click.echo(line, err=True)
+    if budget is not None:
+        resume = f"runner run --resume {summary.run_id} --max-cost USD"
+        click.echo(f"resume with a larger budget: {resume}", err=True)
+    elif summary.status == "interrupted":
+        click.echo(f"resume with: runner run --resume {summary.run_id}", err=True)

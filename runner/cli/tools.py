@@ -6,7 +6,7 @@ import sys
 
 import click
 
-from runner.cli.options import db_option, fail
+from runner.cli.options import db_option, fail, fail_storage
 from runner.errors import ConfigError, StorageError
 from runner.simulator.config import FLAVORS
 from runner.simulator.emitters import names as simulated_dialects
@@ -14,7 +14,14 @@ from runner.simulator.emitters import names as simulated_dialects
 
 @click.command("simulate")
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to bind (keep it loopback).")
-@click.option("--port", "-p", type=int, default=8765, show_default=True, help="Port to bind; 0 picks one.")
+@click.option(
+    "--port",
+    "-p",
+    type=click.IntRange(0, 65535),  # a plain int wraps modulo 65536 at bind time: 65537 serves on 1
+    default=8765,
+    show_default=True,
+    help="Port to bind; 0 picks one.",
+)
 @click.option(
     "--dialect",
     "dialects",
@@ -74,8 +81,20 @@ def simulate(
         config = SimulatorConfig.from_dict(raw, prefix="simulate")
     except ConfigError as exc:
         raise click.BadParameter(str(exc)) from None
-    trio.run(run_simulator, config, host, port, dialects or simulated_dialects(), click.echo)
+    try:
+        trio.run(run_simulator, config, host, port, dialects or simulated_dialects(), click.echo)
+    except* OSError as group:  # binding failed (the port is taken, or the host is not ours)
+        reason = _first_leaf(group)
+        text = reason.strerror if isinstance(reason, OSError) and reason.strerror else str(reason)
+        fail(f"cannot serve on {host}:{port}: {text}; pick another --port (0: any free one)")
     click.echo("simulator stopped")
+
+
+def _first_leaf(error: BaseException) -> BaseException:
+    # trio delivers a failure inside the nursery wrapped in (possibly nested) exception groups.
+    while isinstance(error, BaseExceptionGroup):
+        error = error.exceptions[0]
+    return error
 
 
 @click.command("bench")
@@ -131,10 +150,10 @@ def db_upgrade(db_url: str | None) -> None:
 
     Example: runner db upgrade --db sqlite:///runner.db
     """
-    from runner.store.db import open_database
+    from runner.store.db import display_url, open_database
 
     try:
         with open_database(db_url) as database:
-            click.echo(f"{database!r} is at the current schema")
+            click.echo(f"{display_url(database.url)} is at the current schema")
     except StorageError as exc:
-        fail(str(exc))
+        fail_storage(exc, db_url)

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 from runner.errors import ConfigError
 from runner.job.batch import parse_batch_jsonl
 from runner.job.case import build_case, cases_file_sources
+from runner.job.plan import case_providers
 from runner.job.provider import build_provider, build_retry, build_timeouts, parse_provider_option
 from runner.job.source import (
     Format,
@@ -33,6 +34,8 @@ if TYPE_CHECKING:
 
 __all__ = [
     "check_environment",
+    "check_plan_size",
+    "decode_text",
     "load_batch_jsonl",
     "load_job",
     "parse_batch_jsonl",
@@ -66,6 +69,12 @@ def load_job(path: str | os.PathLike[str], *, provider: ProviderSpec | None = No
         ConfigError: the file is unreadable or invalid; the error names file, line, key and fix.
     """
     file = Path(path)
+    if file.suffix == ".json":
+        raise ConfigError(
+            "a .json job file is not read (job files are TOML, YAML, or an OpenAI Batch .jsonl)",
+            path=str(file),
+            fix="JSON is valid YAML: rename the file to .yaml, or write it as TOML",
+        )
     if file.suffix == ".jsonl":
         if provider is None:
             raise ConfigError(
@@ -76,14 +85,14 @@ def load_job(path: str | os.PathLike[str], *, provider: ProviderSpec | None = No
         return load_batch_jsonl(file, provider=provider)
     fmt: Format = "yaml" if file.suffix in (".yaml", ".yml") else "toml"
     data = _read(file, None, None)
-    doc, locations = parse_document(data.decode("utf-8", errors="replace"), fmt, str(file))
+    doc, locations = parse_document(decode_text(data, str(file)), fmt, str(file))
     cases_text: tuple[str, str] | None = None
     digest = hashlib.sha256(data)
     if isinstance(doc.get("cases_file"), str):
         cases_path = file.parent / doc["cases_file"]
         cases_data = _read(cases_path, str(file), locations.get("cases_file"))
         digest.update(cases_data)  # the cases are part of what ran
-        cases_text = (str(cases_path), cases_data.decode("utf-8", errors="replace"))
+        cases_text = (str(cases_path), decode_text(cases_data, str(cases_path)))
     return _build_job(doc, locations, path=str(file), cases_text=cases_text, sha256=digest.hexdigest())
 
 
@@ -92,7 +101,7 @@ def load_batch_jsonl(path: str | os.PathLike[str], *, provider: ProviderSpec) ->
     file = Path(path)
     data = _read(file, None, None)
     return parse_batch_jsonl(
-        data.decode("utf-8", errors="replace"),
+        decode_text(data, str(file)),
         path=str(file),
         provider=provider,
         sha256=hashlib.sha256(data).hexdigest(),
@@ -110,6 +119,57 @@ def _read(file: Path, job_path: str | None, line: int | None) -> bytes:
             line=line,
             fix="check the path (a cases_file is relative to the job file)",
         ) from exc
+
+
+def decode_text(data: bytes, path: str) -> str:
+    """A job file's text: UTF-8, a leading byte order mark dropped (it is valid UTF-8 with a marker).
+
+    Anything else fails: decoding with replacement would run the job with names and prompts mangled.
+    """
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        line = data.count(b"\n", 0, exc.start) + 1
+        column = exc.start - (data.rfind(b"\n", 0, exc.start) + 1) + 1
+        raise ConfigError(
+            f"not UTF-8: byte 0x{data[exc.start]:02x} at column {column} cannot be decoded",
+            path=path,
+            line=line,
+            fix="save the file as UTF-8 (from Latin-1: iconv -f latin1 -t utf-8 FILE)",
+        ) from exc
+
+
+def check_plan_size(job: JobSpec, limit: int) -> int:
+    """The number of units ``job`` plans; more than ``limit`` fails, pointing at the largest repeats.
+
+    Every unit is a database row written before anything is sent, so a typo in ``repeats`` would
+    otherwise fill the database for minutes before the first request.
+
+    Raises:
+        ConfigError: the plan has more than ``limit`` units.
+    """
+    sizes = [
+        (len(list(case_providers(job, case))) * _repeats(job, case), index)
+        for index, case in enumerate(job.cases)
+    ]
+    total = sum(size for size, _ in sizes)
+    if total <= limit:
+        return total
+    _, biggest = max(sizes)
+    case = job.cases[biggest]
+    key = "defaults.repeats" if case.repeats is None else f"cases[{biggest}].repeats"
+    raise ConfigError(
+        f"the job plans {total:,} units (providers x cases x repeats), more than {limit:,}; "
+        f"case {case.id!r} alone has {max(sizes)[0]:,}",
+        path=job.source_path,
+        key=key,
+        line=line_of(job.locations, key),
+        fix="lower repeats, or pass --yes to plan that many units",
+    )
+
+
+def _repeats(job: JobSpec, case: CaseSpec) -> int:
+    return case.repeats if case.repeats is not None else job.repeats
 
 
 # -- pure parsing -----------------------------------------------------------------------------------

@@ -62,9 +62,33 @@ def parse_document(text: str, fmt: Format, path: str) -> tuple[dict[str, Any], d
         raise ConfigError(
             "the file holds no table of job keys", path=path, line=1, fix="start with `name: my-job`"
         )
+    _refuse_duplicate_keys(node, "", path)
     locations: dict[str, int] = {}
     _yaml_locations(node, "", locations)
     return doc, locations
+
+
+def _refuse_duplicate_keys(node: yaml.Node | None, prefix: str, path: str) -> None:
+    # PyYAML keeps the last of two equal keys without a word; TOML refuses them, and so do we.
+    if isinstance(node, yaml.MappingNode):
+        seen: dict[str, int] = {}
+        for key_node, value_node in node.value:
+            if isinstance(key_node, yaml.ScalarNode):
+                key = f"{prefix}.{key_node.value}" if prefix else str(key_node.value)
+                line = key_node.start_mark.line + 1
+                if key_node.value in seen:
+                    raise ConfigError(
+                        f"duplicate key (first at line {seen[key_node.value]})",
+                        path=path,
+                        key=key,
+                        line=line,
+                        fix="keep one of the two",
+                    )
+                seen[key_node.value] = line
+                _refuse_duplicate_keys(value_node, key, path)
+    elif isinstance(node, yaml.SequenceNode):
+        for index, item in enumerate(node.value):
+            _refuse_duplicate_keys(item, f"{prefix}[{index}]", path)
 
 
 def _yaml_locations(node: yaml.Node | None, prefix: str, out: dict[str, int]) -> None:

@@ -21,6 +21,10 @@ log = logging.getLogger(__name__)
 
 DisplayMode = Literal["live", "plain", "quiet"]
 
+# Fewer units finished than this make a rate that is mostly noise (one slow first unit of a large
+# run extrapolated to "eta 8893103s"): the ETA shows "?" until then.
+MIN_UNITS_FOR_ETA = 5
+
 
 @dataclass(slots=True)
 class ProviderCounters:
@@ -73,12 +77,15 @@ class Progress:
         return sum(c.done for c in counters), sum(c.failed for c in counters)
 
     def eta_seconds(self, now: float) -> float | None:
-        """Remaining time at the rate this process has kept so far, None until a unit finished."""
+        """Remaining time at the rate this process has kept so far; None while that rate means little."""
+        remaining = max(0, self.total - self.finished)
+        if remaining == 0:
+            return 0.0
         finished_here = self.finished - self.already_done
         elapsed = now - self.started_at
-        if finished_here <= 0 or elapsed <= 0:
+        if finished_here < MIN_UNITS_FOR_ETA or elapsed <= 0:
             return None
-        return max(0, self.total - self.finished) * elapsed / finished_here
+        return remaining * elapsed / finished_here
 
     def line(self, now: float) -> str:
         """One log line: the whole run at a glance."""
@@ -88,7 +95,7 @@ class Progress:
         tokens = sum(c.output_tokens for c in self.providers.values())
         elapsed = max(now - self.started_at, 1e-9)
         eta = self.eta_seconds(now)
-        eta_text = "?" if eta is None else f"{eta:.0f}s"
+        eta_text = "?" if eta is None else format_duration(eta)
         stopped = "".join(
             f" | {name} stopped ({c.stopped}): units fail unsent"
             for name, c in sorted(self.providers.items())
@@ -121,6 +128,18 @@ class Progress:
         return table
 
 
+def format_duration(seconds: float) -> str:
+    """``42s``, ``12m05s``, ``3h07m``, ``4d02h``: two units at most, the way people read durations."""
+    whole = round(seconds)
+    if whole < 60:
+        return f"{whole}s"
+    if whole < 3600:
+        return f"{whole // 60}m{whole % 60:02d}s"
+    if whole < 86400:
+        return f"{whole // 3600}h{whole % 3600 // 60:02d}m"
+    return f"{whole // 86400}d{whole % 86400 // 3600:02d}h"
+
+
 def choose_mode(*, quiet: bool, console: Console | None = None) -> DisplayMode:
     """Live on a terminal, plain lines otherwise, nothing with ``--quiet``."""
     if quiet:
@@ -151,6 +170,11 @@ async def show_progress(
     with Live(
         progress.table(trio.current_time()), console=console, refresh_per_second=4, transient=False
     ) as live:
-        while True:
-            await trio.sleep(0.5)
-            live.update(progress.table(trio.current_time()))
+        try:
+            while True:
+                await trio.sleep(0.5)
+                live.update(progress.table(trio.current_time()))
+        finally:
+            # The frame left on screen is the last one drawn: draw the final counts, or the table
+            # above the summary shows the run as it stood up to half a second before it ended.
+            live.update(progress.table(trio.current_time()), refresh=True)

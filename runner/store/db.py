@@ -24,6 +24,7 @@ if TYPE_CHECKING:
     from types import TracebackType
 
     from alembic.config import Config
+    from alembic.script import ScriptDirectory
     from sqlalchemy.engine import Connection, Engine
 
 DEFAULT_URL: Final = "sqlite:///runner.db"
@@ -312,6 +313,7 @@ def open_database(url: str | None = None, *, migrate: bool = True) -> Database:
         StorageError: the URL is invalid, the server unreachable or a migration failed.
     """
     resolved = resolve_url(url)
+    check_url(resolved)
     try:
         engine = create_db_engine(resolved)
     except (SQLAlchemyError, ValueError, ImportError) as exc:
@@ -319,9 +321,136 @@ def open_database(url: str | None = None, *, migrate: bool = True) -> Database:
     database = Database(resolved, engine)
     if migrate:
         try:
+            refuse_newer_schema(database)
             upgrade(database)
         except BaseException:
             database.close()
             raise
     database.pin_file()
     return database
+
+
+# -- reading without writing, and the schema a database was made with --------------------------------
+
+
+def display_url(url: str) -> str:
+    """``url`` as a user may see it: the password hidden."""
+    return _display_url(url)
+
+
+def check_url(url: str) -> None:
+    """Refuse a bare file name given where a URL belongs (``--db results.db``), naming the fix.
+
+    Raises:
+        StorageError: ``url`` has no scheme.
+    """
+    if "://" not in url:
+        raise StorageError(
+            f"database {url!r} is not a URL: did you mean sqlite:///{url} "
+            "(or postgresql+psycopg://user@host/db)?"
+        )
+
+
+def open_database_readonly(url: str | None = None) -> Database:
+    """Open an existing database to read it: no file is created and no migration runs.
+
+    Raises:
+        StorageError: no SQLite file at the path, no runner schema in it, a schema older or newer
+            than this runner's, or the database cannot be reached. Each message names the database.
+    """
+    resolved = resolve_url(url)
+    check_url(resolved)
+    shown = _display_url(resolved)
+    try:
+        parsed = make_url(resolved)
+        engine = create_db_engine(resolved)
+    except (SQLAlchemyError, ValueError, ImportError) as exc:
+        raise StorageError(f"cannot open database {shown}: {exc}") from exc
+    file = parsed.database if engine.dialect.name == "sqlite" else None
+    # Connecting to a missing SQLite file would create it: look first.
+    if file and file != ":memory:" and not file.startswith("file:") and not Path(file).is_file():
+        engine.dispose()
+        raise StorageError(
+            f"no database at {Path(file).resolve()} ({shown}): nothing has been run into it; "
+            "name the database with --db URL or RUNNER_DB, or run a job first"
+        )
+    database = Database(resolved, engine)
+    try:
+        refuse_newer_schema(database)
+        _require_current_schema(database)
+    except BaseException:
+        database.close()
+        raise
+    return database
+
+
+@storage_errors
+def refuse_newer_schema(database: Database) -> None:
+    """Fail when a newer runner migrated ``database`` past every revision this runner knows.
+
+    Alembic would stop with "Can't locate revision"; this says which runner made it instead.
+
+    Raises:
+        StorageError: the database's schema revision is unknown to this runner.
+    """
+    current = _current_revision(database)
+    if current is None or current in _known_revisions():
+        return
+    from runner import __version__
+
+    made_by = _newest_runner_version(database)
+    raise StorageError(
+        f"database {_display_url(database.url)} was made by a newer runner "
+        f"({f'runner {made_by}' if made_by else 'version unknown'}, schema revision {current}); "
+        f"this is runner {__version__}: upgrade runner (pip install --upgrade runner) to use it"
+    )
+
+
+@storage_errors
+def _require_current_schema(database: Database) -> None:
+    # Reading an older schema through the current models fails in odd places: name the fix instead.
+    current = _current_revision(database)
+    head = _head_revision()
+    shown = _display_url(database.url)
+    if current is None:
+        raise StorageError(f"database {shown} holds no runner tables: name the right one with --db URL")
+    if current != head:
+        raise StorageError(
+            f"database {shown} has an older schema (revision {current}, this runner's is {head}): "
+            f"migrate it with runner db upgrade --db {shown}"
+        )
+
+
+def _current_revision(database: Database) -> str | None:
+    from alembic.runtime.migration import MigrationContext  # lazily: see upgrade()
+
+    with database.engine.connect() as connection:
+        return MigrationContext.configure(connection).get_current_revision()
+
+
+def _script_directory() -> ScriptDirectory:
+    from alembic.config import Config  # lazily: see upgrade()
+    from alembic.script import ScriptDirectory
+
+    config = Config()
+    config.set_main_option("script_location", str(migrations_dir()))
+    return ScriptDirectory.from_config(config)
+
+
+def _known_revisions() -> set[str]:
+    return {script.revision for script in _script_directory().walk_revisions()}
+
+
+def _head_revision() -> str | None:
+    return _script_directory().get_current_head()
+
+
+def _newest_runner_version(database: Database) -> str | None:
+    """The runner version the latest run names (a newer schema may lack the column: then None)."""
+    try:
+        with database.engine.connect() as connection:
+            query = text("SELECT runner_version FROM runs ORDER BY started_at DESC LIMIT 1")
+            version = connection.execute(query).scalar()
+    except SQLAlchemyError:
+        return None
+    return str(version) if version else None

@@ -61,11 +61,11 @@ def test_failed_unit_without_expectations() -> None:
 
 def test_progress_needs_no_trio_loop() -> None:
     """A Progress is built from a given start time, outside trio, and counts each unit once."""
-    progress = Progress(total=4, started_at=10.0, providers={"p": ProviderCounters(done=1, failed=1)})
+    progress = Progress(total=10, started_at=10.0, providers={"p": ProviderCounters(done=3, failed=2)})
     progress.of("q").in_flight = 2
-    assert progress.outcomes() == (1, 1)
+    assert progress.outcomes() == (3, 2)
     assert progress.in_flight == 2
-    assert progress.eta_seconds(20.0) == 10.0
+    assert progress.eta_seconds(20.0) == 10.0  # 5 units left at 5 units per 10 s
 
 
 def _with_usage(usage: Usage | None) -> AttemptRecord:
