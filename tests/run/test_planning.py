@@ -129,8 +129,7 @@ async def test_planning_cut_off_then_resume_runs_every_unit_once(
         assert resumed.process.returncode == 0, resumed.stderr
         assert (
             f"run {run_id}: finished; units passed {UNITS}, units with failed assertions 0, "
-            "failed (no result) 0, not done 0"
-            in resumed.stderr
+            "failed (no result) 0, not done 0" in resumed.stderr
         )
         assert await trio.to_thread.run_sync(state.run_status, run_id) == "finished"
         assert await trio.to_thread.run_sync(_exactly_once, database) == (UNITS,) * 4
