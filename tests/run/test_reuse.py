@@ -6,14 +6,17 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+import pytest
 import trio
 
 from runner.grading.assertions import parse_expect
 from runner.report.api import build_run_report, write_run_report
-from runner.run.service import RunOptions, execute_job, open_run
-from runner.spec import CaseSpec
+from runner.run.service import PlanningHooks, RunOptions, execute_job, open_run
+from runner.spec import CaseSpec, ProviderSpec
 from runner.store import repository
+from runner.store.records import UnitFinish
 from tests.run.helpers import make_job, provider_for
+from tests.store.factories import ok_attempt
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -130,3 +133,37 @@ async def test_a_reused_result_is_graded_against_the_current_expectation(
     # And back: with no expectation at all, a reused unit carries no outcomes of an earlier job.
     _, third = await run_on(database, sampled_job(simulator, repeats=2), reuse=True)
     assert [(u.verdict, u.assertions) for u in third] == [("passed", ()), ("passed", ())]
+
+
+@pytest.mark.slow  # ~3 s on PostgreSQL: 2,500 earlier answers written, 2,500 copied
+def test_the_mapping_holds_across_batches_and_a_resumed_planning(database: Database) -> None:
+    """2,500 repeats (two planning batches), planning stopped after the first and resumed: every repeat
+    n takes the n-th sample, each graded by the job."""
+    provider = ProviderSpec(name="p", dialect="openai-chat", base_url="http://127.0.0.1:9/v1", model="m")
+    case = CaseSpec(
+        id="c", messages=({"role": "user", "content": "Hi."},), expect=parse_expect({"contains": "sunny"})
+    )
+    job = make_job([provider], [case], repeats=2500)
+    earlier, _ = open_run(database, job, RunOptions())
+    with database.session() as session:  # the earlier run's answers, written as its engine would
+        claimed = repository.claim_units(session, earlier.id, "w", limit=2500, lease_seconds=60)
+        repository.write_batch(
+            session,
+            [UnitFinish(unit_id=u.id, owner="w", status="ok", attempt=ok_attempt(u.key)) for u in claimed],
+        )
+    samples = {u.repeat: u.id for u in claimed}
+
+    with pytest.raises(KeyboardInterrupt):  # as a Ctrl-C after the first batch of 2,000
+        open_run(database, job, RunOptions(reuse=True), hooks=PlanningHooks(stop_requested=lambda: True))
+    with database.session() as session:
+        run = repository.list_runs(session)[0]
+        first_batch = [u.reused_from for u in repository.iter_units(session, run.id)]
+    assert run.status == "planning"
+    assert first_batch == [samples[n] for n in range(1, 2001)]
+    open_run(database, None, RunOptions(resume=run.id, reuse=True))
+    with database.session() as session:
+        units = list(repository.iter_units(session, run.id))
+    assert {u.repeat: u.reused_from for u in units} == samples
+    assert {(u.status, u.verdict, tuple(o.name for o in u.assertions)) for u in units} == {
+        ("ok", "passed", ("contains",))
+    }
