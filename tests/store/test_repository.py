@@ -11,7 +11,6 @@ from sqlalchemy import text
 
 from runner.errors import StorageError
 from runner.grading.assertions import AssertionOutcome
-from runner.job.plan import Unit
 from runner.store import repository
 from runner.store.records import AttemptWrite, ErrorView, ReusedSample, UnitFinish
 
@@ -283,60 +282,6 @@ def test_reuse_copies_ok_results_from_earlier_runs(session: Session) -> None:
 
 def no_expectation(sample: ReusedSample) -> None:
     """A reuse grader for a job whose cases expect nothing."""
-
-
-def repeats(count: int, *, start: int = 1) -> list[Unit]:
-    """Repeats ``start`` .. ``start + count - 1`` of one case: units of one request."""
-    return [
-        Unit(key=f"mini/c/{n}", provider="mini", case_id="c", repeat=n, request_hash="r" * 64)
-        for n in range(start, start + count)
-    ]
-
-
-def test_reuse_gives_each_repeat_its_own_sample_across_batches(session: Session) -> None:
-    """Repeat n takes the n-th earlier sample even when planned in two batches and planned again."""
-    old_run = repository.create_run(session, make_job(), host="h", version="v")
-    repository.add_units(session, old_run.id, repeats(3))
-    samples = repository.claim_units(session, old_run.id, "w", limit=3, lease_seconds=LEASE)
-    stale = AssertionOutcome(name="contains", passed=True, detail="graded by the old job")
-    repository.write_batch(
-        session,
-        [
-            UnitFinish(
-                unit_id=u.id,
-                owner="w",
-                status="ok",
-                attempt=ok_attempt(u.key, completion=make_completion(f"sample {u.repeat}")),
-                assertions=(stale,),
-            )
-            for u in samples
-        ],
-    )
-    graded: list[ReusedSample] = []
-
-    def grade(sample: ReusedSample) -> tuple[AssertionOutcome, ...]:
-        graded.append(sample)
-        assert sample.completion is not None
-        return (AssertionOutcome(name="equals", passed=False, detail=sample.completion.choices[0].text),)
-
-    run = repository.create_run(session, make_job(), host="h", version="v")
-    units = repeats(4)  # one repeat more than there are samples
-    assert repository.add_units(session, run.id, units[:2], reuse=grade) == 2
-    assert repository.add_units(session, run.id, units[2:], reuse=grade) == 1
-    assert repository.add_units(session, run.id, units, reuse=grade) == 0  # planned again: no change
-    views = list(repository.iter_units(session, run.id))
-    assert [v.reused_from for v in views] == [u.id for u in samples] + [None]
-    assert [v.completion.choices[0].text if v.completion else None for v in views] == [
-        "sample 1",
-        "sample 2",
-        "sample 3",
-        None,
-    ]
-    assert [[o.detail for o in v.assertions] for v in views] == [["sample 1"], ["sample 2"], ["sample 3"], []]
-    assert views[3].status == "pending"
-    timing = ok_attempt("k").timing
-    assert [(s.case_id, s.ttft_s, s.duration_s) for s in graded] == [("c", timing.ttft_s, timing.end_s)] * 3
-    assert all(s.cost_usd > 0 for s in graded)
 
 
 def test_assertion_outcomes_round_trip_typed(session: Session) -> None:

@@ -81,6 +81,10 @@ def _pairs(conn: Connection, run_id: str, hashes: Collection[str]) -> list[tuple
         )
         .where(UNITS.c.run_id == run_id, UNITS.c.request_hash.in_(list(samples)))
         .order_by(UNITS.c.id)
+        # Two processes finishing one run's planning (--join) on PostgreSQL: the second waits here
+        # for the first to commit, then reads its copies as taken, so no unit is copied twice.
+        # SQLite's BEGIN IMMEDIATE already serializes them.
+        .with_for_update()
     ).mappings():
         if row["reused_from"] is not None:
             taken.add(row["reused_from"])
