@@ -46,7 +46,12 @@ MAX_UNITS_WITHOUT_YES: Final = 100_000
     metavar="SPEC",
     help="For an OpenAI Batch .jsonl: 'simulator' or dialect=…,base_url=…,model=…,api_key_env=….",
 )
-@click.option("--reuse", is_flag=True, help="Copy results of identical requests from earlier runs.")
+@click.option(
+    "--reuse",
+    is_flag=True,
+    help="Copy results of identical requests from earlier runs: repeat n takes the n-th earlier sample, "
+    "graded against this job's expectations.",
+)
 @click.option("--concurrency", type=click.IntRange(min=1), help="Cap on requests in flight, all providers.")
 @click.option("--max-cost", type=click.FloatRange(min=0), help="Stop starting units once USD spent.")
 @click.option(

@@ -159,6 +159,8 @@ class RunReportContext:
     cards_note: str
     pages: tuple[UnitPage, ...]
     resume_hint: str | None = None  # set when units have no result yet: how to finish the run
+    reused: int = 0  # units given a copy of an earlier sample (--reuse): nothing was sent for them
+    sent: int = 0  # units that sent at least one request
 
 
 def resume_hint(run_id: str, status: str, unfinished: int) -> str | None:
@@ -450,4 +452,7 @@ def build_run_context(data: RunData, *, generated_at: datetime | None = None) ->
         cards_note=note,
         pages=pages,
         resume_hint=resume_hint(data.run.id, data.run.status, summary.unfinished),
+        # The same counts as repository.reuse_counts (the CLI's summary line), from the loaded units.
+        reused=sum(1 for u in units if u.reused_from is not None),
+        sent=sum(1 for u in units if u.attempt_count > 0),
     )

@@ -1,4 +1,5 @@
-"""Finishing attempts and units (pure): what an attempt cost; the final attempt graded -> ``UnitFinish``."""
+"""Finishing attempts and units (pure): what an attempt cost; the final attempt graded -> ``UnitFinish``;
+a reused result graded against the current job (``--reuse``)."""
 
 from __future__ import annotations
 
@@ -9,9 +10,12 @@ from runner.pricing import booked_cost, compute_cost
 from runner.store.records import UnitFinish
 
 if TYPE_CHECKING:
+    from collections.abc import Mapping
+
+    from runner.grading.assertions import AssertionOutcome
     from runner.model import AttemptRecord, Usage
     from runner.spec import CaseSpec, Price
-    from runner.store.records import ClaimedUnit
+    from runner.store.records import ClaimedUnit, ReusedSample, ReuseGrader
 
 
 def finish_unit(
@@ -55,6 +59,29 @@ def finish_unit(
         assertions=assertions,
         lease_token=unit.lease_token,  # fences the finish: a claim since then makes it superseded
     )
+
+
+def reuse_grader(cases: Mapping[str, CaseSpec]) -> ReuseGrader:
+    """How ``--reuse`` grades a copied result: by the current job's expectation of the unit's case,
+    never the one the sample was graded by when it ran.
+
+    Time and cost limits read the sample's own figures (its final attempt's TTFT and duration, what
+    its attempts cost): a copy is not sent, so those are the only measurements its answer has.
+    """
+
+    def grade(sample: ReusedSample) -> tuple[AssertionOutcome, ...] | None:
+        case = cases[sample.case_id]
+        if not case.expect:
+            return None
+        return evaluate(
+            case.expect,
+            sample.completion,
+            ttft_s=sample.ttft_s,
+            duration_s=sample.duration_s,
+            cost_usd=sample.cost_usd,
+        )
+
+    return grade
 
 
 def usage_of(record: AttemptRecord) -> Usage | None:

@@ -29,6 +29,7 @@ from runner.job.load import check_environment
 from runner.job.plan import count_units, plan_units
 from runner.job.stored import job_from_json
 from runner.run.engine import RunContext, execute_run
+from runner.run.finish import reuse_grader
 from runner.run.limits import build_limiters
 from runner.run.owners import new_owner, refuse_if_worked
 from runner.run.progress import Progress, show_progress
@@ -97,6 +98,8 @@ class RunSummary:
     counts: Mapping[UnitStatus, int]
     spent_usd: float
     assertions_failed: int = 0  # units (ok ones) with a failed [cases.expect] assertion: not checks
+    reused: int = 0  # units given a copy of an earlier sample (--reuse): nothing sent for them
+    sent: int = 0  # units that sent at least one request
 
     @property
     def verdicts(self) -> Mapping[Verdict, int]:
@@ -118,12 +121,13 @@ class RunSummary:
         return 1 if verdicts["failed"] or verdicts["failed assertions"] else 0
 
     def describe(self) -> str:
-        """One line for the terminal: status, units per verdict and spend (every count counts units)."""
+        """One line for the terminal: status, units per verdict, units reused and sent, and spend (every
+        count counts units)."""
         v = self.verdicts
         return (
             f"run {self.run_id}: {self.status}; units passed {v['passed']}, units with failed assertions "
             f"{v['failed assertions']}, failed (no result) {v['failed']}, not done {v['not done']}; "
-            f"spent ${self.spent_usd:.6f}"
+            f"units reused {self.reused}, sent {self.sent}; spent ${self.spent_usd:.6f}"
         )
 
 
@@ -223,6 +227,7 @@ def _plan(
     """
     total = count_units(job)
     units = plan_units(job)
+    grader = reuse_grader({case.id: case for case in job.cases}) if reuse else None
     batch = list(itertools.islice(units, _ADD_BATCH))
     stored = reused = 0
     reported_at = time.monotonic()
@@ -232,7 +237,7 @@ def _plan(
         while batch:
             # One batch ahead, so the last one is known and carries the planning's end.
             following = list(itertools.islice(units, _ADD_BATCH))
-            reused += repository.add_units(session, run_id, batch, reuse=reuse, planned=not following)
+            reused += repository.add_units(session, run_id, batch, reuse=grader, planned=not following)
             stored += len(batch)
             batch = following
             if hooks.progress is not None and time.monotonic() - reported_at >= hooks.report_seconds:
@@ -380,12 +385,15 @@ def _summarize(database: Database, run_id: str) -> RunSummary:
         counts = repository.unit_counts(session, run_id)
         spent = repository.spend_so_far(session, run_id)
         failed_assertions = repository.count_failed_assertions(session, run_id)
+        reused, sent = repository.reuse_counts(session, run_id)
     return RunSummary(
         run_id=run.id,
         status=run.status,
         counts=counts,
         spent_usd=spent,
         assertions_failed=failed_assertions,
+        reused=reused,
+        sent=sent,
     )
 
 

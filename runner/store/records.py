@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Final, Literal
 
@@ -111,6 +112,26 @@ class UnitFinish:
 
 
 WriteItem = AttemptWrite | UnitFinish
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ReusedSample:
+    """An earlier unit's result as ``--reuse`` copies it into a new run's unit, to be graded afresh.
+
+    A copy is never sent, so it has no figures of its own: ``ttft_s`` and ``duration_s`` are what the
+    sample's final attempt measured when it was sent, ``cost_usd`` what all its attempts cost.
+    """
+
+    case_id: str  # the new unit's case: its expectation, as the current job states it, applies
+    completion: Completion | None
+    ttft_s: float | None
+    duration_s: float | None
+    cost_usd: float
+
+
+# The current job's assertions on a reused result (None: the case expects nothing). The store takes it
+# as an argument: grading is the run layer's (run/finish.py), which the store may not import.
+ReuseGrader = Callable[[ReusedSample], "tuple[AssertionOutcome, ...] | None"]
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -303,13 +303,17 @@ async def test_reuse_copies_results_without_requests(
     first = await run_runner("run", str(job), *db, cwd=tmp_path)
     assert first.process.returncode == 0, first.stderr
     assert len(simulator.log) == 6
+    assert "units reused 0, sent 6" in first.stderr
     second = await run_runner("run", str(job), "--reuse", *db, cwd=tmp_path)
     assert second.process.returncode == 0, second.stderr
     assert len(simulator.log) == 6  # not one request for the reused units
+    assert "units reused 6, sent 0" in second.stderr  # the end-of-run summary line
     reused = await trio.to_thread.run_sync(state.units, summary_run_id(second))
     assert len(reused) == 6
     assert all((u.status, u.attempts, u.results) == ("ok", 0, 1) for u in reused.values()), reused
     assert all(u.reused_from is not None for u in reused.values())
+    # Each repeat its own sample: the three repeats of a case never share one.
+    assert len({u.reused_from for u in reused.values()}) == 6
 
 
 KEY = "sk-test-LEAKCHECK-0123456789"

@@ -12,7 +12,7 @@ from sqlalchemy import text
 from runner.errors import StorageError
 from runner.grading.assertions import AssertionOutcome
 from runner.store import repository
-from runner.store.records import AttemptWrite, ErrorView, UnitFinish
+from runner.store.records import AttemptWrite, ErrorView, ReusedSample, UnitFinish
 
 from .factories import FAKE_KEY, failed_attempt, make_completion, make_job, make_units, ok_attempt
 
@@ -267,7 +267,7 @@ def test_reuse_copies_ok_results_from_earlier_runs(session: Session) -> None:
         session, [UnitFinish(unit_id=unit.id, owner="w", status="ok", attempt=ok_attempt(unit.key))]
     )
     run = repository.create_run(session, make_job(), host="h", version="v")
-    assert repository.add_units(session, run.id, make_units(2), reuse=True) == 1
+    assert repository.add_units(session, run.id, make_units(2), reuse=no_expectation) == 1
     views = list(repository.iter_units(session, run.id))
     assert views[0].status == "ok"
     assert views[0].reused_from == unit.id
@@ -278,6 +278,10 @@ def test_reuse_copies_ok_results_from_earlier_runs(session: Session) -> None:
         "mini/case-1/0"
     ]
     assert repository.spend_so_far(session, run.id) == 0.0
+
+
+def no_expectation(sample: ReusedSample) -> None:
+    """A reuse grader for a job whose cases expect nothing."""
 
 
 def test_assertion_outcomes_round_trip_typed(session: Session) -> None:

@@ -9,8 +9,8 @@ The queue: ``add_units`` stores a run's units as ``pending``; ``claim_units`` le
 are claimable again; ``renew_leases`` keeps them; ``write_batch`` stores attempts and ends units, a
 unit's result rows and its status change in one transaction, only while its lease is still held.
 
-One module per concern: ``runs``, ``queue``, ``writes``, ``reads``, ``reports``; ``sql`` holds what
-they share.
+One module per concern: ``runs``, ``queue``, ``reuse`` (``--reuse``: which earlier sample each unit
+copies), ``writes``, ``reads``, ``reports``; ``sql`` holds what they share.
 """
 
 from __future__ import annotations
@@ -40,6 +40,7 @@ from runner.store.repository.reads import (
     count_failed_assertions,
     iter_units,
     raw_capture,
+    reuse_counts,
     spend_so_far,
     stored_capture,
     unit_counts,
@@ -85,6 +86,7 @@ __all__ = [
     "release_units",
     "renew_leases",
     "resume_run",
+    "reuse_counts",
     "spend_so_far",
     "stored_capture",
     "unit_counts",

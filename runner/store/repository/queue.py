@@ -1,17 +1,17 @@
-"""The unit queue's SQL: store a run's units (reusing earlier results), lease them out, renew and
+"""The unit queue's SQL: store a run's units (reusing earlier samples: ``reuse``), lease them out, renew and
 release leases, reopen a run, and count what is still outstanding."""
 
 from __future__ import annotations
 
-from collections import defaultdict
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any, Final
 
-from sqlalchemy import and_, bindparam, func, insert, or_, select, update
+from sqlalchemy import and_, func, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from runner.store.records import ClaimedUnit
-from runner.store.repository.sql import RESULTS, RUNS, UNITS, now_or_utc, transaction
+from runner.store.repository.reuse import reuse_results
+from runner.store.repository.sql import RUNS, UNITS, now_or_utc, transaction
 
 if TYPE_CHECKING:
     from collections.abc import Iterable, Sequence
@@ -21,6 +21,7 @@ if TYPE_CHECKING:
     from sqlalchemy.orm import Session
 
     from runner.job.plan import Unit
+    from runner.store.records import ReuseGrader
 
 INSERT_CHUNK: Final = 2000
 
@@ -37,17 +38,19 @@ def add_units(
     run_id: str,
     units: Iterable[Unit],
     *,
-    reuse: bool = False,
+    reuse: ReuseGrader | None = None,
     planned: bool = False,
     now: datetime | None = None,
 ) -> int:
-    """Store units as ``pending``, idempotently by (run, key); return how many are now reused.
+    """Store units as ``pending``, idempotently by (run, key); return how many of them were reused.
 
-    With ``reuse``, a new unit whose ``request_hash`` has an ``ok`` unit in another run gets a copy
-    of that unit's results, status ``ok`` and ``reused_from`` set, and is never claimed. With
-    ``planned`` (the last batch), a ``planning`` run becomes ``running`` in the same transaction, so
-    no run is ever ``running`` with only part of its units stored.
+    With ``reuse`` (the current job's grader), a new unit whose ``request_hash`` has an earlier sample
+    (an ``ok`` unit of another run, see ``repository.reuse``) gets a copy of that sample's results,
+    graded afresh by ``reuse``, status ``ok`` and ``reused_from`` set, and is never claimed; each
+    sample goes to one unit only. With ``planned`` (the last batch), a ``planning`` run becomes
+    ``running`` in the same transaction, so no run is ever ``running`` with only part of its units stored.
     """
+    batch = list(units)
     rows = [
         {
             "run_id": run_id,
@@ -63,7 +66,7 @@ def add_units(
             "reused_from": None,
             "finished_at": None,
         }
-        for unit in units
+        for unit in batch
     ]
     with transaction(session, write=True) as conn:
         _insert_ignoring_conflicts(conn, rows)
@@ -71,46 +74,10 @@ def add_units(
             conn.execute(
                 update(RUNS).where(RUNS.c.id == run_id, RUNS.c.status == "planning").values(status="running")
             )
-        return _reuse_results(conn, run_id, now_or_utc(now)) if reuse else 0
-
-
-def _reuse_results(conn: Connection, run_id: str, now: datetime) -> int:
-    source = UNITS.alias("source")
-    newest_ok = (
-        select(func.max(source.c.id))
-        .where(
-            source.c.request_hash == UNITS.c.request_hash,
-            source.c.status == "ok",
-            source.c.run_id != run_id,
-        )
-        .scalar_subquery()
-    )
-    candidates = conn.execute(
-        select(UNITS.c.id, newest_ok.label("source_id")).where(
-            UNITS.c.run_id == run_id, UNITS.c.status == "pending", UNITS.c.attempts == 0
-        )
-    ).all()
-    pairs = [(unit_id, source_id) for unit_id, source_id in candidates if source_id is not None]
-    if not pairs:
-        return 0
-    target_of: dict[int, list[int]] = defaultdict(list)
-    for unit_id, source_id in pairs:
-        target_of[source_id].append(unit_id)
-    copies = []
-    for row in conn.execute(select(RESULTS).where(RESULTS.c.unit_id.in_(list(target_of)))).mappings():
-        for unit_id in target_of[row["unit_id"]]:
-            copy = dict(row)
-            del copy["id"]
-            copies.append({**copy, "unit_id": unit_id, "attempt_id": None, "created_at": now})
-    if copies:
-        conn.execute(insert(RESULTS), copies)
-    conn.execute(
-        update(UNITS)
-        .where(UNITS.c.id == bindparam("target"))
-        .values(status="ok", reused_from=bindparam("source"), finished_at=now),
-        [{"target": unit_id, "source": source_id} for unit_id, source_id in pairs],
-    )
-    return len(pairs)
+        if reuse is None:
+            return 0
+        hashes = {unit.request_hash for unit in batch}
+        return reuse_results(conn, run_id, hashes, reuse, now_or_utc(now))
 
 
 def claim_units(

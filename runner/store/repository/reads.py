@@ -1,4 +1,4 @@
-"""The reads: a run's spend, status counts and failed assertions, its units page by page, and an
+"""The reads: a run's spend, status counts, failed assertions and reuse counts, its units page by page, and an
 attempt's captured bytes."""
 
 from __future__ import annotations
@@ -7,7 +7,7 @@ from collections import defaultdict
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, cast
 
-from sqlalchemy import func, select
+from sqlalchemy import case, func, select
 
 from runner.errors import StorageError
 from runner.store.records import UnitStatus, UnitView, unit_verdict
@@ -47,6 +47,18 @@ def unit_counts(session: Session, run_id: str) -> dict[UnitStatus, int]:
     counts: dict[UnitStatus, int] = {"pending": 0, "running": 0, "ok": 0, "failed": 0}
     counts.update({cast("UnitStatus", status): count for status, count in rows})
     return counts
+
+
+def reuse_counts(session: Session, run_id: str) -> tuple[int, int]:
+    """(reused, sent): a run's units given a copy of an earlier sample (``--reuse``), and its units
+    that sent at least one request (an attempt that counts). A unit not yet worked is neither."""
+    query = select(
+        func.count(UNITS.c.reused_from),
+        func.coalesce(func.sum(case((UNITS.c.attempts > 0, 1), else_=0)), 0),
+    ).where(UNITS.c.run_id == run_id)
+    with transaction(session, write=False) as conn:
+        reused, sent = conn.execute(query).one()
+    return int(reused), int(sent)
 
 
 def raw_capture(session: Session, attempt_id: int) -> bytes | None:
