@@ -12,8 +12,10 @@ import click
 
 from runner.cli.options import db_option, fail
 from runner.errors import ConfigError, StorageError
+from runner.spec import TRANSPORTS
 
 if TYPE_CHECKING:
+    from runner.spec import TransportName
     from runner.store.records import RawCapturePolicy
 
 # The values of runner.store.records.RawCapturePolicy (a test keeps them equal), spelled out here so
@@ -42,6 +44,13 @@ CAPTURE_CHOICES: Final = ("failed", "all", "none")
     show_default=True,
     help="Whose raw stream bytes to keep (for runner parse replay).",
 )
+@click.option(
+    "--transport",
+    type=click.Choice(TRANSPORTS),
+    default="runner",
+    show_default=True,
+    help="HTTP under httpx: runner's own, or stock httpx (a provider's transport key does it for one).",
+)
 @click.option("--quiet", "-q", is_flag=True, help="No progress display.")
 @click.option(
     "--progress-interval", type=float, default=10.0, show_default=True, help="Seconds between log lines."
@@ -62,6 +71,7 @@ def run_command(
     concurrency: int | None,
     max_cost: float | None,
     capture: str,
+    transport: str,
     quiet: bool,
     progress_interval: float,
     report_path: str | None,
@@ -103,6 +113,7 @@ def run_command(
         raw_capture=cast("RawCapturePolicy", capture),  # click.Choice checked it against CAPTURE_CHOICES
         display=choose_mode(quiet=quiet, console=console),
         progress_interval=progress_interval,
+        transport=cast("TransportName", transport),  # click.Choice checked it against TRANSPORTS
     )
     try:
         provider = parse_provider_option(provider_spec) if provider_spec else None
