@@ -18,7 +18,8 @@ MAX_TRAILER_BYTES: Final = 64 * 1024
 
 _STATUS_LINE: Final = re.compile(rb"HTTP/(\d\.\d) (\d{3})(?: ([^\r\n]*))?")
 _TOKEN: Final = re.compile(rb"[-!#$%&'*+.^_`|~0-9A-Za-z]+")
-_CHUNK_SIZE: Final = re.compile(rb"([0-9A-Fa-f]{1,16})[ \t]*(?:;.*)?")
+# h11's rule (RFC 9112 7.1 without BWS before ';'), so both transports refuse the same lines.
+_CHUNK_SIZE: Final = re.compile(rb"([0-9A-Fa-f]{1,20})(?:;.*)?[ \t]*")
 # Like h11, a bare LF ends a line too (RFC 9112 2.2 lets a recipient accept it).
 _HEAD_END: Final = re.compile(rb"\n\r?\n")
 _LINE: Final = re.compile(rb"\r?\n")
@@ -91,7 +92,9 @@ class HeadReader:
                     raise ProtocolError(f"response head longer than {MAX_HEAD_BYTES} bytes")
                 self._buffer = buffer
                 return None
-            head = parse_head(buffer[: end.start()].lstrip(b"\r\n"))
+            block = buffer[: end.start()]
+            # The match starts at the last line's LF: its CR (if any) is still on the block.
+            head = parse_head(block[:-1] if block.endswith(b"\r") else block)
             buffer = buffer[end.end() :]
             # 101 would switch protocols: nothing runner asks for; it is taken as final (and not reused).
             if 100 <= head.status < 200 and head.status != 101:

@@ -237,7 +237,8 @@ class _Body(httpx.AsyncByteStream):
             if not data:
                 with _mapped(self._request):
                     reader.eof()
-        block = reader.feed(data) if data else b""
+        with _mapped(self._request):
+            block = reader.feed(data) if data else b""
         if reader.done:
             self._ended = True
             if decoder is not None:
