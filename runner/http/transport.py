@@ -46,7 +46,8 @@ class HttpTransport(httpx.AsyncBaseTransport):
     ) -> None:
         if ssl_context is None:
             ssl_context = ssl.create_default_context()
-        ssl_context.set_alpn_protocols(["http/1.1"])
+            # Say so in the handshake: a server that would pick HTTP/2 must stay on HTTP/1.1 with us.
+            ssl_context.set_alpn_protocols(["http/1.1"])
         self._pool = Pool(
             max_per_host=max_connections_per_host, ssl_context=ssl_context, keepalive_expiry=keepalive_expiry
         )

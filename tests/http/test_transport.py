@@ -21,6 +21,8 @@ SLOW: dict[str, list[Step]] = {
     "slow": [CHUNKED, b"%x\r\n%s\r\n" % (len(SSE), SSE), 30.0, b"0\r\n\r\n"],
     "stall-after-head": [CHUNKED, 30.0],
     "hold": [0.3, b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok"],
+    # 100 HTTP chunks in one write: one socket read on the client.
+    "many-chunks": [CHUNKED + b"".join(b"%x\r\n%s\r\n" % (len(SSE), SSE) for _ in range(100)) + b"0\r\n\r\n"],
 }
 
 
@@ -57,6 +59,22 @@ async def test_a_stream_closed_early_is_not_reused(server: CorpusServer) -> None
                 break
         assert (await client.get(server.url("content-length"))).status_code == 200
     assert server.connections == 2
+
+
+@pytest.mark.parametrize(
+    ("make", "blocks"),
+    [(HttpTransport, range(1, 3)), (httpx.AsyncHTTPTransport, range(100, 101))],
+    ids=["runner", "httpx"],
+)
+async def test_the_body_comes_in_one_block_per_read(server: CorpusServer, make: type, blocks: range) -> None:
+    """100 chunks in one read reach the reader as one block (httpcore hands over one per HTTP chunk)."""
+    async with (
+        httpx.AsyncClient(transport=make()) as client,
+        client.stream("GET", server.url("many-chunks")) as response,
+    ):
+        got = [block async for block in response.aiter_raw()]
+    assert b"".join(got) == SSE * 100
+    assert len(got) in blocks
 
 
 async def test_complete_bodies_reuse_the_connection(server: CorpusServer) -> None:
