@@ -203,7 +203,8 @@ class _Body(httpx.AsyncByteStream):
         self._rest = rest
         self._request = request
         self._read_timeout = timeouts.get("read")
-        self._ended = False
+        self._ended = False  # the body's bytes are all read (the decoder may still hold some)
+        self._flushed = False
 
     def __aiter__(self) -> _Body:
         return self
@@ -226,8 +227,12 @@ class _Body(httpx.AsyncByteStream):
         """The next payload bytes (maybe empty), or None at the end of the body."""
         decoder, reader = self.decoder, self._reader
         if decoder is not None and decoder.has_more:
+            # Input waits in the decompressor: the next bounded step, before any new read (or the end).
             return self._decoded(decoder, b"")
         if self._ended:
+            if decoder is not None and not self._flushed:
+                self._flushed = True
+                return self._flush(decoder)
             return None
         if self._rest:
             data, self._rest = self._rest, b""
@@ -241,11 +246,9 @@ class _Body(httpx.AsyncByteStream):
         with _mapped(self._request):
             block = reader.feed(data) if data else b""
         if reader.done:
+            # The connection goes back now; what the decompressor still holds comes out in later steps.
             self._ended = True
-            if decoder is not None:
-                block = self._decoded(decoder, block) + self._flush(decoder)
             await self._finish()
-            return block
         return self._decoded(decoder, block) if decoder is not None else block
 
     async def _receive(self) -> bytes:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gzip
 import socket
 import ssl
 from collections.abc import AsyncIterator
@@ -12,15 +13,21 @@ import trio
 import trustme
 
 from runner.http import HttpTransport
+from runner.http.decode import BLOCK_BYTES
 from tests.http.corpus import SCENARIOS, SSE, CorpusServer, Step
 
 CHUNKED = b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n"
+BOMB = gzip.compress(b"\0" * (64 << 20), compresslevel=9)
 SLOW: dict[str, list[Step]] = {
     **SCENARIOS,
     # A first chunk, then a long silence: the client has a half-read body in hand.
     "slow": [CHUNKED, b"%x\r\n%s\r\n" % (len(SSE), SSE), 30.0, b"0\r\n\r\n"],
     "stall-after-head": [CHUNKED, 30.0],
     "hold": [0.3, b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok"],
+    # 64 MiB of zeros gzipped (about 64 KB), head and all in one write: the whole bomb in a read or two.
+    "bomb": [
+        b"HTTP/1.1 200 OK\r\ncontent-encoding: gzip\r\ncontent-length: %d\r\n\r\n%s" % (len(BOMB), BOMB)
+    ],
     # 100 HTTP chunks in one write: one socket read on the client.
     "many-chunks": [CHUNKED + b"".join(b"%x\r\n%s\r\n" % (len(SSE), SSE) for _ in range(100)) + b"0\r\n\r\n"],
 }
@@ -75,6 +82,17 @@ async def test_the_body_comes_in_one_block_per_read(server: CorpusServer, make: 
         got = [block async for block in response.aiter_raw()]
     assert b"".join(got) == SSE * 100
     assert len(got) in blocks
+
+
+async def test_a_gzip_bomb_read_at_once_still_inflates_in_bounded_blocks(server: CorpusServer) -> None:
+    """The whole compressed body arrives before the first block is out: still no block over BLOCK_BYTES."""
+    async with (
+        httpx.AsyncClient(transport=HttpTransport()) as client,
+        client.stream("GET", server.url("bomb")) as response,
+    ):
+        sizes = [len(block) async for block in response.aiter_raw()]
+    assert sum(sizes) == 64 << 20
+    assert max(sizes) <= BLOCK_BYTES
 
 
 async def test_complete_bodies_reuse_the_connection(server: CorpusServer) -> None:
