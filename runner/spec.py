@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Final
+from typing import TYPE_CHECKING, Any, Final, Literal
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
@@ -59,6 +59,12 @@ class Price:
     cache_write: float | None = None
 
 
+# What carries a provider's HTTP under httpx: runner's own transport (runner.http, the default) or
+# stock httpx (httpcore), the fallback for a server runner's transport does not get along with.
+TransportName = Literal["runner", "httpx"]
+TRANSPORTS: Final[tuple[TransportName, ...]] = ("runner", "httpx")
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class ProviderSpec:
     """One provider of a job: where to send, how to speak, how hard to push."""
@@ -82,6 +88,7 @@ class ProviderSpec:
     allow_insecure: bool = False  # plain http:// to a non-loopback host
     max_response_bytes: int = DEFAULT_MAX_RESPONSE_BYTES  # body bound, decompressed bytes counted
     simulator: SimulatorConfig | None = None  # served in-process by the built-in simulator
+    transport: TransportName = "runner"  # "httpx": stock httpx for this provider (runner run --transport)
 
     @property
     def is_simulated(self) -> bool:

@@ -148,6 +148,28 @@ def test_job_is_pure_and_sits_on_wire_and_grading() -> None:
     assert _violations(("runner.job",), allowed, io=True) == []
 
 
+def test_http_sits_on_its_own_with_a_pure_core() -> None:
+    """``http`` imports nothing of runner but itself; ``parse`` and ``decode`` no I/O library; ``pool`` trio
+    only (no httpx, httpcore, h11); ``transport`` trio and httpx only."""
+    found = _violations(("runner.http",), ("runner.http",))
+    found += _violations(("runner.http.parse", "runner.http.decode"), ("runner.http",), io=True)
+    for source, allowed in (("runner.http.pool", {"trio"}), ("runner.http.transport", {"trio", "httpx"})):
+        found += [
+            str(e) for e in EDGES if e.source == source and e.target.split(".")[0] in IO_LIBRARIES - allowed
+        ]
+    assert found == []
+
+
+def test_only_run_and_bench_use_http() -> None:
+    """runner's transport sits under ``run`` (and ``bench``, which measures it): nothing else imports it."""
+    found = [
+        str(e)
+        for e in EDGES
+        if _in(e.target, "runner.http") and not _in(e.source, "runner.http", "runner.run", "runner.bench")
+    ]
+    assert found == []
+
+
 def test_store_knows_no_run_report_or_wire() -> None:
     """``store`` never imports ``run``, ``report`` or ``wire``."""
     forbidden = ("runner.run", "runner.report", "runner.wire")

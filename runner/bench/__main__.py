@@ -10,6 +10,7 @@ import argparse
 import sys
 from typing import TYPE_CHECKING
 
+from runner.bench.candidates import TRANSPORTS
 from runner.bench.clients import run_httpx, run_openai, run_simulator
 from runner.bench.load import CLIENT_CORE, SIMULATOR_CORE, peak_rss_mib, pin, raise_open_files
 
@@ -20,7 +21,8 @@ if TYPE_CHECKING:
 def main(argv: Sequence[str] | None = None) -> None:
     """Parse the role and the load, pin to the role's core, run it, print the client's report."""
     parser = argparse.ArgumentParser(prog="python -m runner.bench", description=__doc__)
-    parser.add_argument("role", choices=("simulator", "runner", "httpx", "openai"))
+    parser.add_argument("role", choices=("simulator", "runner", "httpx", "httpx2", "openai"))
+    parser.add_argument("--transport", choices=TRANSPORTS, default="runner")
     parser.add_argument("--port", type=int, default=0)
     parser.add_argument("--streams", type=int, default=1)
     parser.add_argument("--chunks", type=int, default=1)
@@ -37,9 +39,15 @@ def main(argv: Sequence[str] | None = None) -> None:
     if args.role == "runner":
         from runner.bench.engine_client import run_runner  # imported before the meter starts
 
-        report = run_runner(*load)
+        if args.transport == "httpcore2":
+            parser.error("the runner client runs on --transport runner or httpx")
+        report = run_runner(*load, transport=args.transport)
     elif args.role == "httpx":
-        report = run_httpx(*load)
+        report = run_httpx(*load, transport=args.transport)
+    elif args.role == "httpx2":
+        import httpx2  # the reference: httpx's successor, its own pool (httpcore2)
+
+        report = run_httpx(*load, http=httpx2)
     else:
         report = run_openai(*load)
     report.peak_rss_mib = peak_rss_mib()

@@ -13,6 +13,7 @@ import httpx
 import orjson
 import trio
 
+from runner.bench.candidates import build_transport
 from runner.bench.load import (
     MESSAGES,
     MODEL,
@@ -28,7 +29,7 @@ from runner.bench.load import (
 
 
 async def _httpx_one(
-    client: httpx.AsyncClient, url: str, body: bytes, report: ClientReport, want_text: str, want: int
+    client: Any, url: str, body: bytes, report: ClientReport, want_text: str, want: int
 ) -> None:
     # The leanest reasonable httpx client: raw body reads (no decoder stack), lines split on bytes,
     # ``data:`` fields gathered until the blank line that ends an event. The floor runner is held to.
@@ -64,25 +65,37 @@ async def _httpx_one(
     report.check("".join(parts), count, complete=done, want_text=want_text, want=want)
 
 
-def run_httpx(port: int, streams: int, chunks: int, concurrency: int) -> ClientReport:
-    """N streams through one ``httpx.AsyncClient`` on trio, at most ``concurrency`` at a time."""
-    report = ClientReport(client="httpx", streams=streams)
+def run_httpx(
+    port: int, streams: int, chunks: int, concurrency: int, *, transport: str = "httpx", http: Any = httpx
+) -> ClientReport:
+    """N streams through one ``httpx.AsyncClient`` on trio, at most ``concurrency`` at a time.
+
+    ``transport`` names the candidate under it (runner.bench.candidates); ``http`` is the httpx module
+    itself, or httpx2 (the reference: its own client and pool, same API).
+    """
+    name = "httpx2" if http is not httpx else "httpx" if transport == "httpx" else f"httpx ({transport})"
+    report = ClientReport(client=name, streams=streams)
     body = request_body()
     want_text = expected_text(body, chunks)
     raw = orjson.dumps(body)
     url = f"http://127.0.0.1:{port}/v1/chat/completions"
 
     async def main() -> None:
-        limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
-        timeout = httpx.Timeout(TIMEOUT_S, pool=None)
+        limits = http.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
+        timeout = http.Timeout(TIMEOUT_S, pool=None)
         limiter = trio.CapacityLimiter(concurrency)
-        async with httpx.AsyncClient(limits=limits, timeout=timeout) as client:
+        if http is httpx and transport != "httpx":
+            pool = build_transport(transport, concurrency)
+            client = httpx.AsyncClient(transport=pool, timeout=timeout)
+        else:
+            client = http.AsyncClient(limits=limits, timeout=timeout)
+        async with client:
 
             async def one() -> None:
                 async with limiter:
                     try:
                         await _httpx_one(client, url, raw, report, want_text, chunks)
-                    except httpx.HTTPError as exc:
+                    except http.HTTPError as exc:
                         report.fail(f"{type(exc).__name__}: {exc}")
 
             async with trio.open_nursery() as nursery:

@@ -22,7 +22,9 @@ from runner.errors import ConfigError
 if TYPE_CHECKING:
     from collections.abc import Callable, Sequence
 
-CLIENTS: Final = ("runner", "httpx", "openai")
+CLIENTS: Final = ("runner", "httpx", "httpx2", "openai")
+# The clients that run once per --transport; the others bring their own HTTP stack.
+TRANSPORT_CLIENTS: Final = ("runner", "httpx")
 TARGET_RATIO: Final = 1.2  # runner's CPU per chunk may be at most 1.2x bare httpx's
 _START_TIMEOUT_S: Final = 60.0
 
@@ -95,10 +97,53 @@ class BenchReport:
 
 @dataclass(slots=True)
 class _Samples:
-    """Every run of one client, before the medians."""
+    """Every run of one client (on one transport), before the medians."""
 
     client: str
+    transport: str | None = None  # for TRANSPORT_CLIENTS: --transport of its process
     reports: list[dict[str, object]] = field(default_factory=list)
+
+    @property
+    def label(self) -> str:
+        """The row's name: ``runner``, ``runner (httpx)``, ``httpx``, ``httpx (runner)``..."""
+        default = "runner" if self.client == "runner" else "httpx"
+        if self.transport is None or self.transport == default:
+            return self.client
+        return f"{self.client} ({self.transport})"
+
+
+def parse_transports(text: str) -> tuple[str, ...]:
+    """``runner,httpx`` -> the transports the runner and httpx clients run on, checked, in order."""
+    from runner.bench.candidates import TRANSPORTS
+
+    names = tuple(dict.fromkeys(part.strip() for part in text.split(",") if part.strip()))
+    unknown = [name for name in names if name not in TRANSPORTS]
+    if unknown or not names:
+        raise ConfigError(
+            f"unknown transport {', '.join(unknown)}" if unknown else "no transport named",
+            key="--transport",
+            fix=f"a comma-separated list of {', '.join(TRANSPORTS)}",
+        )
+    return names
+
+
+def _plan(clients: Sequence[str], transports: Sequence[str], notes: list[str]) -> list[_Samples]:
+    """One entry per client, and per transport for the clients that take one; the unavailable skipped."""
+    from runner.bench.candidates import is_available
+
+    plan: list[_Samples] = []
+    for client in clients:
+        if client not in TRANSPORT_CLIENTS:
+            plan.append(_Samples(client))
+            continue
+        for transport in transports:
+            if client == "runner" and transport == "httpcore2":
+                notes.append("runner on httpcore2 skipped: runner run takes --transport runner or httpx")
+            elif not is_available(transport):
+                notes.append(f"{client} on {transport} skipped: {transport} is not installed")
+            else:
+                plan.append(_Samples(client, transport))
+    return plan
 
 
 def parse_clients(text: str) -> tuple[str, ...]:
@@ -115,17 +160,23 @@ def parse_clients(text: str) -> tuple[str, ...]:
 
 
 def run_bench(
-    load: BenchLoad, clients: Sequence[str], *, repeat: int = 1, echo: Callable[[str], None] = print
+    load: BenchLoad,
+    clients: Sequence[str],
+    *,
+    repeat: int = 1,
+    transports: Sequence[str] = ("runner", "httpx"),
+    echo: Callable[[str], None] = print,
 ) -> BenchReport:
     """Start the simulator, run each client ``repeat`` times (interleaved), return the medians."""
     notes: list[str] = []
-    if "openai" in clients and importlib.util.find_spec("openai") is None:
-        notes.append("openai client skipped: the openai SDK is not installed (pip install 'runner[test]')")
-        clients = [name for name in clients if name != "openai"]
+    for name, package in (("openai", "openai"), ("httpx2", "httpx2")):
+        if name in clients and importlib.util.find_spec(package) is None:
+            notes.append(f"{name} client skipped: {package} is not installed (pip install 'runner[test]')")
+            clients = [client for client in clients if client != name]
     pinned = _cores() >= 2
     if not pinned:
         notes.append("fewer than 2 cores: simulator and clients share the CPU, figures are not comparable")
-    samples = {name: _Samples(name) for name in clients}
+    plan = _plan(clients, transports, notes)
     # As a context manager, Popen also closes the stdout pipe we read the port from.
     with subprocess.Popen(
         [sys.executable, "-m", "runner.bench", "simulator", *load.args()],
@@ -136,9 +187,9 @@ def run_bench(
             port = _read_port(simulator)
             # Interleaved (runner, httpx, openai, runner, ...): drift on a shared machine hits all alike.
             for round_ in range(repeat):
-                for name in clients:
-                    echo(f"[{round_ + 1}/{repeat}] {name}: {load.streams} streams x {load.chunks} chunks ...")
-                    samples[name].reports.append(_run_client(name, port, load))
+                for entry in plan:
+                    echo(f"[{round_ + 1}/{repeat}] {entry.label}: {load.streams} x {load.chunks} chunks ...")
+                    entry.reports.append(_run_client(entry, port, load))
         finally:
             simulator.terminate()  # our own child; it serves until told to stop
             try:
@@ -146,7 +197,7 @@ def run_bench(
             except subprocess.TimeoutExpired:
                 simulator.kill()
                 simulator.wait()
-    rows = tuple(_row(samples[name], load) for name in clients)
+    rows = tuple(_row(entry, load) for entry in plan)
     return BenchReport(load=load, repeat=repeat, rows=rows, notes=tuple(notes), pinned=pinned)
 
 
@@ -164,8 +215,11 @@ def _read_port(simulator: subprocess.Popen[str]) -> int:
     return port
 
 
-def _run_client(name: str, port: int, load: BenchLoad) -> dict[str, object]:
+def _run_client(entry: _Samples, port: int, load: BenchLoad) -> dict[str, object]:
+    name = entry.client
     command = [sys.executable, "-m", "runner.bench", name, f"--port={port}", *load.args()]
+    if entry.transport is not None:
+        command.append(f"--transport={entry.transport}")
     done = subprocess.run(command, capture_output=True, text=True, check=False)
     lines = done.stdout.strip().splitlines()
     if done.returncode != 0 or not lines:
@@ -198,7 +252,7 @@ def _row(samples: _Samples, load: BenchLoad) -> ClientRow:
             errors.append(f"... {failures} failed streams in all")
     per_chunk = [_num(r, "cpu_s") / _num(r, "chunks") * 1e6 for r in reports if _num(r, "chunks")]
     return ClientRow(
-        client=samples.client,
+        client=samples.label,
         streams=load.streams,
         streams_ok=min(int(_num(r, "streams_ok")) for r in reports),
         chunks=min(int(_num(r, "chunks")) for r in reports),
@@ -259,6 +313,10 @@ def format_report(report: BenchReport) -> str:
         verdict = "meets" if ratio <= TARGET_RATIO else "misses"
         lines.append("")
         lines.append(f"runner / httpx CPU per chunk: {ratio:.2f}x ({verdict} the {TARGET_RATIO:g}x target)")
+    for client, stock in (("runner", "runner (httpx)"), ("httpx (runner)", "httpx")):
+        ratio = report.ratio(client, stock)
+        if ratio is not None:
+            lines.append(f"{client} / {stock} CPU per chunk: {ratio:.2f}x (runner's transport / stock httpx)")
     for row in report.rows:
         for error in row.errors:
             lines.append(f"{row.client}: {error}")

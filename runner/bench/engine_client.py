@@ -23,6 +23,7 @@ from runner.store.db import open_database
 from runner.wire.dialects import get_dialect
 
 if TYPE_CHECKING:
+    from runner.spec import TransportName
     from runner.store.records import UnitView
 
 
@@ -44,15 +45,21 @@ def bench_job(port: int, streams: int, concurrency: int) -> JobSpec:
     return JobSpec(name="bench", providers=(provider,), cases=(case,), repeats=streams, source_sha256="bench")
 
 
-def run_runner(port: int, streams: int, chunks: int, concurrency: int) -> ClientReport:
-    """Run the load through ``open_run`` + ``execute_job`` and check every stored result."""
-    report = ClientReport(client="runner", streams=streams)
+def run_runner(
+    port: int, streams: int, chunks: int, concurrency: int, *, transport: TransportName = "runner"
+) -> ClientReport:
+    """Run the load through ``open_run`` + ``execute_job`` and check every stored result.
+
+    ``transport`` is ``runner run --transport``: runner's own under httpx, or stock httpx.
+    """
+    name = "runner" if transport == "runner" else f"runner ({transport})"
+    report = ClientReport(client=name, streams=streams)
     job = bench_job(port, streams, concurrency)
     provider, case = job.providers[0], job.cases[0]
     body = orjson.loads(get_dialect("openai-chat").build_request(provider, case, api_key=None).body)
     want_text = expected_text(body, chunks)
     # The same settings `runner run --quiet --concurrency C` uses (raw capture of failed attempts).
-    options = RunOptions(display="quiet", concurrency=concurrency)
+    options = RunOptions(display="quiet", concurrency=concurrency, transport=transport)
     with (
         tempfile.TemporaryDirectory(prefix="runner-bench-") as tmp,
         open_database(f"sqlite:///{Path(tmp) / 'bench.db'}") as database,

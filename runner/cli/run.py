@@ -15,13 +15,14 @@ import click
 
 from runner.cli.options import check_output_path, db_option, fail, fail_storage
 from runner.errors import ConfigError, StorageError
+from runner.spec import TRANSPORTS
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
     from types import FrameType
 
     from runner.run.service import RunOptions, RunSummary
-    from runner.spec import JobSpec
+    from runner.spec import JobSpec, TransportName
     from runner.store.db import Database
     from runner.store.records import RawCapturePolicy, RunInfo
 
@@ -70,6 +71,15 @@ MAX_UNITS_WITHOUT_YES: Final = 100_000
     metavar="SECONDS",
     help="How long a claimed unit stays this process's without renewal (renewed every third of it).",
 )
+@click.option(
+    "--transport",
+    type=click.Choice(TRANSPORTS),
+    default="runner",
+    show_default=True,
+    envvar="RUNNER_TRANSPORT",
+    show_envvar=True,
+    help="HTTP under httpx: runner's own, or stock httpx (a provider's transport key does it for one).",
+)
 @click.option("--quiet", "-q", is_flag=True, help="No progress display.")
 @click.option(
     "--progress-interval",
@@ -96,6 +106,7 @@ def run_command(
     max_cost: float | None,
     capture: str,
     lease_seconds: float,
+    transport: str,
     quiet: bool,
     progress_interval: float,
     report_path: str | None,
@@ -108,7 +119,8 @@ def run_command(
     failed or failed an assertion, 1 some did, 2 job, option or database error (also: --resume of a
     run another live process is working; --join it instead), 3 the database failed during the run
     (fix it, then --resume), 130 interrupted or stopped by the budget (finish it later with
-    --resume; also when interrupted while planning). Only RUNNER_DB is read from the environment.
+    --resume; also when interrupted while planning). Only RUNNER_DB and RUNNER_TRANSPORT are read
+    from the environment.
 
     Example: runner run jobs/demo.toml
     """
@@ -144,6 +156,7 @@ def run_command(
         display=choose_mode(quiet=quiet, console=console),
         progress_interval=progress_interval,
         lease_seconds=lease_seconds,
+        transport=cast("TransportName", transport),  # click.Choice checked it against TRANSPORTS
     )
     try:
         provider = parse_provider_option(provider_spec) if provider_spec else None

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import sys
 
 import click
@@ -111,9 +112,16 @@ def _first_leaf(error: BaseException) -> BaseException:
 @click.option(
     "--clients", default="runner,httpx,openai", show_default=True, help="Which clients, in this order."
 )
+@click.option(
+    "--transport",
+    "transports",
+    default="runner,httpx",
+    show_default=True,
+    help="Transports under the runner and httpx clients, a row each: runner, httpx (stock), httpcore2.",
+)
 @click.option("--repeat", type=click.IntRange(min=1), default=1, show_default=True, help="Median of K runs.")
 def bench_command(
-    streams: int, chunks: int, delay_ms: float, concurrency: int, clients: str, repeat: int
+    streams: int, chunks: int, delay_ms: float, concurrency: int, clients: str, transports: str, repeat: int
 ) -> None:
     """Stream one load through runner, bare httpx and the openai SDK on one simulator; compare their cost.
 
@@ -121,16 +129,18 @@ def bench_command(
     content chunk, wall time against the ideal and peak RSS per client, and runner/httpx CPU.
     Exit code 1 when any stream failed its check.
 
-    Example: runner bench --streams 2000 --chunks 200 --concurrency 100 --repeat 3
+    Example: runner bench --streams 1000 --chunks 200 --concurrency 100 --transport runner,httpx
     """
-    from runner.bench.compare import BenchLoad, format_report, parse_clients, run_bench
+    from runner.bench.compare import BenchLoad, format_report, parse_clients, parse_transports, run_bench
 
     try:
         names = parse_clients(clients)
+        under = parse_transports(transports)
     except ConfigError as exc:
         fail(str(exc))
     load = BenchLoad(streams=streams, chunks=chunks, delay_ms=delay_ms, concurrency=concurrency)
-    report = run_bench(load, names, repeat=repeat, echo=lambda line: click.echo(line, err=True))
+    echo = functools.partial(click.echo, err=True)
+    report = run_bench(load, names, repeat=repeat, transports=under, echo=echo)
     click.echo(format_report(report))
     sys.exit(0 if report.all_ok else 1)
 

@@ -17,6 +17,7 @@ from runner.simulator.config import SimulatorConfig
 from runner.spec import (
     DEFAULT_MAX_RESPONSE_BYTES,
     SIMULATOR_BASE_URL,
+    TRANSPORTS,
     Price,
     ProviderSpec,
     RetryPolicy,
@@ -51,6 +52,7 @@ _PROVIDER = {
     "allow_insecure": "bool",
     "max_response_bytes": "int",
     "simulator": "table",
+    "transport": "str",
 }
 # Credentials belong in api_key_env only: a header table would put them in the spec and the DB.
 _SECRET_HEADERS = ("authorization", "proxy-authorization", "x-api-key", "api-key", "x-goog-api-key")
@@ -149,6 +151,13 @@ def build_provider(
     else:
         base_url = require(where, table, prefix, "base_url", "set the provider's https:// API base URL")
         _check_url(where, f"{prefix}.base_url", base_url, insecure_ok=table.get("allow_insecure", False))
+    transport = table.get("transport", "runner")
+    if transport not in TRANSPORTS:
+        raise where.error(
+            f"{prefix}.transport",
+            f"unknown transport {transport!r}",
+            'use "runner" (the default) or "httpx" (stock httpx)',
+        )
     headers = table.get("headers", {})
     for header, value in headers.items():
         key = f"{prefix}.headers.{header}"
@@ -185,6 +194,7 @@ def build_provider(
         allow_insecure=table.get("allow_insecure", False),
         max_response_bytes=table.get("max_response_bytes", DEFAULT_MAX_RESPONSE_BYTES),
         simulator=simulator,
+        transport=transport,
     )
 
 

@@ -19,7 +19,6 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Final
 
-import httpx
 import trio
 
 from runner import __version__
@@ -28,6 +27,7 @@ from runner.job.catalog import with_catalog_prices
 from runner.job.load import check_environment
 from runner.job.plan import count_units, plan_units
 from runner.job.stored import job_from_json
+from runner.run.client import build_client
 from runner.run.engine import RunContext, execute_run
 from runner.run.finish import reuse_grader
 from runner.run.limits import build_limiters
@@ -46,7 +46,7 @@ if TYPE_CHECKING:
     from rich.console import Console
 
     from runner.run.progress import DisplayMode
-    from runner.spec import JobSpec
+    from runner.spec import JobSpec, TransportName
     from runner.store.db import Database
     from runner.store.records import RawCapturePolicy, RunInfo, RunStatus, UnitStatus, Verdict
 
@@ -75,6 +75,7 @@ class RunOptions:
     display: DisplayMode = "plain"
     progress_interval: float = 10.0
     lease_seconds: float = 60.0
+    transport: TransportName = "runner"  # "httpx": stock httpx under every provider (runner.run.client)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -289,8 +290,8 @@ async def execute_job(
             # The one global cap on units in flight: the engine claims under it, and the pool
             # has a connection for each (a larger pool would only hold idle sockets).
             cap = options.concurrency or sum(p.concurrency for p in providers.values())
-            limits = httpx.Limits(max_connections=cap, max_keepalive_connections=cap)
-            async with httpx.AsyncClient(limits=limits, follow_redirects=False) as client:
+            client = build_client(providers.values(), cap=cap, transport=options.transport)
+            async with client:
                 ctx = RunContext(
                     providers=providers,
                     cases={case.id: case for case in job.cases},

@@ -8,7 +8,14 @@ import sys
 
 import pytest
 
-from runner.bench.compare import BenchLoad, BenchReport, ClientRow, format_report, parse_clients
+from runner.bench.compare import (
+    BenchLoad,
+    BenchReport,
+    ClientRow,
+    format_report,
+    parse_clients,
+    parse_transports,
+)
 from runner.errors import ConfigError
 
 
@@ -32,6 +39,40 @@ def test_bench_smoke_runner_and_httpx_verify_every_stream() -> None:
         assert row is not None, out
         assert row.groups() == ("4", "4", "20")
     assert "runner / httpx CPU per chunk:" in out
+
+
+@pytest.mark.slow
+def test_bench_compares_transports_in_one_run() -> None:
+    """--transport runner,httpx: a row per transport for runner and bare httpx, and their ratios."""
+    load = [
+        "--streams=4",
+        "--chunks=5",
+        "--concurrency=2",
+        "--clients=runner,httpx",
+        "--transport=runner,httpx",
+    ]
+    done = subprocess.run(
+        [sys.executable, "-m", "runner", "bench", *load],
+        capture_output=True,
+        text=True,
+        timeout=180,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    out = done.stdout
+    for client in (r"runner", r"runner \(httpx\)", r"httpx \(runner\)", r"httpx"):
+        row = re.search(rf"^{client}\s+(\d+)/(\d+)\s+(\d+)\s", out, re.MULTILINE)
+        assert row is not None, out
+        assert row.groups() == ("4", "4", "20")
+    assert "runner / runner (httpx) CPU per chunk:" in out
+    assert "httpx (runner) / httpx CPU per chunk:" in out
+
+
+def test_parse_transports_names_the_unknown_one() -> None:
+    assert parse_transports("runner, httpx,runner") == ("runner", "httpx")
+    with pytest.raises(ConfigError, match="aiohttp") as info:
+        parse_transports("aiohttp")
+    assert info.value.key == "--transport"
 
 
 def test_ideal_is_waves_of_streams_times_their_gaps() -> None:

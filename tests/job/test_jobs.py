@@ -247,6 +247,13 @@ TOML_ERRORS = [
         "more than 0",
         id="max-response-bytes-zero",
     ),
+    pytest.param(
+        ('name = "p1"\n', 'name = "p1"\ntransport = "aiohttp"\n'),
+        "transport",
+        "providers[0].transport",
+        '"httpx"',
+        id="unknown-transport",
+    ),
 ]
 
 
@@ -477,6 +484,13 @@ def test_max_response_bytes_is_a_provider_key(tmp_path: Path) -> None:
     job = load_job(_write(tmp_path, text))
     assert [p.max_response_bytes for p in job.providers] == [1 << 20, DEFAULT_MAX_RESPONSE_BYTES]
     assert DEFAULT_MAX_RESPONSE_BYTES == 64 * 1024 * 1024
+
+
+def test_transport_is_a_provider_key(tmp_path: Path) -> None:
+    """transport = "httpx" puts stock httpx under one provider; runner's own transport is the default."""
+    text = BASE.replace('name = "p1"\n', 'name = "p1"\ntransport = "httpx"\n', 1)
+    job = load_job(_write(tmp_path, text))
+    assert [p.transport for p in job.providers] == ["httpx", "runner"]
 
 
 def test_token_idle_is_off_unless_a_timeouts_table_sets_it() -> None:

@@ -1,19 +1,43 @@
-"""Engine fixtures: a fresh PostgreSQL schema for multi-process runs (fails, never skips, under CI=true)."""
+"""Engine fixtures: both transports, the attempt's client, a fresh PostgreSQL schema for multi-process runs.
+
+Every engine test that makes HTTP requests runs twice, on runner's own transport (runner.http) and on
+stock httpx (its module says ``pytestmark = pytest.mark.usefixtures("transport")``, or it takes ``client``):
+the ``transport`` fixture sets ``RUNNER_TRANSPORT`` (``runner run --transport``, read by click) for the
+runs the tests start, in process (tests.run.helpers) or as a subprocess (tests.run.processes).
+"""
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+import httpx
 import pytest
 
+from runner.run.client import build_client
 from runner.store.db import open_database
 from tests.run.stores import database_url
 
 if TYPE_CHECKING:
-    from collections.abc import Iterator
+    from collections.abc import AsyncIterator, Iterator
     from pathlib import Path
 
+    from runner.spec import TransportName
     from runner.store.db import Database
+
+
+@pytest.fixture(params=["runner", "httpx"])
+def transport(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> TransportName:
+    """The transport under httpx for this test's runs and clients (the engine suite runs on both)."""
+    name: TransportName = request.param
+    monkeypatch.setenv("RUNNER_TRANSPORT", name)
+    return name
+
+
+@pytest.fixture
+async def client(transport: TransportName) -> AsyncIterator[httpx.AsyncClient]:
+    """The client ``runner run`` builds (runner.run.client), on this test's transport; closed afterwards."""
+    async with build_client((), cap=100, transport=transport) as c:
+        yield c
 
 
 @pytest.fixture

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any
 
@@ -58,7 +59,9 @@ async def run_in_process(
     """Run ``job`` to its end in this trio run, on a migrated SQLite file; return the stored units."""
     database = await trio.to_thread.run_sync(open_database, f"sqlite:///{tmp_path / db_name}")
     try:
-        run_options = RunOptions(display="quiet", **options)
+        # The transport fixture (tests/run/conftest.py) names the transport as runner run reads it.
+        transport = os.environ.get("RUNNER_TRANSPORT", "runner")
+        run_options = RunOptions(display="quiet", **{"transport": transport, **options})
         run, job = await trio.to_thread.run_sync(open_run, database, job, run_options)
         summary = await execute_job(database, run, job, run_options, api_keys={})
 

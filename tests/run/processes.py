@@ -66,8 +66,11 @@ class RunnerProcess:
 
 
 def runner_env(**extra: str) -> dict[str, str]:
-    """This environment minus RUNNER_* settings (the test passes everything explicitly)."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("RUNNER_")}
+    """This environment minus RUNNER_* settings (the test passes everything explicitly).
+
+    RUNNER_TRANSPORT stays: the transport fixture (tests/run/conftest.py) runs each test on both.
+    """
+    env = {k: v for k, v in os.environ.items() if not k.startswith("RUNNER_") or k == "RUNNER_TRANSPORT"}
     env.update(extra)
     return env
 

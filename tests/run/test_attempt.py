@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import socket
-from collections.abc import AsyncIterator
 
 import httpx
 import pytest
@@ -24,18 +23,13 @@ from tests.fakes.scripted_http import (
     sse_response,
 )
 
+pytestmark = pytest.mark.usefixtures("transport")  # on both transports (tests/run/conftest.py)
+
 TIMEOUTS = Timeouts(connect=5, first_byte=10, first_token=20, idle=5, total=60)
 # httpx's aiter_bytes raises DecodingError without closing the aiter_raw/httpcore generators under
 # it; trio closes them in a system task, and warns (ResourceWarning, ignored outside tests).
 HTTPX_ABANDONED_GENERATORS = pytest.mark.filterwarnings("ignore:Async generator 'http:ResourceWarning")
 CASE = CaseSpec(id="c", messages=({"role": "user", "content": "hi"},))
-
-
-@pytest.fixture
-async def client() -> AsyncIterator[httpx.AsyncClient]:
-    """One httpx client, closed after the test."""
-    async with httpx.AsyncClient() as c:
-        yield c
 
 
 async def attempt(

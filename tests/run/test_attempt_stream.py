@@ -5,17 +5,20 @@ from __future__ import annotations
 
 import functools
 import gzip
-from collections.abc import AsyncIterator
 
 import httpx
 import pytest
 import trio
 
+from runner.http.decode import BLOCK_BYTES
+from runner.http.pool import RECEIVE_BYTES
 from runner.model import AttemptRecord
 from runner.run.attempt import ERROR_GRACE_SECONDS, run_attempt
-from runner.spec import DEFAULT_MAX_RESPONSE_BYTES, CaseSpec, ProviderSpec, Timeouts
+from runner.spec import DEFAULT_MAX_RESPONSE_BYTES, CaseSpec, ProviderSpec, Timeouts, TransportName
 from runner.wire.dialects import get_dialect
 from tests.fakes.scripted_http import ScriptedServer, Step, chunk, sse_response
+
+pytestmark = pytest.mark.usefixtures("transport")  # on both transports (tests/run/conftest.py)
 
 # Failing a read abandons httpx's and httpcore's body generators mid-iteration; trio closes them in a
 # system task and warns (ResourceWarning, ignored outside tests), as for a bad Content-Encoding.
@@ -31,13 +34,6 @@ _MIROMIND_ERROR = (
 _TEXT = (
     b'data: {"id":"wf","object":"chat.completion.chunk","choices":[{"index":0,"delta":{"content":"a"}}]}\n\n'
 )
-
-
-@pytest.fixture
-async def client() -> AsyncIterator[httpx.AsyncClient]:
-    """One httpx client, closed after the test."""
-    async with httpx.AsyncClient() as c:
-        yield c
 
 
 async def attempt(
@@ -115,8 +111,10 @@ async def test_an_html_page_with_200_is_not_an_event_stream(
 
 
 @ABANDONS_BODY
-async def test_a_body_past_max_response_bytes_fails_clearly(client: httpx.AsyncClient) -> None:
-    """A stream that goes past max_response_bytes stops there: response_too_large, not retried."""
+async def test_a_body_past_max_response_bytes_fails_clearly(
+    client: httpx.AsyncClient, transport: TransportName
+) -> None:
+    """A stream that goes past max_response_bytes stops there (one read past it at most): not retried."""
     piece = b'data: {"id":"x","object":"chat.completion.chunk","choices":[{"index":0,"delta":{"content":"' + (
         b"y" * 4000 + b'"}}]}\n\n'
     )
@@ -124,7 +122,9 @@ async def test_a_body_past_max_response_bytes_fails_clearly(client: httpx.AsyncC
     assert record.error is not None
     assert (record.error.kind, record.error.retryable) == ("response_too_large", False)
     assert "max_response_bytes (100000 bytes" in record.error.message
-    assert 100_000 < record.bytes_received <= 100_000 + len(piece)
+    # A read is one HTTP chunk through httpcore, one socket read (up to RECEIVE_BYTES) through runner's.
+    one_read = RECEIVE_BYTES if transport == "runner" else len(piece)
+    assert 100_000 < record.bytes_received <= 100_000 + one_read
     assert record.completion is not None
     assert record.completion.choices[0].text  # the partial output is kept
 
@@ -146,7 +146,7 @@ def _gzip_bomb() -> bytes:
 
 
 @ABANDONS_BODY
-async def test_a_gzip_bomb_stops_at_the_bound(client: httpx.AsyncClient) -> None:
+async def test_a_gzip_bomb_stops_at_the_bound(client: httpx.AsyncClient, transport: TransportName) -> None:
     """Decompressed bytes are counted per read: a gzip bomb stops at max_response_bytes, fast."""
     bomb = _gzip_bomb()
     pieces = [bomb[i : i + 8192] for i in range(0, len(bomb), 8192)]
@@ -158,6 +158,8 @@ async def test_a_gzip_bomb_stops_at_the_bound(client: httpx.AsyncClient) -> None
     assert record.error.kind == "response_too_large"
     # one read of 8 KB inflates to about 8 MB at most (deflate's ratio is about 1:1032)
     assert record.bytes_received < (1 << 20) + 9 * (1 << 20)
+    if transport == "runner":  # runner's transport inflates in steps of at most BLOCK_BYTES
+        assert record.bytes_received <= (1 << 20) + BLOCK_BYTES
     assert trio.current_time() - started < 5
 
 

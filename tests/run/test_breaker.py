@@ -14,6 +14,8 @@ from runner.run.progress import Progress
 from tests.conftest import StartSimulator
 from tests.run.helpers import make_job, provider_for, run_in_process
 
+pytestmark = pytest.mark.usefixtures("transport")  # on both transports (tests/run/conftest.py)
+
 AUTH = AttemptError(kind="auth_error", message="HTTP 401 invalid_request_error: bad key", http_status=401)
 QUOTA = AttemptError(kind="quota_exhausted", message="HTTP 429 insufficient_quota", http_status=429)
 SERVER = AttemptError(kind="server_error", message="HTTP 500", http_status=500, retryable=True)

@@ -14,6 +14,8 @@ from tests.conftest import StartSimulator
 from tests.fakes.scripted_http import ScriptedServer, bad_gzip_response
 from tests.run.helpers import make_job, provider_for, run_in_process
 
+pytestmark = pytest.mark.usefixtures("transport")  # on both transports (tests/run/conftest.py)
+
 RETRY = RetryPolicy(max_attempts=3, backoff_initial=0.01, backoff_max=0.05, retry_after_max=5)
 TIMEOUTS = Timeouts(connect=2, first_byte=0.5, first_token=0.8, idle=0.5, total=10)
 

@@ -27,7 +27,7 @@ from tests.run.processes import (
 )
 
 # Slow (left out by `-m "not slow"`; CI runs them): subprocess lifecycles, signals, resume, join, 100k units.
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("transport")]
 
 RETRY = """
 [defaults.retry]

@@ -21,6 +21,8 @@ from runner.spec import CaseSpec, ProviderSpec, Timeouts
 from runner.wire.dialects import get_dialect
 from tests.fakes.scripted_http import ScriptedServer, Step, json_response, sse_response
 
+pytestmark = pytest.mark.usefixtures("transport")  # on both transports (tests/run/conftest.py)
+
 NOW = datetime(2025, 1, 1, tzinfo=UTC)
 CASE = CaseSpec(id="c", messages=({"role": "user", "content": "hi"},))
 TIMEOUTS = Timeouts(connect=5, first_byte=5, first_token=5, idle=5, total=10)

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 # Slow (left out by `-m "not slow"`; CI runs them): `runner run` as a subprocess.
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("transport")]
 
 REPO = Path(__file__).resolve().parents[2]
 

@@ -32,7 +32,7 @@ if TYPE_CHECKING:
     from pathlib import Path
 
 # Slow: `runner run` as a subprocess, on both databases.
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("transport")]
 
 CASES = ("echo-401", "echo-stream-error", "echo-answer")
 MARKER = b"[REDACTED]"

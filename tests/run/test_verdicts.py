@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+import pytest
 import trio
 
 from runner.grading.assertions import parse_expect
@@ -12,6 +13,8 @@ from runner.report.api import build_run_report
 from runner.spec import CaseSpec, RetryPolicy
 from runner.store.db import open_database
 from tests.run.helpers import make_job, provider_for, run_in_process
+
+pytestmark = pytest.mark.usefixtures("transport")  # on both transports (tests/run/conftest.py)
 
 if TYPE_CHECKING:
     from pathlib import Path

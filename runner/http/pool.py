@@ -1,0 +1,140 @@
+"""Connections and the per-host pool: O(1) checkout and return, a per-host connection limit, TLS.
+
+Each origin has a deque of idle connections (newest on the right) and a semaphore of active ones.
+Checkout pops from the right, return appends there: no scan over all connections, whatever the load
+(httpcore 1.0 rescans every connection for every waiting request, quadratic in the concurrency).
+Errors are trio's and the OS's; runner/http/transport.py maps them onto httpx's types.
+"""
+
+from __future__ import annotations
+
+import select
+import ssl
+from collections import deque
+from dataclasses import dataclass, field
+from typing import Final
+
+import trio
+
+# httpx's default: a connection idle longer than this may already be closed by the server.
+KEEPALIVE_EXPIRY_S: Final = 5.0
+# One socket read: large, so a fast stream is read in few wake-ups (PERFORMANCE.md: per read, not per chunk).
+RECEIVE_BYTES: Final = 64 * 1024
+
+Origin = tuple[str, str, int]  # (scheme, host, port)
+
+
+class Connection:
+    """One HTTP/1.1 connection (TCP, or TLS over it)."""
+
+    __slots__ = ("idle_since", "origin", "reused", "stream")
+
+    def __init__(self, origin: Origin, stream: trio.abc.Stream) -> None:
+        self.origin = origin
+        self.stream = stream
+        self.idle_since = 0.0
+        self.reused = False  # carried a request before this one
+
+    def fileno(self) -> int:
+        stream = self.stream
+        if isinstance(stream, trio.SSLStream):
+            stream = stream.transport_stream
+        assert isinstance(stream, trio.SocketStream)
+        return stream.socket.fileno()
+
+    def is_readable(self) -> bool:
+        """Whether the idle socket has something to read: the server closed it (or talks out of turn).
+
+        poll, not select: select fails on descriptors past 1024, and 1,000 streams get there.
+        """
+        poller = select.poll()
+        poller.register(self.fileno(), select.POLLIN)
+        return bool(poller.poll(0))
+
+    async def aclose(self) -> None:
+        """Close at once, without a TLS close_notify (a half-read stream is not worth a round trip)."""
+        await trio.aclose_forcefully(self.stream)
+
+
+async def open_connection(origin: Origin, ssl_context: ssl.SSLContext | None) -> Connection:
+    """Connect to ``origin``; for https, a TLS handshake with SNI and hostname checking."""
+    scheme, host, port = origin
+    stream: trio.abc.Stream = await trio.open_tcp_stream(host, port)  # sets TCP_NODELAY
+    if scheme == "https":
+        if ssl_context is None:
+            ssl_context = ssl.create_default_context()
+        # https_compatible: servers rarely send close_notify; a close after a complete body is fine.
+        tls = trio.SSLStream(stream, ssl_context, server_hostname=host, https_compatible=True)
+        try:
+            await tls.do_handshake()
+        except BaseException:
+            await trio.aclose_forcefully(stream)
+            raise
+        stream = tls
+    return Connection(origin, stream)
+
+
+@dataclass(slots=True)
+class _Host:
+    slots: trio.Semaphore
+    idle: deque[Connection] = field(default_factory=deque)
+
+
+class Pool:
+    """Idle connections per origin, and at most ``max_per_host`` requests in flight to each."""
+
+    __slots__ = ("_hosts", "_ssl_context", "keepalive_expiry", "max_per_host")
+
+    def __init__(
+        self, *, max_per_host: int, ssl_context: ssl.SSLContext | None, keepalive_expiry: float
+    ) -> None:
+        self.max_per_host = max_per_host
+        self.keepalive_expiry = keepalive_expiry
+        self._ssl_context = ssl_context
+        self._hosts: dict[Origin, _Host] = {}
+
+    def _host(self, origin: Origin) -> _Host:
+        host = self._hosts.get(origin)
+        if host is None:
+            host = self._hosts[origin] = _Host(trio.Semaphore(self.max_per_host))
+        return host
+
+    async def acquire(self, origin: Origin) -> None:
+        """Wait for a slot of ``origin`` (the caller bounds the wait: httpx's pool timeout)."""
+        await self._host(origin).slots.acquire()
+
+    def release(self, origin: Origin) -> None:
+        """Give back the slot ``acquire`` took."""
+        self._hosts[origin].slots.release()
+
+    async def checkout(self, origin: Origin, *, fresh: bool = False) -> Connection:
+        """The newest live idle connection of ``origin``, or a new one (always new when ``fresh``).
+
+        An idle connection past its expiry, or that the server closed meanwhile (readable: EOF), is closed
+        here and the next one tried: a request never goes out on a connection known to be dead.
+        """
+        idle = self._host(origin).idle
+        deadline = trio.current_time() - self.keepalive_expiry
+        while idle and not fresh:
+            connection = idle.pop()
+            if connection.idle_since >= deadline and not connection.is_readable():
+                connection.reused = True
+                return connection
+            await connection.aclose()
+        return await open_connection(origin, self._ssl_context)
+
+    async def checkin(self, connection: Connection) -> None:
+        """Keep a connection whose response was read to its end; expired ones at the old end go."""
+        now = trio.current_time()
+        connection.idle_since = now
+        idle = self._host(connection.origin).idle
+        idle.append(connection)
+        # The oldest sit on the left: drop those past expiry (amortized O(1), no scan of live ones).
+        while idle[0].idle_since < now - self.keepalive_expiry:
+            await idle.popleft().aclose()
+
+    async def aclose(self) -> None:
+        """Close every idle connection."""
+        for host in self._hosts.values():
+            while host.idle:
+                await host.idle.pop().aclose()

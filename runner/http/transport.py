@@ -1,0 +1,340 @@
+"""runner's httpx transport: HTTP/1.1 over trio with an O(1) pool, read in whole socket reads.
+
+httpx stays the client (``AsyncClient``, ``Request``, ``Response``, timeouts, its exception types); this
+replaces httpcore under it. Every failure surfaces as the httpx exception httpcore would raise, so
+run/attempt.py's boundary (``EXCEPTION_MAP``) and the retry classification do not change.
+"""
+
+from __future__ import annotations
+
+import re
+import ssl
+from contextlib import contextmanager
+from typing import TYPE_CHECKING, Final
+
+import httpx
+import trio
+
+from runner.http.decode import ContentDecoder, DecodeError, decoder_for
+from runner.http.parse import Head, HeadReader, ProtocolError, body_reader, is_keep_alive
+from runner.http.pool import KEEPALIVE_EXPIRY_S, RECEIVE_BYTES, Connection, Origin, Pool
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+
+    from runner.http.parse import BodyReader
+
+DEFAULT_PORTS: Final = {"http": 80, "https": 443}
+_TOKEN: Final = re.compile(rb"[-!#$%&'*+.^_`|~0-9A-Za-z]+")
+_BAD_VALUE: Final = re.compile(rb"[\x00\r\n]")
+
+
+class HttpTransport(httpx.AsyncBaseTransport):
+    """``httpx.AsyncClient(transport=HttpTransport(...))``: http:// and https:// over runner's own pool.
+
+    Args:
+        max_connections_per_host: requests in flight to one origin at a time (the rest wait: pool timeout).
+        ssl_context: for https; ``ssl.create_default_context()`` (system CAs, SNI, hostname check) if None.
+    """
+
+    def __init__(
+        self,
+        *,
+        max_connections_per_host: int = 100,
+        ssl_context: ssl.SSLContext | None = None,
+        keepalive_expiry: float = KEEPALIVE_EXPIRY_S,
+    ) -> None:
+        if ssl_context is None:
+            ssl_context = ssl.create_default_context()
+            # Say so in the handshake: a server that would pick HTTP/2 must stay on HTTP/1.1 with us.
+            ssl_context.set_alpn_protocols(["http/1.1"])
+        self._pool = Pool(
+            max_per_host=max_connections_per_host, ssl_context=ssl_context, keepalive_expiry=keepalive_expiry
+        )
+
+    async def aclose(self) -> None:
+        await self._pool.aclose()
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        url = request.url
+        if url.scheme not in DEFAULT_PORTS:
+            raise httpx.UnsupportedProtocol(f"runner's transport speaks http and https, not {url.scheme!r}")
+        origin: Origin = (url.scheme, url.host, url.port or DEFAULT_PORTS[url.scheme])
+        timeouts: dict[str, float | None] = request.extensions.get("timeout", {})
+        head = _request_head(request)
+        pool = self._pool
+        with _timeout(timeouts.get("pool"), httpx.PoolTimeout, "no free connection", request):
+            await pool.acquire(origin)
+        try:
+            return await self._exchange(origin, head, request, timeouts)
+        except BaseException:
+            pool.release(origin)
+            raise
+
+    async def _exchange(
+        self, origin: Origin, head: bytes, request: httpx.Request, timeouts: dict[str, float | None]
+    ) -> httpx.Response:
+        """Send on a pooled connection; read the response head; hand the body over as a stream."""
+        try:
+            body: bytes | None = request.content
+        except httpx.RequestNotRead:
+            body = None  # a streamed body: sent as it comes, so it cannot be sent twice
+        connection = await self._connect(origin, request, timeouts, fresh=False)
+        try:
+            try:
+                await _send(connection, head, body, request, timeouts.get("write"))
+            except httpx.WriteError:
+                # An idle keep-alive connection the server closed just now: nothing reached it, so the
+                # request goes once more on a fresh connection (httpcore's retry of a dead idle one).
+                if not connection.reused or body is None:
+                    raise
+                await connection.aclose()
+                connection = await self._connect(origin, request, timeouts, fresh=True)
+                await _send(connection, head, body, request, timeouts.get("write"))
+            response_head, rest = await _receive_head(connection, request, timeouts.get("read"))
+            with _mapped(request):
+                reader = body_reader(response_head, method=request.method.encode())
+        except BaseException:
+            with trio.CancelScope(shield=True):
+                await connection.aclose()
+            raise
+        stream = _Body(self._pool, connection, response_head, reader, rest, request, timeouts)
+        return _response(response_head, stream)
+
+    async def _connect(
+        self, origin: Origin, request: httpx.Request, timeouts: dict[str, float | None], *, fresh: bool
+    ) -> Connection:
+        with _timeout(timeouts.get("connect"), httpx.ConnectTimeout, "connect", request):
+            try:
+                return await self._pool.checkout(origin, fresh=fresh)
+            except (OSError, trio.BrokenResourceError, ssl.SSLError) as exc:
+                raise httpx.ConnectError(_text(exc), request=request) from exc
+
+
+def _response(head: Head, stream: _Body) -> httpx.Response:
+    headers = head.headers
+    decoder = decoder_for(head.values(b"content-encoding"))
+    if decoder is not None:
+        # Decoded here, in bounded steps: httpx must not decode again, and the length no longer holds.
+        headers = [(k, v) for k, v in headers if k not in (b"content-encoding", b"content-length")]
+        stream.decoder = decoder
+    return httpx.Response(
+        head.status,
+        headers=headers,
+        stream=stream,
+        extensions={"http_version": head.version, "reason_phrase": head.reason},
+    )
+
+
+def _request_head(request: httpx.Request) -> bytes:
+    """The request line and headers; a header with CR, LF or NUL is refused without quoting it."""
+    lines = [b"%s %s HTTP/1.1" % (request.method.encode(), request.url.raw_path)]
+    for name, value in request.headers.raw:
+        if not _TOKEN.fullmatch(name) or _BAD_VALUE.search(value):
+            # The value may be an API key: the message names the header only.
+            raise httpx.LocalProtocolError(
+                f"header {name[:40]!r} is not valid HTTP/1.1 (a control character?)", request=request
+            )
+        lines.append(name + b": " + value)
+    lines.append(b"\r\n")
+    return b"\r\n".join(lines)
+
+
+async def _send(
+    connection: Connection, head: bytes, body: bytes | None, request: httpx.Request, seconds: float | None
+) -> None:
+    with _timeout(seconds, httpx.WriteTimeout, "write", request):
+        try:
+            if body is not None:
+                # One send: small bodies go in the head's segment (TCP_NODELAY is on).
+                await connection.stream.send_all(head + body if len(body) < 65536 else head)
+                if len(body) >= 65536:
+                    await connection.stream.send_all(body)
+                return
+            await connection.stream.send_all(head)
+            chunked = request.headers.get("transfer-encoding", "").lower() == "chunked"
+            async for part in request.stream:  # type: ignore[union-attr]
+                if part:
+                    await connection.stream.send_all(b"%x\r\n%s\r\n" % (len(part), part) if chunked else part)
+            if chunked:
+                await connection.stream.send_all(b"0\r\n\r\n")
+        except (OSError, trio.BrokenResourceError) as exc:
+            raise httpx.WriteError(_text(exc), request=request) from exc
+
+
+async def _receive_head(
+    connection: Connection, request: httpx.Request, seconds: float | None
+) -> tuple[Head, bytes]:
+    reader = HeadReader()
+    with _timeout(seconds, httpx.ReadTimeout, "read", request), _mapped(request):
+        while True:
+            data = await connection.stream.receive_some(RECEIVE_BYTES)
+            if not data:
+                raise httpx.RemoteProtocolError(
+                    "Server disconnected without sending a response.", request=request
+                )
+            head = reader.feed(bytes(data))
+            if head is not None:
+                return head, reader.rest
+
+
+class _Body(httpx.AsyncByteStream):
+    """A response body: one block per socket read (or per decoded step), however many chunks it held.
+
+    Read to its end, the connection goes back to the pool; closed early, failed or cancelled, the
+    connection is closed: never returned half-read.
+    """
+
+    def __init__(
+        self,
+        pool: Pool,
+        connection: Connection,
+        head: Head,
+        reader: BodyReader,
+        rest: bytes,
+        request: httpx.Request,
+        timeouts: dict[str, float | None],
+    ) -> None:
+        self.decoder: ContentDecoder | None = None
+        self._pool = pool
+        self._connection: Connection | None = connection
+        self._head = head
+        self._reader = reader
+        self._rest = rest
+        self._request = request
+        self._read_timeout = timeouts.get("read")
+        self._ended = False  # the body's bytes are all read (the decoder may still hold some)
+        self._flushed = False
+
+    def __aiter__(self) -> _Body:
+        return self
+
+    async def __anext__(self) -> bytes:
+        try:
+            while True:
+                block = await self._next_block()
+                if block is None:
+                    raise StopAsyncIteration
+                if block:
+                    return block
+        except StopAsyncIteration:
+            raise
+        except BaseException:
+            await self._discard()
+            raise
+
+    async def _next_block(self) -> bytes | None:
+        """The next payload bytes (maybe empty), or None at the end of the body."""
+        decoder, reader = self.decoder, self._reader
+        if decoder is not None and decoder.has_more:
+            # Input waits in the decompressor: the next bounded step, before any new read (or the end).
+            return self._decoded(decoder, b"")
+        if self._ended:
+            if decoder is not None and not self._flushed:
+                self._flushed = True
+                return self._flush(decoder)
+            return None
+        if self._rest:
+            data, self._rest = self._rest, b""
+        elif reader.done:
+            data = b""
+        else:
+            data = await self._receive()
+            if not data:
+                with _mapped(self._request):
+                    reader.eof()
+        with _mapped(self._request):
+            block = reader.feed(data) if data else b""
+        if reader.done:
+            # The connection goes back now; what the decompressor still holds comes out in later steps.
+            self._ended = True
+            await self._finish()
+        return self._decoded(decoder, block) if decoder is not None else block
+
+    async def _receive(self) -> bytes:
+        connection = self._connection
+        assert connection is not None
+        timeout = self._read_timeout
+        if timeout is None:  # runner's attempts: its own cancel scope bounds the wait
+            with _mapped(self._request):
+                data = await connection.stream.receive_some(RECEIVE_BYTES)
+        else:
+            with _timeout(timeout, httpx.ReadTimeout, "read", self._request), _mapped(self._request):
+                data = await connection.stream.receive_some(RECEIVE_BYTES)
+        return data if isinstance(data, bytes) else bytes(data)  # SSLStream's are bytearrays
+
+    def _decoded(self, decoder: ContentDecoder, data: bytes) -> bytes:
+        try:
+            return decoder.decode(data)
+        except DecodeError as exc:
+            raise httpx.DecodingError(str(exc), request=self._request) from exc
+
+    def _flush(self, decoder: ContentDecoder) -> bytes:
+        try:
+            return decoder.flush()
+        except DecodeError as exc:  # pragma: no cover - zlib's flush does not fail on a truncated body
+            raise httpx.DecodingError(str(exc), request=self._request) from exc
+
+    async def _finish(self) -> None:
+        """The body is complete: keep the connection if HTTP allows, and free the slot."""
+        connection, self._connection = self._connection, None
+        if connection is None:
+            return
+        try:
+            if is_keep_alive(self._head, self._reader):
+                await self._pool.checkin(connection)
+            else:
+                await connection.aclose()
+        finally:
+            self._pool.release(connection.origin)
+
+    async def _discard(self) -> None:
+        connection, self._connection = self._connection, None
+        if connection is None:
+            return
+        self._ended = True
+        try:
+            # Shielded: a cancelled stream must still close its socket (bounded: aclose_forcefully).
+            with trio.CancelScope(shield=True):
+                await connection.aclose()
+        finally:
+            self._pool.release(connection.origin)
+
+    async def aclose(self) -> None:
+        if self._connection is None:
+            return
+        if self._reader.done and not self._rest and (self.decoder is None or not self.decoder.has_more):
+            self._ended = True
+            await self._finish()
+        else:
+            await self._discard()
+
+
+@contextmanager
+def _timeout(
+    seconds: float | None, error: type[httpx.TimeoutException], what: str, request: httpx.Request
+) -> Iterator[None]:
+    if seconds is None:
+        yield
+        return
+    try:
+        with trio.fail_after(seconds):
+            yield
+    except trio.TooSlowError as exc:
+        raise error(f"{what} timed out after {seconds:g} s", request=request) from exc
+
+
+@contextmanager
+def _mapped(request: httpx.Request) -> Iterator[None]:
+    """trio's and the OS's read errors, and the parser's, as httpx's (what httpcore raises for them)."""
+    try:
+        yield
+    except ProtocolError as exc:
+        raise httpx.RemoteProtocolError(str(exc), request=request) from exc
+    except (OSError, trio.BrokenResourceError) as exc:
+        raise httpx.ReadError(_text(exc), request=request) from exc
+
+
+def _text(exc: BaseException) -> str:
+    cause = exc.__cause__ if isinstance(exc, trio.BrokenResourceError) and exc.__cause__ else exc
+    return str(cause) or type(cause).__name__
