@@ -66,8 +66,13 @@ class SimulatorHandle:
 
     def base_url(self, dialect: str) -> str:
         """The base URL the dialect's official SDK takes (anthropic's has no /v1)."""
-        emitter = EMITTERS.get(dialect)
-        return self.origin + (emitter.base_path if emitter is not None else "/v1")
+        return self.origin + base_path(dialect)
+
+
+def base_path(dialect: str) -> str:
+    """What the dialect's official SDK adds to the origin in its base URL (anthropic: nothing)."""
+    emitter = EMITTERS.get(dialect)
+    return emitter.base_path if emitter is not None else "/v1"
 
 
 async def serve_simulator(
@@ -212,11 +217,18 @@ class _Simulator:
             trigger = tokens[k] if k < len(tokens) else len(frames) - 1
         pending = bytearray(SSE_HEAD)
         seen = 0
+        # True while the first token's frame waits in `pending` (coalesced): the send that takes it
+        # is the instant the log keeps, for comparing with a client's TTFT (ServedLog.first_token_at).
+        # Read just before send_all: its syscall runs at once, but it yields before returning, and a
+        # client on the same loop may read the bytes in between.
+        first_pending = False
         for i, frame in enumerate(frames):
             if i == trigger:
                 if fault.name == "malformed":
                     frame = malformed(frame)
                 else:
+                    if first_pending:  # cut() sends `pending` in its first write
+                        self.log.first_token_sent(ctx.response_id, time.monotonic())
                     return await self.cut(stream, pending, frame, fault, emitter, expected, task, ctx)
             if frame.token:
                 dist = latency.ttft if seen == 0 else latency.gap
@@ -224,13 +236,22 @@ class _Simulator:
                 if not dist.is_zero:
                     delay = dist.sample(rng)
                     if delay > 0:
+                        if first_pending:
+                            self.log.first_token_sent(ctx.response_id, time.monotonic())
+                            first_pending = False
                         await stream.send_all(pending)
                         pending.clear()
                         await _pause(stream, delay, latency.heartbeat, heartbeat)
+                first_pending = first_pending or seen == 1
             pending += chunk(frame.wire)
             if len(pending) >= _FLUSH_AT or not self.config.coalesce:
+                if first_pending:
+                    self.log.first_token_sent(ctx.response_id, time.monotonic())
+                    first_pending = False
                 await stream.send_all(pending)
                 pending.clear()
+        if first_pending:
+            self.log.first_token_sent(ctx.response_id, time.monotonic())
         pending += LAST_CHUNK
         await stream.send_all(pending)
         return True
