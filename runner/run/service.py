@@ -30,7 +30,7 @@ from runner.run.engine import RunContext, execute_run
 from runner.run.limits import build_limiters
 from runner.run.progress import Progress, show_progress
 from runner.run.redact import Redactor
-from runner.simulator.server import serve_simulator
+from runner.simulator.process import serve_simulator_in_process
 from runner.store import repository
 from runner.store.leases import RunQueue
 from runner.store.writer import Writer, db_limiter
@@ -174,7 +174,10 @@ async def execute_job(
             providers = {p.name: p for p in job.providers}
             for provider in job.providers:
                 if provider.simulator is not None:  # parsed and checked when the job was loaded
-                    handle = await services.start(serve_simulator, provider.simulator)
+                    # In a process of its own: served from our loop (or a thread, under our GIL),
+                    # its pauses would end only when our busy loop let it run, and its scripted
+                    # latency would read as runner's own load (runner.simulator.process).
+                    handle = await services.start(serve_simulator_in_process, provider.simulator)
                     local = handle.base_url(provider.dialect)
                     providers[provider.name] = dataclasses.replace(provider, base_url=local)
             services.start_soon(

@@ -1,0 +1,122 @@
+"""The simulator in a child process of its own, so its pacing never waits on its client's loop or GIL.
+
+Served from ``runner run``'s own trio loop, a scripted pause ended only when that loop next got round to
+the simulator's task: 0.06 s of configured TTFT read as 0.122 s at concurrency 32. A thread with a loop
+of its own still shares the GIL, and every socket call it makes waits up to CPython's 5 ms switch
+interval for a busy client thread to let go (benchmarks/bench_timing.py measured it worse than the
+shared loop). A process has a core of its own and wakes on time, whatever the client is doing.
+
+The handshake, over the child's stdin and stdout (``runner.simulator.child``): the parent writes the
+pickled ``(config, host, port)`` with a length prefix and keeps stdin open; the child binds and answers
+one JSON line, ``{"port": N}`` or ``{"error": "..."}``; end of stdin stops it. So the child also stops
+when the parent dies, even by SIGKILL, and it lives in a session of its own so that a terminal's Ctrl-C
+reaches only the parent, which then stops the child after its own cleanup.
+"""
+
+from __future__ import annotations
+
+import json
+import pickle
+import subprocess
+import sys
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Final
+
+import trio
+
+from runner.simulator.server import base_path
+
+if TYPE_CHECKING:
+    from runner.simulator.config import SimulatorConfig
+
+# A cold start imports trio and the emitters (about 0.3 s); a machine under load may take seconds.
+READY_TIMEOUT_S: Final = 30.0
+STOP_TIMEOUT_S: Final = 5.0  # after end of stdin; then the child is killed
+_MAX_LINE: Final = 64 * 1024
+
+
+class SimulatorProcessError(RuntimeError):
+    """The simulator's process could not start, or ended while it was serving."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SimulatorProcess:
+    """What ``serve_simulator_in_process`` hands to ``task_status.started``."""
+
+    host: str
+    port: int
+    pid: int
+
+    @property
+    def origin(self) -> str:
+        return f"http://{self.host}:{self.port}"
+
+    def base_url(self, dialect: str) -> str:
+        """The base URL the dialect's official SDK takes (anthropic's has no /v1)."""
+        return self.origin + base_path(dialect)
+
+
+async def serve_simulator_in_process(
+    config: SimulatorConfig,
+    *,
+    host: str = "127.0.0.1",
+    port: int = 0,
+    task_status: trio.TaskStatus[SimulatorProcess] = trio.TASK_STATUS_IGNORED,
+) -> None:
+    """``serve_simulator`` in a child process, until cancelled; a trio service like it.
+
+    ``started`` hands over the bound address. A child that cannot bind or start raises
+    ``SimulatorProcessError`` from ``nursery.start``; one that dies later raises it in the caller's
+    nursery. Cancelling this task ends the child (end of stdin, then a kill after ``STOP_TIMEOUT_S``)
+    and waits for it, so the port is closed when this returns.
+    """
+    payload = pickle.dumps((config, host, port))
+    process = await trio.lowlevel.open_process(
+        [sys.executable, "-m", "runner.simulator.child"],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        start_new_session=True,
+    )
+    assert process.stdin is not None
+    assert process.stdout is not None
+    try:
+        with trio.fail_after(READY_TIMEOUT_S):
+            await process.stdin.send_all(len(payload).to_bytes(8, "big") + payload)
+            answer = await _read_line(process.stdout)
+        if not answer:
+            code = await process.wait()
+            raise SimulatorProcessError(f"the simulator process exited with code {code} before it was ready")
+        said = json.loads(answer)
+        if "error" in said:
+            raise SimulatorProcessError(f"the simulator could not serve on {host}:{port}: {said['error']}")
+        task_status.started(SimulatorProcess(host=host, port=said["port"], pid=process.pid))
+        code = await process.wait()
+        raise SimulatorProcessError(f"the simulator process ended with code {code} while it was serving")
+    finally:
+        # Shielded: this runs when the run ends or is cancelled (Ctrl-C), and must not leave the child
+        # behind; bounded: a child that does not stop at end of stdin is killed.
+        with trio.CancelScope(shield=True):
+            await _stop(process)
+
+
+async def _read_line(stream: trio.abc.ReceiveStream) -> bytes:
+    """Bytes up to the first newline; b"" when the stream ended first."""
+    data = bytearray()
+    while b"\n" not in data and len(data) < _MAX_LINE:
+        piece = await stream.receive_some()
+        if not piece:
+            return b""
+        data += piece
+    return bytes(data.split(b"\n", 1)[0])
+
+
+async def _stop(process: trio.Process) -> None:
+    if process.stdin is not None:
+        await process.stdin.aclose()  # end of stdin: the child stops serving and exits
+    with trio.move_on_after(STOP_TIMEOUT_S):
+        await process.wait()
+    if process.returncode is None:
+        process.kill()
+        await process.wait()
+    if process.stdout is not None:
+        await process.stdout.aclose()

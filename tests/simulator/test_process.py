@@ -1,0 +1,155 @@
+"""The simulator in a process of its own: on time while its client's loop is busy; started and stopped."""
+
+from __future__ import annotations
+
+import functools
+import os
+import signal
+import socket
+import statistics
+import time
+from pathlib import Path
+
+import pytest
+import trio
+
+from runner.simulator import SimulatorConfig
+from runner.simulator.config import Dist, Latency
+from runner.simulator.process import SimulatorProcess, SimulatorProcessError, serve_simulator_in_process
+from tests.conftest import http_request, raw_exchange
+from tests.run.processes import start_runner, wait_for
+
+TTFT = 0.06
+REQUEST = http_request(
+    "/v1/chat/completions",
+    {"model": "m", "messages": [{"role": "user", "content": "hi"}], "stream": True},
+)
+
+
+def _time_to_first_token(port: int) -> float:
+    """A blocking client (on a worker thread): seconds from sending the request to reading the first token.
+
+    With a TTFT pause the head (and the role event) go out in one write, the first token in the
+    next. The clock is read while this thread holds the GIL before sending, so waiting for the GIL
+    can only make a reading late, never early.
+    """
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+        sent = time.monotonic()
+        sock.sendall(REQUEST)
+        sock.recv(65536)
+        sock.recv(65536)
+        return time.monotonic() - sent
+
+
+async def _hog(slice_s: float) -> None:
+    """Keep the caller's loop busy the way a saturated runner does: long task steps, brief yields."""
+    while True:
+        end = time.perf_counter() + slice_s
+        while time.perf_counter() < end:
+            pass
+        await trio.lowlevel.checkpoint()
+
+
+def _is_gone(pid: int) -> bool:
+    """The process exited (a zombie waiting for a reaper counts: it serves nothing)."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] == "Z"
+    except FileNotFoundError:
+        return True
+
+
+def _simulator_children(pid: int) -> list[int]:
+    """The simulator processes ``pid`` started (Linux: /proc's children lists)."""
+    found = []
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        for child in (task / "children").read_text().split():
+            cmdline = Path(f"/proc/{child}/cmdline").read_bytes()
+            if b"runner.simulator.child" in cmdline:
+                found.append(int(child))
+    return found
+
+
+@pytest.mark.slow
+async def test_ttft_stays_as_configured_while_the_callers_loop_is_busy(nursery: trio.Nursery) -> None:
+    """With 50 ms task steps hogging the caller's loop, 16 concurrent clients still see the scripted TTFT."""
+    config = SimulatorConfig(latency=Latency(ttft=Dist(a=TTFT)), output_tokens=Dist(a=3))
+    handle: SimulatorProcess = await nursery.start(serve_simulator_in_process, config)
+    nursery.start_soon(_hog, 0.05)
+    seen: list[float] = []
+    clients = trio.CapacityLimiter(16)
+
+    async def one() -> None:
+        seen.append(await trio.to_thread.run_sync(_time_to_first_token, handle.port, limiter=clients))
+
+    with trio.fail_after(60):
+        async with trio.open_nursery() as requests:
+            for _ in range(32):
+                requests.start_soon(one)
+    nursery.cancel_scope.cancel()
+    # Served from the hogged loop, every step of a response waited for the hog's 50 ms steps (0.7 s
+    # at the median, measured); the clients' reads wait up to 5 ms for the GIL. Generous: the cores
+    # are shared with other processes.
+    assert min(seen) >= TTFT
+    assert statistics.median(seen) < TTFT + 0.02, sorted(seen)
+
+
+async def test_start_fails_with_one_clear_error_when_the_port_is_taken(nursery: trio.Nursery) -> None:
+    """A port already bound makes ``nursery.start`` raise SimulatorProcessError naming the address."""
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        start = functools.partial(serve_simulator_in_process, SimulatorConfig(), port=port)
+        with trio.fail_after(30), pytest.raises(SimulatorProcessError, match=f"127.0.0.1:{port}: .*in use"):
+            await nursery.start(start)
+
+
+async def test_cancel_stops_the_child_and_closes_the_port() -> None:
+    """Cancelling the service returns once the child exited and its port is closed."""
+    with trio.fail_after(30):
+        async with trio.open_nursery() as nursery:
+            handle: SimulatorProcess = await nursery.start(serve_simulator_in_process, SimulatorConfig())
+            assert handle.base_url("anthropic-messages") == handle.origin
+            served = await raw_exchange(handle.port, REQUEST)
+            assert served.status == 200
+            nursery.cancel_scope.cancel()
+        assert _is_gone(handle.pid)
+        with pytest.raises(OSError, match="onnect"):
+            await trio.open_tcp_stream("127.0.0.1", handle.port)
+
+
+async def test_a_child_that_dies_is_an_error_in_the_callers_nursery() -> None:
+    """A simulator killed while serving raises SimulatorProcessError where the run can see it."""
+    with trio.fail_after(30), pytest.RaisesGroup(pytest.RaisesExc(SimulatorProcessError, match="ended")):
+        async with trio.open_nursery() as nursery:
+            handle: SimulatorProcess = await nursery.start(serve_simulator_in_process, SimulatorConfig())
+            os.kill(handle.pid, signal.SIGKILL)
+            await trio.sleep_forever()
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    "signum", [pytest.param(signal.SIGINT, id="SIGINT"), pytest.param(signal.SIGKILL, id="SIGKILL")]
+)
+async def test_runner_run_leaves_no_simulator_behind(
+    tmp_path: Path, nursery: trio.Nursery, signum: int
+) -> None:
+    """Ctrl-C stops `runner run`'s simulator with it; after kill -9 the simulator sees stdin end and exits."""
+    job = tmp_path / "job.toml"
+    job.write_text(
+        'name = "sim"\n[defaults]\nrepeats = 40\n[[providers]]\nname = "sim"\ndialect = "openai-chat"\n'
+        'model = "m"\nconcurrency = 2\nsimulator = { latency = "ttft=0.2" }\n'
+        '[[cases]]\nid = "c"\nprompt = "hi"\n'
+    )
+    db = f"sqlite:///{tmp_path / 'runner.db'}"
+    process = await start_runner(nursery, "run", str(job), "--db", db, "--report", "-", cwd=tmp_path)
+    children: list[int] = []
+
+    def started() -> bool:
+        children[:] = _simulator_children(process.pid)
+        return bool(children)
+
+    await wait_for(started, within=30)
+    process.send_signal(signum)
+    await process.wait(within=15)
+    await wait_for(lambda: all(_is_gone(pid) for pid in children), within=10)
