@@ -27,6 +27,7 @@ from runner.job.load import check_environment
 from runner.job.plan import plan_units
 from runner.job.stored import job_from_json
 from runner.run.engine import RunContext, execute_run
+from runner.run.lag import LagHistogram, watch_loop_lag
 from runner.run.limits import build_limiters
 from runner.run.progress import Progress, show_progress
 from runner.run.redact import Redactor
@@ -41,6 +42,7 @@ if TYPE_CHECKING:
 
     from rich.console import Console
 
+    from runner.run.lag import LagSummary
     from runner.run.progress import DisplayMode
     from runner.spec import JobSpec
     from runner.store.db import Database
@@ -75,6 +77,9 @@ class RunSummary:
     counts: Mapping[UnitStatus, int]
     spent_usd: float
     assertions_failed: int = 0  # units (ok ones) with a failed [cases.expect] assertion: not checks
+    # How late runner's loop woke during this process's part of the run (None: not measured, e.g. a
+    # summary read back from the database). Not stored: runs has no column for it yet.
+    loop_lag: LagSummary | None = None
 
     @property
     def verdicts(self) -> Mapping[Verdict, int]:
@@ -98,11 +103,12 @@ class RunSummary:
     def describe(self) -> str:
         """One line for the terminal: status, units per verdict and spend (every count counts units)."""
         v = self.verdicts
-        return (
+        line = (
             f"run {self.run_id}: {self.status}; units passed {v['passed']}, units with failed assertions "
             f"{v['failed assertions']}, failed (no result) {v['failed']}, not done {v['not done']}; "
             f"spent ${self.spent_usd:.6f}"
         )
+        return line if self.loop_lag is None else f"{line}; {self.loop_lag.describe()}"
 
 
 def open_run(
@@ -169,8 +175,10 @@ async def execute_job(
     )
     owner = f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(3)}"
     status: RunStatus = "failed"  # what a crash leaves; set properly on every other way out
+    lag = LagHistogram()
     try:
         async with trio.open_nursery() as services:
+            services.start_soon(watch_loop_lag, lag)
             providers = {p.name: p for p in job.providers}
             for provider in job.providers:
                 if provider.simulator is not None:  # parsed and checked when the job was loaded
@@ -216,15 +224,19 @@ async def execute_job(
                 writer = Writer(database, limiter=limiter, raw_capture=options.raw_capture)
                 result = await execute_run(ctx, queue, writer, progress=progress, already_spent_usd=spent)
             status = "interrupted" if result.end == "interrupted" else "finished"
-            services.cancel_scope.cancel()  # the simulators and the display
+            services.cancel_scope.cancel()  # the simulators, the display and the lag watcher
     except BaseException as exc:
         status = "interrupted" if _is_cancellation(exc) else "failed"
+        # No summary line will carry it (the caller reads the run back from the database).
+        if (lagged := lag.summary()) is not None and lagged.is_lagging:
+            log.warning("runner's own loop lagged: %s", lagged.describe())
         raise
     finally:
         # Shielded: a Ctrl-C must still leave the run marked, or a resume would not know it stopped.
         with trio.CancelScope(shield=True), trio.move_on_after(10):
             await trio.to_thread.run_sync(_mark, database, run.id, status, limiter=limiter)
-    return await trio.to_thread.run_sync(summarize, database, run.id, limiter=limiter)
+    stored = await trio.to_thread.run_sync(summarize, database, run.id, limiter=limiter)
+    return dataclasses.replace(stored, loop_lag=lag.summary())
 
 
 async def run_until_signalled(
