@@ -31,7 +31,7 @@ from runner.run.lag import LagHistogram, watch_loop_lag
 from runner.run.limits import build_limiters
 from runner.run.progress import Progress, show_progress
 from runner.run.redact import Redactor
-from runner.simulator.process import serve_simulator_in_process
+from runner.simulator.process import serve_simulators_in_process
 from runner.store import repository
 from runner.store.leases import RunQueue
 from runner.store.writer import Writer, db_limiter
@@ -180,12 +180,14 @@ async def execute_job(
         async with trio.open_nursery() as services:
             services.start_soon(watch_loop_lag, lag)
             providers = {p.name: p for p in job.providers}
-            for provider in job.providers:
-                if provider.simulator is not None:  # parsed and checked when the job was loaded
-                    # In a process of its own: served from our loop (or a thread, under our GIL),
-                    # its pauses would end only when our busy loop let it run, and its scripted
-                    # latency would read as runner's own load (runner.simulator.process).
-                    handle = await services.start(serve_simulator_in_process, provider.simulator)
+            # Parsed and checked when the job was loaded. Served from a process of their own: from
+            # our loop (or a thread, under our GIL) their pauses would end only when our busy loop
+            # let them run, and scripted latency would read as runner's own load.
+            simulated = [p for p in job.providers if p.simulator is not None]
+            if simulated:
+                configs = [p.simulator for p in simulated if p.simulator is not None]
+                served = await services.start(serve_simulators_in_process, configs)
+                for provider, handle in zip(simulated, served, strict=True):
                     local = handle.base_url(provider.dialect)
                     providers[provider.name] = dataclasses.replace(provider, base_url=local)
             services.start_soon(

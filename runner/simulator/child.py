@@ -2,8 +2,9 @@
 ``runner.simulator.process``.
 
 
-Reads its pickled ``(config, host, port)`` from stdin, serves, answers one JSON line on stdout with the
-bound port (or the error that kept it from binding), and stops at the end of stdin. ``trio.run`` here
+Reads its pickled ``(configs, host, ports)`` from stdin, serves each config on its port, answers one
+JSON line on stdout with the bound ports (or the error that kept one from binding), and stops at the
+end of stdin. ``trio.run`` here
 is the one stated exception to "``trio.run`` only in the CLI": this is a process entry point.
 """
 
@@ -30,19 +31,23 @@ def main() -> None:
     # provider off under it.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     size = int.from_bytes(_read_exactly(0, 8), "big")
-    config, host, port = pickle.loads(_read_exactly(0, size))
-    trio.run(_serve, config, host, port)
+    configs, host, ports = pickle.loads(_read_exactly(0, size))
+    trio.run(_serve, configs, host, ports)
 
 
-async def _serve(config: SimulatorConfig, host: str, port: int) -> None:
+async def _serve(configs: list[SimulatorConfig], host: str, ports: list[int]) -> None:
     stdin = trio.lowlevel.FdStream(os.dup(0))
     async with stdin, trio.open_nursery() as nursery:
-        try:
-            handle = await nursery.start(functools.partial(serve_simulator, config, host=host, port=port))
-        except OSError as exc:
-            _say({"error": str(exc)})
-            return
-        _say({"port": handle.port})
+        bound = []
+        for config, port in zip(configs, ports, strict=True):
+            try:
+                handle = await nursery.start(functools.partial(serve_simulator, config, host=host, port=port))
+            except OSError as exc:
+                _say({"error": f"port {port}: {exc}"})
+                nursery.cancel_scope.cancel()
+                return
+            bound.append(handle.port)
+        _say({"ports": bound})
         while await stdin.receive_some():
             pass  # nothing more is sent: only the end of stdin matters
         nursery.cancel_scope.cancel()

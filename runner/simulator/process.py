@@ -1,4 +1,4 @@
-"""The simulator in a child process of its own, so its pacing never waits on its client's loop or GIL.
+"""Simulators in a child process of their own, so their pacing never waits on their client's loop or GIL.
 
 Served from ``runner run``'s own trio loop, a scripted pause ended only when that loop next got round to
 the simulator's task: 0.06 s of configured TTFT read as 0.122 s at concurrency 32. A thread with a loop
@@ -6,9 +6,11 @@ of its own still shares the GIL, and every socket call it makes waits up to CPyt
 interval for a busy client thread to let go (benchmarks/bench_timing.py measured it worse than the
 shared loop). A process has a core of its own and wakes on time, whatever the client is doing.
 
-The handshake, over the child's stdin and stdout (``runner.simulator.child``): the parent writes the
-pickled ``(config, host, port)`` with a length prefix and keeps stdin open; the child binds and answers
-one JSON line, ``{"port": N}`` or ``{"error": "..."}``; end of stdin stops it. So the child also stops
+One child serves every simulator of a run, each config on a port of its own (one interpreter: about
+30 MB and 0.3 s to start, however many simulated providers a job has). The handshake, over the child's
+stdin and stdout (``runner.simulator.child``): the parent writes the pickled ``(configs, host, ports)``
+with a length prefix and keeps stdin open; the child binds and answers one JSON line,
+``{"ports": [N, ...]}`` or ``{"error": "..."}``; end of stdin stops it. So the child also stops
 when the parent dies, even by SIGKILL, and it lives in a session of its own so that a terminal's Ctrl-C
 reaches only the parent, which then stops the child after its own cleanup.
 """
@@ -27,6 +29,8 @@ import trio
 from runner.simulator.server import base_path
 
 if TYPE_CHECKING:
+    from collections.abc import Sequence
+
     from runner.simulator.config import SimulatorConfig
 
 # A cold start imports trio and the emitters (about 0.3 s); a machine under load may take seconds.
@@ -36,12 +40,12 @@ _MAX_LINE: Final = 64 * 1024
 
 
 class SimulatorProcessError(RuntimeError):
-    """The simulator's process could not start, or ended while it was serving."""
+    """The simulators' process could not start, or ended while it was serving."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class SimulatorProcess:
-    """What ``serve_simulator_in_process`` hands to ``task_status.started``."""
+    """One simulator served by the child: ``serve_simulators_in_process`` starts with one per config."""
 
     host: str
     port: int
@@ -56,21 +60,25 @@ class SimulatorProcess:
         return self.origin + base_path(dialect)
 
 
-async def serve_simulator_in_process(
-    config: SimulatorConfig,
+async def serve_simulators_in_process(
+    configs: Sequence[SimulatorConfig],
     *,
     host: str = "127.0.0.1",
-    port: int = 0,
-    task_status: trio.TaskStatus[SimulatorProcess] = trio.TASK_STATUS_IGNORED,
+    ports: Sequence[int] | None = None,
+    task_status: trio.TaskStatus[tuple[SimulatorProcess, ...]] = trio.TASK_STATUS_IGNORED,
 ) -> None:
-    """``serve_simulator`` in a child process, until cancelled; a trio service like it.
+    """``serve_simulator`` for each config (on ``ports``, default ephemeral) in one child process, until
+    cancelled; a trio service like it.
 
-    ``started`` hands over the bound address. A child that cannot bind or start raises
-    ``SimulatorProcessError`` from ``nursery.start``; one that dies later raises it in the caller's
-    nursery. Cancelling this task ends the child (end of stdin, then a kill after ``STOP_TIMEOUT_S``)
-    and waits for it, so the port is closed when this returns.
+    ``started`` hands over one ``SimulatorProcess`` per config, in order. A child that cannot bind or
+    start raises ``SimulatorProcessError`` from ``nursery.start``; one that dies later raises it in the
+    caller's nursery. Cancelling this task ends the child (end of stdin, then a kill after
+    ``STOP_TIMEOUT_S``) and waits for it, so the ports are closed when this returns.
     """
-    payload = pickle.dumps((config, host, port))
+    ports = list(ports) if ports is not None else [0] * len(configs)
+    if len(ports) != len(configs):
+        raise ValueError(f"{len(configs)} configs but {len(ports)} ports")
+    payload = pickle.dumps((list(configs), host, ports))
     process = await trio.lowlevel.open_process(
         [sys.executable, "-m", "runner.simulator.child"],
         stdin=subprocess.PIPE,
@@ -88,8 +96,9 @@ async def serve_simulator_in_process(
             raise SimulatorProcessError(f"the simulator process exited with code {code} before it was ready")
         said = json.loads(answer)
         if "error" in said:
-            raise SimulatorProcessError(f"the simulator could not serve on {host}:{port}: {said['error']}")
-        task_status.started(SimulatorProcess(host=host, port=said["port"], pid=process.pid))
+            raise SimulatorProcessError(f"the simulator could not serve on {host}: {said['error']}")
+        pid = process.pid
+        task_status.started(tuple(SimulatorProcess(host=host, port=p, pid=pid) for p in said["ports"]))
         code = await process.wait()
         raise SimulatorProcessError(f"the simulator process ended with code {code} while it was serving")
     finally:

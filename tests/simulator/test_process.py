@@ -13,9 +13,9 @@ from pathlib import Path
 import pytest
 import trio
 
-from runner.simulator import SimulatorConfig
+from runner.simulator import SimulatorConfig, parse_faults
 from runner.simulator.config import Dist, Latency
-from runner.simulator.process import SimulatorProcess, SimulatorProcessError, serve_simulator_in_process
+from runner.simulator.process import SimulatorProcess, SimulatorProcessError, serve_simulators_in_process
 from tests.conftest import http_request, raw_exchange
 from tests.run.processes import start_runner, wait_for
 
@@ -73,7 +73,7 @@ def _simulator_children(pid: int) -> list[int]:
 async def test_ttft_stays_as_configured_while_the_callers_loop_is_busy(nursery: trio.Nursery) -> None:
     """With 50 ms task steps hogging the caller's loop, 16 concurrent clients still see the scripted TTFT."""
     config = SimulatorConfig(latency=Latency(ttft=Dist(a=TTFT)), output_tokens=Dist(a=3))
-    handle: SimulatorProcess = await nursery.start(serve_simulator_in_process, config)
+    (handle,) = await nursery.start(serve_simulators_in_process, [config])
     nursery.start_soon(_hog, 0.05)
     seen: list[float] = []
     clients = trio.CapacityLimiter(16)
@@ -99,30 +99,39 @@ async def test_start_fails_with_one_clear_error_when_the_port_is_taken(nursery: 
         taken.bind(("127.0.0.1", 0))
         taken.listen()
         port = taken.getsockname()[1]
-        start = functools.partial(serve_simulator_in_process, SimulatorConfig(), port=port)
-        with trio.fail_after(30), pytest.raises(SimulatorProcessError, match=f"127.0.0.1:{port}: .*in use"):
+        configs = [SimulatorConfig(), SimulatorConfig()]
+        start = functools.partial(serve_simulators_in_process, configs, ports=[0, port])
+        with (
+            trio.fail_after(30),
+            pytest.raises(SimulatorProcessError, match=f"127.0.0.1: port {port}: .*in use"),
+        ):
             await nursery.start(start)
 
 
-async def test_cancel_stops_the_child_and_closes_the_port() -> None:
-    """Cancelling the service returns once the child exited and its port is closed."""
+async def test_one_child_serves_each_config_on_its_port_until_cancelled() -> None:
+    """Two configs, two ports, one process; cancelling returns once it exited and the ports are closed."""
+    quick, faulty = SimulatorConfig(), SimulatorConfig(faults=parse_faults("1=http_503"))
     with trio.fail_after(30):
         async with trio.open_nursery() as nursery:
-            handle: SimulatorProcess = await nursery.start(serve_simulator_in_process, SimulatorConfig())
-            assert handle.base_url("anthropic-messages") == handle.origin
-            served = await raw_exchange(handle.port, REQUEST)
-            assert served.status == 200
+            handles: tuple[SimulatorProcess, ...] = await nursery.start(
+                serve_simulators_in_process, [quick, faulty]
+            )
+            assert len({h.pid for h in handles}) == 1
+            assert len({h.port for h in handles}) == 2
+            assert handles[0].base_url("anthropic-messages") == handles[0].origin
+            assert [(await raw_exchange(h.port, REQUEST)).status for h in handles] == [200, 503]
             nursery.cancel_scope.cancel()
-        assert _is_gone(handle.pid)
-        with pytest.raises(OSError, match="onnect"):
-            await trio.open_tcp_stream("127.0.0.1", handle.port)
+        assert _is_gone(handles[0].pid)
+        for handle in handles:
+            with pytest.raises(OSError, match="onnect"):
+                await trio.open_tcp_stream("127.0.0.1", handle.port)
 
 
 async def test_a_child_that_dies_is_an_error_in_the_callers_nursery() -> None:
     """A simulator killed while serving raises SimulatorProcessError where the run can see it."""
     with trio.fail_after(30), pytest.RaisesGroup(pytest.RaisesExc(SimulatorProcessError, match="ended")):
         async with trio.open_nursery() as nursery:
-            handle: SimulatorProcess = await nursery.start(serve_simulator_in_process, SimulatorConfig())
+            (handle,) = await nursery.start(serve_simulators_in_process, [SimulatorConfig()])
             os.kill(handle.pid, signal.SIGKILL)
             await trio.sleep_forever()
 
