@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import functools
+import json
 import os
 import signal
 import socket
 import statistics
+import sys
 import time
 from pathlib import Path
 
@@ -26,19 +28,35 @@ REQUEST = http_request(
 )
 
 
-def _time_to_first_token(port: int) -> float:
-    """A blocking client (on a worker thread): seconds from sending the request to reading the first token.
+# The clients run in a process of their own: threads of this one would wait for the GIL behind the
+# hog below, and measure that instead of the simulator.
+_CLIENTS = """
+import json, socket, sys, time
+from concurrent.futures import ThreadPoolExecutor
 
-    With a TTFT pause the head (and the role event) go out in one write, the first token in the
-    next. The clock is read while this thread holds the GIL before sending, so waiting for the GIL
-    can only make a reading late, never early.
-    """
+port, n, request = int(sys.argv[1]), int(sys.argv[2]), sys.stdin.buffer.read()
+
+def one(_):
+    # The head (and the role event) go out in one write, the first token after the TTFT in the next.
     with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
         sent = time.monotonic()
-        sock.sendall(REQUEST)
+        sock.sendall(request)
         sock.recv(65536)
         sock.recv(65536)
         return time.monotonic() - sent
+
+with ThreadPoolExecutor(16) as pool:
+    print(json.dumps(list(pool.map(one, range(n)))))
+"""
+
+
+async def _times_to_first_token(port: int, n: int) -> list[float]:
+    """Seconds from sending a request to reading its first token, for ``n`` requests 16 at a time."""
+    done = await trio.run_process(
+        [sys.executable, "-c", _CLIENTS, str(port), str(n)], stdin=REQUEST, capture_stdout=True
+    )
+    times: list[float] = json.loads(done.stdout)
+    return times
 
 
 async def _hog(slice_s: float) -> None:
@@ -71,26 +89,17 @@ def _simulator_children(pid: int) -> list[int]:
 
 @pytest.mark.slow
 async def test_ttft_stays_as_configured_while_the_callers_loop_is_busy(nursery: trio.Nursery) -> None:
-    """With 50 ms task steps hogging the caller's loop, 16 concurrent clients still see the scripted TTFT."""
+    """With 100 ms task steps hogging the caller's loop, 16 concurrent clients still see the scripted TTFT."""
     config = SimulatorConfig(latency=Latency(ttft=Dist(a=TTFT)), output_tokens=Dist(a=3))
     (handle,) = await nursery.start(serve_simulators_in_process, [config])
-    nursery.start_soon(_hog, 0.05)
-    seen: list[float] = []
-    clients = trio.CapacityLimiter(16)
-
-    async def one() -> None:
-        seen.append(await trio.to_thread.run_sync(_time_to_first_token, handle.port, limiter=clients))
-
+    nursery.start_soon(_hog, 0.1)
     with trio.fail_after(60):
-        async with trio.open_nursery() as requests:
-            for _ in range(32):
-                requests.start_soon(one)
+        seen = await _times_to_first_token(handle.port, 32)
     nursery.cancel_scope.cancel()
-    # Served from the hogged loop, every step of a response waited for the hog's 50 ms steps (0.7 s
-    # at the median, measured); the clients' reads wait up to 5 ms for the GIL. Generous: the cores
-    # are shared with other processes.
+    # Served from the hogged loop, every step of a response waited for the hog's steps (over 0.5 s
+    # at the median, measured). Generous: the two cores are shared with the hog and other processes.
     assert min(seen) >= TTFT
-    assert statistics.median(seen) < TTFT + 0.02, sorted(seen)
+    assert statistics.median(seen) < TTFT + 0.05, sorted(seen)
 
 
 async def test_start_fails_with_one_clear_error_when_the_port_is_taken(nursery: trio.Nursery) -> None:
