@@ -3,6 +3,9 @@
 Runs N streams through the whole engine (``open_run`` + ``execute_job``, SQLite, as ``runner run``) against
 a simulator with a fixed TTFT, then reports per stream:
 
+- the simulator's TTFT as delivered: from reading a request to sending its first token
+  (``ServedLog.first_token_delay``), p50 / p99, against the configured TTFT: the simulator's own
+  honesty, which runner's load must not move;
 - the TTFT runner stored (``attempts.first_answer_s``): p50 / p99, against the configured TTFT (it
   also holds runner's own time to get a connection and send the request);
 - head -> token: ``first_answer_s - headers_s``, the script's TTFT plus how late the simulator woke
@@ -51,7 +54,19 @@ from runner.store.db import Database, open_database
 if TYPE_CHECKING:
     from multiprocessing.connection import Connection
 
-SendTimes = Callable[[list[str]], Awaitable[dict[str, float]]]
+    from runner.simulator.log import ServedLog
+
+# response id -> (first token's send instant, seconds from reading the request to that send)
+SendTimes = Callable[[list[str]], Awaitable[dict[str, tuple[float, float]]]]
+
+
+def _send_log(log: ServedLog, ids: list[str]) -> dict[str, tuple[float, float]]:
+    found = {}
+    for i in ids:
+        at, delay = log.first_token_at(i), log.first_token_delay(i)
+        if at is not None and delay is not None:
+            found[i] = (at, delay)
+    return found
 
 
 def _quantile(values: list[float], q: float) -> float:
@@ -70,8 +85,8 @@ async def _serve_in_loop(
     async with trio.open_nursery() as nursery:
         handle = await nursery.start(serve_simulator, config)
 
-        async def times(ids: list[str]) -> dict[str, float]:
-            return {i: t for i in ids if (t := handle.log.first_token_at(i)) is not None}
+        async def times(ids: list[str]) -> dict[str, tuple[float, float]]:
+            return _send_log(handle.log, ids)
 
         task_status.started((handle.port, times))
 
@@ -98,8 +113,8 @@ async def _serve_in_thread(
         await ready.wait()
         handle = box["handle"]
 
-        async def times(ids: list[str]) -> dict[str, float]:
-            return {i: t for i in ids if (t := handle.log.first_token_at(i)) is not None}
+        async def times(ids: list[str]) -> dict[str, tuple[float, float]]:
+            return _send_log(handle.log, ids)
 
         task_status.started((handle.port, times))
         try:
@@ -116,7 +131,7 @@ def _simulator_process(config: SimulatorConfig, conn: Connection) -> None:
             handle = await nursery.start(serve_simulator, config)
             conn.send(handle.port)
             ids = await trio.to_thread.run_sync(conn.recv)
-            conn.send({i: t for i in ids if (t := handle.log.first_token_at(i)) is not None})
+            conn.send(_send_log(handle.log, ids))
             nursery.cancel_scope.cancel()
 
     trio.run(main)
@@ -132,9 +147,9 @@ async def _serve_in_process(
     try:
         port = await trio.to_thread.run_sync(parent.recv)
 
-        async def times(ids: list[str]) -> dict[str, float]:
+        async def times(ids: list[str]) -> dict[str, tuple[float, float]]:
             parent.send(ids)
-            answer: dict[str, float] = await trio.to_thread.run_sync(parent.recv)
+            answer: dict[str, tuple[float, float]] = await trio.to_thread.run_sync(parent.recv)
             return answer
 
         task_status.started((port, times))
@@ -192,14 +207,18 @@ def _read_units(database: Database, run_id: str) -> list[_Stored]:
 
 
 def _measure(
-    units: list[_Stored], sent: dict[str, float], summary: RunSummary, offset: float, drift: float
+    units: list[_Stored],
+    sent: dict[str, tuple[float, float]],
+    summary: RunSummary,
+    offset: float,
+    drift: float,
 ) -> dict[str, Any]:
     stored = [u.ttft_s for u in units if u.ttft_s is not None]
     # From the response head to the first token as runner saw them: the script's TTFT, plus how late
     # the simulator woke, plus how much later runner read the token than the head.
     after_head = [u.ttft_s - u.headers_s for u in units if u.ttft_s is not None and u.headers_s is not None]
     fidelity = [
-        u.started - offset + u.ttft_s - sent[u.completion_id]
+        u.started - offset + u.ttft_s - sent[u.completion_id][0]
         for u in units
         if u.ttft_s is not None and u.completion_id in sent
     ]
@@ -209,6 +228,8 @@ def _measure(
         "unmatched": len(units) - len(fidelity),
         "ttft_p50": _quantile(stored, 0.5),
         "ttft_p99": _quantile(stored, 0.99),
+        "sim_p50": _quantile([delay for _, delay in sent.values()], 0.5),
+        "sim_p99": _quantile([delay for _, delay in sent.values()], 0.99),
         "head_p50": _quantile(after_head, 0.5),
         "head_p99": _quantile(after_head, 0.99),
         "fid_p50": _quantile([abs(d) for d in fidelity], 0.5),
@@ -237,8 +258,8 @@ def main() -> None:
         f"{args.gap * 1000:g} ms apart; all figures in ms"
     )
     print(
-        "simulator  C     stored TTFT p50/p99   head->token p50/p99   |runner - simulator| p50/p99/max"
-        "  (median signed)  loop lag"
+        "simulator  C     simulator's TTFT p50/p99   stored TTFT p50/p99   head->token p50/p99"
+        "   |runner - simulator| p50/p99/max  (median signed)  loop lag"
     )
     for concurrency in args.concurrency:
         for simulator in args.simulator:
@@ -252,7 +273,8 @@ def main() -> None:
             note = f"  ({r['unmatched']} unmatched)" if r["unmatched"] else ""
             note += f"  clock drift {ms['drift']:.3f}" if abs(r["drift"]) > 1e-4 else ""
             print(
-                f"{simulator:<9}  {concurrency:<5} {ms['ttft_p50']:7.1f} / {ms['ttft_p99']:7.1f}       "
+                f"{simulator:<9}  {concurrency:<5} {ms['sim_p50']:7.1f} / {ms['sim_p99']:7.1f}            "
+                f"{ms['ttft_p50']:7.1f} / {ms['ttft_p99']:7.1f}       "
                 f"{ms['head_p50']:6.1f} / {ms['head_p99']:6.1f}      "
                 f"{ms['fid_p50']:6.2f} / {ms['fid_p99']:6.2f} / {ms['fid_max']:6.2f}"
                 f"      ({ms['fid_signed_median']:+.2f})      {r['lag']}{note}"

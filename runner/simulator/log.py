@@ -53,7 +53,7 @@ class ServedLog:
         self._entries: deque[ServedRequest] = deque(maxlen=capacity)
         self._served = 0
         self.faults: Counter[str] = Counter()  # requests served per fault name ("ok", "http_401", ...)
-        self._first_tokens: OrderedDict[str, float] = OrderedDict()
+        self._first_tokens: OrderedDict[str, tuple[float, float]] = OrderedDict()  # id: (sent, received)
         self._send_times = send_times
 
     def __len__(self) -> int:
@@ -73,20 +73,28 @@ class ServedLog:
     def attempts(self, fingerprint: str) -> list[ServedRequest]:
         return [e for e in self._entries if e.fingerprint == fingerprint]
 
-    def first_token_sent(self, response_id: str, at: float) -> None:
-        """Note that the stream ``response_id`` handed its first token to the kernel at ``at``.
+    def first_token_sent(self, response_id: str, at: float, *, received: float) -> None:
+        """Note that the stream ``response_id``, whose request was read at ``received``, handed its
+        first token to the kernel at ``at``.
 
-        ``at`` is ``time.monotonic()``, the machine's clock (not the loop's, which trio offsets per
+        Both are ``time.monotonic()``, the machine's clock (not the loop's, which trio offsets per
         run), so a client in another loop, thread or process can compare its own monotonic instants.
         """
-        self._first_tokens[response_id] = at
+        self._first_tokens[response_id] = (at, received)
         if len(self._first_tokens) > self._send_times:
             self._first_tokens.popitem(last=False)
 
     def first_token_at(self, response_id: str) -> float | None:
         """When the stream ``response_id`` (the completion id its client saw) sent its first token, if
         it is among the latest ``MAX_SEND_TIMES`` streams that sent one."""
-        return self._first_tokens.get(response_id)
+        found = self._first_tokens.get(response_id)
+        return found[0] if found is not None else None
+
+    def first_token_delay(self, response_id: str) -> float | None:
+        """Seconds from reading the request of ``response_id`` to sending its first token: the
+        scripted TTFB + TTFT as delivered (a busy server delivers them late)."""
+        found = self._first_tokens.get(response_id)
+        return found[0] - found[1] if found is not None else None
 
     def record(
         self,

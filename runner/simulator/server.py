@@ -144,6 +144,7 @@ class _Simulator:
                 await stream.send_all(json_response(400, orjson.dumps({"error": {"message": str(exc)}})))
                 return request.keep_alive
         fault = plan.choose(attempt, random.Random(f"{self.config.seed}:{fingerprint}:{attempt}:fault"))
+        received = time.monotonic()
         self.log.record(
             method=request.method,
             path=path,
@@ -157,7 +158,7 @@ class _Simulator:
         )
         rng = random.Random(f"{self.config.seed}:{fingerprint}:{attempt}:time")
         response_id = f"{emitter.response_id_prefix}{fingerprint}{attempt:04d}"
-        alive = await self.reply(stream, emitter, task, fault, rng, response_id)
+        alive = await self.reply(stream, emitter, task, fault, rng, response_id, received)
         return alive and request.keep_alive
 
     async def reply(
@@ -168,6 +169,7 @@ class _Simulator:
         fault: Fault,
         rng: random.Random,
         response_id: str,
+        received: float,
     ) -> bool:
         """Send the answer as ``fault`` shapes it; False when the connection must close afterwards."""
         if fault.name == "reset":
@@ -185,7 +187,9 @@ class _Simulator:
             await stream.send_all(json_response(fault.status, error, extra=retry_headers(fault)))
             return True
         expected = answer(emitter, task, self.config)
-        ctx = EmitContext(rng=rng, chunk=latency.chunk, response_id=response_id, created=int(time.time()))
+        ctx = EmitContext(
+            rng=rng, chunk=latency.chunk, response_id=response_id, created=int(time.time()), received=received
+        )
         if not expected.stream:
             return await _send_whole(
                 stream, json_response(200, emitter.response_body(expected, task, ctx)), fault
@@ -228,7 +232,7 @@ class _Simulator:
                     frame = malformed(frame)
                 else:
                     if first_pending:  # cut() sends `pending` in its first write
-                        self.log.first_token_sent(ctx.response_id, time.monotonic())
+                        self.log.first_token_sent(ctx.response_id, time.monotonic(), received=ctx.received)
                     return await self.cut(stream, pending, frame, fault, emitter, expected, task, ctx)
             if frame.token:
                 dist = latency.ttft if seen == 0 else latency.gap
@@ -237,7 +241,9 @@ class _Simulator:
                     delay = dist.sample(rng)
                     if delay > 0:
                         if first_pending:
-                            self.log.first_token_sent(ctx.response_id, time.monotonic())
+                            self.log.first_token_sent(
+                                ctx.response_id, time.monotonic(), received=ctx.received
+                            )
                             first_pending = False
                         await stream.send_all(pending)
                         pending.clear()
@@ -246,12 +252,12 @@ class _Simulator:
             pending += chunk(frame.wire)
             if len(pending) >= _FLUSH_AT or not self.config.coalesce:
                 if first_pending:
-                    self.log.first_token_sent(ctx.response_id, time.monotonic())
+                    self.log.first_token_sent(ctx.response_id, time.monotonic(), received=ctx.received)
                     first_pending = False
                 await stream.send_all(pending)
                 pending.clear()
         if first_pending:
-            self.log.first_token_sent(ctx.response_id, time.monotonic())
+            self.log.first_token_sent(ctx.response_id, time.monotonic(), received=ctx.received)
         pending += LAST_CHUNK
         await stream.send_all(pending)
         return True

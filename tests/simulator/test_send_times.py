@@ -50,10 +50,13 @@ async def test_first_token_send_time_is_logged_by_response_id(
     with trio.fail_after(10):
         sent, response_id, arrived = await _first_token_arrival(handle.port)
     at = handle.log.first_token_at(response_id)
+    delay = handle.log.first_token_delay(response_id)
     assert at is not None
+    assert delay is not None
     # One loop serves both sides here: the log is written before the client's read can run.
     assert sent + ttft <= at <= arrived
     assert arrived - at < 0.05
+    assert ttft <= delay <= at - sent
 
 
 async def test_streams_cut_before_any_token_log_no_send_time(start_simulator: StartSimulator) -> None:
@@ -74,5 +77,6 @@ def test_send_times_are_bounded() -> None:
     """Past its bound the log forgets the oldest streams' send times first."""
     log = ServedLog(send_times=2)
     for n in range(3):
-        log.first_token_sent(f"r{n}", float(n))
+        log.first_token_sent(f"r{n}", float(n), received=n - 0.5)
     assert [log.first_token_at(f"r{n}") for n in range(3)] == [None, 1.0, 2.0]
+    assert [log.first_token_delay(f"r{n}") for n in range(3)] == [None, 0.5, 0.5]
