@@ -88,9 +88,16 @@ async def serve_simulators_in_process(
     assert process.stdin is not None
     assert process.stdout is not None
     try:
-        with trio.fail_after(READY_TIMEOUT_S):
-            await process.stdin.send_all(len(payload).to_bytes(8, "big") + payload)
-            answer = await _read_line(process.stdout)
+        try:
+            with trio.fail_after(READY_TIMEOUT_S):
+                await process.stdin.send_all(len(payload).to_bytes(8, "big") + payload)
+                answer = await _read_line(process.stdout)
+        except trio.BrokenResourceError:
+            answer = b""  # it died before reading its config: its exit code says more
+        except trio.TooSlowError:
+            raise SimulatorProcessError(
+                f"the simulator process did not answer within {READY_TIMEOUT_S:g} s"
+            ) from None
         if not answer:
             code = await process.wait()
             raise SimulatorProcessError(f"the simulator process exited with code {code} before it was ready")
