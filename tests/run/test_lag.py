@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import time
 from pathlib import Path
 
@@ -9,8 +10,10 @@ import pytest
 import trio
 
 from runner.run.lag import THRESHOLD_S, LagHistogram, LagSummary, watch_loop_lag
+from runner.run.service import RunOptions, open_run, run_until_signalled
 from runner.simulator.config import SimulatorConfig, parse_latency
 from runner.spec import ProviderSpec, RetryPolicy, Timeouts
+from runner.store.db import open_database
 from tests.run.helpers import make_job, run_in_process
 
 
@@ -102,3 +105,29 @@ async def test_every_run_measures_its_loop_lag(tmp_path: Path) -> None:
     assert summary.loop_lag is not None
     assert summary.loop_lag.samples >= 5
     assert "; loop lag p50 " in summary.describe()
+
+
+async def test_runner_run_freezes_the_startup_objects_out_of_the_collectors_reach(tmp_path: Path) -> None:
+    """run_until_signalled (``runner run``'s) freezes what is alive before the run: no full GC pause
+    walks the libraries' objects while attempts are being timed."""
+    provider = ProviderSpec(
+        name="sim",
+        dialect="openai-chat",
+        base_url="http://simulated.invalid/v1",
+        model="m",
+        simulator=SimulatorConfig(),
+        retry=RetryPolicy(max_attempts=1),
+    )
+    options = RunOptions(display="quiet")
+    database = await trio.to_thread.run_sync(open_database, f"sqlite:///{tmp_path / 'runner.db'}")
+    try:
+        run, job = await trio.to_thread.run_sync(open_run, database, make_job([provider]), options)
+        gc.unfreeze()
+        with trio.fail_after(30):
+            summary = await run_until_signalled(database, run, job, options, api_keys={})
+        assert gc.get_freeze_count() > 10_000
+        assert summary is not None
+        assert summary.status == "finished"
+    finally:
+        gc.unfreeze()  # this test process goes on: its objects stay collectable
+        database.close()
