@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import argparse
 import functools
+import gc
 import multiprocessing as mp
 import statistics
 import tempfile
@@ -253,6 +254,7 @@ def main() -> None:
     parser.add_argument("--simulator", choices=tuple(SERVE), nargs="+", default=["loop", "process"])
     args = parser.parse_args()
     raise_open_files()
+    gc.freeze()  # as `runner run` does (runner.run.service.run_until_signalled)
     print(
         f"{args.streams} streams, TTFT {args.ttft * 1000:g} ms, {args.tokens} chunks "
         f"{args.gap * 1000:g} ms apart; all figures in ms"
