@@ -32,6 +32,24 @@ from runner.simulator.emitters import names as simulated_dialects
 )
 @click.option("--faults", default="", help="FAULT SPEC, e.g. '1=http_429:ra=1,http_500@0.02' (see below).")
 @click.option("--latency", default="", help="LATENCY SPEC, e.g. 'ttft=0.3,gap=0.02' (see below).")
+@click.option(
+    "--output-tokens",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Tokens in every answer, one per content event (default: 12 to 40, drawn from the seed).",
+)
+@click.option(
+    "--ttft",
+    type=click.FloatRange(min=0),
+    default=None,
+    help="Seconds from the headers to the first token (same as --latency ttft=S).",
+)
+@click.option(
+    "--gap",
+    type=click.FloatRange(min=0),
+    default=None,
+    help="Seconds between two token events (same as --latency gap=S).",
+)
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of answers and faults.")
 @click.option(
     "--flavor", type=click.Choice(FLAVORS), default="openai", show_default=True, help="openai-chat flavor."
@@ -44,6 +62,9 @@ def simulate(
     dialects: tuple[str, ...],
     faults: str,
     latency: str,
+    output_tokens: int | None,
+    ttft: float | None,
+    gap: float | None,
     seed: int,
     flavor: str,
     reasoning: bool,
@@ -66,6 +87,10 @@ def simulate(
     (K: after K token events). A request header x-sim-faults: SPEC overrides it per request.
 
     \b
+    A known ideal for benchmarking any client: --output-tokens 50 --ttft 0 --gap 0.02 streams 50 content
+    events 20 ms apart, so a stream lasts 0.98 s plus what the client itself costs.
+
+    \b
     Example: runner simulate --port 8765 --latency 'ttft=0.3,gap=0.02' --faults 'http_429@0.05'
     """
     import trio
@@ -76,6 +101,9 @@ def simulate(
     raw: dict[str, object] = {"seed": seed, "flavor": flavor, "reasoning": reasoning, "cost": cost}
     if faults:
         raw["faults"] = faults
+    if output_tokens is not None:
+        raw["output_tokens"] = str(output_tokens)
+    latency = _with_fixed_latency(latency, ttft=ttft, gap=gap)
     if latency:
         raw["latency"] = latency
     try:
@@ -96,6 +124,19 @@ def _first_leaf(error: BaseException) -> BaseException:
     while isinstance(error, BaseExceptionGroup):
         error = error.exceptions[0]
     return error
+
+
+def _with_fixed_latency(spec: str, **fixed: float | None) -> str:
+    """The LATENCY SPEC with ``--ttft`` / ``--gap`` added; a key given both ways is a usage error."""
+    given = {item.partition("=")[0].strip() for item in spec.split(",") if item.strip()}
+    items = [spec] if spec.strip() else []
+    for key, seconds in fixed.items():
+        if seconds is None:
+            continue
+        if key in given:
+            raise click.UsageError(f"--{key} and --latency {key}=... both set {key}: give it once")
+        items.append(f"{key}={seconds!r}")
+    return ",".join(items)
 
 
 @click.command("bench")

@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import functools
+import gc
 import itertools
 import logging
 import signal
@@ -30,11 +31,12 @@ from runner.job.stored import job_from_json
 from runner.run.client import build_client
 from runner.run.engine import RunContext, execute_run
 from runner.run.finish import reuse_grader
+from runner.run.lag import LagHistogram, watch_loop_lag
 from runner.run.limits import build_limiters
 from runner.run.owners import new_owner, refuse_if_worked
 from runner.run.progress import Progress, show_progress
 from runner.run.redact import Redactor
-from runner.simulator.server import serve_simulator
+from runner.simulator.process import serve_simulators_in_process
 from runner.store import repository
 from runner.store.leases import RunQueue
 from runner.store.writer import Writer, db_limiter
@@ -45,6 +47,7 @@ if TYPE_CHECKING:
 
     from rich.console import Console
 
+    from runner.run.lag import LagSummary
     from runner.run.progress import DisplayMode
     from runner.spec import JobSpec, TransportName
     from runner.store.db import Database
@@ -101,6 +104,9 @@ class RunSummary:
     assertions_failed: int = 0  # units (ok ones) with a failed [cases.expect] assertion: not checks
     reused: int = 0  # units given a copy of an earlier sample (--reuse): nothing sent for them
     sent: int = 0  # units that sent at least one request
+    # How late runner's loop woke during this process's part of the run (None: not measured, e.g. a
+    # summary read back from the database). Not stored: runs has no column for it yet.
+    loop_lag: LagSummary | None = None
 
     @property
     def verdicts(self) -> Mapping[Verdict, int]:
@@ -125,11 +131,12 @@ class RunSummary:
         """One line for the terminal: status, units per verdict, units reused and sent, and spend (every
         count counts units)."""
         v = self.verdicts
-        return (
+        line = (
             f"run {self.run_id}: {self.status}; units passed {v['passed']}, units with failed assertions "
             f"{v['failed assertions']}, failed (no result) {v['failed']}, not done {v['not done']}; "
             f"units reused {self.reused}, sent {self.sent}; spent ${self.spent_usd:.6f}"
         )
+        return line if self.loop_lag is None else f"{line}; {self.loop_lag.describe()}"
 
 
 def open_run(
@@ -270,12 +277,18 @@ async def execute_job(
     )
     owner = new_owner()
     status: RunStatus = "failed"  # what a crash leaves; set properly on every other way out
+    lag = LagHistogram()
     try:
         async with trio.open_nursery() as services:
             providers = {p.name: p for p in job.providers}
-            for provider in job.providers:
-                if provider.simulator is not None:  # parsed and checked when the job was loaded
-                    handle = await services.start(serve_simulator, provider.simulator)
+            # Parsed and checked when the job was loaded. Served from a process of their own: from
+            # our loop (or a thread, under our GIL) their pauses would end only when our busy loop
+            # let them run, and scripted latency would read as runner's own load.
+            simulated = [p for p in job.providers if p.simulator is not None]
+            if simulated:
+                configs = [p.simulator for p in simulated if p.simulator is not None]
+                served = await services.start(serve_simulators_in_process, configs)
+                for provider, handle in zip(simulated, served, strict=True):
                     local = handle.base_url(provider.dialect)
                     providers[provider.name] = dataclasses.replace(provider, base_url=local)
             services.start_soon(
@@ -312,11 +325,17 @@ async def execute_job(
                     database=database, run_id=run.id, owner=owner, lease_seconds=options.lease_seconds
                 )
                 writer = Writer(database, limiter=limiter, raw_capture=options.raw_capture)
+                # Watched from here, where attempts start: the setup above blocks the loop once
+                # (httpx builds its TLS context synchronously, ~40 ms) but times no attempt.
+                services.start_soon(watch_loop_lag, lag)
                 result = await execute_run(ctx, queue, writer, progress=progress, already_spent_usd=spent)
             status = "interrupted" if result.end == "interrupted" else "finished"
-            services.cancel_scope.cancel()  # the simulators and the display
+            services.cancel_scope.cancel()  # the simulators, the display and the lag watcher
     except BaseException as exc:
         status = "interrupted" if _is_cancellation(exc) else "failed"
+        # No summary line will carry it (the caller reads the run back from the database).
+        if (lagged := lag.summary()) is not None and lagged.is_lagging:
+            log.warning("runner's own loop lagged: %s", lagged.describe())
         raise
     finally:
         # Shielded: a Ctrl-C must still leave the run marked, or a resume would not know it stopped.
@@ -328,7 +347,8 @@ async def execute_job(
             contextlib.suppress(StorageError),
         ):
             await trio.to_thread.run_sync(_mark, database, run.id, status, limiter=limiter)
-    return await trio.to_thread.run_sync(summarize, database, run.id, limiter=limiter)
+    stored = await trio.to_thread.run_sync(summarize, database, run.id, limiter=limiter)
+    return dataclasses.replace(stored, loop_lag=lag.summary())
 
 
 async def run_until_signalled(
@@ -344,7 +364,15 @@ async def run_until_signalled(
 
     The signal cancels the work at once; the shielded, bounded cleanups (cut-off attempts stored,
     writer drained, leases released, run marked interrupted) then take at most a few seconds.
+
+    Like the signal handlers, this acts on the whole process (it is ``runner run``'s): it freezes
+    every object alive so far out of the garbage collector's reach first.
     """
+    # The libraries loaded by now (SQLAlchemy, Alembic, httpx, rich...) are a few hundred thousand
+    # long-lived objects; a full collection during the run walked them all and stopped the loop for
+    # 70-130 ms (the loop-lag watcher caught it in the demo job), delaying every timestamp due then.
+    # Frozen, they are never walked again: the same collections take under 10 ms.
+    gc.freeze()
     summary: RunSummary | None = None  # stays None when the nursery's scope caught a cancellation
     try:
         with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:

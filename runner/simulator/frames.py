@@ -32,6 +32,7 @@ class EmitContext:
     chunk: Dist
     response_id: str
     created: int
+    received: float = 0.0  # time.monotonic() when the request was read (the log's first-token delay)
 
     def group(self, tokens: tuple[str, ...]) -> list[str]:
         """Join consecutive tokens into event-sized pieces (the ``chunk`` distribution)."""

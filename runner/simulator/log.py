@@ -1,5 +1,6 @@
 """What the simulator remembers between requests: the log of requests served (what tests read off a
-``SimulatorHandle``) and the attempt count of each request key (for scripted faults). Both are bounded.
+``SimulatorHandle``), when each stream's first token went out (what timing benchmarks compare a client's
+TTFT against), and the attempt count of each request key (for scripted faults). All are bounded.
 """
 
 from __future__ import annotations
@@ -19,6 +20,9 @@ MAX_ENTRIES: Final = 1_000
 # or a shared `runner simulate` sees millions of distinct requests: remembering the most recent keys keeps
 # every retry's count right in bounded memory (about 200 bytes a key).
 MAX_KEYS: Final = 100_000
+# First-token send times, by response id: a benchmark of 1,000 concurrent streams (and its warm-up)
+# reads every one back after the run; about 100 bytes each.
+MAX_SEND_TIMES: Final = 10_000
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -44,11 +48,13 @@ class ServedLog:
     indexing, ``entries`` and ``attempts`` see the retained (most recent) ones.
     """
 
-    def __init__(self, capacity: int = MAX_ENTRIES) -> None:
+    def __init__(self, capacity: int = MAX_ENTRIES, send_times: int = MAX_SEND_TIMES) -> None:
         self.capacity = capacity
         self._entries: deque[ServedRequest] = deque(maxlen=capacity)
         self._served = 0
         self.faults: Counter[str] = Counter()  # requests served per fault name ("ok", "http_401", ...)
+        self._first_tokens: OrderedDict[str, tuple[float, float]] = OrderedDict()  # id: (sent, received)
+        self._send_times = send_times
 
     def __len__(self) -> int:
         return self._served
@@ -66,6 +72,29 @@ class ServedLog:
 
     def attempts(self, fingerprint: str) -> list[ServedRequest]:
         return [e for e in self._entries if e.fingerprint == fingerprint]
+
+    def first_token_sent(self, response_id: str, at: float, *, received: float) -> None:
+        """Note that the stream ``response_id``, whose request was read at ``received``, handed its
+        first token to the kernel at ``at``.
+
+        Both are ``time.monotonic()``, the machine's clock (not the loop's, which trio offsets per
+        run), so a client in another loop, thread or process can compare its own monotonic instants.
+        """
+        self._first_tokens[response_id] = (at, received)
+        if len(self._first_tokens) > self._send_times:
+            self._first_tokens.popitem(last=False)
+
+    def first_token_at(self, response_id: str) -> float | None:
+        """When the stream ``response_id`` (the completion id its client saw) sent its first token, if
+        it is among the latest ``MAX_SEND_TIMES`` streams that sent one."""
+        found = self._first_tokens.get(response_id)
+        return found[0] if found is not None else None
+
+    def first_token_delay(self, response_id: str) -> float | None:
+        """Seconds from reading the request of ``response_id`` to sending its first token: the
+        scripted TTFB + TTFT as delivered (a busy server delivers them late)."""
+        found = self._first_tokens.get(response_id)
+        return found[0] - found[1] if found is not None else None
 
     def record(
         self,

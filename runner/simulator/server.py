@@ -66,8 +66,13 @@ class SimulatorHandle:
 
     def base_url(self, dialect: str) -> str:
         """The base URL the dialect's official SDK takes (anthropic's has no /v1)."""
-        emitter = EMITTERS.get(dialect)
-        return self.origin + (emitter.base_path if emitter is not None else "/v1")
+        return self.origin + base_path(dialect)
+
+
+def base_path(dialect: str) -> str:
+    """What the dialect's official SDK adds to the origin in its base URL (anthropic: nothing)."""
+    emitter = EMITTERS.get(dialect)
+    return emitter.base_path if emitter is not None else "/v1"
 
 
 async def serve_simulator(
@@ -139,6 +144,7 @@ class _Simulator:
                 await stream.send_all(json_response(400, orjson.dumps({"error": {"message": str(exc)}})))
                 return request.keep_alive
         fault = plan.choose(attempt, random.Random(f"{self.config.seed}:{fingerprint}:{attempt}:fault"))
+        received = time.monotonic()
         self.log.record(
             method=request.method,
             path=path,
@@ -152,7 +158,7 @@ class _Simulator:
         )
         rng = random.Random(f"{self.config.seed}:{fingerprint}:{attempt}:time")
         response_id = f"{emitter.response_id_prefix}{fingerprint}{attempt:04d}"
-        alive = await self.reply(stream, emitter, task, fault, rng, response_id)
+        alive = await self.reply(stream, emitter, task, fault, rng, response_id, received)
         return alive and request.keep_alive
 
     async def reply(
@@ -163,6 +169,7 @@ class _Simulator:
         fault: Fault,
         rng: random.Random,
         response_id: str,
+        received: float,
     ) -> bool:
         """Send the answer as ``fault`` shapes it; False when the connection must close afterwards."""
         if fault.name == "reset":
@@ -180,7 +187,9 @@ class _Simulator:
             await stream.send_all(json_response(fault.status, error, extra=retry_headers(fault)))
             return True
         expected = answer(emitter, task, self.config)
-        ctx = EmitContext(rng=rng, chunk=latency.chunk, response_id=response_id, created=int(time.time()))
+        ctx = EmitContext(
+            rng=rng, chunk=latency.chunk, response_id=response_id, created=int(time.time()), received=received
+        )
         if not expected.stream:
             return await _send_whole(
                 stream, json_response(200, emitter.response_body(expected, task, ctx)), fault
@@ -212,11 +221,18 @@ class _Simulator:
             trigger = tokens[k] if k < len(tokens) else len(frames) - 1
         pending = bytearray(SSE_HEAD)
         seen = 0
+        # True while the first token's frame waits in `pending` (coalesced): the send that takes it
+        # is the instant the log keeps, for comparing with a client's TTFT (ServedLog.first_token_at).
+        # Read just before send_all: its syscall runs at once, but it yields before returning, and a
+        # client on the same loop may read the bytes in between.
+        first_pending = False
         for i, frame in enumerate(frames):
             if i == trigger:
                 if fault.name == "malformed":
                     frame = malformed(frame)
                 else:
+                    if first_pending:  # cut() sends `pending` in its first write
+                        self.log.first_token_sent(ctx.response_id, time.monotonic(), received=ctx.received)
                     return await self.cut(stream, pending, frame, fault, emitter, expected, task, ctx)
             if frame.token:
                 dist = latency.ttft if seen == 0 else latency.gap
@@ -224,13 +240,24 @@ class _Simulator:
                 if not dist.is_zero:
                     delay = dist.sample(rng)
                     if delay > 0:
+                        if first_pending:
+                            self.log.first_token_sent(
+                                ctx.response_id, time.monotonic(), received=ctx.received
+                            )
+                            first_pending = False
                         await stream.send_all(pending)
                         pending.clear()
                         await _pause(stream, delay, latency.heartbeat, heartbeat)
+                first_pending = first_pending or seen == 1
             pending += chunk(frame.wire)
             if len(pending) >= _FLUSH_AT or not self.config.coalesce:
+                if first_pending:
+                    self.log.first_token_sent(ctx.response_id, time.monotonic(), received=ctx.received)
+                    first_pending = False
                 await stream.send_all(pending)
                 pending.clear()
+        if first_pending:
+            self.log.first_token_sent(ctx.response_id, time.monotonic(), received=ctx.received)
         pending += LAST_CHUNK
         await stream.send_all(pending)
         return True

@@ -1,12 +1,20 @@
-"""`runner simulate` as a user runs it: prints its base URLs, and Ctrl-C stops it cleanly."""
+"""`runner simulate` as a user runs it: prints its base URLs, streams at the pace it was given, and
+Ctrl-C stops it cleanly."""
 
 from __future__ import annotations
 
 import signal
+import socket
 import subprocess
 import sys
+import time
 
+import click.testing
 import pytest
+
+from runner.cli import cli
+from tests.conftest import http_request, parse_raw
+from tests.simulator.test_faults import token_events
 
 # Slow (left out by `-m "not slow"`; CI runs them): `runner simulate` as a subprocess, signalled.
 pytestmark = pytest.mark.slow
@@ -35,3 +43,54 @@ def test_simulate_prints_urls_and_stops_on_signal(signum: signal.Signals) -> Non
     assert process.returncode == 0
     assert "simulator stopped" in out
     assert "Traceback" not in err
+
+
+PACE = ("--output-tokens", "5", "--ttft", "0.1", "--gap", "0.05")
+
+
+def _timed_stream(port: int) -> tuple[float, list[tuple[float, int]]]:
+    """Stream one openai-chat answer; (request sent, [(arrival, token events so far)] per read)."""
+    request = http_request(
+        "/v1/chat/completions",
+        {"model": "m", "messages": [{"role": "user", "content": "hi"}], "stream": True},
+    )
+    data = bytearray()
+    reads: list[tuple[float, int]] = []
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+        sent = time.monotonic()
+        sock.sendall(request)
+        while piece := sock.recv(65536):
+            data += piece
+            reads.append((time.monotonic(), len(token_events("openai-chat", parse_raw(bytes(data))))))
+    return sent, reads
+
+
+def test_simulate_streams_n_tokens_at_a_fixed_pace() -> None:
+    """--output-tokens 5 --ttft 0.1 --gap 0.05: five content events, the first 0.1 s after the request,
+    then one every 0.05 s (a known ideal any client can be measured against)."""
+    process = subprocess.Popen(
+        [sys.executable, "-m", "runner", "simulate", "--port", "0", "--dialect", "openai-chat", *PACE],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert process.stdout is not None
+        base_url = process.stdout.readline().split(": ", 1)[1].strip()
+        sent, reads = _timed_stream(int(base_url.rsplit(":", 1)[1].split("/")[0]))
+    finally:
+        process.send_signal(signal.SIGINT)
+        process.communicate(timeout=10)
+    assert reads[-1][1] == 5
+    # When token N was first read: never before TTFT + (N - 1) gaps after the request (a late read can
+    # only make it later), and the last one not much after (generous: the cores are shared).
+    firsts = [next(at for at, count in reads if count >= n) for n in range(1, 6)]
+    assert all(at - sent >= 0.1 + n * 0.05 - 0.002 for n, at in enumerate(firsts)), firsts
+    assert firsts[-1] - sent < 0.1 + 4 * 0.05 + 0.2
+
+
+def test_simulate_refuses_a_gap_given_twice() -> None:
+    """--gap and --latency gap=... together are a usage error (exit 2) that names both."""
+    result = click.testing.CliRunner().invoke(cli, ["simulate", "--gap", "0.1", "--latency", "gap=0.2"])
+    assert result.exit_code == 2
+    assert "--gap and --latency gap=... both set gap: give it once" in result.output
