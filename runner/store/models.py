@@ -149,6 +149,9 @@ class Run(Base):
     host: Mapped[str] = mapped_column(String(255))
     runner_version: Mapped[str] = mapped_column(String(40))
     tags: Mapped[list[Any]]
+    # {p50_s, p99_s, max_s, samples, interval_s}: how late runner's loop woke (the worst process's,
+    # for a run worked by several); NULL: not measured (stored before revision 0003)
+    loop_lag: Mapped[dict[str, Any] | None]
 
 
 class Unit(Base):
