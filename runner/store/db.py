@@ -165,7 +165,7 @@ class Database:
     @property
     def display_url(self) -> str:
         """The URL without its password: what messages and logs name."""
-        return _display_url(self.url)
+        return display_url(self.url)
 
     def pin_file(self) -> None:
         """Remember which file a SQLite database is, so ``call`` notices it deleted or replaced."""
@@ -239,7 +239,7 @@ class Database:
         self.close()
 
     def __repr__(self) -> str:
-        return f"Database({_display_url(self.url)!r})"
+        return f"Database({display_url(self.url)!r})"
 
 
 def create_db_engine(url: str) -> Engine:
@@ -294,7 +294,8 @@ def _sqlite_file(engine: Engine) -> Path | None:
     return Path(name).resolve()
 
 
-def _display_url(url: str) -> str:
+def display_url(url: str) -> str:
+    """``url`` as a user may see it: the password hidden."""
     try:
         return make_url(url).render_as_string(hide_password=True)
     except (SQLAlchemyError, ValueError):
@@ -317,7 +318,7 @@ def open_database(url: str | None = None, *, migrate: bool = True) -> Database:
     try:
         engine = create_db_engine(resolved)
     except (SQLAlchemyError, ValueError, ImportError) as exc:
-        raise StorageError(f"cannot open database {_display_url(resolved)}: {exc}") from exc
+        raise StorageError(f"cannot open database {display_url(resolved)}: {exc}") from exc
     database = Database(resolved, engine)
     if migrate:
         try:
@@ -331,11 +332,6 @@ def open_database(url: str | None = None, *, migrate: bool = True) -> Database:
 
 
 # -- reading without writing, and the schema a database was made with --------------------------------
-
-
-def display_url(url: str) -> str:
-    """``url`` as a user may see it: the password hidden."""
-    return _display_url(url)
 
 
 def check_url(url: str) -> None:
@@ -360,7 +356,7 @@ def open_database_readonly(url: str | None = None) -> Database:
     """
     resolved = resolve_url(url)
     check_url(resolved)
-    shown = _display_url(resolved)
+    shown = display_url(resolved)
     try:
         parsed = make_url(resolved)
         engine = create_db_engine(resolved)
@@ -400,7 +396,7 @@ def refuse_newer_schema(database: Database) -> None:
 
     made_by = _newest_runner_version(database)
     raise StorageError(
-        f"database {_display_url(database.url)} was made by a newer runner "
+        f"database {display_url(database.url)} was made by a newer runner "
         f"({f'runner {made_by}' if made_by else 'version unknown'}, schema revision {current}); "
         f"this is runner {__version__}: upgrade runner (pip install --upgrade runner) to use it"
     )
@@ -411,7 +407,7 @@ def _require_current_schema(database: Database) -> None:
     # Reading an older schema through the current models fails in odd places: name the fix instead.
     current = _current_revision(database)
     head = _head_revision()
-    shown = _display_url(database.url)
+    shown = display_url(database.url)
     if current is None:
         raise StorageError(f"database {shown} holds no runner tables: name the right one with --db URL")
     if current != head:
