@@ -13,8 +13,11 @@ if TYPE_CHECKING:
 
 
 def runner(*args: str, cwd: Path, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    """Run ``python -m runner ARGS`` in ``cwd`` without the caller's RUNNER_* settings (hard time limit)."""
-    environ = {k: v for k, v in os.environ.items() if not k.startswith("RUNNER_")}
+    """Run ``python -m runner ARGS`` in ``cwd`` without the caller's RUNNER_* settings (hard time limit).
+
+    RUNNER_TRANSPORT stays: the ``transport`` fixture (tests/run/conftest.py) runs a test on both.
+    """
+    environ = {k: v for k, v in os.environ.items() if not k.startswith("RUNNER_") or k == "RUNNER_TRANSPORT"}
     environ.update(env or {})
     return subprocess.run(
         [sys.executable, "-m", "runner", *args],

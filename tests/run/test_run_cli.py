@@ -2,33 +2,17 @@
 
 from __future__ import annotations
 
-import os
 import sqlite3
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
+
+from tests.cli.helpers import runner
 
 # Slow (left out by `-m "not slow"`; CI runs them): `runner run` as a subprocess.
 pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("transport")]
 
 REPO = Path(__file__).resolve().parents[2]
-
-
-def runner(*args: str, cwd: Path, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    """Run ``python -m runner`` in ``cwd`` and capture its output (with a hard time limit)."""
-    environ = {k: v for k, v in os.environ.items() if not k.startswith("RUNNER_")}
-    environ.update(env or {})
-    return subprocess.run(
-        [sys.executable, "-m", "runner", *args],
-        cwd=cwd,
-        env=environ,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
 
 
 def count_runs(db: Path) -> int:
