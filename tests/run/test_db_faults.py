@@ -53,6 +53,14 @@ prompt = "Say something."
 
 
 @pytest.fixture
+def job(tmp_path: Path) -> Path:
+    """The job file every test here runs."""
+    path = tmp_path / "job.toml"
+    path.write_text(JOB)
+    return path
+
+
+@pytest.fixture
 def db_file(tmp_path: Path) -> Path:
     """A migrated SQLite file, so the test can poll and lock it while `runner` writes."""
     path = tmp_path / "runner.db"
@@ -127,11 +135,9 @@ async def write_lock_held(path: Path) -> AsyncIterator[None]:
 
 
 async def test_sqlite_lock_held_past_the_busy_timeout_stops_the_run_then_resume_finishes(
-    tmp_path: Path, db_file: Path, sqlite_db: Database, nursery: trio.Nursery
+    tmp_path: Path, job: Path, db_file: Path, sqlite_db: Database, nursery: trio.Nursery
 ) -> None:
     state = RunState(sqlite_db)
-    job = tmp_path / "job.toml"
-    job.write_text(JOB)
     url = f"sqlite:///{db_file}?timeout=0.2"
     process = await start_runner(nursery, "run", str(job), "--db", url, "--report", "-", cwd=tmp_path)
     await wait_for(lambda: state.done() >= 8, within=30)
@@ -146,11 +152,9 @@ async def test_sqlite_lock_held_past_the_busy_timeout_stops_the_run_then_resume_
 
 
 async def test_sqlite_lock_held_briefly_is_retried_and_the_run_finishes(
-    tmp_path: Path, db_file: Path, sqlite_db: Database, nursery: trio.Nursery
+    tmp_path: Path, job: Path, db_file: Path, sqlite_db: Database, nursery: trio.Nursery
 ) -> None:
     state = RunState(sqlite_db)
-    job = tmp_path / "job.toml"
-    job.write_text(JOB)
     url = f"sqlite:///{db_file}?timeout=0.2"
     process = await start_runner(nursery, "run", str(job), "--db", url, "--report", "-", cwd=tmp_path)
     await wait_for(lambda: state.done() >= 8, within=30)
@@ -165,12 +169,10 @@ async def test_sqlite_lock_held_briefly_is_retried_and_the_run_finishes(
 
 
 async def test_deleted_sqlite_file_stops_the_run_and_claims_nothing(
-    tmp_path: Path, db_file: Path, sqlite_db: Database, nursery: trio.Nursery
+    tmp_path: Path, job: Path, db_file: Path, sqlite_db: Database, nursery: trio.Nursery
 ) -> None:
     """SQLite would go on writing to the deleted file: the run must not report `finished` or a report."""
     state = RunState(sqlite_db)
-    job = tmp_path / "job.toml"
-    job.write_text(JOB)
     report = tmp_path / "report.html"
     process = await start_runner(
         nursery, "run", str(job), "--db", f"sqlite:///{db_file}", "--report", str(report), cwd=tmp_path
@@ -190,11 +192,9 @@ def limit_file_size(limit: int) -> None:
 
 
 async def test_full_disk_stops_the_run_then_resume_finishes(
-    tmp_path: Path, db_file: Path, sqlite_db: Database, nursery: trio.Nursery
+    tmp_path: Path, job: Path, db_file: Path, sqlite_db: Database, nursery: trio.Nursery
 ) -> None:
     state = RunState(sqlite_db)
-    job = tmp_path / "job.toml"
-    job.write_text(JOB)
     url = f"sqlite:///{db_file}"
     # Room for the run and a few batches in the write-ahead log, not for all 40 units.
     limit = (await trio.Path(db_file).stat()).st_size + 160 * 1024
@@ -223,12 +223,10 @@ async def test_full_disk_stops_the_run_then_resume_finishes(
 
 @pytest.mark.postgres
 async def test_killed_postgresql_connections_are_replaced_and_the_run_finishes(
-    tmp_path: Path, pg_database: Database, nursery: trio.Nursery
+    tmp_path: Path, job: Path, pg_database: Database, nursery: trio.Nursery
 ) -> None:
     """pg_terminate_backend on every connection of the run, twice: reconnected, retried, done once."""
     state = RunState(pg_database)
-    job = tmp_path / "job.toml"
-    job.write_text(JOB)
     app = f"rt_kill_{secrets.token_hex(4)}"  # only this run's connections are killed
     url = f"{pg_database.url}&application_name={app}"
     process = await start_runner(nursery, "run", str(job), "--db", url, "--report", "-", cwd=tmp_path)
@@ -260,14 +258,12 @@ def terminate_backends(application_name: str) -> int:
 
 @pytest.mark.postgres
 async def test_postgresql_refusing_writes_stops_the_run_marked_failed_then_resume_finishes(
-    tmp_path: Path, pg_database: Database, nursery: trio.Nursery
+    tmp_path: Path, job: Path, pg_database: Database, nursery: trio.Nursery
 ) -> None:
     """A lasting error while the database still answers (the attempts table renamed away, as a
     careless migration would): exit 3 and one line, the run marked `failed`, leases released;
     with the table back, --resume finishes every unit exactly once."""
     state = RunState(pg_database)
-    job = tmp_path / "job.toml"
-    job.write_text(JOB)
     url = pg_database.url
     process = await start_runner(nursery, "run", str(job), "--db", url, "--report", "-", cwd=tmp_path)
     await wait_for(lambda: state.done() >= 8, within=30)
