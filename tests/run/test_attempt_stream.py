@@ -12,19 +12,16 @@ import trio
 
 from runner.http.decode import BLOCK_BYTES
 from runner.http.pool import RECEIVE_BYTES
-from runner.model import AttemptRecord
-from runner.run.attempt import ERROR_GRACE_SECONDS, run_attempt
-from runner.spec import DEFAULT_MAX_RESPONSE_BYTES, CaseSpec, ProviderSpec, Timeouts, TransportName
-from runner.wire.dialects import get_dialect
-from tests.fakes.scripted_http import ScriptedServer, Step, chunk, sse_response
+from runner.run.attempt import ERROR_GRACE_SECONDS
+from runner.spec import Timeouts, TransportName
+from tests.fakes.scripted_http import Step, chunk, sse_response
+from tests.run.loopback import attempt_on_script
 
 pytestmark = pytest.mark.usefixtures("transport")  # on both transports (tests/run/conftest.py)
 
 # Failing a read abandons httpx's and httpcore's body generators mid-iteration; trio closes them in a
 # system task and warns (ResourceWarning, ignored outside tests), as for a bad Content-Encoding.
 ABANDONS_BODY = pytest.mark.filterwarnings("ignore:Async generator 'http:ResourceWarning")
-CASE = CaseSpec(id="c", messages=({"role": "user", "content": "hi"},))
-TIMEOUTS = Timeouts(connect=5, first_byte=10, first_token=20, idle=30, total=60)
 
 _MIROMIND_ERROR = (
     b'data: {"id":"wf","object":"chat.completion.chunk","model":"m","choices":[{"index":0,"delta":{},'
@@ -36,30 +33,7 @@ _TEXT = (
 )
 
 
-async def attempt(
-    client: httpx.AsyncClient,
-    script: list[Step],
-    *,
-    dialect_name: str = "openai-chat",
-    timeouts: Timeouts = TIMEOUTS,
-    max_response_bytes: int = DEFAULT_MAX_RESPONSE_BYTES,
-) -> AttemptRecord:
-    """Serve ``script`` on loopback and run one attempt of ``dialect_name`` against it."""
-    dialect = get_dialect(dialect_name)
-    async with trio.open_nursery() as nursery:
-        server = await nursery.start(ScriptedServer([script]).serve)
-        provider = ProviderSpec(name="p", dialect=dialect_name, base_url=server.base_url, model="m")
-        record = await run_attempt(
-            client,
-            dialect,
-            dialect.build_request(provider, CASE, api_key="k"),
-            unit_key="p/c/1",
-            number=1,
-            timeouts=timeouts,
-            max_response_bytes=max_response_bytes,
-        )
-        nursery.cancel_scope.cancel()
-    return record
+attempt = attempt_on_script
 
 
 async def test_error_finish_then_done_is_complete_with_the_error(client: httpx.AsyncClient) -> None:

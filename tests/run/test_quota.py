@@ -6,25 +6,21 @@ Runware ``errors`` array) over a real loopback socket, both as HTTP error bodies
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 
 import httpx
 import orjson
 import pytest
-import trio
 
 from runner.model import AttemptRecord, Completion, CompletionError
-from runner.run.attempt import run_attempt
 from runner.run.retry import classify_completion, classify_http, is_quota_exhausted
-from runner.spec import CaseSpec, ProviderSpec, Timeouts
-from runner.wire.dialects import get_dialect
-from tests.fakes.scripted_http import ScriptedServer, Step, json_response, sse_response
+from runner.spec import Timeouts
+from tests.fakes.scripted_http import Step, json_response, sse_response
+from tests.run.loopback import attempt_on_script
 
 pytestmark = pytest.mark.usefixtures("transport")  # on both transports (tests/run/conftest.py)
 
 NOW = datetime(2025, 1, 1, tzinfo=UTC)
-CASE = CaseSpec(id="c", messages=({"role": "user", "content": "hi"},))
 TIMEOUTS = Timeouts(connect=5, first_byte=5, first_token=5, idle=5, total=10)
 
 ANTHROPIC_CREDIT = "Your credit balance is too low to access the Anthropic API. Please go to Plans & Billing."
@@ -80,29 +76,8 @@ def test_classify_completion_reads_the_message() -> None:
     assert (decision.kind, decision.retryable) == ("quota_exhausted", False)
 
 
-@pytest.fixture
-async def client() -> AsyncIterator[httpx.AsyncClient]:
-    """One httpx client, closed after the test."""
-    async with httpx.AsyncClient() as c:
-        yield c
-
-
 async def _attempt(client: httpx.AsyncClient, dialect_name: str, script: list[Step]) -> AttemptRecord:
-    dialect = get_dialect(dialect_name)
-    with trio.fail_after(10):
-        async with trio.open_nursery() as nursery:
-            server = await nursery.start(ScriptedServer([script]).serve)
-            provider = ProviderSpec(name="p", dialect=dialect_name, base_url=server.base_url, model="m")
-            record = await run_attempt(
-                client,
-                dialect,
-                dialect.build_request(provider, CASE, api_key="k"),
-                unit_key="p/c/1",
-                number=1,
-                timeouts=TIMEOUTS,
-            )
-            nursery.cancel_scope.cancel()
-    return record
+    return await attempt_on_script(client, script, dialect_name=dialect_name, timeouts=TIMEOUTS)
 
 
 _ANTHROPIC_BODY = {"type": "error", "error": {"type": "invalid_request_error", "message": ANTHROPIC_CREDIT}}
