@@ -66,11 +66,25 @@ def _content(message: dict[str, Any]) -> list[dict[str, Any]] | str:
     if role == "assistant":
         blocks = [block for block in blocks if block.get("text") != ""]  # Anthropic refuses empty text
         for call in tool_calls(message) or []:
-            arguments = orjson.loads(call.arguments) if call.arguments.strip() else {}
-            blocks.append({"type": "tool_use", "id": call.id, "name": call.name, "input": arguments})
+            input_ = _arguments(call.arguments)
+            blocks.append({"type": "tool_use", "id": call.id, "name": call.name, "input": input_})
         if isinstance(content, str) and len(blocks) == 1 and blocks[0]["type"] == "text":
             return content
     return blocks
+
+
+def _arguments(text: str) -> Any:
+    """The parsed arguments ({} for none); unparsable text is sent as is (never raises).
+
+    check_case refuses it at load; a run stored before that check still builds a request, and the
+    API's 400 names the problem rather than runner crashing on it.
+    """
+    if not text.strip():
+        return {}
+    try:
+        return orjson.loads(text)
+    except orjson.JSONDecodeError:
+        return text
 
 
 def _block(part: Part) -> dict[str, Any]:
@@ -135,10 +149,6 @@ def _check_calls(message: dict[str, Any], key: str, refuse: Refuse) -> None:
         fix = 'give each call an id, type = "function" and function = {name = "...", arguments = "{}"}'
         raise refuse(f"{key}.tool_calls", "a malformed tool call", fix)
     for number, call in enumerate(calls):
-        try:
-            arguments = orjson.loads(call.arguments) if call.arguments.strip() else {}
-        except orjson.JSONDecodeError:
-            arguments = None
-        if not isinstance(arguments, dict):
+        if not isinstance(_arguments(call.arguments), dict):
             where = f"{key}.tool_calls[{number}].function.arguments"
             raise refuse(where, "tool-call arguments that are not a JSON object", 'write "{...}"')

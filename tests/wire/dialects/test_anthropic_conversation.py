@@ -135,3 +135,11 @@ def test_what_anthropic_cannot_express_is_refused(message: dict[str, Any], key: 
 def test_the_canonical_conversation_is_accepted() -> None:
     case = CaseSpec(id="c", messages=tuple(tool_conversation()), tools=(WEATHER_TOOL,))
     get_dialect("anthropic-messages").check_messages(case)
+
+
+def test_a_case_that_skipped_the_load_check_still_builds_a_request() -> None:
+    """A run stored before the check (resumed later) gets the API's 400, not a crash in build_request."""
+    call = {"id": "t", "type": "function", "function": {"name": "f", "arguments": "{not json"}}
+    case = CaseSpec(id="c", messages=({"role": "assistant", "content": None, "tool_calls": [call]},))
+    blocks = sent(case)["messages"][0]["content"]
+    assert blocks == [{"type": "tool_use", "id": "t", "name": "f", "input": "{not json"}]
