@@ -126,8 +126,38 @@ def check_case(case: CaseSpec, refuse: Refuse) -> None:
             raise refuse(key, "a tool result without tool_call_id", "set tool_call_id to the call's id")
         for number, part in enumerate(parts(message.get("content"))):
             _check_part(part, f"{key}.content[{number}]", role == "assistant", refuse)
+        if role == "user" and not parts(message.get("content")):
+            raise refuse(f"{key}.content", "an empty user turn", "give the turn some text")
         if role == "assistant":
             _check_calls(message, key, refuse)
+    _check_pairs(case, refuse)
+
+
+def _check_pairs(case: CaseSpec, refuse: Refuse) -> None:
+    """Every tool call is answered by the tool turns right after it, and every tool turn answers one.
+
+    The Messages API refuses a tool_use without its tool_result in the next turn, and a tool_result
+    whose tool_use is not in the turn before.
+    """
+    pending: dict[str, int] = {}  # unanswered call id -> index of the assistant turn that made it
+    for index, message in enumerate(case.messages):
+        role = message.get("role")
+        if role == "tool":
+            call_id = message.get("tool_call_id")
+            if pending.pop(str(call_id), None) is None:
+                fix = "answer a tool call of the assistant turn just before"
+                raise refuse(
+                    f"messages[{index}].tool_call_id", f"a tool result for unknown call {call_id!r}", fix
+                )
+            continue
+        if role == "system":
+            continue
+        if pending:
+            where = f"messages[{min(pending.values())}].tool_calls"
+            fix = "add a tool turn for each call right after the assistant turn"
+            raise refuse(where, f"tool calls without results: {', '.join(sorted(pending))}", fix)
+        if role == "assistant":
+            pending = {call.id: index for call in tool_calls(message) or []}
 
 
 def _check_part(part: Part, key: str, in_assistant: bool, refuse: Refuse) -> None:

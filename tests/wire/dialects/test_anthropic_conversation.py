@@ -143,3 +143,29 @@ def test_a_case_that_skipped_the_load_check_still_builds_a_request() -> None:
     case = CaseSpec(id="c", messages=({"role": "assistant", "content": None, "tool_calls": [call]},))
     blocks = sent(case)["messages"][0]["content"]
     assert blocks == [{"type": "tool_use", "id": "t", "name": "f", "input": "{not json"}]
+
+
+@pytest.mark.parametrize(
+    ("messages", "key", "what"),
+    [
+        (
+            tool_conversation()[:2] + tool_conversation()[3:],
+            "messages[1].tool_calls",
+            "without results: call_1",
+        ),
+        (
+            [*tool_conversation()[:2], {"role": "tool", "tool_call_id": "other", "content": "x"}],
+            "messages[2].tool_call_id",
+            "unknown call 'other'",
+        ),
+        ([{"role": "user", "content": []}], "messages[0].content", "an empty user turn"),
+    ],
+)
+def test_unpaired_tool_turns_and_empty_turns_are_refused(
+    messages: list[dict[str, Any]], key: str, what: str
+) -> None:
+    """What the Messages API refuses between turns is a load error too, not a 400 at run time."""
+    with pytest.raises(ConfigError) as caught:
+        get_dialect("anthropic-messages").check_messages(CaseSpec(id="c", messages=tuple(messages)))
+    assert caught.value.key == key
+    assert what in str(caught.value)
