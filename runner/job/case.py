@@ -4,15 +4,19 @@ from __future__ import annotations
 
 import difflib
 import json
+import re
 from typing import TYPE_CHECKING, Any
 
 from runner.errors import ConfigError
 from runner.grading.assertions import parse_expect
 from runner.job.source import Where, check_positive, check_table, join_key, require
 from runner.spec import CaseSpec, Expectation
+from runner.wire.dialects import get_dialect
 
 if TYPE_CHECKING:
-    from collections.abc import Iterable
+    from collections.abc import Iterable, Sequence
+
+    from runner.spec import ProviderSpec
 
 # Key -> expected type (runner.job.source.check_table); build_case adds the cross-field checks.
 _CASE = {
@@ -101,6 +105,34 @@ def check_messages(
             )
         system = messages.pop(0)["content"]
     return messages, system
+
+
+def check_expressible(
+    where: Where, case: CaseSpec, prefix: str, providers: Sequence[ProviderSpec], *, shift: int = 0
+) -> None:
+    """Fail unless every dialect the case runs on can express its messages and tools.
+
+    Args:
+        shift: how many messages the loader moved out of the file's list (a leading system message),
+            so an error's ``messages[i]`` points at the file's own index.
+    """
+    for provider in providers:
+        if case.providers is not None and provider.name not in case.providers:
+            continue
+        try:
+            get_dialect(provider.dialect).check_messages(case)
+        except ConfigError as exc:
+            key = _shifted(exc.key, shift) if exc.key else None
+            message = f"{exc.args[0]} (provider {provider.name!r})"
+            raise where.error(join_key(prefix, key) if key else prefix, message, exc.fix or "") from exc
+
+
+def _shifted(key: str, shift: int) -> str:
+    """``messages[i]...`` with ``i`` moved on by ``shift``; any other key unchanged."""
+    match = re.match(r"messages\[(\d+)\]", key)
+    if match is None or not shift:
+        return key
+    return f"messages[{int(match.group(1)) + shift}]{key[match.end() :]}"
 
 
 def check_tool(where: Where, tool: Any, prefix: str) -> None:

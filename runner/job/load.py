@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from runner.errors import ConfigError
 from runner.job.batch import parse_batch_jsonl
-from runner.job.case import build_case, cases_file_sources
+from runner.job.case import build_case, cases_file_sources, check_expressible
 from runner.job.plan import case_providers
 from runner.job.provider import build_provider, build_retry, build_timeouts, parse_provider_option
 from runner.job.source import (
@@ -222,6 +222,13 @@ def check_environment(job: JobSpec, environ: Mapping[str, str]) -> None:
         )
 
 
+def _moved_system(raw: dict[str, Any]) -> int:
+    """1 when the case's messages began with a system message (build_case moved it to ``system``)."""
+    messages = raw.get("messages")
+    first = messages[0] if isinstance(messages, list) and messages else None
+    return 1 if isinstance(first, dict) and first.get("role") == "system" else 0
+
+
 def _key_error(job: JobSpec, index: int, message: str, fix: str) -> ConfigError:
     key = f"providers[{index}].api_key_env"
     return ConfigError(message, path=job.source_path, key=key, line=line_of(job.locations, key), fix=fix)
@@ -269,6 +276,7 @@ def _build_job(
         sources.extend(cases_file_sources(*cases_text, start=len(sources)))
     for case_where, prefix, raw in sources:
         case = build_case(case_where, raw, prefix, names)
+        check_expressible(case_where, case, prefix, providers, shift=_moved_system(raw))
         if case.id in seen:
             raise case_where.error(
                 f"{prefix}.id", f"duplicate case id {case.id!r}", "give each case a unique id"

@@ -7,7 +7,9 @@ from __future__ import annotations
 
 import email.utils
 import time
-from typing import TYPE_CHECKING, Final
+from typing import TYPE_CHECKING, Any, Final
+
+import orjson
 
 from runner.simulator.frames import Frame
 
@@ -61,3 +63,33 @@ def malformed(frame: Frame) -> Frame:
     start = wire.find(b"data: ") + 6
     end = wire.rfind(b"\n\n")
     return Frame(wire[: start + (end - start) // 2] + b"\n\n", frame.token)
+
+
+def with_message(body: bytes, message: str) -> bytes:
+    """A dialect's JSON error body with its (first) human ``message`` replaced by ``message``.
+
+    Every dialect's error object keeps its text under ``message`` (OpenAI's and Anthropic's ``error``,
+    Runware's ``errors[0]``), so the 400 for a refused body says why, as the real APIs do.
+    """
+    doc = orjson.loads(body)
+    found = _message_holder(doc)
+    if found is None:
+        return body
+    found["message"] = message
+    return orjson.dumps(doc)
+
+
+def _message_holder(doc: Any) -> dict[str, Any] | None:
+    if isinstance(doc, dict):
+        if isinstance(doc.get("message"), str):
+            return doc
+        children: list[Any] = list(doc.values())
+    elif isinstance(doc, list):
+        children = doc
+    else:
+        return None
+    for child in children:
+        found = _message_holder(child)
+        if found is not None:
+            return found
+    return None

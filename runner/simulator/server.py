@@ -19,8 +19,8 @@ import trio
 
 from runner.errors import ConfigError
 from runner.simulator.config import Fault, SimulatorConfig, parse_faults
-from runner.simulator.emitters import EMITTERS, FALLBACK
-from runner.simulator.faults import malformed, retry_headers
+from runner.simulator.emitters import EMITTERS, FALLBACK, InvalidRequestError
+from runner.simulator.faults import malformed, retry_headers, with_message
 from runner.simulator.frames import EmitContext, Frame
 from runner.simulator.http import (
     LAST_CHUNK,
@@ -32,6 +32,7 @@ from runner.simulator.http import (
     json_response,
 )
 from runner.simulator.log import AttemptCounter, ServedLog
+from runner.simulator.models import models_body
 from runner.simulator.script import answer, content_seed
 
 if TYPE_CHECKING:
@@ -124,13 +125,22 @@ class _Simulator:
         if request.method == "GET" and path == "/health":
             await stream.send_all(json_response(200, b'{"status":"ok"}'))
             return request.keep_alive
+        if request.method == "GET" and path == "/v1/models":
+            listing = models_body(anthropic="anthropic-version" in request.headers)
+            await stream.send_all(json_response(200, listing))
+            return request.keep_alive
         emitter = self.routes.get(path)
         if emitter is None or request.method != "POST":
             status = 404 if emitter is None else 405
             await stream.send_all(json_response(status, self.fallback.error_body(status)))
             return request.keep_alive
         body = _json(request.body)
-        task = emitter.read(body)
+        try:
+            task = emitter.read(body)
+        except InvalidRequestError as exc:  # the dialect's body, refused as the real API refuses it
+            refused = with_message(emitter.error_body(400), str(exc))
+            await stream.send_all(json_response(400, refused))
+            return request.keep_alive
         if task is None:
             await stream.send_all(json_response(400, emitter.error_body(400)))
             return request.keep_alive

@@ -9,7 +9,7 @@ import pytest
 import trio
 
 from runner.simulator import SimulatorConfig, expected_output
-from runner.simulator.emitters import EMITTERS, FALLBACK, Emitter, build_emitters, names
+from runner.simulator.emitters import EMITTERS, FALLBACK, Emitter, InvalidRequestError, build_emitters, names
 from runner.simulator.log import AttemptCounter, ServedLog
 from runner.simulator.server import SimulatorHandle
 from runner.wire.dialects import names as dialect_names
@@ -101,12 +101,14 @@ def test_read_runware_task() -> None:
         "numberResults": 2,
         "deliveryMethod": "stream",
         "settings": {"maxTokens": 7},
-        "tools": [{"name": "ignored"}],
     }
     task = EMITTERS["runware"].read([first, {"taskType": "other"}])
     assert task is not None
     assert task.body is first
     assert (task.stream, task.choices, task.max_tokens, task.reasoning, task.tools) == (True, 2, 7, False, ())
+    # Runware documents no tools for textInference: a task offering some is refused, not answered.
+    with pytest.raises(InvalidRequestError, match="tools"):
+        EMITTERS["runware"].read([{**first, "tools": [{"name": "g"}]}])
 
 
 @pytest.mark.parametrize("emitter", EMITTER_PARAMS)

@@ -11,7 +11,15 @@ from typing import TYPE_CHECKING, Any, Final
 
 import orjson
 
-from runner.simulator.emitters.base import Counts, Task, model_name, offered_tools, token_limit
+from runner.simulator.emitters.anthropic_check import messages_problem
+from runner.simulator.emitters.base import (
+    Counts,
+    InvalidRequestError,
+    Task,
+    model_name,
+    offered_tools,
+    token_limit,
+)
 from runner.simulator.faults import error_message
 from runner.simulator.frames import EmitContext, Frame, data_event
 
@@ -52,6 +60,9 @@ class AnthropicMessagesEmitter:
     def read(self, body: Any) -> Task | None:
         if not isinstance(body, dict) or not isinstance(body.get("messages"), list):
             return None
+        problem = messages_problem(body)
+        if problem is not None:
+            raise InvalidRequestError(problem)
         thinking = body.get("thinking")
         return Task(
             body=body,

@@ -13,6 +13,13 @@ if TYPE_CHECKING:
     from runner.simulator.script import Expected
 
 
+class InvalidRequestError(Exception):
+    """Raised by ``Emitter.read`` for a body the real API refuses with 400; the message says why.
+
+    The server answers with the dialect's 400 error body carrying this message, as the provider does.
+    """
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Task:
     """One request as the simulator answers it, read once from the JSON body by its dialect's emitter."""
@@ -54,7 +61,11 @@ class Emitter(Protocol):
     has_flavors: bool  # SimulatorConfig.flavor applies to this dialect
 
     def read(self, body: Any) -> Task | None:
-        """The task a parsed JSON body asks for, or None when the dialect would refuse it (400)."""
+        """The task a parsed JSON body asks for, or None when the dialect would refuse it (400).
+
+        Raises:
+            InvalidRequestError: the body is the dialect's, but the real API refuses it (says why).
+        """
         ...
 
     def usage(

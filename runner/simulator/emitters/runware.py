@@ -11,7 +11,14 @@ from typing import TYPE_CHECKING, Any, Final
 
 import orjson
 
-from runner.simulator.emitters.base import Counts, Task, choice_count, model_name, token_limit
+from runner.simulator.emitters.base import (
+    Counts,
+    InvalidRequestError,
+    Task,
+    choice_count,
+    model_name,
+    token_limit,
+)
 from runner.simulator.faults import error_message
 from runner.simulator.frames import EmitContext, Frame, data_event, interleave
 
@@ -20,6 +27,7 @@ if TYPE_CHECKING:
     from runner.simulator.script import Expected
 
 HEARTBEAT: Final = b": ping\n\n"
+_ROLES: Final = frozenset({"system", "user", "assistant"})
 DONE: Final = Frame(b"data: [DONE]\n\n")
 # status -> error code; other statuses get a generic one by class (4xx or 5xx)
 ERRORS: Final = {
@@ -54,6 +62,9 @@ class RunwareEmitter:
         task: dict[str, Any] = body[0]
         if task.get("taskType") != "textInference":
             return None
+        problem = _task_problem(task)
+        if problem is not None:
+            raise InvalidRequestError(problem)
         settings = task.get("settings")
         return Task(
             body=task,
@@ -107,6 +118,23 @@ class RunwareEmitter:
             "taskUUID": task_uuid(task.body),
         }
         return [Frame(data_event({"errors": [error]}))]
+
+
+def _task_problem(task: dict[str, Any]) -> str | None:
+    """Why Runware refuses this textInference task, or None: its documented messages are text only."""
+    if "tools" in task:
+        return "tools: unsupported parameter for textInference"
+    messages = task.get("messages")
+    if not isinstance(messages, list) or not messages:
+        return "messages: must be a non-empty array"
+    for index, message in enumerate(messages):
+        role = message.get("role") if isinstance(message, dict) else None
+        if role not in _ROLES:
+            return f"messages[{index}].role: must be one of system, user, assistant (got {role!r})"
+        content = message.get("content")
+        if not isinstance(content, str) or not content:
+            return f"messages[{index}].content: must be a non-empty string"
+    return None
 
 
 def task_uuid(body: dict[str, Any]) -> str:

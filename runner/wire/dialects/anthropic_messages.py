@@ -13,6 +13,12 @@ import orjson
 
 from runner.model import Choice, Completion, Usage
 from runner.spec import request_params
+from runner.wire.dialects.anthropic_request import (
+    anthropic_messages,
+    anthropic_tool_choice,
+    check_case,
+    system_prompt,
+)
 from runner.wire.dialects.base import DialectBase, HttpRequest, max_tokens_param
 from runner.wire.dialects.common import (
     AccumulatorBase,
@@ -26,6 +32,7 @@ from runner.wire.dialects.common import (
 if TYPE_CHECKING:
     from collections.abc import Mapping
 
+    from runner.errors import ConfigError
     from runner.spec import CaseSpec, ProviderSpec
     from runner.wire.sse import ServerSentEvent
 
@@ -299,20 +306,14 @@ class AnthropicMessagesDialect(DialectBase[AnthropicMessagesAccumulator]):
     fixed_headers: ClassVar[Mapping[str, str]] = MappingProxyType({"anthropic-version": ANTHROPIC_VERSION})
 
     def build_request(self, provider: ProviderSpec, case: CaseSpec, *, api_key: str | None) -> HttpRequest:
-        system = [case.system] if case.system is not None else []
-        messages = []
-        for message in case.messages:
-            if message.get("role") == "system":  # Anthropic takes the system prompt separately
-                system.append(str(message.get("content", "")))
-            else:
-                messages.append(dict(message))
         body: dict[str, Any] = {
             "model": provider.model,
             "max_tokens": DEFAULT_MAX_TOKENS,
-            "messages": messages,
+            "messages": anthropic_messages(case),
         }
-        if system:
-            body["system"] = "\n\n".join(system)
+        system = system_prompt(case)
+        if system is not None:
+            body["system"] = system
         if case.tools:
             body["tools"] = anthropic_tools(case.tools)
         # The case's params merged deeply over the provider's (spec.request_params: the same merge
@@ -322,6 +323,8 @@ class AnthropicMessagesDialect(DialectBase[AnthropicMessagesAccumulator]):
                 body["stop_sequences"] = [value] if isinstance(value, str) else list(value)
             elif key == "max_completion_tokens":
                 body["max_tokens"] = value
+            elif key == "tool_choice":
+                body["tool_choice"] = anthropic_tool_choice(value)
             else:  # max_tokens, temperature, top_p have the same names here
                 body[key] = value
         body["stream"] = True
@@ -331,6 +334,12 @@ class AnthropicMessagesDialect(DialectBase[AnthropicMessagesAccumulator]):
             headers=self.request_headers(provider, api_key),
             body=orjson.dumps(body),
         )
+
+    def check_messages(self, case: CaseSpec) -> None:
+        def refuse(key: str, what: str, fix: str) -> ConfigError:
+            return self.inexpressible(case, key, what, fix)
+
+        check_case(case, refuse)
 
     def max_output_tokens(self, params: Mapping[str, Any]) -> int | None:
         # max_tokens is required by the Messages API: build_request sends DEFAULT_MAX_TOKENS unset.

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, ClassVar, Final, Generic, Protocol, TypeVar
 
+from runner.errors import ConfigError
 from runner.wire.dialects.common import AccumulatorBase, parse_json_error_body
 
 if TYPE_CHECKING:
@@ -108,6 +109,18 @@ class Dialect(Protocol):
         """
         ...
 
+    def check_messages(self, case: CaseSpec) -> None:
+        """Refuse, at job load, a case this dialect cannot express (images to a text-only API...).
+
+        Called once per (case, provider) pair by the job loader, so an inexpressible conversation is a
+        load error naming the case and the dialect, not a request the provider rejects mid-run.
+
+        Raises:
+            ConfigError: ``key`` is the part of the case at fault, relative to the case
+                (``messages[2].content[0]``, ``tools``); the message names the case and the dialect.
+        """
+        ...
+
 
 def max_tokens_param(*scopes: Mapping[str, Any]) -> int | None:
     """The first integer output-token cap in ``scopes``, searched in order (a bool is not a count)."""
@@ -140,6 +153,14 @@ class DialectBase(Generic[AccumulatorT]):
 
     def max_output_tokens(self, params: Mapping[str, Any]) -> int | None:
         return max_tokens_param(params)
+
+    def check_messages(self, case: CaseSpec) -> None:
+        """Accept every case: a dialect that cannot express something overrides this (see ``Dialect``)."""
+        return None
+
+    def inexpressible(self, case: CaseSpec, key: str, what: str, fix: str) -> ConfigError:
+        """The load error for ``what`` at ``key`` (relative to the case) that this dialect cannot send."""
+        return ConfigError(f"case {case.id!r}: {self.name} cannot express {what}", key=key, fix=fix)
 
     def request_headers(self, provider: ProviderSpec, api_key: str | None) -> dict[str, str]:
         """The headers of a streamed JSON request: the provider's own may override all but the key."""

@@ -43,7 +43,7 @@ _FINISH_REASONS: Final[dict[str, FinishReason]] = {
 
 
 def openai_messages(case: CaseSpec) -> list[dict[str, Any]]:
-    """The case's messages with its system prompt first, in OpenAI chat format (Runware takes it too)."""
+    """The case's messages with its system prompt first, in OpenAI chat format (the canonical shape)."""
     messages = [dict(message) for message in case.messages]
     if case.system is not None:
         messages.insert(0, {"role": "system", "content": case.system})

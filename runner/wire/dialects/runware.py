@@ -22,10 +22,10 @@ from runner.wire.dialects.common import (
     error_from_payload,
     float_or_none,
     int_or_none,
-    openai_messages,
     protocol_error,
     stream_complete,
 )
+from runner.wire.dialects.conversation import text_of
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
@@ -33,6 +33,8 @@ if TYPE_CHECKING:
     from runner.spec import CaseSpec, ProviderSpec
     from runner.wire.sse import ServerSentEvent
 
+# The roles a textInference task's messages take (the seed documents no tool turns).
+_ROLES: Final = frozenset({"system", "user", "assistant"})
 # Common params -> Runware's ``settings`` names.
 _SETTINGS: Final = {
     "max_tokens": "maxTokens",
@@ -159,8 +161,21 @@ class RunwareAccumulator(AccumulatorBase):
         )
 
 
+def runware_messages(case: CaseSpec) -> list[dict[str, Any]]:
+    """The case's messages as Runware documents them: a role and a string content each.
+
+    Text parts are joined into one string; check_messages refused anything else at load.
+    """
+    messages: list[dict[str, Any]] = []
+    if case.system is not None:
+        messages.append({"role": "system", "content": case.system})
+    for message in case.messages:
+        messages.append({"role": message.get("role"), "content": text_of(message.get("content")) or ""})
+    return messages
+
+
 class RunwareDialect(DialectBase[RunwareAccumulator]):
-    """Runware: POST ``{base_url}`` with a JSON array holding one ``textInference`` task."""
+    """Runware: POST ``{base_url}`` with a JSON array holding one ``textInference`` task (text only)."""
 
     name: str = "runware"
     accumulator = RunwareAccumulator
@@ -170,12 +185,10 @@ class RunwareDialect(DialectBase[RunwareAccumulator]):
             "taskType": "textInference",
             "model": provider.model,
             "deliveryMethod": "stream",
-            "messages": openai_messages(case),
+            "messages": runware_messages(case),
             "includeUsage": True,
             "includeCost": True,
         }
-        if case.tools:
-            task["tools"] = [dict(tool) for tool in case.tools]  # Runware takes OpenAI's format
         settings: dict[str, Any] = {}
         # The case's params merged deeply over the provider's (spec.request_params: the same merge
         # the --reuse hash uses), then translated key by key.
@@ -198,6 +211,22 @@ class RunwareDialect(DialectBase[RunwareAccumulator]):
             headers=self.request_headers(provider, api_key),
             body=orjson.dumps([task]),
         )
+
+    def check_messages(self, case: CaseSpec) -> None:
+        """Runware's task API documents text messages only: no tools, tool turns or images."""
+        if case.tools:
+            raise self.inexpressible(case, "tools", "tools", "run this case on a dialect with tools")
+        for index, message in enumerate(case.messages):
+            key, role = f"messages[{index}]", message.get("role")
+            if role not in _ROLES:
+                fix = "use system, user or assistant messages"
+                raise self.inexpressible(case, key, f"a {role!r} message (a text-only task)", fix)
+            if message.get("tool_calls"):
+                fix = "drop the tool calls or run this case on a dialect with tools"
+                raise self.inexpressible(case, f"{key}.tool_calls", "tool calls", fix)
+            if text_of(message.get("content")) is None:
+                fix = "send text only to runware (text parts or a string)"
+                raise self.inexpressible(case, f"{key}.content", "images or other non-text content", fix)
 
     def max_output_tokens(self, params: Mapping[str, Any]) -> int | None:
         # A top-level cap is translated into settings.maxTokens, and a `settings` table is sent as

@@ -1,0 +1,120 @@
+"""The simulator refuses what the real APIs refuse (a wrongly translated conversation fails in tests as in
+production) and lists its models at GET /v1/models in OpenAI's and Anthropic's shapes."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import anthropic
+import openai
+import orjson
+import pytest
+import trio
+
+from runner.simulator.server import SimulatorHandle
+from tests.conftest import http_request, raw_exchange
+from tests.conversations import PNG, tool_conversation
+
+USE = {"type": "tool_use", "id": "t1", "name": "f", "input": {}}
+RESULT = {"type": "tool_result", "tool_use_id": "t1", "content": "ok"}
+USER = {"role": "user", "content": "q"}
+IMAGE = {"type": "image", "source": {"type": "base64", "media_type": "image/png", "data": PNG}}
+
+
+async def post(handle: SimulatorHandle, path: str, body: Any) -> tuple[int, Any]:
+    response = await raw_exchange(handle.port, http_request(path, body))
+    return response.status, orjson.loads(response.body) if response.status != 200 else None
+
+
+def anthropic_body(messages: list[dict[str, Any]], **extra: Any) -> dict[str, Any]:
+    return {"model": "m", "max_tokens": 16, "messages": messages, **extra}
+
+
+async def test_anthropic_refuses_the_openai_shaped_conversation(simulator: SimulatorHandle) -> None:
+    """What runner used to send (tool role, tool_calls, image_url parts) is a 400, as at Anthropic."""
+    status, error = await post(simulator, "/v1/messages", anthropic_body(tool_conversation()))
+    assert status == 400
+    assert error["type"] == "error"
+    assert error["error"]["type"] == "invalid_request_error"
+    assert error["error"]["message"].startswith("messages.")
+
+
+@pytest.mark.parametrize(
+    ("messages", "why"),
+    [
+        (
+            [{"role": "system", "content": "s"}, {"role": "user", "content": "u"}],
+            "messages.0: Input should be",
+        ),
+        (
+            [{"role": "user", "content": "a"}, {"role": "user", "content": "b"}],
+            "messages.1: roles must alternate",
+        ),
+        (
+            [
+                {
+                    "role": "user",
+                    "content": [{"type": "image_url", "image_url": {"url": "https://x.test/a.png"}}],
+                }
+            ],
+            "messages.0: content.0: Input tag 'image_url'",
+        ),
+        ([{"role": "user", "content": [RESULT]}], "messages.0: unexpected tool_use_id"),
+        (
+            [
+                {"role": "user", "content": "q"},
+                {"role": "assistant", "content": [USE]},
+                {"role": "user", "content": "x"},
+            ],
+            "messages.2: tool_use ids were found without tool_result",
+        ),
+        ([{"role": "user", "content": ""}], "messages.0: content.0: text content blocks must be non-empty"),
+    ],
+)
+async def test_anthropic_refuses_what_the_api_refuses(
+    simulator: SimulatorHandle, messages: list[dict[str, Any]], why: str
+) -> None:
+    status, error = await post(simulator, "/v1/messages", anthropic_body(messages))
+    assert status == 400
+    assert error["error"]["message"].startswith(why)
+
+
+async def test_anthropic_accepts_a_well_formed_conversation(simulator: SimulatorHandle) -> None:
+    messages: list[dict[str, Any]] = [
+        {"role": "user", "content": "q"},
+        {"role": "assistant", "content": [{"type": "text", "text": "checking"}, USE]},
+        {"role": "user", "content": [RESULT, {"type": "text", "text": "and this?"}, IMAGE]},
+    ]
+    status, _ = await post(simulator, "/v1/messages", anthropic_body(messages, system="be brief"))
+    assert status == 200
+
+
+@pytest.mark.parametrize(
+    ("message", "why"),
+    [
+        ({"role": "tool", "tool_call_id": "c", "content": "x"}, "messages[0].role"),
+        ({"role": "user", "content": [{"type": "text", "text": "x"}]}, "messages[0].content"),
+    ],
+)
+async def test_runware_refuses_what_its_text_task_cannot_take(
+    simulator: SimulatorHandle, message: dict[str, Any], why: str
+) -> None:
+    task = {"taskType": "textInference", "taskUUID": "u", "model": "m", "messages": [message]}
+    status, error = await post(simulator, "/v1", [task])
+    assert status == 400
+    assert error["errors"][0]["message"].startswith(why)
+
+
+def list_models(handle: SimulatorHandle) -> tuple[list[str], list[str]]:
+    with openai.OpenAI(base_url=handle.base_url("openai-chat"), api_key="k", max_retries=0) as client:
+        ours = [model.id for model in client.models.list()]
+    base = handle.base_url("anthropic-messages")
+    with anthropic.Anthropic(base_url=base, api_key="k", max_retries=0) as client:
+        theirs = [model.id for model in client.models.list()]
+    return ours, theirs
+
+
+async def test_models_list_in_both_sdks_shapes(simulator: SimulatorHandle) -> None:
+    """The openai and anthropic SDKs (outside oracles) both read GET /v1/models."""
+    openai_ids, anthropic_ids = await trio.to_thread.run_sync(list_models, simulator)
+    assert openai_ids == anthropic_ids == ["sim-model"]
