@@ -144,6 +144,35 @@ async def test_a_crashed_worker_is_reported_and_the_others_finish_its_units(
     assert_consistent(units)
 
 
+async def test_every_worker_crashed_with_units_left_exits_4_with_the_resume_line(
+    tmp_path: Path, sqlite_db: Database, nursery: trio.Nursery
+) -> None:
+    """No worker left to take over: exit 4, one line naming the workers and their codes, then
+    --resume finishes the run (README: exit codes)."""
+    state = RunState(sqlite_db)
+    job = write_job(tmp_path, JOB)
+    args = ["run", str(job), "--db", sqlite_db.url, "--report", "-", "--workers", "2"]
+    process = await start_runner(nursery, *args, cwd=tmp_path)
+    await wait_for(lambda: state.done() >= 4, within=30)
+    children = await trio.to_thread.run_sync(children_of, process.pid)
+    for pid in (pid for pid, cmd in children if "--join" in cmd):
+        os.kill(pid, signal.SIGKILL)
+    assert await process.wait(within=30) == 4, process.stderr
+    run_id = summary_run_id(process)
+    last = process.stderr.strip().splitlines()[-1]
+    assert re.fullmatch(
+        rf"error: run {run_id}: workers stopped with \d+ units not done \(worker 1 with code -9, "
+        rf"worker 2 with code -9 exited\); resume with: runner run --resume {run_id}",
+        last,
+    ), process.stderr
+    resumed = await run_runner(
+        "run", "--resume", run_id, "--db", sqlite_db.url, "--report", "-", cwd=tmp_path
+    )
+    assert resumed.process.returncode == 0, resumed.stderr
+    units = await trio.to_thread.run_sync(state.units, run_id)
+    assert all((u.status, u.results) == ("ok", 1) for u in units.values()), units
+
+
 @pytest.mark.parametrize("value", ["0", "two", "-1"])
 async def test_a_bad_worker_count_is_one_line_and_exit_2(tmp_path: Path, value: str) -> None:
     job = write_job(tmp_path, JOB)
