@@ -67,6 +67,7 @@ async def test_workers_share_one_simulator_and_finish_every_unit_once(
     state = RunState(sqlite_db)
     job = write_job(tmp_path, JOB)
     args = ["run", str(job), "--db", sqlite_db.url, "--workers", "2", "--progress-interval", "0.5"]
+    args += ["--capture", "all"]  # passed on to the workers
     process = await start_runner(nursery, *args, "--report", str(tmp_path / "r.html"), cwd=tmp_path)
     await wait_for(lambda: state.done() >= 4, within=30)
     children = await trio.to_thread.run_sync(children_of, process.pid)
@@ -80,6 +81,7 @@ async def test_workers_share_one_simulator_and_finish_every_unit_once(
     units = await trio.to_thread.run_sync(state.units, run_id)
     assert len(units) == 60
     assert all((u.status, u.attempts, u.results) == ("ok", 1, 1) for u in units.values()), units
+    assert len(await trio.to_thread.run_sync(state.raw_captures)) == 60
     owners = await trio.to_thread.run_sync(owners_of, state, run_id)
     assert len(owners) == 2, owners
     assert sum(owners.values()) == 60, owners
