@@ -197,11 +197,14 @@ def run_command(
                 handler.addFilter(RedactingFilter(Redactor.of(api_keys.values())))
             try:
                 if workers > 1:
-                    returned, outcome = None, _supervise(database, run, job, options, workers, console)
+                    outcome = _supervise(database, run, job, options, workers, console)
                     summary = summarize(database, run.id)
                     if outcome.signalled:  # even if a worker was killed before it marked the run
                         summary = dataclasses.replace(summary, status="interrupted")
                     _stop_if_undone(summary, outcome.crashed)
+                    # As from run_until_signalled: None when a signal stopped the run (else an
+                    # interrupted run was stopped by the budget).
+                    returned = None if outcome.signalled else summary
                 else:
                     returned = trio.run(
                         functools.partial(

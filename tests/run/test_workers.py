@@ -15,7 +15,14 @@ import trio
 
 from runner.store.db import Database
 from tests.run.processes import RunnerProcess, RunState, run_runner, start_runner, wait_for
-from tests.run.test_lifecycle import SLOW_JOB, assert_consistent, sqlite_db, summary_run_id, write_job
+from tests.run.test_lifecycle import (
+    BUDGET_JOB,
+    SLOW_JOB,
+    assert_consistent,
+    sqlite_db,
+    summary_run_id,
+    write_job,
+)
 
 __all__ = ["sqlite_db"]  # the fixture, used here by name
 
@@ -173,6 +180,21 @@ async def test_every_worker_crashed_with_units_left_exits_4_with_the_resume_line
     assert resumed.process.returncode == 0, resumed.stderr
     units = await trio.to_thread.run_sync(state.units, run_id)
     assert all((u.status, u.results) == ("ok", 1) for u in units.values()), units
+
+
+async def test_the_budget_stops_every_worker_and_says_so(tmp_path: Path, sqlite_db: Database) -> None:
+    """Workers stopped by the budget (each its own today): exit 130 with the budget's line, as
+    without --workers; units in flight when it was reached finish."""
+    state = RunState(sqlite_db)
+    job = write_job(tmp_path, BUDGET_JOB)
+    args = ["run", str(job), "--db", sqlite_db.url, "--report", "-", "--workers", "2"]
+    process = await run_runner(*args, cwd=tmp_path, within=60)
+    assert process.process.returncode == 130, process.stderr
+    assert ": stopped: budget of $6 reached;" in process.stderr
+    assert "resume with a larger budget: runner run --resume r-" in process.stderr
+    counts = await trio.to_thread.run_sync(state.counts, summary_run_id(process))
+    assert 3 <= counts["ok"] < 30, counts  # per worker: at most 2 x (3 + 2 in flight)
+    assert counts["running"] == 0
 
 
 @pytest.mark.parametrize("value", ["0", "two", "-1"])
