@@ -34,7 +34,7 @@ DisplayMode = Literal["live", "plain", "quiet"]
 MIN_UNITS_FOR_ETA = 5
 # The whole run's totals are read from the database at most this often (each read counts the run's
 # units: modest, so a display never competes with the writers).
-RUN_TOTALS_INTERVAL: Final = 2.0
+RUN_TOTALS_INTERVAL: Final = 5.0
 # Processes named one by one in a progress line; more are counted.
 _NAMED_PROCESSES: Final = 4
 
