@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import functools
 import logging
 import signal
@@ -21,7 +22,10 @@ if TYPE_CHECKING:
     from collections.abc import Iterator
     from types import FrameType
 
+    from rich.console import Console
+
     from runner.run.service import RunOptions, RunSummary
+    from runner.run.workers import WorkerEnd, WorkersOutcome
     from runner.spec import JobSpec, TransportName
     from runner.store.db import Database
     from runner.store.records import RawCapturePolicy, RunInfo
@@ -32,6 +36,8 @@ CAPTURE_CHOICES: Final = ("failed", "all", "none")
 # The database failed during the run (connection lost, lock held too long, disk full, file deleted):
 # what was stored is kept, nothing more is claimed; fix the database and --resume.
 DATABASE_FAILED_EXIT: Final = 3
+# --workers: every worker ended, one of them crashed (not 0, 1 or 130), and units are left undone.
+WORKER_FAILED_EXIT: Final = 4
 # More units than this need --yes: every unit is a row written before the first request is sent.
 MAX_UNITS_WITHOUT_YES: Final = 100_000
 
@@ -95,6 +101,19 @@ MAX_UNITS_WITHOUT_YES: Final = 100_000
     help="Where to write the HTML run report (default report-RUN.html; '-' for none).",
 )
 @click.option("--yes", "-y", is_flag=True, help=f"Run a job of more than {MAX_UNITS_WITHOUT_YES:,} units.")
+@click.option(
+    "--workers",
+    "workers_text",
+    metavar="N|auto",
+    default="1",
+    show_default=True,
+    help="Worker processes on the run, each a runner run --join RUN ('auto': one per core); "
+    "one progress for all, Ctrl-C stops all.",
+)
+# Internal, set by --workers on the processes it starts: the simulated providers it serves (one
+# simulator for all workers), and no display, report or summary of their own (it shows one for all).
+@click.option("--simulator-url", "simulator_urls", multiple=True, hidden=True, metavar="NAME=URL")
+@click.option("--as-worker", is_flag=True, hidden=True)
 def run_command(
     job_path: str | None,
     db_url: str | None,
@@ -111,6 +130,9 @@ def run_command(
     progress_interval: float,
     report_path: str | None,
     yes: bool,
+    workers_text: str,
+    simulator_urls: tuple[str, ...],
+    as_worker: bool,
 ) -> None:
     """Run a job: every provider x case x repeat, streamed, retried, timed, costed and stored.
 
@@ -118,9 +140,9 @@ def run_command(
     per verdict: passed, with failed assertions, failed (no result), not done. Exit codes: 0 no unit
     failed or failed an assertion, 1 some did, 2 job, option or database error (also: --resume of a
     run another live process is working; --join it instead), 3 the database failed during the run
-    (fix it, then --resume), 130 interrupted or stopped by the budget (finish it later with
-    --resume; also when interrupted while planning). Only RUNNER_DB and RUNNER_TRANSPORT are read
-    from the environment.
+    (fix it, then --resume), 4 (--workers) a worker crashed and no other worker finished its units,
+    130 interrupted or stopped by the budget (finish it later with --resume; also when interrupted
+    while planning). Only RUNNER_DB and RUNNER_TRANSPORT are read from the environment.
 
     Example: runner run jobs/demo.toml
     """
@@ -143,6 +165,9 @@ def run_command(
         fail("--resume and --join exclude each other")
     if job_path is None and not (resume or join):
         fail("name a job file, or --resume RUN / --join RUN")
+    workers = _worker_count(workers_text)
+    if as_worker:
+        quiet, report_path = True, "-"
     if report_path != "-":  # before anything is sent: a run's report must have somewhere to go
         check_output_path(report_path, "--report", makes_folders=True)
     console = Console(stderr=True)
@@ -157,6 +182,7 @@ def run_command(
         progress_interval=progress_interval,
         lease_seconds=lease_seconds,
         transport=cast("TransportName", transport),  # click.Choice checked it against TRANSPORTS
+        simulator_urls=tuple(_name_and_url(text) for text in simulator_urls),
     )
     try:
         provider = parse_provider_option(provider_spec) if provider_spec else None
@@ -164,30 +190,42 @@ def run_command(
         if job is not None and not (resume or join):
             check_plan_size(job, limit=sys.maxsize if yes else MAX_UNITS_WITHOUT_YES)
         with open_database(db_url) as database:
-            run, job = _open_announced(database, job, options)
+            run, job = _open_announced(database, job, options, announce=not as_worker)
             api_keys = read_api_keys(job, os.environ)
             # Belt and braces: no log line (runner's, httpx's) can print a key, whatever it quotes.
             for handler in logging.getLogger().handlers:
                 handler.addFilter(RedactingFilter(Redactor.of(api_keys.values())))
             try:
-                returned = trio.run(
-                    functools.partial(
-                        run_until_signalled,
-                        database,
-                        run,
-                        job,
-                        options,
-                        api_keys=api_keys,
-                        console=console,
+                if workers > 1:
+                    outcome = _supervise(database, run, job, options, workers, console)
+                    summary = summarize(database, run.id)
+                    if outcome.signalled:  # even if a worker was killed before it marked the run
+                        summary = dataclasses.replace(summary, status="interrupted")
+                    _stop_if_undone(summary, outcome.crashed)
+                    # As from run_until_signalled: None when a signal stopped the run (else an
+                    # interrupted run was stopped by the budget).
+                    returned = None if outcome.signalled else summary
+                else:
+                    returned = trio.run(
+                        functools.partial(
+                            run_until_signalled,
+                            database,
+                            run,
+                            job,
+                            options,
+                            api_keys=api_keys,
+                            console=console,
+                        )
                     )
-                )
-                summary = returned or summarize(database, run.id)
+                    summary = returned or summarize(database, run.id)
             except StorageError as exc:
                 fail(
                     f"{exc}; run {run.id} stopped and what was stored is kept; when the database is "
                     f"back: runner run --resume {run.id}",
                     DATABASE_FAILED_EXIT,
                 )
+            if as_worker:  # the --workers process that started this one reports for all
+                sys.exit(summary.exit_code)
             written = _write_report(database, run.id, report_path)
             if written is not None:
                 click.echo(f"report: {written}", err=True)
@@ -204,7 +242,9 @@ def run_command(
     sys.exit(summary.exit_code)
 
 
-def _open_announced(database: Database, job: JobSpec | None, options: RunOptions) -> tuple[RunInfo, JobSpec]:
+def _open_announced(
+    database: Database, job: JobSpec | None, options: RunOptions, *, announce: bool = True
+) -> tuple[RunInfo, JobSpec]:
     """``open_run``, printing the run id as soon as the run exists and then planning progress.
 
     Ctrl-C or SIGTERM while the units are being stored exits 130 with the resume line: the run stays
@@ -217,16 +257,17 @@ def _open_announced(database: Database, job: JobSpec | None, options: RunOptions
 
     opened: list[str] = []
 
-    def announce(run: RunInfo, job: JobSpec) -> None:
+    def announced(run: RunInfo, job: JobSpec) -> None:
         opened.append(run.id)
-        click.echo(f"run {run.id} ({job.name}) in {display_url(database.url)}", err=True)
+        if announce:
+            click.echo(f"run {run.id} ({job.name}) in {display_url(database.url)}", err=True)
 
     def planned(stored: int, total: int) -> None:
         click.echo(f"run {opened[-1]}: planned {stored}/{total} units", err=True)
 
     try:
         with _stop_on_signals() as stopped:
-            hooks = PlanningHooks(announce=announce, progress=planned, stop_requested=stopped.is_set)
+            hooks = PlanningHooks(announce=announced, progress=planned, stop_requested=stopped.is_set)
             opened_run = open_run(database, job, options, environ=os.environ, hooks=hooks)
             if stopped.is_set():  # asked for after the last batch: stop before anything is sent
                 raise KeyboardInterrupt
@@ -256,6 +297,76 @@ def _stop_on_signals() -> Iterator[threading.Event]:
     finally:
         for signum, handler in previous.items():
             signal.signal(signum, handler)
+
+
+def _worker_count(text: str) -> int:
+    from runner.run.workers import worker_count
+
+    try:
+        return worker_count(text)
+    except ValueError as exc:
+        fail(f"--workers: {exc}")
+
+
+def _name_and_url(text: str) -> tuple[str, str]:
+    name, sep, url = text.partition("=")
+    if not sep or not name or "://" not in url:
+        fail(f"--simulator-url: expected NAME=URL, got {text!r}")
+    return name, url
+
+
+def _supervise(
+    database: Database, run: RunInfo, job: JobSpec, options: RunOptions, workers: int, console: Console
+) -> WorkersOutcome:
+    """``--workers N``: N ``runner run --join RUN`` processes on the run, one progress shown here.
+
+    Returns how the workers ended (a signal forwarded to them, crashes).
+    """
+    import os
+
+    import trio
+
+    from runner.run.service import read_run_totals
+    from runner.run.workers import WorkerPlan, run_workers
+
+    argv = ["run", "--join", run.id, "--as-worker", "--capture", options.raw_capture]
+    argv += ["--lease", repr(options.lease_seconds), "--transport", options.transport]
+    if options.concurrency is not None:
+        argv += ["--concurrency", str(options.concurrency)]
+    if options.max_cost_usd is not None:
+        argv += ["--max-cost", repr(options.max_cost_usd)]
+    # The URL goes by the environment, not the command line, where `ps` would show its password.
+    plan = WorkerPlan(count=workers, argv=argv, env={**os.environ, "RUNNER_DB": database.url})
+    click.echo(f"run {run.id}: {workers} worker processes", err=True)
+    outcome = trio.run(
+        functools.partial(
+            run_workers,
+            plan,
+            job.providers,
+            display=options.display,
+            interval=options.progress_interval,
+            console=console,
+            read_run=functools.partial(read_run_totals, database, run.id),
+        )
+    )
+    return outcome
+
+
+def _stop_if_undone(summary: RunSummary, crashed: tuple[WorkerEnd, ...]) -> None:
+    """Every worker has ended; when one crashed and units are left undone, nobody finished them."""
+    if not crashed or not summary.verdicts["not done"] or summary.status == "interrupted":
+        return
+    which = ", ".join(f"worker {end.index} with code {end.code}" for end in crashed)
+    code = (
+        DATABASE_FAILED_EXIT
+        if any(end.code == DATABASE_FAILED_EXIT for end in crashed)
+        else WORKER_FAILED_EXIT
+    )
+    fail(
+        f"run {summary.run_id}: workers stopped with {summary.verdicts['not done']} units not done "
+        f"({which} exited); resume with: runner run --resume {summary.run_id}",
+        code,
+    )
 
 
 def _write_report(database: Database, run_id: str, report_path: str | None) -> Path | None:

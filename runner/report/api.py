@@ -7,7 +7,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from runner.report.common import RunData
+from runner.report.common import RunData, WorkerShare
 from runner.report.cost import CostContext, build_cost_context
 from runner.report.diff import DiffContext, Thresholds, build_diff_context
 from runner.report.render import make_environment, render, write_report
@@ -29,7 +29,13 @@ def load_run(session: Session, ref: str) -> RunData:
         StorageError: no such run.
     """
     info = repository.get_run(session, ref)
-    return RunData(run=info, units=tuple(repository.iter_units(session, info.id)))
+    units = tuple(repository.iter_units(session, info.id))
+    workers = tuple(
+        WorkerShare(owner=owner, finished=counts["ok"] + counts["failed"], in_flight=counts["running"])
+        for owner, counts in sorted(repository.counts_by_owner(session, info.id).items())
+        if owner  # "": units no process holds (pending, reused)
+    )
+    return RunData(run=info, units=units, workers=workers)
 
 
 def build_run_report(session: Session, ref: str) -> RunReportContext:

@@ -21,6 +21,22 @@ class RunData:
 
     run: RunInfo
     units: tuple[UnitView, ...]
+    # The processes that worked the run (lease owner ``host:pid:random``) and the units each finished
+    # or holds; empty when not read (diff, trend) or for a run stored before finished units kept theirs.
+    workers: tuple[WorkerShare, ...] = ()
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class WorkerShare:
+    """One process's part of a run: units it finished, units it holds now."""
+
+    owner: str  # host:pid:random
+    finished: int
+    in_flight: int = 0
+
+    @property
+    def host(self) -> str:
+        return self.owner.partition(":")[0]
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

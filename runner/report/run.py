@@ -18,6 +18,7 @@ from runner.report.common import (
     Chart,
     RunData,
     RunHeader,
+    WorkerShare,
     expected_assertions,
     not_evaluated,
     run_header,
@@ -161,6 +162,11 @@ class RunReportContext:
     resume_hint: str | None = None  # set when units have no result yet: how to finish the run
     reused: int = 0  # units given a copy of an earlier sample (--reuse): nothing was sent for them
     sent: int = 0  # units that sent at least one request
+    workers: tuple[WorkerShare, ...] = ()  # the processes that worked the run (units.lease_owner)
+
+    @property
+    def worker_hosts(self) -> int:
+        return len({w.host for w in self.workers})
 
 
 def resume_hint(run_id: str, status: str, unfinished: int) -> str | None:
@@ -455,4 +461,5 @@ def build_run_context(data: RunData, *, generated_at: datetime | None = None) ->
         # The same counts as repository.reuse_counts (the CLI's summary line), from the loaded units.
         reused=sum(1 for u in units if u.reused_from is not None),
         sent=sum(1 for u in units if u.attempt_count > 0),
+        workers=data.workers,
     )

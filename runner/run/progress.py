@@ -2,6 +2,10 @@
 
 The counters are plain attributes touched from trio tasks on one thread, so no locking is needed; they
 are the run's one count (the engine's feeder claims by ``in_flight``). The display only reads them.
+
+A run may be worked by several processes (``--join``, ``--workers``): the display also shows the whole
+run's totals, per process, as the database has them (``RunTotals``, read every few seconds, never per
+unit: a read counts every unit of the run).
 """
 
 from __future__ import annotations
@@ -9,11 +13,15 @@ from __future__ import annotations
 import logging
 import sys
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Final, Literal
 
 import trio
 
+from runner.errors import StorageError
+
 if TYPE_CHECKING:
+    from collections.abc import Callable, Mapping
+
     from rich.console import Console
     from rich.table import Table
 
@@ -24,6 +32,53 @@ DisplayMode = Literal["live", "plain", "quiet"]
 # Fewer units finished than this make a rate that is mostly noise (one slow first unit of a large
 # run extrapolated to "eta 8893103s"): the ETA shows "?" until then.
 MIN_UNITS_FOR_ETA = 5
+# The whole run's totals are read from the database at most this often (each read counts the run's
+# units: modest, so a display never competes with the writers).
+RUN_TOTALS_INTERVAL: Final = 5.0
+# Processes named one by one in a progress line; more are counted.
+_NAMED_PROCESSES: Final = 4
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class WorkerTotals:
+    """One process's share of a run: units it holds now and units it finished."""
+
+    in_flight: int = 0
+    finished: int = 0
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RunTotals:
+    """The whole run as the database has it: every process's units, not only this one's."""
+
+    ok: int
+    failed: int
+    in_flight: int
+    pending: int
+    # Per lease owner (``host:pid:random``): processes with units in flight or units finished.
+    workers: Mapping[str, WorkerTotals]
+
+    @property
+    def total(self) -> int:
+        return self.ok + self.failed + self.in_flight + self.pending
+
+    @property
+    def finished(self) -> int:
+        return self.ok + self.failed
+
+    def describe(self) -> str:
+        """``run: ok 58 failed 2 in flight 5; by 2 processes: h:12:ab (30 done, 3 in flight), ...``"""
+        working = sorted(self.workers.items(), key=lambda item: (-item[1].in_flight, item[0]))
+        named = ", ".join(
+            f"{owner} ({w.finished} done, {w.in_flight} in flight)" for owner, w in working[:_NAMED_PROCESSES]
+        )
+        more = f" and {len(working) - _NAMED_PROCESSES} more" if len(working) > _NAMED_PROCESSES else ""
+        by = (
+            f"; by {len(working)} process{'es' if len(working) != 1 else ''}: {named}{more}"
+            if working
+            else ""
+        )
+        return f"run: ok {self.ok} failed {self.failed} in flight {self.in_flight}{by}"
 
 
 @dataclass(slots=True)
@@ -51,6 +106,8 @@ class Progress:
     started_at: float
     already_done: int = 0  # units finished before this process started (resume, join)
     providers: dict[str, ProviderCounters] = field(default_factory=dict)
+    run: RunTotals | None = None  # the whole run, every process's units (None: not read yet)
+    run_finished_at_start: int | None = None  # run.finished at the first read: the run's own rate
 
     def of(self, provider: str) -> ProviderCounters:
         counters = self.providers.get(provider)
@@ -76,12 +133,23 @@ class Progress:
         counters = self.providers.values()
         return sum(c.done for c in counters), sum(c.failed for c in counters)
 
+    def see_run(self, totals: RunTotals) -> None:
+        """Take the whole run's totals just read from the database."""
+        if self.run_finished_at_start is None:
+            self.run_finished_at_start = totals.finished
+        self.run = totals
+
     def eta_seconds(self, now: float) -> float | None:
-        """Remaining time at the rate this process has kept so far; None while that rate means little."""
-        remaining = max(0, self.total - self.finished)
+        """Remaining time at the rate kept so far (the whole run's, once read; else this process's);
+        None while that rate means little."""
+        if self.run is not None and self.run_finished_at_start is not None:
+            remaining = max(0, self.run.total - self.run.finished)
+            finished_here = self.run.finished - self.run_finished_at_start
+        else:
+            remaining = max(0, self.total - self.finished)
+            finished_here = self.finished - self.already_done
         if remaining == 0:
             return 0.0
-        finished_here = self.finished - self.already_done
         elapsed = now - self.started_at
         if finished_here < MIN_UNITS_FOR_ETA or elapsed <= 0:
             return None
@@ -101,10 +169,19 @@ class Progress:
             for name, c in sorted(self.providers.items())
             if c.stopped
         )
+        run = self.run
+        if run is None:
+            return (
+                f"{self.finished}/{self.total} units | ok {done} failed {failed} "
+                f"in flight {in_flight} retried {retrying} | {tokens / elapsed:.0f} tok/s "
+                f"| ${self.cost_usd:.4f} | eta {eta_text}{stopped}"
+            )
+        head = f"{run.finished}/{run.total} units | eta {eta_text} | {run.describe()}"
+        if not self.providers:  # a process that works no unit itself (runner run --workers)
+            return head
         return (
-            f"{self.finished}/{self.total} units | ok {done} failed {failed} "
-            f"in flight {in_flight} retried {retrying} | {tokens / elapsed:.0f} tok/s "
-            f"| ${self.cost_usd:.4f} | eta {eta_text}{stopped}"
+            f"{head} | this process: ok {done} failed {failed} in flight {in_flight} retried {retrying} "
+            f"| {tokens / elapsed:.0f} tok/s | ${self.cost_usd:.4f}{stopped}"
         )
 
     def table(self, now: float) -> Table:
@@ -154,16 +231,23 @@ async def show_progress(
     *,
     interval: float = 10.0,
     console: Console | None = None,
+    read_run: Callable[[], RunTotals] | None = None,
 ) -> None:
-    """Display ``progress`` until cancelled. Runs in the run's nursery; cancel it to stop."""
+    """Display ``progress`` until cancelled. Runs in the run's nursery; cancel it to stop.
+
+    ``read_run`` (blocking; run on a worker thread) reads the whole run's totals from the database:
+    at each plain line, every ``RUN_TOTALS_INTERVAL`` for the live table, and once more at the end.
+    """
     if mode == "quiet":
         await trio.sleep_forever()
     if mode == "plain":
         try:
             while True:
                 await trio.sleep(interval)
+                await _read_run(progress, read_run)
                 log.info("%s", progress.line(trio.current_time()))
         finally:
+            await _read_run(progress, read_run, shielded=True)
             log.info("%s", progress.line(trio.current_time()))
     from rich.live import Live
 
@@ -171,10 +255,31 @@ async def show_progress(
         progress.table(trio.current_time()), console=console, refresh_per_second=4, transient=False
     ) as live:
         try:
+            read_at = -RUN_TOTALS_INTERVAL
             while True:
                 await trio.sleep(0.5)
+                if trio.current_time() - read_at >= RUN_TOTALS_INTERVAL:
+                    await _read_run(progress, read_run)
+                    read_at = trio.current_time()
                 live.update(progress.table(trio.current_time()))
         finally:
             # The frame left on screen is the last one drawn: draw the final counts, or the table
             # above the summary shows the run as it stood up to half a second before it ended.
+            await _read_run(progress, read_run, shielded=True)
             live.update(progress.table(trio.current_time()), refresh=True)
+
+
+async def _read_run(
+    progress: Progress, read_run: Callable[[], RunTotals] | None, *, shielded: bool = False
+) -> None:
+    """Refresh ``progress.run``. The last read runs while the display is being cancelled: shielded
+    and bounded, and a database that does not answer leaves the totals as last read (the run's
+    summary line, read afterwards, is the authoritative count)."""
+    if read_run is None:
+        return
+    with trio.CancelScope(shield=shielded) as scope:
+        scope.deadline = trio.current_time() + 5
+        try:
+            progress.see_run(await trio.to_thread.run_sync(read_run, abandon_on_cancel=True))
+        except StorageError as exc:  # a display never stops a run: the writer reports a lost database
+            log.debug("run totals not read: %s", exc)

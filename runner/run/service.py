@@ -34,7 +34,7 @@ from runner.run.finish import reuse_grader
 from runner.run.lag import LagHistogram, watch_loop_lag
 from runner.run.limits import build_limiters
 from runner.run.owners import new_owner, refuse_if_worked
-from runner.run.progress import Progress, show_progress
+from runner.run.progress import Progress, RunTotals, WorkerTotals, show_progress
 from runner.run.redact import Redactor
 from runner.simulator.process import serve_simulators_in_process
 from runner.store import repository
@@ -79,6 +79,9 @@ class RunOptions:
     progress_interval: float = 10.0
     lease_seconds: float = 60.0
     transport: TransportName = "runner"  # "httpx": stock httpx under every provider (runner.run.client)
+    # (provider, base URL) of simulated providers already served by another process (the supervisor
+    # of `runner run --workers`): used as they are, so N workers share one simulated provider.
+    simulator_urls: tuple[tuple[str, str], ...] = ()
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -284,7 +287,12 @@ async def execute_job(
             # Parsed and checked when the job was loaded. Served from a process of their own: from
             # our loop (or a thread, under our GIL) their pauses would end only when our busy loop
             # let them run, and scripted latency would read as runner's own load.
-            simulated = [p for p in job.providers if p.simulator is not None]
+            served_elsewhere = dict(options.simulator_urls)
+            for name, url in served_elsewhere.items():
+                providers[name] = dataclasses.replace(providers[name], base_url=url)
+            simulated = [
+                p for p in job.providers if p.simulator is not None and p.name not in served_elsewhere
+            ]
             if simulated:
                 configs = [p.simulator for p in simulated if p.simulator is not None]
                 served = await services.start(serve_simulators_in_process, configs)
@@ -298,6 +306,7 @@ async def execute_job(
                     options.display,
                     interval=options.progress_interval,
                     console=console,
+                    read_run=functools.partial(read_run_totals, database, run.id),
                 )
             )
             # The one global cap on units in flight: the engine claims under it, and the pool
@@ -423,6 +432,28 @@ def _summarize(database: Database, run_id: str) -> RunSummary:
         assertions_failed=failed_assertions,
         reused=reused,
         sent=sent,
+    )
+
+
+def read_run_totals(database: Database, run_id: str) -> RunTotals:
+    """The whole run's units per status and per process, as stored (every process's, not only ours)."""
+    with database.session() as session:
+        by_owner = repository.counts_by_owner(session, run_id)
+    totals: dict[UnitStatus, int] = {"pending": 0, "running": 0, "ok": 0, "failed": 0}
+    workers: dict[str, WorkerTotals] = {}
+    for owner, counts in by_owner.items():
+        for status, count in counts.items():
+            totals[status] += count
+        if owner:  # "": units no process holds or finished (pending, reused)
+            workers[owner] = WorkerTotals(
+                in_flight=counts["running"], finished=counts["ok"] + counts["failed"]
+            )
+    return RunTotals(
+        ok=totals["ok"],
+        failed=totals["failed"],
+        in_flight=totals["running"],
+        pending=totals["pending"],
+        workers=workers,
     )
 
 

@@ -209,7 +209,10 @@ EXIT_SCENARIOS = {
     130: (BUDGET_JOB, []),
 }
 # Codes that need a fault a job file cannot cause, each tested where that fault is made.
-EXIT_TESTED_ELSEWHERE = {3: "tests/run/test_db_faults.py (the database fails during the run)"}
+EXIT_TESTED_ELSEWHERE = {
+    3: "tests/run/test_db_faults.py (the database fails during the run)",
+    4: "tests/run/test_workers.py (every --workers process killed with units left)",
+}
 
 
 def _documented_exit_codes() -> set[int]:

@@ -3,12 +3,20 @@
 from __future__ import annotations
 
 import io
+import logging
 
 import pytest
 import trio
 from rich.console import Console
 
-from runner.run.progress import MIN_UNITS_FOR_ETA, Progress, format_duration, show_progress
+from runner.run.progress import (
+    MIN_UNITS_FOR_ETA,
+    Progress,
+    RunTotals,
+    WorkerTotals,
+    format_duration,
+    show_progress,
+)
 
 
 @pytest.mark.parametrize(
@@ -52,3 +60,66 @@ async def test_live_display_draws_the_final_counts_when_stopped(
     last_frame = out.getvalue().rsplit("7/7 units", 1)
     assert len(last_frame) == 2, out.getvalue()
     assert "0/7 units" not in last_frame[1]
+
+
+def test_a_line_counts_the_whole_run_once_read() -> None:
+    """A process on a run others work too counts the run's units, names who works it, and keeps its own."""
+    progress = Progress(total=2000, started_at=0.0, already_done=400)
+    progress.of("p").done = 814
+    workers = {
+        "vm1:812:a1b2c3": WorkerTotals(finished=1180, in_flight=16),
+        "vm2:77:d4e5f6": WorkerTotals(finished=814, in_flight=0),
+    }
+    progress.see_run(RunTotals(ok=1990, failed=4, in_flight=16, pending=0, workers=workers))
+    line = progress.line(now=10.0)
+    assert line.startswith("1994/2010 units | ")
+    assert (
+        "run: ok 1990 failed 4 in flight 16; by 2 processes: vm1:812:a1b2c3 (1180 done, 16 in flight)" in line
+    )
+    assert "| this process: ok 814 failed 0 in flight 0" in line
+
+
+def test_the_whole_run_line_of_a_process_that_works_no_unit() -> None:
+    """The --workers command shows only the run's totals (it has no counters of its own)."""
+    progress = Progress(total=0, started_at=0.0)
+    many = {f"h:{pid}:ab": WorkerTotals(finished=1) for pid in range(6)}
+    progress.see_run(RunTotals(ok=6, failed=0, in_flight=0, pending=0, workers=many))
+    line = progress.line(now=1.0)
+    assert line == (
+        "6/6 units | eta 0s | run: ok 6 failed 0 in flight 0; by 6 processes: h:0:ab (1 done, 0 in flight), "
+        "h:1:ab (1 done, 0 in flight), h:2:ab (1 done, 0 in flight), h:3:ab (1 done, 0 in flight) and 2 more"
+    )
+
+
+async def test_the_last_plain_line_reads_the_run_again() -> None:
+    """Totals read at the end, not as they stood at the last line: no "1214/2000" once the run is done."""
+    stored = {"ok": 3}
+
+    def read() -> RunTotals:
+        return RunTotals(ok=stored["ok"], failed=0, in_flight=0, pending=10 - stored["ok"], workers={})
+
+    lines: list[str] = []
+    logged = trio.Event()
+
+    class Lines(logging.Handler):  # called from the display's trio task: it may set a trio Event
+        def emit(self, record: logging.LogRecord) -> None:
+            lines.append(record.getMessage())
+            logged.set()
+
+    handler = Lines()
+    logger = logging.getLogger("runner.run.progress")
+    logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
+    progress = Progress(total=10, started_at=trio.current_time())
+    try:
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(lambda: show_progress(progress, "plain", interval=0.2, read_run=read))
+            with trio.fail_after(10):
+                await logged.wait()
+            stored["ok"] = 10  # the other processes finish the run between two lines
+            nursery.cancel_scope.cancel()
+    finally:
+        logger.removeHandler(handler)
+        logger.setLevel(logging.NOTSET)
+    assert lines[0].startswith("3/10 units"), lines
+    assert lines[-1].startswith("10/10 units"), lines

@@ -375,3 +375,22 @@ def test_a_run_is_planning_until_its_last_units_are_stored(session: Session) -> 
     repository.add_units(session, run.id, units, planned=True)  # idempotent by key: a resume re-plans
     assert repository.get_run(session, run.id).status == "running"
     assert sum(repository.unit_counts(session, run.id).values()) == 4
+
+
+def test_finished_units_keep_the_process_that_finished_them(session: Session) -> None:
+    """counts_by_owner: who holds units and who finished them (the report's "worked by"); the queue
+    still sees a finished unit as finished, and a released one as nobody's."""
+    run_id = new_run(session, 5)
+    a = repository.claim_units(session, run_id, "h1:10:aa", limit=2, lease_seconds=LEASE)
+    repository.claim_units(session, run_id, "h2:20:bb", limit=2, lease_seconds=LEASE)
+    finishes = [UnitFinish(unit_id=u.id, owner="h1:10:aa", status="ok", attempt=ok_attempt(u.key)) for u in a]
+    assert len(repository.write_batch(session, finishes).finished) == 2
+    by_owner = repository.counts_by_owner(session, run_id)
+    assert by_owner["h1:10:aa"] == {"pending": 0, "running": 0, "ok": 2, "failed": 0}
+    assert by_owner["h2:20:bb"] == {"pending": 0, "running": 2, "ok": 0, "failed": 0}
+    assert by_owner[""] == {"pending": 1, "running": 0, "ok": 0, "failed": 0}
+    # Finished units are no one's lease: not live, not outstanding, never claimed again.
+    assert repository.live_leases(session, run_id) == {"h2:20:bb": 2}
+    assert repository.count_outstanding(session, run_id, excluding_owner="h2:20:bb") == 1
+    assert repository.release_units(session, run_id, "h1:10:aa") == 0
+    assert len(repository.claim_units(session, run_id, "h3:30:cc", limit=5, lease_seconds=LEASE)) == 1

@@ -38,6 +38,7 @@ from runner.store.repository.queue import (
 from runner.store.repository.reads import (
     StoredCapture,
     count_failed_assertions,
+    counts_by_owner,
     iter_units,
     raw_capture,
     reuse_counts,
@@ -73,6 +74,7 @@ __all__ = [
     "claim_units",
     "count_failed_assertions",
     "count_outstanding",
+    "counts_by_owner",
     "create_run",
     "get_run",
     "iter_units",

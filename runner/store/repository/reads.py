@@ -49,6 +49,24 @@ def unit_counts(session: Session, run_id: str) -> dict[UnitStatus, int]:
     return counts
 
 
+def counts_by_owner(session: Session, run_id: str) -> dict[str, dict[UnitStatus, int]]:
+    """A run's units per lease owner (``host:pid:random``) and status: the processes working it
+    (``running``) and those that finished units (``ok`` / ``failed`` keep their finisher's name).
+    Units no process holds (``pending``, reused or finished before owners were kept) come under ""."""
+    query = (
+        select(UNITS.c.lease_owner, UNITS.c.status, func.count())
+        .where(UNITS.c.run_id == run_id)
+        .group_by(UNITS.c.lease_owner, UNITS.c.status)
+    )
+    with transaction(session, write=False) as conn:
+        rows = conn.execute(query).all()
+    owners: dict[str, dict[UnitStatus, int]] = {}
+    for owner, status, count in rows:
+        counts = owners.setdefault(owner or "", {"pending": 0, "running": 0, "ok": 0, "failed": 0})
+        counts[cast("UnitStatus", status)] += int(count)
+    return owners
+
+
 def reuse_counts(session: Session, run_id: str) -> tuple[int, int]:
     """(reused, sent): a run's units given a copy of an earlier sample (``--reuse``), and its units
     that sent at least one request (an attempt that counts). A unit not yet worked is neither."""

@@ -164,7 +164,10 @@ def _finish_units(
         conn.execute(
             update(UNITS)
             .where(UNITS.c.id == bindparam("uid"))
-            .values(status=bindparam("st"), lease_owner=None, lease_expires_at=None, finished_at=moment),
+            # lease_owner stays: a finished unit keeps the name of the process that finished it, which
+            # is how the report tells which hosts / processes worked a run (every query of the queue
+            # reads lease_owner only on `running` units).
+            .values(status=bindparam("st"), lease_expires_at=None, finished_at=moment),
             statuses,
         )
     return finished, lost
