@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 
 from runner.bench.candidates import TRANSPORTS
 from runner.bench.clients import run_httpx, run_openai, run_simulator
-from runner.bench.load import CLIENT_CORE, SIMULATOR_CORE, peak_rss_mib, pin, raise_open_files
+from runner.bench.load import CLIENT_CORE, peak_rss_mib, pin, pin_simulator, raise_open_files
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -28,11 +28,12 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--chunks", type=int, default=1)
     parser.add_argument("--delay-ms", type=float, default=0.0)
     parser.add_argument("--concurrency", type=int, default=1)
+    parser.add_argument("--workers", type=int, default=1, help="simulator processes sharing its port")
     args = parser.parse_args(argv)
     raise_open_files()
     if args.role == "simulator":
-        pin(SIMULATOR_CORE)
-        run_simulator(args.chunks, args.delay_ms)
+        pin_simulator(args.workers)
+        run_simulator(args.chunks, args.delay_ms, args.workers)
         return
     pin(CLIENT_CORE)
     load = (args.port, args.streams, args.chunks, args.concurrency)

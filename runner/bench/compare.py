@@ -165,6 +165,7 @@ def run_bench(
     *,
     repeat: int = 1,
     transports: Sequence[str] = ("runner", "httpx"),
+    simulator_workers: int = 1,
     echo: Callable[[str], None] = print,
 ) -> BenchReport:
     """Start the simulator, run each client ``repeat`` times (interleaved), return the medians."""
@@ -176,10 +177,13 @@ def run_bench(
     pinned = _cores() >= 2
     if not pinned:
         notes.append("fewer than 2 cores: simulator and clients share the CPU, figures are not comparable")
+    if simulator_workers > 1:
+        where = "core 0" if _cores() <= 2 else "every core but the clients'"
+        notes.append(f"simulator: {simulator_workers} worker processes sharing its port, on {where}")
     plan = _plan(clients, transports, notes)
     # As a context manager, Popen also closes the stdout pipe we read the port from.
     with subprocess.Popen(
-        [sys.executable, "-m", "runner.bench", "simulator", *load.args()],
+        [sys.executable, "-m", "runner.bench", "simulator", *load.args(), f"--workers={simulator_workers}"],
         stdout=subprocess.PIPE,
         text=True,
     ) as simulator:

@@ -68,6 +68,24 @@ def test_bench_compares_transports_in_one_run() -> None:
     assert "httpx (runner) / httpx CPU per chunk:" in out
 
 
+@pytest.mark.slow
+def test_bench_serves_from_several_simulator_workers() -> None:
+    """--simulator-workers 3: every stream verified through the shared port, and the table says so."""
+    load = ["--streams=12", "--chunks=5", "--concurrency=6", "--clients=httpx", "--simulator-workers=3"]
+    done = subprocess.run(
+        [sys.executable, "-m", "runner", "bench", *load],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    row = re.search(r"^httpx\s+(\d+)/(\d+)\s+(\d+)\s", done.stdout, re.MULTILINE)
+    assert row is not None, done.stdout
+    assert row.groups() == ("12", "12", "60")
+    assert "simulator: 3 worker processes sharing its port" in done.stdout
+
+
 def test_parse_transports_names_the_unknown_one() -> None:
     assert parse_transports("runner, httpx,runner") == ("runner", "httpx")
     with pytest.raises(ConfigError, match="aiohttp") as info:
