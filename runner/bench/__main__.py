@@ -21,7 +21,7 @@ if TYPE_CHECKING:
 def main(argv: Sequence[str] | None = None) -> None:
     """Parse the role and the load, pin to the role's core, run it, print the client's report."""
     parser = argparse.ArgumentParser(prog="python -m runner.bench", description=__doc__)
-    parser.add_argument("role", choices=("simulator", "runner", "httpx", "httpx2", "openai"))
+    parser.add_argument("role", choices=("simulator", "runner", "httpx", "httpx2", "openai", "litellm"))
     parser.add_argument("--transport", choices=TRANSPORTS, default="runner")
     parser.add_argument("--port", type=int, default=0)
     parser.add_argument("--streams", type=int, default=1)
@@ -49,6 +49,10 @@ def main(argv: Sequence[str] | None = None) -> None:
         import httpx2  # the reference: httpx's successor, its own pool (httpcore2)
 
         report = run_httpx(*load, http=httpx2)
+    elif args.role == "litellm":
+        from runner.bench.peers import run_litellm
+
+        report = run_litellm(*load)
     else:
         report = run_openai(*load)
     report.peak_rss_mib = peak_rss_mib()

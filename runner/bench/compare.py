@@ -17,12 +17,13 @@ import sys
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Final
 
+from runner.bench.peers import PEER_PACKAGES
 from runner.errors import ConfigError
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Sequence
 
-CLIENTS: Final = ("runner", "httpx", "httpx2", "openai")
+CLIENTS: Final = ("runner", "httpx", "httpx2", "openai", "litellm")
 # The clients that run once per --transport; the others bring their own HTTP stack.
 TRANSPORT_CLIENTS: Final = ("runner", "httpx")
 TARGET_RATIO: Final = 1.2  # runner's CPU per chunk may be at most 1.2x bare httpx's
@@ -173,6 +174,10 @@ def run_bench(
     for name, package in (("openai", "openai"), ("httpx2", "httpx2")):
         if name in clients and importlib.util.find_spec(package) is None:
             notes.append(f"{name} client skipped: {package} is not installed (pip install 'runner[test]')")
+            clients = [client for client in clients if client != name]
+    for name, package in PEER_PACKAGES.items():  # peers: never in runner's extras, installed by hand
+        if name in clients and importlib.util.find_spec(package) is None:
+            notes.append(f"{name} client skipped: {package} is not installed (pip install {package})")
             clients = [client for client in clients if client != name]
     pinned = _cores() >= 2
     if not pinned:
