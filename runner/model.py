@@ -225,3 +225,65 @@ class AttemptRecord:
     @property
     def is_ok(self) -> bool:
         return self.error is None
+
+
+# A loop lag above this at p99 marks a run's timing figures: its TTFT, TTFR, gaps and durations include
+# runner's own delay. Here, in the vocabulary, because the run measures it and the report flags it, and
+# neither layer may import the other.
+LOOP_LAG_THRESHOLD_S: Final = 0.005
+_LOOP_LAG_FIELDS: Final = ("p50_s", "p99_s", "max_s", "samples", "interval_s")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class LoopLag:
+    """How late runner's loop woke during a run: quantiles over ``samples`` wake-ups ``interval_s`` apart.
+
+    Stored with the run (``runs.loop_lag``); for a run several processes worked, the worst one by p99.
+    """
+
+    p50_s: float
+    p99_s: float
+    max_s: float
+    samples: int
+    interval_s: float = 0.01
+
+    @property
+    def is_lagging(self) -> bool:
+        """Over ``LOOP_LAG_THRESHOLD_S`` at p99: the run's timing figures are not clean."""
+        return self.p99_s > LOOP_LAG_THRESHOLD_S
+
+    def describe(self) -> str:
+        """One phrase for the run's summary line."""
+        text = (
+            f"loop lag p50 {self.p50_s * 1000:.1f} ms, p99 {self.p99_s * 1000:.1f} ms, "
+            f"max {self.max_s * 1000:.1f} ms"
+        )
+        if self.is_lagging:
+            text += (
+                f" (over {LOOP_LAG_THRESHOLD_S * 1000:g} ms at p99: TTFT and gap figures include up to "
+                f"{self.p99_s * 1000:.0f} ms of runner's own delay)"
+            )
+        return text
+
+    def worst(self, other: LoopLag | None) -> LoopLag:
+        """This or ``other``, whichever lagged more at p99 (a tie keeps this one)."""
+        return other if other is not None and other.p99_s > self.p99_s else self
+
+    def to_json(self) -> dict[str, JSON]:
+        return {name: getattr(self, name) for name in _LOOP_LAG_FIELDS}
+
+    @classmethod
+    def from_json(cls, data: object) -> LoopLag | None:
+        """The stored figures back; None for NULL or a value that is not what ``to_json`` wrote."""
+        if not isinstance(data, dict) or not all(
+            isinstance(data.get(name), int | float) and not isinstance(data.get(name), bool)
+            for name in _LOOP_LAG_FIELDS
+        ):
+            return None
+        return cls(
+            p50_s=float(data["p50_s"]),
+            p99_s=float(data["p99_s"]),
+            max_s=float(data["max_s"]),
+            samples=int(data["samples"]),
+            interval_s=float(data["interval_s"]),
+        )

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 
 from runner.bench.candidates import TRANSPORTS
 from runner.bench.clients import run_httpx, run_openai, run_simulator
-from runner.bench.load import CLIENT_CORE, SIMULATOR_CORE, peak_rss_mib, pin, raise_open_files
+from runner.bench.load import CLIENT_CORE, peak_rss_mib, pin, pin_simulator, raise_open_files
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -21,18 +21,19 @@ if TYPE_CHECKING:
 def main(argv: Sequence[str] | None = None) -> None:
     """Parse the role and the load, pin to the role's core, run it, print the client's report."""
     parser = argparse.ArgumentParser(prog="python -m runner.bench", description=__doc__)
-    parser.add_argument("role", choices=("simulator", "runner", "httpx", "httpx2", "openai"))
+    parser.add_argument("role", choices=("simulator", "runner", "httpx", "httpx2", "openai", "litellm"))
     parser.add_argument("--transport", choices=TRANSPORTS, default="runner")
     parser.add_argument("--port", type=int, default=0)
     parser.add_argument("--streams", type=int, default=1)
     parser.add_argument("--chunks", type=int, default=1)
     parser.add_argument("--delay-ms", type=float, default=0.0)
     parser.add_argument("--concurrency", type=int, default=1)
+    parser.add_argument("--workers", type=int, default=1, help="simulator processes sharing its port")
     args = parser.parse_args(argv)
     raise_open_files()
     if args.role == "simulator":
-        pin(SIMULATOR_CORE)
-        run_simulator(args.chunks, args.delay_ms)
+        pin_simulator(args.workers)
+        run_simulator(args.chunks, args.delay_ms, args.workers)
         return
     pin(CLIENT_CORE)
     load = (args.port, args.streams, args.chunks, args.concurrency)
@@ -48,6 +49,10 @@ def main(argv: Sequence[str] | None = None) -> None:
         import httpx2  # the reference: httpx's successor, its own pool (httpcore2)
 
         report = run_httpx(*load, http=httpx2)
+    elif args.role == "litellm":
+        from runner.bench.peers import run_litellm
+
+        report = run_litellm(*load)
     else:
         report = run_openai(*load)
     report.peak_rss_mib = peak_rss_mib()

@@ -5,6 +5,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import sys
 from typing import Any
@@ -174,15 +175,23 @@ def run_openai(port: int, streams: int, chunks: int, concurrency: int) -> Client
 # --- the simulator ------------------------------------------------------------------------------------
 
 
-def run_simulator(chunks: int, delay_ms: float) -> None:
-    """Serve the bench load on an ephemeral loopback port; print ``{"port": P}`` once bound."""
+def run_simulator(chunks: int, delay_ms: float, workers: int = 1) -> None:
+    """Serve the bench load on an ephemeral loopback port; print ``{"port": P}`` once bound.
+
+    ``workers`` > 1: that many processes share the port (``runner.simulator.workers``), forked here
+    before any loop starts; they stop when this process ends (``runner bench`` terminates it).
+    """
     from runner.simulator.server import serve_simulator
+    from runner.simulator.workers import fork_workers, listen_sockets
 
     config = simulator_config(chunks, delay_ms)
+    bound = listen_sockets("127.0.0.1", [0], workers)
+    fork_workers([config], bound[1:])
+    sock = bound[0][0]
 
     async def main() -> None:
         async with trio.open_nursery() as nursery:
-            handle = await nursery.start(serve_simulator, config)
+            handle = await nursery.start(functools.partial(serve_simulator, config, sock=sock))
             print(json.dumps({"port": handle.port}), flush=True)
 
     trio.run(main)

@@ -17,12 +17,13 @@ import sys
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Final
 
+from runner.bench.peers import PEER_PACKAGES
 from runner.errors import ConfigError
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Sequence
 
-CLIENTS: Final = ("runner", "httpx", "httpx2", "openai")
+CLIENTS: Final = ("runner", "httpx", "httpx2", "openai", "litellm")
 # The clients that run once per --transport; the others bring their own HTTP stack.
 TRANSPORT_CLIENTS: Final = ("runner", "httpx")
 TARGET_RATIO: Final = 1.2  # runner's CPU per chunk may be at most 1.2x bare httpx's
@@ -165,6 +166,7 @@ def run_bench(
     *,
     repeat: int = 1,
     transports: Sequence[str] = ("runner", "httpx"),
+    simulator_workers: int = 1,
     echo: Callable[[str], None] = print,
 ) -> BenchReport:
     """Start the simulator, run each client ``repeat`` times (interleaved), return the medians."""
@@ -173,13 +175,20 @@ def run_bench(
         if name in clients and importlib.util.find_spec(package) is None:
             notes.append(f"{name} client skipped: {package} is not installed (pip install 'runner[test]')")
             clients = [client for client in clients if client != name]
+    for name, package in PEER_PACKAGES.items():  # peers: never in runner's extras, installed by hand
+        if name in clients and importlib.util.find_spec(package) is None:
+            notes.append(f"{name} client skipped: {package} is not installed (pip install {package})")
+            clients = [client for client in clients if client != name]
     pinned = _cores() >= 2
     if not pinned:
         notes.append("fewer than 2 cores: simulator and clients share the CPU, figures are not comparable")
+    if simulator_workers > 1:
+        where = "core 0" if _cores() <= 2 else "every core but the clients'"
+        notes.append(f"simulator: {simulator_workers} worker processes sharing its port, on {where}")
     plan = _plan(clients, transports, notes)
     # As a context manager, Popen also closes the stdout pipe we read the port from.
     with subprocess.Popen(
-        [sys.executable, "-m", "runner.bench", "simulator", *load.args()],
+        [sys.executable, "-m", "runner.bench", "simulator", *load.args(), f"--workers={simulator_workers}"],
         stdout=subprocess.PIPE,
         text=True,
     ) as simulator:

@@ -30,6 +30,16 @@ TIMEOUT_S: Final = 600.0
 _MAX_ERRORS: Final = 5  # error messages carried back per client; the count says the rest
 
 
+def pin_simulator(workers: int) -> None:
+    """One simulator process: core 0. Several: every core but the clients' (on two cores, that is
+    still core 0 alone: more workers then add no CPU, only processes)."""
+    cores = os.cpu_count() or 1
+    if workers == 1 or cores <= 2 or not hasattr(os, "sched_setaffinity"):
+        pin(SIMULATOR_CORE)
+        return
+    os.sched_setaffinity(0, set(range(cores)) - {CLIENT_CORE})
+
+
 def pin(core: int) -> bool:
     """Pin this process to ``core``; False when the machine has no such core (then nothing is pinned)."""
     if not hasattr(os, "sched_setaffinity") or core >= (os.cpu_count() or 1):

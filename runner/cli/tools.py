@@ -56,6 +56,14 @@ from runner.simulator.emitters import names as simulated_dialects
 )
 @click.option("--reasoning/--no-reasoning", default=False, help="Reason even when the request does not ask.")
 @click.option("--cost/--no-cost", default=False, help="Report usage.cost on openai-chat streams.")
+@click.option(
+    "--workers",
+    type=click.IntRange(min=1),
+    default=1,
+    show_default=True,
+    help="Processes serving the port (SO_REUSEPORT), for loads one cannot pace; faults by attempt "
+    "number then count per worker.",
+)
 def simulate(
     host: str,
     port: int,
@@ -69,6 +77,7 @@ def simulate(
     flavor: str,
     reasoning: bool,
     cost: bool,
+    workers: int,
 ) -> None:
     """Serve the built-in provider simulator until Ctrl-C.
 
@@ -96,7 +105,7 @@ def simulate(
     import trio
 
     from runner.simulator import SimulatorConfig
-    from runner.simulator.cli import run_simulator
+    from runner.simulator.cli import run_simulator, start_workers, stop_workers
 
     raw: dict[str, object] = {"seed": seed, "flavor": flavor, "reasoning": reasoning, "cost": cost}
     if faults:
@@ -110,12 +119,23 @@ def simulate(
         config = SimulatorConfig.from_dict(raw, prefix="simulate")
     except ConfigError as exc:
         raise click.BadParameter(str(exc)) from None
+    sock, stop = None, None
+    if workers > 1:
+        try:
+            sock, stop = start_workers(config, host, port, workers)
+        except (OSError, ValueError) as exc:
+            fail(
+                f"cannot serve on {host} with {workers} workers: {exc}; pick another --port (0: any free one)"
+            )
     try:
-        trio.run(run_simulator, config, host, port, dialects or simulated_dialects(), click.echo)
+        trio.run(run_simulator, config, host, port, dialects or simulated_dialects(), click.echo, sock)
     except* OSError as group:  # binding failed (the port is taken, or the host is not ours)
         reason = _first_leaf(group)
         text = reason.strerror if isinstance(reason, OSError) and reason.strerror else str(reason)
         fail(f"cannot serve on {host}:{port}: {text}; pick another --port (0: any free one)")
+    finally:
+        if stop is not None:
+            stop_workers(stop, workers)
     click.echo("simulator stopped")
 
 
@@ -161,8 +181,22 @@ def _with_fixed_latency(spec: str, **fixed: float | None) -> str:
     help="Transports under the runner and httpx clients, a row each: runner, httpx (stock), httpcore2.",
 )
 @click.option("--repeat", type=click.IntRange(min=1), default=1, show_default=True, help="Median of K runs.")
+@click.option(
+    "--simulator-workers",
+    type=click.IntRange(min=1),
+    default=1,
+    show_default=True,
+    help="Simulator processes sharing its port (more than 2 cores: on all but the clients' core).",
+)
 def bench_command(
-    streams: int, chunks: int, delay_ms: float, concurrency: int, clients: str, transports: str, repeat: int
+    streams: int,
+    chunks: int,
+    delay_ms: float,
+    concurrency: int,
+    clients: str,
+    transports: str,
+    repeat: int,
+    simulator_workers: int,
 ) -> None:
     """Stream one load through runner, bare httpx and the openai SDK on one simulator; compare their cost.
 
@@ -181,7 +215,9 @@ def bench_command(
         fail(str(exc))
     load = BenchLoad(streams=streams, chunks=chunks, delay_ms=delay_ms, concurrency=concurrency)
     echo = functools.partial(click.echo, err=True)
-    report = run_bench(load, names, repeat=repeat, transports=under, echo=echo)
+    report = run_bench(
+        load, names, repeat=repeat, transports=under, simulator_workers=simulator_workers, echo=echo
+    )
     click.echo(format_report(report))
     sys.exit(0 if report.all_ok else 1)
 

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, Final
 
 from markupsafe import Markup
 
+from runner.model import LOOP_LAG_THRESHOLD_S
 from runner.report import charts
 from runner.report.common import (
     Chart,
@@ -30,6 +31,7 @@ if TYPE_CHECKING:
     from collections.abc import Mapping, Sequence
 
     from runner.grading.assertions import AssertionOutcome
+    from runner.model import LoopLag
     from runner.store.records import UnitView
 
 PAGE_SIZE: Final = 500  # compact rows per collapsed page: a browser lays out only open pages
@@ -163,10 +165,27 @@ class RunReportContext:
     reused: int = 0  # units given a copy of an earlier sample (--reuse): nothing was sent for them
     sent: int = 0  # units that sent at least one request
     workers: tuple[WorkerShare, ...] = ()  # the processes that worked the run (units.lease_owner)
+    # Set when runner's loop lagged past LOOP_LAG_THRESHOLD_S at p99: shown beside every timing figure.
+    timing_note: str | None = None
 
     @property
     def worker_hosts(self) -> int:
         return len({w.host for w in self.workers})
+
+
+def timing_note(loop_lag: LoopLag | None) -> str | None:
+    """The warning the run's timing figures carry when runner's own loop lagged, or None.
+
+    Every instant runner notes is taken when its task next runs: a loop late by X ms at p99 stored up
+    to X ms of its own delay in TTFT, TTFR, gaps and durations. Not measured (an older run): no note.
+    """
+    if loop_lag is None or loop_lag.p99_s <= LOOP_LAG_THRESHOLD_S:
+        return None
+    return (
+        f"runner's loop lagged: p99 {loop_lag.p99_s * 1000:.1f} ms (max {loop_lag.max_s * 1000:.1f} ms, "
+        f"over the {LOOP_LAG_THRESHOLD_S * 1000:g} ms threshold); timing figures may read high. "
+        "Rerun with less concurrency, or on a less loaded machine, for clean TTFT, TTFR, gaps and durations."
+    )
 
 
 def resume_hint(run_id: str, status: str, unfinished: int) -> str | None:
@@ -462,4 +481,5 @@ def build_run_context(data: RunData, *, generated_at: datetime | None = None) ->
         reused=sum(1 for u in units if u.reused_from is not None),
         sent=sum(1 for u in units if u.attempt_count > 0),
         workers=data.workers,
+        timing_note=timing_note(data.run.loop_lag),
     )

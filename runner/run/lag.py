@@ -2,21 +2,23 @@
 
 Every instant runner notes (headers, first token, gaps) is taken when its task next runs, so it is late
 by about as much as the loop is busy: a run whose loop lagged stored its own delay in its timing figures.
-``watch_loop_lag`` runs for the whole of every run; ``LagSummary`` says how honest its clock was.
+``watch_loop_lag`` runs for the whole of every run; ``LoopLag`` (``runner.model``) says how honest
+its clock was.
 """
 
 from __future__ import annotations
 
 import bisect
 import math
-from dataclasses import dataclass
 from typing import Final
 
 import trio
 
+from runner.model import LOOP_LAG_THRESHOLD_S, LoopLag
+
 INTERVAL_S: Final = 0.01  # how often the watcher wakes: 100 cheap wake-ups a second
-# A p99 above this marks the run's timing figures: TTFT and gaps include runner's own delay.
-THRESHOLD_S: Final = 0.005
+# A p99 above this marks the run's timing figures (the report, which cannot import run, reads the same one).
+THRESHOLD_S: Final = LOOP_LAG_THRESHOLD_S
 # Bucket upper bounds, 10% apart from 10 us up to about 110 s: a quantile read off them is at most
 # 10% high (or exact when capped by the max), in a fixed 172-slot array whatever the run's length.
 _BOUNDS: Final = tuple(1e-5 * 1.1**k for k in range(171))
@@ -55,46 +57,17 @@ class LagHistogram:
                 return min(_BOUNDS[slot], self.max) if slot < len(_BOUNDS) else self.max
         return self.max  # pragma: no cover - the counts add up to count
 
-    def summary(self, interval: float = INTERVAL_S) -> LagSummary | None:
+    def summary(self, interval: float = INTERVAL_S) -> LoopLag | None:
         """p50 / p99 / max so far; None before the first wake-up (a run shorter than ``interval``)."""
         if not self.count:
             return None
-        return LagSummary(
+        return LoopLag(
             p50_s=self.quantile(0.5),
             p99_s=self.quantile(0.99),
             max_s=self.max,
             samples=self.count,
             interval_s=interval,
         )
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class LagSummary:
-    """How late the loop woke during a run: quantiles over ``samples`` wake-ups ``interval_s`` apart."""
-
-    p50_s: float
-    p99_s: float
-    max_s: float
-    samples: int
-    interval_s: float = INTERVAL_S
-
-    @property
-    def is_lagging(self) -> bool:
-        """The loop lagged more than ``THRESHOLD_S`` at p99: the run's timing figures are not clean."""
-        return self.p99_s > THRESHOLD_S
-
-    def describe(self) -> str:
-        """One phrase for the run's summary line."""
-        text = (
-            f"loop lag p50 {self.p50_s * 1000:.1f} ms, p99 {self.p99_s * 1000:.1f} ms, "
-            f"max {self.max_s * 1000:.1f} ms"
-        )
-        if self.is_lagging:
-            text += (
-                f" (over {THRESHOLD_S * 1000:g} ms at p99: TTFT and gap figures include up to "
-                f"{self.p99_s * 1000:.0f} ms of runner's own delay)"
-            )
-        return text
 
 
 async def watch_loop_lag(histogram: LagHistogram, *, interval: float = INTERVAL_S) -> None:

@@ -47,7 +47,7 @@ if TYPE_CHECKING:
 
     from rich.console import Console
 
-    from runner.run.lag import LagSummary
+    from runner.model import LoopLag
     from runner.run.progress import DisplayMode
     from runner.spec import JobSpec, TransportName
     from runner.store.db import Database
@@ -108,8 +108,8 @@ class RunSummary:
     reused: int = 0  # units given a copy of an earlier sample (--reuse): nothing sent for them
     sent: int = 0  # units that sent at least one request
     # How late runner's loop woke during this process's part of the run (None: not measured, e.g. a
-    # summary read back from the database). Not stored: runs has no column for it yet.
-    loop_lag: LagSummary | None = None
+    # summary read back from the database). Stored as runs.loop_lag, the worst process's.
+    loop_lag: LoopLag | None = None
 
     @property
     def verdicts(self) -> Mapping[Verdict, int]:
@@ -355,7 +355,8 @@ async def execute_job(
             trio.move_on_after(10),
             contextlib.suppress(StorageError),
         ):
-            await trio.to_thread.run_sync(_mark, database, run.id, status, limiter=limiter)
+            # With this process's loop lag: the run keeps the worst of it and what is stored.
+            await trio.to_thread.run_sync(_mark, database, run.id, status, lag.summary(), limiter=limiter)
     stored = await trio.to_thread.run_sync(summarize, database, run.id, limiter=limiter)
     return dataclasses.replace(stored, loop_lag=lag.summary())
 
@@ -490,10 +491,10 @@ def _spent(database: Database, run_id: str) -> float:
         return repository.spend_so_far(session, run_id)
 
 
-def _mark(database: Database, run_id: str, status: RunStatus) -> None:
-    database.call(_mark_once, database, run_id, status)
+def _mark(database: Database, run_id: str, status: RunStatus, loop_lag: LoopLag | None = None) -> None:
+    database.call(_mark_once, database, run_id, status, loop_lag)
 
 
-def _mark_once(database: Database, run_id: str, status: RunStatus) -> None:
+def _mark_once(database: Database, run_id: str, status: RunStatus, loop_lag: LoopLag | None) -> None:
     with database.session() as session:
-        repository.mark_run(session, run_id, status)
+        repository.mark_run(session, run_id, status, loop_lag=loop_lag)

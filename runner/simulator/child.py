@@ -2,28 +2,25 @@
 ``runner.simulator.process``.
 
 
-Reads its pickled ``(configs, host, ports)`` from stdin, serves each config on its port, answers one
-JSON line on stdout with the bound ports (or the error that kept one from binding), and stops at the
-end of stdin. ``trio.run`` here
-is the one stated exception to "``trio.run`` only in the CLI": this is a process entry point.
+Reads its pickled ``(configs, host, ports, workers)`` from stdin, binds each config's port (``workers``
+times, SO_REUSEPORT, when more than one: ``runner.simulator.workers``), answers one JSON line on stdout
+with the bound ports (or the error that kept one from binding), serves, and stops at the end of stdin
+(its forked workers with it). ``trio.run`` here is the one stated exception to "``trio.run`` only in
+the CLI": this is a process entry point.
 """
 
 from __future__ import annotations
 
-import functools
 import json
 import os
 import pickle
 import signal
 import sys
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import trio
 
-from runner.simulator.server import serve_simulator
-
-if TYPE_CHECKING:
-    from runner.simulator.config import SimulatorConfig
+from runner.simulator.workers import fork_workers, listen_sockets, serve_until_eof
 
 
 def main() -> None:
@@ -31,26 +28,21 @@ def main() -> None:
     # provider off under it.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     size = int.from_bytes(_read_exactly(0, 8), "big")
-    configs, host, ports = pickle.loads(_read_exactly(0, size))
-    trio.run(_serve, configs, host, ports)
-
-
-async def _serve(configs: list[SimulatorConfig], host: str, ports: list[int]) -> None:
-    stdin = trio.lowlevel.FdStream(os.dup(0))
-    async with stdin, trio.open_nursery() as nursery:
-        bound = []
-        for config, port in zip(configs, ports, strict=True):
-            try:
-                handle = await nursery.start(functools.partial(serve_simulator, config, host=host, port=port))
-            except OSError as exc:
-                _say({"error": f"port {port}: {exc}"})
-                nursery.cancel_scope.cancel()
-                return
-            bound.append(handle.port)
-        _say({"ports": bound})
-        while await stdin.receive_some():
-            pass  # nothing more is sent: only the end of stdin matters
-        nursery.cancel_scope.cancel()
+    configs, host, ports, workers = pickle.loads(_read_exactly(0, size))
+    try:
+        bound = listen_sockets(host, ports, workers)
+    except (OSError, ValueError) as exc:
+        _say({"error": str(exc)})
+        return
+    # Bound and listening before any worker starts: a client may connect as soon as it reads the ports.
+    stop_workers = fork_workers(configs, bound[1:])
+    _say({"ports": [sock.getsockname()[1] for sock in bound[0]]})
+    try:
+        trio.run(serve_until_eof, configs, bound[0], 0)  # this process is a worker too, until end of stdin
+    finally:
+        os.close(stop_workers)  # the other workers stop at end of their pipe
+        for _ in bound[1:]:
+            os.wait()
 
 
 def _read_exactly(fd: int, size: int) -> bytes:

@@ -8,11 +8,11 @@ shared loop). A process has a core of its own and wakes on time, whatever the cl
 
 One child serves every simulator of a run, each config on a port of its own (one interpreter: about
 30 MB and 0.3 s to start, however many simulated providers a job has). The handshake, over the child's
-stdin and stdout (``runner.simulator.child``): the parent writes the pickled ``(configs, host, ports)``
-with a length prefix and keeps stdin open; the child binds and answers one JSON line,
-``{"ports": [N, ...]}`` or ``{"error": "..."}``; end of stdin stops it. So the child also stops
-when the parent dies, even by SIGKILL, and it lives in a session of its own so that a terminal's Ctrl-C
-reaches only the parent, which then stops the child after its own cleanup.
+stdin and stdout (``runner.simulator.child``): the parent writes the pickled
+``(configs, host, ports, workers)`` with a length prefix and keeps stdin open; the child binds and
+answers one JSON line, ``{"ports": [N, ...]}`` or ``{"error": "..."}``; end of stdin stops it. So
+the child also stops when the parent dies, even by SIGKILL, and it lives in a session of its own so
+that a terminal's Ctrl-C reaches only the parent, which then stops the child after its own cleanup.
 """
 
 from __future__ import annotations
@@ -65,10 +65,15 @@ async def serve_simulators_in_process(
     *,
     host: str = "127.0.0.1",
     ports: Sequence[int] | None = None,
+    workers: int = 1,
     task_status: trio.TaskStatus[tuple[SimulatorProcess, ...]] = trio.TASK_STATUS_IGNORED,
 ) -> None:
     """``serve_simulator`` for each config (on ``ports``, default ephemeral) in one child process, until
     cancelled; a trio service like it.
+
+    ``workers`` > 1 serves every port from that many processes (SO_REUSEPORT, a trio loop each:
+    ``runner.simulator.workers``), for loads one loop cannot pace; a scripted fault by attempt number
+    then counts per worker, so jobs keep the default 1.
 
     ``started`` hands over one ``SimulatorProcess`` per config, in order. A child that cannot bind or
     start raises ``SimulatorProcessError`` from ``nursery.start``; one that dies later raises it in the
@@ -78,7 +83,9 @@ async def serve_simulators_in_process(
     ports = list(ports) if ports is not None else [0] * len(configs)
     if len(ports) != len(configs):
         raise ValueError(f"{len(configs)} configs but {len(ports)} ports")
-    payload = pickle.dumps((list(configs), host, ports))
+    if workers < 1:
+        raise ValueError(f"workers must be at least 1, not {workers}")
+    payload = pickle.dumps((list(configs), host, ports, workers))
     process = await trio.lowlevel.open_process(
         [sys.executable, "-m", "runner.simulator.child"],
         stdin=subprocess.PIPE,

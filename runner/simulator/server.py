@@ -81,10 +81,16 @@ async def serve_simulator(
     *,
     host: str = "127.0.0.1",
     port: int = 0,
+    sock: socket.socket | None = None,
     task_status: trio.TaskStatus[SimulatorHandle] = trio.TASK_STATUS_IGNORED,
 ) -> None:
-    """Serve every dialect on ``host:port`` (0: an ephemeral port) until cancelled."""
-    listeners = await trio.open_tcp_listeners(port, host=host)
+    """Serve every dialect on ``host:port`` (0: an ephemeral port) until cancelled; or on ``sock``, a
+    listening socket bound already (``runner.simulator.workers``: one of several on the port)."""
+    if sock is None:
+        listeners = await trio.open_tcp_listeners(port, host=host)
+    else:
+        listeners = [trio.SocketListener(trio.socket.from_stdlib_socket(sock))]
+        host = sock.getsockname()[0]
     bound = listeners[0].socket.getsockname()[1]
     simulator = _Simulator(config, ServedLog())
     task_status.started(SimulatorHandle(host=host, port=bound, config=config, log=simulator.log))

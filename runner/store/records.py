@@ -13,7 +13,16 @@ if TYPE_CHECKING:
     from datetime import datetime
 
     from runner.grading.assertions import AssertionOutcome
-    from runner.model import JSON, AttemptRecord, Choice, Completion, CompletionError, ErrorKind, Usage
+    from runner.model import (
+        JSON,
+        AttemptRecord,
+        Choice,
+        Completion,
+        CompletionError,
+        ErrorKind,
+        LoopLag,
+        Usage,
+    )
 
 # planning: created, units still being stored (a run left so is finished planning by --resume / --join)
 RunStatus = Literal["planning", "running", "finished", "interrupted", "failed"]
@@ -51,6 +60,8 @@ class RunInfo:
     host: str
     runner_version: str
     tags: tuple[str, ...]
+    # How late runner's loop woke (the worst process's, for a run several worked); None: not measured.
+    loop_lag: LoopLag | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import importlib.util
+import os
 import re
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -66,6 +69,58 @@ def test_bench_compares_transports_in_one_run() -> None:
         assert row.groups() == ("4", "4", "20")
     assert "runner / runner (httpx) CPU per chunk:" in out
     assert "httpx (runner) / httpx CPU per chunk:" in out
+
+
+@pytest.mark.slow
+def test_bench_serves_from_several_simulator_workers() -> None:
+    """--simulator-workers 3: every stream verified through the shared port, and the table says so."""
+    load = ["--streams=12", "--chunks=5", "--concurrency=6", "--clients=httpx", "--simulator-workers=3"]
+    done = subprocess.run(
+        [sys.executable, "-m", "runner", "bench", *load],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    row = re.search(r"^httpx\s+(\d+)/(\d+)\s+(\d+)\s", done.stdout, re.MULTILINE)
+    assert row is not None, done.stdout
+    assert row.groups() == ("12", "12", "60")
+    assert "simulator: 3 worker processes sharing its port" in done.stdout
+
+
+def _bench_litellm(env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    load = ["--streams=4", "--chunks=5", "--concurrency=2", "--clients=httpx,litellm", "--transport=runner"]
+    return subprocess.run(
+        [sys.executable, "-m", "runner", "bench", *load],
+        capture_output=True,
+        text=True,
+        timeout=180,
+        check=False,
+        env=env,
+    )
+
+
+@pytest.mark.slow
+def test_bench_says_in_one_line_when_litellm_is_not_installed(tmp_path: Path) -> None:
+    """litellm, a peer, is never a dependency: without it the table still prints, with one line saying
+    how to add it (the processes here see it as not installed, whether or not this venv has it)."""
+    (tmp_path / "sitecustomize.py").write_text('import sys\nsys.modules["litellm"] = None\n')
+    done = _bench_litellm({**os.environ, "PYTHONPATH": str(tmp_path)})
+    assert done.returncode == 0, done.stderr
+    assert re.search(r"^litellm\s+\d", done.stdout, re.MULTILINE) is None  # no row
+    assert "litellm client skipped: litellm is not installed (pip install litellm)" in done.stdout
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(importlib.util.find_spec("litellm") is None, reason="litellm (a peer) is not installed")
+def test_bench_streams_through_litellm_where_installed() -> None:
+    """Installed, litellm's row is verified like every client's: every stream's text checked."""
+    done = _bench_litellm()
+    assert done.returncode == 0, done.stderr
+    row = re.search(r"^litellm\s+(\d+)/(\d+)\s+(\d+)\s", done.stdout, re.MULTILINE)
+    assert row is not None, done.stdout
+    assert row.groups() == ("4", "4", "20")
 
 
 def test_parse_transports_names_the_unknown_one() -> None:

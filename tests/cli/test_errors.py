@@ -74,6 +74,17 @@ def test_simulate_says_the_port_is_in_use(tmp_path: Path) -> None:
     assert "in use" in line
 
 
+def test_simulate_with_workers_says_the_port_is_in_use(tmp_path: Path) -> None:
+    """--workers 2 binds the port itself (SO_REUSEPORT) before serving: a taken port is still one line."""
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        line = one_error_line(runner("simulate", "--port", str(port), "--workers", "2", cwd=tmp_path))
+    assert f"port {port}" in line
+    assert "in use" in line
+
+
 @pytest.mark.parametrize(
     ("options", "expected"),
     [

@@ -9,11 +9,14 @@ from pathlib import Path
 import pytest
 import trio
 
-from runner.run.lag import THRESHOLD_S, LagHistogram, LagSummary, watch_loop_lag
-from runner.run.service import RunOptions, open_run, run_until_signalled
+from runner.model import LoopLag
+from runner.run.lag import THRESHOLD_S, LagHistogram, watch_loop_lag
+from runner.run.service import RunOptions, execute_job, open_run, run_until_signalled
 from runner.simulator.config import SimulatorConfig, parse_latency
 from runner.spec import ProviderSpec, RetryPolicy, Timeouts
-from runner.store.db import open_database
+from runner.store import repository
+from runner.store.db import Database, open_database
+from runner.store.records import RunInfo
 from tests.run.helpers import make_job, run_in_process
 
 
@@ -48,8 +51,8 @@ def test_no_wake_up_no_summary() -> None:
 
 def test_the_summary_flags_a_lag_above_the_threshold() -> None:
     """Over 5 ms at p99 the summary says the timing figures include runner's own delay."""
-    clean = LagSummary(p50_s=0.0002, p99_s=0.001, max_s=0.003, samples=100)
-    lagging = LagSummary(p50_s=0.002, p99_s=0.040, max_s=0.120, samples=100)
+    clean = LoopLag(p50_s=0.0002, p99_s=0.001, max_s=0.003, samples=100)
+    lagging = LoopLag(p50_s=0.002, p99_s=0.040, max_s=0.120, samples=100)
     assert not clean.is_lagging
     assert clean.describe() == "loop lag p50 0.2 ms, p99 1.0 ms, max 3.0 ms"
     assert lagging.is_lagging
@@ -131,3 +134,29 @@ async def test_runner_run_freezes_the_startup_objects_out_of_the_collectors_reac
     finally:
         gc.unfreeze()  # this test process goes on: its objects stay collectable
         database.close()
+
+
+async def test_every_run_stores_its_loop_lag(database: Database) -> None:
+    """execute_job writes this process's lag with the run's final status; the read model has it."""
+    provider = ProviderSpec(
+        name="sim",
+        dialect="openai-chat",
+        base_url="http://simulated.invalid/v1",
+        model="m",
+        simulator=SimulatorConfig(latency=parse_latency("ttft=0.05")),
+        retry=RetryPolicy(max_attempts=1),
+        concurrency=2,
+    )
+    options = RunOptions(display="quiet")
+    run, job = await trio.to_thread.run_sync(open_run, database, make_job([provider], repeats=4), options)
+    with trio.fail_after(30):
+        summary = await execute_job(database, run, job, options, api_keys={})
+
+    def read() -> RunInfo:
+        with database.session() as session:
+            return repository.get_run(session, run.id)
+
+    stored = await trio.to_thread.run_sync(read)
+    assert summary.loop_lag is not None
+    assert stored.status == "finished"
+    assert stored.loop_lag == summary.loop_lag  # the first process: its own figures, exactly

@@ -8,6 +8,7 @@ import socket
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import click.testing
 import pytest
@@ -87,6 +88,52 @@ def test_simulate_streams_n_tokens_at_a_fixed_pace() -> None:
     firsts = [next(at for at, count in reads if count >= n) for n in range(1, 6)]
     assert all(at - sent >= 0.1 + n * 0.05 - 0.002 for n, at in enumerate(firsts)), firsts
     assert firsts[-1] - sent < 0.1 + 4 * 0.05 + 0.2
+
+
+def _forked_children(pid: int) -> list[int]:
+    return [
+        int(c)
+        for task in Path(f"/proc/{pid}/task").iterdir()
+        for c in (task / "children").read_text().split()
+    ]
+
+
+@pytest.mark.skipif(not Path("/proc/self/task").exists(), reason="reads /proc (Linux)")
+def test_simulate_serves_with_several_workers_and_stops_them_all() -> None:
+    """--workers 3: two more processes serve the port; streams come whole; Ctrl-C stops every one."""
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "runner",
+            "simulate",
+            "--port",
+            "0",
+            "--dialect",
+            "openai-chat",
+            "--workers",
+            "3",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert process.stdout is not None
+        base_url = process.stdout.readline().split(": ", 1)[1].strip()
+        workers = _forked_children(process.pid)
+        answers = [_timed_stream(int(base_url.rsplit(":", 1)[1].split("/")[0]))[1] for _ in range(6)]
+        process.send_signal(signal.SIGINT)
+        out, err = process.communicate(timeout=10)
+    finally:
+        process.kill()
+        process.wait(timeout=10)
+    assert len(workers) == 2
+    assert all(reads[-1][1] > 0 for reads in answers)  # every stream got its tokens, whoever served it
+    assert process.returncode == 0
+    assert "simulator stopped" in out
+    assert "Traceback" not in err
+    assert not any(Path(f"/proc/{pid}").exists() for pid in workers)  # waited for: none left behind
 
 
 def test_simulate_refuses_a_gap_given_twice() -> None:

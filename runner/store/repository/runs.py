@@ -1,4 +1,5 @@
-"""Runs: create one (id, redacted job spec, frozen prices), look one up, list them, mark their status."""
+"""Runs: create one (id, redacted job spec, frozen prices), look one up, list them, mark their status
+(and the worst loop lag a process saw)."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ import orjson
 from sqlalchemy import insert, select, update
 
 from runner.errors import StorageError
+from runner.model import LoopLag
 from runner.pricing import prices_snapshot
 from runner.spec import job_to_json
 from runner.store.records import RunInfo, RunStatus
@@ -62,6 +64,7 @@ def _run_info(row: RowMapping) -> RunInfo:
         host=row["host"],
         runner_version=row["runner_version"],
         tags=tuple(row["tags"]),
+        loop_lag=LoopLag.from_json(row.get("loop_lag")),
     )
 
 
@@ -132,8 +135,26 @@ def list_runs(session: Session, *, job_name: str | None = None, limit: int = 100
         return [_run_info(row) for row in conn.execute(query).mappings()]
 
 
-def mark_run(session: Session, run_id: str, status: RunStatus, *, now: datetime | None = None) -> None:
-    """Set a run's status; any status but ``running`` also sets ``finished_at``."""
+def mark_run(
+    session: Session,
+    run_id: str,
+    status: RunStatus,
+    *,
+    now: datetime | None = None,
+    loop_lag: LoopLag | None = None,
+) -> None:
+    """Set a run's status; any status but ``running`` also sets ``finished_at``.
+
+    ``loop_lag`` is this process's; the run keeps the worst by p99 of it and the one stored (a
+    --join or --resume process must not hide an earlier process's lag, nor its own). Read under a
+    row lock (SQLite's write transaction already holds the file's), so two processes finishing at
+    once cannot both read the old value and the lower one win.
+    """
     finished = None if status == "running" else now_or_utc(now)
+    values: dict[str, Any] = {"status": status, "finished_at": finished}
     with transaction(session, write=True) as conn:
-        conn.execute(update(RUNS).where(RUNS.c.id == run_id).values(status=status, finished_at=finished))
+        if loop_lag is not None:
+            query = select(RUNS.c.loop_lag).where(RUNS.c.id == run_id).with_for_update()
+            stored = LoopLag.from_json(conn.execute(query).scalar())
+            values["loop_lag"] = loop_lag.worst(stored).to_json()
+        conn.execute(update(RUNS).where(RUNS.c.id == run_id).values(**values))
