@@ -1,4 +1,4 @@
-"""Shared limits: per-provider buckets, in-flight slots per process, the run's workers, and its spend.
+"""Shared limits: per-provider buckets, in-flight slots per process, and the run's workers (with what each spent).
 
 Every process joined on a run draws from the same RPM / TPM buckets, concurrency (adaptive) and
 budget cap, kept here. Existing runs get no rows: a process creates them at its first take.
@@ -53,24 +53,15 @@ def upgrade() -> None:
         sa.Column('owner', sa.String(length=200), nullable=False),
         sa.Column('shared', sa.Boolean(), nullable=False),
         sa.Column('expires_at', sa.Float(), nullable=False),
+        sa.Column('spent_before_usd', sa.Float(), nullable=False),
+        sa.Column('spent_usd', sa.Float(), nullable=False),
         sa.ForeignKeyConstraint(
             ['run_id'], ['runs.id'], name=op.f('fk_limit_workers_run_id_runs'), ondelete='CASCADE'
         ),
         sa.PrimaryKeyConstraint('run_id', 'owner', name=op.f('pk_limit_workers')),
     )
-    op.create_table(
-        'run_spend',
-        sa.Column('run_id', sa.String(length=16), nullable=False),
-        sa.Column('spent_usd', sa.Float(), nullable=False),
-        sa.ForeignKeyConstraint(
-            ['run_id'], ['runs.id'], name=op.f('fk_run_spend_run_id_runs'), ondelete='CASCADE'
-        ),
-        sa.PrimaryKeyConstraint('run_id', name=op.f('pk_run_spend')),
-    )
-
 
 def downgrade() -> None:
-    op.drop_table('run_spend')
     op.drop_table('limit_workers')
     op.drop_table('limit_holders')
     op.drop_table('limit_buckets')

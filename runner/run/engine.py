@@ -204,7 +204,9 @@ async def execute_run(
         ):
             await trio.to_thread.run_sync(queue.release, limiter=ctx.db_limiter)
             if ctx.shared is not None:
-                await trio.to_thread.run_sync(ctx.shared.gate.release, limiter=ctx.db_limiter)
+                await trio.to_thread.run_sync(
+                    ctx.shared.gate.release, state.spent - already_spent_usd, limiter=ctx.db_limiter
+                )
     end: RunEnd = "interrupted" if state.budget_spent.is_set() else "finished"
     done, failed = progress.outcomes()
     return RunResult(end=end, ok=done, failed=failed, spent_usd=state.spent)
@@ -232,19 +234,25 @@ async def _watch_peers(
     waits (bounded) for those still alone to publish what they have in flight, so no moment counts
     fewer attempts than are being sent.
     """
-    peers = await trio.to_thread.run_sync(switch.gate.check_in, limiter=ctx.db_limiter)
+    peers = await trio.to_thread.run_sync(
+        switch.gate.check_in, state.spent - already_spent_usd, limiter=ctx.db_limiter
+    )
     if peers.any:
         await _go_shared(ctx, switch, state, already_spent_usd)
         with trio.move_on_after(4 * ctx.peer_poll_seconds):
             while peers.solo:
                 await trio.sleep(ctx.peer_poll_seconds / 5)
-                peers = await trio.to_thread.run_sync(switch.gate.check_in, limiter=ctx.db_limiter)
+                peers = await trio.to_thread.run_sync(
+                    switch.gate.check_in, state.spent - already_spent_usd, limiter=ctx.db_limiter
+                )
         task_status.started()
         return
     task_status.started()
     while True:
         await trio.sleep(ctx.peer_poll_seconds)
-        found = await trio.to_thread.run_sync(switch.gate.check_in, limiter=ctx.db_limiter)
+        found = await trio.to_thread.run_sync(
+            switch.gate.check_in, state.spent - already_spent_usd, limiter=ctx.db_limiter
+        )
         if found.any:
             await _go_shared(ctx, switch, state, already_spent_usd)
             return
@@ -387,7 +395,6 @@ async def _attempt_until_final(
             cost, spent = computed_and_booked_cost(record, work.provider.price)
             unit_spent += spent or 0.0
             state.spend(spent)
-            await _spend_shared(ctx, state, spent)
             decision = retry.decision_of(record.error)
             if decision is not None and retry.will_retry(decision, policy, attempts_made=made):
                 counters.retrying += 1
@@ -443,8 +450,9 @@ async def _attempt_once(
             record = ctx.redactor.record(record, work.provider.dialect)
             slot.settle(_used_tokens(usage_of(record)))
             rate_limited = record.error is not None and record.error.kind == "rate_limited"
-            # Inside the slot: with shared limits the outcome goes back with the slot.
+            # Inside the slot: with shared limits the outcome and the cost go back with the slot.
             work.limiter.on_outcome(rate_limited, slot=slot)
+            slot.cost = computed_and_booked_cost(record, work.provider.price)[1] or 0.0
     except trio.Cancelled:
         # Ctrl-C / SIGTERM: store the cut-off attempt so the timeline shows it, with what it had
         # received (partial output, bytes, timings, raw body; its tokens count for cost). Cut
@@ -472,15 +480,6 @@ async def _attempt_once(
             refusal.kind,
         )
     return record
-
-
-async def _spend_shared(ctx: RunContext, state: _State, spent: float | None) -> None:
-    """Add an attempt's cost to the run's spend, so max_cost_usd holds for all its processes."""
-    if ctx.shared is None or not ctx.shared.active or ctx.max_cost_usd is None or not spent:
-        return
-    total = await trio.to_thread.run_sync(ctx.shared.gate.spend, spent, limiter=ctx.db_limiter)
-    if total >= ctx.max_cost_usd:
-        state.budget_spent.set()
 
 
 async def _hand_off(send: trio.MemorySendChannel[WriteItem], item: WriteItem) -> None:

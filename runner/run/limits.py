@@ -80,16 +80,17 @@ class SharedGate(Protocol):
         """Take a slot, one RPM token and ``tokens`` TPM tokens of ``provider``, or say how long to wait."""
         ...
 
-    def give(self, provider: str, token_correction: float, outcome: tuple[bool, int] | None) -> None:
-        """End an attempt: free its slot, correct TPM, feed (rate limited, epoch) to the adaptive limit."""
+    def give(
+        self, provider: str, token_correction: float, outcome: tuple[bool, int] | None, cost: float
+    ) -> None:
+        """End an attempt: free its slot, correct TPM, feed (rate limited, epoch) to the adaptive limit,
+        add its ``cost`` (USD) to the run's spend, all at once (no take sees the slot free and the spend
+        not yet counted)."""
         ...
 
-    def spend(self, amount: float) -> float:
-        """Add ``amount`` USD to the run's spend; return the run's total."""
-        ...
-
-    def check_in(self) -> Peers:
-        """Say this process works the run (alone so far); return the other live ones."""
+    def check_in(self, spent_here: float) -> Peers:
+        """Say this process works the run (alone so far) and has spent ``spent_here`` USD since it
+        started; return the other live ones."""
         ...
 
     def go_shared(self, local: dict[str, LocalLimits], spent_here: float) -> None:
@@ -101,8 +102,8 @@ class SharedGate(Protocol):
         """Keep this process's slots counted (its heartbeat)."""
         ...
 
-    def release(self) -> None:
-        """Free every slot this process still counts (it stops)."""
+    def release(self, spent_here: float) -> None:
+        """Free every slot this process still counts and record what it spent (it stops)."""
         ...
 
 
@@ -179,7 +180,16 @@ class TokenBucket:
 class Slot:
     """One granted attempt; ``settle`` corrects the TPM estimate with the usage actually reported."""
 
-    __slots__ = ("_limiter", "_settled", "correction", "counted", "epoch", "estimated_tokens", "outcome")
+    __slots__ = (
+        "_limiter",
+        "_settled",
+        "correction",
+        "cost",
+        "counted",
+        "epoch",
+        "estimated_tokens",
+        "outcome",
+    )
 
     def __init__(self, limiter: ProviderLimiter, estimated_tokens: int, epoch: int) -> None:
         self._limiter = limiter
@@ -189,6 +199,7 @@ class Slot:
         # Shared limits: what the slot's give-back carries (TPM correction; rate limited or not).
         self.correction = 0.0
         self.outcome: bool | None = None
+        self.cost = 0.0  # USD, booked: set by the engine before the slot ends
         self.counted = False  # counted in the run's shared slots: it gives its slot back there
 
     def settle(self, actual_tokens: int | None) -> None:
@@ -321,7 +332,12 @@ class ProviderLimiter:
             contextlib.suppress(StorageError),
         ):
             await trio.to_thread.run_sync(
-                shared.switch.gate.give, self.name, slot.correction, outcome, limiter=shared.switch.db_limiter
+                shared.switch.gate.give,
+                self.name,
+                slot.correction,
+                outcome,
+                slot.cost,
+                limiter=shared.switch.db_limiter,
             )
 
     def on_outcome(self, rate_limited: bool, *, slot: Slot | None = None) -> None:

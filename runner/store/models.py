@@ -313,13 +313,8 @@ class LimitWorker(Base):
     owner: Mapped[str] = mapped_column(String(200), primary_key=True)
     shared: Mapped[bool] = mapped_column(Boolean)
     expires_at: Mapped[float] = mapped_column(Float)  # Unix seconds
-
-
-class RunSpend(Base):
-    """What a run has spent (USD, booked cost), added to by every process as its attempts end:
-    the one total ``max_cost_usd`` is checked against across processes."""
-
-    __tablename__ = "run_spend"
-
-    run_id: Mapped[str] = mapped_column(ForeignKey("runs.id", ondelete="CASCADE"), primary_key=True)
+    # USD: what the run had booked when this process started, and what this process spent since
+    # (kept current while shared, every few tenths of a second while alone, and at its end). The
+    # run's spend, checked against max_cost_usd: MIN(spent_before_usd) + SUM(spent_usd) over its workers.
+    spent_before_usd: Mapped[float] = mapped_column(Float)
     spent_usd: Mapped[float] = mapped_column(Float)

@@ -33,7 +33,7 @@ class SharedLimits:
     lease_seconds: float = 60.0
     cap_usd: float | None = None
     recover_after: int = 10
-    spent_before_usd: float = 0.0  # what the run had booked when this process started (seeds run_spend)
+    spent_before_usd: float = 0.0  # what the run had booked when this process started
 
     @classmethod
     def of(cls, providers: Iterable[ProviderSpec], **kwargs: object) -> SharedLimits:
@@ -59,10 +59,14 @@ class SharedLimits:
                 cap_usd=self.cap_usd,
             )
 
-    def give(self, provider: str, token_correction: float, outcome: tuple[bool, int] | None) -> None:
-        self.database.call(self._give, provider, token_correction, outcome)
+    def give(
+        self, provider: str, token_correction: float, outcome: tuple[bool, int] | None, cost: float
+    ) -> None:
+        self.database.call(self._give, provider, token_correction, outcome, cost)
 
-    def _give(self, provider: str, token_correction: float, outcome: tuple[bool, int] | None) -> None:
+    def _give(
+        self, provider: str, token_correction: float, outcome: tuple[bool, int] | None, cost: float
+    ) -> None:
         with self.database.session() as session:
             sql.give_slot(
                 session,
@@ -71,26 +75,25 @@ class SharedLimits:
                 self.budgets[provider],
                 token_correction=token_correction,
                 outcome=outcome,
+                cost=cost,
                 now=time.time(),
                 lease_seconds=self.lease_seconds,
                 recover_after=self.recover_after,
             )
 
-    def spend(self, amount: float) -> float:
-        return self.database.call(self._spend, amount)
+    def check_in(self, spent_here: float) -> Peers:
+        return self.database.call(self._check_in, spent_here)
 
-    def _spend(self, amount: float) -> float:
-        with self.database.session() as session:
-            return sql.add_spend(session, self.run_id, amount, start=self.spent_before_usd)
-
-    def check_in(self) -> Peers:
-        return self.database.call(self._check_in)
-
-    def _check_in(self) -> Peers:
+    def _check_in(self, spent_here: float) -> Peers:
         now = time.time()
         with self.database.session() as session:
             return sql.check_in(
-                session, self.run_id, self.owner, shared=False, now=now, expires=now + self.lease_seconds
+                session,
+                self.run_id,
+                self.owner,
+                spent=(self.spent_before_usd, spent_here),
+                now=now,
+                expires=now + self.lease_seconds,
             )
 
     def go_shared(
@@ -121,9 +124,9 @@ class SharedLimits:
         with self.database.session() as session:
             sql.renew_holders(session, self.run_id, self.owner, expires=time.time() + self.lease_seconds)
 
-    def release(self) -> None:
-        self.database.call(self._release)
+    def release(self, spent_here: float) -> None:
+        self.database.call(self._release, spent_here)
 
-    def _release(self) -> None:
+    def _release(self, spent_here: float) -> None:
         with self.database.session() as session:
-            sql.drop_holders(session, self.run_id, self.owner)
+            sql.drop_holders(session, self.run_id, self.owner, spent=spent_here)

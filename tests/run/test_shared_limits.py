@@ -121,7 +121,7 @@ async def test_three_processes_stop_at_one_budget(
 ) -> None:
     """max_cost_usd across three processes: they stop within one in-flight attempt each of the cap."""
     config = SimulatorConfig.from_dict(
-        {"latency": "ttft=0.05", "output_tokens": "100", "cost": True, "price": {"output": 1000.0}}
+        {"latency": "ttft=0.5", "output_tokens": "100", "cost": True, "price": {"output": 1000.0}}
     )
     handle: SimulatorHandle = await start_simulator(config)
     # 100 output tokens at $1000 per million: $0.1 (and a little input) per attempt, ~30 of 400 units.

@@ -23,7 +23,6 @@ if TYPE_CHECKING:
 
 BUCKETS: Final = Base.metadata.tables["limit_buckets"]
 HOLDERS: Final = Base.metadata.tables["limit_holders"]
-SPEND: Final = Base.metadata.tables["run_spend"]
 WORKERS: Final = Base.metadata.tables["limit_workers"]
 
 # Wait suggested when every slot is taken: an attempt ends at an unknown time, so the taker polls.
@@ -82,7 +81,9 @@ def _in_flight(conn: Connection, run_id: str, provider: str, now: float) -> int:
 
 
 def _spent(conn: Connection, run_id: str) -> float:
-    return float(conn.execute(select(SPEND.c.spent_usd).where(SPEND.c.run_id == run_id)).scalar() or 0.0)
+    """The run's spend: what it had before its first worker started, plus what each worker spent."""
+    query = select(func.min(WORKERS.c.spent_before_usd) + func.sum(WORKERS.c.spent_usd))
+    return float(conn.execute(query.where(WORKERS.c.run_id == run_id)).scalar() or 0.0)
 
 
 def _wait_for(need: float, tokens: float, per_minute: float | None) -> float:
@@ -109,9 +110,11 @@ def take_slot(
     in-process bucket does, so big requests still go at the right long-run rate.
     """
     with transaction(session, write=True) as conn:
+        # The bucket row's lock first: what is read after it (the spend, the slots in flight)
+        # includes every give committed before this take may proceed.
+        row = _bucket(conn, run_id, budget, now)
         if cap_usd is not None and _spent(conn, run_id) >= cap_usd:
             return Take(granted=False, budget_spent=True)
-        row = _bucket(conn, run_id, budget, now)
         elapsed = now - row["refilled_at"]
         rpm = _refilled(row["rpm_tokens"], budget.rpm, budget.capacity(budget.rpm), elapsed)
         tpm = _refilled(row["tpm_tokens"], budget.tpm, budget.capacity(budget.tpm), elapsed)
@@ -154,6 +157,7 @@ def give_slot(
     *,
     token_correction: float,
     outcome: tuple[bool, int] | None,
+    cost: float,
     now: float,
     lease_seconds: float,
     recover_after: int,
@@ -184,6 +188,12 @@ def give_slot(
                 .values(**values)
             )
         _hold(conn, run_id, owner, budget.provider, -1, now + lease_seconds)
+        if cost:
+            conn.execute(
+                update(WORKERS)
+                .where(WORKERS.c.run_id == run_id, WORKERS.c.owner == owner)
+                .values(spent_usd=WORKERS.c.spent_usd + cost)
+            )
 
 
 def _adapted(
@@ -201,18 +211,6 @@ def _adapted(
     return {"successes": successes}
 
 
-def add_spend(session: Session, run_id: str, amount: float, *, start: float) -> float:
-    """Add ``amount`` USD to the run's spend (created at ``start``, what was booked before) and return
-    the run's total."""
-    with transaction(session, write=True) as conn:
-        conn.execute(_insert(conn)(SPEND).values(run_id=run_id, spent_usd=start).on_conflict_do_nothing())
-        if amount:
-            conn.execute(
-                update(SPEND).where(SPEND.c.run_id == run_id).values(spent_usd=SPEND.c.spent_usd + amount)
-            )
-        return _spent(conn, run_id)
-
-
 def renew_holders(session: Session, run_id: str, owner: str, *, expires: float) -> None:
     """Keep ``owner`` alive and its in-flight slots counted until ``expires`` (its heartbeat)."""
     with transaction(session, write=True) as conn:
@@ -228,10 +226,13 @@ def renew_holders(session: Session, run_id: str, owner: str, *, expires: float) 
         )
 
 
-def check_in(session: Session, run_id: str, owner: str, *, shared: bool, now: float, expires: float) -> Peers:
-    """Register (or refresh) ``owner`` as a worker of the run; return the other live workers."""
+def check_in(
+    session: Session, run_id: str, owner: str, *, spent: tuple[float, float], now: float, expires: float
+) -> Peers:
+    """Register (or refresh) ``owner`` as a worker of the run that keeps its limits in memory, with
+    ``spent`` = (the run's spend when it started, its own since); return the other live workers."""
     with transaction(session, write=True) as conn:
-        _upsert_worker(conn, run_id, owner, shared=shared, expires=expires)
+        _upsert_worker(conn, run_id, owner, shared=False, expires=expires, spent=spent)
         query = select(WORKERS.c.shared, func.count()).where(
             WORKERS.c.run_id == run_id, WORKERS.c.owner != owner, WORKERS.c.expires_at >= now
         )
@@ -240,13 +241,13 @@ def check_in(session: Session, run_id: str, owner: str, *, shared: bool, now: fl
     return Peers(shared=counts.get(True, 0), solo=counts.get(False, 0))
 
 
-def _upsert_worker(conn: Connection, run_id: str, owner: str, *, shared: bool, expires: float) -> None:
-    stmt = _insert(conn)(WORKERS).values(run_id=run_id, owner=owner, shared=shared, expires_at=expires)
-    conn.execute(
-        stmt.on_conflict_do_update(
-            index_elements=["run_id", "owner"], set_={"shared": shared, "expires_at": expires}
-        )
-    )
+def _upsert_worker(
+    conn: Connection, run_id: str, owner: str, *, shared: bool, expires: float, spent: tuple[float, float]
+) -> None:
+    before, own = spent
+    values = {"shared": shared, "expires_at": expires, "spent_before_usd": before, "spent_usd": own}
+    stmt = _insert(conn)(WORKERS).values(run_id=run_id, owner=owner, **values)
+    conn.execute(stmt.on_conflict_do_update(index_elements=["run_id", "owner"], set_=values))
 
 
 def go_shared(
@@ -265,7 +266,7 @@ def go_shared(
     when it started, its own since). The run keeps the lower of each (a bucket this process drained
     stays drained: no second burst when the run goes shared)."""
     with transaction(session, write=True) as conn:
-        _upsert_worker(conn, run_id, owner, shared=True, expires=expires)
+        _upsert_worker(conn, run_id, owner, shared=True, expires=expires, spent=spent)
         for provider, (slots, concurrency, rpm, tpm) in local.items():
             budget = budgets[provider]
             row = _bucket(conn, run_id, budget, now)
@@ -286,20 +287,16 @@ def go_shared(
             )
             if slots:
                 _hold(conn, run_id, owner, provider, slots, expires)
-        start, own = spent
-        conn.execute(_insert(conn)(SPEND).values(run_id=run_id, spent_usd=start).on_conflict_do_nothing())
-        if own:
-            conn.execute(
-                update(SPEND).where(SPEND.c.run_id == run_id).values(spent_usd=SPEND.c.spent_usd + own)
-            )
 
 
-def drop_holders(session: Session, run_id: str, owner: str) -> None:
-    """``owner`` stops: whatever it still counted as in flight is free at once."""
+def drop_holders(session: Session, run_id: str, owner: str, *, spent: float) -> None:
+    """``owner`` stops, having spent ``spent`` USD: whatever it still counted as in flight is free at once."""
     with transaction(session, write=True) as conn:
         conn.execute(
             update(HOLDERS).where(HOLDERS.c.run_id == run_id, HOLDERS.c.owner == owner).values(slots=0)
         )
         conn.execute(
-            update(WORKERS).where(WORKERS.c.run_id == run_id, WORKERS.c.owner == owner).values(expires_at=0.0)
+            update(WORKERS)
+            .where(WORKERS.c.run_id == run_id, WORKERS.c.owner == owner)
+            .values(expires_at=0.0, spent_usd=spent)
         )
