@@ -76,8 +76,9 @@ class UnitQueue(Protocol):
         ...
 
     def outstanding(self) -> int:
-        """Units of the run without a result: pending, or leased by another process (ours that
-        are running only wait for the writer's commit)."""
+        """0 when no unit of the run is without a result, else a positive number: units pending, or
+        leased by another process (ours that are running only wait for the writer's commit). Not
+        necessarily their count (``RunQueue`` answers 1: counting would read the whole run)."""
         ...
 
 
