@@ -36,12 +36,31 @@ class SharedLimits:
     spent_before_usd: float = 0.0  # what the run had booked when this process started
 
     @classmethod
-    def of(cls, providers: Iterable[ProviderSpec], **kwargs: object) -> SharedLimits:
+    def of(
+        cls,
+        providers: Iterable[ProviderSpec],
+        *,
+        database: Database,
+        run_id: str,
+        owner: str,
+        lease_seconds: float = 60.0,
+        cap_usd: float | None = None,
+        spent_before_usd: float = 0.0,
+    ) -> SharedLimits:
+        """The run's limits for ``providers`` (their configured concurrency, RPM and TPM)."""
         budgets = {
             p.name: ProviderBudget(provider=p.name, concurrency=p.concurrency, rpm=p.rpm, tpm=p.tpm)
             for p in providers
         }
-        return cls(budgets=budgets, **kwargs)  # type: ignore[arg-type]
+        return cls(
+            database=database,
+            run_id=run_id,
+            owner=owner,
+            budgets=budgets,
+            lease_seconds=lease_seconds,
+            cap_usd=cap_usd,
+            spent_before_usd=spent_before_usd,
+        )
 
     def take(self, provider: str, tokens: int) -> Take:
         return self.database.call(self._take, provider, tokens)
