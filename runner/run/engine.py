@@ -29,7 +29,7 @@ from runner.run import retry
 from runner.run.attempt import CANCELLED_MESSAGE, run_attempt
 from runner.run.breaker import Breaker
 from runner.run.finish import computed_and_booked_cost, finish_unit, usage_of
-from runner.run.limits import estimate_tokens
+from runner.run.limits import BudgetSpent, estimate_tokens
 from runner.run.redact import Redactor
 from runner.store.records import AttemptWrite, WriteItem
 
@@ -39,7 +39,7 @@ if TYPE_CHECKING:
     import httpx
 
     from runner.model import Usage
-    from runner.run.limits import ProviderLimiter
+    from runner.run.limits import ProviderLimiter, SharedSwitch
     from runner.run.progress import Progress, ProviderCounters
     from runner.spec import CaseSpec, ProviderSpec
     from runner.store.records import ClaimedUnit
@@ -76,8 +76,9 @@ class UnitQueue(Protocol):
         ...
 
     def outstanding(self) -> int:
-        """Units of the run without a result: pending, or leased by another process (ours that
-        are running only wait for the writer's commit)."""
+        """0 when no unit of the run is without a result, else a positive number: units pending, or
+        leased by another process (ours that are running only wait for the writer's commit). Not
+        necessarily their count (``RunQueue`` answers 1: counting would read the whole run)."""
         ...
 
 
@@ -111,6 +112,10 @@ class RunContext:
     # runner.run.service computes it once and sizes the HTTP connection pool with the same number.
     concurrency: int
     max_cost_usd: float | None = None
+    # The run's limits in its database, shared by every process joined on the run (the limiters
+    # draw from it; the budget cap is checked against the run's total spend).
+    shared: SharedSwitch | None = None
+    peer_poll_seconds: float = 0.5  # how often a process alone on its run looks for others
     lease_renew_seconds: float = 20.0
     idle_poll_seconds: float = 2.0
 
@@ -181,6 +186,8 @@ async def execute_run(
             # every send side (the feeder's and each unit's clone) has closed.
             async with trio.open_nursery() as renewal:
                 renewal.start_soon(_renew_leases, ctx, queue)
+                if ctx.shared is not None:
+                    await renewal.start(_watch_peers, ctx, ctx.shared, state, already_spent_usd)
                 async with send, trio.open_nursery() as work:
                     work.start_soon(_feed, work, ctx, queue, send, state, progress)
                 renewal.cancel_scope.cancel()
@@ -197,6 +204,10 @@ async def execute_run(
             contextlib.suppress(StorageError),
         ):
             await trio.to_thread.run_sync(queue.release, limiter=ctx.db_limiter)
+            if ctx.shared is not None:
+                await trio.to_thread.run_sync(
+                    ctx.shared.gate.release, state.spent - already_spent_usd, limiter=ctx.db_limiter
+                )
     end: RunEnd = "interrupted" if state.budget_spent.is_set() else "finished"
     done, failed = progress.outcomes()
     return RunResult(end=end, ok=done, failed=failed, spent_usd=state.spent)
@@ -206,6 +217,57 @@ async def _renew_leases(ctx: RunContext, queue: UnitQueue) -> None:
     while True:
         await trio.sleep(ctx.lease_renew_seconds)
         await trio.to_thread.run_sync(queue.renew, limiter=ctx.db_limiter)
+        if ctx.shared is not None and ctx.shared.active:  # the heartbeat of its shared slots
+            await trio.to_thread.run_sync(ctx.shared.gate.renew, limiter=ctx.db_limiter)
+
+
+async def _watch_peers(
+    ctx: RunContext,
+    switch: SharedSwitch,
+    state: _State,
+    already_spent_usd: float,
+    *,
+    task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED,
+) -> None:
+    """Keep limits in memory while this process is alone on the run; share them once it is not.
+
+    Started before the first claim. A process that finds others goes shared at once, but first
+    waits (bounded) for those still alone to publish what they have in flight, so no moment counts
+    fewer attempts than are being sent.
+    """
+    peers = await trio.to_thread.run_sync(
+        switch.gate.check_in, state.spent - already_spent_usd, limiter=ctx.db_limiter
+    )
+    if peers.any:
+        await _go_shared(ctx, switch, state, already_spent_usd)
+        with trio.move_on_after(4 * ctx.peer_poll_seconds):
+            while peers.solo:
+                await trio.sleep(ctx.peer_poll_seconds / 5)
+                peers = await trio.to_thread.run_sync(
+                    switch.gate.check_in, state.spent - already_spent_usd, limiter=ctx.db_limiter
+                )
+        task_status.started()
+        return
+    task_status.started()
+    while True:
+        await trio.sleep(ctx.peer_poll_seconds)
+        found = await trio.to_thread.run_sync(
+            switch.gate.check_in, state.spent - already_spent_usd, limiter=ctx.db_limiter
+        )
+        if found.any:
+            await _go_shared(ctx, switch, state, already_spent_usd)
+            return
+
+
+async def _go_shared(ctx: RunContext, switch: SharedSwitch, state: _State, already_spent_usd: float) -> None:
+    # Snapshot and switch in one step (no await between): every attempt from here on takes from
+    # the run's rows, and the ones in flight give back there. The publish goes first in the
+    # database limiter's queue (it is FIFO), before any take made after the switch.
+    in_flight = {name: limiter.go_shared() for name, limiter in ctx.limiters.items()}
+    switch.active = True
+    await trio.to_thread.run_sync(
+        switch.gate.go_shared, in_flight, state.spent - already_spent_usd, limiter=ctx.db_limiter
+    )
 
 
 async def _feed(
@@ -294,6 +356,11 @@ async def _work_unit(
     async with send:
         try:
             final, cost, unit_spent = await _attempt_until_final(ctx, work, send, state, counters)
+        except BudgetSpent:
+            # Another process spent the run's budget before this attempt could start: the unit
+            # stays unfinished under our lease, which the end of the run gives back as pending.
+            state.budget_spent.set()
+            return
         finally:
             counters.in_flight -= 1
             state.slot_freed.set()
@@ -383,6 +450,10 @@ async def _attempt_once(
             # writer, the database, reports) no echoed key can be in it.
             record = ctx.redactor.record(record, work.provider.dialect)
             slot.settle(_used_tokens(usage_of(record)))
+            rate_limited = record.error is not None and record.error.kind == "rate_limited"
+            # Inside the slot: with shared limits the outcome and the cost go back with the slot.
+            work.limiter.on_outcome(rate_limited, slot=slot)
+            slot.cost = computed_and_booked_cost(record, work.provider.price)[1] or 0.0
     except trio.Cancelled:
         # Ctrl-C / SIGTERM: store the cut-off attempt so the timeline shows it, with what it had
         # received (partial output, bytes, timings, raw body; its tokens count for cost). Cut
@@ -400,8 +471,6 @@ async def _attempt_once(
             ),
         )
         raise  # (_hand_off has re-raised the cancellation already; this keeps the intent plain)
-    rate_limited = record.error is not None and record.error.kind == "rate_limited"
-    work.limiter.on_outcome(rate_limited, slot=slot)
     refusal = breaker.record(record.error)
     if refusal is not None:
         counters.stopped = refusal.kind

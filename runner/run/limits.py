@@ -3,16 +3,24 @@
 One ``ProviderLimiter`` per provider, owned by the engine for one run, plus an optional global
 ``trio.CapacityLimiter`` shared by all of them (``--concurrency``). A unit holds a slot for one HTTP
 attempt only, never across a retry's sleep, so a backing-off unit does not block its provider.
+
+With a ``SharedGate`` (the run's database, runner.store.shared_limits), the provider's concurrency,
+RPM, TPM and adaptive limit are the run's, drawn by every process joined on it, once the run has more
+than one process (``SharedSwitch.active``); a process alone keeps them here, at no database cost. The
+in-process concurrency limiter still caps this process's own share (its claims).
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 from contextlib import asynccontextmanager
-from typing import TYPE_CHECKING, Any, Final
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Final, Protocol, TypeAlias
 
 import trio
 
+from runner.errors import StorageError
 from runner.spec import request_params
 from runner.wire.dialects import get_dialect
 
@@ -20,6 +28,7 @@ if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Iterable
 
     from runner.spec import CaseSpec, ProviderSpec
+    from runner.store.records import Peers, Take
 
 # Output tokens assumed when a request sets no max_tokens: providers reserve TPM for the cap, and
 # a budget that assumes too little only means a correction after the usage arrives.
@@ -46,6 +55,78 @@ def _content_chars(content: Any) -> int:
     if isinstance(content, list):  # content parts: count the text ones
         return sum(len(part.get("text", "")) for part in content if isinstance(part, dict))
     return 0
+
+
+# A process's limits as it moves them to the run's rows: (attempts in flight, adaptive concurrency,
+# RPM tokens, TPM tokens); a bucket is None when the provider sets no such limit.
+LocalLimits: TypeAlias = tuple[int, int, float | None, float | None]
+
+# Longest the end of an attempt may wait to give its shared slot back once cancelled (a dead
+# database must not hang a Ctrl-C; the slot then lapses with this process's heartbeat).
+GIVE_BACK_SECONDS: Final = 5.0
+
+
+class BudgetSpent(Exception):
+    """The run's spend (all its processes') reached max_cost_usd: this attempt must not start."""
+
+
+class SharedGate(Protocol):
+    """The run's limits kept in its database (runner.store.shared_limits.SharedLimits).
+
+    Sync methods: called on a worker thread under the database limiter.
+    """
+
+    def take(self, provider: str, tokens: int) -> Take:
+        """Take a slot, one RPM token and ``tokens`` TPM tokens of ``provider``, or say how long to wait."""
+        ...
+
+    def give(
+        self, provider: str, token_correction: float, outcome: tuple[bool, int] | None, cost: float
+    ) -> None:
+        """End an attempt: free its slot, correct TPM, feed (rate limited, epoch) to the adaptive limit,
+        add its ``cost`` (USD) to the run's spend, all at once (no take sees the slot free and the spend
+        not yet counted)."""
+        ...
+
+    def check_in(self, spent_here: float) -> Peers:
+        """Say this process works the run (alone so far) and has spent ``spent_here`` USD since it
+        started; return the other live ones."""
+        ...
+
+    def go_shared(self, local: dict[str, LocalLimits], spent_here: float) -> None:
+        """Move this process's limits to the run's: {provider: (in flight, adaptive concurrency,
+        RPM tokens, TPM tokens)} as they are here, and what it has spent since it started."""
+        ...
+
+    def renew(self) -> None:
+        """Keep this process's slots counted (its heartbeat)."""
+        ...
+
+    def release(self, spent_here: float) -> None:
+        """Free every slot this process still counts and record what it spent (it stops)."""
+        ...
+
+
+@dataclass(slots=True, kw_only=True)
+class SharedSwitch:
+    """Whether this process's limiters draw from the run's database (``active``) or from memory.
+
+    Off while the process is alone on its run; ``runner.run.engine`` turns it on (once, for good)
+    when another process appears, after publishing what this one has in flight.
+    """
+
+    gate: SharedGate
+    db_limiter: trio.CapacityLimiter
+    active: bool = False
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Shared:
+    """A provider limiter's link to the run's shared limits."""
+
+    switch: SharedSwitch
+    # One taker per provider per process polls the database; the others queue here in arrival order.
+    lock: trio.Lock = field(default_factory=trio.Lock)
 
 
 class TokenBucket:
@@ -85,6 +166,11 @@ class TokenBucket:
                 self._refill()
             self._tokens -= amount
 
+    def level(self) -> float:
+        """The tokens there now (negative: in debt)."""
+        self._refill()
+        return self._tokens
+
     def give_back(self, amount: float) -> None:
         """Correct an estimate: a positive ``amount`` returns tokens, a negative one charges more."""
         self._refill()
@@ -94,19 +180,34 @@ class TokenBucket:
 class Slot:
     """One granted attempt; ``settle`` corrects the TPM estimate with the usage actually reported."""
 
-    __slots__ = ("_limiter", "_settled", "epoch", "estimated_tokens")
+    __slots__ = (
+        "_limiter",
+        "_settled",
+        "correction",
+        "cost",
+        "counted",
+        "epoch",
+        "estimated_tokens",
+        "outcome",
+    )
 
     def __init__(self, limiter: ProviderLimiter, estimated_tokens: int, epoch: int) -> None:
         self._limiter = limiter
         self._settled = False
         self.estimated_tokens = estimated_tokens
         self.epoch = epoch  # the limiter's decrease count when granted
+        # Shared limits: what the slot's give-back carries (TPM correction; rate limited or not).
+        self.correction = 0.0
+        self.outcome: bool | None = None
+        self.cost = 0.0  # USD, booked: set by the engine before the slot ends
+        self.counted = False  # counted in the run's shared slots: it gives its slot back there
 
     def settle(self, actual_tokens: int | None) -> None:
         """Charge ``actual_tokens`` instead of the estimate (once; None keeps the estimate)."""
         if actual_tokens is None or self._settled:
             return
         self._settled = True
+        self.correction = float(self.estimated_tokens - actual_tokens)
         if self._limiter.tpm is not None:
             self._limiter.tpm.give_back(self.estimated_tokens - actual_tokens)
 
@@ -128,10 +229,16 @@ class ProviderLimiter:
         tpm: float | None = None,
         global_limiter: trio.CapacityLimiter | None = None,
         recover_after: int = 10,
+        name: str = "",
+        shared: Shared | None = None,
     ) -> None:
         self._configured = concurrency
         self._concurrency = trio.CapacityLimiter(concurrency)
         self._global = global_limiter
+        self.name = name
+        self._shared = shared
+        self._sending: set[Slot] = set()  # granted and not yet ended: what moves to the run's rows
+        # While shared, the buckets of the run's database apply instead of these.
         self.rpm = TokenBucket(per_minute=rpm) if rpm else None
         self.tpm = TokenBucket(per_minute=tpm) if tpm else None
         self._recover_after = recover_after
@@ -158,22 +265,89 @@ class ProviderLimiter:
         # borrowing twice from one limiter).
         await self._concurrency.acquire_on_behalf_of(slot)
         try:
-            if self.rpm is not None:
-                await self.rpm.take(1)
-            if self.tpm is not None:
-                await self.tpm.take(estimated_tokens)
+            await self._take(slot)
+            self._sending.add(slot)
             if self._global is not None:
                 await self._global.acquire_on_behalf_of(slot)
             try:
                 yield slot
             finally:
+                self._sending.discard(slot)
                 if self._global is not None:
                     self._global.release_on_behalf_of(slot)
         finally:
-            self._concurrency.release_on_behalf_of(slot)
+            try:
+                if slot.counted and self._shared is not None:
+                    await self._give_shared(self._shared, slot)
+            finally:
+                self._concurrency.release_on_behalf_of(slot)
+
+    async def _take(self, slot: Slot) -> None:
+        if self._shared is not None and self._shared.switch.active:
+            await self._take_shared(self._shared, slot)
+            slot.counted = True
+            return
+        if self.rpm is not None:
+            await self.rpm.take(1)
+        if self.tpm is not None:
+            await self.tpm.take(slot.estimated_tokens)
+        if self._shared is not None and self._shared.switch.active:
+            # The run went shared while this waited on a bucket here: it takes the run's too.
+            await self._take_shared(self._shared, slot)
+            slot.counted = True
+
+    def go_shared(self) -> LocalLimits:
+        """Count every attempt now in flight as the run's (they give back there); return that count,
+        the adaptive concurrency and the buckets' levels. Sync, so no attempt starts in between."""
+        for slot in self._sending:
+            slot.counted = True
+        rpm = None if self.rpm is None else self.rpm.level()
+        tpm = None if self.tpm is None else self.tpm.level()
+        return len(self._sending), self.effective_concurrency, rpm, tpm
+
+    async def _take_shared(self, shared: Shared, slot: Slot) -> None:
+        """Wait for the run's slot and tokens, polling the database as long as it says to wait."""
+        async with shared.lock:
+            while True:
+                answer = await trio.to_thread.run_sync(
+                    shared.switch.gate.take,
+                    self.name,
+                    slot.estimated_tokens,
+                    limiter=shared.switch.db_limiter,
+                )
+                if answer.budget_spent:
+                    raise BudgetSpent
+                if answer.granted:
+                    slot.epoch = answer.epoch
+                    return
+                await trio.sleep(answer.wait_s)
+
+    async def _give_shared(self, shared: Shared, slot: Slot) -> None:
+        outcome = None if slot.outcome is None else (slot.outcome, slot.epoch)
+        # Shielded and bounded: a cancelled attempt still frees its slot at once if the database
+        # answers; if it does not, the slot lapses with this process's heartbeat.
+        with (
+            trio.CancelScope(shield=True),
+            trio.move_on_after(GIVE_BACK_SECONDS),
+            contextlib.suppress(StorageError),
+        ):
+            await trio.to_thread.run_sync(
+                shared.switch.gate.give,
+                self.name,
+                slot.correction,
+                outcome,
+                slot.cost,
+                limiter=shared.switch.db_limiter,
+            )
 
     def on_outcome(self, rate_limited: bool, *, slot: Slot | None = None) -> None:
-        """Feed one attempt's result to the adaptive limit (pass the slot to group 429 bursts)."""
+        """Feed one attempt's result to the adaptive limit (pass the slot to group 429 bursts).
+
+        Shared: the outcome rides on the slot's give-back (call this before leaving ``slot()``).
+        """
+        if slot is not None and slot.counted:
+            slot.outcome = rate_limited
+            return
         if rate_limited:
             self._successes = 0
             if slot is not None and slot.epoch != self._epoch:
@@ -190,17 +364,24 @@ class ProviderLimiter:
 
 
 def build_limiters(
-    providers: Iterable[ProviderSpec], *, global_concurrency: int | None = None, recover_after: int = 10
+    providers: Iterable[ProviderSpec],
+    *,
+    global_concurrency: int | None = None,
+    recover_after: int = 10,
+    switch: SharedSwitch | None = None,
 ) -> dict[str, ProviderLimiter]:
-    """One limiter per provider name, all under one shared global cap when ``global_concurrency`` is set."""
-    shared = trio.CapacityLimiter(global_concurrency) if global_concurrency else None
+    """One limiter per provider name, all under one shared global cap when ``global_concurrency`` is set;
+    drawing from the run's shared limits while ``switch`` is active."""
+    capped = trio.CapacityLimiter(global_concurrency) if global_concurrency else None
     return {
         provider.name: ProviderLimiter(
             concurrency=provider.concurrency,
             rpm=provider.rpm,
             tpm=provider.tpm,
-            global_limiter=shared,
+            global_limiter=capped,
             recover_after=recover_after,
+            name=provider.name,
+            shared=None if switch is None else Shared(switch=switch),
         )
         for provider in providers
     }

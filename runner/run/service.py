@@ -32,13 +32,14 @@ from runner.run.client import build_client
 from runner.run.engine import RunContext, execute_run
 from runner.run.finish import reuse_grader
 from runner.run.lag import LagHistogram, watch_loop_lag
-from runner.run.limits import build_limiters
+from runner.run.limits import SharedSwitch, build_limiters
 from runner.run.owners import new_owner, refuse_if_worked
 from runner.run.progress import Progress, RunTotals, WorkerTotals, show_progress
 from runner.run.redact import Redactor
 from runner.simulator.process import serve_simulators_in_process
 from runner.store import repository
 from runner.store.leases import RunQueue
+from runner.store.shared_limits import SharedLimits
 from runner.store.writer import Writer, db_limiter
 from runner.wire.dialects import get_dialect
 
@@ -313,21 +314,36 @@ async def execute_job(
             # has a connection for each (a larger pool would only hold idle sockets).
             cap = options.concurrency or sum(p.concurrency for p in providers.values())
             client = build_client(providers.values(), cap=cap, transport=options.transport)
+            cap_usd = options.max_cost_usd if options.max_cost_usd is not None else job.max_cost_usd
+            # Every process joined on the run draws from these (docs/schema.md, "Shared limits").
+            gate = SharedLimits.of(
+                providers.values(),
+                database=database,
+                run_id=run.id,
+                owner=owner,
+                lease_seconds=options.lease_seconds,
+                cap_usd=cap_usd,
+                spent_before_usd=spent,
+            )
+            shared = SharedSwitch(gate=gate, db_limiter=limiter)
             async with client:
                 ctx = RunContext(
                     providers=providers,
                     cases={case.id: case for case in job.cases},
                     dialects={p.dialect: get_dialect(p.dialect) for p in providers.values()},
-                    limiters=build_limiters(providers.values(), global_concurrency=options.concurrency),
+                    limiters=build_limiters(
+                        providers.values(),
+                        global_concurrency=options.concurrency,
+                        switch=shared,
+                    ),
                     api_keys=api_keys,
                     redactor=Redactor.of(api_keys.values()),
                     client=client,
                     db_limiter=limiter,
                     capture=options.raw_capture != "none",
                     concurrency=cap,
-                    max_cost_usd=options.max_cost_usd
-                    if options.max_cost_usd is not None
-                    else job.max_cost_usd,
+                    max_cost_usd=cap_usd,
+                    shared=shared,
                     lease_renew_seconds=options.lease_seconds / 3,
                 )
                 queue = RunQueue(

@@ -55,6 +55,17 @@ class ServedLog:
         self.faults: Counter[str] = Counter()  # requests served per fault name ("ok", "http_401", ...)
         self._first_tokens: OrderedDict[str, tuple[float, float]] = OrderedDict()  # id: (sent, received)
         self._send_times = send_times
+        # Responses being sent right now, and the most at any moment: what a client's concurrency
+        # limit (across all its processes) must keep under.
+        self.in_flight = 0
+        self.peak_in_flight = 0
+
+    def response_started(self) -> None:
+        self.in_flight += 1
+        self.peak_in_flight = max(self.peak_in_flight, self.in_flight)
+
+    def response_ended(self) -> None:
+        self.in_flight -= 1
 
     def __len__(self) -> int:
         return self._served

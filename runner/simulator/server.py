@@ -174,7 +174,11 @@ class _Simulator:
         )
         rng = random.Random(f"{self.config.seed}:{fingerprint}:{attempt}:time")
         response_id = f"{emitter.response_id_prefix}{fingerprint}{attempt:04d}"
-        alive = await self.reply(stream, emitter, task, fault, rng, response_id, received)
+        self.log.response_started()
+        try:
+            alive = await self.reply(stream, emitter, task, fault, rng, response_id, received)
+        finally:
+            self.log.response_ended()
         return alive and request.keep_alive
 
     async def reply(

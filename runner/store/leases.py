@@ -58,4 +58,5 @@ class RunQueue:
 
     def _outstanding(self) -> int:
         with self.database.session() as session:
-            return repository.count_outstanding(session, self.run_id, excluding_owner=self.owner)
+            # 0 or 1: the engine only asks whether anything is left, and a count would read the whole run.
+            return int(repository.any_outstanding(session, self.run_id, excluding_owner=self.owner))

@@ -262,3 +262,59 @@ class Result(Base):
     cost_computed: Mapped[float | None] = mapped_column(Float)
     assertions: Mapped[list[Any] | None]  # the case's expect outcomes, on the first choice's row
     created_at: Mapped[datetime] = mapped_column(index=True)
+
+
+class LimitBucket(Base):
+    """One provider's shared send budget in a run: what every process joined on the run draws from.
+
+    The RPM and TPM buckets are refilled by the time elapsed since ``refilled_at`` on each take (no
+    timer anywhere); ``concurrency`` is the adaptive limit (halved on a 429, +1 after successes).
+    Times are Unix seconds of the taking process's clock (hosts of one run keep NTP time).
+    """
+
+    __tablename__ = "limit_buckets"
+
+    run_id: Mapped[str] = mapped_column(ForeignKey("runs.id", ondelete="CASCADE"), primary_key=True)
+    provider: Mapped[str] = mapped_column(String(200), primary_key=True)
+    rpm_tokens: Mapped[float] = mapped_column(Float)
+    tpm_tokens: Mapped[float] = mapped_column(Float)
+    refilled_at: Mapped[float] = mapped_column(Float)
+    concurrency: Mapped[int]  # the adaptive limit in force, 1..the provider's configured concurrency
+    epoch: Mapped[int] = mapped_column(default=0)  # decreases so far: a 429 of an older grant is not new
+    successes: Mapped[int] = mapped_column(default=0)  # in a row since the last change
+
+
+class LimitHolder(Base):
+    """Attempts one process has in flight for one provider of a run, alive while ``expires_at`` is ahead.
+
+    A process that dies stops renewing: once ``expires_at`` passes, its slots no longer count.
+    """
+
+    __tablename__ = "limit_holders"
+
+    run_id: Mapped[str] = mapped_column(ForeignKey("runs.id", ondelete="CASCADE"), primary_key=True)
+    provider: Mapped[str] = mapped_column(String(200), primary_key=True)
+    owner: Mapped[str] = mapped_column(String(200), primary_key=True)
+    slots: Mapped[int]
+    expires_at: Mapped[float] = mapped_column(Float)  # Unix seconds
+
+
+class LimitWorker(Base):
+    """A process working a run, alive while ``expires_at`` is ahead (its heartbeat).
+
+    A process alone on its run keeps its limits in memory (``shared`` false: no database round trip
+    per attempt); once it sees another live worker it moves them here and sets ``shared``, and a
+    process that joins waits for that before it takes anything.
+    """
+
+    __tablename__ = "limit_workers"
+
+    run_id: Mapped[str] = mapped_column(ForeignKey("runs.id", ondelete="CASCADE"), primary_key=True)
+    owner: Mapped[str] = mapped_column(String(200), primary_key=True)
+    shared: Mapped[bool] = mapped_column(Boolean)
+    expires_at: Mapped[float] = mapped_column(Float)  # Unix seconds
+    # USD: what the run had booked when this process started, and what this process spent since
+    # (kept current while shared, every few tenths of a second while alone, and at its end). The
+    # run's spend, checked against max_cost_usd: MIN(spent_before_usd) + SUM(spent_usd) over its workers.
+    spent_before_usd: Mapped[float] = mapped_column(Float)
+    spent_usd: Mapped[float] = mapped_column(Float)

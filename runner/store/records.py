@@ -292,3 +292,27 @@ class AttemptCost:
     def cost_usd(self) -> float | None:
         """What this attempt cost, by the one cost rule (``runner.pricing.booked_cost``)."""
         return booked_cost(self.cost_reported, self.cost_computed)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Take:
+    """A take's answer: granted (with the adaptive epoch to group 429s), else how long to wait.
+    ``budget_spent``: the run's spend has reached the cap; nothing was granted."""
+
+    granted: bool
+    wait_s: float = 0.0
+    epoch: int = 0
+    budget_spent: bool = False
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Peers:
+    """The other live processes of a run: how many keep their limits in the run's database
+    (``shared``) and how many still in memory (``solo``: they have not seen anyone else yet)."""
+
+    shared: int
+    solo: int
+
+    @property
+    def any(self) -> bool:
+        return self.shared + self.solo > 0

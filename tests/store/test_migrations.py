@@ -11,8 +11,10 @@ from sqlalchemy import inspect, text
 from runner.store import repository
 from runner.store.db import alembic_config, data_dir, downgrade, migrations_dir, open_database, upgrade
 from runner.store.models import Base
+from runner.store.repository import limits
+from runner.store.repository.limits import ProviderBudget
 
-TABLES = {"runs", "units", "attempts", "results"}
+TABLES = {"runs", "units", "attempts", "results", "limit_buckets", "limit_holders", "limit_workers"}
 
 
 def test_upgrade_empty_database_has_no_drift(db_url: str) -> None:
@@ -99,3 +101,25 @@ ATTEMPT_0001 = (
     " bytes_received, chunks, heartbeats) SELECT id, 1, :now, 500, 'server_error', 'HTTP 500', 0, 0, 0"
     " FROM units WHERE key = 'p/c/1'"
 )
+
+
+def test_upgrading_a_0003_database_adds_the_shared_limit_tables(db_url: str) -> None:
+    """A database written at 0003 upgrades to 0004: its run is kept, the shared-limit tables start
+    empty, and a process can take from them for the old run at once."""
+    with open_database(db_url, migrate=False) as database:
+        upgrade(database, "0003")
+        with database.engine.begin() as conn:
+            conn.execute(text(RUN_0001), {"spec": "{}", "prices": "{}", "tags": "[]", "now": NOW})
+            conn.execute(text(UNITS_0001))
+        upgrade(database)
+        with database.engine.connect() as conn:
+            assert compare_metadata(MigrationContext.configure(conn), Base.metadata) == []
+            assert conn.execute(text("SELECT count(*) FROM units")).scalar_one() == 2
+            for table in ("limit_buckets", "limit_holders", "limit_workers"):
+                assert conn.execute(text(f"SELECT count(*) FROM {table}")).scalar_one() == 0
+        budget = ProviderBudget(provider="p", concurrency=1, rpm=None, tpm=None)
+        with database.session() as session:
+            take = limits.take_slot(
+                session, "r-old001", "w", budget, tokens=10, now=1000.0, lease_seconds=60, cap_usd=None
+            )
+        assert take.granted

@@ -28,6 +28,7 @@ from runner.store.records import (
 )
 from runner.store.repository.queue import (
     add_units,
+    any_outstanding,
     claim_units,
     count_outstanding,
     live_leases,
@@ -70,6 +71,7 @@ __all__ = [
     "UnitStatus",
     "UnitView",
     "add_units",
+    "any_outstanding",
     "attempt_costs",
     "claim_units",
     "count_failed_assertions",
