@@ -27,6 +27,7 @@ from runner.job.source import (
     parse_document,
 )
 from runner.spec import CaseSpec, JobSpec, ProviderSpec, RetryPolicy, Timeouts
+from runner.wire.dialects import get_dialect
 
 if TYPE_CHECKING:
     import os
@@ -274,6 +275,7 @@ def _build_job(
                 f"{prefix}.id", f"duplicate case id {case.id!r}", "give each case a unique id"
             )
         seen.add(case.id)
+        _check_dialects(case_where, prefix, case, providers)
         cases.append(case)
     if not cases:
         raise where.error(None, "the job has no cases", "add a [[cases]] table or a cases_file")
@@ -289,3 +291,16 @@ def _build_job(
         source_sha256=sha256,
         locations=locations,
     )
+
+
+def _check_dialects(where: Where, prefix: str, case: CaseSpec, providers: list[ProviderSpec]) -> None:
+    """Refuse at load a case a provider's dialect cannot express, not as a request the provider rejects."""
+    for provider in providers:
+        if case.providers is not None and provider.name not in case.providers:
+            continue
+        try:
+            get_dialect(provider.dialect).check_case(case)
+        except ConfigError as exc:
+            raise where.error(
+                f"{prefix}.messages", f"{exc.args[0]} (provider {provider.name!r})", exc.fix or ""
+            ) from None

@@ -20,6 +20,7 @@ import trio
 from runner.errors import ConfigError
 from runner.simulator.config import Fault, SimulatorConfig, parse_faults
 from runner.simulator.emitters import EMITTERS, FALLBACK
+from runner.simulator.emitters.gemini import GeminiEmitter
 from runner.simulator.faults import malformed, retry_headers
 from runner.simulator.frames import EmitContext, Frame
 from runner.simulator.http import (
@@ -97,6 +98,8 @@ class _Simulator:
         self.attempts = AttemptCounter()
         self.routes = {emitter.route: emitter for emitter in EMITTERS.values()}
         self.fallback = EMITTERS[FALLBACK]
+        # Gemini names the model and the streaming choice in the path: matched, not looked up.
+        self.gemini = GeminiEmitter()
 
     async def connection(self, stream: trio.SocketStream) -> None:
         async with stream:
@@ -124,13 +127,19 @@ class _Simulator:
         if request.method == "GET" and path == "/health":
             await stream.send_all(json_response(200, b'{"status":"ok"}'))
             return request.keep_alive
-        emitter = self.routes.get(path)
+        emitter: Emitter | None = self.routes.get(path)
+        route = self.gemini.match(path) if emitter is None else None
+        if route is not None:
+            emitter = self.gemini
         if emitter is None or request.method != "POST":
             status = 404 if emitter is None else 405
             await stream.send_all(json_response(status, self.fallback.error_body(status)))
             return request.keep_alive
         body = _json(request.body)
-        task = emitter.read(body)
+        if route is None:
+            task = emitter.read(body)
+        else:
+            task = self.gemini.read_for(body, model=route[0], stream=route[1])
         if task is None:
             await stream.send_all(json_response(400, emitter.error_body(400)))
             return request.keep_alive

@@ -101,6 +101,10 @@ class Dialect(Protocol):
         """The provider's error object from a non-2xx response body, if it has one."""
         ...
 
+    def check_case(self, case: CaseSpec) -> None:
+        """Raise ``ConfigError`` when this dialect cannot express ``case`` (called at load, per provider)."""
+        ...
+
     def max_output_tokens(self, params: Mapping[str, Any]) -> int | None:
         """The output-token cap a request built from these merged params asks for; None when it sets none.
 
@@ -134,6 +138,9 @@ class DialectBase(Generic[AccumulatorT]):
 
     def new_accumulator(self) -> AccumulatorT:
         return self.accumulator()
+
+    def check_case(self, case: CaseSpec) -> None:
+        """Accept every case: a dialect that translates conversations overrides it to refuse what it can't."""
 
     def parse_error_body(self, status: int, body: bytes) -> CompletionError | None:
         return parse_json_error_body(body)
