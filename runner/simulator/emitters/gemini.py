@@ -47,6 +47,10 @@ _GENERATION: Final = frozenset(
     | {"presencePenalty", "frequencyPenalty", "responseMimeType", "responseSchema", "responseJsonSchema"}
     | {"thinkingConfig", "responseLogprobs", "logprobs", "responseModalities", "mediaResolution"}
 )
+_TOOL_KINDS: Final = frozenset(
+    {"functionDeclarations", "googleSearch", "googleSearchRetrieval", "codeExecution", "urlContext"}
+    | {"retrieval", "computerUse", "fileSearch", "googleMaps"}
+)
 _PART_DATA: Final = frozenset(
     {"text", "inlineData", "fileData", "functionCall", "functionResponse", "executableCode"}
     | {"codeExecutionResult"}
@@ -266,8 +270,8 @@ def _valid_tools(tools: Any) -> bool:
     if not isinstance(tools, list):
         return False
     for tool in tools:
-        if not isinstance(tool, dict):
-            return False
+        if not isinstance(tool, dict) or not tool or not set(tool) <= _TOOL_KINDS:
+            return False  # an OpenAI {"type": "function", ...} tool lands here
         declarations = tool.get("functionDeclarations")
         if declarations is None:
             continue  # googleSearch, codeExecution...: accepted, never called here
