@@ -49,7 +49,7 @@ _MID_STREAM: Final = (
 )
 _FLUSH_AT: Final = 16 * 1024  # back-to-back frames share one send (whole chunks only) up to this size
 _READ: Final = 64 * 1024
-_HIDDEN_HEADERS: Final = ("authorization", "x-api-key", "api-key")
+_HIDDEN_HEADERS: Final = ("authorization", "x-api-key", "api-key", "x-goog-api-key")
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -159,3 +159,80 @@ async def test_translated_conversation_is_accepted_and_rebuilt(simulator: Simula
     assert completion.usage.output_tokens == expected.completion_tokens
     assert completion.usage.reasoning_tokens == expected.reasoning_tokens
     assert completion.usage.input_tokens == expected.prompt_tokens
+
+
+def genai_stream(handle: SimulatorHandle, model: str, config: dict[str, Any]) -> list[Any]:
+    """Consume a gemini stream with google-genai (its default api_version, v1), in a worker thread."""
+    from google import genai
+    from google.genai import types
+
+    options = types.HttpOptions(base_url=handle.base_url("gemini"))
+    client = genai.Client(api_key="test-key", http_options=options)
+    return list(
+        client.models.generate_content_stream(
+            model=model, contents="What's the weather in Tokyo?", config=types.GenerateContentConfig(**config)
+        )
+    )
+
+
+@pytest.mark.parametrize(
+    "config",
+    [
+        pytest.param({}, id="plain"),
+        pytest.param({"candidate_count": 3}, id="three-candidates"),
+        pytest.param({"thinking_config": {"include_thoughts": True}}, id="thoughts"),
+        pytest.param({"max_output_tokens": 3}, id="max-tokens"),
+        pytest.param(
+            {
+                "tools": [{"function_declarations": [WEATHER]}],
+                "automatic_function_calling": {"disable": True},
+            },
+            id="function-calls",
+        ),
+    ],
+)
+async def test_google_genai_rebuilds_what_the_simulator_sent(
+    simulator: SimulatorHandle, config: dict[str, Any]
+) -> None:
+    """google-genai accepts the simulator's streams, and its chunks add up to the scripted answer."""
+    with trio.fail_after(20):
+        chunks = await trio.to_thread.run_sync(genai_stream, simulator, "gemini-sim", config)
+    (entry,) = simulator.log
+    assert entry.path == "/v1/models/gemini-sim:streamGenerateContent"
+    assert entry.headers.get("x-goog-api-key") is None  # the key never reaches the log
+    task = EMITTER.read_for(entry.body, model="gemini-sim", stream=True)
+    assert task is not None
+    expected = answer(EMITTER, task, simulator.config)
+    texts: dict[int, str] = {}
+    thoughts: dict[int, str] = {}
+    calls: dict[int, list[tuple[str | None, str | None, Any]]] = {}
+    finish: dict[int, str] = {}
+    for chunk in chunks:
+        for candidate in chunk.candidates or ():
+            index = candidate.index or 0
+            for part in (candidate.content.parts if candidate.content else None) or ():
+                if part.function_call is not None:
+                    call = part.function_call
+                    calls.setdefault(index, []).append((call.id, call.name, call.args))
+                elif part.thought:
+                    thoughts[index] = thoughts.get(index, "") + (part.text or "")
+                else:
+                    texts[index] = texts.get(index, "") + (part.text or "")
+            if candidate.finish_reason is not None:
+                finish[index] = candidate.finish_reason.value
+    assert texts == {c.index: c.text for c in expected.choices if c.text}
+    assert thoughts == {c.index: c.reasoning for c in expected.choices if c.reasoning}
+    assert calls == {
+        c.index: [(t.id, t.name, orjson.loads(t.arguments)) for t in c.tool_calls]
+        for c in expected.choices
+        if c.tool_calls
+    }
+    assert finish == {
+        c.index: {"length": "MAX_TOKENS"}.get(c.finish_reason, "STOP") for c in expected.choices
+    }
+    usage = chunks[-1].usage_metadata
+    assert usage is not None
+    assert usage.prompt_token_count == expected.prompt_tokens
+    assert (usage.candidates_token_count or 0) + (
+        usage.thoughts_token_count or 0
+    ) == expected.completion_tokens

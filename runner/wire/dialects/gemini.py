@@ -89,7 +89,8 @@ def gemini_usage(raw: dict[str, Any]) -> Usage:
     """Normalize ``usageMetadata``: output counts the thoughts too, as every other dialect's does."""
     candidates = int_or_none(raw.get("candidatesTokenCount"))
     thoughts = int_or_none(raw.get("thoughtsTokenCount"))
-    output = None if candidates is None and thoughts is None else (candidates or 0) + (thoughts or 0)
+    # Google's JSON leaves zero counts out (proto3): an absent count is a zero, not an unknown.
+    output = (candidates or 0) + (thoughts or 0)
     return Usage(
         input_tokens=int_or_none(raw.get("promptTokenCount")),
         output_tokens=output,

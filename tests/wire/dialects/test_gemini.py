@@ -47,7 +47,7 @@ def test_thoughts_text_usage_and_signature() -> None:
     assert usage is not None
     assert (usage.input_tokens, usage.output_tokens, usage.total_tokens) == (12, 17, 29)
     assert (usage.reasoning_tokens, usage.cached_input_tokens) == (8, 5)
-    assert completion.extras["signatures"] == ["CiQB0e2Kb"]
+    assert completion.extras["signatures"] == ["CiQB0e2Kbw=="]
 
 
 def test_function_calls_with_and_without_id() -> None:
