@@ -28,11 +28,11 @@ from runner.wire.dialects.gemini_request import (
 )
 
 if TYPE_CHECKING:
-    from collections.abc import Mapping
+    from collections.abc import Mapping, Sequence
 
     from runner.model import Choice, FinishReason
     from runner.spec import CaseSpec, ProviderSpec
-    from runner.wire.sse import ServerSentEvent
+    from runner.wire.sse import RawEvent, ServerSentEvent
 
 # Gemini's FinishReason values that mean a filter stopped the answer; STOP and MAX_TOKENS are mapped
 # apart, and anything else (OTHER, MALFORMED_FUNCTION_CALL, LANGUAGE...) is an error, kept raw.
@@ -133,42 +133,63 @@ class GeminiAccumulator(AccumulatorBase):
         self._blocked = False
 
     def feed(self, event: ServerSentEvent) -> None:
-        if self._done:
-            return
-        try:
-            chunk = orjson.loads(event.data)
-        except orjson.JSONDecodeError:
-            if self._keepalive(event.data):
+        if not self._done:
+            self._payload(event.data)
+
+    def feed_many(self, events: Sequence[RawEvent]) -> None:
+        # The hot loop: a message event comes as its raw bytes (SSEDecoder.feed_raw), read by orjson
+        # straight from them. Gemini names no events, so every event is read the same way.
+        loads = orjson.loads
+        for item in events:
+            if self._done:
                 return
-            self._fail(protocol_error(f"event is not JSON: {event.data[:200]!r}"))
+            data: bytes | str = item if isinstance(item, bytes) else item.data
+            try:
+                chunk = loads(data)
+            except orjson.JSONDecodeError:
+                # Invalid UTF-8 reads as feed() reads it: decoded with U+FFFD, then parsed.
+                self._payload(data.decode("utf-8", "replace") if isinstance(data, bytes) else data)
+                continue
+            self._chunk(chunk, data)
+
+    def _payload(self, data: str) -> None:
+        try:
+            chunk = orjson.loads(data)
+        except orjson.JSONDecodeError:
+            if not self._keepalive(data):
+                self._fail(protocol_error(f"event is not JSON: {data[:200]!r}"))
             return
+        self._chunk(chunk, data)
+
+    def _chunk(self, chunk: Any, data: bytes | str) -> None:
         if type(chunk) is list and len(chunk) == 1:
             chunk = chunk[0]  # an error body sent as a one-element array, SSE-framed by a proxy
         if type(chunk) is not dict:
-            self._fail(protocol_error(f"event is not a JSON object: {event.data[:200]!r}"))
+            self._fail(protocol_error(f"event is not a JSON object: {data[:200]!r}"))
             return
         if "error" in chunk:
             self._fail(gemini_error(chunk))  # Google closes the stream after it
             return
-        if self._id is None and isinstance(chunk.get("responseId"), str):
-            self._id = chunk["responseId"]
-        if self._model is None and isinstance(chunk.get("modelVersion"), str):
-            self._model = chunk["modelVersion"]
-        usage = chunk.get("usageMetadata")
-        if type(usage) is dict:
-            self._usage = usage  # cumulative on every chunk: the last one wins, never a sum
-        feedback = chunk.get("promptFeedback")
-        if type(feedback) is dict:
-            self._extras["prompt_feedback"] = feedback
-            self._blocked = self._blocked or bool(feedback.get("blockReason"))
         candidates = chunk.get("candidates")
         if type(candidates) is list:
             for candidate in candidates:
                 if type(candidate) is dict:
                     self._candidate(candidate)
+        usage = chunk.get("usageMetadata")
+        if type(usage) is dict:
+            self._usage = usage  # cumulative on every chunk: the last one wins, never a sum
+        if self._id is None and isinstance(chunk.get("responseId"), str):
+            self._id = chunk["responseId"]
+        if self._model is None and isinstance(chunk.get("modelVersion"), str):
+            self._model = chunk["modelVersion"]
+        if "promptFeedback" in chunk:
+            feedback = chunk["promptFeedback"]
+            if type(feedback) is dict:
+                self._extras["prompt_feedback"] = feedback
+                self._blocked = self._blocked or bool(feedback.get("blockReason"))
 
     def _candidate(self, raw: dict[str, Any]) -> None:
-        index = raw.get("index")
+        index = raw.get("index", 0)
         if type(index) is not int:
             index = 0  # a single candidate often comes without its index
         state = self._candidates.get(index)
@@ -178,14 +199,24 @@ class GeminiAccumulator(AccumulatorBase):
         parts = content.get("parts") if type(content) is dict else None
         if type(parts) is list:
             for part in parts:
-                if type(part) is dict:
-                    self._part(state, part)
+                if type(part) is not dict:
+                    continue
+                if len(part) == 1:  # the common part, {"text": ...}, read here without _part
+                    text = part.get("text")
+                    if type(text) is str:
+                        if text:
+                            state.text.append(text)
+                            self.has_answer = True
+                            self.tokens += 1
+                        continue
+                self._part(state, part)
         reason = raw.get("finishReason")
         if isinstance(reason, str) and reason:
             state.raw_finish_reason = reason
-        for key in ("citationMetadata", "groundingMetadata"):
-            if raw.get(key) is not None:
-                self._extras[key] = raw[key]
+        if len(raw) > 3:  # beyond content, index and finishReason: citations, ratings...
+            for key in ("citationMetadata", "groundingMetadata"):
+                if raw.get(key) is not None:
+                    self._extras[key] = raw[key]
 
     def _part(self, state: _Candidate, part: dict[str, Any]) -> None:
         text = part.get("text")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 from typing import Any
 
@@ -10,6 +11,7 @@ import pytest
 
 from runner.errors import ConfigError
 from runner.job.load import load_job
+from runner.job.plan import request_hash
 from runner.model import Completion, CompletionError
 from runner.run.retry import classify_completion, classify_http
 from runner.spec import CaseSpec, ProviderSpec
@@ -415,3 +417,29 @@ def test_provider_defaults_and_api_version(tmp_path: Path) -> None:
     )
     with pytest.raises(ConfigError, match="has no api_version"):
         load_job(job)
+
+
+def test_citations_are_kept_as_extras() -> None:
+    """citationMetadata on a candidate is kept as sent."""
+    citations = {"citationSources": [{"uri": "https://example.org", "startIndex": 0, "endIndex": 4}]}
+    event = {
+        "candidates": [
+            {
+                "content": {"parts": [{"text": "x"}]},
+                "index": 0,
+                "finishReason": "STOP",
+                "citationMetadata": citations,
+            }
+        ]
+    }
+    completion = parse_stream("gemini", b"data: " + orjson.dumps(event) + b"\r\n\r\n")
+    assert completion.extras["citationMetadata"] == citations
+
+
+def test_request_hash_names_the_api_version() -> None:
+    """--reuse: v1 and v1beta are different requests; without api_version the hash is as before."""
+    case = CaseSpec(id="c", messages=({"role": "user", "content": "hi"},))
+    plain = request_hash(PROVIDER, case)
+    beta = request_hash(dataclasses.replace(PROVIDER, api_version="v1beta"), case)
+    assert plain != beta
+    assert plain == request_hash(dataclasses.replace(PROVIDER, api_version=None), case)
