@@ -101,12 +101,20 @@ def load_batch_jsonl(path: str | os.PathLike[str], *, provider: ProviderSpec) ->
     """Read an OpenAI Batch API input file and run every line as a case on ``provider``."""
     file = Path(path)
     data = _read(file, None, None)
-    return parse_batch_jsonl(
+    job = parse_batch_jsonl(
         decode_text(data, str(file)),
         path=str(file),
         provider=provider,
         sha256=hashlib.sha256(data).hexdigest(),
     )
+    dialect = get_dialect(provider.dialect)
+    for case in job.cases:  # what the provider's dialect cannot express fails here, not at the provider
+        try:
+            dialect.check_case(case)
+        except ConfigError as exc:
+            message = f"{exc.args[0]} (provider {provider.name!r})"
+            raise ConfigError(message, path=str(file), fix=exc.fix) from None
+    return job
 
 
 def _read(file: Path, job_path: str | None, line: int | None) -> bytes:

@@ -10,7 +10,7 @@ import orjson
 import pytest
 
 from runner.errors import ConfigError
-from runner.job.load import load_job
+from runner.job.load import load_batch_jsonl, load_job
 from runner.job.plan import request_hash
 from runner.model import Completion, CompletionError
 from runner.run.retry import classify_completion, classify_http
@@ -443,3 +443,20 @@ def test_request_hash_names_the_api_version() -> None:
     beta = request_hash(dataclasses.replace(PROVIDER, api_version="v1beta"), case)
     assert plain != beta
     assert plain == request_hash(dataclasses.replace(PROVIDER, api_version=None), case)
+
+
+def test_batch_jsonl_refuses_what_the_provider_cannot_express(tmp_path: Path) -> None:
+    """`runner run batch.jsonl --provider dialect=gemini,...`: the same load-time refusal, naming the file."""
+    batch = tmp_path / "batch.jsonl"
+    line = {
+        "custom_id": "odd",
+        "method": "POST",
+        "url": "/v1/chat/completions",
+        "body": {"model": "m", "messages": [{"role": "developer", "content": "x"}]},
+    }
+    batch.write_bytes(orjson.dumps(line) + b"\n")
+    with pytest.raises(ConfigError, match="case 'odd': the gemini dialect cannot express") as raised:
+        load_batch_jsonl(batch, provider=PROVIDER)
+    assert raised.value.path == str(batch)
+    openai = ProviderSpec(name="o", dialect="openai-chat", base_url="https://api.openai.com/v1", model="m")
+    assert [case.id for case in load_batch_jsonl(batch, provider=openai).cases] == ["odd"]
