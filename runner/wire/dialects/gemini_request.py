@@ -35,7 +35,10 @@ _GENERATION: Final = {
     "presence_penalty": "presencePenalty",
     "frequency_penalty": "frequencyPenalty",
 }
-_FIX: Final = "write the case in the canonical shape (README: Conversations), or send it to another dialect"
+_FIX: Final = (
+    "use OpenAI chat's shape (system, user, assistant with tool_calls, tool with tool_call_id; text and"
+    " image_url parts), or list other providers in the case's providers"
+)
 
 
 def stream_url(base_url: str, api_version: str, model: str) -> str:
