@@ -110,7 +110,7 @@ def load_batch_jsonl(path: str | os.PathLike[str], *, provider: ProviderSpec) ->
     dialect = get_dialect(provider.dialect)
     for case in job.cases:  # what the provider's dialect cannot express fails here, not at the provider
         try:
-            dialect.check_case(case)
+            dialect.check_messages(case)
         except ConfigError as exc:
             message = f"{exc.args[0]} (provider {provider.name!r})"
             raise ConfigError(message, path=str(file), fix=exc.fix) from None
@@ -307,7 +307,7 @@ def _check_dialects(where: Where, prefix: str, case: CaseSpec, providers: list[P
         if case.providers is not None and provider.name not in case.providers:
             continue
         try:
-            get_dialect(provider.dialect).check_case(case)
+            get_dialect(provider.dialect).check_messages(case)
         except ConfigError as exc:
             raise where.error(
                 f"{prefix}.messages", f"{exc.args[0]} (provider {provider.name!r})", exc.fix or ""

@@ -89,5 +89,5 @@ class FakeDialect:
     def max_output_tokens(self, params: Mapping[str, Any]) -> int | None:
         return None  # the fake's requests carry no output cap
 
-    def check_case(self, case: CaseSpec) -> None:
+    def check_messages(self, case: CaseSpec) -> None:
         """Every case: the fake sends its first message as is."""

@@ -101,7 +101,7 @@ class Dialect(Protocol):
         """The provider's error object from a non-2xx response body, if it has one."""
         ...
 
-    def check_case(self, case: CaseSpec) -> None:
+    def check_messages(self, case: CaseSpec) -> None:
         """Raise ``ConfigError`` when this dialect cannot express ``case`` (called at load, per provider)."""
         ...
 
@@ -139,7 +139,7 @@ class DialectBase(Generic[AccumulatorT]):
     def new_accumulator(self) -> AccumulatorT:
         return self.accumulator()
 
-    def check_case(self, case: CaseSpec) -> None:
+    def check_messages(self, case: CaseSpec) -> None:
         """Accept every case: a dialect that translates conversations overrides it to refuse what it can't."""
 
     def parse_error_body(self, status: int, body: bytes) -> CompletionError | None:

@@ -280,7 +280,7 @@ class GeminiDialect(DialectBase[GeminiAccumulator]):
             body=orjson.dumps(gemini_body(provider, case)),
         )
 
-    def check_case(self, case: CaseSpec) -> None:
+    def check_messages(self, case: CaseSpec) -> None:
         # Translating the case raises the ConfigError naming what Gemini cannot express.
         gemini_body(None, case)
 

@@ -47,8 +47,9 @@ def stream_url(base_url: str, api_version: str, model: str) -> str:
     return f"{base_url.rstrip('/')}/{api_version}/models/{model}:streamGenerateContent?alt=sse"
 
 
-def _refuse(case: CaseSpec, what: str) -> ConfigError:
-    return ConfigError(f"case {case.id!r}: the gemini dialect cannot express {what}", fix=_FIX)
+def _refuse(case: CaseSpec, what: str, key: str | None = None) -> ConfigError:
+    # ``key`` is relative to the case (``messages[2]``, ``tools[0]``), as the loader expects it.
+    return ConfigError(f"case {case.id!r}: the gemini dialect cannot express {what}", key=key, fix=_FIX)
 
 
 def gemini_body(provider: ProviderSpec | None, case: CaseSpec) -> dict[str, Any]:
@@ -58,7 +59,8 @@ def gemini_body(provider: ProviderSpec | None, case: CaseSpec) -> dict[str, Any]
     if system:
         body["systemInstruction"] = {"parts": [{"text": text} for text in system]}
     if case.tools:
-        body["tools"] = [{"functionDeclarations": [_declaration(case, tool) for tool in case.tools]}]
+        declarations = [_declaration(case, tool, f"tools[{i}]") for i, tool in enumerate(case.tools)]
+        body["tools"] = [{"functionDeclarations": declarations}]
     if provider is None:
         return body
     generation: dict[str, Any] = {}
@@ -74,10 +76,10 @@ def gemini_body(provider: ProviderSpec | None, case: CaseSpec) -> dict[str, Any]
     return body
 
 
-def _declaration(case: CaseSpec, tool: dict[str, Any]) -> dict[str, Any]:
+def _declaration(case: CaseSpec, tool: dict[str, Any], key: str) -> dict[str, Any]:
     function = tool.get("function", tool)
     if not isinstance(function, dict) or not isinstance(function.get("name"), str):
-        raise _refuse(case, "a tool that is not an OpenAI function tool")
+        raise _refuse(case, "a tool that is not an OpenAI function tool", key)
     entry: dict[str, Any] = {"name": function["name"]}
     if function.get("description"):
         entry["description"] = function["description"]
@@ -90,26 +92,36 @@ def _contents(case: CaseSpec) -> tuple[list[dict[str, Any]], list[str]]:
     system = [case.system] if case.system is not None else []
     contents: list[dict[str, Any]] = []
     names: dict[str, str] = {}  # tool_call_id -> function name: a functionResponse is named, not id'd
-    for message in case.messages:
-        role = message.get("role")
-        if role == "system":
-            system.extend(part["text"] for part in _parts(case, message.get("content")))
+    for index, message in enumerate(case.messages):
+        try:
+            gemini_role, parts = _turn(case, message, names)
+        except ConfigError as exc:
+            exc.key = exc.key or f"messages[{index}]"  # relative to the case: the loader places it
+            raise
+        if gemini_role == "system":
+            system.extend(part["text"] for part in parts)
             continue
-        if role == "user":
-            gemini_role, parts = "user", _parts(case, message.get("content"))
-        elif role == "assistant":
-            gemini_role, parts = "model", _model_parts(case, message, names)
-        elif role == "tool":
-            gemini_role, parts = "user", [_response_part(case, message, names)]
-        else:
-            raise _refuse(case, f"a message with role {role!r}")
         if contents and contents[-1]["role"] == gemini_role:
             contents[-1]["parts"].extend(parts)  # a turn's tool results go back together, in one turn
         else:
             contents.append({"role": gemini_role, "parts": parts})
     if not contents:
-        raise _refuse(case, "a case without a user message")
+        raise _refuse(case, "a case without a user message", "messages")
     return contents, system
+
+
+def _turn(case: CaseSpec, message: dict[str, Any], names: dict[str, str]) -> tuple[str, list[dict[str, Any]]]:
+    """One canonical message as (Gemini role, parts); ``system`` for what goes to systemInstruction."""
+    role = message.get("role")
+    if role == "system":
+        return "system", _parts(case, message.get("content"))
+    if role == "user":
+        return "user", _parts(case, message.get("content"))
+    if role == "assistant":
+        return "model", _model_parts(case, message, names)
+    if role == "tool":
+        return "user", [_response_part(case, message, names)]
+    raise _refuse(case, f"a message with role {role!r}")
 
 
 def _parts(case: CaseSpec, content: Any) -> list[dict[str, Any]]:
