@@ -89,6 +89,7 @@ class ProviderSpec:
     max_response_bytes: int = DEFAULT_MAX_RESPONSE_BYTES  # body bound, decompressed bytes counted
     simulator: SimulatorConfig | None = None  # served in-process by the built-in simulator
     transport: TransportName = "runner"  # "httpx": stock httpx for this provider (runner run --transport)
+    api_version: str | None = None  # gemini: the path's API version (None: the dialect's default, v1)
 
     @property
     def is_simulated(self) -> bool:

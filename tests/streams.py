@@ -23,6 +23,8 @@ def dialect_of(name: str) -> str:
         return "anthropic-messages"
     if name.startswith("runware_"):
         return "runware"
+    if name.startswith("gemini_"):
+        return "gemini"
     return "openai-chat"
 
 

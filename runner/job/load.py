@@ -100,12 +100,13 @@ def load_batch_jsonl(path: str | os.PathLike[str], *, provider: ProviderSpec) ->
     """Read an OpenAI Batch API input file and run every line as a case on ``provider``."""
     file = Path(path)
     data = _read(file, None, None)
-    return parse_batch_jsonl(
+    job = parse_batch_jsonl(
         decode_text(data, str(file)),
         path=str(file),
         provider=provider,
         sha256=hashlib.sha256(data).hexdigest(),
     )
+    return job
 
 
 def _read(file: Path, job_path: str | None, line: int | None) -> bytes:

@@ -49,6 +49,8 @@ def request_hash(provider: ProviderSpec, case: CaseSpec) -> str:
         "tools": list(case.tools),
         "params": request_params(provider, case),
     }
+    if provider.api_version is not None:  # gemini's path; absent otherwise, so older hashes still match
+        canonical["api_version"] = provider.api_version
     text = json.dumps(canonical, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
     return hashlib.sha256(text.encode()).hexdigest()
 

@@ -25,6 +25,7 @@ from runner.spec import (
     merge_params,
 )
 from runner.wire.dialects import names as dialect_names
+from runner.wire.dialects.gemini_request import DEFAULT_BASE_URL as GEMINI_BASE_URL
 
 # Key -> expected type, per table (runner.job.source.check_table); the builders add range checks.
 _RETRY = {
@@ -53,7 +54,10 @@ _PROVIDER = {
     "max_response_bytes": "int",
     "simulator": "table",
     "transport": "str",
+    "api_version": "str",
 }
+# Dialects whose official SDK has a fixed default base URL, used when a job file names none.
+_DEFAULT_BASE_URLS = {"gemini": GEMINI_BASE_URL}
 # Credentials belong in api_key_env only: a header table would put them in the spec and the DB.
 _SECRET_HEADERS = ("authorization", "proxy-authorization", "x-api-key", "api-key", "x-goog-api-key")
 
@@ -149,7 +153,9 @@ def build_provider(
             )
         base_url, simulator = SIMULATOR_BASE_URL, _simulator(where, simulator or {}, f"{prefix}.simulator")
     else:
-        base_url = require(where, table, prefix, "base_url", "set the provider's https:// API base URL")
+        base_url = base_url or _DEFAULT_BASE_URLS.get(dialect)
+        if base_url is None:
+            base_url = require(where, table, prefix, "base_url", "set the provider's https:// API base URL")
         _check_url(where, f"{prefix}.base_url", base_url, insecure_ok=table.get("allow_insecure", False))
     transport = table.get("transport", "runner")
     if transport not in TRANSPORTS:
@@ -195,7 +201,22 @@ def build_provider(
         max_response_bytes=table.get("max_response_bytes", DEFAULT_MAX_RESPONSE_BYTES),
         simulator=simulator,
         transport=transport,
+        api_version=_api_version(where, table, prefix, dialect),
     )
+
+
+def _api_version(where: Where, table: dict[str, Any], prefix: str, dialect: str) -> str | None:
+    """``api_version`` (gemini only: the path segment, ``v1`` or ``v1beta``), checked to be one segment."""
+    value: str | None = table.get("api_version")
+    if value is None:
+        return None
+    if dialect != "gemini":
+        raise where.error(f"{prefix}.api_version", f"the {dialect} dialect has no api_version", "remove it")
+    if not value or not value.isascii() or not value.replace("_", "").isalnum():
+        raise where.error(
+            f"{prefix}.api_version", f"{value!r} is not an API version", 'write "v1" or "v1beta"'
+        )
+    return value
 
 
 def _simulator(where: Where, raw: dict[str, Any], prefix: str) -> SimulatorConfig:

@@ -11,7 +11,7 @@ import re
 from dataclasses import dataclass
 from datetime import UTC
 from email.utils import parsedate_to_datetime
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Final
 
 import tenacity
 
@@ -57,7 +57,16 @@ _QUOTA_MESSAGE = re.compile(
 # metric ... per minute"): its message names the window.
 _RATE_WINDOW = re.compile(r"per (?:second|minute|hour)|rate.?limit|\b[rt]pm\b", re.IGNORECASE)
 _SEPARATORS = re.compile(r"[^0-9a-z]")
-_OVERLOADED_MARKERS = frozenset({"overloaded_error", "overloaded"})
+# Gemini's 503 UNAVAILABLE is "The model is overloaded. Please try again later."
+_OVERLOADED_MARKERS = frozenset({"overloaded_error", "overloaded", "UNAVAILABLE"})
+# Google's RPC status names, sent as the error's type in a Gemini stream (runner.wire.dialects.gemini):
+# what the HTTP status would have said, had the error come before the 200.
+_RPC_KINDS: Final[dict[str, ErrorKind]] = {
+    "RESOURCE_EXHAUSTED": "rate_limited",  # a quota per window: waiting fixes it (a used-up one: above)
+    "INTERNAL": "server_error",
+    "UNKNOWN": "server_error",
+    "DEADLINE_EXCEEDED": "timeout",
+}
 _MAX_EXPONENT = 62  # 2**62 * any sane backoff_initial is far past backoff_max; avoids float overflow
 
 
@@ -208,7 +217,7 @@ def classify_completion(completion: Completion) -> RetryDecision | None:
             return RetryDecision(kind="quota_exhausted", retryable=False)
         if markers & _OVERLOADED_MARKERS:
             return RetryDecision(kind="overloaded", retryable=True)
-        return RetryDecision(kind="stream_error", retryable=True)
+        return RetryDecision(kind=_RPC_KINDS.get(error.type, "stream_error"), retryable=True)
     if not completion.complete:
         return RetryDecision(kind="early_close", retryable=True)
     return None

@@ -61,8 +61,10 @@ def malformed(frame: Frame) -> Frame:
     """The same event with its JSON cut in half: still one well-framed SSE event, bad JSON."""
     wire = frame.wire
     start = wire.find(b"data: ") + 6
-    end = wire.rfind(b"\n\n")
-    return Frame(wire[: start + (end - start) // 2] + b"\n\n", frame.token)
+    end = wire.find(b"\n", start)
+    if wire[end - 1 : end] == b"\r":  # CRLF line ends (gemini): keep the event's own terminator
+        end -= 1
+    return Frame(wire[: start + (end - start) // 2] + wire[end:], frame.token)
 
 
 def with_message(body: bytes, message: str) -> bytes:

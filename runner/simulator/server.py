@@ -20,6 +20,7 @@ import trio
 from runner.errors import ConfigError
 from runner.simulator.config import Fault, SimulatorConfig, parse_faults
 from runner.simulator.emitters import EMITTERS, FALLBACK, InvalidRequestError
+from runner.simulator.emitters.gemini import GeminiEmitter
 from runner.simulator.faults import malformed, retry_headers, with_message
 from runner.simulator.frames import EmitContext, Frame
 from runner.simulator.http import (
@@ -49,7 +50,7 @@ _MID_STREAM: Final = (
 )
 _FLUSH_AT: Final = 16 * 1024  # back-to-back frames share one send (whole chunks only) up to this size
 _READ: Final = 64 * 1024
-_HIDDEN_HEADERS: Final = ("authorization", "x-api-key", "api-key")
+_HIDDEN_HEADERS: Final = ("authorization", "x-api-key", "api-key", "x-goog-api-key")
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -104,6 +105,8 @@ class _Simulator:
         self.attempts = AttemptCounter()
         self.routes = {emitter.route: emitter for emitter in EMITTERS.values()}
         self.fallback = EMITTERS[FALLBACK]
+        # Gemini names the model and the streaming choice in the path: matched, not looked up.
+        self.gemini = GeminiEmitter()
 
     async def connection(self, stream: trio.SocketStream) -> None:
         async with stream:
@@ -135,14 +138,20 @@ class _Simulator:
             listing = models_body(anthropic="anthropic-version" in request.headers)
             await stream.send_all(json_response(200, listing))
             return request.keep_alive
-        emitter = self.routes.get(path)
+        emitter: Emitter | None = self.routes.get(path)
+        route = self.gemini.match(path) if emitter is None else None
+        if route is not None:
+            emitter = self.gemini
         if emitter is None or request.method != "POST":
             status = 404 if emitter is None else 405
             await stream.send_all(json_response(status, self.fallback.error_body(status)))
             return request.keep_alive
         body = _json(request.body)
         try:
-            task = emitter.read(body)
+            if route is None:
+                task = emitter.read(body)
+            else:
+                task = self.gemini.read_for(body, model=route[0], stream=route[1])
         except InvalidRequestError as exc:  # the dialect's body, refused as the real API refuses it
             refused = with_message(emitter.error_body(400), str(exc))
             await stream.send_all(json_response(400, refused))

@@ -161,20 +161,30 @@ class SSEDecoder:
             self._at_start = False
             if buffer.startswith(_BOM):
                 buffer = buffer[3:]
-        if b"\r" in buffer:
+        head: list[Any] = []
+        if 13 in buffer:
+            if not self._data and not self._event_type and buffer.startswith(b"data: "):
+                # CRLF streams (Gemini's): whole single-line events straight from the buffer, so
+                # only what is left after them is normalized (bytes.replace of CRLF is slow).
+                head, buffer = _crlf_events(buffer)
+                if not raw:
+                    head = [self._message(data) for data in head]
             # A CR at the very end is a complete line ending, but an LF that opens the next read
             # belongs to it (WHATWG: CRLF is one line ending even when split across reads).
             if buffer.endswith(b"\r"):
                 self._pending_cr = True
-            buffer = buffer.replace(b"\r\n", b"\n").replace(b"\r", b"\n")
-        elif not self._data and not self._event_type:
-            return self._feed_blocks(buffer, raw)
+            if 13 in buffer:
+                buffer = buffer.replace(b"\r\n", b"\n").replace(b"\r", b"\n")
+        if not self._data and not self._event_type:
+            # LF-only now, starting at a line start: the block path.
+            events = self._feed_blocks(buffer, raw)
+            return head + events if head else events
         lines = buffer.split(b"\n")
         self._tail = lines.pop()  # what follows the last line ending is not a line yet
         if not lines:
             self._check_size(len(self._tail) + self._data_size)
-            return []
-        return self._process(lines, raw)
+            return head
+        return head + self._process(lines, raw) if head else self._process(lines, raw)
 
     def _check_size(self, size: int) -> None:
         # ``size``: what one event holds so far (its data lines and its unfinished line).
@@ -334,3 +344,21 @@ def decode_all(body: bytes) -> list[ServerSentEvent]:
     events = decoder.feed(body)
     events.extend(decoder.close())
     return events
+
+
+def _crlf_events(buffer: bytes) -> tuple[list[bytes], bytes]:
+    """The data of the single-line ``data: X`` CRLF events that open ``buffer``, and what follows them.
+
+    ``buffer`` starts at a line start with no event half-built. Split at ``\r\n\r\ndata: ``: the
+    pieces before the first one holding a CR or LF are each exactly ``data: X\r\n\r\n`` (the
+    separators are their only line ends), so each is one event; the rest goes through the line rules.
+    """
+    last = buffer.rfind(b"\r\n\r\n")
+    if last < 0:
+        return [], buffer
+    pieces = buffer[6:last].split(b"\r\n\r\ndata: ")
+    for index, piece in enumerate(pieces):
+        if 10 in piece or 13 in piece:
+            del pieces[index:]
+            return pieces, buffer[10 * len(pieces) + sum(map(len, pieces)) :]
+    return pieces, buffer[last + 4 :]

@@ -33,16 +33,16 @@ def _assert_storable(completion: Completion) -> None:
 
 
 def test_registry_is_explicit_and_complete() -> None:
-    """The registry names exactly the three dialects, and each dialect knows its own name."""
-    assert sorted(build_dialects()) == ["anthropic-messages", "openai-chat", "runware"]
+    """The registry names exactly the dialects, and each dialect knows its own name."""
+    assert sorted(build_dialects()) == ["anthropic-messages", "gemini", "openai-chat", "runware"]
     assert names() == tuple(build_dialects()) == tuple(registry())
     assert all(registry()[name].name == name for name in names())
 
 
 def test_unknown_dialect_names_the_known_ones() -> None:
     """get_dialect raises ConfigError listing every known dialect."""
-    with pytest.raises(ConfigError, match="anthropic-messages, openai-chat, runware"):
-        get_dialect("gemini")
+    with pytest.raises(ConfigError, match="anthropic-messages, gemini, openai-chat, runware"):
+        get_dialect("vertex")
 
 
 def test_every_fixture_has_a_test_home() -> None:
@@ -170,7 +170,7 @@ def test_cli_reads_stdin_and_exits_0_on_stream_errors() -> None:
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        pytest.param(["parse", "--dialect", "gemini", "-"], "'gemini' is not one of", id="unknown-dialect"),
+        pytest.param(["parse", "--dialect", "vertex", "-"], "'vertex' is not one of", id="unknown-dialect"),
         pytest.param(
             ["parse", "--dialect", "runware", "/nonexistent/x.sse"], "No such file", id="missing-file"
         ),

@@ -90,4 +90,5 @@ class FakeDialect:
         return None  # the fake's requests carry no output cap
 
     def check_messages(self, case: CaseSpec) -> None:
+        """Every case: the fake sends its first message as is."""
         return None  # the fake sends any case

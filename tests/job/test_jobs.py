@@ -649,7 +649,7 @@ def test_demo_runs_offline_on_all_dialects() -> None:
     """jobs/demo.toml uses only simulated providers, needs no key, and covers every dialect."""
     job = load_job(ROOT / "jobs" / "demo.toml")
     assert all(p.is_simulated for p in job.providers)
-    assert {p.dialect for p in job.providers} == {"openai-chat", "anthropic-messages", "runware"}
+    assert {p.dialect for p in job.providers} == {"openai-chat", "anthropic-messages", "runware", "gemini"}
     check_environment(job, {})
 
 

@@ -57,6 +57,17 @@ CATALOGUE = [
     pytest.param(
         "1=malformed", "anthropic-messages", "ok", ["protocol_error", None], id="malformed-anthropic"
     ),
+    # gemini (issue 15): Google's RPC statuses drive the kinds, in error bodies and mid-stream events alike
+    pytest.param("1=http_429:ra=0.1", "gemini", "ok", ["rate_limited", None], id="429-gemini"),
+    pytest.param("1=quota", "gemini", "failed", ["quota_exhausted"], id="quota-gemini"),
+    pytest.param("1=http_503", "gemini", "ok", ["overloaded", None], id="503-gemini-unavailable"),
+    pytest.param("1=http_500", "gemini", "ok", ["server_error", None], id="500-gemini"),
+    pytest.param("1=http_400", "gemini", "failed", ["client_error"], id="400-gemini"),
+    pytest.param("1=http_403", "gemini", "failed", ["auth_error"], id="403-gemini"),
+    pytest.param("1=close_abrupt", "gemini", "ok", ["early_close", None], id="abrupt-close-gemini"),
+    pytest.param("1=stream_error", "gemini", "ok", ["overloaded", None], id="stream-error-gemini"),
+    pytest.param("1=malformed", "gemini", "ok", ["protocol_error", None], id="malformed-gemini"),
+    pytest.param("dribble@1", "gemini", "ok", [None], id="dribble-gemini"),
     pytest.param("dribble@1", "openai-chat", "ok", [None], id="byte-by-byte-dribble"),
     pytest.param("dribble@1", "anthropic-messages", "ok", [None], id="dribble-anthropic"),
     pytest.param("http_500@1", "openai-chat", "failed", ["server_error"] * 3, id="attempts-run-out"),

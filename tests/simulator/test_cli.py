@@ -32,10 +32,11 @@ def test_simulate_prints_urls_and_stops_on_signal(signum: signal.Signals) -> Non
     )
     try:
         assert process.stdout is not None
-        lines = [process.stdout.readline() for _ in range(4)]
+        lines = [process.stdout.readline() for _ in range(5)]
         assert lines[0].startswith("openai-chat: http://127.0.0.1:")
         assert lines[1].startswith("anthropic-messages: http://127.0.0.1:")
-        assert lines[3].strip() == "serving until Ctrl-C"
+        assert lines[3].startswith("gemini: http://127.0.0.1:")  # the origin: google-genai adds the rest
+        assert lines[4].strip() == "serving until Ctrl-C"
         process.send_signal(signum)
         out, err = process.communicate(timeout=10)
     finally:

@@ -21,7 +21,7 @@ EMITTER_PARAMS = [pytest.param(EMITTERS[name], id=name) for name in names()]
 
 def test_names_are_the_dialects_in_a_stable_order() -> None:
     """The simulator speaks exactly the dialects a job file may name, in the documented order."""
-    assert names() == ("openai-chat", "anthropic-messages", "runware")
+    assert names() == ("openai-chat", "anthropic-messages", "runware", "gemini")
     assert set(names()) == set(dialect_names())
     assert FALLBACK in EMITTERS
 
@@ -127,6 +127,8 @@ async def test_each_route_serves_its_dialect(simulator: SimulatorHandle, emitter
     body: Any = {"model": "m", "messages": MESSAGES, "max_tokens": 5}
     if emitter.name == "runware":
         body = [{"taskType": "textInference", "taskUUID": "u", "messages": MESSAGES}]
+    if emitter.name == "gemini":
+        body = {"contents": [{"role": "user", "parts": [{"text": "hi"}]}]}
     with trio.fail_after(10):
         response = await raw_exchange(simulator.port, http_request(emitter.route, body))
     assert response.status == 200

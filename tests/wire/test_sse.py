@@ -356,3 +356,14 @@ def test_events_under_the_bound_pass() -> None:
     body = b"data: " + b"y" * 900 + b"\n\n"
     events = [e for _ in range(500) for e in decoder.feed_raw(body)]
     assert len(events) == 500
+
+
+@settings(max_examples=300, deadline=None)
+@given(lines=_streams, data=st.data())
+def test_crlf_any_split_gives_the_lf_events(lines: list[str], data: st.DataObject) -> None:
+    """CRLF streams (Gemini's) take their own fast path: any split gives the events of the LF stream."""
+    body = _join(lines, "\r\n")
+    cuts = data.draw(st.lists(st.integers(0, len(body)), max_size=len(body) + 1))
+    events, _ = feed_in_pieces(body, cuts)
+    assert events == decode_all(_join(lines, "\n"))
+    assert same_events(feed_raw_in_pieces(body, cuts), decode_all(_join(lines, "\n")))

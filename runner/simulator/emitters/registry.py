@@ -8,6 +8,7 @@ from types import MappingProxyType
 from typing import TYPE_CHECKING, Final
 
 from runner.simulator.emitters.anthropic_messages import AnthropicMessagesEmitter
+from runner.simulator.emitters.gemini import GeminiEmitter
 from runner.simulator.emitters.openai_chat import OpenAIChatEmitter
 from runner.simulator.emitters.runware import RunwareEmitter
 
@@ -19,7 +20,12 @@ if TYPE_CHECKING:
 
 def build_emitters() -> dict[str, Emitter]:
     """Every dialect the simulator speaks, by name, in a stable order."""
-    emitters: tuple[Emitter, ...] = (OpenAIChatEmitter(), AnthropicMessagesEmitter(), RunwareEmitter())
+    emitters: tuple[Emitter, ...] = (
+        OpenAIChatEmitter(),
+        AnthropicMessagesEmitter(),
+        RunwareEmitter(),
+        GeminiEmitter(),
+    )
     return {emitter.name: emitter for emitter in emitters}
 
 
@@ -31,5 +37,5 @@ FALLBACK: Final = "openai-chat"
 
 
 def names() -> tuple[str, ...]:
-    """The dialect names the simulator speaks: openai-chat, anthropic-messages, runware."""
+    """The dialect names the simulator speaks: openai-chat, anthropic-messages, runware, gemini."""
     return tuple(EMITTERS)

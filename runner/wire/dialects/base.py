@@ -148,15 +148,14 @@ class DialectBase(Generic[AccumulatorT]):
     def new_accumulator(self) -> AccumulatorT:
         return self.accumulator()
 
+    def check_messages(self, case: CaseSpec) -> None:
+        """Accept every case: a dialect that translates conversations overrides it to refuse what it can't."""
+
     def parse_error_body(self, status: int, body: bytes) -> CompletionError | None:
         return parse_json_error_body(body)
 
     def max_output_tokens(self, params: Mapping[str, Any]) -> int | None:
         return max_tokens_param(params)
-
-    def check_messages(self, case: CaseSpec) -> None:
-        """Accept every case: a dialect that cannot express something overrides this (see ``Dialect``)."""
-        return None
 
     def inexpressible(self, case: CaseSpec, key: str, what: str, fix: str) -> ConfigError:
         """The load error for ``what`` at ``key`` (relative to the case) that this dialect cannot send."""

@@ -1,0 +1,285 @@
+"""gemini emitter: ``streamGenerateContent?alt=sse``, one ``GenerateContentResponse`` per event, CRLF.
+
+The model and the streaming choice are in the path (``/{version}/models/{model}:streamGenerateContent``),
+so the server routes by ``match`` and reads with ``read_for``. Thought parts (``thought: true``) come
+first, then text, then one ``functionCall`` part per call (its args whole, as Google sends them); the
+last event of each candidate has its ``finishReason`` and the cumulative ``usageMetadata``. The
+request is checked as strictly as Google checks it: an ``assistant`` role, a missing ``contents`` or an
+unknown field is a 400, so a wrongly translated conversation fails in tests as in production.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import TYPE_CHECKING, Any, Final
+
+import orjson
+
+from runner.simulator.emitters.base import Counts, Task, choice_count, token_limit
+from runner.simulator.faults import error_message
+from runner.simulator.frames import EmitContext, Frame, interleave
+
+if TYPE_CHECKING:
+    from runner.simulator.config import SimulatorConfig
+    from runner.simulator.script import Expected, ExpectedChoice
+
+HEARTBEAT: Final = b": keep-alive\r\n\r\n"
+# /{api_version}/models/{model}:{method}; the model may hold dots and dashes, never a slash.
+ROUTE: Final = re.compile(r"/(v1|v1beta|v1alpha)/models/([^/:]+):(streamGenerateContent|generateContent)")
+FINISH: Final = {"stop": "STOP", "tool_calls": "STOP", "length": "MAX_TOKENS"}
+# status -> Google's RPC status name; other statuses get a generic one by class (4xx or 5xx)
+STATUSES: Final = {
+    400: "INVALID_ARGUMENT",
+    401: "UNAUTHENTICATED",
+    403: "PERMISSION_DENIED",
+    404: "NOT_FOUND",
+    429: "RESOURCE_EXHAUSTED",
+    500: "INTERNAL",
+    503: "UNAVAILABLE",
+    504: "DEADLINE_EXCEEDED",
+}
+_TOP: Final = frozenset(
+    {"contents", "systemInstruction", "tools", "toolConfig", "generationConfig", "safetySettings"}
+    | {"cachedContent", "labels"}
+)
+_GENERATION: Final = frozenset(
+    {"temperature", "topP", "topK", "candidateCount", "maxOutputTokens", "stopSequences", "seed"}
+    | {"presencePenalty", "frequencyPenalty", "responseMimeType", "responseSchema", "responseJsonSchema"}
+    | {"thinkingConfig", "responseLogprobs", "logprobs", "responseModalities", "mediaResolution"}
+)
+_TOOL_KINDS: Final = frozenset(
+    {"functionDeclarations", "googleSearch", "googleSearchRetrieval", "codeExecution", "urlContext"}
+    | {"retrieval", "computerUse", "fileSearch", "googleMaps"}
+)
+_PART_DATA: Final = frozenset(
+    {"text", "inlineData", "fileData", "functionCall", "functionResponse", "executableCode"}
+    | {"codeExecutionResult"}
+)
+
+
+def _sse(payload: Any) -> bytes:
+    return b"data: " + orjson.dumps(payload) + b"\r\n\r\n"  # Google ends lines with CRLF
+
+
+class GeminiEmitter:
+    """Google's Gemini API: candidates with parts, thought parts, whole function calls."""
+
+    name: str = "gemini"
+    route: str = "/v1/models/sim-model:streamGenerateContent"  # one concrete path; ROUTE matches all
+    base_path: str = ""  # google-genai takes the origin and adds /{version}/models/... itself
+    response_id_prefix: str = "resp-"
+    tool_call_prefix: str = "fc-"
+    heartbeat: bytes = HEARTBEAT
+    words_before_tools: int = 4
+    has_flavors: bool = False
+
+    def match(self, path: str) -> tuple[str, bool] | None:
+        """(model, streamed) for a path this dialect serves, or None."""
+        found = ROUTE.fullmatch(path)
+        if found is None:
+            return None
+        return found.group(2), found.group(3) == "streamGenerateContent"
+
+    def read(self, body: Any) -> Task | None:
+        return self.read_for(body, model="sim-model", stream=True)
+
+    def read_for(self, body: Any, *, model: str, stream: bool) -> Task | None:
+        """The task of a body POSTed for ``model``; None when Google would answer 400."""
+        if not _valid(body):
+            return None
+        config = body.get("generationConfig") or {}
+        thinking = config.get("thinkingConfig")
+        return Task(
+            # The script reads messages / system / tools (seed, prompt size) and the model from the body.
+            body={
+                **body,
+                "model": model,
+                "messages": body["contents"],
+                "system": body.get("systemInstruction"),
+            },
+            model=model,
+            stream=stream,
+            choices=choice_count(config.get("candidateCount", 1)),
+            max_tokens=token_limit(config.get("maxOutputTokens")),
+            reasoning=isinstance(thinking, dict) and thinking.get("includeThoughts") is True,
+            tools=_tools(body),
+        )
+
+    def usage(
+        self, task: Task, config: SimulatorConfig, counts: Counts
+    ) -> tuple[dict[str, Any] | None, float | None]:
+        # candidatesTokenCount leaves the thoughts out; they are counted apart.
+        usage = {
+            "promptTokenCount": counts.prompt,
+            "candidatesTokenCount": counts.completion - counts.reasoning,
+            "totalTokenCount": counts.prompt + counts.completion,
+        }
+        if counts.reasoning:
+            usage["thoughtsTokenCount"] = counts.reasoning
+        return usage, None
+
+    def stream_frames(
+        self, expected: Expected, task: Task, config: SimulatorConfig, ctx: EmitContext
+    ) -> list[Frame]:
+        frames = interleave([_candidate_frames(expected, c, ctx) for c in expected.choices])
+        # The usage rides on the last event, as Google sends it with the last finishReason.
+        last = orjson.loads(frames[-1].wire[6:])
+        last["usageMetadata"] = expected.usage
+        frames[-1] = Frame(_sse(last), frames[-1].token)
+        return frames
+
+    def response_body(self, expected: Expected, task: Task, ctx: EmitContext) -> bytes:
+        candidates = [_candidate(c, _all_parts(c), finish=True) for c in expected.choices]
+        return orjson.dumps(_response(expected, ctx, candidates, usage=expected.usage))
+
+    def error_body(self, status: int, *, quota: bool = False, task: Task | None = None) -> bytes:
+        default = "INTERNAL" if status >= 500 else "FAILED_PRECONDITION"
+        error = {
+            "code": status,
+            "message": error_message(status, quota=quota),
+            "status": STATUSES.get(status, default),
+        }
+        return orjson.dumps({"error": error})
+
+    def stream_error(self, *, miromind: bool, response_id: str, model: str, task: Task) -> list[Frame]:
+        error = {
+            "code": 503,
+            "message": "The model is overloaded. Please try again later.",
+            "status": "UNAVAILABLE",
+        }
+        return [Frame(_sse({"error": error}))]
+
+
+def _candidate_frames(expected: Expected, choice: ExpectedChoice, ctx: EmitContext) -> list[Frame]:
+    parts = [{"text": piece, "thought": True} for piece in ctx.group(choice.reasoning_tokens)]
+    parts += [{"text": piece} for piece in ctx.group(choice.text_tokens)]
+    parts += [_call_part(call.id, call.name, call.arguments) for call in choice.tool_calls]
+    if not parts:
+        parts = [{"text": ""}]
+    frames = []
+    for k, part in enumerate(parts):
+        finish = k == len(parts) - 1
+        payload = _response(expected, ctx, [_candidate(choice, [part], finish=finish)], usage=None)
+        frames.append(Frame(_sse(payload), True))
+    return frames
+
+
+def _all_parts(choice: ExpectedChoice) -> list[dict[str, Any]]:
+    parts: list[dict[str, Any]] = []
+    if choice.reasoning_tokens:
+        parts.append({"text": choice.reasoning, "thought": True})
+    if choice.text_tokens:
+        parts.append({"text": choice.text})
+    parts += [_call_part(call.id, call.name, call.arguments) for call in choice.tool_calls]
+    return parts
+
+
+def _call_part(call_id: str, name: str, arguments: str) -> dict[str, Any]:
+    return {"functionCall": {"id": call_id, "name": name, "args": orjson.loads(arguments)}}
+
+
+def _candidate(choice: ExpectedChoice, parts: list[dict[str, Any]], *, finish: bool) -> dict[str, Any]:
+    candidate: dict[str, Any] = {"content": {"role": "model", "parts": parts}, "index": choice.index}
+    if finish:
+        candidate["finishReason"] = FINISH[choice.finish_reason]
+    return candidate
+
+
+def _response(
+    expected: Expected, ctx: EmitContext, candidates: list[dict[str, Any]], *, usage: dict[str, Any] | None
+) -> dict[str, Any]:
+    out: dict[str, Any] = {"candidates": candidates}
+    if usage is not None:
+        out["usageMetadata"] = usage
+    out["modelVersion"] = expected.model
+    out["responseId"] = ctx.response_id
+    return out
+
+
+def _tools(body: dict[str, Any]) -> tuple[tuple[str, dict[str, Any]], ...]:
+    config = body.get("toolConfig")
+    calling = config.get("functionCallingConfig") if isinstance(config, dict) else None
+    if isinstance(calling, dict) and calling.get("mode") == "NONE":
+        return ()
+    found = []
+    for tool in body.get("tools") or ():
+        for declaration in tool.get("functionDeclarations") or ():
+            schema = declaration.get("parameters") or declaration.get("parametersJsonSchema") or {}
+            found.append((declaration["name"], schema))
+    return tuple(found)
+
+
+# -- request validation: what the real API answers 400 -------------------------------------------------
+
+
+def _valid(body: Any) -> bool:
+    if not isinstance(body, dict) or not set(body) <= _TOP:
+        return False
+    contents = body.get("contents")
+    if not isinstance(contents, list) or not contents:
+        return False  # "contents is not specified"
+    if not all(_valid_content(content, roles=("user", "model")) for content in contents):
+        return False
+    system = body.get("systemInstruction")
+    if system is not None and not _valid_content(system, roles=("user", "system")):
+        return False
+    config = body.get("generationConfig")
+    if config is not None and (not isinstance(config, dict) or not set(config) <= _GENERATION):
+        return False
+    return _valid_tools(body.get("tools"))
+
+
+def _valid_content(content: Any, *, roles: tuple[str, ...]) -> bool:
+    if not isinstance(content, dict) or not set(content) <= {"role", "parts"}:
+        return False
+    if "role" in content and content["role"] not in roles:
+        return False  # "Please use a valid role: user, model." (an OpenAI "assistant" lands here)
+    parts = content.get("parts")
+    return isinstance(parts, list) and bool(parts) and all(_valid_part(part) for part in parts)
+
+
+def _valid_part(part: Any) -> bool:
+    if not isinstance(part, dict):
+        return False
+    data = [key for key in part if key in _PART_DATA]
+    if len(data) != 1 or not set(part) <= _PART_DATA | {"thought", "thoughtSignature"}:
+        return False  # a part holds exactly one kind of data
+    value = part[data[0]]
+    if data[0] == "text":
+        return isinstance(value, str)
+    if data[0] == "inlineData":
+        return isinstance(value, dict) and all(isinstance(value.get(k), str) for k in ("mimeType", "data"))
+    if data[0] == "fileData":
+        return isinstance(value, dict) and isinstance(value.get("fileUri"), str)
+    if data[0] == "functionCall":
+        return isinstance(value, dict) and isinstance(value.get("name"), str) and _object(value.get("args"))
+    if data[0] == "functionResponse":
+        return (
+            isinstance(value, dict) and isinstance(value.get("name"), str) and _object(value.get("response"))
+        )
+    return isinstance(value, dict)
+
+
+def _object(value: Any) -> bool:
+    return value is None or isinstance(value, dict)
+
+
+def _valid_tools(tools: Any) -> bool:
+    if tools is None:
+        return True
+    if not isinstance(tools, list):
+        return False
+    for tool in tools:
+        if not isinstance(tool, dict) or not tool or not set(tool) <= _TOOL_KINDS:
+            return False  # an OpenAI {"type": "function", ...} tool lands here
+        declarations = tool.get("functionDeclarations")
+        if declarations is None:
+            continue  # googleSearch, codeExecution...: accepted, never called here
+        if not isinstance(declarations, list):
+            return False
+        for declaration in declarations:
+            if not isinstance(declaration, dict) or not isinstance(declaration.get("name"), str):
+                return False
+            if not set(declaration) <= {"name", "description", "parameters", "parametersJsonSchema"}:
+                return False
+    return True

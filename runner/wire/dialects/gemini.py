@@ -1,0 +1,308 @@
+"""The ``gemini`` dialect: Google's ``streamGenerateContent?alt=sse``.
+
+Each SSE event is a whole ``GenerateContentResponse`` (PROTOCOLS.md 5.4): CRLF line endings, no
+``[DONE]``, ``usageMetadata`` repeated and growing (the last one wins), function calls whole in one
+part. The case's canonical messages are translated by ``runner.wire.dialects.gemini_request``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import TYPE_CHECKING, Any, ClassVar, Final
+
+import orjson
+
+from runner import jsontext
+from runner.model import Completion, CompletionError, Usage
+from runner.wire.dialects.base import DialectBase, HttpRequest, max_tokens_param
+from runner.wire.dialects.common import (
+    AccumulatorBase,
+    ChoiceBuilder,
+    int_or_none,
+    protocol_error,
+)
+from runner.wire.dialects.gemini_request import (
+    DEFAULT_API_VERSION,
+    gemini_body,
+    stream_url,
+)
+
+if TYPE_CHECKING:
+    from collections.abc import Mapping, Sequence
+
+    from runner.model import Choice, FinishReason
+    from runner.spec import CaseSpec, ProviderSpec
+    from runner.wire.sse import RawEvent, ServerSentEvent
+
+# Gemini's FinishReason values that mean a filter stopped the answer; STOP and MAX_TOKENS are mapped
+# apart, and anything else (OTHER, MALFORMED_FUNCTION_CALL, LANGUAGE...) is an error, kept raw.
+_SAFETY: Final = frozenset(
+    {"SAFETY", "RECITATION", "BLOCKLIST", "PROHIBITED_CONTENT", "SPII", "IMAGE_SAFETY"}
+)
+
+
+def gemini_finish(raw: str, *, called: bool) -> FinishReason:
+    """The normalized finish reason of a candidate's ``finishReason`` (``called``: it called functions)."""
+    if raw == "STOP":
+        return "tool_calls" if called else "stop"
+    if raw == "MAX_TOKENS":
+        return "length"
+    if raw in _SAFETY:
+        return "content_filter"
+    return "error"
+
+
+def gemini_error(payload: Any) -> CompletionError:
+    """Google's ``{"error": {code, message, status}}``: the type is the RPC ``status`` (what retry reads)."""
+    inner = payload.get("error") if isinstance(payload, dict) else None
+    if not isinstance(inner, dict):
+        return CompletionError(type="error", message=jsontext.dumps_text(payload))
+    code = int_or_none(inner.get("code"))
+    status = inner.get("status")
+    kind = status if isinstance(status, str) and status else (str(code) if code is not None else "error")
+    message = inner.get("message")
+    text = message if isinstance(message, str) else jsontext.dumps_text(inner)
+    windows = _quota_windows(inner.get("details"))
+    if windows:
+        # Google's message reads the same for a per-minute and a per-day quota; only the QuotaFailure
+        # ids tell them apart. Said in words, so the retry layer reads a window as a rate limit.
+        text = f"{text} (quota {', '.join(windows)})"
+    return CompletionError(type=kind, message=text, code=code)
+
+
+def _quota_windows(details: Any) -> list[str]:
+    """The windows ("per minute", "per day") the quotas a QuotaFailure detail names are counted over."""
+    windows: list[str] = []
+    for detail in details if isinstance(details, list) else ():
+        violations = detail.get("violations") if isinstance(detail, dict) else None
+        for violation in violations if isinstance(violations, list) else ():
+            quota_id = violation.get("quotaId") if isinstance(violation, dict) else None
+            for window in ("Second", "Minute", "Hour", "Day"):
+                if isinstance(quota_id, str) and f"Per{window}" in quota_id:
+                    words = f"per {window.lower()}"
+                    if words not in windows:
+                        windows.append(words)
+    return windows
+
+
+def gemini_usage(raw: dict[str, Any]) -> Usage:
+    """Normalize ``usageMetadata``: output counts the thoughts too, as every other dialect's does."""
+    candidates = int_or_none(raw.get("candidatesTokenCount"))
+    thoughts = int_or_none(raw.get("thoughtsTokenCount"))
+    # Google's JSON leaves zero counts out (proto3): an absent count is a zero, not an unknown.
+    output = (candidates or 0) + (thoughts or 0)
+    return Usage(
+        input_tokens=int_or_none(raw.get("promptTokenCount")),
+        output_tokens=output,
+        total_tokens=int_or_none(raw.get("totalTokenCount")),
+        reasoning_tokens=thoughts,
+        cached_input_tokens=int_or_none(raw.get("cachedContentTokenCount")),
+        raw=raw,
+    )
+
+
+class _Candidate(ChoiceBuilder):
+    __slots__ = ("called",)
+
+    def __init__(self, index: int) -> None:
+        super().__init__(index)
+        self.called = 0  # functionCall parts seen: numbers the generated ids
+
+    def finish(self) -> Choice:
+        choice = self.build()
+        raw = self.raw_finish_reason
+        if raw is None:
+            return choice
+        return dataclasses.replace(choice, finish_reason=gemini_finish(raw, called=self.called > 0))
+
+
+class GeminiAccumulator(AccumulatorBase):
+    """Rebuilds one Gemini stream; candidates are keyed by their ``index``.
+
+    There is no terminal event: the stream ends when the connection closes. ``complete`` once every
+    candidate seen has a ``finishReason`` (or the prompt was blocked) and no error came; an
+    ``{"error": ...}`` event ends reading.
+    """
+
+    __slots__ = ("_blocked", "_candidates", "_extras")
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._candidates: dict[int, _Candidate] = {}
+        self._extras: dict[str, Any] = {}
+        self._blocked = False
+
+    def feed(self, event: ServerSentEvent) -> None:
+        if not self._done:
+            self._payload(event.data)
+
+    def feed_many(self, events: Sequence[RawEvent]) -> None:
+        # The hot loop: a message event comes as its raw bytes (SSEDecoder.feed_raw), read by orjson
+        # straight from them. Gemini names no events, so every event is read the same way.
+        loads = orjson.loads
+        for item in events:
+            if self._done:
+                return
+            data: bytes | str = item if isinstance(item, bytes) else item.data
+            try:
+                chunk = loads(data)
+            except orjson.JSONDecodeError:
+                # Invalid UTF-8 reads as feed() reads it: decoded with U+FFFD, then parsed.
+                self._payload(data.decode("utf-8", "replace") if isinstance(data, bytes) else data)
+                continue
+            self._chunk(chunk, data)
+
+    def _payload(self, data: str) -> None:
+        try:
+            chunk = orjson.loads(data)
+        except orjson.JSONDecodeError:
+            if not self._keepalive(data):
+                self._fail(protocol_error(f"event is not JSON: {data[:200]!r}"))
+            return
+        self._chunk(chunk, data)
+
+    def _chunk(self, chunk: Any, data: bytes | str) -> None:
+        if type(chunk) is list and len(chunk) == 1:
+            chunk = chunk[0]  # an error body sent as a one-element array, SSE-framed by a proxy
+        if type(chunk) is not dict:
+            self._fail(protocol_error(f"event is not a JSON object: {data[:200]!r}"))
+            return
+        if "error" in chunk:
+            self._fail(gemini_error(chunk))  # Google closes the stream after it
+            return
+        candidates = chunk.get("candidates")
+        if type(candidates) is list:
+            for candidate in candidates:
+                if type(candidate) is dict:
+                    self._candidate(candidate)
+        usage = chunk.get("usageMetadata")
+        if type(usage) is dict:
+            self._usage = usage  # cumulative on every chunk: the last one wins, never a sum
+        if self._id is None and isinstance(chunk.get("responseId"), str):
+            self._id = chunk["responseId"]
+        if self._model is None and isinstance(chunk.get("modelVersion"), str):
+            self._model = chunk["modelVersion"]
+        if "promptFeedback" in chunk:
+            feedback = chunk["promptFeedback"]
+            if type(feedback) is dict:
+                self._extras["prompt_feedback"] = feedback
+                self._blocked = self._blocked or bool(feedback.get("blockReason"))
+
+    def _candidate(self, raw: dict[str, Any]) -> None:
+        index = raw.get("index", 0)
+        if type(index) is not int:
+            index = 0  # a single candidate often comes without its index
+        state = self._candidates.get(index)
+        if state is None:
+            state = self._candidates[index] = _Candidate(index)
+        content = raw.get("content")
+        parts = content.get("parts") if type(content) is dict else None
+        if type(parts) is list:
+            for part in parts:
+                if type(part) is not dict:
+                    continue
+                if len(part) == 1:  # the common part, {"text": ...}, read here without _part
+                    text = part.get("text")
+                    if type(text) is str:
+                        if text:
+                            state.text.append(text)
+                            self.has_answer = True
+                            self.tokens += 1
+                        continue
+                self._part(state, part)
+        reason = raw.get("finishReason")
+        if isinstance(reason, str) and reason:
+            state.raw_finish_reason = reason
+        if len(raw) > 3:  # beyond content, index and finishReason: citations, ratings...
+            for key in ("citationMetadata", "groundingMetadata"):
+                if raw.get(key) is not None:
+                    self._extras[key] = raw[key]
+
+    def _part(self, state: _Candidate, part: dict[str, Any]) -> None:
+        text = part.get("text")
+        if isinstance(text, str) and text:
+            if part.get("thought") is True:
+                state.reasoning.append(text)
+                self.has_reasoning = True
+            else:
+                state.text.append(text)
+                self.has_answer = True
+            self.tokens += 1
+        call = part.get("functionCall")
+        if type(call) is dict:
+            call_id = call.get("id")
+            if not isinstance(call_id, str) or not call_id:
+                # Stable: the same stream always gives the same ids (replays, reuse, reports).
+                call_id = f"call_{state.index}_{state.called}"
+            state.called += 1
+            args = call.get("args")
+            name = call.get("name")
+            state.tools.add_parts(
+                None,
+                call_id,
+                True,
+                name if isinstance(name, str) else "",
+                jsontext.dumps_text(args if args is not None else {}),
+            )
+            self.has_answer = True
+            self.tokens += 1
+        signature = part.get("thoughtSignature")
+        if isinstance(signature, str) and signature:
+            self._extras.setdefault("signatures", []).append(signature)
+
+    def result(self) -> Completion:
+        choices = tuple(self._candidates[index].finish() for index in sorted(self._candidates))
+        finished = bool(choices) and all(choice.raw_finish_reason is not None for choice in choices)
+        return Completion(
+            id=self._id,
+            model=self._model,
+            complete=self._error is None and (finished or self._blocked),
+            error=self._error,
+            choices=choices,
+            usage=gemini_usage(self._usage) if self._usage is not None else None,
+            extras=dict(self._extras),
+        )
+
+
+class GeminiDialect(DialectBase[GeminiAccumulator]):
+    """Gemini: POST ``{base_url}/{api_version}/models/{model}:streamGenerateContent?alt=sse``."""
+
+    name: str = "gemini"
+    accumulator = GeminiAccumulator
+    key_header: ClassVar[str] = "x-goog-api-key"
+    key_prefix: ClassVar[str] = ""
+
+    def build_request(self, provider: ProviderSpec, case: CaseSpec, *, api_key: str | None) -> HttpRequest:
+        return HttpRequest(
+            method="POST",
+            url=stream_url(provider.base_url, provider.api_version or DEFAULT_API_VERSION, provider.model),
+            headers=self.request_headers(provider, api_key),
+            body=orjson.dumps(gemini_body(provider, case)),
+        )
+
+    def check_messages(self, case: CaseSpec) -> None:
+        # Translating the case raises the ConfigError naming what Gemini cannot express.
+        gemini_body(None, case)
+
+    def parse_error_body(self, status: int, body: bytes) -> CompletionError | None:
+        try:
+            payload = orjson.loads(body)
+        except orjson.JSONDecodeError:
+            return None
+        if isinstance(payload, list) and len(payload) == 1:
+            payload = payload[0]  # the JSON-array form of the endpoint without alt=sse
+        if not isinstance(payload, dict) or not isinstance(payload.get("error"), dict):
+            return None
+        return gemini_error(payload)
+
+    def max_output_tokens(self, params: Mapping[str, Any]) -> int | None:
+        config = params.get("generationConfig")
+        scopes = (params, config) if isinstance(config, dict) else (params,)
+        cap = max_tokens_param(*scopes)
+        return cap if cap is not None else _max_output(config)
+
+
+def _max_output(config: Any) -> int | None:
+    if isinstance(config, dict):
+        return int_or_none(config.get("maxOutputTokens"))
+    return None

@@ -1,0 +1,198 @@
+"""The ``gemini`` request: a case's canonical messages (OpenAI chat's shape) as a ``GenerateContentRequest``.
+
+``contents`` take ``user`` / ``model`` roles; assistant tool calls become ``functionCall`` parts and
+tool results ``functionResponse`` parts (named by the call they answer); images become ``inlineData``
+(``data:`` URLs) or ``fileData`` (http URLs); the system prompt is ``systemInstruction``. What Gemini
+cannot express raises ``ConfigError``, so the job fails at load instead of at the provider.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, Final
+
+import orjson
+
+from runner.errors import ConfigError
+from runner.spec import request_params
+
+if TYPE_CHECKING:
+    from runner.spec import CaseSpec, ProviderSpec
+
+# What google-genai 3.x sends to (its default); "v1beta" serves the preview features.
+DEFAULT_API_VERSION: Final = "v1"
+DEFAULT_BASE_URL: Final = "https://generativelanguage.googleapis.com"
+# Common params -> generationConfig names; the rest of a provider's params go in the body as written.
+_GENERATION: Final = {
+    "max_tokens": "maxOutputTokens",
+    "max_completion_tokens": "maxOutputTokens",
+    "max_output_tokens": "maxOutputTokens",
+    "temperature": "temperature",
+    "top_p": "topP",
+    "top_k": "topK",
+    "n": "candidateCount",
+    "stop": "stopSequences",
+    "seed": "seed",
+    "presence_penalty": "presencePenalty",
+    "frequency_penalty": "frequencyPenalty",
+}
+_FIX: Final = (
+    "use OpenAI chat's shape (system, user, assistant with tool_calls, tool with tool_call_id; text and"
+    " image_url parts), or list other providers in the case's providers"
+)
+
+
+def stream_url(base_url: str, api_version: str, model: str) -> str:
+    """The streaming endpoint; a model named ``models/x`` (as Google lists them) is sent as ``x``."""
+    model = model.removeprefix("models/")
+    return f"{base_url.rstrip('/')}/{api_version}/models/{model}:streamGenerateContent?alt=sse"
+
+
+def _refuse(case: CaseSpec, what: str, key: str | None = None) -> ConfigError:
+    # ``key`` is relative to the case (``messages[2]``, ``tools[0]``), as the loader expects it.
+    return ConfigError(f"case {case.id!r}: the gemini dialect cannot express {what}", key=key, fix=_FIX)
+
+
+def gemini_body(provider: ProviderSpec | None, case: CaseSpec) -> dict[str, Any]:
+    """The request body for ``case`` (``provider`` None: only the translation, as the load check does)."""
+    contents, system = _contents(case)
+    body: dict[str, Any] = {"contents": contents}
+    if system:
+        body["systemInstruction"] = {"parts": [{"text": text} for text in system]}
+    if case.tools:
+        declarations = [_declaration(case, tool, f"tools[{i}]") for i, tool in enumerate(case.tools)]
+        body["tools"] = [{"functionDeclarations": declarations}]
+    if provider is None:
+        return body
+    generation: dict[str, Any] = {}
+    for key, value in request_params(provider, case).items():
+        if key in _GENERATION:
+            generation[_GENERATION[key]] = [value] if key == "stop" and isinstance(value, str) else value
+        elif key == "generationConfig" and isinstance(value, dict):
+            generation.update(value)
+        elif key != "stream":  # streaming is the endpoint's, not a field
+            body[key] = value
+    if generation:
+        body["generationConfig"] = generation
+    return body
+
+
+def _declaration(case: CaseSpec, tool: dict[str, Any], key: str) -> dict[str, Any]:
+    function = tool.get("function", tool)
+    if not isinstance(function, dict) or not isinstance(function.get("name"), str):
+        raise _refuse(case, "a tool that is not an OpenAI function tool", key)
+    entry: dict[str, Any] = {"name": function["name"]}
+    if function.get("description"):
+        entry["description"] = function["description"]
+    if function.get("parameters"):
+        entry["parameters"] = function["parameters"]  # the OpenAPI subset both API versions take
+    return entry
+
+
+def _contents(case: CaseSpec) -> tuple[list[dict[str, Any]], list[str]]:
+    system = [case.system] if case.system is not None else []
+    contents: list[dict[str, Any]] = []
+    names: dict[str, str] = {}  # tool_call_id -> function name: a functionResponse is named, not id'd
+    for index, message in enumerate(case.messages):
+        try:
+            gemini_role, parts = _turn(case, message, names)
+        except ConfigError as exc:
+            exc.key = exc.key or f"messages[{index}]"  # relative to the case: the loader places it
+            raise
+        if gemini_role == "system":
+            system.extend(part["text"] for part in parts)
+            continue
+        if contents and contents[-1]["role"] == gemini_role:
+            contents[-1]["parts"].extend(parts)  # a turn's tool results go back together, in one turn
+        else:
+            contents.append({"role": gemini_role, "parts": parts})
+    if not contents:
+        raise _refuse(case, "a case without a user message", "messages")
+    return contents, system
+
+
+def _turn(case: CaseSpec, message: dict[str, Any], names: dict[str, str]) -> tuple[str, list[dict[str, Any]]]:
+    """One canonical message as (Gemini role, parts); ``system`` for what goes to systemInstruction."""
+    role = message.get("role")
+    if role == "system":
+        return "system", _parts(case, message.get("content"))
+    if role == "user":
+        return "user", _parts(case, message.get("content"))
+    if role == "assistant":
+        return "model", _model_parts(case, message, names)
+    if role == "tool":
+        return "user", [_response_part(case, message, names)]
+    raise _refuse(case, f"a message with role {role!r}")
+
+
+def _parts(case: CaseSpec, content: Any) -> list[dict[str, Any]]:
+    if isinstance(content, str):
+        return [{"text": content}]
+    if not isinstance(content, list) or not content:
+        raise _refuse(case, "message content that is neither a string nor a list of parts")
+    parts = []
+    for part in content:
+        kind = part.get("type") if isinstance(part, dict) else None
+        if kind == "text" and isinstance(part.get("text"), str):
+            parts.append({"text": part["text"]})
+        elif kind == "image_url":
+            parts.append(_image(case, part.get("image_url")))
+        else:
+            raise _refuse(case, f"a content part of type {kind!r}")
+    return parts
+
+
+def _image(case: CaseSpec, image: Any) -> dict[str, Any]:
+    url = image.get("url") if isinstance(image, dict) else image
+    if not isinstance(url, str):
+        raise _refuse(case, "an image_url part without a url")
+    if url.startswith("data:"):
+        header, sep, data = url[5:].partition(",")
+        mime, _, encoding = header.partition(";")
+        if not sep or encoding != "base64" or not mime:
+            raise _refuse(case, "a data: URL that is not base64 with a media type")
+        return {"inlineData": {"mimeType": mime, "data": data}}
+    if url.startswith(("https://", "http://", "gs://")):
+        return {"fileData": {"fileUri": url, "mimeType": _mime_of(url)}}
+    raise _refuse(case, f"an image URL of scheme {url.partition(':')[0]!r}")
+
+
+def _mime_of(url: str) -> str:
+    suffix = url.rsplit("?", 1)[0].rsplit(".", 1)[-1].lower()
+    return {"png": "image/png", "gif": "image/gif", "webp": "image/webp"}.get(suffix, "image/jpeg")
+
+
+def _model_parts(case: CaseSpec, message: dict[str, Any], names: dict[str, str]) -> list[dict[str, Any]]:
+    content = message.get("content")
+    parts = [] if content in (None, "", []) else _parts(case, content)
+    for call in message.get("tool_calls") or ():
+        function = call.get("function") if isinstance(call, dict) else None
+        if not isinstance(function, dict) or not isinstance(function.get("name"), str):
+            raise _refuse(case, "an assistant tool call without a function name")
+        try:
+            args = orjson.loads(function.get("arguments") or "{}")
+        except (orjson.JSONDecodeError, TypeError):
+            args = None
+        if not isinstance(args, dict):
+            raise _refuse(case, f"tool call arguments that are not a JSON object ({function['name']})")
+        if isinstance(call.get("id"), str):
+            names[call["id"]] = function["name"]
+        parts.append({"functionCall": {"name": function["name"], "args": args}})
+    if not parts:
+        raise _refuse(case, "an assistant message with neither content nor tool calls")
+    return parts
+
+
+def _response_part(case: CaseSpec, message: dict[str, Any], names: dict[str, str]) -> dict[str, Any]:
+    name = names.get(message.get("tool_call_id") or "")
+    if name is None:
+        raise _refuse(case, "a tool message whose tool_call_id answers no earlier tool call")
+    content = message.get("content")
+    if isinstance(content, list):  # text parts: their text, joined
+        content = "".join(p.get("text", "") for p in content if isinstance(p, dict))
+    try:
+        value = orjson.loads(content) if isinstance(content, str) else None
+    except orjson.JSONDecodeError:
+        value = None
+    # The response must be an object: a JSON object result is sent as is, anything else wrapped.
+    response = value if isinstance(value, dict) else {"content": content}
+    return {"functionResponse": {"name": name, "response": response}}
