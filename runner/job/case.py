@@ -10,9 +10,12 @@ from runner.errors import ConfigError
 from runner.grading.assertions import parse_expect
 from runner.job.source import Where, check_positive, check_table, join_key, require
 from runner.spec import CaseSpec, Expectation
+from runner.wire.dialects import get_dialect
 
 if TYPE_CHECKING:
-    from collections.abc import Iterable
+    from collections.abc import Iterable, Sequence
+
+    from runner.spec import ProviderSpec
 
 # Key -> expected type (runner.job.source.check_table); build_case adds the cross-field checks.
 _CASE = {
@@ -80,6 +83,21 @@ def build_case(where: Where, raw: Any, prefix: str, provider_names: list[str]) -
         repeats=table.get("repeats"),
         expect=None if expect is None else _parse_expect(where, expect, f"{prefix}.expect"),
     )
+
+
+def check_translatable(where: Where, prefix: str, case: CaseSpec, providers: Sequence[ProviderSpec]) -> None:
+    """Fail when a provider the case runs on speaks a dialect that cannot express the case."""
+    for provider in providers:
+        if case.providers is not None and provider.name not in case.providers:
+            continue
+        problem = get_dialect(provider.dialect).case_problem(provider, case)
+        if problem is not None:
+            raise where.error(
+                prefix,
+                f"case {case.id!r} cannot be sent to provider {provider.name!r} "
+                f"(dialect {provider.dialect}): {problem}",
+                f"rewrite the case for {provider.dialect}, or leave {provider.name!r} out of its providers",
+            )
 
 
 def check_messages(

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from runner.errors import ConfigError
 from runner.job.batch import parse_batch_jsonl
-from runner.job.case import build_case, cases_file_sources
+from runner.job.case import build_case, cases_file_sources, check_translatable
 from runner.job.plan import case_providers
 from runner.job.provider import build_provider, build_retry, build_timeouts, parse_provider_option
 from runner.job.source import (
@@ -269,6 +269,7 @@ def _build_job(
         sources.extend(cases_file_sources(*cases_text, start=len(sources)))
     for case_where, prefix, raw in sources:
         case = build_case(case_where, raw, prefix, names)
+        check_translatable(case_where, prefix, case, providers)
         if case.id in seen:
             raise case_where.error(
                 f"{prefix}.id", f"duplicate case id {case.id!r}", "give each case a unique id"

@@ -33,15 +33,15 @@ def _assert_storable(completion: Completion) -> None:
 
 
 def test_registry_is_explicit_and_complete() -> None:
-    """The registry names exactly the three dialects, and each dialect knows its own name."""
-    assert sorted(build_dialects()) == ["anthropic-messages", "openai-chat", "runware"]
+    """The registry names exactly the four dialects, and each dialect knows its own name."""
+    assert sorted(build_dialects()) == ["anthropic-messages", "openai-chat", "openai-responses", "runware"]
     assert names() == tuple(build_dialects()) == tuple(registry())
     assert all(registry()[name].name == name for name in names())
 
 
 def test_unknown_dialect_names_the_known_ones() -> None:
     """get_dialect raises ConfigError listing every known dialect."""
-    with pytest.raises(ConfigError, match="anthropic-messages, openai-chat, runware"):
+    with pytest.raises(ConfigError, match="anthropic-messages, openai-chat, openai-responses, runware"):
         get_dialect("gemini")
 
 

@@ -83,6 +83,9 @@ class FakeDialect:
     def new_accumulator(self) -> FakeAccumulator:
         return FakeAccumulator()
 
+    def case_problem(self, provider: ProviderSpec, case: CaseSpec) -> str | None:
+        return None  # the fake sends any case
+
     def parse_error_body(self, status: int, body: bytes) -> CompletionError | None:
         return CompletionError(type="http_error", message=body.decode("utf-8", "replace")[:200])
 

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Final
 
 from runner.simulator.emitters.anthropic_messages import AnthropicMessagesEmitter
 from runner.simulator.emitters.openai_chat import OpenAIChatEmitter
+from runner.simulator.emitters.openai_responses import OpenAIResponsesEmitter
 from runner.simulator.emitters.runware import RunwareEmitter
 
 if TYPE_CHECKING:
@@ -19,7 +20,12 @@ if TYPE_CHECKING:
 
 def build_emitters() -> dict[str, Emitter]:
     """Every dialect the simulator speaks, by name, in a stable order."""
-    emitters: tuple[Emitter, ...] = (OpenAIChatEmitter(), AnthropicMessagesEmitter(), RunwareEmitter())
+    emitters: tuple[Emitter, ...] = (
+        OpenAIChatEmitter(),
+        AnthropicMessagesEmitter(),
+        RunwareEmitter(),
+        OpenAIResponsesEmitter(),
+    )
     return {emitter.name: emitter for emitter in emitters}
 
 
@@ -31,5 +37,5 @@ FALLBACK: Final = "openai-chat"
 
 
 def names() -> tuple[str, ...]:
-    """The dialect names the simulator speaks: openai-chat, anthropic-messages, runware."""
+    """The dialect names the simulator speaks: openai-chat, anthropic-messages, runware, openai-responses."""
     return tuple(EMITTERS)

@@ -97,6 +97,14 @@ class Dialect(Protocol):
 
     def new_accumulator(self) -> Accumulator: ...
 
+    def case_problem(self, provider: ProviderSpec, case: CaseSpec) -> str | None:
+        """What in ``case`` (sent to ``provider``) this dialect cannot express; None when it can all go.
+
+        The job loader calls it for every case and provider, so an untranslatable conversation is a
+        load error, not a request the provider rejects.
+        """
+        ...
+
     def parse_error_body(self, status: int, body: bytes) -> CompletionError | None:
         """The provider's error object from a non-2xx response body, if it has one."""
         ...
@@ -134,6 +142,9 @@ class DialectBase(Generic[AccumulatorT]):
 
     def new_accumulator(self) -> AccumulatorT:
         return self.accumulator()
+
+    def case_problem(self, provider: ProviderSpec, case: CaseSpec) -> str | None:
+        return None  # a dialect that sends the canonical shape as is can express every case
 
     def parse_error_body(self, status: int, body: bytes) -> CompletionError | None:
         return parse_json_error_body(body)

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 from runner.errors import ConfigError
 from runner.wire.dialects.anthropic_messages import AnthropicMessagesDialect
 from runner.wire.dialects.openai_chat import OpenAIChatDialect
+from runner.wire.dialects.openai_responses import OpenAIResponsesDialect
 from runner.wire.dialects.runware import RunwareDialect
 
 if TYPE_CHECKING:
@@ -23,7 +24,12 @@ if TYPE_CHECKING:
 
 def build_dialects() -> dict[str, Dialect]:
     """Every dialect runner speaks, by name, in a new dict: the list to extend when a wire shape is added."""
-    dialects: tuple[Dialect, ...] = (OpenAIChatDialect(), AnthropicMessagesDialect(), RunwareDialect())
+    dialects: tuple[Dialect, ...] = (
+        OpenAIChatDialect(),
+        AnthropicMessagesDialect(),
+        RunwareDialect(),
+        OpenAIResponsesDialect(),
+    )
     return {dialect.name: dialect for dialect in dialects}
 
 
