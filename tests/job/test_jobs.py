@@ -17,6 +17,7 @@ from runner.job.provider import build_retry, build_timeouts, parse_provider_opti
 from runner.job.source import Where
 from runner.simulator.config import Dist, Fault, FaultPlan, Latency, SimulatorConfig
 from runner.spec import DEFAULT_MAX_RESPONSE_BYTES, SIMULATOR_BASE_URL, ProviderSpec, RetryPolicy, Timeouts
+from runner.wire.dialects import names as dialect_names
 
 ROOT = Path(__file__).resolve().parents[2]
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "jobs"
@@ -649,7 +650,7 @@ def test_demo_runs_offline_on_all_dialects() -> None:
     """jobs/demo.toml uses only simulated providers, needs no key, and covers every dialect."""
     job = load_job(ROOT / "jobs" / "demo.toml")
     assert all(p.is_simulated for p in job.providers)
-    assert {p.dialect for p in job.providers} == {"openai-chat", "anthropic-messages", "runware"}
+    assert {p.dialect for p in job.providers} == set(dialect_names())
     check_environment(job, {})
 
 
