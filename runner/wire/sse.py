@@ -169,6 +169,19 @@ class SSEDecoder:
             buffer = buffer.replace(b"\r\n", b"\n").replace(b"\r", b"\n")
         elif not self._data and not self._event_type:
             return self._feed_blocks(buffer, raw)
+        else:
+            # An event is half-built (typed streams: a read often ends after its "event:" line).
+            # Finish it line by line up to its blank line; the rest of the read goes the fast way.
+            if buffer[:1] == b"\n":
+                split = 1
+            else:
+                found = buffer.find(b"\n\n")
+                split = found + 2 if found >= 0 else 0
+            if split:
+                events = self._process(buffer[: split - 1].split(b"\n"), raw)
+                self._tail = b""
+                events.extend(self._feed_blocks(buffer[split:], raw))
+                return events
         lines = buffer.split(b"\n")
         self._tail = lines.pop()  # what follows the last line ending is not a line yet
         if not lines:
@@ -220,6 +233,18 @@ class SSEDecoder:
                 events.append(data if raw else self._message(data))
                 start = newline + 2
                 continue
+            if buffer.startswith(b"event: ", start):
+                # Typed streams (Responses, Anthropic): "event: NAME", "data: JSON", a blank line.
+                second = find(b"\n", newline + 1)
+                if (
+                    second >= 0
+                    and second + 1 < size
+                    and buffer[second + 1] == 10
+                    and buffer.startswith(b"data: ", newline + 1)
+                ):
+                    events.append(self._typed(buffer[start + 7 : newline], buffer[newline + 7 : second], raw))
+                    start = second + 2
+                    continue
             end = find(b"\n\n", start)
             if end < 0:
                 break  # the rest is an unfinished event
@@ -238,6 +263,20 @@ class SSEDecoder:
         if len(tail) > 65536:  # (a cheap test first: only a long partial line can cross the bound)
             self._check_size(len(tail) + self._data_size)
         return events
+
+    def _typed(self, name: bytes, data: bytes, raw: bool) -> RawEvent:
+        # A two-line "event: NAME" + "data: DATA" event, as _process + _dispatch would hand it out.
+        if not name or name == b"message":
+            return data if raw else self._message(data)
+        return _new_event(
+            ServerSentEvent,
+            (
+                data.decode("utf-8", "replace"),
+                name.decode("utf-8", "replace"),
+                self.last_event_id,
+                self.retry,
+            ),
+        )
 
     def _message(self, data: bytes) -> ServerSentEvent:
         # A single-line data event of type message, as feed() hands it out.

@@ -115,7 +115,7 @@ class OpenAIResponsesAccumulator(AccumulatorBase):
     result is ``complete`` only after a terminal event.
     """
 
-    __slots__ = ("_finish", "_items", "_raw_finish", "_started", "_terminal")
+    __slots__ = ("_finish", "_hot_key", "_hot_pieces", "_items", "_raw_finish", "_started", "_terminal")
 
     def __init__(self) -> None:
         super().__init__()
@@ -124,6 +124,10 @@ class OpenAIResponsesAccumulator(AccumulatorBase):
         self._raw_finish: str | None = None
         self._started = False
         self._terminal = False
+        # The text part the last output_text.delta went to, by its raw (output_index,
+        # content_index): the next delta for the same part is appended inline (feed_many).
+        self._hot_key: tuple[Any, Any] | None = None
+        self._hot_pieces: list[str] = []
 
     def feed(self, event: ServerSentEvent) -> None:
         self.feed_many((event,))
@@ -152,6 +156,17 @@ class OpenAIResponsesAccumulator(AccumulatorBase):
                 self._fail(protocol_error(f"event {name!r} is not a JSON object"))
                 return
             kind = payload.get("type")
+            # The hot path (nearly every event): _text_delta inlined for the part it fed last.
+            if (
+                kind == "response.output_text.delta"
+                and (payload.get("output_index"), payload.get("content_index")) == self._hot_key
+            ):
+                delta = payload.get("delta")
+                if delta and type(delta) is str:
+                    self._hot_pieces.append(delta)
+                    self.has_answer = True
+                    self.tokens += 1
+                continue
             handler = handlers.get(kind if type(kind) is str else name)
             if handler is not None:  # unknown events are new features: tolerated
                 handler(self, payload)
@@ -206,6 +221,7 @@ class OpenAIResponsesAccumulator(AccumulatorBase):
             return
         kind = _str(raw.get("type")) or ""
         self._started = True
+        self._hot_key = None  # a new item at an index replaces the one the hot path fed
         item = self._items[_index(payload.get("output_index"))] = _Item(kind)
         if item.tool is not None:
             item.tool.id = _str(raw.get("call_id")) or _str(raw.get("id")) or None
@@ -238,9 +254,10 @@ class OpenAIResponsesAccumulator(AccumulatorBase):
                 found.done = part[1]
 
     def _text_delta(self, payload: dict[str, Any]) -> None:
-        self._append(
-            _part(self._item(payload, "message").text, _index(payload.get("content_index"))), payload
-        )
+        part = _part(self._item(payload, "message").text, _index(payload.get("content_index")))
+        self._hot_key = (payload.get("output_index"), payload.get("content_index"))
+        self._hot_pieces = part.pieces
+        self._append(part, payload)
 
     def _text_done(self, payload: dict[str, Any]) -> None:
         part = _part(self._item(payload, "message").text, _index(payload.get("content_index")))
