@@ -8,7 +8,7 @@ import json
 from pathlib import Path
 
 from runner.errors import ConfigError
-from runner.job.case import check_messages, check_tool
+from runner.job.case import check_messages, check_tool, check_translatable
 from runner.job.source import Where
 from runner.spec import CaseSpec, JobSpec, ProviderSpec
 
@@ -61,9 +61,11 @@ def parse_batch_jsonl(text: str, *, path: str, provider: ProviderSpec, sha256: s
         if isinstance(body.get("model"), str):
             models.add(body["model"])
         params = {k: v for k, v in body.items() if k not in _BATCH_BODY_MOVED}
-        cases.append(
-            CaseSpec(id=case_id, messages=tuple(messages), system=system, tools=tuple(tools), params=params)
+        case = CaseSpec(
+            id=case_id, messages=tuple(messages), system=system, tools=tuple(tools), params=params
         )
+        check_translatable(where, "body", case, (provider,))
+        cases.append(case)
     if not cases:
         raise ConfigError("the batch file has no requests", path=path, fix="write one request per line")
     if not provider.model:

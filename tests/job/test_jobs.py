@@ -622,6 +622,20 @@ def test_batch_errors_name_the_line(tmp_path: Path, lines: str, line: int, fix: 
     assert f"{path}:{line}" in str(err)
 
 
+def test_batch_line_a_dialect_cannot_express_names_the_line(tmp_path: Path) -> None:
+    """A batch line with chat's `n` run on openai-responses fails at load, naming line and dialect."""
+    path = tmp_path / "b.jsonl"
+    ok = '{"custom_id": "a", "url": "/v1/chat/completions", "body": {"messages": [{"role": "user", "content": "x"}]}}'
+    path.write_text(ok + "\n" + ok.replace('"a"', '"b"').replace("}]}", '}], "n": 2}') + "\n")
+    provider = dataclasses.replace(BATCH_PROVIDER, dialect="openai-responses", model="m")
+    with pytest.raises(ConfigError) as info:
+        load_batch_jsonl(path, provider=provider)
+    assert info.value.line == 2
+    assert "openai-responses" in str(info.value)
+    assert "'n'" in str(info.value)
+    load_batch_jsonl(path, provider=dataclasses.replace(BATCH_PROVIDER, model="m"))  # chat takes it
+
+
 def test_batch_without_provider_is_a_usage_error() -> None:
     """load_job on a .jsonl without a provider asks for --provider."""
     with pytest.raises(ConfigError, match="provider"):
