@@ -625,7 +625,10 @@ def test_batch_errors_name_the_line(tmp_path: Path, lines: str, line: int, fix: 
 def test_batch_line_a_dialect_cannot_express_names_the_line(tmp_path: Path) -> None:
     """A batch line with chat's `n` run on openai-responses fails at load, naming line and dialect."""
     path = tmp_path / "b.jsonl"
-    ok = '{"custom_id": "a", "url": "/v1/chat/completions", "body": {"messages": [{"role": "user", "content": "x"}]}}'
+    ok = (
+        '{"custom_id": "a", "url": "/v1/chat/completions", '
+        '"body": {"messages": [{"role": "user", "content": "x"}]}}'
+    )
     path.write_text(ok + "\n" + ok.replace('"a"', '"b"').replace("}]}", '}], "n": 2}') + "\n")
     provider = dataclasses.replace(BATCH_PROVIDER, dialect="openai-responses", model="m")
     with pytest.raises(ConfigError) as info:
