@@ -225,6 +225,22 @@ class SSEDecoder:
                 start = last + 2
                 scan = False
             events = payloads if raw else [self._message(data) for data in payloads]
+        elif last >= 0 and buffer.startswith(b"event: "):
+            # The same for typed streams: "event: NAME\ndata: DATA\n\n" blocks, split in one C call.
+            # A block is taken whole when it is exactly those two lines (no other LF in it);
+            # from the first one that is not, the loop below reads line by line.
+            typed = []
+            for block in buffer[7:last].split(b"\n\nevent: "):
+                name, separator, data = block.partition(b"\ndata: ")
+                if not separator or 10 in data or 10 in name:
+                    scan = True
+                    break
+                typed.append(self._typed(name, data, raw))
+                start += len(block) + 9  # "event: " + block + "\n\n"
+            else:
+                start = last + 2  # (what the sum comes to: every block was taken)
+                scan = False
+            events = typed
         find = buffer.find
         size = len(buffer)
         while scan and (newline := find(b"\n", start)) >= 0:
