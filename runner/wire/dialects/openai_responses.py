@@ -52,7 +52,8 @@ def responses_usage(raw: dict[str, Any]) -> Usage:
     """Normalize a Responses usage object: cached tokens are inside input, reasoning inside output."""
     input_details = raw.get("input_tokens_details")
     output_details = raw.get("output_tokens_details")
-    cached = input_details.get("cached_tokens") if isinstance(input_details, dict) else None
+    details = input_details if isinstance(input_details, dict) else {}
+    cached = details.get("cached_tokens")
     reasoning = output_details.get("reasoning_tokens") if isinstance(output_details, dict) else None
     return Usage(
         input_tokens=int_or_none(raw.get("input_tokens")),
@@ -60,6 +61,7 @@ def responses_usage(raw: dict[str, Any]) -> Usage:
         total_tokens=int_or_none(raw.get("total_tokens")),
         reasoning_tokens=int_or_none(reasoning),
         cached_input_tokens=int_or_none(cached),
+        cache_write_tokens=int_or_none(details.get("cache_write_tokens")),  # PROTOCOLS.md 3
         raw=raw,
     )
 

@@ -165,6 +165,21 @@ def test_item_done_fills_what_no_delta_gave() -> None:
     assert choice.finish_reason == "tool_calls"
 
 
+def test_usage_with_cache_writes() -> None:
+    """input_tokens_details.cache_write_tokens is kept, beside cached reads, both inside input_tokens."""
+    usage = {
+        "input_tokens": 2000,
+        "input_tokens_details": {"cached_tokens": 1500, "cache_write_tokens": 300},
+        "output_tokens": 10,
+        "total_tokens": 2010,
+    }
+    terminal = {"type": "response.completed", "response": {"status": "completed", "usage": usage}}
+    completion = responses(terminal)
+    assert completion.usage is not None
+    assert (completion.usage.cached_input_tokens, completion.usage.cache_write_tokens) == (1500, 300)
+    assert completion.usage.reasoning_tokens is None
+
+
 def test_events_after_the_terminal_one_are_ignored_and_done_sentinel() -> None:
     """Nothing after response.completed counts; a trailing [DONE] is harmless."""
     completion = responses(
