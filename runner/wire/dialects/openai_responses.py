@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any, Final
 
 import orjson
 
+from runner.errors import ConfigError
 from runner.model import Choice, Completion, FinishReason, Usage
 from runner.spec import merge_params, request_params
 from runner.wire.dialects.base import DialectBase, HttpRequest
@@ -453,6 +454,30 @@ class OpenAIResponsesDialect(DialectBase[OpenAIResponsesAccumulator]):
         except Untranslatable as exc:
             return str(exc)
         return None
+
+    def check_messages(self, case: CaseSpec) -> None:
+        """``case_problem`` as a ConfigError keyed by the part at fault (the case's own params only).
+
+        The shape of the load check on main (``Dialect.check_messages``), for the merge.
+
+        Raises:
+            ConfigError: the case holds what the Responses API cannot express.
+        """
+        for key in UNSUPPORTED_PARAMS:
+            if key in case.params:
+                raise ConfigError(
+                    f"case {case.id!r}: {self.name} has no {key!r} parameter",
+                    key=f"params.{key}",
+                    fix=f"leave {key!r} out for {self.name}",
+                )
+        try:
+            responses_input(case)
+        except Untranslatable as exc:
+            raise ConfigError(
+                f"case {case.id!r}: {self.name} cannot express {exc.key}: {exc.what}",
+                key=exc.key,
+                fix=f"rewrite the case for {self.name}, or leave this provider out of its providers",
+            ) from None
 
     def build_request(self, provider: ProviderSpec, case: CaseSpec, *, api_key: str | None) -> HttpRequest:
         body: dict[str, Any] = {"model": provider.model, "input": responses_input(case)}

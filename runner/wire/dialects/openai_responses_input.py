@@ -21,7 +21,11 @@ UNSUPPORTED_PARAMS: Final = ("stop", "n")
 
 
 class Untranslatable(ValueError):
-    """Part of a case the Responses API cannot express; the message names the message and part."""
+    """Part of a case the Responses API cannot express: ``key`` (``messages[2].content[0]``) and ``what``."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.key, _, self.what = message.partition(": ")
 
 
 def responses_input(case: CaseSpec) -> list[dict[str, Any]]:
@@ -92,7 +96,7 @@ def _assistant(message: dict[str, Any], where: str) -> list[dict[str, Any]]:
         items.append({"type": "message", "role": "assistant", "content": parts})
     calls = message.get("tool_calls") or []
     if not isinstance(calls, list):
-        raise Untranslatable(f"{where}.tool_calls must be a list")
+        raise Untranslatable(f"{where}.tool_calls: must be a list")
     for number, call in enumerate(calls):
         items.append(_function_call(call, f"{where}.tool_calls[{number}]"))
     if not items:

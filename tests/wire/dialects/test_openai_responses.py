@@ -15,6 +15,7 @@ from runner.model import PROTOCOL_ERROR
 from runner.run.retry import classify_completion, classify_http
 from runner.spec import CaseSpec, ProviderSpec
 from runner.wire.dialects import get_dialect
+from runner.wire.dialects.openai_responses import OpenAIResponsesDialect
 from runner.wire.replay import parse_stream
 from runner.wire.sse import decode_all
 from tests.streams import body, fixture
@@ -371,6 +372,23 @@ def test_case_problem_names_what_cannot_go(
     found = get_dialect(DIALECT).case_problem(PROVIDER, case)
     assert found is not None
     assert problem in found
+
+
+def test_check_messages_keys_the_part_at_fault() -> None:
+    """check_messages (the load check's shape on main) names the case, the dialect and the part's key."""
+    audio = {"role": "user", "content": [{"type": "input_audio", "input_audio": {"data": "x"}}]}
+    dialect = OpenAIResponsesDialect()
+    with pytest.raises(ConfigError) as caught:
+        dialect.check_messages(CaseSpec(id="c", messages=({"role": "user", "content": "hi"}, audio)))
+    assert caught.value.key == "messages[1].content[0]"
+    assert "'c'" in str(caught.value)
+    assert DIALECT in str(caught.value)
+    with pytest.raises(ConfigError) as caught:
+        dialect.check_messages(
+            CaseSpec(id="c", messages=({"role": "user", "content": "x"},), params={"n": 2})
+        )
+    assert caught.value.key == "params.n"
+    dialect.check_messages(CaseSpec(id="c", messages=CONVERSATION))
 
 
 JOB = """
