@@ -215,6 +215,82 @@ def gemini() -> None:
     print(f"(c)/(a) = {mine / floor:.2f}x  (target <= 2x)  {'OK' if mine / floor <= 2 else 'MISSED'}")
 
 
+def build_responses_stream() -> bytes:
+    """A Responses API stream of the same answer: message item with text deltas, two function calls."""
+    rng = random.Random(7)
+    words = ["the", "of", "streamed", "answer", "rebuilds", "exactly", "token", "cost", "usage", "über", "東京"]
+    parts: list[bytes] = []
+
+    def event(kind: str, **fields: object) -> None:
+        payload = {"type": kind, "sequence_number": len(parts), **fields}
+        parts.append(b"event: " + kind.encode() + b"\ndata: " + orjson.dumps(payload) + b"\n\n")
+
+    response = {"id": "resp_67ccd2bed1ec8190", "object": "response", "status": "in_progress", "model": "gpt-4.1"}
+    event("response.created", response=response)
+    event("response.in_progress", response=response)
+    ids = {"item_id": "msg_67ccd2bf17f0819081ff", "output_index": 0, "content_index": 0}
+    message = {"id": ids["item_id"], "type": "message", "status": "in_progress", "role": "assistant", "content": []}
+    event("response.output_item.added", output_index=0, item=message)
+    event("response.content_part.added", **ids, part={"type": "output_text", "text": "", "annotations": []})
+    for _ in range(CONTENT_CHUNKS):
+        event("response.output_text.delta", **ids, delta=" " + rng.choice(words), logprobs=[])
+    for index, call_id in enumerate(("call_Tk9x2a", "call_Os4m7b"), start=1):
+        item_id = f"fc_{index}"
+        call = {"id": item_id, "type": "function_call", "call_id": call_id, "name": "search", "arguments": ""}
+        event("response.output_item.added", output_index=index, item=call)
+        arguments = json.dumps({"query": " ".join(rng.choice(words) for _ in range(60)), "limit": 10})
+        for offset in range(0, len(arguments), 6):
+            delta = arguments[offset : offset + 6]
+            event("response.function_call_arguments.delta", item_id=item_id, output_index=index, delta=delta)
+        event("response.function_call_arguments.done", item_id=item_id, output_index=index, arguments=arguments)
+    usage = {"input_tokens": 912, "output_tokens": 2150, "total_tokens": 3062}
+    event("response.completed", response={**response, "status": "completed", "usage": usage})
+    return b"".join(parts)
+
+
+def responses_main() -> None:
+    """(a) and (c) for the openai-responses dialect."""
+    body = build_responses_stream()
+    events = decode_all(body)
+    payloads = [event.data for event in events]
+    chunks = len(payloads)
+    patterns = {
+        f"{READ_SIZE}-byte reads": [body[i : i + READ_SIZE] for i in range(0, len(body), READ_SIZE)],
+        "one event per read": [f"event: {e.event}\ndata: {e.data}\n\n".encode() for e in events],
+    }
+    assert all(b"".join(reads) == body for reads in patterns.values())
+    dialect = get_dialect("openai-responses")
+
+    def floor_orjson() -> None:
+        loads = orjson.loads
+        for payload in payloads:
+            loads(payload)
+
+    def ours(reads: list[bytes]) -> Completion:
+        decoder = SSEDecoder()
+        accumulator = dialect.new_accumulator()
+        for read in reads:
+            decoded = decoder.feed_raw(read)
+            if decoded:
+                accumulator.feed_many(decoded)
+        return accumulator.result()
+
+    for reads in patterns.values():
+        mine = ours(reads)
+        assert mine == parse_stream("openai-responses", body) and mine.complete
+        assert len(mine.choices[0].tool_calls) == 2
+    print(f"\nopenai-responses stream: {chunks} events, {len(body)} bytes")
+    for name, reads in patterns.items():
+        floor = best_of(REPEATS * 3, floor_orjson) / chunks * 1e6
+        mine_us = best_of(REPEATS * 3, lambda reads=reads: ours(reads)) / chunks * 1e6
+        print(f"\n{name}: {len(reads)} reads")
+        print(f"(a) orjson.loads alone (floor)          {floor:8.2f} us/event")
+        print(f"(c) runner SSEDecoder + accumulator     {mine_us:8.2f} us/event")
+        ratio = mine_us / floor
+        print(f"(c)/(a) = {ratio:.2f}x  (target <= 2x)  {'OK' if ratio <= 2 else 'MISSED'}")
+
+
 if __name__ == "__main__":
     main()
     gemini()
+    responses_main()

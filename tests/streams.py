@@ -19,6 +19,8 @@ def fixture(name: str) -> bytes:
 
 def dialect_of(name: str) -> str:
     """The dialect a fixture file is written in, from its name prefix."""
+    if name.startswith("openai_responses_"):
+        return "openai-responses"
     if name.startswith(("anthropic_", "melious_messages")):
         return "anthropic-messages"
     if name.startswith("runware_"):

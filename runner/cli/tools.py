@@ -81,8 +81,9 @@ def simulate(
 ) -> None:
     """Serve the built-in provider simulator until Ctrl-C.
 
-    One port speaks openai-chat (POST /v1/chat/completions), anthropic-messages (POST /v1/messages)
-    and runware (POST /v1 with a JSON array). Point any client at the printed base URLs.
+    One port speaks openai-chat (POST /v1/chat/completions), anthropic-messages (POST /v1/messages),
+    runware (POST /v1 with a JSON array) and openai-responses (POST /v1/responses). Point any client at
+    the printed base URLs.
 
     \b
     LATENCY SPEC: comma-separated KEY=DIST; keys ttfb, ttft, gap (seconds), chunk (tokens per event),

@@ -175,6 +175,19 @@ class SSEDecoder:
                 self._pending_cr = True
             if 13 in buffer:
                 buffer = buffer.replace(b"\r\n", b"\n").replace(b"\r", b"\n")
+        elif self._data or self._event_type:
+            # An event is half-built (typed streams: a read often ends after its "event:" line).
+            # Finish it line by line up to its blank line; the rest of the read goes the fast way.
+            if buffer[:1] == b"\n":
+                split = 1
+            else:
+                found = buffer.find(b"\n\n")
+                split = found + 2 if found >= 0 else 0
+            if split:
+                events = self._process(buffer[: split - 1].split(b"\n"), raw)
+                self._tail = b""
+                events.extend(self._feed_blocks(buffer[split:], raw))
+                return events
         if not self._data and not self._event_type:
             # LF-only now, starting at a line start: the block path.
             events = self._feed_blocks(buffer, raw)
@@ -222,6 +235,22 @@ class SSEDecoder:
                 start = last + 2
                 scan = False
             events = payloads if raw else [self._message(data) for data in payloads]
+        elif last >= 0 and buffer.startswith(b"event: "):
+            # The same for typed streams: "event: NAME\ndata: DATA\n\n" blocks, split in one C call.
+            # A block is taken whole when it is exactly those two lines (no other LF in it);
+            # from the first one that is not, the loop below reads line by line.
+            typed = []
+            for block in buffer[7:last].split(b"\n\nevent: "):
+                name, separator, data = block.partition(b"\ndata: ")
+                if not separator or 10 in data or 10 in name:
+                    scan = True
+                    break
+                typed.append(self._typed(name, data, raw))
+                start += len(block) + 9  # "event: " + block + "\n\n"
+            else:
+                start = last + 2  # (what the sum comes to: every block was taken)
+                scan = False
+            events = typed
         find = buffer.find
         size = len(buffer)
         while scan and (newline := find(b"\n", start)) >= 0:
@@ -230,6 +259,18 @@ class SSEDecoder:
                 events.append(data if raw else self._message(data))
                 start = newline + 2
                 continue
+            if buffer.startswith(b"event: ", start):
+                # Typed streams (Responses, Anthropic): "event: NAME", "data: JSON", a blank line.
+                second = find(b"\n", newline + 1)
+                if (
+                    second >= 0
+                    and second + 1 < size
+                    and buffer[second + 1] == 10
+                    and buffer.startswith(b"data: ", newline + 1)
+                ):
+                    events.append(self._typed(buffer[start + 7 : newline], buffer[newline + 7 : second], raw))
+                    start = second + 2
+                    continue
             end = find(b"\n\n", start)
             if end < 0:
                 break  # the rest is an unfinished event
@@ -248,6 +289,20 @@ class SSEDecoder:
         if len(tail) > 65536:  # (a cheap test first: only a long partial line can cross the bound)
             self._check_size(len(tail) + self._data_size)
         return events
+
+    def _typed(self, name: bytes, data: bytes, raw: bool) -> RawEvent:
+        # A two-line "event: NAME" + "data: DATA" event, as _process + _dispatch would hand it out.
+        if not name or name == b"message":
+            return data if raw else self._message(data)
+        return _new_event(
+            ServerSentEvent,
+            (
+                data.decode("utf-8", "replace"),
+                name.decode("utf-8", "replace"),
+                self.last_event_id,
+                self.retry,
+            ),
+        )
 
     def _message(self, data: bytes) -> ServerSentEvent:
         # A single-line data event of type message, as feed() hands it out.

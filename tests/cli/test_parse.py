@@ -34,14 +34,22 @@ def _assert_storable(completion: Completion) -> None:
 
 def test_registry_is_explicit_and_complete() -> None:
     """The registry names exactly the dialects, and each dialect knows its own name."""
-    assert sorted(build_dialects()) == ["anthropic-messages", "gemini", "openai-chat", "runware"]
+    assert sorted(build_dialects()) == [
+        "anthropic-messages",
+        "gemini",
+        "openai-chat",
+        "openai-responses",
+        "runware",
+    ]
     assert names() == tuple(build_dialects()) == tuple(registry())
     assert all(registry()[name].name == name for name in names())
 
 
 def test_unknown_dialect_names_the_known_ones() -> None:
     """get_dialect raises ConfigError listing every known dialect."""
-    with pytest.raises(ConfigError, match="anthropic-messages, gemini, openai-chat, runware"):
+    with pytest.raises(
+        ConfigError, match="anthropic-messages, gemini, openai-chat, openai-responses, runware"
+    ):
         get_dialect("vertex")
 
 

@@ -17,6 +17,7 @@ from runner.job.provider import build_retry, build_timeouts, parse_provider_opti
 from runner.job.source import Where
 from runner.simulator.config import Dist, Fault, FaultPlan, Latency, SimulatorConfig
 from runner.spec import DEFAULT_MAX_RESPONSE_BYTES, SIMULATOR_BASE_URL, ProviderSpec, RetryPolicy, Timeouts
+from runner.wire.dialects import names as dialect_names
 
 ROOT = Path(__file__).resolve().parents[2]
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "jobs"
@@ -621,6 +622,23 @@ def test_batch_errors_name_the_line(tmp_path: Path, lines: str, line: int, fix: 
     assert f"{path}:{line}" in str(err)
 
 
+def test_batch_line_a_dialect_cannot_express_names_the_line(tmp_path: Path) -> None:
+    """A batch line with chat's `n` run on openai-responses fails at load, naming line and dialect."""
+    path = tmp_path / "b.jsonl"
+    ok = (
+        '{"custom_id": "a", "url": "/v1/chat/completions", '
+        '"body": {"messages": [{"role": "user", "content": "x"}]}}'
+    )
+    path.write_text(ok + "\n" + ok.replace('"a"', '"b"').replace("}]}", '}], "n": 2}') + "\n")
+    provider = dataclasses.replace(BATCH_PROVIDER, dialect="openai-responses", model="m")
+    with pytest.raises(ConfigError) as info:
+        load_batch_jsonl(path, provider=provider)
+    assert info.value.line == 2
+    assert "openai-responses" in str(info.value)
+    assert "'n'" in str(info.value)
+    load_batch_jsonl(path, provider=dataclasses.replace(BATCH_PROVIDER, model="m"))  # chat takes it
+
+
 def test_batch_without_provider_is_a_usage_error() -> None:
     """load_job on a .jsonl without a provider asks for --provider."""
     with pytest.raises(ConfigError, match="provider"):
@@ -649,7 +667,7 @@ def test_demo_runs_offline_on_all_dialects() -> None:
     """jobs/demo.toml uses only simulated providers, needs no key, and covers every dialect."""
     job = load_job(ROOT / "jobs" / "demo.toml")
     assert all(p.is_simulated for p in job.providers)
-    assert {p.dialect for p in job.providers} == {"openai-chat", "anthropic-messages", "runware", "gemini"}
+    assert {p.dialect for p in job.providers} == set(dialect_names())
     check_environment(job, {})
 
 

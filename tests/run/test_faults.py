@@ -72,6 +72,23 @@ CATALOGUE = [
     pytest.param("dribble@1", "anthropic-messages", "ok", [None], id="dribble-anthropic"),
     pytest.param("http_500@1", "openai-chat", "failed", ["server_error"] * 3, id="attempts-run-out"),
     pytest.param("1=http_429:ra=30", "openai-chat", "failed", ["rate_limited"], id="retry-after-too-long"),
+    # openai-responses: its error bodies, its `error` event mid-stream, its typed events cut or broken
+    pytest.param("1=quota", "openai-responses", "failed", ["quota_exhausted"], id="quota-responses"),
+    pytest.param("1=http_429", "openai-responses", "ok", ["rate_limited", None], id="429-responses"),
+    pytest.param("1=http_401", "openai-responses", "failed", ["auth_error"], id="401-responses"),
+    pytest.param("1=http_503", "openai-responses", "ok", ["server_error", None], id="503-responses"),
+    pytest.param(
+        "1=close_clean", "openai-responses", "ok", ["early_close", None], id="early-close-responses"
+    ),
+    pytest.param(
+        "1=close_abrupt", "openai-responses", "ok", ["early_close", None], id="abrupt-close-responses"
+    ),
+    pytest.param("1=stall", "openai-responses", "ok", ["timeout", None], id="stall-responses"),
+    pytest.param(
+        "1=stream_error", "openai-responses", "ok", ["stream_error", None], id="stream-error-responses"
+    ),
+    pytest.param("1=malformed", "openai-responses", "ok", ["protocol_error", None], id="malformed-responses"),
+    pytest.param("dribble@1", "openai-responses", "ok", [None], id="dribble-responses"),
 ]
 
 

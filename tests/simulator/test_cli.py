@@ -14,6 +14,7 @@ import click.testing
 import pytest
 
 from runner.cli import cli
+from runner.simulator.emitters import names
 from tests.conftest import http_request, parse_raw
 from tests.simulator.test_faults import token_events
 
@@ -32,11 +33,11 @@ def test_simulate_prints_urls_and_stops_on_signal(signum: signal.Signals) -> Non
     )
     try:
         assert process.stdout is not None
-        lines = [process.stdout.readline() for _ in range(5)]
-        assert lines[0].startswith("openai-chat: http://127.0.0.1:")
-        assert lines[1].startswith("anthropic-messages: http://127.0.0.1:")
-        assert lines[3].startswith("gemini: http://127.0.0.1:")  # the origin: google-genai adds the rest
-        assert lines[4].strip() == "serving until Ctrl-C"
+        dialects = names()
+        lines = [process.stdout.readline() for _ in range(len(dialects) + 1)]
+        for line, dialect in zip(lines, dialects, strict=False):
+            assert line.startswith(f"{dialect}: http://127.0.0.1:")
+        assert lines[len(dialects)].strip() == "serving until Ctrl-C"
         process.send_signal(signum)
         out, err = process.communicate(timeout=10)
     finally:

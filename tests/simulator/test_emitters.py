@@ -21,7 +21,7 @@ EMITTER_PARAMS = [pytest.param(EMITTERS[name], id=name) for name in names()]
 
 def test_names_are_the_dialects_in_a_stable_order() -> None:
     """The simulator speaks exactly the dialects a job file may name, in the documented order."""
-    assert names() == ("openai-chat", "anthropic-messages", "runware", "gemini")
+    assert names() == ("openai-chat", "anthropic-messages", "runware", "gemini", "openai-responses")
     assert set(names()) == set(dialect_names())
     assert FALLBACK in EMITTERS
 
@@ -49,6 +49,31 @@ def test_routes_are_distinct() -> None:
         pytest.param("runware", [], id="runware-empty"),
         pytest.param("runware", [{"taskType": "imageInference"}], id="runware-other-task"),
         pytest.param("runware", None, id="runware-null"),
+        # The Responses API refuses chat's keys and shapes ("Unknown parameter: 'messages'")
+        pytest.param("openai-responses", {"model": "m", "messages": MESSAGES}, id="responses-messages"),
+        pytest.param(
+            "openai-responses", {"model": "m", "input": "hi", "max_tokens": 5}, id="responses-max-tokens"
+        ),
+        pytest.param(
+            "openai-responses",
+            {"model": "m", "input": "hi", "tools": [{"type": "function", "function": {"name": "f"}}]},
+            id="responses-chat-tool",
+        ),
+        pytest.param(
+            "openai-responses",
+            {"model": "m", "input": [{"type": "function_call_output", "call_id": "c1", "output": "x"}]},
+            id="responses-output-without-call",
+        ),
+        pytest.param(
+            "openai-responses",
+            {"model": "m", "input": [{"role": "user", "content": [{"type": "text", "text": "hi"}]}]},
+            id="responses-chat-text-part",
+        ),
+        pytest.param(
+            "openai-responses",
+            {"model": "m", "input": [{"role": "tool", "tool_call_id": "c1", "content": "x"}]},
+            id="responses-tool-role",
+        ),
     ],
 )
 def test_read_refuses_bodies_the_api_refuses(dialect: str, body: Any) -> None:
@@ -129,6 +154,8 @@ async def test_each_route_serves_its_dialect(simulator: SimulatorHandle, emitter
         body = [{"taskType": "textInference", "taskUUID": "u", "messages": MESSAGES}]
     if emitter.name == "gemini":
         body = {"contents": [{"role": "user", "parts": [{"text": "hi"}]}]}
+    if emitter.name == "openai-responses":
+        body = {"model": "m", "input": MESSAGES, "max_output_tokens": 5}
     with trio.fail_after(10):
         response = await raw_exchange(simulator.port, http_request(emitter.route, body))
     assert response.status == 200

@@ -1,4 +1,7 @@
-"""The official openai and anthropic SDKs (outside oracles) rebuild exactly what the simulator sent."""
+"""The official openai and anthropic SDKs (outside oracles) rebuild exactly what the simulator sent.
+
+openai-responses: the SDK's Responses stream helper, and our own request for a whole conversation.
+"""
 
 from __future__ import annotations
 
@@ -13,8 +16,12 @@ import trio
 
 from runner.simulator import SimulatorConfig, expected_output
 from runner.simulator.server import SimulatorHandle
+from runner.spec import CaseSpec, ProviderSpec
+from runner.wire.dialects import get_dialect
+from runner.wire.replay import parse_stream
 from runner.wire.sse import SSEDecoder
 from tests.conftest import StartSimulator
+from tests.wire.dialects.test_openai_responses import CONVERSATION
 
 WEATHER = {
     "type": "function",
@@ -291,3 +298,104 @@ async def test_runware_stream_rebuilds_per_result(
     assert finish == {c.index: "stop" for c in expected.choices}
     assert last.get("usage") == expected.usage
     assert last.get("cost") == expected.cost
+
+
+RESPONSES_TOOL = {
+    "type": "function",
+    "name": "get_weather",
+    "parameters": WEATHER["function"]["parameters"],  # type: ignore[index]
+    "strict": False,
+}
+
+
+def responses_stream(
+    handle: SimulatorHandle, request: dict[str, Any]
+) -> tuple[Any, dict[int, str], list[str]]:
+    """Consume an openai-responses stream with the SDK's stream helper: final response, text and argument
+    snapshots by output index, and the terminal event's type."""
+    snapshots: dict[int, str] = {}
+    terminal: list[str] = []
+    base = handle.base_url("openai-responses")
+    with (
+        openai.OpenAI(base_url=base, api_key="sk-test", max_retries=0) as client,
+        client.responses.stream(**request) as stream,
+    ):
+        for event in stream:
+            if event.type in ("response.output_text.delta", "response.function_call_arguments.delta"):
+                snapshots[event.output_index] = event.snapshot
+            elif event.type in ("response.completed", "response.incomplete"):
+                terminal.append(event.type)
+        final = stream.get_final_response() if terminal == ["response.completed"] else None
+    return final, snapshots, terminal
+
+
+@pytest.mark.parametrize(
+    ("config", "request_extra"),
+    [
+        pytest.param({}, {}, id="plain"),
+        pytest.param({"tool_calls": 3}, {"tools": [RESPONSES_TOOL]}, id="tool-calls"),
+        pytest.param({}, {"reasoning": {"effort": "low", "summary": "auto"}}, id="reasoning"),
+    ],
+)
+async def test_openai_sdk_responses_rebuilds_items_and_usage(
+    start_simulator: StartSimulator, config: dict[str, Any], request_extra: dict[str, Any]
+) -> None:
+    """The openai SDK's Responses helper rebuilds the simulator's text, reasoning summary, calls and usage."""
+    handle = await start_simulator(**config)
+    request = {"model": "gpt-sim", "input": MESSAGES, **request_extra}
+    with trio.fail_after(20):
+        final, snapshots, terminal = await trio.to_thread.run_sync(responses_stream, handle, request)
+    expected = expected_output("openai-responses", {**request, "stream": True}, handle.config)
+    choice = expected.choices[0]
+    assert terminal == ["response.completed"]
+    assert final.output_text == choice.text
+    calls = [(i.call_id, i.name, i.arguments) for i in final.output if i.type == "function_call"]
+    assert calls == [(c.id, c.name, c.arguments) for c in choice.tool_calls]
+    # The SDK's own delta accumulation (not just the final response) agrees.
+    assert [snapshots[i] for i in sorted(snapshots)] == [
+        *([choice.text] if choice.text_tokens else []),
+        *(c.arguments for c in choice.tool_calls),
+    ]
+    summaries = [s.text for i in final.output if i.type == "reasoning" for s in i.summary]
+    assert "".join(summaries) == choice.reasoning
+    assert final.usage.model_dump(exclude_none=True) == expected.usage
+
+
+async def test_openai_sdk_responses_incomplete_at_max_output_tokens(simulator: SimulatorHandle) -> None:
+    """A cap on output ends in response.incomplete with the text streamed so far."""
+    request = {"model": "gpt-sim", "input": "Tell me a story", "max_output_tokens": 3}
+    with trio.fail_after(20):
+        _, snapshots, terminal = await trio.to_thread.run_sync(responses_stream, simulator, request)
+    expected = expected_output("openai-responses", {**request, "stream": True}, simulator.config)
+    assert terminal == ["response.incomplete"]
+    assert expected.choices[0].finish_reason == "length"
+    assert snapshots == {0: expected.choices[0].text}
+
+
+async def test_translated_conversation_is_accepted_and_rebuilt(start_simulator: StartSimulator) -> None:
+    """Our openai-responses request for a whole conversation (image, tool call, tool result, tools)
+    passes the simulator's strict checks, and our accumulator rebuilds exactly what it sent."""
+    handle = await start_simulator(tool_calls=2)
+    provider = ProviderSpec(
+        name="p", dialect="openai-responses", base_url=handle.base_url("openai-responses"), model="gpt-sim"
+    )
+    case = CaseSpec(id="c", messages=CONVERSATION, system="Be brief.", tools=(WEATHER,))
+    request = get_dialect("openai-responses").build_request(provider, case, api_key="sk-test")
+
+    def post() -> httpx.Response:
+        return httpx.post(request.url, headers=request.headers, content=request.body, timeout=10)
+
+    with trio.fail_after(20):
+        response = await trio.to_thread.run_sync(post)
+    assert response.status_code == 200, response.text
+    completion = parse_stream("openai-responses", response.content)
+    expected = expected_output("openai-responses", orjson.loads(request.body), handle.config)
+    (choice,) = completion.choices
+    assert completion.complete
+    assert completion.error is None
+    assert [(c.id, c.name, c.arguments) for c in choice.tool_calls] == [
+        (c.id, c.name, c.arguments) for c in expected.choices[0].tool_calls
+    ]
+    assert choice.finish_reason == "tool_calls"
+    assert completion.usage is not None
+    assert completion.usage.input_tokens == expected.prompt_tokens

@@ -1,7 +1,8 @@
 """Differential test: our dialects against the official SDKs' own accumulators, over a real socket.
 
-For every openai-chat and anthropic fixture the SDK can read, the text, tool calls, finish reason
-and usage we rebuild equal what the SDK builds from the same bytes served by a local HTTP server.
+For every openai-chat, openai-responses and anthropic fixture the SDK can read, the text, tool calls,
+finish reason and usage we rebuild equal what the SDK builds from the same bytes served by a local HTTP
+server.
 """
 
 from __future__ import annotations
@@ -9,6 +10,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import anthropic
 import openai
@@ -107,3 +109,77 @@ def test_anthropic_sdk_agrees(server: RawSSEServer, path: Path) -> None:
     assert ours.usage.input_tokens == sum(n or 0 for n in inputs)
     assert ours.usage.output_tokens == sdk.usage.output_tokens
     assert ours.usage.cached_input_tokens == sdk.usage.cache_read_input_tokens
+
+
+# The openai-responses fixtures the SDK's stream helper reads to a response.completed; error streams
+# make it raise, and the incomplete and cut ones have no final response (compared by snapshot below).
+RESPONSES_FIXTURES = [
+    FIXTURES / "openai_responses_text.sse",
+    FIXTURES / "openai_responses_tools_interleaved.sse",
+    FIXTURES / "openai_responses_refusal.sse",
+    FIXTURES / "openai_responses_reasoning_text.sse",
+    EXAMPLES / "openai_responses_tool_call.sse",
+]
+
+
+def _sdk_responses(server: RawSSEServer) -> tuple[dict[int, str], Any]:
+    """The SDK's accumulation: each message's text snapshot by output index, and the final response."""
+    snapshots: dict[int, str] = {}
+    with (
+        openai.OpenAI(base_url=f"{server.url}/v1", api_key="test", max_retries=0) as client,
+        client.responses.stream(model="m", input="hi") as stream,
+    ):
+        for event in stream:
+            if event.type == "response.output_text.delta":
+                snapshots[event.output_index] = event.snapshot
+        final = stream.get_final_response()
+    return snapshots, final
+
+
+@pytest.mark.parametrize("path", [pytest.param(p, id=p.name) for p in RESPONSES_FIXTURES])
+def test_openai_responses_sdk_agrees(server: RawSSEServer, path: Path) -> None:
+    """The openai SDK's Responses stream helper builds the same text, refusal, calls, status and usage."""
+    server.body = path.read_bytes()
+    snapshots, sdk = _sdk_responses(server)
+    ours = parse_stream("openai-responses", server.body)
+    (choice,) = ours.choices
+    assert choice.text == sdk.output_text
+    # Where deltas came, the SDK's delta snapshots agree too (the final text is not just copied).
+    assert "".join(snapshots[i] for i in sorted(snapshots)) in choice.text
+    refusals = [
+        c.refusal
+        for item in sdk.output
+        if item.type == "message"
+        for c in item.content
+        if c.type == "refusal"
+    ]
+    assert choice.refusal == ("".join(refusals) if refusals else None)
+    their_calls = [(i.call_id, i.name, i.arguments) for i in sdk.output if i.type == "function_call"]
+    assert [(c.id, c.name, c.arguments) for c in choice.tool_calls] == their_calls
+    assert choice.raw_finish_reason == sdk.status
+    assert ours.id == sdk.id
+    assert ours.usage is not None
+    assert ours.usage.input_tokens == sdk.usage.input_tokens
+    assert ours.usage.output_tokens == sdk.usage.output_tokens
+    assert ours.usage.total_tokens == sdk.usage.total_tokens
+    assert ours.usage.cached_input_tokens == sdk.usage.input_tokens_details.cached_tokens
+    assert ours.usage.reasoning_tokens == sdk.usage.output_tokens_details.reasoning_tokens
+
+
+def test_openai_responses_sdk_snapshot_agrees_on_a_cut_answer(server: RawSSEServer) -> None:
+    """On response.incomplete (no final response) the SDK's delta snapshot equals our text."""
+    server.body = (FIXTURES / "openai_responses_max_output_tokens.sse").read_bytes()
+    snapshots: dict[int, str] = {}
+    statuses = []
+    with (
+        openai.OpenAI(base_url=f"{server.url}/v1", api_key="test", max_retries=0) as client,
+        client.responses.stream(model="m", input="hi") as stream,
+    ):
+        for event in stream:
+            if event.type == "response.output_text.delta":
+                snapshots[event.output_index] = event.snapshot
+            elif event.type == "response.incomplete":
+                statuses.append(event.response.incomplete_details)
+    ours = parse_stream("openai-responses", server.body)
+    assert ours.choices[0].text == snapshots[0]
+    assert [d.reason for d in statuses if d is not None] == [ours.choices[0].raw_finish_reason]

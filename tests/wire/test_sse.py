@@ -367,3 +367,32 @@ def test_crlf_any_split_gives_the_lf_events(lines: list[str], data: st.DataObjec
     events, _ = feed_in_pieces(body, cuts)
     assert events == decode_all(_join(lines, "\n"))
     assert same_events(feed_raw_in_pieces(body, cuts), decode_all(_join(lines, "\n")))
+
+
+# Typed streams (Responses, Anthropic): mostly "event:" + "data:" + blank line blocks, with now and
+# then another line inside a block, read whole, in arbitrary reads, and line by line (CRLF input).
+_typed_block = st.one_of(
+    st.tuples(_line_text, _line_text).map(lambda b: ["event: " + b[0], "data: " + b[1], ""]),
+    st.tuples(_line_text).map(lambda b: ["event: message", "data: " + b[0], ""]),
+    st.lists(_field_line, max_size=3),
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    head=st.lists(_typed_block.filter(lambda b: len(b) == 3), max_size=4),
+    blocks=st.lists(_typed_block, max_size=10),
+    data=st.data(),
+)
+def test_typed_blocks_read_fast_equal_line_by_line(
+    head: list[list[str]], blocks: list[list[str]], data: st.DataObject
+) -> None:
+    """The whole-block paths for `event:` + `data:` events give what reading line by line gives."""
+    lines = [line for block in head + blocks for line in block]
+    body = _join(lines, "\n")
+    expected = decode_all(_join(lines, "\r\n"))  # CR in the input: the line-by-line path
+    assert decode_all(body) == expected
+    cuts = data.draw(st.lists(st.integers(0, len(body)), max_size=10))
+    assert feed_in_pieces(body, cuts)[0] == expected
+    raw = [as_event(item) for item in feed_raw_in_pieces(body, cuts)]
+    assert [(e.data, e.event) for e in raw] == [(e.data, e.event) for e in expected]

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Final
 from runner.simulator.emitters.anthropic_messages import AnthropicMessagesEmitter
 from runner.simulator.emitters.gemini import GeminiEmitter
 from runner.simulator.emitters.openai_chat import OpenAIChatEmitter
+from runner.simulator.emitters.openai_responses import OpenAIResponsesEmitter
 from runner.simulator.emitters.runware import RunwareEmitter
 
 if TYPE_CHECKING:
@@ -25,6 +26,7 @@ def build_emitters() -> dict[str, Emitter]:
         AnthropicMessagesEmitter(),
         RunwareEmitter(),
         GeminiEmitter(),
+        OpenAIResponsesEmitter(),
     )
     return {emitter.name: emitter for emitter in emitters}
 
@@ -37,5 +39,6 @@ FALLBACK: Final = "openai-chat"
 
 
 def names() -> tuple[str, ...]:
-    """The dialect names the simulator speaks: openai-chat, anthropic-messages, runware, gemini."""
+    """The dialect names the simulator speaks: openai-chat, anthropic-messages, runware, gemini,
+    openai-responses."""
     return tuple(EMITTERS)

@@ -9,7 +9,7 @@ import contextlib
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Final
 
-from sqlalchemy import func, select, text, update
+from sqlalchemy import delete, func, select, text, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from runner.store.models import Base
@@ -313,3 +313,13 @@ def drop_holders(session: Session, run_id: str, owner: str, *, spent: float) -> 
             .where(WORKERS.c.run_id == run_id, WORKERS.c.owner == owner)
             .values(expires_at=0.0, spent_usd=spent)
         )
+
+
+def lapse_all(conn: Connection, run_id: str) -> None:
+    """Every process's slots and heartbeat on ``run_id`` lapse now (what each spent stays booked).
+
+    For ``--resume``, which runs only when no other live process works the run: slots held by
+    processes that were killed would otherwise block the resumed run until their lease ran out.
+    """
+    conn.execute(delete(HOLDERS).where(HOLDERS.c.run_id == run_id))
+    conn.execute(update(WORKERS).where(WORKERS.c.run_id == run_id).values(expires_at=0.0, shared=False))

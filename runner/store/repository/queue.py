@@ -10,6 +10,7 @@ from sqlalchemy import and_, func, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from runner.store.records import ClaimedUnit
+from runner.store.repository.limits import lapse_all
 from runner.store.repository.reuse import reuse_results
 from runner.store.repository.sql import RUNS, UNITS, now_or_utc, transaction
 
@@ -193,6 +194,7 @@ def resume_run(session: Session, run_id: str) -> int:
             .values(status="pending", lease_owner=None, lease_expires_at=None)
         )
         conn.execute(update(RUNS).where(RUNS.c.id == run_id).values(status="running", finished_at=None))
+        lapse_all(conn, run_id)
         return conn.execute(
             select(func.count()).where(UNITS.c.run_id == run_id, UNITS.c.status == "pending")
         ).scalar_one()

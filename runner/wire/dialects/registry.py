@@ -14,6 +14,7 @@ from runner.errors import ConfigError
 from runner.wire.dialects.anthropic_messages import AnthropicMessagesDialect
 from runner.wire.dialects.gemini import GeminiDialect
 from runner.wire.dialects.openai_chat import OpenAIChatDialect
+from runner.wire.dialects.openai_responses import OpenAIResponsesDialect
 from runner.wire.dialects.runware import RunwareDialect
 
 if TYPE_CHECKING:
@@ -29,6 +30,7 @@ def build_dialects() -> dict[str, Dialect]:
         AnthropicMessagesDialect(),
         RunwareDialect(),
         GeminiDialect(),
+        OpenAIResponsesDialect(),
     )
     return {dialect.name: dialect for dialect in dialects}
 

@@ -71,7 +71,7 @@ def test_extras_merge_cumulative_lists_keep_each_item_once() -> None:
 
 def test_registry_is_the_one_list_of_names() -> None:
     """names() lists the registry's dialects in order; get_dialect finds each and names the known ones."""
-    assert names() == ("openai-chat", "anthropic-messages", "runware", "gemini")
+    assert names() == ("openai-chat", "anthropic-messages", "runware", "gemini", "openai-responses")
     assert registry() is registry()  # built once
     assert all(get_dialect(name) is registry()[name] for name in names())
     with pytest.raises(ConfigError, match="unknown dialect 'nope'"):

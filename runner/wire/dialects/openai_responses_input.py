@@ -1,0 +1,155 @@
+"""A case's canonical conversation (OpenAI chat's shape) as Responses API ``input`` items and tools.
+
+``system`` / ``developer`` / ``user`` / ``assistant`` messages become ``message`` items (user parts:
+``input_text`` / ``input_image``; assistant parts: ``output_text`` / ``refusal``), an assistant's
+``tool_calls`` become ``function_call`` items after its message, a ``tool`` message a
+``function_call_output``. What has no Responses form raises ``Untranslatable``: the job loader reports
+it (``OpenAIResponsesDialect.case_problem``), so such a case never reaches the provider.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, Final
+
+from runner import jsontext
+
+if TYPE_CHECKING:
+    from runner.spec import CaseSpec
+
+# Chat params the Responses API rejects: no stop sequences, one answer per request.
+UNSUPPORTED_PARAMS: Final = ("stop", "n")
+
+
+class Untranslatable(ValueError):
+    """Part of a case the Responses API cannot express: ``key`` (``messages[2].content[0]``) and ``what``."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.key, _, self.what = message.partition(": ")
+
+
+def responses_input(case: CaseSpec) -> list[dict[str, Any]]:
+    """The case's messages as ``input`` items (its ``system`` goes to ``instructions``, not here)."""
+    items: list[dict[str, Any]] = []
+    for number, message in enumerate(case.messages):
+        where = f"messages[{number}]"
+        role = message.get("role")
+        if role in ("system", "developer", "user"):
+            items.append({"type": "message", "role": role, "content": _input_content(message, where)})
+        elif role == "assistant":
+            items.extend(_assistant(message, where))
+        elif role == "tool":
+            items.append(_tool_output(message, where))
+        else:
+            raise Untranslatable(f"{where}: role {role!r} has no Responses form")
+    return items
+
+
+def _input_content(message: dict[str, Any], where: str) -> str | list[dict[str, Any]]:
+    content = message.get("content")
+    if isinstance(content, str):
+        return content
+    if not isinstance(content, list):
+        raise Untranslatable(f"{where}: content must be a string or a list of parts")
+    parts = []
+    for number, part in enumerate(content):
+        kind = part.get("type") if isinstance(part, dict) else None
+        if kind == "text" and isinstance(part.get("text"), str):
+            parts.append({"type": "input_text", "text": part["text"]})
+        elif kind == "image_url" and message.get("role") == "user":
+            parts.append(_image(part.get("image_url"), f"{where}.content[{number}]"))
+        else:
+            raise Untranslatable(f"{where}.content[{number}]: a {kind!r} part has no Responses form here")
+    return parts
+
+
+def _image(value: Any, where: str) -> dict[str, Any]:
+    # image_url is {"url": ..., "detail": ...} in chat (a bare string from some clients); the URL may
+    # be a data: URL, which input_image takes as is.
+    url = value.get("url") if isinstance(value, dict) else value
+    if not isinstance(url, str) or not url:
+        raise Untranslatable(f"{where}: an image_url part needs a url")
+    detail = value.get("detail") if isinstance(value, dict) else None
+    return {"type": "input_image", "image_url": url, "detail": detail if isinstance(detail, str) else "auto"}
+
+
+def _assistant(message: dict[str, Any], where: str) -> list[dict[str, Any]]:
+    items: list[dict[str, Any]] = []
+    content = message.get("content")
+    parts: list[dict[str, Any]] = []
+    if isinstance(content, str) and content:
+        parts.append({"type": "output_text", "text": content, "annotations": []})
+    elif isinstance(content, list):
+        for number, part in enumerate(content):
+            kind = part.get("type") if isinstance(part, dict) else None
+            if kind == "text" and isinstance(part.get("text"), str):
+                parts.append({"type": "output_text", "text": part["text"], "annotations": []})
+            elif kind == "refusal" and isinstance(part.get("refusal"), str):
+                parts.append({"type": "refusal", "refusal": part["refusal"]})
+            else:
+                raise Untranslatable(f"{where}.content[{number}]: a {kind!r} part has no Responses form here")
+    elif content is not None:
+        raise Untranslatable(f"{where}: content must be a string, a list of parts or null")
+    if isinstance(message.get("refusal"), str):
+        parts.append({"type": "refusal", "refusal": message["refusal"]})
+    if parts:
+        items.append({"type": "message", "role": "assistant", "content": parts})
+    calls = message.get("tool_calls") or []
+    if not isinstance(calls, list):
+        raise Untranslatable(f"{where}.tool_calls: must be a list")
+    for number, call in enumerate(calls):
+        items.append(_function_call(call, f"{where}.tool_calls[{number}]"))
+    if not items:
+        raise Untranslatable(f"{where}: an assistant message needs content or tool_calls")
+    return items
+
+
+def _function_call(call: Any, where: str) -> dict[str, Any]:
+    function = call.get("function") if isinstance(call, dict) else None
+    if not isinstance(function, dict) or not isinstance(function.get("name"), str):
+        raise Untranslatable(f"{where}: a tool call needs function.name")
+    if not isinstance(call.get("id"), str) or not call["id"]:
+        raise Untranslatable(f"{where}: a tool call needs an id (function_call_output items refer to it)")
+    arguments = function.get("arguments", "")
+    if not isinstance(arguments, str):
+        arguments = jsontext.dumps_text(arguments)
+    return {"type": "function_call", "call_id": call["id"], "name": function["name"], "arguments": arguments}
+
+
+def _tool_output(message: dict[str, Any], where: str) -> dict[str, Any]:
+    call_id = message.get("tool_call_id")
+    if not isinstance(call_id, str) or not call_id:
+        raise Untranslatable(f"{where}: a tool message needs the tool_call_id it answers")
+    content = message.get("content")
+    if isinstance(content, list):
+        # Chat's tool content parts are text parts; the output is their text.
+        texts = [
+            part.get("text") for part in content if isinstance(part, dict) and part.get("type") == "text"
+        ]
+        if len(texts) != len(content) or not all(isinstance(text, str) for text in texts):
+            raise Untranslatable(f"{where}: a tool message's parts must be text parts")
+        content = "".join(texts)  # type: ignore[arg-type]
+    if not isinstance(content, str):
+        raise Untranslatable(f"{where}: a tool message needs its output as content")
+    return {"type": "function_call_output", "call_id": call_id, "output": content}
+
+
+def responses_tools(tools: tuple[dict[str, Any], ...]) -> list[dict[str, Any]]:
+    """OpenAI chat function tools -> Responses function tools (flat: no ``function`` wrapper).
+
+    ``strict`` is sent as chat meant it (default false): the Responses API defaults it to true,
+    which would reject schemas chat accepts.
+    """
+    translated = []
+    for tool in tools:
+        function = tool.get("function", tool)
+        entry: dict[str, Any] = {
+            "type": "function",
+            "name": function["name"],
+            "parameters": function.get("parameters") or {"type": "object", "properties": {}},
+            "strict": bool(function.get("strict", False)),
+        }
+        if function.get("description"):
+            entry["description"] = function["description"]
+        translated.append(entry)
+    return translated
