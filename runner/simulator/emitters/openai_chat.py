@@ -89,12 +89,7 @@ class OpenAIChatEmitter:
         return _response_body(expected, ctx)
 
     def error_body(self, status: int, *, quota: bool = False, task: Task | None = None) -> bytes:
-        default = (
-            ("server_error", "server_error") if status >= 500 else ("invalid_request_error", "client_error")
-        )
-        kind, code = ("insufficient_quota", "insufficient_quota") if quota else ERRORS.get(status, default)
-        error = {"message": error_message(status, quota=quota), "type": kind, "param": None, "code": code}
-        return orjson.dumps({"error": error})
+        return openai_error_body(status, quota=quota)
 
     def stream_error(self, *, miromind: bool, response_id: str, model: str, task: Task) -> list[Frame]:
         error = {
@@ -222,3 +217,11 @@ def _response_body(expected: Expected, ctx: EmitContext) -> bytes:
 
 def _finish(choice: ExpectedChoice) -> str:
     return choice.finish_reason  # stop | length | tool_calls are OpenAI's own names
+
+
+def openai_error_body(status: int, *, quota: bool = False) -> bytes:
+    """OpenAI's error body for an HTTP status (the Responses API answers errors in the same shape)."""
+    default = ("server_error", "server_error") if status >= 500 else ("invalid_request_error", "client_error")
+    kind, code = ("insufficient_quota", "insufficient_quota") if quota else ERRORS.get(status, default)
+    error = {"message": error_message(status, quota=quota), "type": kind, "param": None, "code": code}
+    return orjson.dumps({"error": error})

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any, Final
 import orjson
 
 from runner.simulator.emitters.base import Counts, Task, model_name, offered_tools, token_limit
-from runner.simulator.faults import error_message
+from runner.simulator.emitters.openai_chat import openai_error_body
 from runner.simulator.frames import EmitContext, Frame
 
 if TYPE_CHECKING:
@@ -23,17 +23,6 @@ if TYPE_CHECKING:
     from runner.simulator.script import Expected, ExpectedChoice, ExpectedToolCall
 
 HEARTBEAT: Final = b": keep-alive\n\n"
-# status -> (error type, error code), as in the chat API; other statuses get a pair by class.
-ERRORS: Final = {
-    400: ("invalid_request_error", "invalid_request"),
-    401: ("invalid_request_error", "invalid_api_key"),
-    403: ("invalid_request_error", "forbidden"),
-    404: ("invalid_request_error", "model_not_found"),
-    429: ("requests", "rate_limit_exceeded"),
-    500: ("server_error", "internal_error"),
-    502: ("server_error", "bad_gateway"),
-    503: ("server_error", "service_unavailable"),
-}
 # Chat Completions keys the Responses API refuses ("Unknown parameter"): a request built for the
 # wrong API fails here as it would in production.
 CHAT_ONLY: Final = frozenset(
@@ -93,12 +82,7 @@ class OpenAIResponsesEmitter:
         return orjson.dumps(_response(expected, ctx, _status(choice), output, expected.usage))
 
     def error_body(self, status: int, *, quota: bool = False, task: Task | None = None) -> bytes:
-        default = (
-            ("server_error", "server_error") if status >= 500 else ("invalid_request_error", "client_error")
-        )
-        kind, code = ("insufficient_quota", "insufficient_quota") if quota else ERRORS.get(status, default)
-        error = {"message": error_message(status, quota=quota), "type": kind, "param": None, "code": code}
-        return orjson.dumps({"error": error})
+        return openai_error_body(status, quota=quota)
 
     def stream_error(self, *, miromind: bool, response_id: str, model: str, task: Task) -> list[Frame]:
         # The Responses API's `error` event: code and message at the top level.
