@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import orjson
@@ -12,6 +13,7 @@ import trio
 
 from runner.simulator import SimulatorConfig
 from runner.simulator.server import SimulatorHandle, serve_simulator
+from runner.store.db import open_database
 
 StartSimulator = Callable[..., Awaitable[SimulatorHandle]]
 
@@ -112,3 +114,13 @@ def parse_raw(data: bytes, *, reset: bool = False, reads: int = 0) -> RawRespons
         chunks = [rest]
         complete = len(rest) == int(headers["content-length"])
     return RawResponse(status, headers, data, chunks, complete, reset, reads)
+
+
+@pytest.fixture
+def sqlite_file(tmp_path: Path) -> Path:
+    """A migrated SQLite file in tmp_path, closed again: a test can lock, poll or delete it while a
+    `runner` process writes to it."""
+    path = tmp_path / "runner.db"
+    with open_database(f"sqlite:///{path}"):
+        pass
+    return path

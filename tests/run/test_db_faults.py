@@ -61,17 +61,8 @@ def job(tmp_path: Path) -> Path:
 
 
 @pytest.fixture
-def db_file(tmp_path: Path) -> Path:
-    """A migrated SQLite file, so the test can poll and lock it while `runner` writes."""
-    path = tmp_path / "runner.db"
-    with open_database(f"sqlite:///{path}"):
-        pass
-    return path
-
-
-@pytest.fixture
-def sqlite_db(db_file: Path) -> Iterator[Database]:
-    with open_database(f"sqlite:///{db_file}") as database:
+def sqlite_db(sqlite_file: Path) -> Iterator[Database]:
+    with open_database(f"sqlite:///{sqlite_file}") as database:
         yield database
 
 
@@ -135,13 +126,13 @@ async def write_lock_held(path: Path) -> AsyncIterator[None]:
 
 
 async def test_sqlite_lock_held_past_the_busy_timeout_stops_the_run_then_resume_finishes(
-    tmp_path: Path, job: Path, db_file: Path, sqlite_db: Database, nursery: trio.Nursery
+    tmp_path: Path, job: Path, sqlite_file: Path, sqlite_db: Database, nursery: trio.Nursery
 ) -> None:
     state = RunState(sqlite_db)
-    url = f"sqlite:///{db_file}?timeout=0.2"
+    url = f"sqlite:///{sqlite_file}?timeout=0.2"
     process = await start_runner(nursery, "run", str(job), "--db", url, "--report", "-", cwd=tmp_path)
     await wait_for(lambda: state.done() >= 8, within=30)
-    async with write_lock_held(db_file):
+    async with write_lock_held(sqlite_file):
         await process.wait(within=60)
     run_id = assert_stopped_cleanly(process, url=url, causes=("database is locked",))
     assert await trio.to_thread.run_sync(state.run_status, run_id) == "running"  # it could not be told
@@ -152,13 +143,13 @@ async def test_sqlite_lock_held_past_the_busy_timeout_stops_the_run_then_resume_
 
 
 async def test_sqlite_lock_held_briefly_is_retried_and_the_run_finishes(
-    tmp_path: Path, job: Path, db_file: Path, sqlite_db: Database, nursery: trio.Nursery
+    tmp_path: Path, job: Path, sqlite_file: Path, sqlite_db: Database, nursery: trio.Nursery
 ) -> None:
     state = RunState(sqlite_db)
-    url = f"sqlite:///{db_file}?timeout=0.2"
+    url = f"sqlite:///{sqlite_file}?timeout=0.2"
     process = await start_runner(nursery, "run", str(job), "--db", url, "--report", "-", cwd=tmp_path)
     await wait_for(lambda: state.done() >= 8, within=30)
-    async with write_lock_held(db_file):
+    async with write_lock_held(sqlite_file):
         await trio.sleep(1.0)  # past the busy timeout, within the retries
     assert await process.wait(within=60) == 0, process.stderr
     retried = [line for line in process.stderr.splitlines() if "trying again in" in line]
@@ -169,19 +160,19 @@ async def test_sqlite_lock_held_briefly_is_retried_and_the_run_finishes(
 
 
 async def test_deleted_sqlite_file_stops_the_run_and_claims_nothing(
-    tmp_path: Path, job: Path, db_file: Path, sqlite_db: Database, nursery: trio.Nursery
+    tmp_path: Path, job: Path, sqlite_file: Path, sqlite_db: Database, nursery: trio.Nursery
 ) -> None:
     """SQLite would go on writing to the deleted file: the run must not report `finished` or a report."""
     state = RunState(sqlite_db)
     report = tmp_path / "report.html"
     process = await start_runner(
-        nursery, "run", str(job), "--db", f"sqlite:///{db_file}", "--report", str(report), cwd=tmp_path
+        nursery, "run", str(job), "--db", f"sqlite:///{sqlite_file}", "--report", str(report), cwd=tmp_path
     )
     await wait_for(lambda: state.done() >= 8, within=30)
     sqlite_db.close()
-    await trio.to_thread.run_sync(delete_database, db_file)
+    await trio.to_thread.run_sync(delete_database, sqlite_file)
     await process.wait(within=60)
-    assert_stopped_cleanly(process, url=f"sqlite:///{db_file}", causes=("the file was deleted",))
+    assert_stopped_cleanly(process, url=f"sqlite:///{sqlite_file}", causes=("the file was deleted",))
     assert not report.exists()
 
 
@@ -192,12 +183,12 @@ def limit_file_size(limit: int) -> None:
 
 
 async def test_full_disk_stops_the_run_then_resume_finishes(
-    tmp_path: Path, job: Path, db_file: Path, sqlite_db: Database, nursery: trio.Nursery
+    tmp_path: Path, job: Path, sqlite_file: Path, sqlite_db: Database, nursery: trio.Nursery
 ) -> None:
     state = RunState(sqlite_db)
-    url = f"sqlite:///{db_file}"
+    url = f"sqlite:///{sqlite_file}"
     # Room for the run and a few batches in the write-ahead log, not for all 40 units.
-    limit = (await trio.Path(db_file).stat()).st_size + 160 * 1024
+    limit = (await trio.Path(sqlite_file).stat()).st_size + 160 * 1024
     process = await start_runner(
         nursery,
         "run",

@@ -25,14 +25,6 @@ if TYPE_CHECKING:
 
 
 @pytest.fixture
-def sqlite_file(tmp_path: Path) -> Path:
-    path = tmp_path / "runner.db"
-    with open_database(f"sqlite:///{path}"):
-        pass
-    return path
-
-
-@pytest.fixture
 def quick_lock_db(sqlite_file: Path) -> Iterator[Database]:
     """The file opened with a 50 ms busy timeout (the URL's ?timeout=)."""
     with open_database(f"sqlite:///{sqlite_file}?timeout=0.05") as database:
