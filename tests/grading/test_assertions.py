@@ -245,3 +245,17 @@ def test_an_empty_expectation_checks_nothing() -> None:
     built = Expectation(max_ttft_s=1.0, contains=("x",))
     assert built
     assert built.keys == ("contains", "max_ttft_s")
+
+
+def test_a_graded_outcome_round_trips_its_score_and_error() -> None:
+    graded = AssertionOutcome(name="judge", passed=False, detail="too vague", score=0.25)
+    unjudged = AssertionOutcome(name="judge", passed=False, detail="no verdict in the answer", error=True)
+    for outcome in (graded, unjudged):
+        assert AssertionOutcome.from_dict(outcome.to_dict()) == outcome
+    # An outcome stored before score / error existed reads back as a plain string check.
+    assert AssertionOutcome.from_dict({"name": "contains", "passed": True, "detail": "ok"}).score is None
+
+
+def test_an_unjudged_outcome_cannot_pass() -> None:
+    with pytest.raises(ValueError, match="cannot pass"):
+        AssertionOutcome(name="python", passed=True, detail="raised", error=True)
