@@ -63,6 +63,8 @@ class Price:
 # stock httpx (httpcore), the fallback for a server runner's transport does not get along with.
 TransportName = Literal["runner", "httpx"]
 TRANSPORTS: Final[tuple[TransportName, ...]] = ("runner", "httpx")
+ProviderRole = Literal["target", "judge"]
+PROVIDER_ROLES: Final[tuple[ProviderRole, ...]] = ("target", "judge")
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -89,6 +91,7 @@ class ProviderSpec:
     max_response_bytes: int = DEFAULT_MAX_RESPONSE_BYTES  # body bound, decompressed bytes counted
     simulator: SimulatorConfig | None = None  # served in-process by the built-in simulator
     transport: TransportName = "runner"  # "httpx": stock httpx for this provider (runner run --transport)
+    role: ProviderRole = "target"  # "judge": never sent the job's cases, only grading requests
     api_version: str | None = None  # gemini: the path's API version (None: the dialect's default, v1)
 
     @property
@@ -103,6 +106,16 @@ class ToolCallExpectation:
 
     name: str | None = None
     arguments: Mapping[str, Any] | None = None  # a JSON schema in runner.grading's supported subset
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class JudgeExpectation:
+    """``[cases.expect] judge``: a provider of the job with ``role = "judge"`` grades the answer."""
+
+    provider: str  # the judge provider's name
+    rubric: str  # a Jinja2 template (rendered with the row's vars)
+    threshold: float | None = None  # a score at or above passes; None: the judge's verdict decides
+    prompt: str | None = None  # a template replacing the default grading prompt
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -122,6 +135,10 @@ class Expectation:
     max_ttft_s: float | None = None
     max_duration_s: float | None = None
     max_cost_usd: float | None = None  # the unit's total over all its attempts
+    judge: JudgeExpectation | None = None  # graded by a judge provider's request, after the final result
+    python: str | None = None  # "module:function", a module beside the job file
+    # Not a per-unit assertion: the share of a case's repeats that must pass (judged over the case).
+    pass_rate: float | None = None
     # The table as written: a run stores it (so a stored spec reads back exactly as it was), and
     # outcomes are reported in its key order. Not compared: "x" and ["x"] expect the same.
     table: Mapping[str, Any] = field(default_factory=dict, compare=False, repr=False)
@@ -129,7 +146,7 @@ class Expectation:
     @property
     def keys(self) -> tuple[str, ...]:
         """The assertion keys set, in the order the table wrote them (declaration order without one)."""
-        names = [f.name for f in dataclasses.fields(self) if f.name != "table"]
+        names = [f.name for f in dataclasses.fields(self) if f.name not in ("table", "pass_rate")]
         ordered = dict.fromkeys([*self.table, *names])  # written keys first, no duplicates
         return tuple(k for k in ordered if k in names and getattr(self, k) is not None)
 
@@ -150,6 +167,9 @@ class CaseSpec:
     providers: tuple[str, ...] | None = None  # None: every provider
     repeats: int | None = None  # None: the job default
     expect: Expectation | None = None  # graded on the unit's final completion
+    # The data row this case was expanded from (`vars` / `vars_file`), empty for a case without rows:
+    # its templates were rendered with these at load, and custom checks and the judge receive them.
+    vars: Mapping[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
