@@ -98,6 +98,9 @@ class CompletionError:
     type: str
     message: str
     code: str | int | None = None
+    # The wait the error body itself asks for, in seconds (Gemini's RetryInfo.retryDelay): used when
+    # no Retry-After header says otherwise. Not stored: the attempt's retry_after records the wait.
+    retry_after: float | None = None
 
     def to_dict(self) -> dict[str, JSON]:
         return {"type": self.type, "message": self.message, "code": self.code}

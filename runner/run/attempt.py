@@ -443,6 +443,7 @@ def _http_error(status: int, headers: Mapping[str, str], body_error: CompletionE
         error_type=body_error.type if body_error else None,
         error_code=body_error.code if body_error else None,
         error_message=body_error.message if body_error else None,
+        error_retry_after=body_error.retry_after if body_error else None,
     )
     message = f"HTTP {status}"
     if body_error is not None:

@@ -151,10 +151,12 @@ def classify_http(
     error_type: str | None = None,
     error_code: str | int | None = None,
     error_message: str | None = None,
+    error_retry_after: float | None = None,
 ) -> RetryDecision:
     """Classify a non-2xx response from its status, headers and the error body's type, code and message.
 
-    A 5xx is read by its type and code only: a message about quota there is the server's trouble.
+    A 5xx is read by its type and code only: a message about quota there is the server's trouble. The
+    wait comes from ``Retry-After`` when sent, else from the body (``error_retry_after``).
     """
     markers = {str(error_type), str(error_code)}
     kind: ErrorKind
@@ -180,7 +182,12 @@ def classify_http(
     should = _lower(headers).get("x-should-retry", "").strip().lower()
     if should in ("true", "false"):
         retryable = should == "true"  # the server knows better than a status table
-    return RetryDecision(kind=kind, retryable=retryable, retry_after=parse_retry_after(headers, now=now))
+    retry_after = parse_retry_after(headers, now=now)
+    return RetryDecision(
+        kind=kind,
+        retryable=retryable,
+        retry_after=retry_after if retry_after is not None else error_retry_after,
+    )
 
 
 def classify_exception(exc: BaseException) -> RetryDecision | None:
@@ -216,8 +223,9 @@ def classify_completion(completion: Completion) -> RetryDecision | None:
         if is_quota_exhausted(error.type, error.code, error.message):
             return RetryDecision(kind="quota_exhausted", retryable=False)
         if markers & _OVERLOADED_MARKERS:
-            return RetryDecision(kind="overloaded", retryable=True)
-        return RetryDecision(kind=_RPC_KINDS.get(error.type, "stream_error"), retryable=True)
+            return RetryDecision(kind="overloaded", retryable=True, retry_after=error.retry_after)
+        kind = _RPC_KINDS.get(error.type, "stream_error")
+        return RetryDecision(kind=kind, retryable=True, retry_after=error.retry_after)
     if not completion.complete:
         return RetryDecision(kind="early_close", retryable=True)
     return None

@@ -5,6 +5,7 @@ from __future__ import annotations
 import socket
 
 import httpx
+import orjson
 import pytest
 import trio
 
@@ -12,6 +13,8 @@ from runner import errors
 from runner.model import AttemptError, AttemptRecord
 from runner.run.attempt import _Deadlines, _Received, map_exceptions, run_attempt
 from runner.spec import CaseSpec, ProviderSpec, Timeouts
+from runner.wire.dialects.base import Dialect
+from runner.wire.dialects.registry import get_dialect
 from tests.fakes.dialect import FakeDialect
 from tests.fakes.scripted_http import (
     CLOSE,
@@ -38,12 +41,13 @@ async def attempt(
     *,
     timeouts: Timeouts = TIMEOUTS,
     capture: bool = False,
+    dialect: Dialect | None = None,
 ) -> tuple[AttemptRecord, ScriptedServer]:
-    """Serve ``scripts`` on loopback and run one attempt against them."""
+    """Serve ``scripts`` on loopback and run one attempt against them (the fake dialect by default)."""
     async with trio.open_nursery() as nursery:
         server = await nursery.start(ScriptedServer(scripts).serve)
-        provider = ProviderSpec(name="p", dialect="fake", base_url=server.base_url, model="m")
-        dialect = FakeDialect()
+        dialect = dialect or FakeDialect()
+        provider = ProviderSpec(name="p", dialect=dialect.name, base_url=server.base_url, model="m")
         request = dialect.build_request(provider, CASE, api_key="sk-test")
         record = await run_attempt(
             client,
@@ -85,6 +89,17 @@ async def test_timing_marks_each_phase(client: httpx.AsyncClient, autojump_clock
     assert record.heartbeats == 1
     assert record.chunks == 3
     assert b"authorization: Bearer sk-test" in server.requests[0]
+
+
+async def test_gemini_retry_info_in_a_429_body_sets_the_wait(client: httpx.AsyncClient) -> None:
+    """Gemini says how long to wait in the error body (RetryInfo.retryDelay), not in a header."""
+    details = [{"@type": "type.googleapis.com/google.rpc.RetryInfo", "retryDelay": "2.5s"}]
+    body = orjson.dumps(
+        {"error": {"code": 429, "message": "slow down", "status": "RESOURCE_EXHAUSTED", "details": details}}
+    )
+    record, _ = await attempt(client, [json_response(429, body)], dialect=get_dialect("gemini"))
+    assert record.error is not None
+    assert (record.error.kind, record.error.retry_after) == ("rate_limited", 2.5)
 
 
 async def test_clean_close_without_terminal_is_early_close(client: httpx.AsyncClient) -> None:

@@ -316,9 +316,13 @@ def _best_time(size: int) -> float:
 
 
 def test_one_long_line_decodes_in_linear_time() -> None:
-    """A 16 MB line fed in 4 KB reads costs about twice an 8 MB one, not four times (issue 10, item 7)."""
-    small, large = _best_time(8_000_000), _best_time(16_000_000)
-    assert large < 3 * small + 0.05
+    """A 16 MB line fed in 4 KB reads costs about four times a 4 MB one, not sixteen (issue 10, item 7).
+
+    Sizes four apart, and the bound halfway (in log terms) between linear and quadratic, so a loaded
+    machine's noise cannot fail a linear decoder nor pass a quadratic one.
+    """
+    small, large = _best_time(4_000_000), _best_time(16_000_000)
+    assert large < 8 * small + 0.05
 
 
 def test_a_long_multi_line_event_decodes_in_linear_time() -> None:
@@ -333,8 +337,8 @@ def test_a_long_multi_line_event_decodes_in_linear_time() -> None:
             decoder.feed_raw(body[start : start + 4096])
         return time.perf_counter() - started
 
-    small, large = min(run(200_000) for _ in range(3)), min(run(400_000) for _ in range(3))
-    assert large < 3 * small + 0.05
+    small, large = min(run(100_000) for _ in range(3)), min(run(400_000) for _ in range(3))
+    assert large < 8 * small + 0.05  # linear gives ~4x, quadratic ~16x
 
 
 @pytest.mark.parametrize("read", [pytest.param(4096, id="4k-reads"), pytest.param(1 << 20, id="1m-reads")])

@@ -8,6 +8,7 @@ part. The case's canonical messages are translated by ``runner.wire.dialects.gem
 from __future__ import annotations
 
 import dataclasses
+import re
 from typing import TYPE_CHECKING, Any, ClassVar, Final
 
 import orjson
@@ -67,7 +68,24 @@ def gemini_error(payload: Any) -> CompletionError:
         # Google's message reads the same for a per-minute and a per-day quota; only the QuotaFailure
         # ids tell them apart. Said in words, so the retry layer reads a window as a rate limit.
         text = f"{text} (quota {', '.join(windows)})"
-    return CompletionError(type=kind, message=text, code=code)
+    return CompletionError(type=kind, message=text, code=code, retry_after=_retry_delay(inner.get("details")))
+
+
+# google.rpc.RetryInfo's retryDelay is a protobuf Duration in its JSON form: seconds with an "s"
+# suffix, fractions allowed ("30s", "1.5s"). A negative or malformed one is no hint at all.
+_DURATION: Final = re.compile(r"^(\d+(?:\.\d+)?)s$")
+
+
+def _retry_delay(details: Any) -> float | None:
+    """The wait a ``RetryInfo`` detail asks for, in seconds; None without one."""
+    for detail in details if isinstance(details, list) else ():
+        if not isinstance(detail, dict) or not str(detail.get("@type", "")).endswith("google.rpc.RetryInfo"):
+            continue
+        delay = detail.get("retryDelay")
+        match = _DURATION.match(delay) if isinstance(delay, str) else None
+        if match:
+            return float(match.group(1))
+    return None
 
 
 def _quota_windows(details: Any) -> list[str]:

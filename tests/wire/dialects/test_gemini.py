@@ -208,6 +208,52 @@ def test_http_error_bodies_are_classified_likewise(
     assert GEMINI.parse_error_body(502, b"<html>Bad gateway</html>") is None
 
 
+def _retry_info_body(delay: object) -> bytes:
+    details = [{"@type": "type.googleapis.com/google.rpc.RetryInfo", "retryDelay": delay}]
+    error = {"code": 429, "message": "Resource has been exhausted.", "status": "RESOURCE_EXHAUSTED"}
+    return orjson.dumps({"error": {**error, "details": details}})
+
+
+@pytest.mark.parametrize(
+    ("delay", "seconds"),
+    [("23s", 23.0), ("1.5s", 1.5), ("0s", 0.0), ("-3s", None), ("soon", None), (7, None)],
+)
+def test_retry_info_sets_the_wait(delay: object, seconds: float | None) -> None:
+    """RetryInfo.retryDelay (a protobuf Duration, "23s") is the wait Google asks for; nonsense is none."""
+    error = GEMINI.parse_error_body(429, _retry_info_body(delay))
+    assert error is not None
+    assert error.retry_after == seconds
+    decision = classify_http(
+        429,
+        {},
+        now=None,
+        error_type=error.type,
+        error_message=error.message,
+        error_retry_after=error.retry_after,
+    )
+    assert (decision.kind, decision.retry_after) == ("rate_limited", seconds)
+
+
+def test_a_retry_after_header_wins_over_retry_info() -> None:
+    """The HTTP header is the transport's word on the wait; the body's hint only fills in without one."""
+    decision = classify_http(
+        429, {"Retry-After": "2"}, now=None, error_type="RESOURCE_EXHAUSTED", error_retry_after=23.0
+    )
+    assert decision.retry_after == 2.0
+
+
+def test_retry_info_mid_stream_sets_the_wait() -> None:
+    """An error event carrying RetryInfo asks for the same wait as the HTTP body would."""
+    completion = parse_stream("gemini", b"data: " + _retry_info_body("4s") + b"\r\n\r\n")
+    decision = classify_completion(completion)
+    assert decision is not None
+    assert (decision.kind, decision.retryable, decision.retry_after) == ("rate_limited", True, 4.0)
+    # The free-tier daily quota fixture carries RetryInfo too, but no wait makes it retryable.
+    daily = classify_completion(parse("gemini_quota_midstream.sse"))
+    assert daily is not None
+    assert (daily.kind, daily.retryable) == ("quota_exhausted", False)
+
+
 def test_prompt_blocked_is_complete_without_candidates() -> None:
     """A blocked prompt (promptFeedback.blockReason) ends the answer: no choices, feedback kept."""
     completion = parse("gemini_prompt_blocked.sse")
