@@ -119,7 +119,7 @@ def vars_format(path: str) -> str | None:
 
 def parse_csv(path: str, text: str) -> list[Row]:
     """CSV with a header row; every value is a string; blank lines are skipped."""
-    reader = csv.reader(io.StringIO(text, newline=""))
+    reader = csv.reader(io.StringIO(text, newline=""), strict=True)  # a stray quote is an error
     header: list[str] | None = None
     rows: list[Row] = []
     end = 0  # the line the previous record ended on: a record starts on the next one
