@@ -58,8 +58,9 @@ def preview(job: JobSpec, *, samples: int = SAMPLE_PROMPTS) -> PlanPreview:
     """The plan of ``job`` (priced as the run would price it: pass it through the catalog first)."""
     plans = [_provider_plan(job, provider) for provider in job.providers]
     count = len(job.cases)
-    # Spread over the job (first, middle, last...), so the samples show more than one case's rows.
-    picked = sorted({index * count // samples for index in range(min(samples, count))})
+    # Spread over the job (first, ..., last), so the samples show more than one case's rows.
+    shown = min(samples, count)
+    picked = sorted({i * (count - 1) // max(shown - 1, 1) for i in range(shown)})
     return PlanPreview(
         job=job.name,
         cases=count,
