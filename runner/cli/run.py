@@ -197,11 +197,11 @@ def run_command(
     try:
         provider = parse_provider_option(provider_spec) if provider_spec else None
         job = load_job(job_path, provider=provider) if job_path else None
+        if dry_run and job is not None:  # stores nothing, so it shows a plan of any size
+            _echo_dry_run(job, str(job_path), needs_yes=not yes)
+            return
         if job is not None and not (resume or join):
             check_plan_size(job, limit=sys.maxsize if yes else MAX_UNITS_WITHOUT_YES)
-        if dry_run and job is not None:
-            _echo_dry_run(job, str(job_path))
-            return
         with open_database(db_url) as database:
             run, job = _open_announced(database, job, options, announce=not as_worker)
             api_keys = read_api_keys(job, os.environ)
@@ -255,15 +255,18 @@ def run_command(
     sys.exit(summary.exit_code)
 
 
-def _echo_dry_run(job: JobSpec, path: str) -> None:
+def _echo_dry_run(job: JobSpec, path: str, *, needs_yes: bool) -> None:
     """``--dry-run``: the plan on standard output, priced as a run would price it (catalog included)."""
     from datetime import UTC, datetime
 
     from runner.job.catalog import with_catalog_prices
     from runner.job.preview import describe, preview
 
-    for line in describe(preview(with_catalog_prices(job, at=datetime.now(UTC))), path):
+    plan = preview(with_catalog_prices(job, at=datetime.now(UTC)))
+    for line in describe(plan, path):
         click.echo(line)
+    if needs_yes and plan.units > MAX_UNITS_WITHOUT_YES:
+        click.echo(f"note: more than {MAX_UNITS_WITHOUT_YES:,} units: runner run needs --yes to plan them")
 
 
 def _open_announced(

@@ -88,3 +88,14 @@ def test_a_missing_column_fails_before_anything_with_the_row_line(tmp_path: Path
     # Without --dry-run the same error comes before a database or run exists.
     one_error_line(runner("run", "job.toml", cwd=tmp_path))
     assert sorted(p.name for p in tmp_path.iterdir()) == ["data", "job.toml"]
+
+
+def test_dry_run_shows_a_plan_too_large_to_run_without_yes(tmp_path: Path) -> None:
+    """A dry run stores nothing, so it shows a plan over the --yes limit and says the run needs --yes."""
+    _job(tmp_path)
+    (tmp_path / "job.toml").write_text(JOB.replace("repeats = 2", "repeats = 20000"))
+    result = runner("run", "job.toml", "--dry-run", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert "3 cases, 120000 units" in result.stdout
+    assert "note: more than 100,000 units: runner run needs --yes to plan them" in result.stdout
+    assert "--yes" not in runner("run", "job.toml", "--dry-run", "--yes", cwd=tmp_path).stdout
