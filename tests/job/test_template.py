@@ -9,6 +9,8 @@ import textwrap
 from pathlib import Path
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from runner.errors import ConfigError
 from runner.job.load import check_plan_size, load_job, parse_job
@@ -341,3 +343,25 @@ def test_rendered_case_is_checked_like_any_case() -> None:
     assert info.value.key is not None
     assert info.value.key.startswith("cases[0].messages[0]")
     assert "runware cannot express" in str(info.value)
+
+
+_ROW_IDS = st.one_of(st.none(), st.sampled_from(["", " "]), st.text(max_size=6), st.integers(-5, 30))
+
+
+@given(ids=st.lists(_ROW_IDS, min_size=1, max_size=12))
+def test_expanded_ids_are_the_row_keys_or_a_load_error(ids: list[object]) -> None:
+    """Property: a vars file's rows give ids ``c/<id or number>`` in row order, or, when two rows would
+    share an id, a load error at the second one's line; never two cases with one id."""
+    lines = [json.dumps({"w": n} if ident is None else {"id": ident, "w": n}) for n, ident in enumerate(ids)]
+    text = PROVIDER + '\n[[cases]]\nid = "c"\nprompt = "{{ w }}"\nvars_file = "rows.jsonl"\n'
+    keys = [str(n) if i is None or not str(i).strip() else str(i) for n, i in enumerate(ids, start=1)]
+    files = {"rows.jsonl": "\n".join(lines)}
+    if len(set(keys)) < len(keys):
+        second = next(n for n, key in enumerate(keys) if key in keys[:n])
+        with pytest.raises(ConfigError, match="is taken by row") as info:
+            parse_job(text, path="job.toml", vars_files=files)
+        assert (info.value.path, info.value.line) == ("rows.jsonl", second + 1)
+        return
+    job = parse_job(text, path="job.toml", vars_files=files)
+    assert [case.id for case in job.cases] == [f"c/{key}" for key in keys]
+    assert [case.messages[0]["content"] for case in job.cases] == [str(n) for n in range(len(ids))]
