@@ -10,28 +10,27 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
-
-from jinja2 import StrictUndefined, TemplateSyntaxError, UndefinedError
-from jinja2.sandbox import SandboxedEnvironment
+from typing import TYPE_CHECKING, Any, TypeAlias
 
 from runner.job.source import join_key, line_of
 
 if TYPE_CHECKING:
     from collections.abc import Iterator, Mapping
 
-    from jinja2 import Template
+    from jinja2 import Template, UndefinedError
+    from jinja2.sandbox import SandboxedEnvironment
 
     from runner.errors import ConfigError
     from runner.job.source import Where
     from runner.job.vars import Row
 
+    # The environment a job's templates compile in (runner.job.case names it without importing jinja2).
+    TemplateEnvironment: TypeAlias = SandboxedEnvironment
+
 # The fields of a case table whose strings are templates; the rest (tools, params, ids) are sent as written.
 TEMPLATED_FIELDS = ("prompt", "system", "messages", "expect")
 # expect keys whose strings the judge renders (they see the answer, which does not exist at load).
 JUDGE_TEMPLATES = ("judge.rubric", "judge.prompt")
-# The environment a job's templates compile in (runner.job.case names it without importing jinja2).
-TemplateEnvironment = SandboxedEnvironment
 # Jinja2's default delimiters all start with "{": a string without one renders as itself.
 _MARK = "{"
 
@@ -40,7 +39,11 @@ def new_environment() -> TemplateEnvironment:
     """The environment templates of one job are compiled in: sandboxed, strict, no loader, no escaping.
 
     Prompts are not HTML, so nothing is escaped; a trailing newline is part of the prompt, so it is kept.
+    Jinja2 is imported here, not at module top: ``runner --help`` imports the job layer and must stay fast.
     """
+    from jinja2 import StrictUndefined
+    from jinja2.sandbox import SandboxedEnvironment
+
     return SandboxedEnvironment(undefined=StrictUndefined, autoescape=False, keep_trailing_newline=True)
 
 
@@ -63,7 +66,11 @@ class CaseTemplates:
                 continue
             try:
                 templates[key] = env.from_string(source)
-            except TemplateSyntaxError as exc:
+            except Exception as exc:
+                from jinja2 import TemplateSyntaxError  # imported already: env is a Jinja2 environment
+
+                if not isinstance(exc, TemplateSyntaxError):
+                    raise
                 where_in = f" (template line {exc.lineno})" if "\n" in source else ""
                 raise where.error(
                     key,
@@ -84,11 +91,13 @@ class CaseTemplates:
     def _render_one(self, key: str, template: Template, row: Row) -> str:
         try:
             return template.render(row.values)
-        except UndefinedError as exc:
-            raise _undefined(exc, key, row, self._job_place(key)) from exc
-        # The template is the user's code run in the sandbox: whatever it raises (a sandbox refusal, a
-        # type error in an expression, a division by zero) is a mistake in the job, told as one.
+        # The template is the user's code run in the sandbox: whatever it raises (a name the row lacks,
+        # a sandbox refusal, a type error in an expression) is a mistake in the job, told as one.
         except Exception as exc:
+            from jinja2 import UndefinedError  # imported already: the template is a Jinja2 one
+
+            if isinstance(exc, UndefinedError):
+                raise _undefined(exc, key, row, self._job_place(key)) from exc
             raise row.error(
                 f"template {key}{self._job_place(key)} failed: {type(exc).__name__}: {exc}",
                 "correct the template, or the row's values it uses",
