@@ -100,6 +100,12 @@ MAX_UNITS_WITHOUT_YES: Final = 100_000
     type=click.Path(dir_okay=False, writable=True),
     help="Where to write the HTML run report (default report-RUN.html; '-' for none).",
 )
+@click.option(
+    "--dry-run",
+    is_flag=True,
+    help="Load and expand the job, print its plan (units per provider, sample prompts, estimated cost) "
+    "and stop: nothing is sent, no database or run is created.",
+)
 @click.option("--yes", "-y", is_flag=True, help=f"Run a job of more than {MAX_UNITS_WITHOUT_YES:,} units.")
 @click.option(
     "--workers",
@@ -129,6 +135,7 @@ def run_command(
     quiet: bool,
     progress_interval: float,
     report_path: str | None,
+    dry_run: bool,
     yes: bool,
     workers_text: str,
     simulator_urls: tuple[str, ...],
@@ -165,10 +172,13 @@ def run_command(
         fail("--resume and --join exclude each other")
     if job_path is None and not (resume or join):
         fail("name a job file, or --resume RUN / --join RUN")
+    if dry_run and (resume or join):
+        fail("--dry-run plans a job file: it takes no --resume or --join")
     workers = _worker_count(workers_text)
     if as_worker:
         quiet, report_path = True, "-"
-    if report_path != "-":  # before anything is sent: a run's report must have somewhere to go
+    # Before anything is sent: a run's report must have somewhere to go (a dry run writes none).
+    if report_path != "-" and not dry_run:
         check_output_path(report_path, "--report", makes_folders=True)
     console = Console(stderr=True)
     options = RunOptions(
@@ -187,6 +197,9 @@ def run_command(
     try:
         provider = parse_provider_option(provider_spec) if provider_spec else None
         job = load_job(job_path, provider=provider) if job_path else None
+        if dry_run and job is not None:  # stores nothing, so it shows a plan of any size
+            _echo_dry_run(job, str(job_path), needs_yes=not yes)
+            return
         if job is not None and not (resume or join):
             check_plan_size(job, limit=sys.maxsize if yes else MAX_UNITS_WITHOUT_YES)
         with open_database(db_url) as database:
@@ -240,6 +253,20 @@ def run_command(
     by_budget = returned is not None and summary.status == "interrupted" and budget is not None
     _echo_end(summary, budget if by_budget else None, written, is_first=is_first)
     sys.exit(summary.exit_code)
+
+
+def _echo_dry_run(job: JobSpec, path: str, *, needs_yes: bool) -> None:
+    """``--dry-run``: the plan on standard output, priced as a run would price it (catalog included)."""
+    from datetime import UTC, datetime
+
+    from runner.job.catalog import with_catalog_prices
+    from runner.job.preview import describe, preview
+
+    plan = preview(with_catalog_prices(job, at=datetime.now(UTC)))
+    for line in describe(plan, path):
+        click.echo(line)
+    if needs_yes and plan.units > MAX_UNITS_WITHOUT_YES:
+        click.echo(f"note: more than {MAX_UNITS_WITHOUT_YES:,} units: runner run needs --yes to plan them")
 
 
 def _open_announced(

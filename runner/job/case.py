@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import difflib
 import json
 import re
@@ -10,12 +11,16 @@ from typing import TYPE_CHECKING, Any
 from runner.errors import ConfigError
 from runner.grading.assertions import parse_expect
 from runner.job.source import Where, check_positive, check_table, join_key, require
+from runner.job.template import CaseTemplates
+from runner.job.vars import case_rows
 from runner.spec import CaseSpec, Expectation
 from runner.wire.dialects import get_dialect
 
 if TYPE_CHECKING:
-    from collections.abc import Iterable, Sequence
+    from collections.abc import Iterable, Iterator, Sequence
 
+    from runner.job.template import TemplateEnvironment
+    from runner.job.vars import ReadText
     from runner.spec import ProviderSpec
 
 # Key -> expected type (runner.job.source.check_table); build_case adds the cross-field checks.
@@ -29,6 +34,8 @@ _CASE = {
     "repeats": "int",
     "params": "table",
     "expect": "table",
+    "vars": "list",  # rows expanding the case (runner.job.vars); its strings become templates
+    "vars_file": "str",
 }
 
 
@@ -46,6 +53,39 @@ def cases_file_sources(path: str, text: str, *, start: int) -> Iterable[tuple[Wh
             raise where.error(prefix, f"not valid JSON: {exc.msg}", "write one JSON object per line") from exc
         yield where, prefix, raw
         index += 1
+
+
+def expand_case(
+    where: Where,
+    raw: Any,
+    prefix: str,
+    provider_names: list[str],
+    *,
+    read: ReadText,
+    env: TemplateEnvironment,
+) -> Iterator[CaseSpec]:
+    """The case at ``prefix``, or with ``vars`` / ``vars_file`` one case per row, ``<id>/<row key>``.
+
+    A case without rows is not templated at all (a literal ``{{`` in it stays as written). A row's case
+    is its table with the templates rendered with the row's values, then checked as any case is.
+    """
+    table = check_table(where, raw, prefix, _CASE)
+    rows = case_rows(where, table, prefix, read)
+    if rows is None:
+        yield build_case(where, table, prefix, provider_names)
+        return
+    case_id = require(where, table, prefix, "id", "give the case an id unique in the job")
+    templates = CaseTemplates.compile(env, where, table, prefix)
+    seen: dict[str, int] = {}
+    for row in rows:
+        if row.key in seen:
+            raise row.error(
+                f"the case id {case_id}/{row.key} is taken by row {seen[row.key]}",
+                "give each row a unique id (or leave id out to number the rows)",
+            )
+        seen[row.key] = row.number
+        case = build_case(where, templates.render(table, row), prefix, provider_names)
+        yield dataclasses.replace(case, id=f"{case_id}/{row.key}", vars=row.values)
 
 
 def build_case(where: Where, raw: Any, prefix: str, provider_names: list[str]) -> CaseSpec:

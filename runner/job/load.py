@@ -8,13 +8,14 @@ checked in ``runner.job.provider`` and ``runner.job.case``, Batch lines in ``run
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from runner.errors import ConfigError
 from runner.job.batch import parse_batch_jsonl
-from runner.job.case import build_case, cases_file_sources, check_expressible
+from runner.job.case import cases_file_sources, check_expressible, expand_case
 from runner.job.plan import case_providers
 from runner.job.provider import build_provider, build_retry, build_timeouts, parse_provider_option
 from runner.job.source import (
@@ -26,11 +27,14 @@ from runner.job.source import (
     optional_float,
     parse_document,
 )
+from runner.job.template import new_environment
 from runner.spec import CaseSpec, JobSpec, ProviderSpec, RetryPolicy, Timeouts
 
 if TYPE_CHECKING:
     import os
-    from collections.abc import Mapping
+    from collections.abc import Callable, Mapping
+
+    from runner.job.vars import ReadText
 
 __all__ = [
     "check_environment",
@@ -93,7 +97,25 @@ def load_job(path: str | os.PathLike[str], *, provider: ProviderSpec | None = No
         cases_data = _read(cases_path, str(file), locations.get("cases_file"))
         digest.update(cases_data)  # the cases are part of what ran
         cases_text = (str(cases_path), decode_text(cases_data, str(cases_path)))
-    return _build_job(doc, locations, path=str(file), cases_text=cases_text, sha256=digest.hexdigest())
+    read_vars = _vars_reader(file.parent, digest.update)
+    job = _build_job(doc, locations, path=str(file), cases_text=cases_text, sha256="", read_vars=read_vars)
+    # Only now: the vars files the cases named were read (and digested) while they were built.
+    return dataclasses.replace(job, source_sha256=digest.hexdigest())
+
+
+def _vars_reader(folder: Path, digest: Callable[[bytes], object]) -> ReadText:
+    """Reads a case's ``vars_file`` (relative to the job file) once, passing its bytes to ``digest``."""
+    texts: dict[Path, tuple[str, str]] = {}
+
+    def read(written: str) -> tuple[str, str]:
+        path = folder / written
+        if path not in texts:
+            data = path.read_bytes()  # an OSError: the case names the job file's line
+            digest(data)  # the rows are part of what ran, as a cases_file's cases are
+            texts[path] = (str(path), decode_text(data, str(path)))
+        return texts[path]
+
+    return read
 
 
 def load_batch_jsonl(path: str | os.PathLike[str], *, provider: ProviderSpec) -> JobSpec:
@@ -183,11 +205,22 @@ def parse_job(
     fmt: Format = "toml",
     cases_text: tuple[str, str] | None = None,
     sha256: str | None = None,
+    vars_files: Mapping[str, str] | None = None,
 ) -> JobSpec:
-    """Validate a TOML or YAML job from its text; ``cases_text`` is ``(path, text)`` of its cases_file."""
+    """Validate a TOML or YAML job from its text; ``cases_text`` is ``(path, text)`` of its cases_file.
+
+    ``vars_files`` maps a ``vars_file`` as the cases write it to its text (a missing one is unreadable).
+    """
     doc, locations = parse_document(text, fmt, path)
     digest = sha256 or hashlib.sha256(text.encode()).hexdigest()
-    return _build_job(doc, locations, path=path, cases_text=cases_text, sha256=digest)
+    texts = dict(vars_files or {})
+
+    def read_vars(written: str) -> tuple[str, str]:
+        if written not in texts:
+            raise FileNotFoundError(2, "No such file or directory")
+        return written, texts[written]
+
+    return _build_job(doc, locations, path=path, cases_text=cases_text, sha256=digest, read_vars=read_vars)
 
 
 def check_environment(job: JobSpec, environ: Mapping[str, str]) -> None:
@@ -242,6 +275,7 @@ def _build_job(
     path: str,
     cases_text: tuple[str, str] | None,
     sha256: str,
+    read_vars: ReadText,
 ) -> JobSpec:
     where = Where(path=path, locations=locations)
     check_table(where, doc, "", _TOP)
@@ -275,15 +309,16 @@ def _build_job(
     ]
     if cases_text is not None:
         sources.extend(cases_file_sources(*cases_text, start=len(sources)))
+    env = new_environment()  # one per job: the cases' templates are compiled in it
     for case_where, prefix, raw in sources:
-        case = build_case(case_where, raw, prefix, names)
-        check_expressible(case_where, case, prefix, providers, shift=_moved_system(raw))
-        if case.id in seen:
-            raise case_where.error(
-                f"{prefix}.id", f"duplicate case id {case.id!r}", "give each case a unique id"
-            )
-        seen.add(case.id)
-        cases.append(case)
+        for case in expand_case(case_where, raw, prefix, names, read=read_vars, env=env):
+            check_expressible(case_where, case, prefix, providers, shift=_moved_system(raw))
+            if case.id in seen:
+                raise case_where.error(
+                    f"{prefix}.id", f"duplicate case id {case.id!r}", "give each case a unique id"
+                )
+            seen.add(case.id)
+            cases.append(case)
     if not cases:
         raise where.error(None, "the job has no cases", "add a [[cases]] table or a cases_file")
 
