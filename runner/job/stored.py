@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 from runner.grading.assertions import parse_expect
 from runner.simulator.config import SimulatorConfig
-from runner.spec import CaseSpec, JobSpec, Price, ProviderSpec, RetryPolicy, Timeouts
+from runner.spec import CaseSpec, JobSpec, Price, ProviderSpec, RetryPolicy, Subset, Timeouts
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
@@ -22,11 +22,23 @@ def job_from_json(data: Mapping[str, Any]) -> JobSpec:
     The simulator and expect tables are stored as written and parsed here as the loader parsed them.
     """
     return JobSpec(
-        **{k: v for k, v in data.items() if k not in ("providers", "cases", "tags", "locations")},
+        **{k: v for k, v in data.items() if k not in ("providers", "cases", "tags", "locations", "subset")},
         providers=tuple(_provider(p) for p in data["providers"]),
         cases=tuple(_case(c) for c in data["cases"]),
         tags=tuple(data.get("tags") or ()),
         locations=dict(data.get("locations") or {}),
+        subset=_subset(data.get("subset")),  # absent from runs stored before subsets existed
+    )
+
+
+def _subset(raw: Mapping[str, Any] | None) -> Subset | None:
+    if raw is None:
+        return None
+    providers = raw.get("providers")
+    return Subset(
+        providers=None if providers is None else tuple(providers),
+        cases=raw.get("cases"),
+        limit=raw.get("limit"),
     )
 
 
