@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Final, cast
 import click
 
 from runner.cli.options import check_output_path, db_option, fail, fail_storage
+from runner.cli.summary import breakdown_lines, summary_json
 from runner.errors import ConfigError, StorageError
 from runner.spec import TRANSPORTS
 
@@ -24,15 +25,18 @@ if TYPE_CHECKING:
 
     from rich.console import Console
 
-    from runner.run.service import RunOptions, RunSummary
+    from runner.run.service import RetryWhich, RunOptions, RunSummary
     from runner.run.workers import WorkerEnd, WorkersOutcome
     from runner.spec import JobSpec, TransportName
     from runner.store.db import Database
     from runner.store.records import RawCapturePolicy, RunInfo
+    from runner.store.repository import ProviderFailures
 
 # The values of runner.store.records.RawCapturePolicy (a test keeps them equal), spelled out here so
 # that `runner run --help` does not import the store (and SQLAlchemy with it).
 CAPTURE_CHOICES: Final = ("failed", "all", "none")
+# The values of runner.run.service.RETRY_CHOICES (a test keeps them equal), for the same reason.
+RETRY_CHOICES: Final = ("failed",)
 # The database failed during the run (connection lost, lock held too long, disk full, file deleted):
 # what was stored is kept, nothing more is claimed; fix the database and --resume.
 DATABASE_FAILED_EXIT: Final = 3
@@ -47,6 +51,28 @@ MAX_UNITS_WITHOUT_YES: Final = 100_000
 @db_option
 @click.option("--resume", metavar="RUN|latest", help="Finish the units of RUN that have no result.")
 @click.option("--join", metavar="RUN", help="Work RUN beside the processes already on it (shared DB).")
+@click.option(
+    "--retry",
+    type=click.Choice(RETRY_CHOICES),
+    help="With --resume: also send again the units whose final status is failed (no result), as new "
+    "attempts; units with failed assertions have a result and are not sent.",
+)
+@click.option(
+    "--providers",
+    "providers_text",
+    metavar="A,B",
+    help="Run only these providers of the job (comma-separated names).",
+)
+@click.option(
+    "--cases", "cases_glob", metavar="GLOB", help="Run only the cases whose id matches GLOB ('fr-*')."
+)
+@click.option("--limit", type=click.IntRange(min=1), help="Plan at most N units (the first in plan order).")
+@click.option(
+    "--json",
+    "as_json",
+    is_flag=True,
+    help="Print the end-of-run summary as one JSON object on stdout (progress stays on stderr).",
+)
 @click.option(
     "--provider",
     "provider_spec",
@@ -119,6 +145,11 @@ def run_command(
     db_url: str | None,
     resume: str | None,
     join: str | None,
+    retry: str | None,
+    providers_text: str | None,
+    cases_glob: str | None,
+    limit: int | None,
+    as_json: bool,
     provider_spec: str | None,
     reuse: bool,
     concurrency: int | None,
@@ -144,15 +175,20 @@ def run_command(
     130 interrupted or stopped by the budget (finish it later with --resume; also when interrupted
     while planning). Only RUNNER_DB and RUNNER_TRANSPORT are read from the environment.
 
+    A subset: --providers a,b --cases 'glob*' --limit N (recorded with the run; --resume keeps it).
+    Failed units again: runner run --resume RUN --retry failed.
+
     Example: runner run jobs/demo.toml
     """
     import os
 
+    import orjson
     import trio
     from rich.console import Console
 
     from runner.job import load_job, parse_provider_option
     from runner.job.load import check_plan_size
+    from runner.job.subset import select_subset
     from runner.run.progress import choose_mode
     from runner.run.redact import RedactingFilter, Redactor
     from runner.run.service import RunOptions, read_api_keys, run_until_signalled, summarize
@@ -165,6 +201,16 @@ def run_command(
         fail("--resume and --join exclude each other")
     if job_path is None and not (resume or join):
         fail("name a job file, or --resume RUN / --join RUN")
+    if retry is not None and not resume:
+        fail(f"--retry {retry} works on a run that exists: runner run --resume RUN --retry {retry}")
+    chosen = {"--providers": providers_text, "--cases": cases_glob, "--limit": limit}
+    subset_options = [name for name, value in chosen.items() if value is not None]
+    if subset_options and (resume or join):
+        fail(
+            f"{', '.join(subset_options)}: only a new run's units are chosen this way; a resumed or "
+            "joined run keeps the subset it was started with (leave the option out)"
+        )
+    providers = _provider_names(providers_text)
     workers = _worker_count(workers_text)
     if as_worker:
         quiet, report_path = True, "-"
@@ -183,11 +229,13 @@ def run_command(
         lease_seconds=lease_seconds,
         transport=cast("TransportName", transport),  # click.Choice checked it against TRANSPORTS
         simulator_urls=tuple(_name_and_url(text) for text in simulator_urls),
+        retry=cast("RetryWhich | None", retry),  # click.Choice checked it against RETRY_CHOICES
     )
     try:
         provider = parse_provider_option(provider_spec) if provider_spec else None
         job = load_job(job_path, provider=provider) if job_path else None
         if job is not None and not (resume or join):
+            job = select_subset(job, providers=providers, cases=cases_glob, limit=limit)
             check_plan_size(job, limit=sys.maxsize if yes else MAX_UNITS_WITHOUT_YES)
         with open_database(db_url) as database:
             run, job = _open_announced(database, job, options, announce=not as_worker)
@@ -226,6 +274,9 @@ def run_command(
                 )
             if as_worker:  # the --workers process that started this one reports for all
                 sys.exit(summary.exit_code)
+            failures = _failures(database, run.id)
+            for line in breakdown_lines(failures):
+                click.echo(line, err=True)
             written = _write_report(database, run.id, report_path)
             if written is not None:
                 click.echo(f"report: {written}", err=True)
@@ -239,6 +290,16 @@ def run_command(
     budget = options.max_cost_usd if options.max_cost_usd is not None else job.max_cost_usd
     by_budget = returned is not None and summary.status == "interrupted" and budget is not None
     _echo_end(summary, budget if by_budget else None, written, is_first=is_first)
+    if as_json:  # the one thing on stdout: a script reads it whole
+        data = summary_json(
+            summary,
+            job_name=job.name,
+            report=written,
+            failures=failures,
+            subset=job.subset,
+            budget_reached=by_budget,
+        )
+        click.echo(orjson.dumps(data).decode())
     sys.exit(summary.exit_code)
 
 
@@ -297,6 +358,25 @@ def _stop_on_signals() -> Iterator[threading.Event]:
     finally:
         for signum, handler in previous.items():
             signal.signal(signum, handler)
+
+
+def _provider_names(text: str | None) -> tuple[str, ...] | None:
+    from runner.job.subset import parse_names
+
+    if text is None:
+        return None
+    try:
+        return parse_names(text)
+    except ValueError as exc:
+        fail(f"--providers: {exc}")
+
+
+def _failures(database: Database, run_id: str) -> tuple[ProviderFailures, ...]:
+    """The run's failures per provider, for the breakdown (the whole run's, every process's)."""
+    from runner.store import repository
+
+    with database.session() as session:
+        return repository.failure_breakdown(session, run_id)
 
 
 def _worker_count(text: str) -> int:
