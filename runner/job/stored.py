@@ -27,12 +27,14 @@ def job_from_json(data: Mapping[str, Any]) -> JobSpec:
         cases=tuple(_case(c) for c in data["cases"]),
         tags=tuple(data.get("tags") or ()),
         locations=dict(data.get("locations") or {}),
-        subset=_subset(data.get("subset")),  # absent from runs stored before subsets existed
+        subset=stored_subset(data),
     )
 
 
-def _subset(raw: Mapping[str, Any] | None) -> Subset | None:
-    if raw is None:
+def stored_subset(data: Mapping[str, Any]) -> Subset | None:
+    """The subset a stored spec records (None: the whole job, or a run stored before subsets existed)."""
+    raw = data.get("subset")
+    if not isinstance(raw, dict):
         return None
     providers = raw.get("providers")
     return Subset(

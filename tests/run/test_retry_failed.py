@@ -72,7 +72,7 @@ async def run_then_retry(
     return first, again, dict(units), len(simulator.log)
 
 
-def assert_retried(again: RunnerProcess, units: dict[str, Any], served: int) -> None:
+def assert_retried(again: RunnerProcess, units: dict[str, UnitRow], served: int) -> None:
     """Only the 4 failed units were sent again; flaky's now passed, denied's failed again; history kept."""
     assert again.process.returncode == 1, again.stderr  # denied still failed, c still misses its word
     assert served == 7 + 4
@@ -156,10 +156,12 @@ async def test_subset_runs_and_resumes_the_same_units(
     """--providers / --cases / --limit plan only the subset; the run stores it and --json reports it."""
     simulator = await start_simulator()
     job = write_job(tmp_path, retry_job(simulator.base_url("openai-chat")))
-    db = ["--db", f"sqlite:///{tmp_path / 'runner.db'}", "--quiet", "--report", "-"]
+    db = ["--db", f"sqlite:///{tmp_path / 'runner.db'}", "--quiet"]
     run = await run_runner(
         "run",
         str(job),
+        "--report",
+        str(tmp_path / "subset.html"),
         "--providers",
         "steady,flaky",
         "--cases",
@@ -174,11 +176,15 @@ async def test_subset_runs_and_resumes_the_same_units(
     data = last_json(run)
     assert data["subset"] == {"providers": ["steady", "flaky"], "cases": "[ab]", "limit": 3}
     assert data["units"]["total"] == 3
+    report = (tmp_path / "subset.html").read_text()
+    assert "A subset of the job: providers steady,flaky; cases &#39;[ab]&#39;; limit 3" in report
     run_id = summary_run_id(run)
     with open_database(db[1]) as database:
         units = await trio.to_thread.run_sync(RunState(database).units, run_id)
     assert sorted(units) == ["flaky/a/1", "steady/a/1", "steady/b/1"]
-    resumed = await run_runner("run", "--resume", run_id, "--retry", "failed", "--json", *db, cwd=tmp_path)
+    resumed = await run_runner(
+        "run", "--resume", run_id, "--retry", "failed", "--json", "--report", "-", *db, cwd=tmp_path
+    )
     assert resumed.process.returncode == 0, resumed.stderr
     assert last_json(resumed)["subset"] == data["subset"]
     assert last_json(resumed)["units"]["passed"] == 3
