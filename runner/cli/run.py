@@ -202,7 +202,10 @@ def run_command(
     if job_path is None and not (resume or join):
         fail("name a job file, or --resume RUN / --join RUN")
     if retry is not None and not resume:
-        fail(f"--retry {retry} works on a run that exists: runner run --resume RUN --retry {retry}")
+        fail(
+            f"--retry {retry} needs --resume RUN (it reopens a stopped run's failed units; --join works a "
+            f"run as it stands): runner run --resume RUN --retry {retry}"
+        )
     chosen = {"--providers": providers_text, "--cases": cases_glob, "--limit": limit}
     subset_options = [name for name, value in chosen.items() if value is not None]
     if subset_options and (resume or join):

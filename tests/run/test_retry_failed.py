@@ -198,11 +198,19 @@ async def test_subset_runs_and_resumes_the_same_units(
             ["--providers", "steady,nope"], "no provider 'nope' in job 'retry'; its providers:", id="provider"
         ),
         pytest.param(["--cases", "zz*"], "--cases: 'zz*' matches no case id of job 'retry'", id="glob"),
-        pytest.param(["--retry", "failed"], "--retry failed works on a run that exists", id="retry-new-run"),
+        pytest.param(["--retry", "failed"], "--retry failed needs --resume RUN", id="retry-new-run"),
         pytest.param(
             ["--retry", "all"], "Invalid value for '--retry': 'all' is not 'failed'", id="retry-value"
         ),
         pytest.param(["--limit", "0"], "Invalid value for '--limit'", id="limit"),
+        pytest.param(
+            ["--join", "r-abc234", "--retry", "failed"], "--retry failed needs --resume RUN", id="join"
+        ),
+        pytest.param(
+            ["--resume", "latest", "--limit", "3"],
+            "--limit: only a new run's units are chosen",
+            id="resume-subset",
+        ),
     ],
 )
 def test_bad_subset_or_retry_is_one_error_line(tmp_path: Path, args: list[str], expected: str) -> None:
