@@ -15,7 +15,8 @@ from typing import TYPE_CHECKING, Final, cast
 import click
 
 from runner.cli.options import check_output_path, db_option, fail, fail_storage
-from runner.cli.summary import breakdown_lines, summary_json
+from runner.cli.subset import check_unit_options, unit_options
+from runner.cli.summary import breakdown_lines, read_failures, summary_json
 from runner.errors import ConfigError, StorageError
 from runner.spec import TRANSPORTS
 
@@ -30,13 +31,10 @@ if TYPE_CHECKING:
     from runner.spec import JobSpec, TransportName
     from runner.store.db import Database
     from runner.store.records import RawCapturePolicy, RunInfo
-    from runner.store.repository import ProviderFailures
 
 # The values of runner.store.records.RawCapturePolicy (a test keeps them equal), spelled out here so
 # that `runner run --help` does not import the store (and SQLAlchemy with it).
 CAPTURE_CHOICES: Final = ("failed", "all", "none")
-# The values of runner.run.service.RETRY_CHOICES (a test keeps them equal), for the same reason.
-RETRY_CHOICES: Final = ("failed",)
 # The database failed during the run (connection lost, lock held too long, disk full, file deleted):
 # what was stored is kept, nothing more is claimed; fix the database and --resume.
 DATABASE_FAILED_EXIT: Final = 3
@@ -51,22 +49,7 @@ MAX_UNITS_WITHOUT_YES: Final = 100_000
 @db_option
 @click.option("--resume", metavar="RUN|latest", help="Finish the units of RUN that have no result.")
 @click.option("--join", metavar="RUN", help="Work RUN beside the processes already on it (shared DB).")
-@click.option(
-    "--retry",
-    type=click.Choice(RETRY_CHOICES),
-    help="With --resume: also send again the units whose final status is failed (no result), as new "
-    "attempts; units with failed assertions have a result and are not sent.",
-)
-@click.option(
-    "--providers",
-    "providers_text",
-    metavar="A,B",
-    help="Run only these providers of the job (comma-separated names).",
-)
-@click.option(
-    "--cases", "cases_glob", metavar="GLOB", help="Run only the cases whose id matches GLOB ('fr-*')."
-)
-@click.option("--limit", type=click.IntRange(min=1), help="Plan at most N units (the first in plan order).")
+@unit_options
 @click.option(
     "--json",
     "as_json",
@@ -146,7 +129,7 @@ def run_command(
     resume: str | None,
     join: str | None,
     retry: str | None,
-    providers_text: str | None,
+    providers: tuple[str, ...] | None,
     cases_glob: str | None,
     limit: int | None,
     as_json: bool,
@@ -201,19 +184,9 @@ def run_command(
         fail("--resume and --join exclude each other")
     if job_path is None and not (resume or join):
         fail("name a job file, or --resume RUN / --join RUN")
-    if retry is not None and not resume:
-        fail(
-            f"--retry {retry} needs --resume RUN (it reopens a stopped run's failed units; --join works a "
-            f"run as it stands): runner run --resume RUN --retry {retry}"
-        )
-    chosen = {"--providers": providers_text, "--cases": cases_glob, "--limit": limit}
-    subset_options = [name for name, value in chosen.items() if value is not None]
-    if subset_options and (resume or join):
-        fail(
-            f"{', '.join(subset_options)}: only a new run's units are chosen this way; a resumed or "
-            "joined run keeps the subset it was started with (leave the option out)"
-        )
-    providers = _provider_names(providers_text)
+    check_unit_options(
+        retry=retry, resume=resume, join=join, providers=providers, cases_glob=cases_glob, limit=limit
+    )
     workers = _worker_count(workers_text)
     if as_worker:
         quiet, report_path = True, "-"
@@ -277,7 +250,7 @@ def run_command(
                 )
             if as_worker:  # the --workers process that started this one reports for all
                 sys.exit(summary.exit_code)
-            failures = _failures(database, run.id)
+            failures = read_failures(database, run.id)
             for line in breakdown_lines(failures):
                 click.echo(line, err=True)
             written = _write_report(database, run.id, report_path)
@@ -361,25 +334,6 @@ def _stop_on_signals() -> Iterator[threading.Event]:
     finally:
         for signum, handler in previous.items():
             signal.signal(signum, handler)
-
-
-def _provider_names(text: str | None) -> tuple[str, ...] | None:
-    from runner.job.subset import parse_names
-
-    if text is None:
-        return None
-    try:
-        return parse_names(text)
-    except ValueError as exc:
-        fail(f"--providers: {exc}")
-
-
-def _failures(database: Database, run_id: str) -> tuple[ProviderFailures, ...]:
-    """The run's failures per provider, for the breakdown (the whole run's, every process's)."""
-    from runner.store import repository
-
-    with database.session() as session:
-        return repository.failure_breakdown(session, run_id)
 
 
 def _worker_count(text: str) -> int:

@@ -10,7 +10,16 @@ if TYPE_CHECKING:
 
     from runner.run.service import RunSummary
     from runner.spec import Subset
+    from runner.store.db import Database
     from runner.store.repository import ProviderFailures
+
+
+def read_failures(database: Database, run_id: str) -> tuple[ProviderFailures, ...]:
+    """The run's failures per provider, for the breakdown (the whole run's, every process's)."""
+    from runner.store import repository
+
+    with database.session() as session:
+        return repository.failure_breakdown(session, run_id)
 
 
 def breakdown_lines(failures: Sequence[ProviderFailures]) -> list[str]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import click
 
 from runner.cli import cli
-from runner.cli.run import RETRY_CHOICES
+from runner.cli.subset import RETRY_CHOICES
 from runner.cli.summary import breakdown_lines, summary_json
 from runner.run import service
 from runner.run.service import RunSummary
