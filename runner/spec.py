@@ -173,6 +173,19 @@ class CaseSpec:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class Subset:
+    """The part of a job a run was started on (``runner run --providers / --cases / --limit``).
+
+    A run stores it with its spec (whose providers and cases are already cut down to it), so the
+    report shows it and ``--resume`` keeps it; ``limit`` is applied by ``runner.job.plan``.
+    """
+
+    providers: tuple[str, ...] | None = None  # the providers named; None: every provider
+    cases: str | None = None  # an fnmatch pattern on case ids; None: every case
+    limit: int | None = None  # at most this many units, the first in plan order; None: all
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class JobSpec:
     """A whole job as loaded and validated."""
 
@@ -186,6 +199,7 @@ class JobSpec:
     source_sha256: str | None = None
     # Dotted key -> 1-based line in source_path, for errors found after loading (check_environment).
     locations: Mapping[str, int] = field(default_factory=dict, compare=False, repr=False)
+    subset: Subset | None = None  # None: the whole job (runner.job.subset.select_subset sets it)
 
 
 def merge_params(base: Mapping[str, Any], over: Mapping[str, Any]) -> dict[str, Any]:

@@ -15,6 +15,8 @@ from typing import TYPE_CHECKING, Final, cast
 import click
 
 from runner.cli.options import check_output_path, db_option, fail, fail_storage
+from runner.cli.subset import check_unit_options, unit_options
+from runner.cli.summary import breakdown_lines, read_failures, summary_json
 from runner.errors import ConfigError, StorageError
 from runner.spec import TRANSPORTS
 
@@ -24,7 +26,7 @@ if TYPE_CHECKING:
 
     from rich.console import Console
 
-    from runner.run.service import RunOptions, RunSummary
+    from runner.run.service import RetryWhich, RunOptions, RunSummary
     from runner.run.workers import WorkerEnd, WorkersOutcome
     from runner.spec import JobSpec, TransportName
     from runner.store.db import Database
@@ -47,6 +49,13 @@ MAX_UNITS_WITHOUT_YES: Final = 100_000
 @db_option
 @click.option("--resume", metavar="RUN|latest", help="Finish the units of RUN that have no result.")
 @click.option("--join", metavar="RUN", help="Work RUN beside the processes already on it (shared DB).")
+@unit_options
+@click.option(
+    "--json",
+    "as_json",
+    is_flag=True,
+    help="Print the end-of-run summary as one JSON object on stdout (progress stays on stderr).",
+)
 @click.option(
     "--provider",
     "provider_spec",
@@ -125,6 +134,11 @@ def run_command(
     db_url: str | None,
     resume: str | None,
     join: str | None,
+    retry: str | None,
+    providers: tuple[str, ...] | None,
+    cases_glob: str | None,
+    limit: int | None,
+    as_json: bool,
     provider_spec: str | None,
     reuse: bool,
     concurrency: int | None,
@@ -151,15 +165,20 @@ def run_command(
     130 interrupted or stopped by the budget (finish it later with --resume; also when interrupted
     while planning). Only RUNNER_DB and RUNNER_TRANSPORT are read from the environment.
 
+    A subset: --providers a,b --cases 'glob*' --limit N (recorded with the run; --resume keeps it).
+    Failed units again: runner run --resume RUN --retry failed.
+
     Example: runner run jobs/demo.toml
     """
     import os
 
+    import orjson
     import trio
     from rich.console import Console
 
     from runner.job import load_job, parse_provider_option
     from runner.job.load import check_plan_size
+    from runner.job.subset import select_subset
     from runner.run.progress import choose_mode
     from runner.run.redact import RedactingFilter, Redactor
     from runner.run.service import RunOptions, read_api_keys, run_until_signalled, summarize
@@ -174,6 +193,9 @@ def run_command(
         fail("name a job file, or --resume RUN / --join RUN")
     if dry_run and (resume or join):
         fail("--dry-run plans a job file: it takes no --resume or --join")
+    check_unit_options(
+        retry=retry, resume=resume, join=join, providers=providers, cases_glob=cases_glob, limit=limit
+    )
     workers = _worker_count(workers_text)
     if as_worker:
         quiet, report_path = True, "-"
@@ -193,10 +215,13 @@ def run_command(
         lease_seconds=lease_seconds,
         transport=cast("TransportName", transport),  # click.Choice checked it against TRANSPORTS
         simulator_urls=tuple(_name_and_url(text) for text in simulator_urls),
+        retry=cast("RetryWhich | None", retry),  # click.Choice checked it against RETRY_CHOICES
     )
     try:
         provider = parse_provider_option(provider_spec) if provider_spec else None
         job = load_job(job_path, provider=provider) if job_path else None
+        if job is not None and not (resume or join):
+            job = select_subset(job, providers=providers, cases=cases_glob, limit=limit)
         if dry_run and job is not None:  # stores nothing, so it shows a plan of any size
             _echo_dry_run(job, str(job_path), needs_yes=not yes)
             return
@@ -239,6 +264,9 @@ def run_command(
                 )
             if as_worker:  # the --workers process that started this one reports for all
                 sys.exit(summary.exit_code)
+            failures = read_failures(database, run.id)
+            for line in breakdown_lines(failures):
+                click.echo(line, err=True)
             written = _write_report(database, run.id, report_path)
             if written is not None:
                 click.echo(f"report: {written}", err=True)
@@ -252,6 +280,16 @@ def run_command(
     budget = options.max_cost_usd if options.max_cost_usd is not None else job.max_cost_usd
     by_budget = returned is not None and summary.status == "interrupted" and budget is not None
     _echo_end(summary, budget if by_budget else None, written, is_first=is_first)
+    if as_json:  # the one thing on stdout: a script reads it whole
+        data = summary_json(
+            summary,
+            job_name=job.name,
+            report=written,
+            failures=failures,
+            subset=job.subset,
+            budget_reached=by_budget,
+        )
+        click.echo(orjson.dumps(data).decode())
     sys.exit(summary.exit_code)
 
 

@@ -176,6 +176,8 @@ def check_plan_size(job: JobSpec, limit: int) -> int:
         for index, case in enumerate(job.cases)
     ]
     total = sum(size for size, _ in sizes)
+    if job.subset is not None and job.subset.limit is not None:  # --limit caps what is planned
+        total = min(total, job.subset.limit)
     if total <= limit:
         return total
     _, biggest = max(sizes)

@@ -7,6 +7,7 @@ without ever existing as one list here.
 from __future__ import annotations
 
 import hashlib
+import itertools
 import json
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -69,10 +70,12 @@ def case_providers(job: JobSpec, case: CaseSpec) -> Iterator[ProviderSpec]:
 
 def count_units(job: JobSpec) -> int:
     """How many units ``plan_units(job)`` yields, without planning them (for planning progress)."""
-    return sum(
+    total = sum(
         (case.repeats if case.repeats is not None else job.repeats) * len(list(case_providers(job, case)))
         for case in job.cases
     )
+    limit = job.subset.limit if job.subset is not None else None
+    return total if limit is None else min(total, limit)
 
 
 def plan_units(job: JobSpec) -> Iterator[Unit]:
@@ -80,8 +83,15 @@ def plan_units(job: JobSpec) -> Iterator[Unit]:
 
     Providers vary fastest so that, taken in order, the units keep every provider's limiter busy at
     once rather than running one provider dry before the next starts. Each request hash is computed
-    once per (provider, case), not per repeat.
+    once per (provider, case), not per repeat. A subset's ``limit`` keeps the first units of that
+    order (the same ones every time, so a run cut off while planning plans the same on resume).
     """
+    units = _all_units(job)
+    limit = job.subset.limit if job.subset is not None else None
+    return units if limit is None else itertools.islice(units, limit)
+
+
+def _all_units(job: JobSpec) -> Iterator[Unit]:
     for case in job.cases:
         repeats = case.repeats if case.repeats is not None else job.repeats
         pairs = [(p.name, request_hash(p, case)) for p in case_providers(job, case)]

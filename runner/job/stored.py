@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 from runner.grading.assertions import parse_expect
 from runner.simulator.config import SimulatorConfig
-from runner.spec import CaseSpec, JobSpec, Price, ProviderSpec, RetryPolicy, Timeouts
+from runner.spec import CaseSpec, JobSpec, Price, ProviderSpec, RetryPolicy, Subset, Timeouts
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
@@ -22,11 +22,25 @@ def job_from_json(data: Mapping[str, Any]) -> JobSpec:
     The simulator and expect tables are stored as written and parsed here as the loader parsed them.
     """
     return JobSpec(
-        **{k: v for k, v in data.items() if k not in ("providers", "cases", "tags", "locations")},
+        **{k: v for k, v in data.items() if k not in ("providers", "cases", "tags", "locations", "subset")},
         providers=tuple(_provider(p) for p in data["providers"]),
         cases=tuple(_case(c) for c in data["cases"]),
         tags=tuple(data.get("tags") or ()),
         locations=dict(data.get("locations") or {}),
+        subset=stored_subset(data),
+    )
+
+
+def stored_subset(data: Mapping[str, Any]) -> Subset | None:
+    """The subset a stored spec records (None: the whole job, or a run stored before subsets existed)."""
+    raw = data.get("subset")
+    if not isinstance(raw, dict):
+        return None
+    providers = raw.get("providers")
+    return Subset(
+        providers=None if providers is None else tuple(providers),
+        cases=raw.get("cases"),
+        limit=raw.get("limit"),
     )
 
 

@@ -13,6 +13,8 @@ from typing import TYPE_CHECKING, Any, ClassVar, Final
 
 from markupsafe import Markup
 
+from runner.job.stored import stored_subset
+from runner.job.subset import describe_subset
 from runner.model import LOOP_LAG_THRESHOLD_S
 from runner.report import charts
 from runner.report.common import (
@@ -167,6 +169,7 @@ class RunReportContext:
     workers: tuple[WorkerShare, ...] = ()  # the processes that worked the run (units.lease_owner)
     # Set when runner's loop lagged past LOOP_LAG_THRESHOLD_S at p99: shown beside every timing figure.
     timing_note: str | None = None
+    subset_note: str | None = None  # set when the run was started on a subset of its job (--providers...)
 
     @property
     def worker_hosts(self) -> int:
@@ -186,6 +189,14 @@ def timing_note(loop_lag: LoopLag | None) -> str | None:
         f"over the {LOOP_LAG_THRESHOLD_S * 1000:g} ms threshold); timing figures may read high. "
         "Rerun with less concurrency, or on a less loaded machine, for clean TTFT, TTFR, gaps and durations."
     )
+
+
+def subset_note(job_spec: Mapping[str, Any]) -> str | None:
+    """The subset of its job the run was started on, in the options' words; None: the whole job."""
+    subset = stored_subset(job_spec)
+    if subset is None:
+        return None
+    return f"A subset of the job: {describe_subset(subset)} (runner run --providers / --cases / --limit)."
 
 
 def resume_hint(run_id: str, status: str, unfinished: int) -> str | None:
@@ -482,4 +493,5 @@ def build_run_context(data: RunData, *, generated_at: datetime | None = None) ->
         sent=sum(1 for u in units if u.attempt_count > 0),
         workers=data.workers,
         timing_note=timing_note(data.run.loop_lag),
+        subset_note=subset_note(data.run.job_spec),
     )

@@ -18,7 +18,7 @@ import socket
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Final
+from typing import TYPE_CHECKING, Final, Literal
 
 import trio
 
@@ -56,6 +56,9 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
+# What `runner run --resume RUN --retry WHICH` re-sends besides the units without a result.
+RetryWhich = Literal["failed"]
+RETRY_CHOICES: Final[tuple[RetryWhich, ...]] = ("failed",)
 _ADD_BATCH: Final = 2000
 # What a database failure causes in the other tasks of a run: their cancellation, and hand-offs to
 # the writer that found it gone.
@@ -83,6 +86,9 @@ class RunOptions:
     # (provider, base URL) of simulated providers already served by another process (the supervisor
     # of `runner run --workers`): used as they are, so N workers share one simulated provider.
     simulator_urls: tuple[tuple[str, str], ...] = ()
+    # With resume: "failed" also re-sends the units whose final status is failed (not the ok units
+    # whose assertions failed: they have a result), as new attempts of the same units.
+    retry: RetryWhich | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -194,7 +200,10 @@ def open_run(
         run = dataclasses.replace(run, status="running")
     if options.resume:
         with database.session() as session:
-            repository.resume_run(session, run.id)
+            if options.retry == "failed":
+                failed = repository.unit_counts(session, run.id)["failed"]
+                log.info("run %s: sending its %d failed units again", run.id, failed)
+            repository.resume_run(session, run.id, retry_failed=options.retry == "failed")
         run = dataclasses.replace(run, status="running", finished_at=None)
     return run, stored
 

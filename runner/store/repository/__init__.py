@@ -10,7 +10,8 @@ are claimable again; ``renew_leases`` keeps them; ``write_batch`` stores attempt
 unit's result rows and its status change in one transaction, only while its lease is still held.
 
 One module per concern: ``runs``, ``queue``, ``reuse`` (``--reuse``: which earlier sample each unit
-copies), ``writes``, ``reads``, ``reports``; ``sql`` holds what they share.
+copies), ``writes``, ``reads``, ``reports``, ``failures`` (the end-of-run breakdown); ``sql`` holds
+what they share.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from runner.store.records import (
     UnitStatus,
     UnitView,
 )
+from runner.store.repository.failures import ProviderFailures, failure_breakdown
 from runner.store.repository.queue import (
     add_units,
     any_outstanding,
@@ -64,6 +66,7 @@ __all__ = [
     "AttemptWrite",
     "BatchOutcome",
     "ClaimedUnit",
+    "ProviderFailures",
     "RunInfo",
     "RunStatus",
     "StoredCapture",
@@ -78,6 +81,7 @@ __all__ = [
     "count_outstanding",
     "counts_by_owner",
     "create_run",
+    "failure_breakdown",
     "get_run",
     "iter_units",
     "job_spec_json",
