@@ -11,12 +11,24 @@ long a line: a line that spans many reads is collected as a list of pieces and j
 
 from __future__ import annotations
 
-from typing import Any, Final, Literal, NamedTuple, TypeAlias, overload
+import re
+from typing import TYPE_CHECKING, Any, Final, Literal, NamedTuple, TypeAlias, overload
 
 from runner.errors import ResponseTooLargeError
 from runner.spec import DEFAULT_MAX_RESPONSE_BYTES
 
+if TYPE_CHECKING:
+    from collections.abc import Iterable
+
 _BOM = b"\xef\xbb\xbf"
+# What stands between two DATA values in ``TypedRun.datas``: TAB "]" "," "[". ``b"[[" + datas +
+# b"]]"`` is then one JSON document whose items are the values in one-element arrays, as a JSON
+# reader decodes them all in one call (openai_responses_fast proves it exact). Any byte would do
+# for the SSE reading; these keep one value's text from running into the next one's (JSON
+# forbids a raw TAB in a string; "]" cannot follow inside an object).
+DATA_JOINER: Final = b"\t],["
+# From the end of one data value of a run to the start of the next one.
+_BETWEEN: Final = re.compile(rb"\n\nevent: [^\n]*\ndata: ")
 # One event (its unfinished line and data lines) may hold this much by default: the default
 # max_response_bytes, the most a body may hold (the attempt layer passes the provider's own).
 MAX_EVENT_BYTES: Final = DEFAULT_MAX_RESPONSE_BYTES
@@ -31,11 +43,51 @@ class ServerSentEvent(NamedTuple):
     retry: int | None = None  # the reconnection time in ms, if the stream ever set one
 
 
+class TypedRun(NamedTuple):
+    """Whole typed events of one read, handed out by ``SSEDecoder.feed_raw`` undecoded.
+
+    ``text`` is ``blocks`` blocks of exactly two lines, ``event: NAME`` and ``data: DATA``, each
+    ended by a blank line, and nothing else (no id, retry or comment line can hide in it: its events
+    depend on its text alone). Typed streams (the Responses API's) come as one run per read, so a
+    dialect can decode all of its payloads in one call (openai_responses_fast) instead of paying a
+    Python-level step per event; any other reader calls ``events()``.
+    """
+
+    text: bytes
+    blocks: int
+    id: str  # the decoder's last_event_id and retry when the run was read
+    retry: int | None
+    # Every DATA of the run, in order, joined by DATA_JOINER (none holds an LF).
+    datas: bytes
+
+    def events(self) -> list[bytes | ServerSentEvent]:
+        """The run's events as ``feed_raw`` hands out single events: message data as bytes."""
+        items: list[bytes | ServerSentEvent] = []
+        for block in self.text[7:-2].split(b"\n\nevent: "):
+            # Every LF of a block opens one of its data lines: "NAME\ndata: X\ndata: Y".
+            name, *lines = block.split(b"\ndata: ")
+            if not lines:
+                continue  # an event without data is not dispatched
+            data = lines[0] if len(lines) == 1 else b"\n".join(lines)
+            if not name or name == b"message":
+                items.append(data)
+            else:
+                fields = (
+                    data.decode("utf-8", "replace"),
+                    name.decode("utf-8", "replace"),
+                    self.id,
+                    self.retry,
+                )
+                items.append(_new_event(ServerSentEvent, fields))
+        return items
+
+
 # What ``SSEDecoder.feed_raw`` hands out: the data of an event of type ``message`` (the default
 # type, the only one OpenAI-style streams use) as its raw bytes, UTF-8 not yet decoded or validated;
-# an event of any other type as a ServerSentEvent. Building neither a str nor a tuple per chunk is
-# most of what keeps decode + accumulate near the cost of the JSON decoder alone (PERFORMANCE.md).
-RawEvent: TypeAlias = bytes | ServerSentEvent
+# a read's whole typed events as one TypedRun; any other event as a ServerSentEvent. Building
+# neither a str nor a tuple per chunk is most of what keeps decode + accumulate near the cost of
+# the JSON decoder alone (PERFORMANCE.md).
+RawEvent: TypeAlias = bytes | ServerSentEvent | TypedRun
 
 # Building the tuple directly skips NamedTuple's Python-level __new__ (about 100 ns a call).
 _new_event = tuple.__new__
@@ -92,9 +144,11 @@ class SSEDecoder:
 
         The hot path of the attempt layer: the accumulator hands the bytes straight to the JSON
         decoder, and decodes them to text (invalid UTF-8 as U+FFFD, as ``feed`` does) only if the
-        JSON decoder rejects them. Events of any other type come out as ``ServerSentEvent``. A
-        ``message`` event's id and retry are not carried: they are this decoder's ``last_event_id``
-        and ``retry`` attributes (no dialect reads them).
+        JSON decoder rejects them. Events of any other type come out as ``ServerSentEvent``, except
+        that a read's run of whole ``event:`` + ``data:`` blocks comes out as one ``TypedRun``
+        (``TypedRun.events()`` or ``single_events`` give its events as single items). A ``message``
+        event's id and retry are not carried: they are this decoder's ``last_event_id`` and
+        ``retry`` attributes (no dialect reads them).
         """
         if len(chunk) > self.max_event_bytes:
             return self._checked(self._feed(chunk, True))
@@ -104,6 +158,10 @@ class SSEDecoder:
         # A read larger than the bound may hold a whole event larger than it, which never sat in
         # the buffers _check_size watches. (Text is measured in characters: never more than bytes.)
         for event in events:
+            if isinstance(event, TypedRun):
+                if len(event.text) > self.max_event_bytes:  # (no event of it is longer than it)
+                    self._checked(event.events())
+                continue
             size = len(event) if isinstance(event, bytes) else len(event.data)
             self._check_size(size)
         return events
@@ -175,6 +233,13 @@ class SSEDecoder:
                 self._pending_cr = True
             if 13 in buffer:
                 buffer = buffer.replace(b"\r\n", b"\n").replace(b"\r", b"\n")
+        elif self._event_type and not self._data and buffer.startswith(b"data: "):
+            # Typed streams: a read often ends after an event's "event:" line, or in its data line.
+            # Reading that line again sets the same type again, and the read is whole blocks,
+            # the fast way (a TypedRun) instead of line by line.
+            buffer = b"event: " + self._event_type + b"\n" + buffer
+            self._event_type = b""
+            return self._feed_blocks(buffer, raw)
         elif self._data or self._event_type:
             # An event is half-built (typed streams: a read often ends after its "event:" line).
             # Finish it line by line up to its blank line; the rest of the read goes the fast way.
@@ -236,8 +301,24 @@ class SSEDecoder:
                 scan = False
             events = payloads if raw else [self._message(data) for data in payloads]
         elif last >= 0 and buffer.startswith(b"event: "):
-            # The same for typed streams: "event: NAME\ndata: DATA\n\n" blocks, split in one C call.
-            # A block is taken whole when it is exactly those two lines (no other LF in it);
+            # The same for typed streams: "event: NAME\ndata: DATA\n\n" blocks.
+            head = buffer.find(10)  # the end of the first "event: NAME" line
+            if raw and buffer.startswith(b"data: ", head + 1):
+                # "\n\nevent: NAME\ndata: " between two data values becomes DATA_JOINER, in one
+                # bytes.replace when every NAME is the first one's (a read of text deltas), else
+                # in one regex pass (several times slower). No LF left means every block up to
+                # `last` is exactly those two lines: one TypedRun, whatever the number of events.
+                values = buffer[head + 7 : last]
+                between = b"\n\nevent: " + buffer[7:head] + b"\ndata: "
+                datas = values.replace(between, DATA_JOINER)
+                if 10 in datas:
+                    datas, joins = _BETWEEN.subn(DATA_JOINER, values)
+                else:  # (each replacement took len(between) - len(DATA_JOINER) bytes out)
+                    joins = (len(values) - len(datas)) // (len(between) - len(DATA_JOINER))
+                if 10 not in datas:
+                    run = (buffer[: last + 2], joins + 1, self.last_event_id, self.retry, datas)
+                    return self._ended(buffer, last + 2, [_new_event(TypedRun, run)], raw)
+            # Else blocks taken whole while each is exactly those two lines (no other LF in it);
             # from the first one that is not, the loop below reads line by line.
             typed = []
             for block in buffer[7:last].split(b"\n\nevent: "):
@@ -278,10 +359,20 @@ class SSEDecoder:
             lines.append(b"")  # the blank line that ends the event
             events.extend(self._process(lines, raw))
             start = end + 2
+        return self._ended(buffer, start, events, raw)
+
+    def _ended(self, buffer: bytes, start: int, events: list[Any], raw: bool) -> list[Any]:
+        # What follows the events taken (buffer[start:], no blank line in it) is kept for the next
+        # read. Its complete lines (an unfinished event) are taken now, so the tail is one partial
+        # line again (no rescans: a huge event fed in small reads stays linear).
         tail = buffer[start:] if start else buffer
-        # Complete lines of an unfinished event are taken now, so the tail is one partial line
-        # again (no rescans: a huge event fed in small reads stays linear).
-        if b"\n" in tail:
+        newline = tail.find(10)
+        if newline >= 0 and tail.startswith(b"event: ") and tail.find(10, newline + 1) < 0:
+            # Typed streams: a read often ends in an event's data line, its "event:" line
+            # complete. What _process would do with that one line: set the event type.
+            self._event_type = tail[7:newline]
+            tail = tail[newline + 1 :]
+        elif newline >= 0:
             lines = tail.split(b"\n")
             tail = lines.pop()
             events.extend(self._process(lines, raw))
@@ -382,15 +473,26 @@ class SSEDecoder:
         )
 
 
-def as_event(item: RawEvent) -> ServerSentEvent:
-    """A ``feed_raw`` item as a ServerSentEvent: bytes become a ``message`` event, invalid UTF-8 U+FFFD.
+def as_event(item: bytes | ServerSentEvent) -> ServerSentEvent:
+    """A single ``feed_raw`` item as a ServerSentEvent: bytes are a ``message`` event, bad UTF-8 U+FFFD.
 
-    For accumulators that read whole events; the id and retry are left at their defaults (see
-    ``SSEDecoder.feed_raw``).
+    For accumulators that read whole events (``single_events`` first expands a TypedRun); the id and
+    retry are left at their defaults (see ``SSEDecoder.feed_raw``).
     """
     if isinstance(item, bytes):
         return ServerSentEvent(item.decode("utf-8", "replace"))
     return item
+
+
+def single_events(items: Iterable[RawEvent]) -> list[bytes | ServerSentEvent]:
+    """``feed_raw`` items with every TypedRun expanded into its events, in order."""
+    flat: list[bytes | ServerSentEvent] = []
+    for item in items:
+        if isinstance(item, TypedRun):
+            flat.extend(item.events())
+        else:
+            flat.append(item)
+    return flat
 
 
 def decode_all(body: bytes) -> list[ServerSentEvent]:

@@ -27,6 +27,7 @@ from runner.wire.dialects.gemini_request import (
     gemini_body,
     stream_url,
 )
+from runner.wire.sse import TypedRun
 
 if TYPE_CHECKING:
     from collections.abc import Mapping, Sequence
@@ -161,6 +162,9 @@ class GeminiAccumulator(AccumulatorBase):
         for item in events:
             if self._done:
                 return
+            if isinstance(item, TypedRun):
+                self.feed_many(item.events())  # (Gemini names no events: not its shape)
+                continue
             data: bytes | str = item if isinstance(item, bytes) else item.data
             try:
                 chunk = loads(data)
