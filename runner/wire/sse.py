@@ -206,6 +206,23 @@ class SSEDecoder:
                 return [chunk[6:end]]
             data = chunk[6:end].decode("utf-8", "replace")
             return [_new_event(ServerSentEvent, (data, "message", self.last_event_id, self.retry))]
+        if (
+            not self._tail
+            and chunk[:7] == b"event: "
+            and chunk[-1] == 10
+            and (line_end := chunk.find(10)) < end
+            and chunk.find(10, line_end + 1) == end  # LFs: the event line's, the data line's, the blank
+            and chunk.startswith(b"data: ", line_end + 1)
+            and 13 not in chunk
+            and not self._data
+            and not self._event_type
+        ):
+            # The same for one typed event per read (Responses, Anthropic): a TypedRun of one.
+            self._at_start = False
+            if raw:
+                run = (chunk, 1, self.last_event_id, self.retry, chunk[line_end + 7 : end])
+                return [_new_event(TypedRun, run)]
+            return [self._typed(chunk[7:line_end], chunk[line_end + 7 : end], False)]
         if self._more:
             buffer = b"".join([self._tail, *self._more, chunk])
             self._more = []

@@ -119,6 +119,11 @@ class OpenAIResponsesAccumulator(AccumulatorBase):
 
     An ``error`` event sets the error and reading goes on (a ``response.failed`` may follow); the
     result is ``complete`` only after a terminal event.
+
+    Args:
+        fast_path: read delta events through msgspec (openai_responses_fast); False sends every
+            event through the orjson path, which defines the result (the equivalence tests
+            compare the two).
     """
 
     __slots__ = (
@@ -132,7 +137,7 @@ class OpenAIResponsesAccumulator(AccumulatorBase):
         "_terminal",
     )
 
-    def __init__(self) -> None:
+    def __init__(self, *, fast_path: bool = True) -> None:
         super().__init__()
         self._items: dict[int, _Item] = {}
         self._finish: FinishReason | None = None
@@ -144,7 +149,7 @@ class OpenAIResponsesAccumulator(AccumulatorBase):
         self._hot_key: tuple[Any, Any] | None = None
         self._hot_pieces: list[str] = []
         # Runs msgspec may miss in a row before this stream stops trying it (openai_chat_fast).
-        self._fast_misses = FAST_DECODE_MISSES
+        self._fast_misses = FAST_DECODE_MISSES if fast_path else 0
 
     def feed(self, event: ServerSentEvent) -> None:
         self.feed_many((event,))
@@ -158,7 +163,25 @@ class OpenAIResponsesAccumulator(AccumulatorBase):
             return
         for item in events:
             if isinstance(item, TypedRun):
-                decoded = decode_run(item) if self._fast_misses else None
+                if item.blocks == 1 and self._fast_misses:
+                    # One event per read (a slow stream): the hot text delta inline, as below.
+                    try:
+                        event: Delta | None = decode_delta(item.datas)
+                    except (ValueError, RecursionError):  # (see decode_run)
+                        event = None
+                    if (
+                        event is not None
+                        and event.type == TEXT_DELTA
+                        and (event.output_index, event.content_index) == self._hot_key
+                    ):
+                        if event.delta:
+                            self._hot_pieces.append(event.delta)
+                            self.has_answer = True
+                            self.tokens += 1
+                        continue
+                    decoded = [(event,)] if event is not None else None
+                else:
+                    decoded = decode_run(item) if self._fast_misses else None
                 if decoded is None:
                     # A run holding a non-delta event (created, item added, done...) misses too,
                     # so the budget counts misses in a row: a shape msgspec never takes stops it.
