@@ -208,6 +208,20 @@ class SSEDecoder:
             return [_new_event(ServerSentEvent, (data, "message", self.last_event_id, self.retry))]
         if (
             not self._tail
+            and chunk[:6] == b"data: "
+            and chunk.find(13) == end - 2  # the only CRs and LFs: the closing CRLF CRLF (Gemini's)
+            and chunk.find(10) == end - 1
+            and chunk[end:] == b"\r\n"
+            and not self._data
+            and not self._event_type
+        ):
+            self._at_start = False
+            if raw:
+                return [chunk[6 : end - 2]]
+            data = chunk[6 : end - 2].decode("utf-8", "replace")
+            return [_new_event(ServerSentEvent, (data, "message", self.last_event_id, self.retry))]
+        if (
+            not self._tail
             and chunk[:7] == b"event: "
             and chunk[-1] == 10
             and (line_end := chunk.find(10)) < end
@@ -244,6 +258,12 @@ class SSEDecoder:
                 head, buffer = _crlf_events(buffer)
                 if not raw:
                     head = [self._message(data) for data in head]
+                if 13 not in buffer and 10 not in buffer:
+                    # Nearly always: what is left is the start of the next event's data line.
+                    self._tail = buffer
+                    if len(buffer) > 65536:  # (as _ended: only a long partial line can cross it)
+                        self._check_size(len(buffer))
+                    return head
             # A CR at the very end is a complete line ending, but an LF that opens the next read
             # belongs to it (WHATWG: CRLF is one line ending even when split across reads).
             if buffer.endswith(b"\r"):
