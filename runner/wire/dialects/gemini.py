@@ -235,7 +235,9 @@ class GeminiAccumulator(AccumulatorBase):
         if type(chunk) is list and len(chunk) == 1:
             chunk = chunk[0]  # an error body sent as a one-element array, SSE-framed by a proxy
         if type(chunk) is not dict:
-            self._fail(protocol_error(f"event is not a JSON object: {data[:200]!r}"))
+            # (raw bytes from feed_many read as the text feed() has: the same message either way)
+            text = data.decode("utf-8", "replace") if isinstance(data, bytes) else data
+            self._fail(protocol_error(f"event is not a JSON object: {text[:200]!r}"))
             return
         if "error" in chunk:
             self._fail(gemini_error(chunk))  # Google closes the stream after it
