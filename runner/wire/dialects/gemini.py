@@ -192,7 +192,8 @@ class GeminiAccumulator(AccumulatorBase):
     def _responses(self, decoded: list[tuple[Response]]) -> None:
         """What _chunk does with each event, read from its Structs (only the keys they may hold)."""
         candidates = self._candidates
-        tokens = 0
+        tokens = answers = 0
+        usage = None
         for (response,) in decoded:
             for candidate in response.candidates or ():
                 index = candidate.index or 0
@@ -208,19 +209,26 @@ class GeminiAccumulator(AccumulatorBase):
                             self.has_reasoning = True
                         else:
                             state.text.append(text)
-                            self.has_answer = True
+                            answers += 1
                         tokens += 1
                     if part.thoughtSignature:
                         self._extras.setdefault("signatures", []).append(part.thoughtSignature)
                 if candidate.finishReason:
                     state.raw_finish_reason = candidate.finishReason
             if response.usageMetadata is not None:
-                self._usage = response.usageMetadata
-            if self._id is None and response.responseId is not None:
-                self._id = response.responseId
-            if self._model is None and response.modelVersion is not None:
-                self._model = response.modelVersion
+                usage = response.usageMetadata  # cumulative: the last one wins
+        if usage is not None:
+            self._usage = usage
         self.tokens += tokens
+        if answers:
+            self.has_answer = True
+        # The first id and model win: looked for only until found (once per stream).
+        if self._id is None or self._model is None:
+            for (response,) in decoded:
+                if self._id is None and response.responseId is not None:
+                    self._id = response.responseId
+                if self._model is None and response.modelVersion is not None:
+                    self._model = response.modelVersion
 
     def _payload(self, data: str) -> None:
         try:
