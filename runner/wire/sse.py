@@ -11,34 +11,41 @@ long a line: a line that spans many reads is collected as a list of pieces and j
 
 from __future__ import annotations
 
-from typing import Any, Final, Literal, NamedTuple, TypeAlias, overload
+import re
+from typing import Any, Final, Literal, overload
 
 from runner.errors import ResponseTooLargeError
 from runner.spec import DEFAULT_MAX_RESPONSE_BYTES
+from runner.wire.events import (
+    DATA_JOINER,
+    RawEvent,
+    ServerSentEvent,
+    TypedRun,
+    as_event,
+    single_events,
+)
+
+__all__ = [
+    "DATA_JOINER",
+    "MAX_EVENT_BYTES",
+    "RawEvent",
+    "SSEDecoder",
+    "ServerSentEvent",
+    "TypedRun",
+    "as_event",
+    "decode_all",
+    "single_events",
+]
+
 
 _BOM = b"\xef\xbb\xbf"
+# From the end of one data value of a typed run to the start of the next one (TypedRun.datas).
+_BETWEEN: Final = re.compile(rb"\n\nevent: [^\n]*\ndata: ")
+# Building the tuple directly skips NamedTuple's Python-level __new__ (about 100 ns a call).
+_new_event = tuple.__new__
 # One event (its unfinished line and data lines) may hold this much by default: the default
 # max_response_bytes, the most a body may hold (the attempt layer passes the provider's own).
 MAX_EVENT_BYTES: Final = DEFAULT_MAX_RESPONSE_BYTES
-
-
-class ServerSentEvent(NamedTuple):
-    """One dispatched event. A NamedTuple because one is built per chunk on the hot path."""
-
-    data: str
-    event: str = "message"
-    id: str = ""  # the last event ID at dispatch time (sticky across events)
-    retry: int | None = None  # the reconnection time in ms, if the stream ever set one
-
-
-# What ``SSEDecoder.feed_raw`` hands out: the data of an event of type ``message`` (the default
-# type, the only one OpenAI-style streams use) as its raw bytes, UTF-8 not yet decoded or validated;
-# an event of any other type as a ServerSentEvent. Building neither a str nor a tuple per chunk is
-# most of what keeps decode + accumulate near the cost of the JSON decoder alone (PERFORMANCE.md).
-RawEvent: TypeAlias = bytes | ServerSentEvent
-
-# Building the tuple directly skips NamedTuple's Python-level __new__ (about 100 ns a call).
-_new_event = tuple.__new__
 
 
 class SSEDecoder:
@@ -92,9 +99,11 @@ class SSEDecoder:
 
         The hot path of the attempt layer: the accumulator hands the bytes straight to the JSON
         decoder, and decodes them to text (invalid UTF-8 as U+FFFD, as ``feed`` does) only if the
-        JSON decoder rejects them. Events of any other type come out as ``ServerSentEvent``. A
-        ``message`` event's id and retry are not carried: they are this decoder's ``last_event_id``
-        and ``retry`` attributes (no dialect reads them).
+        JSON decoder rejects them. Events of any other type come out as ``ServerSentEvent``, except
+        that a read's run of whole ``event:`` + ``data:`` blocks comes out as one ``TypedRun``
+        (``TypedRun.events()`` or ``single_events`` give its events as single items). A ``message``
+        event's id and retry are not carried: they are this decoder's ``last_event_id`` and
+        ``retry`` attributes (no dialect reads them).
         """
         if len(chunk) > self.max_event_bytes:
             return self._checked(self._feed(chunk, True))
@@ -104,6 +113,10 @@ class SSEDecoder:
         # A read larger than the bound may hold a whole event larger than it, which never sat in
         # the buffers _check_size watches. (Text is measured in characters: never more than bytes.)
         for event in events:
+            if isinstance(event, TypedRun):
+                if len(event.text) > self.max_event_bytes:  # (no event of it is longer than it)
+                    self._checked(event.events())
+                continue
             size = len(event) if isinstance(event, bytes) else len(event.data)
             self._check_size(size)
         return events
@@ -148,6 +161,37 @@ class SSEDecoder:
                 return [chunk[6:end]]
             data = chunk[6:end].decode("utf-8", "replace")
             return [_new_event(ServerSentEvent, (data, "message", self.last_event_id, self.retry))]
+        if (
+            not self._tail
+            and chunk[:6] == b"data: "
+            and chunk.find(13) == end - 2  # the only CRs and LFs: the closing CRLF CRLF (Gemini's)
+            and chunk.find(10) == end - 1
+            and chunk[end:] == b"\r\n"
+            and not self._data
+            and not self._event_type
+        ):
+            self._at_start = False
+            if raw:
+                return [chunk[6 : end - 2]]
+            data = chunk[6 : end - 2].decode("utf-8", "replace")
+            return [_new_event(ServerSentEvent, (data, "message", self.last_event_id, self.retry))]
+        if (
+            not self._tail
+            and chunk[:7] == b"event: "
+            and chunk[-1] == 10
+            and (line_end := chunk.find(10)) < end
+            and chunk.find(10, line_end + 1) == end  # LFs: the event line's, the data line's, the blank
+            and chunk.startswith(b"data: ", line_end + 1)
+            and 13 not in chunk
+            and not self._data
+            and not self._event_type
+        ):
+            # The same for one typed event per read (Responses, Anthropic): a TypedRun of one.
+            self._at_start = False
+            if raw:
+                run = (chunk, 1, self.last_event_id, self.retry, chunk[line_end + 7 : end])
+                return [_new_event(TypedRun, run)]
+            return [self._typed(chunk[7:line_end], chunk[line_end + 7 : end], False)]
         if self._more:
             buffer = b"".join([self._tail, *self._more, chunk])
             self._more = []
@@ -169,12 +213,25 @@ class SSEDecoder:
                 head, buffer = _crlf_events(buffer)
                 if not raw:
                     head = [self._message(data) for data in head]
+                if 13 not in buffer and 10 not in buffer:
+                    # Nearly always: what is left is the start of the next event's data line.
+                    self._tail = buffer
+                    if len(buffer) > 65536:  # (as _ended: only a long partial line can cross it)
+                        self._check_size(len(buffer))
+                    return head
             # A CR at the very end is a complete line ending, but an LF that opens the next read
             # belongs to it (WHATWG: CRLF is one line ending even when split across reads).
             if buffer.endswith(b"\r"):
                 self._pending_cr = True
             if 13 in buffer:
                 buffer = buffer.replace(b"\r\n", b"\n").replace(b"\r", b"\n")
+        elif self._event_type and not self._data and buffer.startswith(b"data: "):
+            # Typed streams: a read often ends after an event's "event:" line, or in its data line.
+            # Reading that line again sets the same type again, and the read is whole blocks,
+            # the fast way (a TypedRun) instead of line by line.
+            buffer = b"event: " + self._event_type + b"\n" + buffer
+            self._event_type = b""
+            return self._feed_blocks(buffer, raw)
         elif self._data or self._event_type:
             # An event is half-built (typed streams: a read often ends after its "event:" line).
             # Finish it line by line up to its blank line; the rest of the read goes the fast way.
@@ -236,8 +293,24 @@ class SSEDecoder:
                 scan = False
             events = payloads if raw else [self._message(data) for data in payloads]
         elif last >= 0 and buffer.startswith(b"event: "):
-            # The same for typed streams: "event: NAME\ndata: DATA\n\n" blocks, split in one C call.
-            # A block is taken whole when it is exactly those two lines (no other LF in it);
+            # The same for typed streams: "event: NAME\ndata: DATA\n\n" blocks.
+            head = buffer.find(10)  # the end of the first "event: NAME" line
+            if raw and buffer.startswith(b"data: ", head + 1):
+                # "\n\nevent: NAME\ndata: " between two data values becomes DATA_JOINER, in one
+                # bytes.replace when every NAME is the first one's (a read of text deltas), else
+                # in one regex pass (several times slower). No LF left means every block up to
+                # `last` is exactly those two lines: one TypedRun, whatever the number of events.
+                values = buffer[head + 7 : last]
+                between = b"\n\nevent: " + buffer[7:head] + b"\ndata: "
+                datas = values.replace(between, DATA_JOINER)
+                if 10 in datas:
+                    datas, joins = _BETWEEN.subn(DATA_JOINER, values)
+                else:  # (each replacement took len(between) - len(DATA_JOINER) bytes out)
+                    joins = (len(values) - len(datas)) // (len(between) - len(DATA_JOINER))
+                if 10 not in datas:
+                    run = (buffer[: last + 2], joins + 1, self.last_event_id, self.retry, datas)
+                    return self._ended(buffer, last + 2, [_new_event(TypedRun, run)], raw)
+            # Else blocks taken whole while each is exactly those two lines (no other LF in it);
             # from the first one that is not, the loop below reads line by line.
             typed = []
             for block in buffer[7:last].split(b"\n\nevent: "):
@@ -278,10 +351,20 @@ class SSEDecoder:
             lines.append(b"")  # the blank line that ends the event
             events.extend(self._process(lines, raw))
             start = end + 2
+        return self._ended(buffer, start, events, raw)
+
+    def _ended(self, buffer: bytes, start: int, events: list[Any], raw: bool) -> list[Any]:
+        # What follows the events taken (buffer[start:], no blank line in it) is kept for the next
+        # read. Its complete lines (an unfinished event) are taken now, so the tail is one partial
+        # line again (no rescans: a huge event fed in small reads stays linear).
         tail = buffer[start:] if start else buffer
-        # Complete lines of an unfinished event are taken now, so the tail is one partial line
-        # again (no rescans: a huge event fed in small reads stays linear).
-        if b"\n" in tail:
+        newline = tail.find(10)
+        if newline >= 0 and tail.startswith(b"event: ") and tail.find(10, newline + 1) < 0:
+            # Typed streams: a read often ends in an event's data line, its "event:" line
+            # complete. What _process would do with that one line: set the event type.
+            self._event_type = tail[7:newline]
+            tail = tail[newline + 1 :]
+        elif newline >= 0:
             lines = tail.split(b"\n")
             tail = lines.pop()
             events.extend(self._process(lines, raw))
@@ -380,17 +463,6 @@ class SSEDecoder:
                 self.retry,
             ),
         )
-
-
-def as_event(item: RawEvent) -> ServerSentEvent:
-    """A ``feed_raw`` item as a ServerSentEvent: bytes become a ``message`` event, invalid UTF-8 U+FFFD.
-
-    For accumulators that read whole events; the id and retry are left at their defaults (see
-    ``SSEDecoder.feed_raw``).
-    """
-    if isinstance(item, bytes):
-        return ServerSentEvent(item.decode("utf-8", "replace"))
-    return item
 
 
 def decode_all(body: bytes) -> list[ServerSentEvent]:

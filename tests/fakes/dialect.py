@@ -13,7 +13,7 @@ from typing import Any
 from runner.model import PROTOCOL_ERROR, Choice, Completion, CompletionError
 from runner.spec import CaseSpec, ProviderSpec
 from runner.wire.dialects.base import HttpRequest
-from runner.wire.sse import RawEvent, ServerSentEvent, as_event
+from runner.wire.sse import RawEvent, ServerSentEvent, as_event, single_events
 
 
 @dataclass
@@ -47,7 +47,7 @@ class FakeAccumulator:
         return bool(self.text)
 
     def feed_many(self, events: Sequence[RawEvent]) -> None:
-        for event in events:
+        for event in single_events(events):
             self.feed(as_event(event))
 
     def feed(self, event: ServerSentEvent) -> None:

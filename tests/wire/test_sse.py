@@ -9,7 +9,15 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from runner.errors import ResponseTooLargeError
-from runner.wire.sse import RawEvent, ServerSentEvent, SSEDecoder, as_event, decode_all
+from runner.wire.sse import (
+    RawEvent,
+    ServerSentEvent,
+    SSEDecoder,
+    TypedRun,
+    as_event,
+    decode_all,
+    single_events,
+)
 
 
 def feed_in_pieces(body: bytes, cuts: list[int]) -> tuple[list[ServerSentEvent], SSEDecoder]:
@@ -224,8 +232,12 @@ def feed_raw_in_pieces(body: bytes, cuts: list[int]) -> list[RawEvent]:
     return items
 
 
-def same_events(items: list[RawEvent], events: list[ServerSentEvent]) -> bool:
-    """feed_raw's items say what feed's events say: bytes exactly for message events, same data."""
+def same_events(raw_items: list[RawEvent], events: list[ServerSentEvent]) -> bool:
+    """feed_raw's items say what feed's events say: bytes exactly for message events, same data.
+
+    A TypedRun stands for its events (TypedRun.events() is checked against feed here too).
+    """
+    items = single_events(raw_items)
     return len(items) == len(events) and all(
         isinstance(item, bytes) == (event.event == "message") and as_event(item)[:2] == event[:2]
         for item, event in zip(items, events, strict=True)
@@ -250,8 +262,44 @@ def same_events(items: list[RawEvent], events: list[ServerSentEvent]) -> bool:
     ],
 )
 def test_feed_raw_examples(body: bytes, expected: list[RawEvent]) -> None:
-    """feed_raw hands message data over as bytes, other events as ServerSentEvent."""
-    assert feed_raw_in_pieces(body, []) == expected
+    """feed_raw hands message data over as bytes, other events as ServerSentEvent (or in a TypedRun)."""
+    assert single_events(feed_raw_in_pieces(body, [])) == expected
+
+
+@pytest.mark.parametrize(
+    ("body", "expected"),
+    [
+        pytest.param(
+            b"event: a\ndata: 1\n\n", [TypedRun(b"event: a\ndata: 1\n\n", 1, "", None, b"1")], id="one"
+        ),
+        pytest.param(
+            b"event: a\ndata: 1\n\nevent: b\ndata: 2\n\nevent: c\nda",
+            [TypedRun(b"event: a\ndata: 1\n\nevent: b\ndata: 2\n\n", 2, "", None, b"1\t],[2")],
+            id="two-and-a-tail",
+        ),
+        pytest.param(
+            b"event: a\ndata: 1\n\nevent: b\n\nevent: c\ndata: 2\ndata: 3\n\n",
+            [ServerSentEvent("1", "a"), ServerSentEvent("2\n3", "c")],
+            id="a-block-without-data-and-one-with-two-are-no-run",
+        ),
+        pytest.param(
+            b"event: a\ndata: 1\n\nid: 7\nevent: b\ndata: 2\n\n",
+            [ServerSentEvent("1", "a"), ServerSentEvent("2", "b", "7")],
+            id="an-id-line-is-no-run",
+        ),
+        pytest.param(
+            b"event: a\ndata: 1\n\n: ping\n\nevent: b\ndata: 2\n\n",
+            [ServerSentEvent("1", "a"), ServerSentEvent("2", "b")],
+            id="a-comment-is-no-run",
+        ),
+    ],
+)
+def test_feed_raw_typed_runs(body: bytes, expected: list[RawEvent]) -> None:
+    """A read's whole `event:` + `data:` blocks come out as one TypedRun; anything else in them, not."""
+    items = feed_raw_in_pieces(body, [])
+    assert items == expected
+    assert single_events(items) == single_events(expected)
+    assert [as_event(item)[:2] for item in single_events(items)] == [event[:2] for event in decode_all(body)]
 
 
 def test_feed_keeps_the_id_of_each_event_in_a_split_read() -> None:
@@ -398,5 +446,5 @@ def test_typed_blocks_read_fast_equal_line_by_line(
     assert decode_all(body) == expected
     cuts = data.draw(st.lists(st.integers(0, len(body)), max_size=10))
     assert feed_in_pieces(body, cuts)[0] == expected
-    raw = [as_event(item) for item in feed_raw_in_pieces(body, cuts)]
+    raw = [as_event(item) for item in single_events(feed_raw_in_pieces(body, cuts))]
     assert [(e.data, e.event) for e in raw] == [(e.data, e.event) for e in expected]

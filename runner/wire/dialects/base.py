@@ -42,9 +42,10 @@ class Accumulator(Protocol):
 
     Two ways in, with the same result for the same events: ``feed`` takes one ``ServerSentEvent``;
     ``feed_many`` takes one read's worth of ``SSEDecoder.feed_raw`` items in order (the attempt
-    layer's hot path: one call per read, and ``message`` data as raw bytes, so an accumulator can
-    hand them to the JSON decoder without building a str and an event each; ``runner.wire.sse.as_event``
-    turns an item back into an event). Events after ``is_done`` turned true are ignored.
+    layer's hot path: one call per read, ``message`` data as raw bytes and a read's typed events as
+    one ``TypedRun``, so an accumulator can hand them to the JSON decoder without building a str and
+    an event each; ``runner.wire.sse.single_events`` expands runs and ``as_event`` turns an item
+    back into an event). Events after ``is_done`` turned true are ignored.
 
     Neither raises on bad input: a malformed or out-of-order event is recorded as a
     ``protocol_error`` in the result (and ``is_done`` turns true), so the attempt is kept and can be

@@ -12,7 +12,7 @@ import orjson
 
 from runner import jsontext
 from runner.model import PROTOCOL_ERROR, Choice, CompletionError, ToolCall
-from runner.wire.sse import as_event
+from runner.wire.sse import as_event, single_events
 
 if TYPE_CHECKING:
     from collections.abc import Mapping, Sequence
@@ -53,8 +53,8 @@ def openai_messages(case: CaseSpec) -> list[dict[str, Any]]:
 class AccumulatorBase:
     """State and plumbing every dialect's accumulator has; subclasses add their own slots.
 
-    ``feed_many`` here reads each raw item as ``feed`` would (``as_event``); a dialect with a faster
-    path over raw payloads overrides it.
+    ``feed_many`` here reads each raw item as ``feed`` would (``single_events``, ``as_event``); a
+    dialect with a faster path over raw payloads overrides it.
     """
 
     __slots__ = (
@@ -120,7 +120,7 @@ class AccumulatorBase:
     def feed_many(self, events: Sequence[RawEvent]) -> None:
         # One call per read; each item read as feed() reads its event.
         feed = self.feed
-        for event in events:
+        for event in single_events(events):
             feed(as_event(event))
 
 

@@ -22,17 +22,21 @@ from runner.wire.dialects.common import (
     int_or_none,
     protocol_error,
 )
+from runner.wire.dialects.gemini_fast import decode_events
 from runner.wire.dialects.gemini_request import (
     DEFAULT_API_VERSION,
     gemini_body,
     stream_url,
 )
+from runner.wire.dialects.openai_chat_fast import FAST_DECODE_MISSES
+from runner.wire.sse import TypedRun
 
 if TYPE_CHECKING:
     from collections.abc import Mapping, Sequence
 
     from runner.model import Choice, FinishReason
     from runner.spec import CaseSpec, ProviderSpec
+    from runner.wire.dialects.gemini_fast import Response
     from runner.wire.sse import RawEvent, ServerSentEvent
 
 # Gemini's FinishReason values that mean a filter stopped the answer; STOP and MAX_TOKENS are mapped
@@ -142,25 +146,40 @@ class GeminiAccumulator(AccumulatorBase):
     ``{"error": ...}`` event ends reading.
     """
 
-    __slots__ = ("_blocked", "_candidates", "_extras")
+    __slots__ = ("_blocked", "_candidates", "_extras", "_fast_misses")
 
-    def __init__(self) -> None:
+    def __init__(self, *, fast_path: bool = True) -> None:
         super().__init__()
         self._candidates: dict[int, _Candidate] = {}
         self._extras: dict[str, Any] = {}
         self._blocked = False
+        # Reads msgspec may miss in a row before this stream stops trying it (gemini_fast); 0
+        # (fast_path=False) reads everything the orjson way, which defines the result.
+        self._fast_misses = FAST_DECODE_MISSES if fast_path else 0
 
     def feed(self, event: ServerSentEvent) -> None:
         if not self._done:
             self._payload(event.data)
 
     def feed_many(self, events: Sequence[RawEvent]) -> None:
-        # The hot loop: a message event comes as its raw bytes (SSEDecoder.feed_raw), read by orjson
-        # straight from them. Gemini names no events, so every event is read the same way.
+        # The hot loop: a message event comes as its raw bytes (SSEDecoder.feed_raw). The read's
+        # events go to msgspec in one call (gemini_fast) while its budget lasts; if it refuses any
+        # of them, each is read by orjson straight from its bytes, which defines the result.
+        # Gemini names no events, so every event is read the same way.
+        if self._fast_misses and not self._done:
+            decoded = decode_events(events)
+            if decoded is not None:
+                self._fast_misses = FAST_DECODE_MISSES
+                self._responses(decoded)
+                return
+            self._fast_misses -= 1  # (misses in a row: a read with a function call misses too)
         loads = orjson.loads
         for item in events:
             if self._done:
                 return
+            if isinstance(item, TypedRun):
+                self.feed_many(item.events())  # (Gemini names no events: not its shape)
+                continue
             data: bytes | str = item if isinstance(item, bytes) else item.data
             try:
                 chunk = loads(data)
@@ -169,6 +188,47 @@ class GeminiAccumulator(AccumulatorBase):
                 self._payload(data.decode("utf-8", "replace") if isinstance(data, bytes) else data)
                 continue
             self._chunk(chunk, data)
+
+    def _responses(self, decoded: list[tuple[Response]]) -> None:
+        """What _chunk does with each event, read from its Structs (only the keys they may hold)."""
+        candidates = self._candidates
+        tokens = answers = 0
+        usage = None
+        for (response,) in decoded:
+            for candidate in response.candidates or ():
+                index = candidate.index or 0
+                state = candidates.get(index)
+                if state is None:
+                    state = candidates[index] = _Candidate(index)
+                content = candidate.content
+                for part in (content.parts or ()) if content is not None else ():
+                    text = part.text
+                    if text:
+                        if part.thought is True:
+                            state.reasoning.append(text)
+                            self.has_reasoning = True
+                        else:
+                            state.text.append(text)
+                            answers += 1
+                        tokens += 1
+                    if part.thoughtSignature:
+                        self._extras.setdefault("signatures", []).append(part.thoughtSignature)
+                if candidate.finishReason:
+                    state.raw_finish_reason = candidate.finishReason
+            if response.usageMetadata is not None:
+                usage = response.usageMetadata  # cumulative: the last one wins
+        if usage is not None:
+            self._usage = usage
+        self.tokens += tokens
+        if answers:
+            self.has_answer = True
+        # The first id and model win: looked for only until found (once per stream).
+        if self._id is None or self._model is None:
+            for (response,) in decoded:
+                if self._id is None and response.responseId is not None:
+                    self._id = response.responseId
+                if self._model is None and response.modelVersion is not None:
+                    self._model = response.modelVersion
 
     def _payload(self, data: str) -> None:
         try:
@@ -183,7 +243,9 @@ class GeminiAccumulator(AccumulatorBase):
         if type(chunk) is list and len(chunk) == 1:
             chunk = chunk[0]  # an error body sent as a one-element array, SSE-framed by a proxy
         if type(chunk) is not dict:
-            self._fail(protocol_error(f"event is not a JSON object: {data[:200]!r}"))
+            # (raw bytes from feed_many read as the text feed() has: the same message either way)
+            text = data.decode("utf-8", "replace") if isinstance(data, bytes) else data
+            self._fail(protocol_error(f"event is not a JSON object: {text[:200]!r}"))
             return
         if "error" in chunk:
             self._fail(gemini_error(chunk))  # Google closes the stream after it

@@ -26,6 +26,7 @@ from runner.wire.dialects.common import (
     stream_complete,
 )
 from runner.wire.dialects.openai_chat_fast import FAST_DECODE_MISSES, decode_chunk
+from runner.wire.sse import TypedRun
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -117,6 +118,11 @@ class OpenAIChatAccumulator(AccumulatorBase):
             # U+FFFD-decoded text). So any bytes orjson accepts decode to the same object as text.
             if isinstance(item, bytes):
                 data: bytes | str = item
+            elif isinstance(item, TypedRun):
+                self.feed_many(item.events())  # typed blocks: not chat's shape, read one by one
+                if self.is_done:
+                    return
+                continue
             elif item.event == "message":
                 data = item.data
             else:

@@ -21,7 +21,7 @@ FAST_DECODE_MISSES: Final = 16
 # - strings: both reject invalid UTF-8 (msgspec raises UnicodeDecodeError, a ValueError), lone or
 #   mismatched surrogate escapes (\ud800), raw control characters; both keep \u0000 and U+FFFE;
 # - ints: orjson reads -2**63 .. 2**64-1 as int and anything larger as a float (or rejects it as
-#   infinity: 1e400, 400 digits), msgspec would read any size as int: _Int admits the int64 range
+#   infinity: 1e400, 400 digits), msgspec would read any size as int: Int64 admits the int64 range
 #   only, so an index of 2**64 or 1e400 is a miss, never a different value; bools and floats
 #   (true, 1.0, 1e0) are not ints to msgspec, so they miss too;
 # - NaN / Infinity, trailing commas, leading zeros, a BOM, trailing data: rejected by both;
@@ -32,7 +32,7 @@ FAST_DECODE_MISSES: Final = 16
 # Anything msgspec rejects (any ValueError) or a shape feed_many does not handle goes to the
 # orjson path, which defines the result. No difference in results is known; the only observable
 # one is speed (and the miss budget, the accumulator's ``msgspec_misses``).
-_Int = Annotated[int, msgspec.Meta(ge=-(2**63), le=2**63 - 1)]
+Int64 = Annotated[int, msgspec.Meta(ge=-(2**63), le=2**63 - 1)]
 
 
 class ChunkFunction(msgspec.Struct, forbid_unknown_fields=True, gc=False):
@@ -41,7 +41,7 @@ class ChunkFunction(msgspec.Struct, forbid_unknown_fields=True, gc=False):
 
 
 class ChunkToolCall(msgspec.Struct, forbid_unknown_fields=True, gc=False):
-    index: _Int | None = None
+    index: Int64 | None = None
     id: str | None = None
     type: str | None = None
     function: ChunkFunction | None = None
@@ -60,7 +60,7 @@ class ChunkDelta(msgspec.Struct, forbid_unknown_fields=True, gc=False):
 
 
 class ChunkChoice(msgspec.Struct, forbid_unknown_fields=True, gc=False):
-    index: _Int | None = None
+    index: Int64 | None = None
     delta: ChunkDelta | None = None
     finish_reason: None = None  # a finish reason is left to the accumulator's _chunk
     logprobs: None = None
@@ -72,7 +72,7 @@ class Chunk(msgspec.Struct, forbid_unknown_fields=True, gc=False):
     choices: list[ChunkChoice]
     id: str | None = None
     object: str | None = None
-    created: _Int | None = None
+    created: Int64 | None = None
     model: str | None = None
     system_fingerprint: str | None = None
     service_tier: str | None = None

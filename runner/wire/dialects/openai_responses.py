@@ -25,15 +25,18 @@ from runner.wire.dialects.common import (
     int_or_none,
     protocol_error,
 )
+from runner.wire.dialects.openai_chat_fast import FAST_DECODE_MISSES
+from runner.wire.dialects.openai_responses_fast import FAST_KINDS, TEXT_DELTA, Delta, decode_delta, decode_run
 from runner.wire.dialects.openai_responses_input import (
     UNSUPPORTED_PARAMS,
     Untranslatable,
     responses_input,
     responses_tools,
 )
+from runner.wire.sse import TypedRun
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Sequence
+    from collections.abc import Callable, Iterable, Sequence
 
     from runner.spec import CaseSpec, ProviderSpec
     from runner.wire.sse import RawEvent, ServerSentEvent
@@ -116,11 +119,25 @@ class OpenAIResponsesAccumulator(AccumulatorBase):
 
     An ``error`` event sets the error and reading goes on (a ``response.failed`` may follow); the
     result is ``complete`` only after a terminal event.
+
+    Args:
+        fast_path: read delta events through msgspec (openai_responses_fast); False sends every
+            event through the orjson path, which defines the result (the equivalence tests
+            compare the two).
     """
 
-    __slots__ = ("_finish", "_hot_key", "_hot_pieces", "_items", "_raw_finish", "_started", "_terminal")
+    __slots__ = (
+        "_fast_misses",
+        "_finish",
+        "_hot_key",
+        "_hot_pieces",
+        "_items",
+        "_raw_finish",
+        "_started",
+        "_terminal",
+    )
 
-    def __init__(self) -> None:
+    def __init__(self, *, fast_path: bool = True) -> None:
         super().__init__()
         self._items: dict[int, _Item] = {}
         self._finish: FinishReason | None = None
@@ -131,13 +148,87 @@ class OpenAIResponsesAccumulator(AccumulatorBase):
         # content_index): the next delta for the same part is appended inline (feed_many).
         self._hot_key: tuple[Any, Any] | None = None
         self._hot_pieces: list[str] = []
+        # Runs msgspec may miss in a row before this stream stops trying it (openai_chat_fast).
+        self._fast_misses = FAST_DECODE_MISSES if fast_path else 0
 
     def feed(self, event: ServerSentEvent) -> None:
         self.feed_many((event,))
 
     def feed_many(self, events: Sequence[RawEvent]) -> None:
+        # The hot loop. A read's typed events come as one TypedRun: decoded in one msgspec call
+        # (openai_responses_fast.decode_run) and fed by _feed_deltas while they are deltas; what
+        # msgspec refuses, or what follows a non-delta event, goes one event at a time through
+        # _feed_single, whose orjson path defines the result.
         if self._done:
             return
+        for item in events:
+            if isinstance(item, TypedRun):
+                if item.blocks == 1 and self._fast_misses:
+                    # One event per read (a slow stream): the hot text delta inline, as below.
+                    try:
+                        event: Delta | None = decode_delta(item.datas)
+                    except (ValueError, RecursionError):  # (see decode_run)
+                        event = None
+                    if (
+                        event is not None
+                        and event.type == TEXT_DELTA
+                        and (event.output_index, event.content_index) == self._hot_key
+                    ):
+                        if event.delta:
+                            self._hot_pieces.append(event.delta)
+                            self.has_answer = True
+                            self.tokens += 1
+                        continue
+                    decoded = [(event,)] if event is not None else None
+                else:
+                    decoded = decode_run(item) if self._fast_misses else None
+                if decoded is None:
+                    # A run holding a non-delta event (created, item added, done...) misses too,
+                    # so the budget counts misses in a row: a shape msgspec never takes stops it.
+                    self._fast_misses = max(0, self._fast_misses - 1)
+                    self._feed_single(item.events())
+                else:
+                    self._fast_misses = FAST_DECODE_MISSES
+                    taken = self._feed_deltas(decoded)
+                    if taken < len(decoded):
+                        self._feed_single(item.events()[taken:])
+            else:
+                self._feed_single((item,))
+            if self.is_done:  # (the property: mypy would keep _done narrowed to False)
+                return
+
+    def _feed_deltas(self, decoded: Sequence[tuple[Delta]]) -> int:
+        """Feed msgspec-decoded events in order while each is of a FAST_KINDS kind; how many it fed.
+
+        What the handlers do with the same event as a dict, which is what orjson would give (the
+        hot text delta inline, as in _feed_single; the others through their handler).
+        """
+        hot_key, pieces = self._hot_key, self._hot_pieces
+        tokens = taken = 0
+        for (event,) in decoded:
+            kind = event.type
+            if kind == TEXT_DELTA and (event.output_index, event.content_index) == hot_key:
+                if event.delta:
+                    pieces.append(event.delta)
+                    tokens += 1
+            elif kind in FAST_KINDS:
+                payload = {
+                    "output_index": event.output_index,
+                    "content_index": event.content_index,
+                    "summary_index": event.summary_index,
+                    "delta": event.delta,
+                }
+                _HANDLERS[kind](self, payload)
+                hot_key, pieces = self._hot_key, self._hot_pieces
+            else:
+                break
+            taken += 1
+        if tokens:
+            self.tokens += tokens
+            self.has_answer = True
+        return taken
+
+    def _feed_single(self, events: Iterable[bytes | ServerSentEvent]) -> None:
         loads = orjson.loads
         handlers = _HANDLERS
         for item in events:
@@ -147,12 +238,20 @@ class OpenAIResponsesAccumulator(AccumulatorBase):
                 name = "message"
             else:
                 data, name = item.data, item.event
+                if self._fast_misses and name in FAST_KINDS:
+                    try:
+                        taken = self._feed_deltas(((decode_delta(data),),))
+                    except (ValueError, RecursionError):  # (see decode_run)
+                        taken = 0
+                        self._fast_misses -= 1
+                    if taken:
+                        continue
             try:
                 payload = loads(data)
             except orjson.JSONDecodeError:
                 payload = self._not_json(data)
                 if payload is None:
-                    if self.is_done:  # (the property: mypy would keep _done narrowed to False)
+                    if self._done:
                         return
                     continue
             if type(payload) is not dict:
@@ -173,7 +272,7 @@ class OpenAIResponsesAccumulator(AccumulatorBase):
             handler = handlers.get(kind if type(kind) is str else name)
             if handler is not None:  # unknown events are new features: tolerated
                 handler(self, payload)
-                if self.is_done:
+                if self._done:
                     return
 
     def _not_json(self, data: bytes | str) -> Any:

@@ -1,0 +1,187 @@
+"""The gemini accumulator's msgspec fast path (a read's events in one call) against its orjson path."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from runner.model import Completion
+from runner.wire.dialects.gemini import GeminiAccumulator
+from runner.wire.dialects.gemini_fast import decode_events
+from runner.wire.replay import accumulate
+from runner.wire.sse import decode_all
+
+RAW = "@@raw@@"  # replaced by a raw JSON token (or bytes that are not JSON) after json.dumps
+_RAW_TOKENS = [
+    b"0",
+    b"-0",
+    b"1.0",
+    b"1e0",
+    b"true",
+    b"null",
+    b"[]",
+    b"[[]]",
+    b"{}",
+    b"9223372036854775807",
+    b"9223372036854775808",
+    b"18446744073709551616",
+    b"9" * 400,
+    b"1e400",
+    b"NaN",
+    b'"\\ud800"',
+    b'"\\ud83d\\ude00"',
+    b'"\\u0000"',
+    b'"a\xffb"',
+    b'"\xed\xa0\x80"',
+    b'"a\tb"',
+    b"[" * 1100 + b"]" * 1100,
+    b'"x"',
+    b'[{"modality": "TEXT", "tokenCount": 3}]',
+]
+DUP = "@@dup@@"  # a key json.dumps cannot repeat: a second "text" after dumping
+
+_text = st.text(max_size=5)
+
+
+@st.composite
+def _part(draw: st.DrawFn, odd: bool) -> dict[str, Any]:
+    part: dict[str, Any] = {"text": draw(_text)}
+    if draw(st.integers(0, 3)) == 0:
+        part["thought"] = draw(st.sampled_from([True, True, False]))
+    if draw(st.integers(0, 5)) == 0:
+        part["thoughtSignature"] = draw(st.sampled_from(["sig", ""]))
+    if odd:
+        key = draw(st.sampled_from(["text", "thought", "thoughtSignature", "functionCall", DUP]))
+        part[key] = draw(st.sampled_from([None, 1, "", True, {"name": "f", "args": {}}, RAW, "dup"]))
+    return part
+
+
+@st.composite
+def _response(draw: st.DrawFn, odd: bool) -> dict[str, Any]:
+    """A GenerateContentResponse as Gemini streams it; ``odd``: one odd value or key somewhere."""
+    where = draw(st.sampled_from(["part", "candidate", "usage", "top"])) if odd else ""
+    parts = draw(st.lists(_part(odd=where == "part"), max_size=2))
+    candidate: dict[str, Any] = {"content": {"parts": parts, "role": "model"}}
+    if draw(st.booleans()):
+        candidate["index"] = draw(st.sampled_from([0, 0, 1]))
+    if draw(st.integers(0, 5)) == 0:
+        candidate["finishReason"] = draw(st.sampled_from(["STOP", "MAX_TOKENS", "SAFETY", ""]))
+    if where == "candidate":
+        key = draw(st.sampled_from(["index", "content", "finishReason", "safetyRatings", "citationMetadata"]))
+        candidate[key] = draw(st.sampled_from([None, True, 1.0, 2**64, "0", {}, {"parts": None}, RAW]))
+    usage: dict[str, Any] = {"promptTokenCount": 9, "candidatesTokenCount": draw(st.integers(0, 99))}
+    usage["totalTokenCount"] = 120
+    if draw(st.booleans()):
+        usage["promptTokensDetails"] = [{"modality": "TEXT", "tokenCount": 9}]
+    if draw(st.booleans()):
+        usage["thoughtsTokenCount"] = 4
+    if where == "usage":
+        key = draw(st.sampled_from(["promptTokenCount", "trafficType", "cachedContentTokenCount", "x"]))
+        usage[key] = draw(st.sampled_from([None, 1.5, "ON_DEMAND", [], [1], [{"a": {}}], RAW, 2**63]))
+    response: dict[str, Any] = {"candidates": [candidate], "usageMetadata": usage}
+    response["modelVersion"] = draw(st.sampled_from(["gemini-2.5-flash", "", "m2"]))
+    response["responseId"] = draw(st.sampled_from(["r1", "", "r2"]))
+    if where == "top":
+        key = draw(st.sampled_from(["candidates", "usageMetadata", "responseId", "promptFeedback", "error"]))
+        response[key] = draw(
+            st.sampled_from([None, [], 5, "", {"blockReason": "SAFETY"}, {"code": 503}, RAW])
+        )
+    return response
+
+
+@st.composite
+def _event(draw: st.DrawFn, odd_rate: int) -> bytes:
+    """One CRLF event: a clean response; at ``odd_rate`` in 20 an odd one, odd bytes or framing."""
+    roll = draw(st.integers(0, 9)) if draw(st.integers(0, 19)) < odd_rate else 9
+    text = json.dumps(draw(_response(odd=roll == 0)), ensure_ascii=False).replace(
+        f'"{DUP}": "dup"', '"text": "dup"'
+    )
+    data = text.encode("utf-8", "surrogatepass").replace(
+        f'"{RAW}"'.encode(), draw(st.sampled_from(_RAW_TOKENS))
+    )
+    if roll == 1:
+        data = data[: draw(st.integers(0, len(data)))]  # cut: not JSON on its own
+    if roll == 2:
+        data = draw(st.sampled_from([b"", b"[]", b"[{}]", b"{}\t],[{}", b'{"error": {"code": 503}}']))
+    if roll == 3 and b"," in data:
+        cut = data.index(b",") + 1
+        return b"data: " + data[:cut] + b"\r\ndata: " + data[cut:] + b"\r\n\r\n"
+    if roll == 4:
+        return b"event: x\r\ndata: " + data + b"\r\n\r\n"
+    if roll == 5:
+        return b": keep-alive\r\n\r\n"
+    return b"data: " + data + b"\r\n\r\n"
+
+
+@st.composite
+def _stream(draw: st.DrawFn) -> bytes:
+    odd_rate = draw(st.sampled_from([0, 0, 1, 3, 10, 20]))
+    return b"".join(draw(st.lists(_event(odd_rate), max_size=12)))
+
+
+def general_path(body: bytes) -> tuple[Completion, bool, bool, int]:
+    """Every event of ``body`` decoded as text, one at a time, through the orjson path only."""
+    acc = GeminiAccumulator(fast_path=False)
+    for event in decode_all(body):
+        acc.feed(event)
+    return acc.result(), acc.has_reasoning, acc.has_answer, acc.tokens
+
+
+def fast_path(body: bytes, cuts: list[int]) -> tuple[Completion, bool, bool, int]:
+    """``body`` in reads split at ``cuts`` through feed_raw and feed_many (the attempt layer's way)."""
+    acc = GeminiAccumulator()
+    pieces = [body[a:b] for a, b in zip([0, *cuts], [*cuts, len(body)], strict=True)]
+    return accumulate(acc, pieces), acc.has_reasoning, acc.has_answer, acc.tokens
+
+
+@settings(max_examples=400, deadline=None)
+@given(body=_stream(), data=st.data())
+def test_fast_path_equals_the_orjson_path_for_any_split(body: bytes, data: st.DataObject) -> None:
+    """Random streams (odd values, unknown keys, duplicate keys, cut payloads, odd framing), any
+    split into reads: the same completion (usage dict included) and signals as the orjson path."""
+    cuts = sorted(set(data.draw(st.lists(st.integers(0, len(body)), max_size=6))))
+    assert fast_path(body, cuts) == general_path(body)
+
+
+@settings(max_examples=200, deadline=None)
+@given(body=_stream())
+def test_whole_reads_decode_in_one_call(body: bytes) -> None:
+    """The stream as one read: all of its events in one msgspec call, or none of them."""
+    assert fast_path(body, []) == general_path(body)
+
+
+R = b'{"candidates":[{"content":{"parts":[{"text":"%s"}]}}]}'
+
+
+@pytest.mark.parametrize(
+    "events",
+    [
+        pytest.param([b'{"candidates":[{"content":{"parts":[{"text":"a"}', b"]}}]}"], id="object-split"),
+        pytest.param([b'{"candidates":[', b"]}"], id="array-split"),
+        pytest.param([b'{"responseId":"a', b'b"}'], id="string-split"),
+        pytest.param([R % b"a" + b"\t],[" + R % b"b", b""], id="two-in-one"),
+        pytest.param([R % b"a" + b"],[" + R % b"b", R % b"c"], id="joiner-inside"),
+        pytest.param([R % b"a", b" "], id="blank"),
+    ],
+)
+def test_decode_events_refuses_what_is_not_one_response_per_event(events: list[bytes]) -> None:
+    """Payloads that are not each one Response are refused whole, however they would join up."""
+    assert decode_events(events) is None
+
+
+def test_decode_events_keeps_the_usage_dict_as_sent() -> None:
+    """usageMetadata comes out as the dict orjson would give, in the order sent."""
+    payload = b'{"usageMetadata":{"totalTokenCount":3,"promptTokenCount":1,"trafficType":"ON_DEMAND"}}'
+    decoded = decode_events([payload])
+    assert decoded is not None
+    usage = decoded[0][0].usageMetadata
+    assert usage is not None
+    assert list(usage.items()) == [
+        ("totalTokenCount", 3),
+        ("promptTokenCount", 1),
+        ("trafficType", "ON_DEMAND"),
+    ]

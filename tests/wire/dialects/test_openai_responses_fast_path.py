@@ -1,0 +1,233 @@
+"""The openai-responses accumulator's fast path (TypedRun, msgspec) against its orjson path."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from runner.model import Completion
+from runner.wire.dialects.openai_responses import OpenAIResponsesAccumulator
+from runner.wire.dialects.openai_responses_fast import decode_run
+from runner.wire.replay import accumulate
+from runner.wire.sse import SSEDecoder, TypedRun, decode_all
+
+# Raw JSON put where a placeholder string stands, after json.dumps: values msgspec and orjson
+# might read differently, and bytes that are not JSON or not UTF-8.
+RAW = "@@raw@@"
+_RAW_TOKENS = [
+    b"0",
+    b"1",
+    b"-0",
+    b"1.0",
+    b"1e0",
+    b"true",
+    b"null",
+    b"[]",
+    b"[null]",
+    b"{}",
+    b"9223372036854775807",
+    b"9223372036854775808",
+    b"18446744073709551616",
+    b"-9223372036854775809",
+    b"9" * 400,
+    b"1e400",
+    b"NaN",
+    b'"\\ud800"',
+    b'"\\ud83d\\ude00"',
+    b'"\\u0000"',
+    b'"a\xffb"',
+    b'"\xed\xa0\x80"',
+    b'"a\x01"',
+    b'"a\tb"',
+    b"[" * 1100 + b"]" * 1100,
+    b'"x"',
+    b'""',
+    b'[{"token": "a", "logprob": -0.5, "bytes": [97], "top_logprobs": []}]',
+]
+DUP = "@@dup@@"  # a key json.dumps cannot repeat: a duplicate of "delta" after dumping
+
+_KINDS = [
+    "response.output_text.delta",
+    "response.output_text.delta",
+    "response.output_text.delta",
+    "response.function_call_arguments.delta",
+    "response.reasoning_summary_text.delta",
+    "response.reasoning_text.delta",
+    "response.refusal.delta",
+]
+_text = st.text(max_size=5)
+_INDEXES = ("output_index", "content_index", "summary_index", "sequence_number")
+_ODD_KEYS = (*_INDEXES, "item_id", "delta", "logprobs", "obfuscation", "type", "annotations", "extra", DUP)
+_small = st.sampled_from([0, 0, 0, 1, None, True, 1.5, "0", 2**64, RAW])
+
+
+@st.composite
+def _delta(draw: st.DrawFn, odd: bool) -> dict[str, Any]:
+    """A delta event as a real stream sends it; ``odd``: with one odd value, key or field."""
+    kind = draw(st.sampled_from(_KINDS))
+    payload: dict[str, Any] = {"type": kind, "sequence_number": draw(st.integers(0, 99)), "item_id": "msg_1"}
+    payload["output_index"] = draw(st.sampled_from([0, 0, 1]))
+    payload["summary_index" if "summary" in kind else "content_index"] = draw(st.sampled_from([0, 0, 1]))
+    payload["delta"] = draw(_text)
+    if draw(st.booleans()):
+        payload["logprobs"] = []
+    if draw(st.booleans()):
+        payload["obfuscation"] = "xyz"
+    if odd:
+        key = draw(st.sampled_from(_ODD_KEYS))
+        if key in _INDEXES:
+            payload[key] = draw(_small)
+        elif key == DUP:
+            payload[DUP] = "dup"
+        else:
+            payload[key] = draw(st.sampled_from([None, 5, "", [], "response.completed", RAW]))
+    return payload
+
+
+_others: st.SearchStrategy[dict[str, Any]] = st.sampled_from(
+    [
+        {"type": "response.created", "response": {"id": "r1", "model": "m"}},
+        {"type": "response.output_item.added", "output_index": 0, "item": {"type": "message", "id": "msg_1"}},
+        {
+            "type": "response.output_item.added",
+            "output_index": 1,
+            "item": {"type": "function_call", "call_id": "c1", "name": "f", "arguments": ""},
+        },
+        {"type": "response.content_part.added", "output_index": 0, "content_index": 0},
+        {"type": "response.output_text.done", "output_index": 0, "content_index": 0, "text": "done"},
+        {"type": "response.function_call_arguments.done", "output_index": 1, "arguments": "{}"},
+        {"type": "response.completed", "response": {"usage": {"input_tokens": 1, "output_tokens": 2}}},
+        {"type": "error", "code": "server_error", "message": "boom"},
+        {"type": "response.unknown_new_event", "x": 1},
+        {"type": "response.completed"},
+        {"delta": "no type"},
+    ]
+)
+
+
+def _dump(payload: dict[str, Any], raw: bytes) -> bytes:
+    text = json.dumps(payload, ensure_ascii=False)
+    text = text.replace(f'"{DUP}": "dup"', '"delta": "dup"')
+    return text.encode("utf-8", "surrogatepass").replace(f'"{RAW}"'.encode(), raw)
+
+
+@st.composite
+def _event(draw: st.DrawFn, odd_rate: int) -> bytes:
+    """One SSE block: a delta with its own name; at ``odd_rate`` in 20, odd names, framing or data."""
+    roll = draw(st.integers(0, 19)) if draw(st.integers(0, 19)) < odd_rate else 19
+    payload: dict[str, Any] = draw(_others) if roll < 3 else draw(_delta(odd=roll == 9))
+    data = _dump(payload, draw(st.sampled_from(_RAW_TOKENS)))
+    if roll == 3:
+        data = data[: draw(st.integers(0, len(data)))]  # a cut payload: not JSON on its own
+    if roll == 4:
+        odd = [b"", b"[DONE]", b"[1]", b'{"type": "response.output_text.delta"}\t],[{}']
+        data = draw(st.sampled_from(odd))
+    name = payload.get("type") if isinstance(payload.get("type"), str) else "x"
+    if roll == 5:
+        name = draw(st.sampled_from(["", "message", "error", "response.output_text.delta", 'a"],["b']))
+    lines = [b"event: " + str(name).encode(), b"data: " + data]
+    if roll == 6:
+        lines.insert(draw(st.integers(0, 2)), draw(st.sampled_from([b"id: 5", b": ping", b"retry: 10"])))
+    if roll == 7 and b"," in data:
+        # one payload on two data lines: joined by an LF, so not JSON as msgspec would read it
+        cut = data.index(b",") + 1
+        lines[1:] = [b"data: " + data[:cut], b"data: " + data[cut:]]
+    if roll == 8:
+        lines = [b"data: " + data]  # no event line: a message event
+    return b"\n".join(lines) + b"\n\n"
+
+
+@st.composite
+def _stream(draw: st.DrawFn) -> bytes:
+    """A message item, then deltas and other events: clean streams as often as odd ones."""
+    odd_rate = draw(st.sampled_from([0, 0, 1, 3, 10, 20]))
+    return _START + b"".join(draw(st.lists(_event(odd_rate), max_size=14)))
+
+
+def general_path(body: bytes) -> tuple[Completion, bool, bool, int]:
+    """Every event of ``body`` decoded as text, one at a time, through the orjson path only."""
+    acc = OpenAIResponsesAccumulator(fast_path=False)
+    for event in decode_all(body):
+        acc.feed(event)
+    return acc.result(), acc.has_reasoning, acc.has_answer, acc.tokens
+
+
+def fast_path(body: bytes, cuts: list[int]) -> tuple[Completion, bool, bool, int]:
+    """``body`` in reads split at ``cuts`` through feed_raw and feed_many (the attempt layer's way)."""
+    acc = OpenAIResponsesAccumulator()
+    pieces = [body[a:b] for a, b in zip([0, *cuts], [*cuts, len(body)], strict=True)]
+    return accumulate(acc, pieces), acc.has_reasoning, acc.has_answer, acc.tokens
+
+
+_START = (  # (defined before use by _stream at draw time)
+    b'event: response.output_item.added\ndata: {"type":"response.output_item.added","output_index":0,'
+    b'"item":{"type":"message","id":"msg_1"}}\n\n'
+)
+
+
+@settings(max_examples=400, deadline=None)
+@given(body=_stream(), data=st.data())
+def test_fast_path_equals_the_orjson_path_for_any_split(body: bytes, data: st.DataObject) -> None:
+    """Random event sequences (odd values, unknown fields, duplicate keys, cut payloads, odd
+    names and framing), any split into reads: the same completion and signals as the orjson path."""
+    cuts = sorted(set(data.draw(st.lists(st.integers(0, len(body)), max_size=6))))
+    assert fast_path(body, cuts) == general_path(body)
+
+
+@settings(max_examples=200, deadline=None)
+@given(body=_stream())
+def test_whole_reads_take_the_run_path(body: bytes) -> None:
+    """The stream as one read (one TypedRun when every block is two lines) gives the same answer."""
+    assert fast_path(body, []) == general_path(body)
+
+
+def _run(*payloads: bytes) -> TypedRun:
+    body = b"".join(b"event: e\ndata: " + payload + b"\n\n" for payload in payloads)
+    (run,) = SSEDecoder().feed_raw(body)
+    assert isinstance(run, TypedRun)
+    return run
+
+
+DELTA = b'{"type":"response.output_text.delta","output_index":0,"content_index":0,"delta":"%s"}'
+
+
+@pytest.mark.parametrize(
+    "payloads",
+    [
+        # a payload cut in two across the joiner: each half alone is not JSON
+        pytest.param(
+            [b'{"type":"response.output_text.delta","delta":"a"', b'"item_id":"b"}'], id="object-split"
+        ),
+        pytest.param([b'{"type":"response.output_text.delta","logprobs":[', b"]}"], id="array-split"),
+        pytest.param([b'{"type":"response.output_text.delta","delta":"a', b'b"}'], id="string-split"),
+        # one payload holding two events' worth, another holding none
+        pytest.param([DELTA % b"a" + b"\t],[" + DELTA % b"b", b""], id="two-in-one"),
+        pytest.param([DELTA % b"a" + b"],[" + DELTA % b"b", DELTA % b"c"], id="joiner-inside"),
+        pytest.param([DELTA % b"a", b" "], id="blank"),
+    ],
+)
+def test_decode_run_refuses_what_is_not_one_delta_per_payload(payloads: list[bytes]) -> None:
+    """A run whose payloads are not each one Delta is refused whole, however they would join up."""
+    assert decode_run(_run(*payloads)) is None
+
+
+def test_decode_run_reads_each_payload() -> None:
+    """Each payload of a run is decoded on its own terms, in order."""
+    decoded = decode_run(_run(DELTA % b"a", DELTA % b"\\u00fc", DELTA % b""))
+    assert decoded is not None
+    assert [event.delta for (event,) in decoded] == ["a", "\u00fc", ""]
+
+
+def test_a_stream_whose_deltas_all_miss_stops_trying() -> None:
+    """Deltas with a field msgspec does not know: the run path gives up after its budget of misses."""
+    odd = b'{"type":"response.output_text.delta","output_index":0,"content_index":0,"delta":"x","new":1}'
+    block = b"event: response.output_text.delta\ndata: " + odd + b"\n\n"
+    acc = OpenAIResponsesAccumulator()
+    for _ in range(40):
+        acc.feed_many(SSEDecoder().feed_raw(block * 3))
+    assert acc._fast_misses == 0  # (no public view: a budget spent is only speed)
+    assert acc.result().choices[0].text == "x" * 120
