@@ -9,12 +9,14 @@ checked in ``runner.job.provider`` and ``runner.job.case``, Batch lines in ``run
 from __future__ import annotations
 
 import hashlib
+import logging
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from runner.errors import ConfigError
 from runner.job.batch import parse_batch_jsonl
 from runner.job.case import build_case, cases_file_sources, check_expressible
+from runner.job.checks import CheckLoader
 from runner.job.plan import case_providers
 from runner.job.provider import build_provider, build_retry, build_timeouts, parse_provider_option
 from runner.job.source import (
@@ -58,6 +60,8 @@ _TOP = {
 }
 _DEFAULTS = {"repeats": "int", "params": "table", "retry": "table", "timeouts": "table"}
 
+log = logging.getLogger(__name__)
+
 
 # -- file I/O: the only two functions that read ------------------------------------------------------
 
@@ -93,7 +97,14 @@ def load_job(path: str | os.PathLike[str], *, provider: ProviderSpec | None = No
         cases_data = _read(cases_path, str(file), locations.get("cases_file"))
         digest.update(cases_data)  # the cases are part of what ran
         cases_text = (str(cases_path), decode_text(cases_data, str(cases_path)))
-    return _build_job(doc, locations, path=str(file), cases_text=cases_text, sha256=digest.hexdigest())
+    return _build_job(
+        doc,
+        locations,
+        path=str(file),
+        cases_text=cases_text,
+        sha256=digest.hexdigest(),
+        checks=CheckLoader(file.parent),  # custom checks: Python files beside the job file
+    )
 
 
 def load_batch_jsonl(path: str | os.PathLike[str], *, provider: ProviderSpec) -> JobSpec:
@@ -169,6 +180,15 @@ def check_plan_size(job: JobSpec, limit: int) -> int:
     )
 
 
+def _warn_single_rates(cases: list[CaseSpec], repeats: int) -> None:
+    # Allowed (a job may lower repeats for a quick try), but a rate over one repeat is that unit's verdict.
+    for case in cases:
+        if case.expect is not None and case.expect.pass_rate is not None and (case.repeats or repeats) == 1:
+            log.warning(
+                "case %r: pass_rate over 1 repeat is the unit's own verdict; set repeats above 1", case.id
+            )
+
+
 def _repeats(job: JobSpec, case: CaseSpec) -> int:
     return case.repeats if case.repeats is not None else job.repeats
 
@@ -242,7 +262,10 @@ def _build_job(
     path: str,
     cases_text: tuple[str, str] | None,
     sha256: str,
+    checks: CheckLoader | None = None,
 ) -> JobSpec:
+    """The job of a parsed document; ``checks`` imports custom checks (None: parse_job, which runs no
+    Python, leaves them unloaded and grading reports them as errors)."""
     where = Where(path=path, locations=locations)
     check_table(where, doc, "", _TOP)
     if not all(isinstance(tag, str) for tag in doc.get("tags", [])):
@@ -277,6 +300,8 @@ def _build_job(
         sources.extend(cases_file_sources(*cases_text, start=len(sources)))
     for case_where, prefix, raw in sources:
         case = build_case(case_where, raw, prefix, names)
+        if checks is not None:
+            case = checks.resolve(case_where, prefix, case)
         check_expressible(case_where, case, prefix, providers, shift=_moved_system(raw))
         if case.id in seen:
             raise case_where.error(
@@ -286,6 +311,7 @@ def _build_job(
         cases.append(case)
     if not cases:
         raise where.error(None, "the job has no cases", "add a [[cases]] table or a cases_file")
+    _warn_single_rates(cases, defaults.get("repeats", 1))
 
     return JobSpec(
         name=doc.get("name") or Path(path).stem,

@@ -25,6 +25,7 @@ import trio
 from runner import __version__
 from runner.errors import ConfigError, StorageError
 from runner.job.catalog import with_catalog_prices
+from runner.job.checks import load_checks
 from runner.job.load import check_environment
 from runner.job.plan import count_units, plan_units
 from runner.job.stored import job_from_json
@@ -209,7 +210,8 @@ def _take_back(
     """The run ``ref`` names and its stored job, checked for ``--resume`` / ``--join``."""
     with database.session() as session:
         run = repository.get_run(session, ref)
-        stored = job_from_json(run.job_spec)
+        # The stored spec names its custom checks; they are imported again from beside the job file.
+        stored = load_checks(job_from_json(run.job_spec))
         if job is not None and job.source_sha256 != run.job_sha256:
             raise ConfigError(
                 f"the job file changed since run {run.id} started",
