@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Final
 
 if TYPE_CHECKING:
     from collections.abc import Iterable, Mapping
+    from typing import Any
 
 # z of a two-sided 95% interval: the interval reports show beside a rate.
 Z_95: Final = 1.959963984540054
@@ -82,3 +83,18 @@ def case_rates(
         CaseRate(case_id=case_id, provider=provider, passed=p, graded=n, required=required.get(case_id))
         for (case_id, provider), (p, n) in counts.items()
     )
+
+
+def required_rates(job_spec: Mapping[str, Any]) -> dict[str, float]:
+    """Case id -> its pass_rate, from the job a run stored (``spec.job_to_json``: expect tables as written).
+
+    Read leniently (a spec of another runner version still reads): a value that is no number is skipped.
+    """
+    found: dict[str, float] = {}
+    cases = job_spec.get("cases")
+    for case in cases if isinstance(cases, list) else ():
+        expect = case.get("expect") if isinstance(case, dict) else None
+        rate = expect.get("pass_rate") if isinstance(expect, dict) else None
+        if isinstance(rate, int | float) and not isinstance(rate, bool) and isinstance(case.get("id"), str):
+            found[case["id"]] = float(rate)
+    return found

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, Final
 
 from markupsafe import Markup
 
+from runner.grading.rates import required_rates
 from runner.model import LOOP_LAG_THRESHOLD_S
 from runner.report import charts
 from runner.report.common import (
@@ -24,6 +25,7 @@ from runner.report.common import (
     not_evaluated,
     run_header,
 )
+from runner.report.matrix import PassMatrix, pass_matrix
 from runner.report.stats import GroupStats, group_stats
 from runner.store.records import VERDICTS, Verdict
 
@@ -126,6 +128,7 @@ class UnitRow:
     assertions_passed: int
     assertions_total: int
     assertions_not_evaluated: int
+    outcomes: tuple[AssertionOutcome, ...]  # every evaluated assertion, listed under the row's checks
     excerpt: str
     answer: str
     is_long: bool
@@ -167,6 +170,7 @@ class RunReportContext:
     workers: tuple[WorkerShare, ...] = ()  # the processes that worked the run (units.lease_owner)
     # Set when runner's loop lagged past LOOP_LAG_THRESHOLD_S at p99: shown beside every timing figure.
     timing_note: str | None = None
+    matrix: PassMatrix | None = None  # case x provider passes over repeats (None: no unit)
 
     @property
     def worker_hosts(self) -> int:
@@ -315,6 +319,7 @@ def unit_row(
         assertions_passed=sum(o.passed for o in unit.evaluated),
         assertions_total=len(unit.evaluated),
         assertions_not_evaluated=len(not_evaluated(unit, expected or {})),
+        outcomes=unit.evaluated,
         excerpt=one_line[:EXCERPT_CHARS] + ("…" if len(one_line) > EXCERPT_CHARS else ""),
         answer=answer[:limit] if limit is not None else answer,
         cut_chars=max(0, len(answer) - limit) if limit is not None else 0,
@@ -482,4 +487,5 @@ def build_run_context(data: RunData, *, generated_at: datetime | None = None) ->
         sent=sum(1 for u in units if u.attempt_count > 0),
         workers=data.workers,
         timing_note=timing_note(data.run.loop_lag),
+        matrix=pass_matrix(units, required_rates(data.run.job_spec)) if units else None,
     )

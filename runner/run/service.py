@@ -24,7 +24,7 @@ import trio
 
 from runner import __version__
 from runner.errors import ConfigError, StorageError
-from runner.grading.rates import CaseRate, case_rates
+from runner.grading.rates import CaseRate, case_rates, required_rates
 from runner.job.catalog import with_catalog_prices
 from runner.job.checks import load_checks
 from runner.job.load import check_environment
@@ -472,14 +472,8 @@ def _summarize(database: Database, run_id: str) -> RunSummary:
 
 
 def _rates(session: Session, spec: Mapping[str, Any], run_id: str) -> tuple[CaseRate, ...]:
-    """The pass rates of the run's cases that set a pass_rate (their bar read from the stored spec's
-    expect tables as written, so a spec of another runner version still reads)."""
-    required: dict[str, float | None] = {}
-    for case in spec.get("cases") or ():
-        expect = case.get("expect") if isinstance(case, dict) else None
-        rate = expect.get("pass_rate") if isinstance(expect, dict) else None
-        if isinstance(rate, int | float) and not isinstance(rate, bool):
-            required[str(case.get("id"))] = float(rate)
+    """The pass rates of the run's cases that set a pass_rate (their bar read from the stored spec)."""
+    required = required_rates(spec)
     if not required:
         return ()
     verdicts = (v for v in repository.graded_verdicts(session, run_id) if v[0] in required)

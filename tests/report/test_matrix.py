@@ -1,0 +1,96 @@
+"""The run report's pass matrix and assertion outcomes: the context's figures and the rendered cells."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from typing import TYPE_CHECKING
+
+from runner.grading.assertions import AssertionOutcome
+from runner.report.matrix import MATRIX_ROWS_MAX, pass_matrix
+from runner.report.render import render
+from runner.report.run import build_run_context
+from tests.report.factories import failed_unit, make_run
+
+if TYPE_CHECKING:
+    from jinja2 import Environment
+
+    from runner.report.common import RunData
+    from runner.store.records import UnitView
+
+HELD = AssertionOutcome(name="contains", passed=True, detail="all found")
+MISSED = AssertionOutcome(name="python", passed=False, score=0.25, detail="too <b>vague</b>")
+UNJUDGED = AssertionOutcome(name="python", passed=False, error=True, detail="KeyError: 'city'")
+
+
+def rated_run() -> RunData:
+    """Case "flaky" x 10 repeats on mini (8 pass, 1 fails an assertion, 1 fails), pass_rate 0.8; "solid"
+    once on two providers."""
+    base = make_run(12)
+    units: list[UnitView] = []
+    for repeat in range(10):
+        unit = replace(base.units[repeat], provider="mini", case_id="flaky", repeat=repeat, status="ok")
+        outcomes = (HELD, MISSED) if repeat == 8 else (HELD,)
+        units.append(replace(unit, key=f"mini/flaky/{repeat}", assertions=outcomes))
+    units[9] = replace(failed_unit(units[9]), assertions=())  # as this runner stores a failed unit
+    for index, provider in enumerate(("mini", "claude")):
+        unit = replace(base.units[10 + index], provider=provider, case_id="solid", repeat=0, status="ok")
+        units.append(
+            replace(unit, key=f"{provider}/solid/0", assertions=(HELD, UNJUDGED) if index else (HELD,))
+        )
+    spec = {"cases": [{"id": "flaky", "expect": {"contains": "x", "pass_rate": 0.8}}, {"id": "solid"}]}
+    return replace(base, run=replace(base.run, job_spec=spec), units=tuple(units))
+
+
+def test_cells_count_repeats_rate_graded_ones_and_judge_the_bar() -> None:
+    """8 of 10 passed; the rate is over the 9 with a result (8/9 meets 0.8); unrated cells carry no bar."""
+    matrix = pass_matrix(rated_run().units, {"flaky": 0.8})
+    assert matrix.providers == ("claude", "mini")
+    flaky, solid = matrix.rows
+    assert flaky.case_id == "flaky"
+    assert flaky.cells[0] is None  # the case never ran on claude
+    cell = flaky.cells[1]
+    assert cell is not None
+    assert (cell.label, cell.failed, cell.rate.passed, cell.rate.graded) == ("8/10", 1, 8, 9)
+    assert cell.rate_text == "89% [57% to 98%]"
+    assert cell.bar_text == "meets pass_rate 80%"
+    assert cell.css == "failed"  # not every repeat passed
+    claude, mini = solid.cells
+    assert claude is not None
+    assert mini is not None
+    assert (claude.label, claude.css, claude.bar_text) == ("0/1", "failed", None)
+    assert (mini.label, mini.css) == ("1/1", "passed")
+    assert (matrix.rated, matrix.below) == (1, 0)
+    assert pass_matrix(rated_run().units, {"flaky": 0.9}).below == 1
+
+
+def test_a_huge_matrix_keeps_the_worst_cases() -> None:
+    """Over MATRIX_ROWS_MAX cases, the rows kept are the lowest pass shares, and a note says so."""
+    unit = rated_run().units[0]
+    units = [replace(unit, case_id=f"c{i:05d}") for i in range(MATRIX_ROWS_MAX + 5)]
+    units[3] = failed_unit(units[3])
+    matrix = pass_matrix(units, {})
+    assert len(matrix.rows) == MATRIX_ROWS_MAX
+    assert "c00003" in [row.case_id for row in matrix.rows]
+    assert matrix.note is not None
+    assert f"of {MATRIX_ROWS_MAX + 5}" in matrix.note
+
+
+def test_the_report_shows_every_outcome_and_the_matrix(env: Environment) -> None:
+    """Cards and rows list each assertion with pass / fail / error, its score and its escaped reason."""
+    context = build_run_context(rated_run())
+    assert context.matrix is not None
+    html = render(env, context)
+    assert 'id="matrix"' in html
+    assert "89% [57% to 98%]" in html
+    assert "meets pass_rate 80%" in html
+    assert "cases below pass_rate" in html
+    assert "too &lt;b&gt;vague&lt;/b&gt;" in html
+    assert "too <b>vague" not in html
+    assert '<td class="num">0.25</td>' in html
+    assert ">error</td>" in html
+    assert "KeyError: &#39;city&#39;" in html
+    rows = [row for page in context.pages for row in page.rows]
+    assert sum(len(row.outcomes) for row in rows) == sum(len(u.evaluated) for u in rated_run().units)
+    # pass_rate is no unit check: a failed unit lists only the case's real keys as not evaluated.
+    failed_card = next(card for card in context.cards if card.verdict == "failed")
+    assert failed_card.not_evaluated == ("contains",)
