@@ -5,40 +5,13 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import TYPE_CHECKING
 
-from runner.grading.assertions import AssertionOutcome
 from runner.report.matrix import MATRIX_ROWS_MAX, pass_matrix
 from runner.report.render import render
 from runner.report.run import build_run_context
-from tests.report.factories import failed_unit, make_run
+from tests.report.factories import failed_unit, rated_run
 
 if TYPE_CHECKING:
     from jinja2 import Environment
-
-    from runner.report.common import RunData
-    from runner.store.records import UnitView
-
-HELD = AssertionOutcome(name="contains", passed=True, detail="all found")
-MISSED = AssertionOutcome(name="python", passed=False, score=0.25, detail="too <b>vague</b>")
-UNJUDGED = AssertionOutcome(name="python", passed=False, error=True, detail="KeyError: 'city'")
-
-
-def rated_run() -> RunData:
-    """Case "flaky" x 10 repeats on mini (8 pass, 1 fails an assertion, 1 fails), pass_rate 0.8; "solid"
-    once on two providers."""
-    base = make_run(12)
-    units: list[UnitView] = []
-    for repeat in range(10):
-        unit = replace(base.units[repeat], provider="mini", case_id="flaky", repeat=repeat, status="ok")
-        outcomes = (HELD, MISSED) if repeat == 8 else (HELD,)
-        units.append(replace(unit, key=f"mini/flaky/{repeat}", assertions=outcomes))
-    units[9] = replace(failed_unit(units[9]), assertions=())  # as this runner stores a failed unit
-    for index, provider in enumerate(("mini", "claude")):
-        unit = replace(base.units[10 + index], provider=provider, case_id="solid", repeat=0, status="ok")
-        units.append(
-            replace(unit, key=f"{provider}/solid/0", assertions=(HELD, UNJUDGED) if index else (HELD,))
-        )
-    spec = {"cases": [{"id": "flaky", "expect": {"contains": "x", "pass_rate": 0.8}}, {"id": "solid"}]}
-    return replace(base, run=replace(base.run, job_spec=spec), units=tuple(units))
 
 
 def test_cells_count_repeats_rate_graded_ones_and_judge_the_bar() -> None:
