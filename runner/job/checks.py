@@ -12,9 +12,9 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import hashlib
-import importlib.util
 import inspect
 import sys
+import types
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -23,7 +23,6 @@ from runner.grading.custom import split_reference
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Mapping
-    from types import ModuleType
 
     from runner.job.source import Where
     from runner.model import Completion
@@ -50,7 +49,7 @@ class CheckLoader:
 
     def __init__(self, base: Path) -> None:
         self._base = base
-        self._modules: dict[Path, ModuleType] = {}
+        self._modules: dict[Path, types.ModuleType] = {}
 
     def resolve(self, where: Where, prefix: str, case: CaseSpec) -> CaseSpec:
         """``case`` with its expectation's check loaded (unchanged when it names none).
@@ -93,7 +92,7 @@ class CheckLoader:
         _check_signature(function, f"{module_name}.{function_name}")
         return function  # type: ignore[no-any-return]
 
-    def _module(self, dotted: str) -> ModuleType:
+    def _module(self, dotted: str) -> types.ModuleType:
         path = self._base.joinpath(*dotted.split(".")).with_suffix(".py")
         key = path.resolve()
         if key in self._modules:
@@ -106,13 +105,13 @@ class CheckLoader:
         # A private, path-derived name: the module's own name lookups (dataclasses, pickling, typing)
         # work while it runs, and no installed module of the same name is shadowed or replaced.
         name = "_runner_check_" + hashlib.sha256(str(key).encode()).hexdigest()[:16]
-        spec = importlib.util.spec_from_file_location(name, path)
-        if spec is None or spec.loader is None:
-            raise CheckLoadError(f"cannot import {path}", "give the module a .py file name")
-        module = importlib.util.module_from_spec(spec)
+        module = types.ModuleType(name)
+        module.__file__ = str(path)
         sys.modules[name] = module
         try:
-            spec.loader.exec_module(module)
+            # Compiled here rather than through importlib's loader, which would write a __pycache__
+            # folder beside the user's job file. Tracebacks still name the file and line.
+            exec(compile(path.read_bytes(), str(path), "exec"), module.__dict__)
         except Exception as exc:  # the user's module: whatever its top level raises is a load error
             raise CheckLoadError(
                 f"importing {path} raised {type(exc).__name__}: {exc}", "fix the module so it imports"

@@ -158,3 +158,12 @@ def test_pass_rate_over_one_repeat_is_allowed_with_a_warning(
     assert job.cases[0].expect is not None
     assert job.cases[0].expect.pass_rate == 0.8
     assert "pass_rate over 1 repeat" in caplog.text
+
+
+def test_loading_writes_nothing_beside_the_job_file(tmp_path: Path) -> None:
+    """No __pycache__ appears beside the user's files; a syntax error names the module's line."""
+    load_job(_job(tmp_path))
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["checks.py", "job.toml"]
+    (tmp_path / "checks.py").write_text("def is_capital(completion, vars):\n    return (\n")
+    with pytest.raises(ConfigError, match=r"raised SyntaxError: .*\(checks.py, line 2\)"):
+        load_job(tmp_path / "job.toml")
