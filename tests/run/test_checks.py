@@ -8,9 +8,12 @@ from typing import TYPE_CHECKING, Any
 import pytest
 import trio
 
+from runner.errors import ConfigError
 from runner.grading.assertions import parse_expect
 from runner.job.load import load_job
+from runner.run.service import RunOptions, open_run
 from runner.spec import CaseSpec
+from runner.store.db import open_database
 from tests.run.helpers import make_job, provider_for, run_in_process
 
 if TYPE_CHECKING:
@@ -114,3 +117,22 @@ async def test_the_check_gets_the_rows_vars_and_an_exception_is_a_stored_error(
     assert (bad.passed, bad.error, bad.detail) == (False, True, "ZeroDivisionError: division by zero")
     assert by_case["raises"].verdict == "failed assertions"
     assert summary.exit_code == 1
+
+
+def test_resume_imports_the_checks_again_from_beside_the_job_file(tmp_path: Path) -> None:
+    """A run's stored spec names its checks; --resume imports them again, and a vanished module is a
+    clean load error naming the job file and the case."""
+    (tmp_path / "checks.py").write_text(CHECKS)
+    path = tmp_path / "job.toml"
+    path.write_text(JOB.format(rate=0.8))
+    with open_database(f"sqlite:///{tmp_path / 'runner.db'}") as database:
+        run, _ = open_run(database, load_job(path), RunOptions(display="quiet"))
+        _, stored = open_run(database, None, RunOptions(display="quiet", resume=run.id))
+        expect = stored.cases[0].expect
+        assert expect is not None
+        assert expect.check is not None
+        assert expect.check.__name__ == "every_fifth_fails"
+        (tmp_path / "checks.py").unlink()
+        with pytest.raises(ConfigError, match="case 'flaky': no module 'checks'") as caught:
+            open_run(database, None, RunOptions(display="quiet", resume=run.id))
+        assert caught.value.path == str(path)
