@@ -90,7 +90,17 @@ class CheckLoader:
                 f"define def {function_name}(completion, vars) in {module.__file__}",
             )
         _check_signature(function, f"{module_name}.{function_name}")
-        return function  # type: ignore[no-any-return]
+        if inspect.isfunction(function):
+            return function
+        # A callable object (a class instance, a functools.partial) is called through a plain
+        # function: the spec is deep-copied as it is stored (dataclasses.asdict), which keeps a function
+        # as it is but would copy an object, locks and open files included, or fail on them.
+        target = function
+
+        def call(completion: Completion, variables: Mapping[str, Any]) -> object:
+            return target(completion, variables)
+
+        return call
 
     def _module(self, dotted: str) -> types.ModuleType:
         path = self._base.joinpath(*dotted.split(".")).with_suffix(".py")

@@ -13,6 +13,7 @@ from runner.errors import ConfigError
 from runner.job.checks import load_checks
 from runner.job.load import load_job, parse_job
 from runner.model import Choice, Completion
+from runner.spec import job_to_json
 
 JOB = """\
 name = "checked"
@@ -167,3 +168,18 @@ def test_loading_writes_nothing_beside_the_job_file(tmp_path: Path) -> None:
     (tmp_path / "checks.py").write_text("def is_capital(completion, vars):\n    return (\n")
     with pytest.raises(ConfigError, match=r"raised SyntaxError: .*\(checks.py, line 2\)"):
         load_job(tmp_path / "job.toml")
+
+
+def test_a_callable_object_is_held_behind_a_function_and_the_job_still_stores(tmp_path: Path) -> None:
+    """An instance with __call__ (holding a lock, which cannot be copied) checks, and the spec stores."""
+    module = (
+        "import threading\n\nclass Checker:\n    def __init__(self):\n        self.lock = threading.Lock()\n"
+        "    def __call__(self, completion, vars):\n        with self.lock:\n            return 0.9\n\n"
+        "is_capital = Checker()\n"
+    )
+    job = load_job(_job(tmp_path, module=module))
+    check = job.cases[0].expect.check if job.cases[0].expect else None
+    assert check is not None
+    assert check(ANSWER, {}) == 0.9
+    stored = job_to_json(job)
+    assert stored["cases"][0]["expect"] == {"contains": "Paris", "python": "checks:is_capital"}

@@ -6,6 +6,7 @@ from dataclasses import replace
 from typing import TYPE_CHECKING
 
 from runner.report.matrix import MATRIX_ROWS_MAX, pass_matrix
+from runner.report.outcomes import listed_outcomes, outcomes_note
 from runner.report.render import render
 from runner.report.run import build_run_context
 from tests.report.factories import failed_unit, rated_run
@@ -67,3 +68,18 @@ def test_the_report_shows_every_outcome_and_the_matrix(env: Environment) -> None
     # pass_rate is no unit check: a failed unit lists only the case's real keys as not evaluated.
     failed_card = next(card for card in context.cards if card.verdict == "failed")
     assert failed_card.not_evaluated == ("contains",)
+
+
+def test_a_huge_run_lists_the_outcomes_of_units_that_did_not_pass() -> None:
+    """Over the budget, only units with a check that did not pass list their outcomes; a note says so."""
+    units = rated_run().units
+    assert listed_outcomes(units) == {u.id for u in units}
+    assert build_run_context(rated_run()).outcomes_note is None
+    failing = {u.id for u in units if any(not o.passed for o in u.evaluated)}
+    assert len(failing) == 2
+    assert listed_outcomes(units, budget=5) == failing
+    assert listed_outcomes(units, budget=2) == {min(failing)}  # the first fits, the next does not
+    assert outcomes_note(2, 12) == (
+        "The table lists the checks of 2 of 12 units (those with a check that did not pass); "
+        "the others show their counts. runner export has every outcome."
+    )
