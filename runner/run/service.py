@@ -155,7 +155,7 @@ class RunSummary:
             f"units reused {self.reused}, sent {self.sent}; spent ${self.spent_usd:.6f}"
         )
         if self.rates:
-            line = line.removesuffix(";") + f"; cases below their pass_rate {self.cases_below_rate}"
+            line += f"; cases below their pass_rate {self.cases_below_rate}"
         return line if self.loop_lag is None else f"{line}; {self.loop_lag.describe()}"
 
 
