@@ -7,6 +7,8 @@ import xml.etree.ElementTree as ET
 from dataclasses import replace
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from runner.grading.assertions import AssertionOutcome
 from runner.report.junit import clean, write_junit
@@ -133,3 +135,18 @@ def test_hostile_and_forbidden_characters_stay_text() -> None:
 def test_clean_drops_exactly_what_xml_forbids(text: str, kept: str) -> None:
     """Tab, LF, CR and every allowed code point stay; C0 controls, surrogates, U+FFFE/U+FFFF go."""
     assert clean(text) == kept
+
+
+@given(reason=st.text(), case_id=st.text(min_size=1))
+def test_any_text_round_trips_as_well_formed_xml(reason: str, case_id: str) -> None:
+    """Whatever a reason or case id holds, the XML parses, and reads back as the text XML can carry."""
+    unit = make_run(1).units[0]
+    outcome = AssertionOutcome(name="python", passed=False, detail=reason)
+    _, root = _export([replace(unit, status="ok", case_id=case_id, assertions=(outcome,))])
+    case = next(root.iter("testcase"))
+    assert case.get("name") == f"{clean(case_id)}#{unit.repeat}"
+    failure = case.find("failure")
+    assert failure is not None
+    # An XML parser reads a CR in text as a line end (https://www.w3.org/TR/xml/#sec-line-ends).
+    expected = clean(f"python: {reason}").replace("\r\n", "\n").replace("\r", "\n")
+    assert (failure.text or "") == expected
