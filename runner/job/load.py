@@ -182,11 +182,19 @@ def check_plan_size(job: JobSpec, limit: int) -> int:
 
 def _warn_single_rates(cases: list[CaseSpec], repeats: int) -> None:
     # Allowed (a job may lower repeats for a quick try), but a rate over one repeat is that unit's verdict.
-    for case in cases:
-        if case.expect is not None and case.expect.pass_rate is not None and (case.repeats or repeats) == 1:
-            log.warning(
-                "case %r: pass_rate over 1 repeat is the unit's own verdict; set repeats above 1", case.id
-            )
+    # One line for them all: a case expanded from 500 rows is 500 cases.
+    single = [
+        case.id
+        for case in cases
+        if case.expect is not None and case.expect.pass_rate is not None and (case.repeats or repeats) == 1
+    ]
+    if single:
+        log.warning(
+            "%d case(s) set pass_rate over 1 repeat (first: %r): the rate is the unit's own verdict; "
+            "set repeats above 1",
+            len(single),
+            single[0],
+        )
 
 
 def _repeats(job: JobSpec, case: CaseSpec) -> int:

@@ -158,7 +158,7 @@ def test_pass_rate_over_one_repeat_is_allowed_with_a_warning(
         job = load_job(path)
     assert job.cases[0].expect is not None
     assert job.cases[0].expect.pass_rate == 0.8
-    assert "pass_rate over 1 repeat" in caplog.text
+    assert "1 case(s) set pass_rate over 1 repeat (first: 'capital')" in caplog.text
 
 
 def test_loading_writes_nothing_beside_the_job_file(tmp_path: Path) -> None:
