@@ -11,7 +11,9 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Final, Literal
 
 if TYPE_CHECKING:
-    from collections.abc import Mapping
+    from collections.abc import Callable, Mapping
+
+    from runner.model import Completion
 
     # For the annotation only: the vocabulary imports nothing of runner at run time. runner.job parses
     # the table into this type at load (runner.job.provider) and from a stored run (runner.job.stored).
@@ -118,6 +120,10 @@ class JudgeExpectation:
     prompt: str | None = None  # a template replacing the default grading prompt
 
 
+# Fields of Expectation that are no per-unit assertion key.
+_NOT_KEYS: Final = ("table", "pass_rate", "check")
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Expectation:
     """A case's ``[cases.expect]`` table, parsed once at load by ``runner.grading.assertions.parse_expect``.
@@ -137,6 +143,11 @@ class Expectation:
     max_cost_usd: float | None = None  # the unit's total over all its attempts
     judge: JudgeExpectation | None = None  # graded by a judge provider's request, after the final result
     python: str | None = None  # "module:function", a module beside the job file
+    # The function ``python`` names, imported by the job loader (runner.job.checks) from the job file's
+    # directory; None until then (grading, which imports nothing, reports an unloaded check as an error).
+    check: Callable[[Completion, Mapping[str, Any]], object] | None = field(
+        default=None, compare=False, repr=False
+    )
     # Not a per-unit assertion: the share of a case's repeats that must pass (judged over the case).
     pass_rate: float | None = None
     # The table as written: a run stores it (so a stored spec reads back exactly as it was), and
@@ -146,7 +157,7 @@ class Expectation:
     @property
     def keys(self) -> tuple[str, ...]:
         """The assertion keys set, in the order the table wrote them (declaration order without one)."""
-        names = [f.name for f in dataclasses.fields(self) if f.name not in ("table", "pass_rate")]
+        names = [f.name for f in dataclasses.fields(self) if f.name not in _NOT_KEYS]
         ordered = dict.fromkeys([*self.table, *names])  # written keys first, no duplicates
         return tuple(k for k in ordered if k in names and getattr(self, k) is not None)
 

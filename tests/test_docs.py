@@ -27,7 +27,8 @@ from runner.job.load import load_job, parse_provider_option
 REPO = Path(__file__).resolve().parents[1]
 README = (REPO / "README.md").read_text(encoding="utf-8")
 SCHEMA = (REPO / "docs" / "schema.md").read_text(encoding="utf-8")
-JOB_FILES = sorted(p for p in (REPO / "jobs").iterdir() if p.is_file())
+# A job's custom-check module (jobs/checks.py beside jobs/checks.toml) is no job file.
+JOB_FILES = sorted(p for p in (REPO / "jobs").iterdir() if p.is_file() and p.suffix != ".py")
 TIMEOUT = 60  # seconds per command; the demo job takes about two
 
 # README command lines that are shown but not run here, each with the reason. Matched as substrings.

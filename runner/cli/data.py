@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import sys
 from typing import BinaryIO
 
@@ -86,18 +87,25 @@ def parse_command(
 @click.option(
     "--format",
     "fmt",
-    type=click.Choice(["jsonl", "csv"]),
+    type=click.Choice(["jsonl", "csv", "junit"]),
     default="jsonl",
     show_default=True,
-    help="JSON Lines (one record per unit) or CSV (first choice flattened).",
+    help="JSON Lines (one record per unit), CSV (first choice flattened), JUnit XML (a test case per unit).",
 )
 @click.option("--out", "out_path", type=click.Path(dir_okay=False, writable=True), help="Default: stdout.")
 def export_command(run_ref: str, db_url: str | None, fmt: str, out_path: str | None) -> None:
-    """Write one record per unit of a run as JSON Lines or CSV (first choice flattened).
+    """Write one record per unit of a run as JSON Lines, CSV (first choice flattened) or JUnit XML.
 
-    Example: runner export latest --format csv --out results.csv
+    JUnit: a testsuite per provider, a testcase per unit (name CASE#REPEAT) with its failed
+    assertions as a failure, a unit without a result as an error, an unfinished one as skipped.
+
+    \b
+    Example:
+      runner export latest --format csv --out results.csv
+      runner export latest --format junit --out junit.xml
     """
     from runner.report.export import write_export
+    from runner.report.junit import write_junit
     from runner.store import repository
 
     if out_path is not None:
@@ -105,8 +113,11 @@ def export_command(run_ref: str, db_url: str | None, fmt: str, out_path: str | N
     with reading(db_url) as database, database.session() as session:
         run = repository.get_run(session, run_ref)
         views = repository.iter_units(session, run.id)
-        if out_path is None:
-            write_export(views, sys.stdout, "csv" if fmt == "csv" else "jsonl")
-        else:
-            with open(out_path, "w", encoding="utf-8", newline="") as out:
+        with contextlib.ExitStack() as files:
+            out = sys.stdout
+            if out_path is not None:
+                out = files.enter_context(open(out_path, "w", encoding="utf-8", newline=""))
+            if fmt == "junit":
+                write_junit(views, out, name=f"{run.job_name} ({run.id})")
+            else:
                 write_export(views, out, "csv" if fmt == "csv" else "jsonl")

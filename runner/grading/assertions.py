@@ -11,10 +11,11 @@ import difflib
 import json
 import math
 import re
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Final
 
 from runner.errors import ConfigError
+from runner.grading import custom
+from runner.grading.outcome import AssertionOutcome as AssertionOutcome  # re-exported: callers import it here
 from runner.model import FINISH_REASONS
 from runner.spec import Expectation, ToolCallExpectation
 
@@ -34,53 +35,14 @@ EXPECT_KEYS: Final = (
     "max_ttft_s",
     "max_duration_s",
     "max_cost_usd",
+    "python",
+    "pass_rate",  # not a per-unit assertion: judged over a case's repeats (runner.grading.rates)
 )
 # The JSON-schema subset tool_call.arguments may use. Annotation keywords are accepted and ignored;
 # any other keyword is a problem, so a schema never silently checks less than its author thinks.
 SCHEMA_KEYWORDS: Final = ("type", "properties", "required", "enum", "items", "additionalProperties")
 SCHEMA_ANNOTATIONS: Final = ("title", "description", "default", "examples", "$schema", "$comment")
 SCHEMA_TYPES: Final = ("object", "array", "string", "number", "integer", "boolean", "null")
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class AssertionOutcome:
-    """One checked assertion: ``name`` is the expect key, ``detail`` says what was seen (exports call it
-    the reason).
-
-    ``score`` is a graded assertion's score in [0, 1] (a judge's or a custom check's), None for the
-    string checks. ``error`` marks an assertion that could not be judged (a judge answer without a
-    verdict, a custom check that raised): it never passes, and reports tell it apart from a failure.
-    """
-
-    name: str
-    passed: bool
-    detail: str
-    score: float | None = None
-    error: bool = False
-
-    def __post_init__(self) -> None:
-        if self.error and self.passed:
-            raise ValueError("an assertion that could not be judged cannot pass")
-
-    def to_dict(self) -> dict[str, Any]:
-        data: dict[str, Any] = {"name": self.name, "passed": self.passed, "detail": self.detail}
-        # Only when set, so outcomes stored before these fields existed read back unchanged.
-        if self.score is not None:
-            data["score"] = self.score
-        if self.error:
-            data["error"] = True
-        return data
-
-    @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> AssertionOutcome:
-        score = data.get("score")
-        return cls(
-            name=str(data["name"]),
-            passed=bool(data["passed"]),
-            detail=str(data.get("detail", "")),
-            score=float(score) if score is not None else None,
-            error=bool(data.get("error", False)),
-        )
 
 
 # --- validation ------------------------------------------------------------------------------------
@@ -184,12 +146,19 @@ def validate_expect(spec: object) -> list[str]:
                 problems.append("json_valid: must be true or false")
         elif key == "tool_call":
             problems += _check_tool_call_spec(value)
+        elif key == "python":
+            problems += custom.check_reference(value)
+        elif key == "pass_rate":
+            if not _is_number(value) or not 0 < value <= 1:
+                problems.append("pass_rate: must be a number more than 0 and at most 1 (0.8: 80% of repeats)")
         elif key == "finish_reason":
             reasons = _strings(value)
             if reasons is None or any(r not in FINISH_REASONS for r in reasons):
                 problems.append(f"finish_reason: must be one of {', '.join(FINISH_REASONS)} (or a list)")
         elif not _is_number(value) or value <= 0:
             problems.append(f"{key}: must be a number more than 0")
+    if "pass_rate" in spec and not any(key in EXPECT_KEYS for key in spec if key != "pass_rate"):
+        problems.append("pass_rate: rates the repeats that pass their assertions; add one (contains, ...)")
     return problems
 
 
@@ -218,6 +187,8 @@ def parse_expect(raw: object) -> Expectation:
         max_ttft_s=_optional_float(raw.get("max_ttft_s")),
         max_duration_s=_optional_float(raw.get("max_duration_s")),
         max_cost_usd=_optional_float(raw.get("max_cost_usd")),
+        python=raw.get("python"),
+        pass_rate=_optional_float(raw.get("pass_rate")),
         table=dict(raw),
     )
 
@@ -322,7 +293,7 @@ _Limits = dict[str, tuple[float | None, float | None, str]]
 
 
 def _eval_key(key: str, expect: Expectation, choice: Choice | None, limits: _Limits) -> AssertionOutcome:
-    """The outcome of one assertion key (one of ``expect.keys``)."""
+    """The outcome of one assertion key (one of ``expect.keys``) but ``python``."""
     text = choice.text if choice else ""
     if key == "contains":
         missing = [s for s in expect.contains or () if s not in text]
@@ -365,11 +336,13 @@ def evaluate(
     ttft_s: float | None,
     duration_s: float | None,
     cost_usd: float | None,
+    variables: Mapping[str, Any] | None = None,
 ) -> tuple[AssertionOutcome, ...]:
     """Check an expectation against a unit's final completion, one outcome per key in table order.
 
     ``ttft_s`` and ``duration_s`` are the final attempt's; ``cost_usd`` is the unit's total (all its
     attempts). A figure that was never measured fails its limit rather than passing it silently.
+    ``variables`` are the case's row vars, handed to a custom check (``python``) with the completion.
     """
     choice = completion.choices[0] if completion and completion.choices else None
     limits: _Limits = {
@@ -377,4 +350,9 @@ def evaluate(
         "max_duration_s": (expect.max_duration_s, duration_s, "s"),
         "max_cost_usd": (expect.max_cost_usd, cost_usd, "USD"),
     }
-    return tuple(_eval_key(key, expect, choice, limits) for key in expect.keys)
+    return tuple(
+        custom.run_check(expect.check, completion, variables or {})
+        if key == "python"
+        else _eval_key(key, expect, choice, limits)
+        for key in expect.keys
+    )

@@ -10,12 +10,14 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import logging
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from runner.errors import ConfigError
 from runner.job.batch import parse_batch_jsonl
 from runner.job.case import cases_file_sources, check_expressible, expand_case
+from runner.job.checks import CheckLoader
 from runner.job.plan import case_providers
 from runner.job.provider import build_provider, build_retry, build_timeouts, parse_provider_option
 from runner.job.source import (
@@ -62,6 +64,8 @@ _TOP = {
 }
 _DEFAULTS = {"repeats": "int", "params": "table", "retry": "table", "timeouts": "table"}
 
+log = logging.getLogger(__name__)
+
 
 # -- file I/O: the only two functions that read ------------------------------------------------------
 
@@ -98,7 +102,15 @@ def load_job(path: str | os.PathLike[str], *, provider: ProviderSpec | None = No
         digest.update(cases_data)  # the cases are part of what ran
         cases_text = (str(cases_path), decode_text(cases_data, str(cases_path)))
     read_vars = _vars_reader(file.parent, digest.update)
-    job = _build_job(doc, locations, path=str(file), cases_text=cases_text, sha256="", read_vars=read_vars)
+    job = _build_job(
+        doc,
+        locations,
+        path=str(file),
+        cases_text=cases_text,
+        sha256="",
+        read_vars=read_vars,
+        checks=CheckLoader(file.parent),  # custom checks: Python files beside the job file
+    )
     # Only now: the vars files the cases named were read (and digested) while they were built.
     return dataclasses.replace(job, source_sha256=digest.hexdigest())
 
@@ -193,6 +205,23 @@ def check_plan_size(job: JobSpec, limit: int) -> int:
     )
 
 
+def _warn_single_rates(cases: list[CaseSpec], repeats: int) -> None:
+    # Allowed (a job may lower repeats for a quick try), but a rate over one repeat is that unit's verdict.
+    # One line for them all: a case expanded from 500 rows is 500 cases.
+    single = [
+        case.id
+        for case in cases
+        if case.expect is not None and case.expect.pass_rate is not None and (case.repeats or repeats) == 1
+    ]
+    if single:
+        log.warning(
+            "%d case(s) set pass_rate over 1 repeat (first: %r): the rate is the unit's own verdict; "
+            "set repeats above 1",
+            len(single),
+            single[0],
+        )
+
+
 def _repeats(job: JobSpec, case: CaseSpec) -> int:
     return case.repeats if case.repeats is not None else job.repeats
 
@@ -278,7 +307,10 @@ def _build_job(
     cases_text: tuple[str, str] | None,
     sha256: str,
     read_vars: ReadText,
+    checks: CheckLoader | None = None,
 ) -> JobSpec:
+    """The job of a parsed document; ``checks`` imports custom checks (None: parse_job, which runs no
+    Python, leaves them unloaded and grading reports them as errors)."""
     where = Where(path=path, locations=locations)
     check_table(where, doc, "", _TOP)
     if not all(isinstance(tag, str) for tag in doc.get("tags", [])):
@@ -314,6 +346,8 @@ def _build_job(
     env = new_environment()  # one per job: the cases' templates are compiled in it
     for case_where, prefix, raw in sources:
         for case in expand_case(case_where, raw, prefix, names, read=read_vars, env=env):
+            if checks is not None:
+                case = checks.resolve(case_where, prefix, case)
             check_expressible(case_where, case, prefix, providers, shift=_moved_system(raw))
             if case.id in seen:
                 raise case_where.error(
@@ -323,6 +357,7 @@ def _build_job(
             cases.append(case)
     if not cases:
         raise where.error(None, "the job has no cases", "add a [[cases]] table or a cases_file")
+    _warn_single_rates(cases, defaults.get("repeats", 1))
 
     return JobSpec(
         name=doc.get("name") or Path(path).stem,

@@ -1,4 +1,6 @@
-"""One export record per unit (JSON Lines or CSV), pure formatting over the repository's UnitViews."""
+"""One export record per unit (JSON Lines or CSV), pure formatting over the repository's UnitViews.
+
+JUnit XML, one test case per unit, is ``runner.report.junit``."""
 
 from __future__ import annotations
 
@@ -13,6 +15,7 @@ if TYPE_CHECKING:
     from collections.abc import Iterable
     from typing import TextIO
 
+    from runner.grading.assertions import AssertionOutcome
     from runner.model import JSON, Usage
     from runner.store.records import UnitView
 
@@ -34,6 +37,7 @@ EXPORT_FIELDS: Final = (
     "cost_usd",
     "cost_source",
     "timing",
+    "assertions",  # [{name, passed, score, reason[, error]}] of a unit with a result; [] otherwise
 )
 TIMING_FIELDS: Final = ("ttfb_s", "ttft_s", "first_reasoning_s", "duration_s")
 CSV_FIELDS: Final = (
@@ -61,6 +65,9 @@ CSV_FIELDS: Final = (
     "cost_usd",
     "cost_source",
     *TIMING_FIELDS,
+    "assertions_passed",
+    "assertions_failed",  # errors (could not be judged) included
+    "failed_assertions",  # their names, ";"-separated in table order
 )
 
 
@@ -83,6 +90,19 @@ def _cost(view: UnitView) -> tuple[float | None, str | None]:
     total = sum(booked_cost(reported, computed) or 0.0 for reported, computed in known)
     source = "reported" if all(reported is not None for reported, _ in known) else "computed"
     return total, source
+
+
+def assertion_record(outcome: AssertionOutcome) -> dict[str, JSON]:
+    """One assertion outcome as exports show it: ``reason`` is its detail; ``error`` only when set."""
+    record: dict[str, JSON] = {
+        "name": outcome.name,
+        "passed": outcome.passed,
+        "score": outcome.score,
+        "reason": outcome.detail,
+    }
+    if outcome.error:
+        record["error"] = True
+    return record
 
 
 def unit_record(view: UnitView) -> dict[str, JSON]:
@@ -126,6 +146,8 @@ def unit_record(view: UnitView) -> dict[str, JSON]:
         "cost_usd": cost_usd,
         "cost_source": cost_source,
         "timing": timing,
+        # Only a final result's outcomes count (UnitView.evaluated): a failed unit was not graded.
+        "assertions": [assertion_record(outcome) for outcome in view.evaluated],
     }
 
 
@@ -156,6 +178,13 @@ def csv_row(record: dict[str, JSON]) -> dict[str, Any]:
     )
     row.update({name: usage.get(name) for name in USAGE_COLUMNS})
     row.update(record["timing"])
+    assertions = record["assertions"]
+    failed = [a["name"] for a in assertions if not a["passed"]]
+    row.update(
+        assertions_passed=len(assertions) - len(failed),
+        assertions_failed=len(failed),
+        failed_assertions=";".join(failed),
+    )
     return row
 
 

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, Final
 
 from markupsafe import Markup
 
+from runner.grading.rates import required_rates
 from runner.job.stored import stored_subset
 from runner.job.subset import describe_subset
 from runner.model import LOOP_LAG_THRESHOLD_S
@@ -26,6 +27,8 @@ from runner.report.common import (
     not_evaluated,
     run_header,
 )
+from runner.report.matrix import PassMatrix, pass_matrix
+from runner.report.outcomes import listed_outcomes, outcomes_note
 from runner.report.stats import GroupStats, group_stats
 from runner.store.records import VERDICTS, Verdict
 
@@ -128,6 +131,7 @@ class UnitRow:
     assertions_passed: int
     assertions_total: int
     assertions_not_evaluated: int
+    outcomes: tuple[AssertionOutcome, ...]  # every evaluated assertion, listed under the row's checks
     excerpt: str
     answer: str
     is_long: bool
@@ -170,6 +174,8 @@ class RunReportContext:
     # Set when runner's loop lagged past LOOP_LAG_THRESHOLD_S at p99: shown beside every timing figure.
     timing_note: str | None = None
     subset_note: str | None = None  # set when the run was started on a subset of its job (--providers...)
+    matrix: PassMatrix | None = None  # case x provider passes over repeats (None: no unit)
+    outcomes_note: str | None = None  # set when the unit table lists only some units' outcomes
 
     @property
     def worker_hosts(self) -> int:
@@ -302,7 +308,11 @@ def unit_card(unit: UnitView, expected: Mapping[str, Sequence[str]] | None = Non
 
 
 def unit_row(
-    unit: UnitView, limit: int | None = None, expected: Mapping[str, Sequence[str]] | None = None
+    unit: UnitView,
+    limit: int | None = None,
+    expected: Mapping[str, Sequence[str]] | None = None,
+    *,
+    list_outcomes: bool = True,
 ) -> UnitRow:
     final = unit.final
     choices = unit.completion.choices if unit.completion else ()
@@ -326,6 +336,7 @@ def unit_row(
         assertions_passed=sum(o.passed for o in unit.evaluated),
         assertions_total=len(unit.evaluated),
         assertions_not_evaluated=len(not_evaluated(unit, expected or {})),
+        outcomes=unit.evaluated if list_outcomes else (),
         excerpt=one_line[:EXCERPT_CHARS] + ("…" if len(one_line) > EXCERPT_CHARS else ""),
         answer=answer[:limit] if limit is not None else answer,
         cut_chars=max(0, len(answer) - limit) if limit is not None else 0,
@@ -466,7 +477,8 @@ def build_run_context(data: RunData, *, generated_at: datetime | None = None) ->
     shown, note = _cards(units, by_provider)
     total = sum(len(c.text) for u in units if u.completion for c in u.completion.choices[:1])
     limit = max(EXCERPT_CHARS, ANSWER_BUDGET_CHARS // len(units)) if total > ANSWER_BUDGET_CHARS else None
-    rows = [unit_row(u, limit, expected) for u in units]
+    listed = listed_outcomes(units)
+    rows = [unit_row(u, limit, expected, list_outcomes=u.id in listed) for u in units]
     pages = tuple(
         UnitPage(
             label=f"units {i + 1}-{min(i + PAGE_SIZE, len(rows))} of {len(rows)}: "
@@ -494,4 +506,6 @@ def build_run_context(data: RunData, *, generated_at: datetime | None = None) ->
         workers=data.workers,
         timing_note=timing_note(data.run.loop_lag),
         subset_note=subset_note(data.run.job_spec),
+        matrix=pass_matrix(units, required_rates(data.run.job_spec)) if units else None,
+        outcomes_note=outcomes_note(len(listed), len(units)),
     )

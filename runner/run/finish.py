@@ -47,6 +47,7 @@ def finish_unit(
             ttft_s=timing.ttft_s,
             duration_s=timing.end_s,
             cost_usd=unit_spent,
+            variables=case.vars,
         )
         assertions = tuple(outcomes)
     # The final attempt, the result rows and the unit's status commit in one transaction.
@@ -79,6 +80,7 @@ def reuse_grader(cases: Mapping[str, CaseSpec]) -> ReuseGrader:
             ttft_s=sample.ttft_s,
             duration_s=sample.duration_s,
             cost_usd=sample.cost_usd,
+            variables=case.vars,
         )
 
     return grade

@@ -18,13 +18,15 @@ import socket
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Final, Literal
+from typing import TYPE_CHECKING, Any, Final, Literal
 
 import trio
 
 from runner import __version__
 from runner.errors import ConfigError, StorageError
+from runner.grading.rates import CaseRate, case_rates, required_rates
 from runner.job.catalog import with_catalog_prices
+from runner.job.checks import load_checks
 from runner.job.load import check_environment
 from runner.job.plan import count_units, plan_units
 from runner.job.stored import job_from_json
@@ -47,6 +49,7 @@ if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Callable, Mapping
 
     from rich.console import Console
+    from sqlalchemy.orm import Session
 
     from runner.model import LoopLag
     from runner.run.progress import DisplayMode
@@ -112,6 +115,9 @@ class RunSummary:
     counts: Mapping[UnitStatus, int]
     spent_usd: float
     assertions_failed: int = 0  # units (ok ones) with a failed [cases.expect] assertion: not checks
+    # Each (case, provider) of a case with a pass_rate: a rated case is judged over its repeats, so
+    # its units' failed assertions count for the exit code only through a rate below its bar.
+    rates: tuple[CaseRate, ...] = ()
     reused: int = 0  # units given a copy of an earlier sample (--reuse): nothing sent for them
     sent: int = 0  # units that sent at least one request
     # How late runner's loop woke during this process's part of the run (None: not measured, e.g. a
@@ -131,11 +137,19 @@ class RunSummary:
 
     @property
     def exit_code(self) -> int:
-        """0 no unit failed or failed an assertion, 1 some did, 130 interrupted (resume it)."""
+        """0 no unit failed or failed an assertion, 1 some did (or a case fell below its pass_rate),
+        130 interrupted (resume it). A rated case's units fail the run only through the case's rate."""
         if self.status == "interrupted":
             return 130
         verdicts = self.verdicts
-        return 1 if verdicts["failed"] or verdicts["failed assertions"] else 0
+        rated_failures = sum(rate.graded - rate.passed for rate in self.rates)
+        failed = verdicts["failed"] or verdicts["failed assertions"] > rated_failures
+        return 1 if failed or self.cases_below_rate else 0
+
+    @property
+    def cases_below_rate(self) -> int:
+        """(case, provider) pairs whose repeats passed less often than the case's pass_rate."""
+        return sum(rate.is_below for rate in self.rates)
 
     def describe(self) -> str:
         """One line for the terminal: status, units per verdict, units reused and sent, and spend (every
@@ -146,6 +160,8 @@ class RunSummary:
             f"{v['failed assertions']}, failed (no result) {v['failed']}, not done {v['not done']}; "
             f"units reused {self.reused}, sent {self.sent}; spent ${self.spent_usd:.6f}"
         )
+        if self.rates:
+            line += f"; cases below their pass_rate {self.cases_below_rate}"
         return line if self.loop_lag is None else f"{line}; {self.loop_lag.describe()}"
 
 
@@ -218,7 +234,8 @@ def _take_back(
     """The run ``ref`` names and its stored job, checked for ``--resume`` / ``--join``."""
     with database.session() as session:
         run = repository.get_run(session, ref)
-        stored = job_from_json(run.job_spec)
+        # The stored spec names its custom checks; they are imported again from beside the job file.
+        stored = load_checks(job_from_json(run.job_spec))
         if job is not None and job.source_sha256 != run.job_sha256:
             raise ConfigError(
                 f"the job file changed since run {run.id} started",
@@ -449,6 +466,7 @@ def _summarize(database: Database, run_id: str) -> RunSummary:
         counts = repository.unit_counts(session, run_id)
         spent = repository.spend_so_far(session, run_id)
         failed_assertions = repository.count_failed_assertions(session, run_id)
+        rates = _rates(session, run.job_spec, run_id)
         reused, sent = repository.reuse_counts(session, run_id)
     return RunSummary(
         run_id=run.id,
@@ -456,9 +474,19 @@ def _summarize(database: Database, run_id: str) -> RunSummary:
         counts=counts,
         spent_usd=spent,
         assertions_failed=failed_assertions,
+        rates=rates,
         reused=reused,
         sent=sent,
     )
+
+
+def _rates(session: Session, spec: Mapping[str, Any], run_id: str) -> tuple[CaseRate, ...]:
+    """The pass rates of the run's cases that set a pass_rate (their bar read from the stored spec)."""
+    required = required_rates(spec)
+    if not required:
+        return ()
+    verdicts = (v for v in repository.graded_verdicts(session, run_id) if v[0] in required)
+    return case_rates(verdicts, required)
 
 
 def read_run_totals(database: Database, run_id: str) -> RunTotals:

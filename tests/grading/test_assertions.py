@@ -39,7 +39,13 @@ def _one(
     expect: dict[str, object], completion: Completion | None, **figures: float | None
 ) -> AssertionOutcome:
     measured: dict[str, float | None] = {"ttft_s": 0.5, "duration_s": 2.0, "cost_usd": 0.01, **figures}
-    outcomes = evaluate(parse_expect(expect), completion, **measured)
+    outcomes = evaluate(
+        parse_expect(expect),
+        completion,
+        ttft_s=measured["ttft_s"],
+        duration_s=measured["duration_s"],
+        cost_usd=measured["cost_usd"],
+    )
     assert len(outcomes) == 1
     return outcomes[0]
 

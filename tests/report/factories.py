@@ -227,3 +227,27 @@ def failed_unit(unit: UnitView) -> UnitView:
     attempts = tuple(replace(a, error=error, http_status=503) for a in unit.attempts)
     held = AssertionOutcome(name="contains", passed=True, detail="all found")
     return replace(unit, status="failed", attempts=attempts, assertions=(held, held))
+
+
+HELD = AssertionOutcome(name="contains", passed=True, detail="all found")
+MISSED = AssertionOutcome(name="python", passed=False, score=0.25, detail="too <b>vague</b>")
+UNJUDGED = AssertionOutcome(name="python", passed=False, error=True, detail="KeyError: 'city'")
+
+
+def rated_run(reason: str = MISSED.detail, case_id: str = "solid") -> RunData:
+    """Case "flaky" x 10 repeats on mini (8 pass, 1 fails an assertion, 1 fails), pass_rate 0.8; a case
+    (``case_id``) once on two providers, one with an assertion that could not be judged."""
+    base = make_run(12)
+    units: list[UnitView] = []
+    missed = replace(MISSED, detail=reason)
+    for repeat in range(10):
+        unit = replace(base.units[repeat], provider="mini", case_id="flaky", repeat=repeat, status="ok")
+        outcomes = (HELD, missed) if repeat == 8 else (HELD,)
+        units.append(replace(unit, key=f"mini/flaky/{repeat}", assertions=outcomes))
+    units[9] = replace(failed_unit(units[9]), assertions=())  # as this runner stores a failed unit
+    for index, provider in enumerate(("mini", "claude")):
+        unit = replace(base.units[10 + index], provider=provider, case_id=case_id, repeat=0, status="ok")
+        outcomes = (HELD, UNJUDGED) if index else (HELD,)
+        units.append(replace(unit, key=f"{provider}/{case_id}/0", assertions=outcomes))
+    spec = {"cases": [{"id": "flaky", "expect": {"contains": "x", "pass_rate": 0.8}}, {"id": case_id}]}
+    return replace(base, run=replace(base.run, job_spec=spec), units=tuple(units))

@@ -10,7 +10,7 @@ import pytest
 from runner.report.render import render, write_report
 from runner.report.run import build_run_context
 from tests.report.conftest import all_contexts
-from tests.report.factories import failed_unit, make_run
+from tests.report.factories import HOSTILE, failed_unit, make_run, rated_run
 from tests.report.png import luminance_stats
 
 if TYPE_CHECKING:
@@ -165,5 +165,40 @@ def test_failed_run_shows_verdicts_visible_controls_and_no_empty_charts(
             "[...document.querySelectorAll('section.unit h3 span')].map(s => s.textContent)", session
         )
         assert verdicts == ["failed"] * 6
+    finally:
+        browser.close_tab(session)
+
+
+def test_outcomes_and_pass_matrix_render_as_text(browser: Browser, env: Environment, tmp_path: Path) -> None:
+    """Hostile reasons and case ids in the outcome tables and the matrix stay text; the cells read right."""
+    payload = HOSTILE[1]
+    context = build_run_context(rated_run(reason=payload, case_id=HOSTILE[0]))
+    path = write_report(tmp_path / "rated.html", render(env, context))
+    record, session = browser.load(path.as_uri())
+    try:
+        assert record.errors == []
+        assert record.console == []
+        assert record.foreign_requests == []
+        assert browser.evaluate(f"document.querySelectorAll({ACTIVE!r}).length", session) == 0
+        assert browser.evaluate(COUNT_HANDLERS, session) == 0
+        cells = browser.evaluate(
+            "[...document.querySelectorAll('table.matrix tbody tr')].map(r => "
+            "[...r.querySelectorAll('td')].map(c => c.innerText.replace(/\\s+/g, ' ').trim()))",
+            session,
+        )
+        dash = "\u2013"  # what a cell without a figure shows
+        # Sorted by case id: "<script>..." before "flaky".
+        assert cells[0][0] == HOSTILE[0]
+        assert cells[1] == ["flaky", dash, "8/10 89% [57% to 98%] · 1 failed meets pass_rate 80%"]
+        outcomes = browser.evaluate(
+            "[...document.querySelectorAll('section.unit table.assertions tbody tr')].map(r => "
+            "[...r.querySelectorAll('td')].map(c => c.textContent))",
+            session,
+        )
+        assert ["python", "fail", "0.25", payload] in outcomes
+        assert ["python", "error", dash, "KeyError: 'city'"] in outcomes
+        # The unit table lists them too, folded under each row's checks.
+        folded = browser.evaluate("document.querySelectorAll('details.outcomes tr').length", session)
+        assert folded == sum(len(u.evaluated) for u in rated_run().units)
     finally:
         browser.close_tab(session)

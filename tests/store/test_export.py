@@ -79,6 +79,7 @@ def test_jsonl_records_round_trip_exactly(session: Session) -> None:
         "cost_usd": 0.00001 + 0.000123,
         "cost_source": "computed",
         "timing": {"ttfb_s": 0.25, "ttft_s": 0.9, "first_reasoning_s": 0.4, "duration_s": 2.5},
+        "assertions": [],
     }
     assert failed["status"] == "failed"
     assert failed["error"] == {
@@ -101,6 +102,7 @@ def test_jsonl_records_round_trip_exactly(session: Session) -> None:
         "attempts": 0,
         "choices": [],
         "timing": {"ttfb_s": None, "ttft_s": None, "first_reasoning_s": None, "duration_s": None},
+        "assertions": [],
     }
 
 

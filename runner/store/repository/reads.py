@@ -142,6 +142,23 @@ def count_failed_assertions(session: Session, run_id: str) -> int:
     )
 
 
+def graded_verdicts(session: Session, run_id: str) -> list[tuple[str, str, bool]]:
+    """``(case_id, provider, passed)`` of every graded unit of a run (ok, with stored outcomes), in unit
+    order: what pass rates over repeats are counted from (``runner.grading.rates``)."""
+    query = (
+        select(UNITS.c.case_id, UNITS.c.provider, RESULTS.c.assertions)
+        .join(UNITS, UNITS.c.id == RESULTS.c.unit_id)
+        .where(UNITS.c.run_id == run_id, UNITS.c.status == "ok", RESULTS.c.assertions.is_not(None))
+        .order_by(UNITS.c.id)
+    )
+    with transaction(session, write=False) as conn:
+        stored = conn.execute(query).all()
+    return [
+        (case_id, provider, unit_verdict("ok", assertions_from_json(data)) == "passed")
+        for case_id, provider, data in stored
+    ]
+
+
 def iter_units(session: Session, run_id: str, *, page_size: int = 500) -> Iterator[UnitView]:
     """Every unit of a run in unit order, with its attempts and stored completion.
 
