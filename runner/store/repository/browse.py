@@ -7,6 +7,7 @@ Counts are aggregated in SQL (``GROUP BY``), never by loading units: a list of m
 
 from __future__ import annotations
 
+import difflib
 from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Final, cast
@@ -25,6 +26,8 @@ if TYPE_CHECKING:
     from sqlalchemy.orm import Session
 
     from runner.store.records import RunInfo, UnitView
+
+SIMILAR_KEYS_READ: Final = 5000
 
 # Ok units of the given runs with at least one failed assertion, per run and provider. The outcomes
 # are a JSON list on the unit's first result row; each backend walks it with its own JSON function.
@@ -167,22 +170,18 @@ def find_unit(session: Session, run_id: str, key: str) -> UnitView | None:
 
 
 def similar_unit_keys(session: Session, run_id: str, key: str, *, limit: int = 3) -> list[str]:
-    """Up to ``limit`` keys of run ``run_id`` near ``key``: same provider and case first, then same
-    provider, then any (for the hint when a key names no unit). Reads at most a few hundred keys."""
-    provider, _, rest = key.partition("/")
-    case_id = rest.rpartition("/")[0] or rest
-    picks: list[str] = []
+    """Up to ``limit`` keys of run ``run_id`` closest to ``key`` (``difflib``'s ratio), among the keys
+    of its provider, or of the whole run when the provider has none: the hint when a key names no unit.
+    Reads at most ``SIMILAR_KEYS_READ`` keys, so a typo in a 1,000,000-unit run stays cheap."""
+    provider = key.partition("/")[0]
     with transaction(session, write=False) as conn:
-        for condition in (
-            (UNITS.c.provider == provider) & (UNITS.c.case_id == case_id),
-            UNITS.c.provider == provider,
-            true(),
-        ):
+        candidates: list[str] = []
+        for condition in (UNITS.c.provider == provider, true()):
             query = select(UNITS.c.key).where(UNITS.c.run_id == run_id, condition).order_by(UNITS.c.id)
-            picks += [k for k in conn.execute(query.limit(limit)).scalars() if k not in picks]
-            if len(picks) >= limit:
+            candidates = list(conn.execute(query.limit(SIMILAR_KEYS_READ)).scalars())
+            if candidates:
                 break
-    return picks[:limit]
+    return difflib.get_close_matches(key, candidates, n=limit, cutoff=0.0)
 
 
 def similar_run_ids(session: Session, ref: str, *, limit: int = 3) -> list[str]:
