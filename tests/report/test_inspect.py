@@ -1,4 +1,4 @@
-"""The inspect data layer and its terminal / JSON renderings, on a real migrated SQLite file: unit keys
+"""The inspect data layer and its terminal / JSON renderings, on SQLite and PostgreSQL: unit keys
 with `/` in the case id, hostile model output kept off the terminal, the request rebuilt without a key."""
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ from runner.report import inspect, jsonout, terminal
 from runner.store import repository
 from runner.store.db import open_database
 from runner.store.records import UnitFinish
+from tests.run.stores import BACKENDS, database_url
 from tests.store.factories import FAKE_KEY, failed_attempt, make_job, make_units, ok_attempt
 
 if TYPE_CHECKING:
@@ -27,10 +28,14 @@ if TYPE_CHECKING:
 HOSTILE = "\x1b]0;pwned\x07\x1b[2J\x1b[10;10Hgotcha\r\x9b31m\u202eevil"
 
 
-@pytest.fixture
-def session(tmp_path: Path) -> Iterator[Session]:
-    """A migrated SQLite file."""
-    with open_database(f"sqlite:///{tmp_path / 'r.db'}") as db, db.session() as sess:
+@pytest.fixture(params=BACKENDS)
+def session(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Session]:
+    """A migrated SQLite file, or a fresh PostgreSQL schema."""
+    with (
+        database_url(request.param, tmp_path) as (url, _),
+        open_database(url) as db,
+        db.session() as sess,
+    ):
         yield sess
 
 
