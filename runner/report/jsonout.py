@@ -58,6 +58,7 @@ def tally_json(tally: UnitTally) -> dict[str, JSON]:
             "failed": tally.failed,
             "not_done": tally.not_done,
         },
+        "checks": {"passed": tally.checks_passed, "total": tally.checks_total},
         "attempts": {
             "total": tally.attempts,
             "retries": tally.retries,

@@ -75,6 +75,7 @@ def test_run_rows_count_verdicts_and_cost_newest_first(session: Session) -> None
         1,
         2,
     )
+    assert (tally.checks_passed, tally.checks_total) == (2, 3)  # HELD twice, BROKEN once
     assert (tally.attempts, tally.failed_attempts, tally.retries) == (4, 2, 1)
     assert tally.error_kinds == {"early_close": 1, "timeout": 1}
     assert tally.cost_usd == pytest.approx(repository.spend_so_far(session, new))
