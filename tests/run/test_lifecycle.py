@@ -16,6 +16,7 @@ import trio
 from runner.store.db import Database, open_database
 from tests.conftest import StartSimulator
 from tests.fakes.tap import Tap, serve_tap
+from tests.jobfile import write_job
 from tests.run.processes import (
     RunnerProcess,
     RunState,
@@ -53,13 +54,6 @@ simulator = {{ latency = "ttft=0.2,gap=0.02", output_tokens = "10" }}
 id = "c"
 prompt = "Say something."
 """
-
-
-def write_job(tmp_path: Path, text: str, name: str = "job.toml") -> Path:
-    """Write a job file into the test's directory."""
-    path = tmp_path / name
-    path.write_text(text)
-    return path
 
 
 @pytest.fixture

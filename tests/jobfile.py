@@ -1,0 +1,49 @@
+"""Job files for tests: write one (and the data files it names) into the test's directory, and spell
+``[[providers]]`` tables from keyword arguments so each test states only the fields it is about."""
+
+from __future__ import annotations
+
+import json
+import textwrap
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+
+def write_job(directory: Path, text: str, name: str = "job.toml", *, files: Mapping[str, str] = {}) -> Path:
+    """Write ``text`` (dedented) as ``directory/name``, and each of ``files`` (relative path -> text).
+
+    Returns the job file's path.
+    """
+    for relative, content in files.items():
+        path = directory / relative
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(content, encoding="utf-8")
+    job = directory / name
+    job.write_text(textwrap.dedent(text), encoding="utf-8")
+    return job
+
+
+def toml_value(value: object) -> str:
+    """``value`` as an inline TOML value (strings in JSON's escaping, which TOML basic strings share)."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, str | int | float):
+        return json.dumps(value)
+    if isinstance(value, Mapping):
+        if not value:
+            return "{}"
+        return "{ " + ", ".join(f"{key} = {toml_value(item)}" for key, item in value.items()) + " }"
+    if isinstance(value, list | tuple):
+        return "[" + ", ".join(toml_value(item) for item in value) + "]"
+    raise TypeError(f"no TOML spelling for {value!r}")
+
+
+def provider_toml(name: str, *, dialect: str = "openai-chat", model: str = "m", **fields: Any) -> str:
+    """One ``[[providers]]`` table (name, dialect, model, then ``fields``) and the blank line after it."""
+    table = {"name": name, "dialect": dialect, "model": model, **fields}
+    lines = ["[[providers]]", *(f"{key} = {toml_value(value)}" for key, value in table.items())]
+    return "\n".join(lines) + "\n\n"
+
