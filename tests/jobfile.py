@@ -47,3 +47,35 @@ def provider_toml(name: str, *, dialect: str = "openai-chat", model: str = "m", 
     lines = ["[[providers]]", *(f"{key} = {toml_value(value)}" for key, value in table.items())]
     return "\n".join(lines) + "\n\n"
 
+
+# One simulated provider and one case whose expect runs a Python check at a pass rate; line 17 is the
+# `python` key (error lines name it).
+_CHECKED_JOB = """\
+name = "checked"
+
+[defaults]
+repeats = {repeats}
+
+[[providers]]
+name = "sim"
+dialect = "openai-chat"
+model = "m"
+simulator = {{ seed = 7 }}
+
+[[cases]]
+id = "flaky"
+prompt = "Say something."
+
+[cases.expect]
+python = "{check}"
+pass_rate = {rate}
+"""
+
+
+def write_checked_job(directory: Path, checks: str, *, check: str, rate: float, repeats: int) -> Path:
+    """Write ``checks`` as ``checks.py`` and a job.toml whose one case runs ``check`` at pass rate ``rate``.
+
+    Returns the job file's path.
+    """
+    job = _CHECKED_JOB.format(repeats=repeats, check=check, rate=rate)
+    return write_job(directory, job, files={"checks.py": checks})
