@@ -2,22 +2,26 @@
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from runner.model import Completion
 from runner.wire.dialects.openai_responses import OpenAIResponsesAccumulator
 from runner.wire.dialects.openai_responses_fast import decode_run
-from runner.wire.replay import accumulate
-from runner.wire.sse import SSEDecoder, TypedRun, decode_all
+from runner.wire.sse import SSEDecoder, TypedRun
+from tests.wire.dialects.fastpath import (
+    DUP,
+    RAW,
+    Signals,
+    dump_with_placeholders,
+    fed_event_by_event,
+    fed_in_reads,
+)
 
 # Raw JSON put where a placeholder string stands, after json.dumps: values msgspec and orjson
 # might read differently, and bytes that are not JSON or not UTF-8.
-RAW = "@@raw@@"
 _RAW_TOKENS = [
     b"0",
     b"1",
@@ -48,7 +52,6 @@ _RAW_TOKENS = [
     b'""',
     b'[{"token": "a", "logprob": -0.5, "bytes": [97], "top_logprobs": []}]',
 ]
-DUP = "@@dup@@"  # a key json.dumps cannot repeat: a duplicate of "delta" after dumping
 
 _KINDS = [
     "response.output_text.delta",
@@ -109,18 +112,12 @@ _others: st.SearchStrategy[dict[str, Any]] = st.sampled_from(
 )
 
 
-def _dump(payload: dict[str, Any], raw: bytes) -> bytes:
-    text = json.dumps(payload, ensure_ascii=False)
-    text = text.replace(f'"{DUP}": "dup"', '"delta": "dup"')
-    return text.encode("utf-8", "surrogatepass").replace(f'"{RAW}"'.encode(), raw)
-
-
 @st.composite
 def _event(draw: st.DrawFn, odd_rate: int) -> bytes:
     """One SSE block: a delta with its own name; at ``odd_rate`` in 20, odd names, framing or data."""
     roll = draw(st.integers(0, 19)) if draw(st.integers(0, 19)) < odd_rate else 19
     payload: dict[str, Any] = draw(_others) if roll < 3 else draw(_delta(odd=roll == 9))
-    data = _dump(payload, draw(st.sampled_from(_RAW_TOKENS)))
+    data = dump_with_placeholders(payload, dup_key="delta", raw=draw(st.sampled_from(_RAW_TOKENS)))
     if roll == 3:
         data = data[: draw(st.integers(0, len(data)))]  # a cut payload: not JSON on its own
     if roll == 4:
@@ -148,19 +145,14 @@ def _stream(draw: st.DrawFn) -> bytes:
     return _START + b"".join(draw(st.lists(_event(odd_rate), max_size=14)))
 
 
-def general_path(body: bytes) -> tuple[Completion, bool, bool, int]:
+def general_path(body: bytes) -> Signals:
     """Every event of ``body`` decoded as text, one at a time, through the orjson path only."""
-    acc = OpenAIResponsesAccumulator(fast_path=False)
-    for event in decode_all(body):
-        acc.feed(event)
-    return acc.result(), acc.has_reasoning, acc.has_answer, acc.tokens
+    return fed_event_by_event(OpenAIResponsesAccumulator(fast_path=False), body)
 
 
-def fast_path(body: bytes, cuts: list[int]) -> tuple[Completion, bool, bool, int]:
+def fast_path(body: bytes, cuts: list[int]) -> Signals:
     """``body`` in reads split at ``cuts`` through feed_raw and feed_many (the attempt layer's way)."""
-    acc = OpenAIResponsesAccumulator()
-    pieces = [body[a:b] for a, b in zip([0, *cuts], [*cuts, len(body)], strict=True)]
-    return accumulate(acc, pieces), acc.has_reasoning, acc.has_answer, acc.tokens
+    return fed_in_reads(OpenAIResponsesAccumulator(), body, cuts)
 
 
 _START = (  # (defined before use by _stream at draw time)
