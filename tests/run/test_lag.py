@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import gc
-import time
 from pathlib import Path
 
 import pytest
@@ -17,6 +16,7 @@ from runner.spec import ProviderSpec, RetryPolicy, Timeouts
 from runner.store import repository
 from runner.store.db import Database, open_database
 from runner.store.records import RunInfo
+from tests.busyloop import hog
 from tests.run.helpers import make_job, run_in_process
 
 
@@ -60,14 +60,6 @@ def test_the_summary_flags_a_lag_above_the_threshold() -> None:
     assert flag + " own delay)" in lagging.describe()
 
 
-async def _hog(slice_s: float) -> None:
-    while True:
-        end = time.perf_counter() + slice_s
-        while time.perf_counter() < end:
-            pass
-        await trio.lowlevel.checkpoint()
-
-
 @pytest.mark.parametrize(
     ("hog_s", "lagging"), [pytest.param(None, False, id="idle"), pytest.param(0.02, True, id="busy")]
 )
@@ -77,7 +69,7 @@ async def test_the_watcher_sees_a_busy_loop(hog_s: float | None, lagging: bool) 
     async with trio.open_nursery() as nursery:
         nursery.start_soon(watch_loop_lag, histogram)
         if hog_s is not None:
-            nursery.start_soon(_hog, hog_s)
+            nursery.start_soon(hog, hog_s)
         await trio.sleep(0.3)
         nursery.cancel_scope.cancel()
     summary = histogram.summary()
