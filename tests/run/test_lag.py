@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gc
 from pathlib import Path
+from typing import Any
 
 import pytest
 import trio
@@ -82,15 +83,22 @@ async def test_the_watcher_sees_a_busy_loop(hog_s: float | None, lagging: bool) 
         assert summary.p50_s < THRESHOLD_S  # the median: one descheduled wake-up is no lag
 
 
-async def test_every_run_measures_its_loop_lag(tmp_path: Path) -> None:
-    """execute_job's summary carries the loop lag, and its line says it."""
-    provider = ProviderSpec(
+def _simulated(**fields: Any) -> ProviderSpec:
+    """A provider served by the run's own simulator (no address of its own), one attempt a unit."""
+    return ProviderSpec(
         name="sim",
         dialect="openai-chat",
         base_url="http://simulated.invalid/v1",
         model="m",
-        simulator=SimulatorConfig(latency=parse_latency("ttft=0.05")),
         retry=RetryPolicy(max_attempts=1),
+        **fields,
+    )
+
+
+async def test_every_run_measures_its_loop_lag(tmp_path: Path) -> None:
+    """execute_job's summary carries the loop lag, and its line says it."""
+    provider = _simulated(
+        simulator=SimulatorConfig(latency=parse_latency("ttft=0.05")),
         timeouts=Timeouts(connect=5, first_byte=5, first_token=5, idle=5, total=10),
         concurrency=2,
     )
@@ -105,14 +113,7 @@ async def test_every_run_measures_its_loop_lag(tmp_path: Path) -> None:
 async def test_runner_run_freezes_the_startup_objects_out_of_the_collectors_reach(tmp_path: Path) -> None:
     """run_until_signalled (``runner run``'s) freezes what is alive before the run: no full GC pause
     walks the libraries' objects while attempts are being timed."""
-    provider = ProviderSpec(
-        name="sim",
-        dialect="openai-chat",
-        base_url="http://simulated.invalid/v1",
-        model="m",
-        simulator=SimulatorConfig(),
-        retry=RetryPolicy(max_attempts=1),
-    )
+    provider = _simulated(simulator=SimulatorConfig())
     options = RunOptions(display="quiet")
     database = await trio.to_thread.run_sync(open_database, f"sqlite:///{tmp_path / 'runner.db'}")
     try:
@@ -130,15 +131,7 @@ async def test_runner_run_freezes_the_startup_objects_out_of_the_collectors_reac
 
 async def test_every_run_stores_its_loop_lag(database: Database) -> None:
     """execute_job writes this process's lag with the run's final status; the read model has it."""
-    provider = ProviderSpec(
-        name="sim",
-        dialect="openai-chat",
-        base_url="http://simulated.invalid/v1",
-        model="m",
-        simulator=SimulatorConfig(latency=parse_latency("ttft=0.05")),
-        retry=RetryPolicy(max_attempts=1),
-        concurrency=2,
-    )
+    provider = _simulated(simulator=SimulatorConfig(latency=parse_latency("ttft=0.05")), concurrency=2)
     options = RunOptions(display="quiet")
     run, job = await trio.to_thread.run_sync(open_run, database, make_job([provider], repeats=4), options)
     with trio.fail_after(30):
