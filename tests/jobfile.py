@@ -48,6 +48,15 @@ def provider_toml(name: str, *, dialect: str = "openai-chat", model: str = "m", 
     return "\n".join(lines) + "\n\n"
 
 
+def sim_provider(*, concurrency: int, output_tokens: int, ttft: float | None = None) -> str:
+    """The ``sim`` provider of the process tests: the built-in simulator, ``output_tokens`` tokens an
+    answer, the first after ``ttft`` seconds (then one every 20 ms) when given."""
+    simulator = {"output_tokens": str(output_tokens)}
+    if ttft is not None:
+        simulator = {"latency": f"ttft={ttft},gap=0.02", **simulator}
+    return provider_toml("sim", model="sim-model", concurrency=concurrency, simulator=simulator)
+
+
 # One simulated provider and one case whose expect runs a Python check at a pass rate; line 17 is the
 # `python` key (error lines name it).
 _CHECKED_JOB = """\
