@@ -4,7 +4,7 @@ placeholders that put raw JSON tokens and duplicate keys where json.dumps cannot
 from __future__ import annotations
 
 import json
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Final
 
 from runner.wire.replay import accumulate
 from runner.wire.sse import decode_all
@@ -17,6 +17,32 @@ if TYPE_CHECKING:
 # json.dumps cannot repeat) by a second copy of a real key.
 RAW = "@@raw@@"
 DUP = "@@dup@@"
+# Raw JSON tokens every dialect's test puts where RAW stands (each adds its own): values msgspec and
+# orjson might read differently (ints vs floats, huge ints, 1e400, NaN, invalid UTF-8, lone
+# surrogates, nesting past orjson's depth limit of 1024), and bytes that are not JSON.
+RAW_TOKENS: Final = [
+    b"0",
+    b"-0",
+    b"1.0",
+    b"1e0",
+    b"true",
+    b"null",
+    b"[]",
+    b"{}",
+    b"9223372036854775807",
+    b"9223372036854775808",
+    b"18446744073709551616",
+    b"9" * 400,
+    b"1e400",
+    b"NaN",
+    b'"\\ud800"',
+    b'"\\ud83d\\ude00"',
+    b'"\\u0000"',
+    b'"a\xffb"',
+    b'"\xed\xa0\x80"',
+    b"[" * 1100 + b"]" * 1100,
+    b'"x"',
+]
 
 # What a path ends with: the completion, has_reasoning, has_answer, tokens.
 Signals = tuple["Completion", bool, bool, int]

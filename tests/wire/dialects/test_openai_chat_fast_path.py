@@ -17,7 +17,7 @@ from runner.wire.dialects.openai_chat import OpenAIChatAccumulator
 from runner.wire.dialects.openai_chat_fast import FAST_DECODE_MISSES, decode_chunk
 from runner.wire.sse import SSEDecoder, decode_all
 from tests.streams import chunk, delta
-from tests.wire.dialects.fastpath import DUP, RAW, fed_event_by_event, fed_in_reads
+from tests.wire.dialects.fastpath import DUP, RAW, RAW_TOKENS, fed_event_by_event, fed_in_reads
 
 
 def general_path(body: bytes) -> tuple[Completion, bool, bool]:
@@ -36,49 +36,28 @@ def fast_path(
     return fed_in_reads(OpenAIChatAccumulator(msgspec_misses=misses), body, cuts)[:3]
 
 
-# Raw JSON tokens put where a placeholder string stands, after json.dumps: values msgspec and
-# orjson might read differently (ints vs floats, bools, huge ints, 1e400, NaN / Infinity, invalid
-# UTF-8, lone surrogates, raw control characters, nesting past orjson's depth limit of 1024).
-# Nesting accepted by both stays under 255 levels: deeper, orjson.dumps raises in the general path
-# (error_from_payload, object arguments), a crash of its own, not this test's subject.
+# Beyond the shared RAW_TOKENS: bools, exponents, Infinity, more lone surrogates and invalid UTF-8,
+# raw control characters. Nesting accepted by both stays under 255 levels: deeper, orjson.dumps
+# raises in the general path (error_from_payload, object arguments), a crash of its own, not this
+# test's subject.
 _RAW_TOKENS = [
-    b"0",
+    *RAW_TOKENS,
     b"1",
-    b"-0",
-    b"1.0",
-    b"1e0",
     b"1E2",
-    b"true",
     b"false",
-    b"null",
-    b"{}",
-    b"[]",
-    b"9223372036854775807",
-    b"9223372036854775808",
-    b"18446744073709551616",
     b"-9223372036854775809",
-    b"9" * 400,
-    b"1e400",
     b"-1e400",
     b"1e308",
     b"1e-400",
-    b"NaN",
     b"Infinity",
     b"-Infinity",
-    b'"\\ud800"',
     b'"\\udc00"',
-    b'"\\ud83d\\ude00"',
     b'"\\ud83d\\u0041"',
-    b'"\\u0000"',
     b'"\\ufffe"',
-    b'"a\xffb"',
-    b'"\xed\xa0\x80"',
     b'"\xc0\x80"',
     b'"\xf4\x90\x80\x80"',
     b'"a\x01"',
-    b"[" * 1100 + b"]" * 1100,
     b"[" * 200 + b"]" * 200,
-    b'"x"',
     b'""',
     b'{"a": 1e400}',
 ]
