@@ -9,11 +9,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from runner.model import Completion
 from runner.wire.dialects.gemini import GeminiAccumulator
 from runner.wire.dialects.gemini_fast import decode_events
-from runner.wire.replay import accumulate
-from runner.wire.sse import decode_all
+from tests.wire import fast_path as fast_path_check
+from tests.wire.fast_path import Outcome
 
 RAW = "@@raw@@"  # replaced by a raw JSON token (or bytes that are not JSON) after json.dumps
 _RAW_TOKENS = [
@@ -123,19 +122,14 @@ def _stream(draw: st.DrawFn) -> bytes:
     return b"".join(draw(st.lists(_event(odd_rate), max_size=12)))
 
 
-def general_path(body: bytes) -> tuple[Completion, bool, bool, int]:
+def general_path(body: bytes) -> Outcome:
     """Every event of ``body`` decoded as text, one at a time, through the orjson path only."""
-    acc = GeminiAccumulator(fast_path=False)
-    for event in decode_all(body):
-        acc.feed(event)
-    return acc.result(), acc.has_reasoning, acc.has_answer, acc.tokens
+    return fast_path_check.general_path(GeminiAccumulator(fast_path=False), body)
 
 
-def fast_path(body: bytes, cuts: list[int]) -> tuple[Completion, bool, bool, int]:
+def fast_path(body: bytes, cuts: list[int]) -> Outcome:
     """``body`` in reads split at ``cuts`` through feed_raw and feed_many (the attempt layer's way)."""
-    acc = GeminiAccumulator()
-    pieces = [body[a:b] for a, b in zip([0, *cuts], [*cuts, len(body)], strict=True)]
-    return accumulate(acc, pieces), acc.has_reasoning, acc.has_answer, acc.tokens
+    return fast_path_check.fast_path(GeminiAccumulator(), body, cuts)
 
 
 @settings(max_examples=400, deadline=None)

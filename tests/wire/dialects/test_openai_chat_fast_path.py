@@ -12,33 +12,26 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from runner.model import Completion
 from runner.wire.dialects.openai_chat import OpenAIChatAccumulator
 from runner.wire.dialects.openai_chat_fast import FAST_DECODE_MISSES, decode_chunk
-from runner.wire.replay import accumulate
 from runner.wire.sse import SSEDecoder, decode_all
 from tests.streams import chunk, delta
+from tests.wire import fast_path as fast_path_check
+from tests.wire.fast_path import Outcome
 
 
-def general_path(body: bytes) -> tuple[Completion, bool, bool]:
+def general_path(body: bytes) -> Outcome:
     """Every event of ``body``, decoded as text, one at a time through the general path only."""
-    acc = OpenAIChatAccumulator(fast_path=False)
-    for event in decode_all(body):
-        acc.feed(event)
-    return acc.result(), acc.has_reasoning, acc.has_answer
+    return fast_path_check.general_path(OpenAIChatAccumulator(fast_path=False), body)
 
 
-def fast_path(
-    body: bytes, cuts: list[int], misses: int = FAST_DECODE_MISSES
-) -> tuple[Completion, bool, bool]:
+def fast_path(body: bytes, cuts: list[int], misses: int = FAST_DECODE_MISSES) -> Outcome:
     """``body`` in reads split at ``cuts``, through feed_raw and feed_many (the attempt layer's way).
 
     ``misses``: the msgspec fast path's budget (0: the orjson fast path only; a small budget runs
     out mid-stream, so both fast paths meet in one stream).
     """
-    acc = OpenAIChatAccumulator(msgspec_misses=misses)
-    pieces = [body[a:b] for a, b in zip([0, *cuts], [*cuts, len(body)], strict=True)]
-    return accumulate(acc, pieces), acc.has_reasoning, acc.has_answer
+    return fast_path_check.fast_path(OpenAIChatAccumulator(msgspec_misses=misses), body, cuts)
 
 
 # Raw JSON tokens put where a placeholder string stands, after json.dumps: values msgspec and
@@ -270,7 +263,7 @@ def test_feed_one_event_at_a_time_equals_the_general_path(body: bytes) -> None:
     acc = OpenAIChatAccumulator()
     for event in decode_all(body):
         acc.feed(event)
-    assert (acc.result(), acc.has_reasoning, acc.has_answer) == general_path(body)
+    assert fast_path_check.outcome(acc, acc.result()) == general_path(body)
 
 
 def _sse(*payloads: Any) -> bytes:
@@ -281,7 +274,7 @@ def test_invalid_utf8_in_raw_bytes_becomes_replacement_characters() -> None:
     """Raw bytes orjson rejects as invalid UTF-8 are read as their U+FFFD-decoded text."""
     first = _sse(chunk(delta(role="assistant", content="")))
     bad = b'data: {"object":"chat.completion.chunk","choices":[{"index":0,"delta":{"content":"a\xffb"}}]}\n\n'
-    completion, _, has_answer = fast_path(first + bad, [])
+    completion, _, has_answer, _ = fast_path(first + bad, [])
     assert completion.choices[0].text == "a\ufffdb"
     assert has_answer
 
@@ -293,7 +286,7 @@ def test_odd_indexes_go_where_the_general_path_puts_them() -> None:
         chunk(delta(1, content="one")),
         *(chunk({"index": index, "delta": {"content": f"-{index}"}}) for index in (True, 1.0, [0])),
     )
-    completion, _, _ = fast_path(stream, [])
+    completion, _, _, _ = fast_path(stream, [])
     assert [(choice.index, choice.text) for choice in completion.choices] == [
         (0, "zero-True-1.0-[0]"),
         (1, "one"),
@@ -305,7 +298,7 @@ def test_an_id_and_model_sent_late_are_kept() -> None:
     """An id and model first sent on a later content chunk are taken from it, as _chunk would."""
     first = {"object": "chat.completion.chunk", "choices": [delta(role="assistant", content="")]}
     later = chunk(delta(content="a"), id="late-id", model="late-model")
-    completion, _, _ = fast_path(_sse(first, later), [])
+    completion, _, _, _ = fast_path(_sse(first, later), [])
     assert (completion.id, completion.model) == ("late-id", "late-model")
 
 
@@ -325,7 +318,7 @@ def test_tool_call_fragments_and_reasoning_on_the_fast_path() -> None:
         )
         + b"data: [DONE]\n\n"
     )
-    completion, has_reasoning, has_answer = fast_path(stream, [])
+    completion, has_reasoning, has_answer, _ = fast_path(stream, [])
     assert completion.choices[0].reasoning == "think"
     assert [(call.id, call.name, call.arguments) for call in completion.choices[0].tool_calls] == [
         ("call_1", "f", '{"a": 1}')
@@ -352,7 +345,7 @@ def test_non_string_content_and_refusal_are_ignored() -> None:
         chunk(delta(content=5, refusal=7)),
         chunk(delta(content="b")),
     )
-    completion, _, _ = fast_path(stream, [])
+    completion, _, _, _ = fast_path(stream, [])
     assert completion.choices[0].text == "ab"
     assert completion.choices[0].refusal == ""
     assert fast_path(stream, []) == general_path(stream)
@@ -434,7 +427,7 @@ def test_extras_on_a_full_choice_are_kept() -> None:
         "citations": ["u"],
     }
     stream = _sse(chunk(delta(role="assistant", content="")), chunk(citations))
-    completion, _, _ = fast_path(stream, [])
+    completion, _, _, _ = fast_path(stream, [])
     assert completion.extras == {"citations": ["u"]}
     assert fast_path(stream, []) == general_path(stream)
 

@@ -9,11 +9,11 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from runner.model import Completion
 from runner.wire.dialects.openai_responses import OpenAIResponsesAccumulator
 from runner.wire.dialects.openai_responses_fast import decode_run
-from runner.wire.replay import accumulate
-from runner.wire.sse import SSEDecoder, TypedRun, decode_all
+from runner.wire.sse import SSEDecoder, TypedRun
+from tests.wire import fast_path as fast_path_check
+from tests.wire.fast_path import Outcome
 
 # Raw JSON put where a placeholder string stands, after json.dumps: values msgspec and orjson
 # might read differently, and bytes that are not JSON or not UTF-8.
@@ -148,19 +148,14 @@ def _stream(draw: st.DrawFn) -> bytes:
     return _START + b"".join(draw(st.lists(_event(odd_rate), max_size=14)))
 
 
-def general_path(body: bytes) -> tuple[Completion, bool, bool, int]:
+def general_path(body: bytes) -> Outcome:
     """Every event of ``body`` decoded as text, one at a time, through the orjson path only."""
-    acc = OpenAIResponsesAccumulator(fast_path=False)
-    for event in decode_all(body):
-        acc.feed(event)
-    return acc.result(), acc.has_reasoning, acc.has_answer, acc.tokens
+    return fast_path_check.general_path(OpenAIResponsesAccumulator(fast_path=False), body)
 
 
-def fast_path(body: bytes, cuts: list[int]) -> tuple[Completion, bool, bool, int]:
+def fast_path(body: bytes, cuts: list[int]) -> Outcome:
     """``body`` in reads split at ``cuts`` through feed_raw and feed_many (the attempt layer's way)."""
-    acc = OpenAIResponsesAccumulator()
-    pieces = [body[a:b] for a, b in zip([0, *cuts], [*cuts, len(body)], strict=True)]
-    return accumulate(acc, pieces), acc.has_reasoning, acc.has_answer, acc.tokens
+    return fast_path_check.fast_path(OpenAIResponsesAccumulator(), body, cuts)
 
 
 _START = (  # (defined before use by _stream at draw time)
