@@ -1,0 +1,133 @@
+"""The output items of an ``openai-responses`` stream being rebuilt, and the choice they make.
+
+The accumulator (openai_responses_stream) keys items by ``output_index`` and their text parts by
+``content_index`` (``summary_index`` for reasoning summaries); ``items_choice`` turns what it
+gathered into the one choice of the result.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from runner.model import Choice, FinishReason, ToolCall, Usage
+from runner.wire.dialects.common import ToolCallBuilder, int_or_none
+
+# Keys of Item.reasoning: summaries come before the reasoning text of the same item.
+SUMMARY, REASONING_TEXT = 0, 1
+
+
+def responses_usage(raw: dict[str, Any]) -> Usage:
+    """Normalize a Responses usage object: cached tokens are inside input, reasoning inside output."""
+    input_details = raw.get("input_tokens_details")
+    output_details = raw.get("output_tokens_details")
+    details = input_details if isinstance(input_details, dict) else {}
+    cached = details.get("cached_tokens")
+    reasoning = output_details.get("reasoning_tokens") if isinstance(output_details, dict) else None
+    return Usage(
+        input_tokens=int_or_none(raw.get("input_tokens")),
+        output_tokens=int_or_none(raw.get("output_tokens")),
+        total_tokens=int_or_none(raw.get("total_tokens")),
+        reasoning_tokens=int_or_none(reasoning),
+        cached_input_tokens=int_or_none(cached),
+        cache_write_tokens=int_or_none(details.get("cache_write_tokens")),  # PROTOCOLS.md 3
+        raw=raw,
+    )
+
+
+class Part:
+    """One text part (output text, refusal, reasoning summary or text) being rebuilt."""
+
+    __slots__ = ("done", "pieces")
+
+    def __init__(self) -> None:
+        self.pieces: list[str] = []
+        self.done: str | None = None  # the `.done` (or finished item's) text: used only when no delta came
+
+    def text(self) -> str:
+        return "".join(self.pieces) if self.pieces else (self.done or "")
+
+
+def part_at(parts: dict[Any, Part], key: Any) -> Part:
+    found = parts.get(key)
+    if found is None:
+        found = parts[key] = Part()
+    return found
+
+
+class Item:
+    """One output item, by ``output_index``: a message, a function call, reasoning, or another kind."""
+
+    __slots__ = ("args_done", "kind", "raw", "reasoning", "refusal", "text", "tool")
+
+    def __init__(self, kind: str) -> None:
+        self.kind = kind
+        self.raw: dict[str, Any] | None = None  # the finished item as sent (kept for unknown kinds)
+        self.text: dict[int, Part] = {}  # content_index -> output_text part
+        self.refusal: dict[int, Part] = {}
+        self.reasoning: dict[tuple[int, int], Part] = {}
+        self.tool: ToolCallBuilder | None = ToolCallBuilder(None) if kind == "function_call" else None
+        self.args_done: str | None = None
+
+
+def as_index(value: Any) -> int:
+    # A missing or non-integer index reads as 0 (a bool is not an index).
+    return value if type(value) is int else 0
+
+
+def as_str(value: Any) -> str | None:
+    return value if isinstance(value, str) else None
+
+
+def items_choice(
+    items: dict[int, Item], finish: FinishReason | None, raw_finish: str | None
+) -> tuple[Choice, list[Any]]:
+    """The choice the items make (in output order), and the items of other kinds, as sent."""
+    text: list[str] = []
+    refusal: list[str] | None = None
+    reasoning: list[str] = []
+    calls: list[ToolCall] = []
+    others: list[Any] = []
+    for index in sorted(items):
+        item = items[index]
+        text.extend(item.text[k].text() for k in sorted(item.text))
+        if item.refusal:
+            refusal = (refusal or []) + [item.refusal[k].text() for k in sorted(item.refusal)]
+        reasoning.extend(t for k in sorted(item.reasoning) if (t := item.reasoning[k].text()))
+        if item.tool is not None:
+            if not item.tool.args and item.args_done:
+                item.tool.args = [item.args_done]
+            calls.append(item.tool.build())
+        elif item.kind not in ("message", "reasoning") and item.raw is not None:
+            others.append(item.raw)  # web_search_call and other built-in tool items, as sent
+    choice = Choice(
+        index=0,
+        text="".join(text),
+        # Summary parts and reasoning texts are separate paragraphs.
+        reasoning="\n\n".join(reasoning),
+        refusal="".join(refusal) if refusal is not None else None,
+        tool_calls=tuple(calls),
+        finish_reason=finish,
+        raw_finish_reason=raw_finish,
+    )
+    return choice, others
+
+
+def finished_parts(raw: dict[str, Any]) -> list[tuple[Any, tuple[bool, str]]]:
+    """The text parts of a finished item: (part key, (is refusal, text))."""
+    found: list[tuple[Any, tuple[bool, str]]] = []
+    content = raw.get("content")
+    for index, part in enumerate(content if isinstance(content, list) else ()):
+        if not isinstance(part, dict):
+            continue
+        kind = part.get("type")
+        if kind == "output_text" and isinstance(part.get("text"), str):
+            found.append((index, (False, part["text"])))
+        elif kind == "refusal" and isinstance(part.get("refusal"), str):
+            found.append((index, (True, part["refusal"])))
+        elif kind == "reasoning_text" and isinstance(part.get("text"), str):
+            found.append(((REASONING_TEXT, index), (False, part["text"])))
+    summary = raw.get("summary")
+    for index, part in enumerate(summary if isinstance(summary, list) else ()):
+        if isinstance(part, dict) and isinstance(part.get("text"), str):
+            found.append(((SUMMARY, index), (False, part["text"])))
+    return found
