@@ -7,11 +7,16 @@ gathered into the one choice of the result.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Final
 
 from runner.model import Choice, FinishReason, ToolCall, Usage
 from runner.wire.dialects.common import ToolCallBuilder, int_or_none
 
+# incomplete_details.reason -> the normalized finish reason (others: None, the raw reason kept).
+_INCOMPLETE: Final[dict[str, FinishReason]] = {
+    "max_output_tokens": "length",
+    "content_filter": "content_filter",
+}
 # Keys of Item.reasoning: summaries come before the reasoning text of the same item.
 SUMMARY, REASONING_TEXT = 0, 1
 
@@ -131,3 +136,39 @@ def finished_parts(raw: dict[str, Any]) -> list[tuple[Any, tuple[bool, str]]]:
         if isinstance(part, dict) and isinstance(part.get("text"), str):
             found.append(((SUMMARY, index), (False, part["text"])))
     return found
+
+
+def fill_item(items: dict[int, Item], index: int, raw: dict[str, Any]) -> None:
+    """Take a finished item's text, name and arguments (``output_item.done``, the terminal event's
+    output) where no delta gave them."""
+    kind = as_str(raw.get("type")) or ""
+    item = items.get(index)
+    if item is None:
+        item = items[index] = Item(kind)
+    item.raw = raw
+    if item.tool is not None:
+        item.tool.id = item.tool.id or as_str(raw.get("call_id")) or None
+        item.tool.name = item.tool.name or as_str(raw.get("name")) or ""
+        if item.args_done is None:
+            item.args_done = as_str(raw.get("arguments"))
+    for key, part in finished_parts(raw):
+        target = item.reasoning if isinstance(key, tuple) else item.refusal if part[0] else item.text
+        found = part_at(target, key)
+        if found.done is None:
+            found.done = part[1]
+
+
+def fill_output(items: dict[int, Item], response: dict[str, Any]) -> bool:
+    """Fill the items from a terminal event's response output; whether any item is a function call."""
+    output = response.get("output")
+    for index, raw in enumerate(output if type(output) is list else ()):
+        if type(raw) is dict:
+            fill_item(items, index, raw)
+    return any(item.tool is not None for item in items.values())
+
+
+def incomplete_finish(response: dict[str, Any]) -> tuple[str, FinishReason | None]:
+    """The raw and normalized finish reasons of a ``response.incomplete``."""
+    details = response.get("incomplete_details")
+    reason = as_str(details.get("reason")) if isinstance(details, dict) else None
+    return reason or "incomplete", _INCOMPLETE.get(reason or "")

@@ -24,7 +24,9 @@ from runner.wire.dialects.openai_responses_items import (
     Part,
     as_index,
     as_str,
-    finished_parts,
+    fill_item,
+    fill_output,
+    incomplete_finish,
     items_choice,
     part_at,
     responses_usage,
@@ -35,12 +37,6 @@ if TYPE_CHECKING:
     from collections.abc import Callable, Iterable, Sequence
 
     from runner.wire.events import RawEvent, ServerSentEvent
-
-# incomplete_details.reason -> the normalized finish reason (others: None, the raw reason kept).
-_INCOMPLETE: Final[dict[str, FinishReason]] = {
-    "max_output_tokens": "length",
-    "content_filter": "content_filter",
-}
 
 
 class OpenAIResponsesAccumulator(AccumulatorBase):
@@ -264,60 +260,44 @@ class OpenAIResponsesAccumulator(AccumulatorBase):
     def _item_done(self, payload: dict[str, Any]) -> None:
         raw = payload.get("item")
         if type(raw) is dict:
-            self._fill(as_index(payload.get("output_index")), raw)
+            fill_item(self._items, as_index(payload.get("output_index")), raw)
 
-    def _fill(self, index: int, raw: dict[str, Any]) -> None:
-        """Take a finished item's text, name and arguments where no delta gave them."""
-        kind = as_str(raw.get("type")) or ""
-        item = self._items.get(index)
-        if item is None:
-            item = self._items[index] = Item(kind)
-        item.raw = raw
-        if item.tool is not None:
-            item.tool.id = item.tool.id or as_str(raw.get("call_id")) or None
-            item.tool.name = item.tool.name or as_str(raw.get("name")) or ""
-            if item.args_done is None:
-                item.args_done = as_str(raw.get("arguments"))
-        for key, part in finished_parts(raw):
-            target = item.reasoning if isinstance(key, tuple) else item.refusal if part[0] else item.text
-            found = part_at(target, key)
-            if found.done is None:
-                found.done = part[1]
+    def _content(self, payload: dict[str, Any], *, refusal: bool = False) -> Part:
+        # The message part (output text or refusal) an event names by content_index.
+        item = self._item(payload, "message")
+        return part_at(item.refusal if refusal else item.text, as_index(payload.get("content_index")))
+
+    def _thought(self, payload: dict[str, Any], kind: int) -> Part:
+        # The reasoning part an event names: a summary by summary_index, a text by content_index.
+        index = as_index(payload.get("summary_index" if kind == SUMMARY else "content_index"))
+        return part_at(self._item(payload, "reasoning").reasoning, (kind, index))
 
     def _text_delta(self, payload: dict[str, Any]) -> None:
-        part = part_at(self._item(payload, "message").text, as_index(payload.get("content_index")))
+        part = self._content(payload)
         self._hot_key = (payload.get("output_index"), payload.get("content_index"))
         self._hot_pieces = part.pieces
         self._append(part, payload)
 
     def _text_done(self, payload: dict[str, Any]) -> None:
-        part = part_at(self._item(payload, "message").text, as_index(payload.get("content_index")))
-        part.done = as_str(payload.get("text"))
+        self._content(payload).done = as_str(payload.get("text"))
 
     def _refusal_delta(self, payload: dict[str, Any]) -> None:
-        self._append(
-            part_at(self._item(payload, "message").refusal, as_index(payload.get("content_index"))), payload
-        )
+        self._append(self._content(payload, refusal=True), payload)
 
     def _refusal_done(self, payload: dict[str, Any]) -> None:
-        part = part_at(self._item(payload, "message").refusal, as_index(payload.get("content_index")))
-        part.done = as_str(payload.get("refusal"))
+        self._content(payload, refusal=True).done = as_str(payload.get("refusal"))
 
     def _summary_delta(self, payload: dict[str, Any]) -> None:
-        key = (SUMMARY, as_index(payload.get("summary_index")))
-        self._think(part_at(self._item(payload, "reasoning").reasoning, key), payload)
+        self._think(self._thought(payload, SUMMARY), payload)
 
     def _summary_done(self, payload: dict[str, Any]) -> None:
-        key = (SUMMARY, as_index(payload.get("summary_index")))
-        part_at(self._item(payload, "reasoning").reasoning, key).done = as_str(payload.get("text"))
+        self._thought(payload, SUMMARY).done = as_str(payload.get("text"))
 
     def _reasoning_delta(self, payload: dict[str, Any]) -> None:
-        key = (REASONING_TEXT, as_index(payload.get("content_index")))
-        self._think(part_at(self._item(payload, "reasoning").reasoning, key), payload)
+        self._think(self._thought(payload, REASONING_TEXT), payload)
 
     def _reasoning_done(self, payload: dict[str, Any]) -> None:
-        key = (REASONING_TEXT, as_index(payload.get("content_index")))
-        part_at(self._item(payload, "reasoning").reasoning, key).done = as_str(payload.get("text"))
+        self._thought(payload, REASONING_TEXT).done = as_str(payload.get("text"))
 
     def _args_delta(self, payload: dict[str, Any]) -> None:
         item = self._item(payload, "function_call")
@@ -355,10 +335,7 @@ class OpenAIResponsesAccumulator(AccumulatorBase):
         self._end(payload, "completed")
 
     def _incomplete(self, payload: dict[str, Any]) -> None:
-        details = self._end(payload, "incomplete").get("incomplete_details")
-        reason = as_str(details.get("reason")) if isinstance(details, dict) else None
-        self._raw_finish = reason or "incomplete"
-        self._finish = _INCOMPLETE.get(reason or "")
+        self._raw_finish, self._finish = incomplete_finish(self._end(payload, "incomplete"))
 
     def _failed(self, payload: dict[str, Any]) -> None:
         inner = self._end(payload, "failed").get("error")
@@ -371,11 +348,7 @@ class OpenAIResponsesAccumulator(AccumulatorBase):
         usage = response.get("usage")
         if type(usage) is dict:
             self._usage = usage
-        output = response.get("output")
-        for index, raw in enumerate(output if type(output) is list else ()):
-            if type(raw) is dict:
-                self._fill(index, raw)
-        calls = any(item.tool is not None for item in self._items.values())
+        calls = fill_output(self._items, response)
         self._raw_finish = status
         self._finish = "tool_calls" if calls else "stop"
         self._terminal = self._done = True
