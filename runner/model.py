@@ -224,6 +224,8 @@ class AttemptRecord:
     chunks: int = 0  # SSE events dispatched
     heartbeats: int = 0  # SSE comment lines (and dialect ping events)
     raw_capture: bytes | None = None  # the body as received, for `runner parse` replay
+    # (offset into raw_capture, seconds after the request started) of each read, when captured
+    raw_reads: tuple[tuple[int, float], ...] | None = None
 
     @property
     def is_ok(self) -> bool:

@@ -1,7 +1,8 @@
 """The ``runner`` command: a click group of thin shells that parse options and call one function each.
 
-The commands live by topic: ``run``; ``data`` (parse, export); ``reports`` (report, diff, trend,
-cost); ``prices``; ``tools`` (simulate, bench, db). Shared option helpers are in ``options``.
+The commands live by topic: ``run``; ``inspect`` (runs, show); ``data`` (parse, export); ``reports``
+(report, diff, trend, cost); ``prices``; ``tools`` (simulate, bench, db). Shared option helpers are in
+``options``.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import click
 
 from runner import __version__
 from runner.cli.data import export_command, parse_command
+from runner.cli.inspect import runs_command, show_command
 from runner.cli.prices import prices_command
 from runner.cli.reports import cost_command, diff_command, report_command, trend_command
 from runner.cli.run import run_command
@@ -24,6 +26,8 @@ __all__ = ["cli", "main"]
 @click.group(
     commands=[
         run_command,
+        runs_command,
+        show_command,
         parse_command,
         export_command,
         report_command,

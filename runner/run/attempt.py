@@ -6,6 +6,7 @@ returned as data (the record's ``error``, with partial output and timing); only 
 
 from __future__ import annotations
 
+import itertools
 import math
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -226,6 +227,8 @@ async def run_attempt(
         completion = accumulator.result() if deadlines.phase == "body" else None
         if error is None and completion is not None:
             error = _completion_error(completion, got.status)
+        # Before _timing, which sorts the gaps in place: in arrival order they date each read.
+        reads = _read_times(got.parts, got.gaps, clock) if got.parts is not None else None
         return AttemptRecord(
             unit_key=unit_key,
             number=number,
@@ -237,6 +240,7 @@ async def run_attempt(
             chunks=got.nevents,
             heartbeats=decoder.comments + accumulator.pings,  # SSE comments and ping events alike
             raw_capture=b"".join(got.parts) if got.parts is not None else None,
+            raw_reads=reads,
         )
 
     def cut() -> AttemptRecord:
@@ -470,6 +474,22 @@ def _describe(exc: Exception) -> str:
         )
     text = str(exc) or type(exc).__name__
     return f"{type(exc).__name__}: {text}"
+
+
+def _read_times(parts: list[bytes], gaps: list[float], clock: _Clock) -> tuple[tuple[int, float], ...]:
+    """``(offset into the capture, seconds after the request)`` of each captured read.
+
+    Rebuilt once, at the end, from what the read loop keeps anyway (the first byte's instant and the
+    gap before each later read), so capturing costs the hot loop nothing more than the append.
+    An error body is one read, dated at the first byte or, unknown, at the headers.
+    """
+    at = clock.first_byte if clock.first_byte is not None else clock.headers
+    at = (at if at is not None else clock.start) - clock.start
+    # gaps[i] is the wait before read i + 1; the loop may stop after a gap whose read was refused.
+    waits = gaps[: len(parts) - 1]
+    waits += [0.0] * (len(parts) - 1 - len(waits))
+    offsets = itertools.accumulate(map(len, parts), initial=0)
+    return tuple(zip(offsets, itertools.accumulate(waits, initial=at), strict=False))
 
 
 def _timing(started_at: datetime, clock: _Clock, gaps: list[float]) -> AttemptTiming:

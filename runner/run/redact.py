@@ -102,7 +102,11 @@ class Redactor:
             raw = self.raw(raw)
             if said and self.mentions(parse_body(dialect, raw, http_status=record.http_status).to_dict()):
                 raw = None
-        return dataclasses.replace(record, error=error, completion=completion, raw_capture=raw)
+        # A replaced key changes the capture's length: its read offsets no longer hold, so they go.
+        reads = record.raw_reads if raw == record.raw_capture else None
+        return dataclasses.replace(
+            record, error=error, completion=completion, raw_capture=raw, raw_reads=reads
+        )
 
     def _optional(self, value: str | None) -> str | None:
         return None if value is None else self.text(value)

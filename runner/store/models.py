@@ -224,6 +224,8 @@ class Attempt(Base):
     cost_reported: Mapped[float | None] = mapped_column(Float)  # USD, as the provider reported it
     cost_computed: Mapped[float | None] = mapped_column(Float)  # USD, from the run's frozen prices
     raw_capture: Mapped[bytes | None] = mapped_column(LargeBinary)  # zlib of the body as received
+    # zlib of (offset into the capture, ms after the request) per read, as uint32 pairs (rows.encode_reads)
+    raw_reads: Mapped[bytes | None] = mapped_column(LargeBinary)
     # Made under a lease that had passed to another process by the time it was written: its tokens
     # were spent (waste), but it is never the unit's result nor counted in ``units.attempts``.
     superseded: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())

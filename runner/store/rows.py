@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import struct
 import zlib
 from typing import TYPE_CHECKING, Any, cast
 
 from runner.grading.assertions import AssertionOutcome
 from runner.model import Choice, Completion, CompletionError, ToolCall, Usage
-from runner.store.records import AttemptView, ErrorView
+from runner.store.records import AttemptView, ErrorView, UnitView
 
 if TYPE_CHECKING:
     from collections.abc import Mapping, Sequence
@@ -25,6 +26,10 @@ USAGE_COLUMNS = (
     "cache_write_tokens",
 )
 RAW_COMPRESSION_LEVEL = 6
+# attempts.raw_reads: per read, the offset of its first byte in the capture and the milliseconds
+# after the request started that it arrived, as little-endian uint32 pairs, zlib-compressed.
+READ_FORMAT = struct.Struct("<II")
+MAX_UINT32 = 2**32 - 1
 
 
 def compress_raw(data: bytes) -> bytes:
@@ -35,6 +40,21 @@ def compress_raw(data: bytes) -> bytes:
 def decompress_raw(data: bytes) -> bytes:
     """The bytes a provider sent, from their stored form."""
     return zlib.decompress(data)
+
+
+def encode_reads(reads: Sequence[tuple[int, float]]) -> bytes:
+    """The stored form of a capture's read times (``attempts.raw_reads``): ms, clamped to uint32."""
+    packed = b"".join(
+        READ_FORMAT.pack(min(offset, MAX_UINT32), min(max(round(at * 1000), 0), MAX_UINT32))
+        for offset, at in reads
+    )
+    return zlib.compress(packed, RAW_COMPRESSION_LEVEL)
+
+
+def decode_reads(data: bytes) -> tuple[tuple[int, float], ...]:
+    """``(offset, seconds after the request)`` of each read, from ``attempts.raw_reads``."""
+    packed = zlib.decompress(data)
+    return tuple((offset, ms / 1000) for offset, ms in READ_FORMAT.iter_unpack(packed))
 
 
 def _usage_columns(usage: Usage | None) -> dict[str, Any]:
@@ -104,6 +124,9 @@ def attempt_row(
         "cost_reported": usage.cost if usage else None,
         "cost_computed": cost_computed,
         "raw_capture": compress_raw(record.raw_capture) if keep_raw and record.raw_capture else None,
+        "raw_reads": encode_reads(record.raw_reads)
+        if keep_raw and record.raw_capture and record.raw_reads
+        else None,
         "superseded": False,  # the write decides, under the unit's row lock
     }
 
@@ -237,4 +260,33 @@ def attempt_view(row: Mapping[Any, Any]) -> AttemptView:
         cost_computed=row["cost_computed"],
         has_raw_capture=bool(row["has_raw_capture"]),
         superseded=bool(row["superseded"]),
+    )
+
+
+def unit_view(
+    unit: Mapping[Any, Any], attempts: Sequence[Mapping[Any, Any]], results: Sequence[Mapping[Any, Any]]
+) -> UnitView:
+    """A UnitView from a ``units`` row, its ``attempts`` rows (``attempt_view``'s columns) and its
+    ``results`` rows (by choice)."""
+    final_attempt = (
+        next((row for row in attempts if row["id"] == results[0]["attempt_id"]), None) if results else None
+    )
+    stream_error = completion_error_from_dict(final_attempt["stream_error"]) if final_attempt else None
+    return UnitView(
+        id=unit["id"],
+        run_id=unit["run_id"],
+        key=unit["key"],
+        provider=unit["provider"],
+        case_id=unit["case_id"],
+        repeat=unit["repeat"],
+        request_hash=unit["request_hash"],
+        status=unit["status"],
+        attempt_count=unit["attempts"],
+        reused_from=unit["reused_from"],
+        finished_at=unit["finished_at"],
+        attempts=tuple(attempt_view(row) for row in attempts),
+        completion=completion_from_results(results, stream_error),
+        cost_reported=results[0]["cost_reported"] if results else None,
+        cost_computed=results[0]["cost_computed"] if results else None,
+        assertions=assertions_from_json(results[0]["assertions"]) if results else (),
     )

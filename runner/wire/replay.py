@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import sys
 from typing import TYPE_CHECKING
 
@@ -10,9 +11,10 @@ from runner.wire.dialects import get_dialect
 from runner.wire.sse import SSEDecoder
 
 if TYPE_CHECKING:
-    from collections.abc import Iterable
+    from collections.abc import Iterable, Sequence
 
     from runner.wire.dialects.base import Accumulator
+    from runner.wire.events import ServerSentEvent
 
 
 def accumulate(accumulator: Accumulator, reads: Iterable[bytes]) -> Completion:
@@ -59,3 +61,17 @@ def parse_body(dialect_name: str, body: bytes, *, http_status: int | None = None
     if http_status is not None and not 200 <= http_status < 300:
         return parse_error_response(dialect_name, http_status, body)
     return parse_stream(dialect_name, body)
+
+
+def events_by_read(body: bytes, offsets: Sequence[int]) -> list[tuple[bytes, list[ServerSentEvent]]]:
+    """Split a captured ``body`` at the reads' start ``offsets`` and decode it read by read: each
+    read's bytes with the events it completed (an event split across reads comes out with the read
+    that ended it), one entry per offset. Without offsets the body is one read."""
+    starts = [min(max(o, 0), len(body)) for o in offsets] or [0]
+    bounds = [*starts, len(body)]
+    decoder = SSEDecoder(max_event_bytes=sys.maxsize)
+    out = []
+    for start, end in itertools.pairwise(bounds):
+        chunk = body[start:end]
+        out.append((chunk, decoder.feed(chunk)))
+    return out
