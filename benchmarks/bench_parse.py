@@ -24,13 +24,16 @@ import random
 import sys
 import time
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 import orjson
 
-from runner.model import Completion
 from runner.wire.dialects import get_dialect
 from runner.wire.replay import parse_stream
-from runner.wire.sse import SSEDecoder, decode_all
+from runner.wire.sse import ServerSentEvent, SSEDecoder, decode_all
+
+if TYPE_CHECKING:
+    from runner.model import Completion
 
 CONTENT_CHUNKS = 2000
 READ_SIZE = 1400  # about one TCP segment's payload: several events per read, cut anywhere
@@ -112,40 +115,79 @@ def best_of(repeats: int, run: Callable[[], object]) -> float:
     return min(times)
 
 
-def main() -> None:
-    body = build_stream()
-    events = decode_all(body)
-    payloads = [event.data for event in events if event.data != "[DONE]"]
-    chunks = len(payloads)
-    # Two read patterns: about one TCP segment per read (several events, cut anywhere), and one
-    # event per read (slow streams: what a server flushing each chunk sends).
+Frame = Callable[[ServerSentEvent], bytes]  # one event as the bytes of one read
+
+
+def read_patterns(body: bytes, frame: Frame) -> dict[str, list[bytes]]:
+    """Two read patterns: about one TCP segment per read (several events, cut anywhere), and one
+    event per read (slow streams: what a server flushing each chunk sends)."""
     patterns = {
         f"{READ_SIZE}-byte reads": [body[i : i + READ_SIZE] for i in range(0, len(body), READ_SIZE)],
-        "one event per read": [b"data: " + event.data.encode() + b"\n\n" for event in events],
+        "one event per read": [frame(event) for event in decode_all(body)],
     }
     assert all(b"".join(reads) == body for reads in patterns.values())
+    return patterns
+
+
+def decode_and_accumulate(dialect: str, reads: list[bytes]) -> Completion:
+    """The attempt layer's loop (runner.run.attempt), minus the I/O and the timing marks."""
+    decoder = SSEDecoder()
+    accumulator = get_dialect(dialect).new_accumulator()
+    for read in reads:
+        events = decoder.feed_raw(read)
+        if events:
+            accumulator.feed_many(events)
+    return accumulator.result()
+
+
+def floor_and_ours(payloads: list[str], reads: list[bytes], dialect: str) -> tuple[float, float]:
+    """(a) and (c) in us per event: orjson.loads of each payload alone, and decode + accumulate."""
 
     def floor_orjson() -> None:
         loads = orjson.loads
         for payload in payloads:
             loads(payload)
 
+    # The floor is measured again beside each pattern: the machine's speed drifts.
+    floor = best_of(REPEATS * 3, floor_orjson) / len(payloads) * 1e6
+    ours = best_of(REPEATS * 3, lambda: decode_and_accumulate(dialect, reads)) / len(payloads) * 1e6
+    return floor, ours
+
+
+def print_ratio(floor: float, ours: float) -> None:
+    ratio = ours / floor
+    print(f"(c)/(a) = {ratio:.2f}x  (target <= 2x)  {'OK' if ratio <= 2 else 'MISSED'}")
+
+
+def compare(dialect: str, body: bytes, frame: Frame) -> None:
+    """(a) and (c) for ``dialect`` on ``body`` in both read patterns (target: (c) <= 2x (a))."""
+    payloads = [event.data for event in decode_all(body)]
+    patterns = read_patterns(body, frame)
+    for reads in patterns.values():
+        mine = decode_and_accumulate(dialect, reads)
+        assert mine == parse_stream(dialect, body)
+        assert mine.complete
+        assert len(mine.choices[0].tool_calls) == 2
+    print(f"\n{dialect} stream: {len(payloads)} events, {len(body)} bytes")
+    for name, reads in patterns.items():
+        print(f"\n{name}: {len(reads)} reads")
+        floor, ours = floor_and_ours(payloads, reads, dialect)
+        print(f"(a) orjson.loads alone (floor)          {floor:8.2f} us/event")
+        print(f"(c) runner SSEDecoder + accumulator     {ours:8.2f} us/event")
+        print_ratio(floor, ours)
+
+
+def main() -> None:
+    """openai-chat: (a) and (c), and beside them (b) json.loads and (d) the official SDK."""
+    body = build_stream()
+    payloads = [event.data for event in decode_all(body) if event.data != "[DONE]"]
+    chunks = len(payloads)
+    patterns = read_patterns(body, lambda event: b"data: " + event.data.encode() + b"\n\n")
+
     def stdlib_json() -> None:
         loads = json.loads
         for payload in payloads:
             loads(payload)
-
-    dialect = get_dialect("openai-chat")
-
-    def ours(reads: list[bytes]) -> Completion:
-        # The attempt layer's loop (runner.run.attempt), minus the I/O and the timing marks.
-        decoder = SSEDecoder()
-        accumulator = dialect.new_accumulator()
-        for read in reads:
-            events = decoder.feed_raw(read)
-            if events:
-                accumulator.feed_many(events)
-        return accumulator.result()
 
     from openai._models import construct_type
     from openai._streaming import SSEDecoder as SdkSSEDecoder
@@ -163,7 +205,7 @@ def main() -> None:
 
     # Same answer from every path before timing anything.
     for reads in patterns.values():
-        mine, theirs = ours(reads), sdk(reads)
+        mine, theirs = decode_and_accumulate("openai-chat", reads), sdk(reads)
         assert mine == parse_stream("openai-chat", body)
         assert mine.choices[0].text == theirs.choices[0].message.content  # type: ignore[attr-defined]
         assert [c.arguments for c in mine.choices[0].tool_calls] == [
@@ -174,23 +216,16 @@ def main() -> None:
     print(f"stream: {chunks} chunks, {len(body)} bytes")
     print(f"python {sys.version.split()[0]}, orjson {orjson.__version__}")
     for name, reads in patterns.items():
-        # The floor is measured again beside each pattern: the machine's speed drifts.
-        per_chunk = {
-            "a": best_of(REPEATS * 3, floor_orjson) / chunks * 1e6,
-            "b": best_of(REPEATS * 3, stdlib_json) / chunks * 1e6,
-            "c": best_of(REPEATS * 3, lambda reads=reads: ours(reads)) / chunks * 1e6,
-            "d": best_of(3, lambda reads=reads: sdk(reads)) / chunks * 1e6,
-        }
+        floor, ours = floor_and_ours(payloads, reads, "openai-chat")
+        stdlib = best_of(REPEATS * 3, stdlib_json) / chunks * 1e6
+        theirs_us = best_of(3, lambda reads=reads: sdk(reads)) / chunks * 1e6
         print(f"\n{name}: {len(reads)} reads")
-        print(f"(a) orjson.loads alone (floor)          {per_chunk['a']:8.2f} us/chunk")
-        print(f"(b) json.loads alone                    {per_chunk['b']:8.2f} us/chunk")
-        print(f"(c) runner SSEDecoder + accumulator     {per_chunk['c']:8.2f} us/chunk")
-        print(
-            f"(d) openai SDK decode + accumulate      {per_chunk['d']:8.2f} us/chunk  (in memory, no network)"
-        )
-        ratio_floor = per_chunk["c"] / per_chunk["a"]
-        ratio_sdk = per_chunk["d"] / per_chunk["c"]
-        print(f"(c)/(a) = {ratio_floor:.2f}x  (target <= 2x)  {'OK' if ratio_floor <= 2 else 'MISSED'}")
+        print(f"(a) orjson.loads alone (floor)          {floor:8.2f} us/chunk")
+        print(f"(b) json.loads alone                    {stdlib:8.2f} us/chunk")
+        print(f"(c) runner SSEDecoder + accumulator     {ours:8.2f} us/chunk")
+        print(f"(d) openai SDK decode + accumulate      {theirs_us:8.2f} us/chunk  (in memory, no network)")
+        print_ratio(floor, ours)
+        ratio_sdk = theirs_us / ours
         print(f"(d)/(c) = {ratio_sdk:.0f}x  (target >= 20x)  {'OK' if ratio_sdk >= 20 else 'MISSED'}")
 
 
@@ -225,45 +260,6 @@ def build_gemini_stream() -> bytes:
     ]
     parts.append(event(calls, "STOP", n=CONTENT_CHUNKS + 2))
     return b"".join(parts)
-
-
-def gemini() -> None:
-    """gemini: runner's decoder + accumulator against the orjson floor (target <= 2x)."""
-    body = build_gemini_stream()
-    events = decode_all(body)
-    payloads = [event.data for event in events]
-    patterns = {
-        f"{READ_SIZE}-byte reads": [body[i : i + READ_SIZE] for i in range(0, len(body), READ_SIZE)],
-        "one event per read": [f"data: {e.data}\r\n\r\n".encode() for e in events],
-    }
-    assert all(b"".join(reads) == body for reads in patterns.values())
-    dialect = get_dialect("gemini")
-
-    def floor_orjson() -> None:
-        loads = orjson.loads
-        for payload in payloads:
-            loads(payload)
-
-    def ours(reads: list[bytes]) -> Completion:
-        decoder = SSEDecoder()
-        accumulator = dialect.new_accumulator()
-        for read in reads:
-            decoded = decoder.feed_raw(read)
-            if decoded:
-                accumulator.feed_many(decoded)
-        return accumulator.result()
-
-    for reads in patterns.values():
-        assert ours(reads) == parse_stream("gemini", body)
-        assert len(ours(reads).choices[0].tool_calls) == 2
-    print(f"\ngemini stream: {len(payloads)} events, {len(body)} bytes")
-    for name, reads in patterns.items():
-        floor = best_of(REPEATS * 3, floor_orjson) / len(payloads) * 1e6
-        mine = best_of(REPEATS * 3, lambda reads=reads: ours(reads)) / len(payloads) * 1e6
-        print(f"\n{name}: {len(reads)} reads")
-        print(f"(a) orjson.loads alone (floor)          {floor:8.2f} us/event")
-        print(f"(c) runner SSEDecoder + accumulator     {mine:8.2f} us/event")
-        print(f"(c)/(a) = {mine / floor:.2f}x  (target <= 2x)  {'OK' if mine / floor <= 2 else 'MISSED'}")
 
 
 def build_responses_stream() -> bytes:
@@ -324,49 +320,11 @@ def build_responses_stream() -> bytes:
     return b"".join(parts)
 
 
-def responses_main() -> None:
-    """(a) and (c) for the openai-responses dialect."""
-    body = build_responses_stream()
-    events = decode_all(body)
-    payloads = [event.data for event in events]
-    chunks = len(payloads)
-    patterns = {
-        f"{READ_SIZE}-byte reads": [body[i : i + READ_SIZE] for i in range(0, len(body), READ_SIZE)],
-        "one event per read": [f"event: {e.event}\ndata: {e.data}\n\n".encode() for e in events],
-    }
-    assert all(b"".join(reads) == body for reads in patterns.values())
-    dialect = get_dialect("openai-responses")
-
-    def floor_orjson() -> None:
-        loads = orjson.loads
-        for payload in payloads:
-            loads(payload)
-
-    def ours(reads: list[bytes]) -> Completion:
-        decoder = SSEDecoder()
-        accumulator = dialect.new_accumulator()
-        for read in reads:
-            decoded = decoder.feed_raw(read)
-            if decoded:
-                accumulator.feed_many(decoded)
-        return accumulator.result()
-
-    for reads in patterns.values():
-        mine = ours(reads)
-        assert mine == parse_stream("openai-responses", body) and mine.complete
-        assert len(mine.choices[0].tool_calls) == 2
-    print(f"\nopenai-responses stream: {chunks} events, {len(body)} bytes")
-    for name, reads in patterns.items():
-        floor = best_of(REPEATS * 3, floor_orjson) / chunks * 1e6
-        mine_us = best_of(REPEATS * 3, lambda reads=reads: ours(reads)) / chunks * 1e6
-        print(f"\n{name}: {len(reads)} reads")
-        print(f"(a) orjson.loads alone (floor)          {floor:8.2f} us/event")
-        print(f"(c) runner SSEDecoder + accumulator     {mine_us:8.2f} us/event")
-        ratio = mine_us / floor
-        print(f"(c)/(a) = {ratio:.2f}x  (target <= 2x)  {'OK' if ratio <= 2 else 'MISSED'}")
-
-
 if __name__ == "__main__":
     main()
-    gemini()
-    responses_main()
+    compare("gemini", build_gemini_stream(), lambda event: f"data: {event.data}\r\n\r\n".encode())
+    compare(
+        "openai-responses",
+        build_responses_stream(),
+        lambda event: f"event: {event.event}\ndata: {event.data}\n\n".encode(),
+    )

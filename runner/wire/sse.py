@@ -11,19 +11,19 @@ long a line: a line that spans many reads is collected as a list of pieces and j
 
 from __future__ import annotations
 
-import re
-from typing import Any, Final, Literal, overload
+from typing import Any, Literal, overload
 
-from runner.errors import ResponseTooLargeError
-from runner.spec import DEFAULT_MAX_RESPONSE_BYTES
 from runner.wire.events import (
     DATA_JOINER,
     RawEvent,
     ServerSentEvent,
     TypedRun,
     as_event,
+    new_event,
     single_events,
 )
+from runner.wire.framing import crlf_events, data_run, typed_run
+from runner.wire.lines import MAX_EVENT_BYTES, LineDecoder
 
 __all__ = [
     "DATA_JOINER",
@@ -39,54 +39,17 @@ __all__ = [
 
 
 _BOM = b"\xef\xbb\xbf"
-# From the end of one data value of a typed run to the start of the next one (TypedRun.datas).
-_BETWEEN: Final = re.compile(rb"\n\nevent: [^\n]*\ndata: ")
-# Building the tuple directly skips NamedTuple's Python-level __new__ (about 100 ns a call).
-_new_event = tuple.__new__
-# One event (its unfinished line and data lines) may hold this much by default: the default
-# max_response_bytes, the most a body may hold (the attempt layer passes the provider's own).
-MAX_EVENT_BYTES: Final = DEFAULT_MAX_RESPONSE_BYTES
 
 
-class SSEDecoder:
+class SSEDecoder(LineDecoder):
     """Incremental decoder. Feed it every read with ``feed``; call ``close`` at EOF.
 
-    Attributes:
-        comments: comment lines seen (``: heartbeat``, ``: ping``, ``: keep-alive``).
-        last_event_id: the sticky ``id`` value.
-        retry: the last valid ``retry`` value in ms, or None.
+    Whole events are read straight from the buffer where they take a common shape (runner.wire.framing);
+    the rest goes through the line rules (runner.wire.lines), which define the result. Attributes:
+    see ``LineDecoder``.
     """
 
-    __slots__ = (
-        "_at_start",
-        "_data",
-        "_data_size",
-        "_event_type",
-        "_more",
-        "_more_size",
-        "_pending_cr",
-        "_tail",
-        "comments",
-        "last_event_id",
-        "max_event_bytes",
-        "retry",
-    )
-
-    def __init__(self, *, max_event_bytes: int = MAX_EVENT_BYTES) -> None:
-        self.max_event_bytes = max_event_bytes
-        self._tail = b""  # an incomplete line carried to the next read (never holds a CR)
-        # Reads with no line ending that continue _tail, kept apart and joined once when the line
-        # ends: concatenating each onto _tail would copy the line again per read (quadratic).
-        self._more: list[bytes] = []
-        self._more_size = 0
-        self._data_size = 0  # bytes in _data (the data lines of an unfinished event)
-        self._pending_cr = False  # the last read ended in CR: a leading LF next is its CRLF pair
-        self._at_start = True  # the BOM check is still owed (its 3 bytes may arrive split)
-        self._data: list[bytes] = []  # data lines of the event being built
-        self._event_type = b""
-        self.comments = 0
-        self.last_event_id = ""
-        self.retry: int | None = None
+    __slots__ = ()
 
     def feed(self, chunk: bytes) -> list[ServerSentEvent]:
         """Take one read of the body and return the events it completed, in order."""
@@ -105,21 +68,38 @@ class SSEDecoder:
         event's id and retry are not carried: they are this decoder's ``last_event_id`` and
         ``retry`` attributes (no dialect reads them).
         """
-        if len(chunk) > self.max_event_bytes:
+        # Fast paths: the read is exactly one single-line event (one event per read, the common
+        # case for slow LLM streams), with nothing carried from the last read. The same result as
+        # the general path (_feed), in a few C calls and without a second Python call per read.
+        if not self._tail and not self._data and not self._event_type and chunk[-1:] == b"\n":
+            if len(chunk) > self.max_event_bytes:
+                return self._checked(self._feed(chunk, True))
+            end = len(chunk) - 2
+            if chunk[:6] == b"data: ":
+                if chunk.find(10) == end and 13 not in chunk:  # (int membership is a memchr)
+                    # The first LF is the second-to-last byte and the last byte is LF: exactly one
+                    # line and a blank one.
+                    self._at_start = self._pending_cr = False
+                    return [chunk[6:end]]
+                if chunk.find(13) == end - 2 and chunk.find(10) == end - 1 and chunk[end] == 13:
+                    # The only CRs and LFs: the closing CRLF CRLF (Gemini's).
+                    self._at_start = self._pending_cr = False
+                    return [chunk[6 : end - 2]]
+            elif (
+                chunk[:7] == b"event: "
+                and (line_end := chunk.find(10)) < end
+                and chunk.find(10, line_end + 1) == end  # LFs: the event line's, the data line's, the blank
+                and chunk.startswith(b"data: ", line_end + 1)
+                and 13 not in chunk
+            ):
+                # One typed event (Responses, Anthropic): a TypedRun of one.
+                self._at_start = self._pending_cr = False
+                return [
+                    new_event(TypedRun, (chunk, 1, self.last_event_id, self.retry, chunk[line_end + 7 : end]))
+                ]
+        elif len(chunk) > self.max_event_bytes:
             return self._checked(self._feed(chunk, True))
         return self._feed(chunk, True)
-
-    def _checked(self, events: list[Any]) -> list[Any]:
-        # A read larger than the bound may hold a whole event larger than it, which never sat in
-        # the buffers _check_size watches. (Text is measured in characters: never more than bytes.)
-        for event in events:
-            if isinstance(event, TypedRun):
-                if len(event.text) > self.max_event_bytes:  # (no event of it is longer than it)
-                    self._checked(event.events())
-                continue
-            size = len(event) if isinstance(event, bytes) else len(event.data)
-            self._check_size(size)
-        return events
 
     # With raw=False every event comes out as a ServerSentEvent (_message, _dispatch): the
     # overloads state it, so neither public method needs a cast.
@@ -144,54 +124,6 @@ class SSEDecoder:
             self._more_size += len(chunk)
             self._check_size(len(self._tail) + self._more_size + self._data_size)
             return []
-        end = len(chunk) - 2
-        if (
-            not self._tail  # (first: with several events per read, nearly always a partial one)
-            and chunk[:6] == b"data: "
-            and chunk.find(10) == end  # the first LF is the second-to-last byte ...
-            and chunk[-1] == 10  # ... and the last byte is LF: exactly one line and a blank one
-            and 13 not in chunk  # (int membership is a memchr: far cheaper than b"\r" in chunk)
-            and not self._data
-            and not self._event_type
-        ):
-            # Fast path: the read is exactly one single-line data event, the common case for LLM
-            # streams (one event per read). Same result as the general path, in a few C calls.
-            self._at_start = False
-            if raw:
-                return [chunk[6:end]]
-            data = chunk[6:end].decode("utf-8", "replace")
-            return [_new_event(ServerSentEvent, (data, "message", self.last_event_id, self.retry))]
-        if (
-            not self._tail
-            and chunk[:6] == b"data: "
-            and chunk.find(13) == end - 2  # the only CRs and LFs: the closing CRLF CRLF (Gemini's)
-            and chunk.find(10) == end - 1
-            and chunk[end:] == b"\r\n"
-            and not self._data
-            and not self._event_type
-        ):
-            self._at_start = False
-            if raw:
-                return [chunk[6 : end - 2]]
-            data = chunk[6 : end - 2].decode("utf-8", "replace")
-            return [_new_event(ServerSentEvent, (data, "message", self.last_event_id, self.retry))]
-        if (
-            not self._tail
-            and chunk[:7] == b"event: "
-            and chunk[-1] == 10
-            and (line_end := chunk.find(10)) < end
-            and chunk.find(10, line_end + 1) == end  # LFs: the event line's, the data line's, the blank
-            and chunk.startswith(b"data: ", line_end + 1)
-            and 13 not in chunk
-            and not self._data
-            and not self._event_type
-        ):
-            # The same for one typed event per read (Responses, Anthropic): a TypedRun of one.
-            self._at_start = False
-            if raw:
-                run = (chunk, 1, self.last_event_id, self.retry, chunk[line_end + 7 : end])
-                return [_new_event(TypedRun, run)]
-            return [self._typed(chunk[7:line_end], chunk[line_end + 7 : end], False)]
         if self._more:
             buffer = b"".join([self._tail, *self._more, chunk])
             self._more = []
@@ -210,7 +142,7 @@ class SSEDecoder:
             if not self._data and not self._event_type and buffer.startswith(b"data: "):
                 # CRLF streams (Gemini's): whole single-line events straight from the buffer, so
                 # only what is left after them is normalized (bytes.replace of CRLF is slow).
-                head, buffer = _crlf_events(buffer)
+                head, buffer = crlf_events(buffer)
                 if not raw:
                     head = [self._message(data) for data in head]
                 if 13 not in buffer and 10 not in buffer:
@@ -256,13 +188,6 @@ class SSEDecoder:
             return head
         return head + self._process(lines, raw) if head else self._process(lines, raw)
 
-    def _check_size(self, size: int) -> None:
-        # ``size``: what one event holds so far (its data lines and its unfinished line).
-        if size > self.max_event_bytes:
-            raise ResponseTooLargeError(
-                f"one SSE event is larger than {self.max_event_bytes} bytes ({size} buffered so far)"
-            )
-
     def _feed_blocks(self, buffer: bytes, raw: bool) -> list[RawEvent]:
         # Fast path (LF-only input, no event half-built: the buffer starts at a line start, with
         # empty data and event-type buffers). Nearly every LLM event is one "data: ..." line and a
@@ -274,42 +199,19 @@ class SSEDecoder:
         scan = True
         last = buffer.rfind(b"\n\n")
         if last >= 0 and buffer.startswith(b"data: "):
-            # One C call for a whole read of such events: buffer[6:last] split at "\n\ndata: ".
-            # If no piece holds an LF, the separators are the only LFs before `last`, so
-            # buffer[:last + 2] is exactly "data: <piece>\n\n" once per piece: one single-line
-            # event each, and no blank line follows `last`, so only the tail is left. Otherwise
-            # the pieces before the first one holding an LF are such events (each took 6 +
-            # len(piece) + 2 bytes) and the loop below goes on from there.
+            pieces, start = data_run(buffer, last)
             # (list[Any]: a list of bytes is a list of RawEvent, but list is invariant)
-            payloads: list[Any] = buffer[6:last].split(b"\n\ndata: ")
-            for piece in payloads:
-                if 10 in piece:
-                    # index() finds this very piece: no earlier piece is equal, none holds an LF
-                    del payloads[payloads.index(piece) :]
-                    start = 8 * len(payloads) + sum(map(len, payloads))
-                    break
-            else:
-                start = last + 2
-                scan = False
+            payloads: list[Any] = pieces
+            scan = start < last + 2  # (some block is not such an event: read on from it)
             events = payloads if raw else [self._message(data) for data in payloads]
         elif last >= 0 and buffer.startswith(b"event: "):
             # The same for typed streams: "event: NAME\ndata: DATA\n\n" blocks.
             head = buffer.find(10)  # the end of the first "event: NAME" line
             if raw and buffer.startswith(b"data: ", head + 1):
-                # "\n\nevent: NAME\ndata: " between two data values becomes DATA_JOINER, in one
-                # bytes.replace when every NAME is the first one's (a read of text deltas), else
-                # in one regex pass (several times slower). No LF left means every block up to
-                # `last` is exactly those two lines: one TypedRun, whatever the number of events.
-                values = buffer[head + 7 : last]
-                between = b"\n\nevent: " + buffer[7:head] + b"\ndata: "
-                datas = values.replace(between, DATA_JOINER)
-                if 10 in datas:
-                    datas, joins = _BETWEEN.subn(DATA_JOINER, values)
-                else:  # (each replacement took len(between) - len(DATA_JOINER) bytes out)
-                    joins = (len(values) - len(datas)) // (len(between) - len(DATA_JOINER))
-                if 10 not in datas:
-                    run = (buffer[: last + 2], joins + 1, self.last_event_id, self.retry, datas)
-                    return self._ended(buffer, last + 2, [_new_event(TypedRun, run)], raw)
+                found = typed_run(buffer, head, last)
+                if found is not None:
+                    run = (buffer[: last + 2], found[1], self.last_event_id, self.retry, found[0])
+                    return self._ended(buffer, last + 2, [new_event(TypedRun, run)], raw)
             # Else blocks taken whole while each is exactly those two lines (no other LF in it);
             # from the first one that is not, the loop below reads line by line.
             typed = []
@@ -373,97 +275,6 @@ class SSEDecoder:
             self._check_size(len(tail) + self._data_size)
         return events
 
-    def _typed(self, name: bytes, data: bytes, raw: bool) -> RawEvent:
-        # A two-line "event: NAME" + "data: DATA" event, as _process + _dispatch would hand it out.
-        if not name or name == b"message":
-            return data if raw else self._message(data)
-        return _new_event(
-            ServerSentEvent,
-            (
-                data.decode("utf-8", "replace"),
-                name.decode("utf-8", "replace"),
-                self.last_event_id,
-                self.retry,
-            ),
-        )
-
-    def _message(self, data: bytes) -> ServerSentEvent:
-        # A single-line data event of type message, as feed() hands it out.
-        return _new_event(
-            ServerSentEvent, (data.decode("utf-8", "replace"), "message", self.last_event_id, self.retry)
-        )
-
-    def close(self) -> list[ServerSentEvent]:
-        """Signal EOF and reset the decoder. The list it returns is always empty.
-
-        A list so that EOF reads like one more ``feed`` (``events.extend(decoder.close())``). A last
-        line without its line ending is not a line: the spec discards it along with the unterminated
-        event it belongs to, so nothing is ever left to dispatch.
-        """
-        self._tail = b""
-        self._more = []
-        self._more_size = 0
-        self._data = []
-        self._data_size = 0
-        self._event_type = b""
-        self._pending_cr = False
-        return []
-
-    def _process(self, lines: list[bytes], raw: bool) -> list[RawEvent]:
-        events: list[RawEvent] = []
-        data = self._data
-        kept = len(data)  # data lines of the event in progress that were already counted
-        for line in lines:
-            if not line:
-                if data:
-                    events.append(self._dispatch(data, raw))
-                    data = self._data = []
-                    kept = self._data_size = 0
-                self._event_type = b""
-                continue
-            # Hot path: nearly every line of an LLM stream is a data line.
-            if line[:5] == b"data:":
-                value = line[5:]
-                data.append(value[1:] if value[:1] == b" " else value)
-                continue
-            if line[:1] == b":":
-                self.comments += 1
-                continue
-            name, colon, value = line.partition(b":")
-            if colon and value[:1] == b" ":
-                value = value[1:]
-            if name == b"data":  # a bare "data" line: an empty data line
-                data.append(value)
-            elif name == b"event":
-                self._event_type = value
-            elif name == b"id":
-                if b"\x00" not in value:
-                    self.last_event_id = value.decode("utf-8", "replace")
-            elif name == b"retry" and value.isdigit():  # bytes.isdigit: ASCII digits only
-                self.retry = int(value)
-            # any other field name is ignored (names are case-sensitive: "DATA" is unknown)
-        if len(data) > kept:  # the event goes on into the next read: count what it holds so far
-            self._data_size += sum(map(len, data[kept:]))
-            self._check_size(self._data_size)
-        return events
-
-    def _dispatch(self, data: list[bytes], raw: bool) -> RawEvent:
-        # Decoding the joined lines is the same as decoding each line: LF is ASCII and can never
-        # be part of a multi-byte sequence, and an incomplete sequence before it becomes U+FFFD.
-        joined = data[0] if len(data) == 1 else b"\n".join(data)
-        event_type = self._event_type
-        if raw and (not event_type or event_type == b"message"):
-            return joined  # type message, whether implied or named (feed_raw's contract)
-        return _new_event(
-            ServerSentEvent,
-            (
-                joined.decode("utf-8", "replace"),
-                event_type.decode("utf-8", "replace") if event_type else "message",
-                self.last_event_id,
-                self.retry,
-            ),
-        )
-
 
 def decode_all(body: bytes) -> list[ServerSentEvent]:
     """Decode a whole captured body at once (replay, tests, ``runner parse``)."""
@@ -471,21 +282,3 @@ def decode_all(body: bytes) -> list[ServerSentEvent]:
     events = decoder.feed(body)
     events.extend(decoder.close())
     return events
-
-
-def _crlf_events(buffer: bytes) -> tuple[list[bytes], bytes]:
-    """The data of the single-line ``data: X`` CRLF events that open ``buffer``, and what follows them.
-
-    ``buffer`` starts at a line start with no event half-built. Split at ``\r\n\r\ndata: ``: the
-    pieces before the first one holding a CR or LF are each exactly ``data: X\r\n\r\n`` (the
-    separators are their only line ends), so each is one event; the rest goes through the line rules.
-    """
-    last = buffer.rfind(b"\r\n\r\n")
-    if last < 0:
-        return [], buffer
-    pieces = buffer[6:last].split(b"\r\n\r\ndata: ")
-    for index, piece in enumerate(pieces):
-        if 10 in piece or 13 in piece:
-            del pieces[index:]
-            return pieces, buffer[10 * len(pieces) + sum(map(len, pieces)) :]
-    return pieces, buffer[last + 4 :]
