@@ -1,0 +1,61 @@
+"""Serving the viewer: werkzeug's threaded WSGI server on a loopback port until Ctrl-C or SIGTERM.
+
+The viewer only reads: each request runs in a thread of its own (a few short SELECTs and a render), so
+a blocking WSGI server is the whole stack; there is no trio in it and nothing to cancel but the loop.
+"""
+
+from __future__ import annotations
+
+import signal
+import threading
+from typing import TYPE_CHECKING
+
+from werkzeug.serving import make_server
+
+from runner.view.app import Viewer
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+    from types import FrameType
+
+    from runner.store.db import Database
+
+
+class ViewServer:
+    """A bound viewer server: ``url`` is known before ``serve_forever``; ``shutdown`` stops it."""
+
+    def __init__(self, database: Database, *, host: str, port: int) -> None:
+        # threaded: a slow page (a large diff) must not hold up the others.
+        self._server = make_server(host, port, Viewer(database), threaded=True)
+        shown = f"[{host}]" if ":" in host else host
+        self.url = f"http://{shown}:{self._server.server_port}/"
+
+    def serve_forever(self) -> None:
+        self._server.serve_forever(poll_interval=0.2)
+
+    def shutdown(self) -> None:
+        self._server.shutdown()
+
+    def close(self) -> None:
+        self._server.server_close()
+
+
+def serve(database: Database, *, host: str, port: int, announce: Callable[[str], None]) -> None:
+    """Serve ``database`` until SIGINT or SIGTERM; ``announce`` gets the URL once it is listening."""
+    server = ViewServer(database, host=host, port=port)
+    stopping = threading.Event()
+
+    def stop(_signum: int, _frame: FrameType | None) -> None:
+        # serve_forever runs on this (the main) thread: shutdown() from here would wait for itself.
+        if not stopping.is_set():
+            stopping.set()
+            threading.Thread(target=server.shutdown, daemon=True).start()
+
+    previous = {s: signal.signal(s, stop) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        announce(server.url)
+        server.serve_forever()
+    finally:
+        for s, handler in previous.items():
+            signal.signal(s, handler)
+        server.close()
