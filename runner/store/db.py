@@ -397,8 +397,10 @@ def _readonly_engine(url: str, sqlite_file: str | None) -> Engine:
     if engine.dialect.name == "postgresql":
         engine.dispose()
         # A server-side default for the session (libpq options): unlike a SET run at connect, it
-        # cannot be rolled back with the transaction that ran it.
-        return create_db_engine(url, connect_args={"options": "-c default_transaction_read_only=on"})
+        # cannot be rolled back with the transaction that ran it. Options of the URL's own are kept.
+        given = make_url(url).query.get("options")
+        options = " ".join([*([str(given)] if given else []), "-c default_transaction_read_only=on"])
+        return create_db_engine(url, connect_args={"options": options})
     return engine
 
 
