@@ -7,6 +7,7 @@ a blocking WSGI server is the whole stack; there is no trio in it and nothing to
 from __future__ import annotations
 
 import signal
+import socket
 import threading
 from typing import TYPE_CHECKING
 
@@ -25,10 +26,22 @@ class ViewServer:
     """A bound viewer server: ``url`` is known before ``serve_forever``; ``shutdown`` stops it."""
 
     def __init__(self, database: Database, *, host: str, port: int) -> None:
-        # threaded: a slow page (a large diff) must not hold up the others.
-        self._server = make_server(host, port, Viewer(database), threaded=True)
+        """Bind ``host:port`` (0: any free port).
+
+        Raises:
+            OSError: the address is taken or not this machine's.
+        """
+        # We bind the socket ourselves: werkzeug, asked to bind a taken port, prints and exits the
+        # process; ours raises OSError for the CLI to turn into one error line. werkzeug dups the fd.
+        family = socket.AF_INET6 if ":" in host else socket.AF_INET
+        with socket.socket(family, socket.SOCK_STREAM) as listener:
+            listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            listener.bind((host, port))
+            listener.listen(128)
+            # threaded: a slow page (a large diff) must not hold up the others.
+            self._server = make_server(host, port, Viewer(database), threaded=True, fd=listener.fileno())
         shown = f"[{host}]" if ":" in host else host
-        self.url = f"http://{shown}:{self._server.server_port}/"
+        self.url = f"http://{shown}:{self._server.socket.getsockname()[1]}/"
 
     def serve_forever(self) -> None:
         self._server.serve_forever(poll_interval=0.2)
