@@ -3,24 +3,9 @@
 
 from __future__ import annotations
 
-import sys
-from typing import TYPE_CHECKING
-
 import click
 
-from runner.cli.options import db_option, fail, reading
-
-if TYPE_CHECKING:
-    from runner.model import JSON
-
-
-def _echo_json(data: JSON) -> None:
-    import orjson
-
-    from runner import jsontext
-
-    sys.stdout.buffer.write(jsontext.dumps(data, option=orjson.OPT_INDENT_2) + b"\n")
-    sys.stdout.buffer.flush()
+from runner.cli.options import db_option, echo_json, fail, reading
 
 
 @click.command("runs")
@@ -40,7 +25,7 @@ def runs_command(db_url: str | None, job_name: str | None, last: int, as_json: b
     with reading(db_url) as database, database.session() as session:
         rows = list_runs(session, job_name=job_name, last=last)
     if as_json:
-        _echo_json(runs_json(rows))
+        echo_json(runs_json(rows))
     else:
         click.echo("\n".join(runs_lines(rows)))
 
@@ -78,7 +63,7 @@ def show_command(ref: str, db_url: str | None, raw: bool, attempt_number: int | 
         if key is None:
             summary = inspect.run_summary(session, run_ref)
             if as_json:
-                _echo_json(jsonout.summary_json(summary))
+                echo_json(jsonout.summary_json(summary))
             else:
                 click.echo(
                     "\n".join(
@@ -93,13 +78,13 @@ def show_command(ref: str, db_url: str | None, raw: bool, attempt_number: int | 
                 numbers = ", ".join(str(a.number) for a in detail.unit.attempts) or "none"
                 fail(f"unit {detail.unit.key} has no attempt {attempt_number} (its attempts: {numbers})")
             if as_json:
-                _echo_json(jsonout.streams_json(detail, streams))
+                echo_json(jsonout.streams_json(detail, streams))
             else:
                 click.echo(
                     "\n".join(terminal.stream_lines(streams) or [f"unit {detail.unit.key} has no attempt"])
                 )
             return
     if as_json:
-        _echo_json(jsonout.unit_json(detail))
+        echo_json(jsonout.unit_json(detail))
     else:
         click.echo("\n".join(terminal.unit_lines(detail)))

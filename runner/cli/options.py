@@ -24,6 +24,16 @@ def fail(message: str, code: int = 2) -> NoReturn:
     sys.exit(code)
 
 
+def echo_json(data: Any) -> None:
+    """``data`` as one indented JSON document on stdout (``--json`` of every command)."""
+    import orjson
+
+    from runner import jsontext
+
+    sys.stdout.buffer.write(jsontext.dumps(data, option=orjson.OPT_INDENT_2) + b"\n")
+    sys.stdout.buffer.flush()
+
+
 def one_line(message: str) -> str:
     """``message`` on one line: driver errors span several, and SQLAlchemy adds a link to its FAQ."""
     lines = [line.strip() for line in message.splitlines()]

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import click
 
-from runner.cli.options import check_output_path, db_option, fail, reading
+from runner.cli.options import check_output_path, db_option, echo_json, fail, reading
 
 
 def _day(value: datetime | None, *, end: bool = False) -> datetime | None:
@@ -79,6 +79,7 @@ def report_command(run_ref: str, db_url: str | None, out_path: Path | None) -> N
     show_default=True,
     help="Fewer units in both runs: no pass, exit 2.",
 )
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object on stdout (keys in the README).")
 def diff_command(
     run_a: str,
     run_b: str,
@@ -91,6 +92,7 @@ def diff_command(
     alpha: float,
     min_samples: int,
     min_matched: int,
+    as_json: bool,
 ) -> None:
     """Compare run B against baseline run A; exit 1 when anything regressed, 2 when too little matched.
 
@@ -117,8 +119,13 @@ def diff_command(
     with reading(db_url) as database, database.session() as session:
         context = build_diff_report(session, run_a, run_b, thresholds=limits)
     path = write_diff_report(context, out_path)
-    click.echo(f"wrote {path.resolve()}")
-    click.echo("\n".join(summary_lines(context)))
+    if as_json:
+        from runner.report.jsonout import diff_json
+
+        echo_json(diff_json(context, path.resolve()))
+    else:
+        click.echo(f"wrote {path.resolve()}")
+        click.echo("\n".join(summary_lines(context)))
     if not context.is_conclusive:
         fail(
             f"only {context.matched} units matched between {context.run_a.id} and {context.run_b.id} "
@@ -136,7 +143,8 @@ def diff_command(
 @click.option(
     "--out", "out_path", type=click.Path(dir_okay=False, path_type=Path), help="Default: trend-JOB.html."
 )
-def trend_command(job_name: str, db_url: str | None, last: int, out_path: Path | None) -> None:
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object on stdout (keys in the README).")
+def trend_command(job_name: str, db_url: str | None, last: int, out_path: Path | None, as_json: bool) -> None:
     """Chart a job's last N runs per provider: latency, errors, retries, assertions and cost.
 
     Example: runner trend nightly-smoke --last 14
@@ -149,7 +157,13 @@ def trend_command(job_name: str, db_url: str | None, last: int, out_path: Path |
         context = build_trend_report(session, job_name, last=last)
     if not context.runs:
         fail(f"no runs of job {job_name!r} in database {display_url(resolve_url(db_url))}")
-    click.echo(f"wrote {write_trend_report(context, out_path).resolve()}")
+    path = write_trend_report(context, out_path).resolve()
+    if as_json:
+        from runner.report.jsonout import trend_json
+
+        echo_json(trend_json(context, path))
+    else:
+        click.echo(f"wrote {path}")
 
 
 @click.command("cost")
@@ -162,8 +176,14 @@ def trend_command(job_name: str, db_url: str | None, last: int, out_path: Path |
 @click.option(
     "--html", "html_path", type=click.Path(dir_okay=False, path_type=Path), help="Also write HTML here."
 )
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object on stdout (keys in the README).")
 def cost_command(
-    db_url: str | None, since: datetime | None, until: datetime | None, by: str, html_path: Path | None
+    db_url: str | None,
+    since: datetime | None,
+    until: datetime | None,
+    by: str,
+    html_path: Path | None,
+    as_json: bool,
 ) -> None:
     """Tokens and USD by group, reported vs computed cost, and cost wasted on failed attempts.
 
@@ -182,6 +202,12 @@ def cost_command(
             context = build_cost_report(session, by=groups, since=_day(since), until=_day(until, end=True))
     except ValueError as exc:
         raise click.BadParameter(str(exc), param_hint="--by") from exc
+    if as_json:
+        from runner.report.jsonout import cost_json
+
+        written = write_cost_report(context, html_path).resolve() if html_path is not None else None
+        echo_json(cost_json(context, written))
+        return
     # Piped output has no terminal width: rich would assume 80 columns, so a pipe gets 200 unless
     # COLUMNS says otherwise (rich reads COLUMNS itself, on a terminal too).
     console = Console(width=None if sys.stdout.isatty() or os.environ.get("COLUMNS") else 200)

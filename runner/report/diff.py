@@ -16,8 +16,11 @@ from typing import TYPE_CHECKING, ClassVar, Final, Literal
 
 from runner.report.common import RunHeader, run_header
 from runner.report.figures import MetricChange, Thresholds, Verdict, compare_providers, format_p
+from runner.report.terminal import table
 
 if TYPE_CHECKING:
+    from collections.abc import Sequence
+
     from runner.report.common import RunData
     from runner.store.records import UnitView
 
@@ -206,16 +209,33 @@ def _figure(kind: str, value: float | None) -> str:
     return f"${value:.6f}" if kind == "usd" else f"{value:.1%}"
 
 
-def describe_metric(m: MetricChange) -> str:
-    """One line for the terminal: the figure, A -> B, the change, the test and the verdict."""
-    change = (
-        "" if m.change is None else f" ({m.change:+.0%})" if m.kind != "rate" else f" ({m.change:+.1%} pt)"
-    )
-    test = (
-        f"{m.test} p={format_p(m.p_value)} (Holm p={format_p(m.p_adjusted)}, n={m.samples[0]}/{m.samples[1]})"
-    )
-    before, after = _figure(m.kind, m.before), _figure(m.kind, m.after)
-    return f"  {m.provider} {m.metric}: {before} -> {after}{change}, {test}: {m.verdict}"
+def metric_table(metrics: Sequence[MetricChange]) -> list[str]:
+    """The regressed and improved figures as a table, indented under the match line (none: no lines)."""
+    if not metrics:
+        return []
+    headers = ["provider", "figure", "A", "B", "change", "test", "p", "Holm p", "n A/B", "verdict"]
+    rows = [
+        [
+            m.provider,
+            m.metric,
+            _figure(m.kind, m.before),
+            _figure(m.kind, m.after),
+            _change(m),
+            m.test,
+            format_p(m.p_value),
+            format_p(m.p_adjusted),
+            f"{m.samples[0]}/{m.samples[1]}",
+            m.verdict,
+        ]
+        for m in metrics
+    ]
+    return ["  " + line for line in table(headers, rows, right=frozenset({2, 3, 4, 6, 7, 8}))]
+
+
+def _change(m: MetricChange) -> str:
+    if m.change is None:
+        return "-"
+    return f"{m.change:+.0%}" if m.kind != "rate" else f"{m.change * 100:+.1f} pt"
 
 
 def summary_lines(context: DiffContext) -> list[str]:
@@ -226,7 +246,7 @@ def summary_lines(context: DiffContext) -> list[str]:
         f"{context.matched} units matched, {context.missing} missing in B, {new} new in B; "
         f"{context.tests} tests, alpha {limits.alpha:g} over all of them (Holm)"
     ]
-    lines += [describe_metric(m) for m in context.metrics if m.verdict in ("regressed", "improved")]
+    lines += metric_table([m for m in context.metrics if m.verdict in ("regressed", "improved")])
     untested = sum(m.verdict == "untested" for m in context.metrics)
     if untested:
         lines.append(f"  {untested} figures not tested: fewer than {limits.min_samples} samples a side")

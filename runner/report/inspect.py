@@ -122,7 +122,7 @@ def run_summary(session: Session, ref: str, *, now: datetime | None = None) -> R
     run = browse.get_run_or_hint(session, ref)
     tallies = browse.provider_tallies(session, run.id)
     timings = browse.provider_timings(session, run.id)
-    total = browse.run_tally(session, run.id)
+    total = browse.combined(tallies.values())  # the run's: one set of grouped scans, not two
     spec_providers = {p.get("name"): p for p in run.job_spec.get("providers") or () if isinstance(p, dict)}
     providers = []
     for name, tally in tallies.items():

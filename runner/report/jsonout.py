@@ -1,4 +1,4 @@
-"""``runner runs --json`` and ``runner show --json``: the inspect records as plain JSON values.
+"""``--json`` of ``runner runs``, ``show``, ``diff``, ``trend`` and ``cost``: plain JSON values.
 
 Keys are documented in the README ("Browsing runs in the terminal"); a unit's object extends its
 ``runner export`` record, so scripts read one shape for both.
@@ -6,6 +6,7 @@ Keys are documented in the README ("Browsing runs in the terminal"); a unit's ob
 
 from __future__ import annotations
 
+import dataclasses
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
@@ -13,9 +14,15 @@ from runner.report.export import unit_record
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
+    from pathlib import Path
 
     from runner.model import JSON
+    from runner.report.common import RunHeader
+    from runner.report.cost import CostContext, CostRow
+    from runner.report.diff import DiffContext
     from runner.report.inspect import AttemptStream, RunSummary, UnitDetail
+    from runner.report.stats import GroupStats
+    from runner.report.trend import TrendContext
     from runner.store.records import AttemptView, RunInfo
     from runner.store.repository import ProviderFailures
     from runner.store.repository.browse import RunRow, UnitTally
@@ -51,6 +58,7 @@ def tally_json(tally: UnitTally) -> dict[str, JSON]:
             "failed": tally.failed,
             "not_done": tally.not_done,
         },
+        "checks": {"passed": tally.checks_passed, "total": tally.checks_total},
         "attempts": {
             "total": tally.attempts,
             "retries": tally.retries,
@@ -187,4 +195,100 @@ def streams_json(detail: UnitDetail, streams: Sequence[AttemptStream]) -> dict[s
             }
             for s in streams
         ],
+    }
+
+
+def _header_json(run: RunHeader) -> dict[str, JSON]:
+    return {
+        "id": run.id,
+        "job": run.job_name,
+        "status": run.status,
+        "started_at": _time(run.started_at),
+        "finished_at": _time(run.finished_at),
+        "wall_s": run.wall_s,
+    }
+
+
+def diff_json(context: DiffContext, report: Path | None) -> dict[str, JSON]:
+    """``runner diff --json``: the match, every figure with its test and verdict, the regressions."""
+    return {
+        "run_a": _header_json(context.run_a),
+        "run_b": _header_json(context.run_b),
+        "matched": context.matched,
+        "conclusive": context.is_conclusive,
+        "missing_in_b": list(context.only_in_a),
+        "new_in_b": list(context.only_in_b),
+        "tests": context.tests,
+        "alpha": context.thresholds.alpha,
+        "regressions": context.regressions,
+        "figure_regressions": context.figure_regressions,
+        "answers_changed": context.answers_changed,
+        "figures": [
+            {
+                "provider": m.provider,
+                "figure": m.metric,
+                "kind": m.kind,
+                "a": m.before,
+                "b": m.after,
+                "change": m.change,
+                "threshold": m.threshold,
+                "test": m.test,
+                "samples": list(m.samples),
+                "p": m.p_value,
+                "p_holm": m.p_adjusted,
+                "verdict": m.verdict,
+            }
+            for m in context.metrics
+        ],
+        "flips": [
+            {
+                "unit": f.key,
+                "name": f.name,
+                "a": f.before,
+                "b": f.after,
+                "detail": f.detail,
+                "verdict": f.verdict,
+            }
+            for f in context.flips
+        ],
+        "report": None if report is None else str(report),
+    }
+
+
+def stats_json(stats: GroupStats) -> dict[str, JSON]:
+    """A group's figures as the reports compute them (``runner.report.stats.GroupStats``)."""
+    data: dict[str, JSON] = dataclasses.asdict(stats)
+    data["error_kinds"] = dict(stats.error_kinds)
+    return data
+
+
+def trend_json(context: TrendContext, report: Path | None) -> dict[str, JSON]:
+    """``runner trend --json``: the job's runs, oldest first, and each run's figures per provider."""
+    return {
+        "job": context.job_name,
+        "runs": [_header_json(run) for run in context.runs],
+        "providers": list(context.providers),
+        "rows": [
+            {"run_id": row.run.id, "provider": row.provider, **stats_json(row.stats)} for row in context.rows
+        ],
+        "report": None if report is None else str(report),
+    }
+
+
+def cost_json(context: CostContext, report: Path | None) -> dict[str, JSON]:
+    """``runner cost --json``: one object per group (keys named by ``by``) and the total."""
+
+    def row_json(row: CostRow) -> dict[str, JSON]:
+        data: dict[str, JSON] = dataclasses.asdict(row)
+        data["keys"] = dict(zip(context.by, row.keys, strict=False))
+        return data
+
+    return {
+        "since": _time(context.since),
+        "until": _time(context.until),
+        "by": list(context.by),
+        "rows": [row_json(row) for row in context.rows],
+        "total": {k: v for k, v in row_json(context.total).items() if k != "keys"},
+        "note": context.note,
+        "report": None if report is None else str(report),
     }

@@ -97,6 +97,7 @@ def summary_lines(summary: RunSummary) -> list[str]:
         f"host {printable(run.host)}, runner {run.runner_version}"
         + (f"; tags {', '.join(run.tags)}" if run.tags else ""),
         _units_line(total),
+        f"checks passed {count(total.checks_passed)} / {count(total.checks_total)} (on units with a result)",
         _attempts_line(total),
         f"tokens in {count(total.input_tokens)} (cached {count(total.cached_input_tokens)}), "
         f"out {count(total.output_tokens)} (reasoning {count(total.reasoning_tokens)})",

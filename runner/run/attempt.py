@@ -6,6 +6,7 @@ returned as data (the record's ``error``, with partial output and timing); only 
 
 from __future__ import annotations
 
+import itertools
 import math
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -484,13 +485,11 @@ def _read_times(parts: list[bytes], gaps: list[float], clock: _Clock) -> tuple[t
     """
     at = clock.first_byte if clock.first_byte is not None else clock.headers
     at = (at if at is not None else clock.start) - clock.start
-    reads, offset = [], 0
-    for i, part in enumerate(parts):
-        if i:  # gaps[i - 1] is the wait before read i (the loop stops before a gap has its read)
-            at += gaps[i - 1] if i - 1 < len(gaps) else 0.0
-        reads.append((offset, at))
-        offset += len(part)
-    return tuple(reads)
+    # gaps[i] is the wait before read i + 1; the loop may stop after a gap whose read was refused.
+    waits = gaps[: len(parts) - 1]
+    waits += [0.0] * (len(parts) - 1 - len(waits))
+    offsets = itertools.accumulate(map(len, parts), initial=0)
+    return tuple(zip(offsets, itertools.accumulate(waits, initial=at), strict=False))
 
 
 def _timing(started_at: datetime, clock: _Clock, gaps: list[float]) -> AttemptTiming:

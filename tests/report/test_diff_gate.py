@@ -6,6 +6,7 @@ The runs are real: jobs served by the built-in simulator, stored in a migrated S
 
 from __future__ import annotations
 
+import json
 import re
 from typing import TYPE_CHECKING
 
@@ -101,9 +102,32 @@ def test_real_slowdown_regresses_with_its_p_value(tmp_path: Path, url: str) -> N
     b = _run(tmp_path, url, _job("gate", "p", range(12), 0.3))
     result = _diff(tmp_path, url, a, b)
     assert result.exit_code == 1, result.output
-    line = next(line for line in result.output.splitlines() if "TTFT p50" in line)
-    assert "regressed" in line
-    assert re.search(r"p=\d\.\d+e-\d+|p=0\.0\d+", line), line
+    lines = result.output.splitlines()
+    header = next(line for line in lines if line.strip().startswith("provider"))
+    assert header.split() == [
+        "provider",
+        "figure",
+        "A",
+        "B",
+        "change",
+        "test",
+        "p",
+        "Holm",
+        "p",
+        "n",
+        "A/B",
+        "verdict",
+    ]
+    line = next(line for line in lines if "TTFT p50" in line)
+    assert line.rstrip().endswith("regressed")
+    assert re.search(r"Mann-Whitney U\s+(\d\.\d+e-\d+|0\.0\d+)\s", line), line
+    # --json: the same verdict for scripts, the exit code unchanged.
+    as_json = _diff(tmp_path, url, a, b, "--json")
+    assert as_json.exit_code == 1, as_json.output
+    data = json.loads(as_json.stdout)
+    ttft = next(f for f in data["figures"] if f["provider"] == "p" and f["figure"] == "TTFT p50")
+    assert (ttft["verdict"], data["regressions"] >= 1, data["conclusive"]) == ("regressed", True, True)
+    assert ttft["p_holm"] < 0.01
     html = (tmp_path / "diff.html").read_text(encoding="utf-8")
     assert "Mann-Whitney" in html
     assert "Holm" in html

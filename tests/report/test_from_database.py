@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import replace
 from datetime import timedelta
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import pytest
 from click.testing import CliRunner
@@ -142,3 +143,34 @@ def test_cost_window_and_tags(database: tuple[str, list[str], list[RunData]]) ->
     assert first_day.total.attempts == sum(len(u.attempts) for u in runs[0].units)
     assert {row.keys[0] for row in by_tag.rows} == {"nightly", "<b>tag</b>", "smoke"}
     assert replace(by_tag.total).runs == 3
+
+
+def test_cli_json_outputs_parse_back(database: tuple[str, list[str], list[RunData]], tmp_path: Path) -> None:
+    """`--json` of runs, show, trend and cost is one JSON document on stdout with the documented keys."""
+    url, ids, runs = database
+    runner = CliRunner()
+
+    def as_json(*args: str) -> dict[str, Any]:
+        result = runner.invoke(cli, [*args, "--db", url, "--json"])
+        assert result.exit_code == 0, result.output
+        data = json.loads(result.stdout)
+        assert isinstance(data, dict)
+        return data
+
+    listed = as_json("runs")["runs"]
+    assert [r["id"] for r in listed] == ids[::-1]
+    assert listed[2]["units"]["total"] == len(runs[0].units)
+    shown = as_json("show", ids[0])
+    assert shown["run"]["id"] == ids[0]
+    assert shown["units"]["total"] == sum(p["units"]["total"] for p in shown["providers"])
+    failed = sum(1 for u in runs[0].units if u.status == "failed")
+    assert shown["units"]["failed"] == failed
+    trend = as_json("trend", "nightly-smoke", "--last", "3", "--out", str(tmp_path / "t.html"))
+    assert [r["id"] for r in trend["runs"]] == ids
+    assert {row["run_id"] for row in trend["rows"]} == set(ids)
+    assert trend["report"] == str((tmp_path / "t.html").resolve())
+    cost = as_json("cost", "--by", "provider,day")
+    assert cost["by"] == ["provider", "day"]
+    assert set(cost["rows"][0]["keys"]) == {"provider", "day"}
+    assert cost["total"]["cost"] == pytest.approx(sum(r["cost"] for r in cost["rows"]))
+    assert cost["report"] is None

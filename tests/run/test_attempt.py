@@ -216,6 +216,19 @@ async def test_capture_keeps_the_exact_body(client: httpx.AsyncClient) -> None:
     assert record.bytes_received == len(record.raw_capture)
 
 
+async def test_capture_dates_each_read(client: httpx.AsyncClient, autojump_clock: trio.abc.Clock) -> None:
+    """Each captured read keeps its offset in the capture and when it arrived after the request."""
+    body = sse_response(0.5, b"data: T:a\n\n", 1.0, b"data: T:b\n\n", 0.25, b"data: [DONE]\n\n")
+    record, _ = await attempt(client, [[0.25, *body]], capture=True)
+    assert record.raw_reads is not None
+    assert [offset for offset, _ in record.raw_reads] == [0, 11, 22]
+    assert [at for _, at in record.raw_reads] == pytest.approx([0.75, 1.75, 2.0], abs=0.01)
+    assert record.raw_capture is not None
+    assert record.raw_capture[22:] == b"data: [DONE]\n\n"
+    plain, _ = await attempt(client, [sse_response(b"data: [DONE]\n\n")])
+    assert plain.raw_reads is None  # nothing captured, nothing dated
+
+
 async def test_anthropic_ping_events_count_as_heartbeats(client: httpx.AsyncClient) -> None:
     """Anthropic ``ping`` events are keep-alives too: they count with SSE comments as heartbeats."""
     from runner.wire.dialects import get_dialect

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import logging
 from datetime import UTC, datetime
@@ -90,6 +91,15 @@ def test_raw_capture_is_redacted_whole_and_stays_parseable() -> None:
     replayed = parse_stream("openai-chat", record.raw_capture)
     assert replayed.choices[0].text == f"key {REDACTED} and {REDACTED}"
     assert record.completion == replayed
+
+
+def test_read_times_go_with_a_capture_whose_length_changed() -> None:
+    """A replaced key shifts the offsets after it: the read times go; an untouched capture keeps them."""
+    body = _event(f"key {KEY}") + b"data: [DONE]\n\n"
+    reads = ((0, 0.1), (len(body) - 14, 0.2))
+    record = dataclasses.replace(_record(parse_stream("openai-chat", body), body), raw_reads=reads)
+    assert Redactor.of([KEY]).record(record, "openai-chat").raw_reads is None
+    assert Redactor.of(["sk-not-there-0123"]).record(record, "openai-chat").raw_reads == reads
 
 
 def test_a_key_split_across_events_drops_the_capture_but_not_the_answer() -> None:

@@ -75,6 +75,7 @@ def test_run_rows_count_verdicts_and_cost_newest_first(session: Session) -> None
         1,
         2,
     )
+    assert (tally.checks_passed, tally.checks_total) == (2, 3)  # HELD twice, BROKEN once
     assert (tally.attempts, tally.failed_attempts, tally.retries) == (4, 2, 1)
     assert tally.error_kinds == {"early_close": 1, "timeout": 1}
     assert tally.cost_usd == pytest.approx(repository.spend_so_far(session, new))
@@ -102,12 +103,9 @@ def test_find_unit_by_key_and_suggest_near_keys(session: Session) -> None:
     assert [a.number for a in unit.attempts] == [1, 2]
     assert unit.status == "failed"
     assert browse.find_unit(session, run_id, "mini/case-9/0") is None
-    assert browse.similar_unit_keys(session, run_id, "mini/case-9/0") == [
-        "mini/case-0/0",
-        "mini/case-1/0",
-        "mini/case-2/0",
-    ]
-    assert browse.similar_unit_keys(session, run_id, "claude/case-1/0")[0] == "claude/case-1/0"
+    assert browse.similar_unit_keys(session, run_id, "mini/case-1/1")[0] == "mini/case-1/0"
+    assert len(browse.similar_unit_keys(session, run_id, "mini/case-1/1")) == 3
+    assert browse.similar_unit_keys(session, run_id, "claud/case-1/0", limit=1) == ["claude/case-1/0"]
 
 
 def test_capture_keeps_each_reads_arrival(session: Session) -> None:

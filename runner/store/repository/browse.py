@@ -7,8 +7,9 @@ Counts are aggregated in SQL (``GROUP BY``), never by loading units: a list of m
 
 from __future__ import annotations
 
+import difflib
 from collections import defaultdict
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import TYPE_CHECKING, Any, Final, cast
 
 from sqlalchemy import bindparam, case, false, func, select, text, true
@@ -26,19 +27,28 @@ if TYPE_CHECKING:
 
     from runner.store.records import RunInfo, UnitView
 
-# Ok units of the given runs with at least one failed assertion, per run and provider. The outcomes
-# are a JSON list on the unit's first result row; each backend walks it with its own JSON function.
-_FAILED_ASSERTIONS_SQL: Final = {
+SIMILAR_KEYS_READ: Final = 5000
+
+# Per run and provider, over ok units' assertion outcomes (a JSON list on the unit's first result row,
+# walked with each backend's own JSON function): units with a failed one, checks passed, checks in all.
+_CHECKS_SQL: Final = {
     "sqlite": """
-        SELECT u.run_id, u.provider, COUNT(*) FROM units u JOIN results r ON r.unit_id = u.id
+        SELECT u.run_id, u.provider,
+          COUNT(DISTINCT CASE WHEN json_extract(o.value, '$.passed') = 0 THEN u.id END),
+          SUM(CASE WHEN json_extract(o.value, '$.passed') = 1 THEN 1 ELSE 0 END),
+          COUNT(*)
+        FROM units u JOIN results r ON r.unit_id = u.id, json_each(r.assertions) o
         WHERE u.run_id IN :run_ids AND u.status = 'ok' AND r.assertions IS NOT NULL
-          AND EXISTS (SELECT 1 FROM json_each(r.assertions) o WHERE json_extract(o.value, '$.passed') = 0)
         GROUP BY u.run_id, u.provider""",
     "postgresql": """
-        SELECT u.run_id, u.provider, COUNT(*) FROM units u JOIN results r ON r.unit_id = u.id
+        SELECT u.run_id, u.provider,
+          COUNT(DISTINCT CASE WHEN o->>'passed' = 'false' THEN u.id END),
+          SUM(CASE WHEN o->>'passed' = 'true' THEN 1 ELSE 0 END),
+          COUNT(*)
+        FROM units u JOIN results r ON r.unit_id = u.id
+          CROSS JOIN LATERAL json_array_elements(
+            CASE WHEN json_typeof(r.assertions) = 'array' THEN r.assertions ELSE '[]'::json END) o
         WHERE u.run_id IN :run_ids AND u.status = 'ok' AND r.assertions IS NOT NULL
-          AND json_typeof(r.assertions) = 'array'
-          AND EXISTS (SELECT 1 FROM json_array_elements(r.assertions) o WHERE o->>'passed' = 'false')
         GROUP BY u.run_id, u.provider""",
 }
 
@@ -54,6 +64,8 @@ class UnitTally:
     units: int = 0
     ok: int = 0
     failed_assertions: int = 0
+    checks_passed: int = 0  # assertion outcomes of ok units that passed (one per expect key of a unit)
+    checks_total: int = 0  # assertion outcomes of ok units (units without a result are not evaluated)
     failed: int = 0  # units without a result
     not_done: int = 0  # pending or running
     attempts: int = 0  # every attempt stored, superseded ones included
@@ -70,6 +82,9 @@ class UnitTally:
     @property
     def passed(self) -> int:
         return self.ok - self.failed_assertions
+
+
+_SUMMED: Final = tuple(f.name for f in fields(UnitTally) if f.name != "error_kinds")
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -109,6 +124,21 @@ def run_rows(session: Session, *, job_name: str | None = None, limit: int = 20) 
 def run_tally(session: Session, run_id: str) -> UnitTally:
     """Run ``run_id``'s tally over all its providers."""
     return _tallies(session, [run_id], by_provider=False).get((run_id, ""), UnitTally())
+
+
+def combined(tallies: Iterable[UnitTally]) -> UnitTally:
+    """The tally of several (a run's, from its providers'): counts and costs added, kinds merged."""
+    total: dict[str, Any] = defaultdict(int)
+    kinds: dict[str, int] = defaultdict(int)
+    for tally in tallies:
+        for name in _SUMMED:
+            total[name] += getattr(tally, name)
+        for kind, n in tally.error_kinds.items():
+            kinds[kind] += n
+    return UnitTally(
+        **cast("dict[str, Any]", {name: _number(name, value) for name, value in total.items()}),
+        error_kinds=_most_first(kinds),
+    )
 
 
 def provider_tallies(session: Session, run_id: str) -> dict[str, UnitTally]:
@@ -167,22 +197,18 @@ def find_unit(session: Session, run_id: str, key: str) -> UnitView | None:
 
 
 def similar_unit_keys(session: Session, run_id: str, key: str, *, limit: int = 3) -> list[str]:
-    """Up to ``limit`` keys of run ``run_id`` near ``key``: same provider and case first, then same
-    provider, then any (for the hint when a key names no unit). Reads at most a few hundred keys."""
-    provider, _, rest = key.partition("/")
-    case_id = rest.rpartition("/")[0] or rest
-    picks: list[str] = []
+    """Up to ``limit`` keys of run ``run_id`` closest to ``key`` (``difflib``'s ratio), among the keys
+    of its provider, or of the whole run when the provider has none: the hint when a key names no unit.
+    Reads at most ``SIMILAR_KEYS_READ`` keys, so a typo in a 1,000,000-unit run stays cheap."""
+    provider = key.partition("/")[0]
     with transaction(session, write=False) as conn:
-        for condition in (
-            (UNITS.c.provider == provider) & (UNITS.c.case_id == case_id),
-            UNITS.c.provider == provider,
-            true(),
-        ):
+        candidates: list[str] = []
+        for condition in (UNITS.c.provider == provider, true()):
             query = select(UNITS.c.key).where(UNITS.c.run_id == run_id, condition).order_by(UNITS.c.id)
-            picks += [k for k in conn.execute(query.limit(limit)).scalars() if k not in picks]
-            if len(picks) >= limit:
+            candidates = list(conn.execute(query.limit(SIMILAR_KEYS_READ)).scalars())
+            if candidates:
                 break
-    return picks[:limit]
+    return difflib.get_close_matches(key, candidates, n=limit, cutoff=0.0)
 
 
 def similar_run_ids(session: Session, ref: str, *, limit: int = 3) -> list[str]:
@@ -257,22 +283,21 @@ def _tallies(
 
         for row in conn.execute(_unit_counts(group, run_ids)):
             _add(parts[key(row)], row._mapping)
+        # One scan of the attempts, grouped by error kind too: the sums add up, the kinds are kept.
         for row in conn.execute(_attempt_sums(group, run_ids)):
-            _add(parts[key(row)], row._mapping)
-        kind_group = [*group, ATTEMPTS.c.error_kind]
-        for row in conn.execute(
-            select(*kind_group, func.count())
-            .join(UNITS, UNITS.c.id == ATTEMPTS.c.unit_id)
-            .where(UNITS.c.run_id.in_(run_ids), ATTEMPTS.c.error_kind.is_not(None))
-            .group_by(*kind_group)
-        ):
-            kinds[key(row)][row[-2]] = int(row[-1])
-        for run_id, provider, count in _failed_assertions(conn, run_ids):
-            parts[(run_id, provider if by_provider else "")]["failed_assertions"] += int(count)
+            sums = row._mapping
+            _add(parts[key(row)], {k: v for k, v in sums.items() if k != "error_kind"})
+            if sums["error_kind"] is not None:
+                kinds[key(row)][sums["error_kind"]] = int(sums["attempts"])
+        for run_id, provider, failed, passed, total in _checks(conn, run_ids):
+            checks = parts[(run_id, provider if by_provider else "")]
+            checks["failed_assertions"] += failed
+            checks["checks_passed"] += passed
+            checks["checks_total"] += total
     return {
         k: UnitTally(
             **cast("dict[str, Any]", {name: _number(name, value) for name, value in values.items()}),
-            error_kinds=dict(sorted(kinds[k].items(), key=lambda item: (-item[1], item[0]))),
+            error_kinds=_most_first(kinds[k]),
         )
         for k, values in parts.items()
     }
@@ -299,6 +324,7 @@ def _attempt_sums(group: list[Any], run_ids: Sequence[str]) -> Any:
     return (
         select(
             *group,
+            ATTEMPTS.c.error_kind,
             func.count().label("attempts"),
             func.sum(case((ATTEMPTS.c.error_kind.is_not(None), 1), else_=0)).label("failed_attempts"),
             func.sum(func.coalesce(ATTEMPTS.c.input_tokens, 0)).label("input_tokens"),
@@ -310,16 +336,21 @@ def _attempt_sums(group: list[Any], run_ids: Sequence[str]) -> Any:
         )
         .join(UNITS, UNITS.c.id == ATTEMPTS.c.unit_id)
         .where(UNITS.c.run_id.in_(run_ids))
-        .group_by(*group)
+        .group_by(*group, ATTEMPTS.c.error_kind)
     )
 
 
-def _failed_assertions(conn: Connection, run_ids: Sequence[str]) -> Iterable[tuple[str, str, int]]:
-    sql = _FAILED_ASSERTIONS_SQL.get(conn.dialect.name)
+def _checks(conn: Connection, run_ids: Sequence[str]) -> Iterable[tuple[str, str, int, int, int]]:
+    sql = _CHECKS_SQL.get(conn.dialect.name)
     if sql is None:
         raise StorageError(f"runner does not know how to read assertions on {conn.dialect.name}")
     statement = text(sql).bindparams(bindparam("run_ids", expanding=True))
-    return [(r[0], r[1], int(r[2])) for r in conn.execute(statement, {"run_ids": list(run_ids)})]
+    rows = conn.execute(statement, {"run_ids": list(run_ids)})
+    return [(r[0], r[1], int(r[2]), int(r[3] or 0), int(r[4])) for r in rows]
+
+
+def _most_first(kinds: Mapping[str, int]) -> dict[str, int]:
+    return dict(sorted(kinds.items(), key=lambda item: (-item[1], item[0])))
 
 
 def _add(target: dict[str, Any], row: Mapping[Any, Any]) -> None:

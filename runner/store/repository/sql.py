@@ -27,6 +27,16 @@ ATTEMPTS: Final = Base.metadata.tables["attempts"]
 RESULTS: Final = Base.metadata.tables["results"]
 
 
+# A WHERE condition on a ``results`` row: its assertion outcomes hold one that failed. Each backend
+# walks the JSON list with its own function; the rows without one are never sent to Python.
+HAS_FAILED_OUTCOME: Final = {
+    "sqlite": "EXISTS (SELECT 1 FROM json_each(results.assertions) o "
+    "WHERE json_extract(o.value, '$.passed') = 0)",
+    "postgresql": "json_typeof(results.assertions) = 'array' AND EXISTS (SELECT 1 FROM "
+    "json_array_elements(results.assertions) o WHERE o->>'passed' = 'false')",
+}
+
+
 def booked_cost_sql() -> ColumnElement[float]:
     """An attempt's booked cost in SQL, zero when unknown: ``runner.pricing.booked_cost`` mirrored.
 
