@@ -5,7 +5,6 @@ template). Reads are bounded: a run page loads one page of units, never the whol
 
 from __future__ import annotations
 
-from collections import Counter
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, ClassVar, Final
@@ -17,7 +16,6 @@ from runner.report.common import expected_assertions
 from runner.report.inspect import list_runs, run_summary, unit_detail, unit_stream
 from runner.report.matrix import MatrixCell, MatrixRow, PassMatrix
 from runner.report.run import UnitPage, unit_card, unit_row
-from runner.store.repository import graded_verdicts
 from runner.store.repository.pages import STATUSES, UnitQuery, case_counts, unit_keys_in_runs, unit_page
 
 if TYPE_CHECKING:
@@ -174,7 +172,7 @@ def run_page(session: Session, run_ref: str, query: UnitQuery) -> RunPage:
     views, total = unit_page(session, run.id, query)
     expected = expected_assertions(run.job_spec)
     rows = tuple(unit_row(v, 2000, expected) for v in views)
-    matrix, more = _matrix(session, run)
+    matrix, more = run_matrix(session, run)
     others = tuple(r for r in list_runs(session, job_name=run.job_name, last=50) if r.run.id != run.id)
     return RunPage(
         chrome=Chrome(title=f"Run {run.id} ({run.job_name})", crumbs=(), refresh_s=_refresh(run)),
@@ -194,18 +192,14 @@ def run_page(session: Session, run_ref: str, query: UnitQuery) -> RunPage:
     )
 
 
-def _matrix(session: Session, run: RunInfo) -> tuple[PassMatrix, int]:
+def run_matrix(session: Session, run: RunInfo) -> tuple[PassMatrix, int]:
     """The case x provider matrix from SQL counts, its worst MATRIX_ROWS cases (and how many more)."""
     counts = case_counts(session, run.id)
-    broke = Counter(
-        (case_id, provider) for case_id, provider, passed in graded_verdicts(session, run.id) if not passed
-    )
     required = required_rates(run.job_spec)
     providers = tuple(sorted({c.provider for c in counts}))
     cells: dict[str, dict[str, MatrixCell]] = {}
     for c in counts:
-        failed_checks = broke[(c.case_id, c.provider)]
-        passed = c.ok - failed_checks
+        passed = c.ok - c.failed_assertions
         cells.setdefault(c.case_id, {})[c.provider] = MatrixCell(
             units=c.units,
             passed=passed,

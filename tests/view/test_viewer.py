@@ -216,3 +216,23 @@ def test_missing_database_is_a_clear_error(tmp_path: Path) -> None:
     with pytest.raises(StorageError, match="no database at"):
         open_database_readonly(f"sqlite:///{tmp_path / 'none.db'}", enforced=True)
     assert not (tmp_path / "none.db").exists()
+
+
+def test_sql_matrix_matches_the_reports(stored: Stored) -> None:
+    """The run page's matrix, counted in SQL, has the same cells as the report's, counted from units."""
+    from runner.grading.rates import required_rates
+    from runner.report.api import load_run
+    from runner.report.matrix import pass_matrix
+    from runner.view.pages import run_matrix
+
+    with open_database_readonly(stored.url, enforced=True) as database, database.session() as session:
+        for run_id in stored.runs:
+            data = load_run(session, run_id)
+            expected = pass_matrix(data.units, required_rates(data.run.job_spec))
+            matrix, more = run_matrix(session, data.run)
+            assert more == 0
+            assert matrix.providers == expected.providers
+            assert sorted(matrix.rows, key=lambda r: r.case_id) == sorted(
+                expected.rows, key=lambda r: r.case_id
+            )
+            assert (matrix.rated, matrix.below) == (expected.rated, expected.below)

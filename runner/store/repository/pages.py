@@ -9,7 +9,7 @@ from collections import defaultdict
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Final
 
-from sqlalchemy import case, func, select
+from sqlalchemy import case, func, select, text
 
 from runner.store.repository.sql import ATTEMPTS, RESULTS, UNITS, transaction
 from runner.store.rows import unit_view
@@ -36,6 +36,25 @@ SORTS: Final[dict[str, tuple[ColumnElement[object], ...]]] = {
     "finished": (UNITS.c.finished_at, UNITS.c.id),
 }
 STATUSES: Final = ("failed", "running", "pending", "ok")
+# Per case and provider of one run: ok units with a failed assertion outcome (the outcomes are a JSON
+# list on the unit's result row, walked with each backend's JSON function). The LIKE skips, cheaply,
+# the rows with no "false" anywhere in them, which is most of a healthy run.
+_FAILED_CHECKS_SQL: Final = {
+    "sqlite": """
+        SELECT u.case_id, u.provider, COUNT(DISTINCT u.id)
+        FROM units u JOIN results r ON r.unit_id = u.id, json_each(r.assertions) o
+        WHERE u.run_id = :run_id AND u.status = 'ok' AND r.assertions LIKE '%false%'
+          AND json_extract(o.value, '$.passed') = 0
+        GROUP BY u.case_id, u.provider""",
+    "postgresql": """
+        SELECT u.case_id, u.provider, COUNT(DISTINCT u.id)
+        FROM units u JOIN results r ON r.unit_id = u.id
+          CROSS JOIN LATERAL json_array_elements(
+            CASE WHEN json_typeof(r.assertions) = 'array' THEN r.assertions ELSE '[]'::json END) o
+        WHERE u.run_id = :run_id AND u.status = 'ok' AND r.assertions::text LIKE '%false%'
+          AND o->>'passed' = 'false'
+        GROUP BY u.case_id, u.provider""",
+}
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -59,6 +78,7 @@ class CaseCounts:
     provider: str
     units: int
     ok: int
+    failed_assertions: int  # of the ok ones
     failed: int
     not_done: int
 
@@ -101,7 +121,7 @@ def unit_page(session: Session, run_id: str, query: UnitQuery) -> tuple[list[Uni
 
 
 def case_counts(session: Session, run_id: str) -> list[CaseCounts]:
-    """Every (case, provider) pair of a run with its units by status, in case order (one GROUP BY)."""
+    """Every (case, provider) pair of a run with its units by status, in case order (two GROUP BYs)."""
     ok = func.sum(case((UNITS.c.status == "ok", 1), else_=0))
     failed = func.sum(case((UNITS.c.status == "failed", 1), else_=0))
     query = (
@@ -112,12 +132,15 @@ def case_counts(session: Session, run_id: str) -> list[CaseCounts]:
     )
     with transaction(session, write=False) as conn:
         rows = conn.execute(query).all()
+        checks = text(_FAILED_CHECKS_SQL[conn.dialect.name])
+        broke = {(c, p): int(n) for c, p, n in conn.execute(checks, {"run_id": run_id})}
     return [
         CaseCounts(
             case_id=case_id,
             provider=provider,
             units=int(n),
             ok=int(n_ok or 0),
+            failed_assertions=broke.get((case_id, provider), 0),
             failed=int(n_failed or 0),
             not_done=int(n) - int(n_ok or 0) - int(n_failed or 0),
         )
