@@ -17,8 +17,9 @@ from werkzeug.wrappers import Request, Response
 
 from runner.errors import StorageError
 from runner.report.api import build_cost_report, build_diff_report, build_trend_report
-from runner.report.inspect import list_runs, run_summary
 from runner.report.render import make_environment, reports_dir
+from runner.store import repository
+from runner.store.repository import browse
 from runner.store.repository.pages import SORTS, STATUSES, UnitQuery
 from runner.view import pages
 
@@ -30,6 +31,7 @@ if TYPE_CHECKING:
     from sqlalchemy.orm import Session
 
     from runner.store.db import Database
+    from runner.store.records import RunInfo
 
 CSP: Final = (
     "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
@@ -46,6 +48,7 @@ STATIC: Final = {
     "view.css": ("view", "text/css"),
     "view.js": ("view", "text/javascript"),
 }
+TREND_RUNS: Final = 10  # runs on the trend page (as `runner trend`'s default)
 ROUTES: Final = Map(
     [
         Rule("/", endpoint="index"),
@@ -145,28 +148,28 @@ class Viewer:
         return self._page(page.template, page.chrome, view=page, unit_href=links)
 
     def _diff(self, session: Session, request: Request, run_id: str) -> Response:
-        run = run_summary(session, run_id)
+        run, units = _run_and_size(session, run_id)
         against = request.args.get("against")
         if not against:
             raise NotFound()
-        other = run_summary(session, against)
-        chrome = pages.report_chrome(run.run, f"Diff against {other.run.id}")
-        if max(run.total.units, other.total.units) > pages.FULL_REPORT_UNITS:
-            return self._too_large(chrome, f"runner diff {other.run.id} {run.run.id}")
-        report = build_diff_report(session, other.run.id, run.run.id)
+        other, other_units = _run_and_size(session, against)
+        chrome = pages.report_chrome(run, f"Diff against {other.id}")
+        if max(units, other_units) > pages.FULL_REPORT_UNITS:
+            return self._too_large(chrome, f"runner diff {other.id} {run.id}")
+        report = build_diff_report(session, other.id, run.id)
         return self._page(report.template, chrome, report=report)
 
     def _trend(self, session: Session, request: Request, run_id: str) -> Response:
-        run = run_summary(session, run_id).run
+        run, _ = _run_and_size(session, run_id)
         chrome = pages.report_chrome(run, f"Trend of {run.job_name}")
-        rows = list_runs(session, job_name=run.job_name, last=10)
-        if sum(r.tally.units for r in rows) > pages.FULL_REPORT_UNITS * 5:
+        runs = repository.list_runs(session, job_name=run.job_name, limit=TREND_RUNS)
+        if sum(_run_and_size(session, info.id)[1] for info in runs) > pages.FULL_REPORT_UNITS * 5:
             return self._too_large(chrome, f"runner trend {run.job_name}")
-        report = build_trend_report(session, run.job_name, last=10)
+        report = build_trend_report(session, run.job_name, last=TREND_RUNS)
         return self._page(report.template, chrome, report=report)
 
     def _cost(self, session: Session, request: Request, run_id: str) -> Response:
-        run = run_summary(session, run_id).run
+        run, _ = _run_and_size(session, run_id)
         chrome = pages.report_chrome(run, "Cost")
         report = build_cost_report(session, by=("provider", "day"), since=run.started_at)
         return self._page(report.template, chrome, report=report)
@@ -178,6 +181,13 @@ class Viewer:
 
     def _message(self, chrome: pages.Chrome, message: str, *, status: int = 200) -> Response:
         return self._page("view_message.html", chrome, status=status, message=message)
+
+
+def _run_and_size(session: Session, ref: str) -> tuple[RunInfo, int]:
+    """Run ``ref`` (a StorageError naming the closest ids if none) and its unit count, from one
+    indexed GROUP BY: enough to decide whether a report may load the run whole."""
+    run = browse.get_run_or_hint(session, ref)
+    return run, sum(repository.unit_counts(session, run.id).values())
 
 
 def _int(value: str | None, default: int, low: int, high: int) -> int:

@@ -16,6 +16,7 @@ from runner.report.common import expected_assertions
 from runner.report.inspect import list_runs, run_summary, unit_detail, unit_stream
 from runner.report.matrix import MatrixCell, MatrixRow, PassMatrix
 from runner.report.run import UnitPage, unit_card, unit_row
+from runner.store import repository
 from runner.store.repository.pages import STATUSES, UnitQuery, case_counts, unit_keys_in_runs, unit_page
 
 if TYPE_CHECKING:
@@ -89,7 +90,7 @@ def index_page(session: Session, *, job: str | None, status: str | None, last: i
     """The newest ``last`` runs (of ``job``, with ``status``), and every job name to pick from."""
     chrome = Chrome(title="Runs")
     rows = list_runs(session, job_name=job, last=last)
-    jobs = sorted({r.run.job_name for r in list_runs(session, last=1000)})
+    jobs = sorted({info.job_name for info in repository.list_runs(session, limit=1000)})
     return IndexPage(
         chrome=chrome,
         entries=tuple(
@@ -126,7 +127,7 @@ class RunPage:
     unit_links: dict[str, str]  # unit key -> its page
     matrix: PassMatrix
     matrix_more: int  # cases left out of the matrix (the worst MATRIX_ROWS are shown)
-    others: tuple[RunRow, ...]  # other runs of the job, to diff against
+    others: tuple[RunInfo, ...]  # other runs of the job, newest first, to diff against
     full: RunReportContext | None  # the whole run report, for a run of up to FULL_REPORT_UNITS units
 
     @property
@@ -173,7 +174,10 @@ def run_page(session: Session, run_ref: str, query: UnitQuery) -> RunPage:
     expected = expected_assertions(run.job_spec)
     rows = tuple(unit_row(v, 2000, expected) for v in views)
     matrix, more = run_matrix(session, run)
-    others = tuple(r for r in list_runs(session, job_name=run.job_name, last=50) if r.run.id != run.id)
+    # The other runs to diff against: their rows only (no tallies; a run's tally scans its units).
+    others = tuple(
+        i for i in repository.list_runs(session, job_name=run.job_name, limit=50) if i.id != run.id
+    )
     return RunPage(
         chrome=Chrome(title=f"Run {run.id} ({run.job_name})", crumbs=(), refresh_s=_refresh(run)),
         summary=summary,
@@ -253,7 +257,7 @@ def unit_page_view(session: Session, run_ref: str, key: str) -> UnitPageView:
     """
     detail = unit_detail(session, run_ref, key)
     run = detail.run
-    others = [r.run.id for r in list_runs(session, job_name=run.job_name, last=50) if r.run.id != run.id]
+    others = [i.id for i in repository.list_runs(session, job_name=run.job_name, limit=50) if i.id != run.id]
     having = unit_keys_in_runs(session, others, detail.unit.key) if others else set()
     return UnitPageView(
         chrome=Chrome(
