@@ -17,7 +17,14 @@ from runner.report.inspect import list_runs, run_summary, unit_detail, unit_stre
 from runner.report.matrix import MatrixCell, MatrixRow, PassMatrix
 from runner.report.run import UnitPage, unit_card, unit_row
 from runner.store import repository
-from runner.store.repository.pages import STATUSES, UnitQuery, case_counts, unit_keys_in_runs, unit_page
+from runner.store.repository.pages import (
+    STATUSES,
+    CaseCounts,
+    UnitQuery,
+    case_counts,
+    unit_keys_in_runs,
+    unit_page,
+)
 
 if TYPE_CHECKING:
     from sqlalchemy.orm import Session
@@ -197,35 +204,34 @@ def run_page(session: Session, run_ref: str, query: UnitQuery) -> RunPage:
 
 
 def run_matrix(session: Session, run: RunInfo) -> tuple[PassMatrix, int]:
-    """The case x provider matrix from SQL counts, its worst MATRIX_ROWS cases (and how many more)."""
+    """The case x provider matrix from SQL counts, its worst MATRIX_ROWS cases (and how many more).
+
+    Cells are built only for the cases shown and the cases with a pass_rate: a 100,000-unit run has
+    tens of thousands of cases, ranked here from their plain counts.
+    """
     counts = case_counts(session, run.id)
     required = required_rates(run.job_spec)
     providers = tuple(sorted({c.provider for c in counts}))
-    cells: dict[str, dict[str, MatrixCell]] = {}
+    by_case: dict[str, list[CaseCounts]] = {}
     for c in counts:
-        passed = c.ok - c.failed_assertions
-        cells.setdefault(c.case_id, {})[c.provider] = MatrixCell(
-            units=c.units,
-            passed=passed,
-            rate=CaseRate(
-                case_id=c.case_id,
-                provider=c.provider,
-                passed=passed,
-                graded=c.ok,
-                required=required.get(c.case_id),
-            ),
-            failed=c.failed,
-            not_done=c.not_done,
-        )
-    rows = [MatrixRow(case_id=k, cells=tuple(v.get(p) for p in providers)) for k, v in cells.items()]
-    rows.sort(key=lambda r: (_share(r), r.case_id))
-    shown = sorted(rows[:MATRIX_ROWS], key=lambda r: r.case_id)
-    rated = [cell for row in cells.values() for cell in row.values() if cell.rate.required is not None]
-    more = max(len(rows) - MATRIX_ROWS, 0)
-    note = f"The {MATRIX_ROWS} cases with the lowest pass share of {len(rows)}." if more else None
+        by_case.setdefault(c.case_id, []).append(c)
+
+    def share(case_id: str) -> tuple[float, str]:
+        group = by_case[case_id]
+        units = sum(c.units for c in group)
+        return (sum(c.ok - c.failed_assertions for c in group) / units if units else 0.0), case_id
+
+    shown = sorted(sorted(by_case, key=share)[:MATRIX_ROWS])
+    rows = []
+    for case_id in shown:
+        cells = {c.provider: _cell(c, required.get(case_id)) for c in by_case[case_id]}
+        rows.append(MatrixRow(case_id=case_id, cells=tuple(cells.get(p) for p in providers)))
+    rated = [_cell(c, required[c.case_id]) for c in counts if c.case_id in required]
+    more = max(len(by_case) - MATRIX_ROWS, 0)
+    note = f"The {MATRIX_ROWS} cases with the lowest pass share of {len(by_case)}." if more else None
     matrix = PassMatrix(
         providers=providers,
-        rows=tuple(shown),
+        rows=tuple(rows),
         note=note,
         rated=len(rated),
         below=sum(cell.rate.is_below for cell in rated),
@@ -233,9 +239,10 @@ def run_matrix(session: Session, run: RunInfo) -> tuple[PassMatrix, int]:
     return matrix, more
 
 
-def _share(row: MatrixRow) -> float:
-    units = sum(c.units for c in row.cells if c)
-    return sum(c.passed for c in row.cells if c) / units if units else 0.0
+def _cell(c: CaseCounts, required: float | None) -> MatrixCell:
+    passed = c.ok - c.failed_assertions
+    rate = CaseRate(case_id=c.case_id, provider=c.provider, passed=passed, graded=c.ok, required=required)
+    return MatrixCell(units=c.units, passed=passed, rate=rate, failed=c.failed, not_done=c.not_done)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
