@@ -236,3 +236,34 @@ def test_sql_matrix_matches_the_reports(stored: Stored) -> None:
                 expected.rows, key=lambda r: r.case_id
             )
             assert (matrix.rated, matrix.below) == (expected.rated, expected.below)
+
+
+def test_a_running_run_reloads_itself_and_a_finished_one_does_not(tmp_path: Path) -> None:
+    """A run still in progress has a meta refresh on its page (and its units'); a finished run none."""
+    import threading
+
+    from runner.store import repository
+    from runner.view import ViewServer
+    from tests.store.factories import make_job, make_units
+    from tests.view.conftest import store_runs
+
+    url = f"sqlite:///{tmp_path / 'runner.db'}"
+    stored = store_runs(url)
+    from runner.store.db import open_database
+
+    with open_database(url) as db, db.session() as session:
+        running = repository.create_run(session, make_job("live"), host="box", version="0.1.0")
+        repository.add_units(session, running.id, make_units(3))
+    with open_database_readonly(url, enforced=True) as database:
+        server = ViewServer(database, host="127.0.0.1", port=0)
+        thread = threading.Thread(target=server.serve_forever, daemon=True)
+        thread.start()
+        base = server.url.rstrip("/")
+        live = _get(f"{base}/runs/{running.id}").text
+        done = _get(f"{base}/runs/{stored.runs[0]}").text
+        server.shutdown()
+        thread.join(10)
+        server.close()
+    assert '<meta http-equiv="refresh" content="5">' in live
+    assert "reloads every 5 s" in live
+    assert "http-equiv" not in done
