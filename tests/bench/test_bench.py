@@ -22,17 +22,25 @@ from runner.bench.compare import (
 from runner.errors import ConfigError
 
 
+def _bench(
+    load: list[str], *, timeout: float = 120, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    """``runner bench LOAD`` as a real process, its output as text."""
+    return subprocess.run(
+        [sys.executable, "-m", "runner", "bench", *load],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+        env=env,
+    )
+
+
 @pytest.mark.slow
 def test_bench_smoke_runner_and_httpx_verify_every_stream() -> None:
     """A 4 x 5 load through runner and bare httpx prints the table with every stream verified."""
     load = ["--streams=4", "--chunks=5", "--concurrency=2", "--clients=runner,httpx"]
-    done = subprocess.run(
-        [sys.executable, "-m", "runner", "bench", *load],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+    done = _bench(load)
     assert done.returncode == 0, done.stderr
     out = done.stdout
     assert "CPU us/chunk" in out
@@ -54,13 +62,7 @@ def test_bench_compares_transports_in_one_run() -> None:
         "--clients=runner,httpx",
         "--transport=runner,httpx",
     ]
-    done = subprocess.run(
-        [sys.executable, "-m", "runner", "bench", *load],
-        capture_output=True,
-        text=True,
-        timeout=180,
-        check=False,
-    )
+    done = _bench(load, timeout=180)
     assert done.returncode == 0, done.stderr
     out = done.stdout
     for client in (r"runner", r"runner \(httpx\)", r"httpx \(runner\)", r"httpx"):
@@ -75,13 +77,7 @@ def test_bench_compares_transports_in_one_run() -> None:
 def test_bench_serves_from_several_simulator_workers() -> None:
     """--simulator-workers 3: every stream verified through the shared port, and the table says so."""
     load = ["--streams=12", "--chunks=5", "--concurrency=6", "--clients=httpx", "--simulator-workers=3"]
-    done = subprocess.run(
-        [sys.executable, "-m", "runner", "bench", *load],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+    done = _bench(load)
     assert done.returncode == 0, done.stderr
     row = re.search(r"^httpx\s+(\d+)/(\d+)\s+(\d+)\s", done.stdout, re.MULTILINE)
     assert row is not None, done.stdout
@@ -91,14 +87,7 @@ def test_bench_serves_from_several_simulator_workers() -> None:
 
 def _bench_litellm(env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
     load = ["--streams=4", "--chunks=5", "--concurrency=2", "--clients=httpx,litellm", "--transport=runner"]
-    return subprocess.run(
-        [sys.executable, "-m", "runner", "bench", *load],
-        capture_output=True,
-        text=True,
-        timeout=180,
-        check=False,
-        env=env,
-    )
+    return _bench(load, timeout=180, env=env)
 
 
 @pytest.mark.slow

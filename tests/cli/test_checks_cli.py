@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING
 import pytest
 
 from tests.cli.helpers import count_runs, one_error_line, runner
+from tests.jobfile import write_checked_job
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -15,26 +16,6 @@ if TYPE_CHECKING:
 # Slow (left out by `-m "not slow"`; CI runs them): `runner run` as a subprocess.
 pytestmark = pytest.mark.slow
 
-JOB = """\
-name = "checked"
-
-[defaults]
-repeats = 5
-
-[[providers]]
-name = "sim"
-dialect = "openai-chat"
-model = "m"
-simulator = {{ seed = 1 }}
-
-[[cases]]
-id = "rated"
-prompt = "Say something."
-
-[cases.expect]
-python = "{check}"
-pass_rate = 0.8
-"""
 CHECKS = """\
 CALLS = []
 
@@ -49,8 +30,7 @@ def three_of_five(completion, vars):
 
 
 def _run(tmp_path: Path, check: str) -> tuple[int, str]:
-    (tmp_path / "checks.py").write_text(CHECKS)
-    (tmp_path / "job.toml").write_text(JOB.format(check=check))
+    write_checked_job(tmp_path, CHECKS, check=check, rate=0.8, repeats=5)
     result = runner("run", "job.toml", "--db", "sqlite:///r.db", "--quiet", "--report", "-", cwd=tmp_path)
     return result.returncode, result.stderr
 

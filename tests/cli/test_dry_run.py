@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING
 import pytest
 
 from tests.cli.helpers import one_error_line, runner
+from tests.jobfile import provider_toml, write_job
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -16,39 +17,34 @@ pytestmark = pytest.mark.slow
 
 # The "real" provider points at a port nothing listens on and names a key nobody set: a dry run must
 # need neither (a run would fail on both).
-JOB = """\
+JOB = (
+    """\
 name = "cities"
 
 [defaults]
 params = { max_tokens = 100 }
 
-[[providers]]
-name = "priced"
-dialect = "openai-chat"
-base_url = "http://127.0.0.1:9/v1"
-model = "m"
-api_key_env = "RUNNER_TEST_UNSET_KEY"
-price = { input = 1.0, output = 10.0 }
-
-[[providers]]
-name = "free"
-dialect = "anthropic-messages"
-model = "m"
-simulator = {}
-
+"""
+    + provider_toml(
+        "priced",
+        base_url="http://127.0.0.1:9/v1",
+        api_key_env="RUNNER_TEST_UNSET_KEY",
+        price={"input": 1.0, "output": 10.0},
+    )
+    + provider_toml("free", dialect="anthropic-messages", simulator={})
+    + """\
 [[cases]]
 id = "cap"
 prompt = "What is the capital of {{ country }}? Answer in one word."
 vars_file = "data/countries.csv"
 repeats = 2
 """
+)
 ROWS = "id,country\nfr,France\njp,Japan\n,Kenya\n"
 
 
-def _job(tmp_path: Path, rows: str = ROWS) -> None:
-    (tmp_path / "data").mkdir()
-    (tmp_path / "data" / "countries.csv").write_text(rows)
-    (tmp_path / "job.toml").write_text(JOB)
+def _job(tmp_path: Path, rows: str = ROWS, text: str = JOB) -> None:
+    write_job(tmp_path, text, files={"data/countries.csv": rows})
 
 
 def test_dry_run_prints_the_plan_and_creates_nothing(tmp_path: Path) -> None:
@@ -92,8 +88,7 @@ def test_a_missing_column_fails_before_anything_with_the_row_line(tmp_path: Path
 
 def test_dry_run_shows_a_plan_too_large_to_run_without_yes(tmp_path: Path) -> None:
     """A dry run stores nothing, so it shows a plan over the --yes limit and says the run needs --yes."""
-    _job(tmp_path)
-    (tmp_path / "job.toml").write_text(JOB.replace("repeats = 2", "repeats = 20000"))
+    _job(tmp_path, text=JOB.replace("repeats = 2", "repeats = 20000"))
     result = runner("run", "job.toml", "--dry-run", cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     assert "3 cases, 120000 units" in result.stdout

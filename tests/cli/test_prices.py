@@ -11,32 +11,19 @@ from click.testing import CliRunner
 
 from runner.cli import cli
 from runner.job.catalog import catalog_name
+from tests.jobfile import provider_toml, write_job
 
 if TYPE_CHECKING:
     from pathlib import Path
 
-JOB = """\
-name = "priced"
-[[providers]]
-name = "declared"
-dialect = "openai-chat"
-base_url = "https://api.openai.com/v1"
-model = "gpt-4o-mini"
-price = { input = 1.0, output = 2.0 }
-[[providers]]
-name = "catalogued"
-dialect = "openai-chat"
-base_url = "https://api.openai.com/v1"
-model = "gpt-4o-mini"
-[[providers]]
-name = "sim"
-dialect = "openai-chat"
-model = "gpt-4o-mini"
-[providers.simulator]
-[[cases]]
-id = "hi"
-prompt = "hi"
-"""
+OPENAI = "https://api.openai.com/v1"
+JOB = (
+    'name = "priced"\n'
+    + provider_toml("declared", base_url=OPENAI, model="gpt-4o-mini", price={"input": 1.0, "output": 2.0})
+    + provider_toml("catalogued", base_url=OPENAI, model="gpt-4o-mini")
+    + provider_toml("sim", model="gpt-4o-mini", simulator={})
+    + '[[cases]]\nid = "hi"\nprompt = "hi"\n'
+)
 
 
 def test_models_as_json() -> None:
@@ -72,8 +59,7 @@ def test_models_as_text() -> None:
 
 def test_job_providers(tmp_path: Path) -> None:
     """With --job, a declared price wins, an undeclared one is the catalog's, a simulated one has none."""
-    job = tmp_path / "priced.toml"
-    job.write_text(JOB, encoding="utf-8")
+    job = write_job(tmp_path, JOB, "priced.toml")
     result = CliRunner().invoke(cli, ["prices", "--job", str(job), "--json"])
     assert result.exit_code == 0, result.output
     rows = {row["provider"]: row for row in json.loads(result.output)}
@@ -87,8 +73,7 @@ def test_usage_errors(tmp_path: Path) -> None:
     result = CliRunner().invoke(cli, ["prices"])
     assert result.exit_code == 2
     assert "name at least one MODEL, or --job JOB" in result.output
-    bad = tmp_path / "bad.toml"
-    bad.write_text("name = \n", encoding="utf-8")
+    bad = write_job(tmp_path, "name = \n", "bad.toml")
     result = CliRunner().invoke(cli, ["prices", "--job", str(bad)])
     assert result.exit_code == 2
     assert "bad.toml" in result.output

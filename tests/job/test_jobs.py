@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
-import textwrap
 from pathlib import Path
 
 import pytest
@@ -18,6 +17,7 @@ from runner.job.source import Where
 from runner.simulator.config import Dist, Fault, FaultPlan, Latency, SimulatorConfig
 from runner.spec import DEFAULT_MAX_RESPONSE_BYTES, SIMULATOR_BASE_URL, ProviderSpec, RetryPolicy, Timeouts
 from runner.wire.dialects import names as dialect_names
+from tests.jobfile import write_job
 
 ROOT = Path(__file__).resolve().parents[2]
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "jobs"
@@ -57,12 +57,6 @@ def _line(text: str, needle: str, nth: int = 1) -> int:
     """The 1-based line of the nth line containing ``needle``."""
     hits = [number for number, line in enumerate(text.splitlines(), start=1) if needle in line]
     return hits[nth - 1]
-
-
-def _write(tmp_path: Path, text: str, name: str = "job.toml") -> Path:
-    path = tmp_path / name
-    path.write_text(textwrap.dedent(text))
-    return path
 
 
 def _load_error(path: Path) -> ConfigError:
@@ -267,7 +261,7 @@ def test_toml_error_names_file_line_key_and_fix(
     assert old in BASE
     text = BASE.replace(old, new, 1)
     needle, _, nth = needle.partition("#")
-    path = _write(tmp_path, text)
+    path = write_job(tmp_path, text)
     err = _load_error(path)
     _assert_names(err, path, _line(text, needle, int(nth or 1)), key, fix)
 
@@ -275,7 +269,7 @@ def test_toml_error_names_file_line_key_and_fix(
 def test_toml_syntax_error_names_line(tmp_path: Path) -> None:
     """A TOML syntax error reports the line tomllib found it on."""
     text = 'name = "t"\n[[providers]\nname = "p"\n'
-    path = _write(tmp_path, text)
+    path = write_job(tmp_path, text)
     err = _load_error(path)
     _assert_names(err, path, 2, None, "TOML syntax")
 
@@ -343,7 +337,7 @@ def test_yaml_error_names_file_line_key_and_fix(
     assert old in YAML_BASE
     text = YAML_BASE.replace(old, new, 1)
     needle, _, nth = needle.partition("#")
-    path = _write(tmp_path, text, "job.yaml")
+    path = write_job(tmp_path, text, "job.yaml")
     err = _load_error(path)
     _assert_names(err, path, _line(text, needle, int(nth or 1)), key, fix)
 
@@ -351,7 +345,7 @@ def test_yaml_error_names_file_line_key_and_fix(
 def test_yaml_syntax_error_names_line(tmp_path: Path) -> None:
     """A YAML syntax error reports the line of the problem."""
     text = "name: t\nproviders: [\n  - a\n"
-    path = _write(tmp_path, text, "job.yml")
+    path = write_job(tmp_path, text, "job.yml")
     err = _load_error(path)
     assert err.path == str(path)
     assert err.line is not None
@@ -360,7 +354,7 @@ def test_yaml_syntax_error_names_line(tmp_path: Path) -> None:
 
 def test_missing_env_var_is_named_with_its_line(tmp_path: Path) -> None:
     """check_environment names the variable, the provider's api_key_env line and how to fix it."""
-    path = _write(tmp_path, BASE)
+    path = write_job(tmp_path, BASE)
     job = load_job(path)
     with pytest.raises(ConfigError) as info:
         check_environment(job, {"OTHER": "x"})
@@ -370,14 +364,14 @@ def test_missing_env_var_is_named_with_its_line(tmp_path: Path) -> None:
 
 def test_env_check_passes_and_never_stores_the_key(tmp_path: Path) -> None:
     """With the variable set the check passes, and the key's value appears nowhere in the spec."""
-    job = load_job(_write(tmp_path, BASE))
+    job = load_job(write_job(tmp_path, BASE))
     check_environment(job, {"P1_KEY": "sk-very-secret"})
     assert "sk-very-secret" not in repr(job)
 
 
 def test_empty_env_var_counts_as_missing(tmp_path: Path) -> None:
     """An empty variable is as useless as a missing one."""
-    job = load_job(_write(tmp_path, BASE))
+    job = load_job(write_job(tmp_path, BASE))
     with pytest.raises(ConfigError, match="P1_KEY"):
         check_environment(job, {"P1_KEY": ""})
 
@@ -396,7 +390,7 @@ def test_plain_http_allowed_for_loopback_or_opt_in(tmp_path: Path, url: str, ins
     text = BASE.replace('base_url = "https://api.example.com/v1"', f'base_url = "{url}"', 1)
     if insecure:
         text = text.replace('api_key_env = "P1_KEY"', 'api_key_env = "P1_KEY"\nallow_insecure = true')
-    job = load_job(_write(tmp_path, text))
+    job = load_job(write_job(tmp_path, text))
     assert job.providers[0].base_url == url
 
 
@@ -459,7 +453,7 @@ def test_simulator_provider_convention(tmp_path: Path) -> None:
     id = "c"
     prompt = "hi"
     """
-    job = load_job(_write(tmp_path, text))
+    job = load_job(write_job(tmp_path, text))
     sim, sim2 = job.providers
     assert sim.base_url == sim2.base_url == SIMULATOR_BASE_URL
     assert sim.simulator == SimulatorConfig(
@@ -482,7 +476,7 @@ def test_provider_option_simulator_is_a_default_simulator() -> None:
 def test_max_response_bytes_is_a_provider_key(tmp_path: Path) -> None:
     """max_response_bytes sets the provider's body bound; without it the 64 MiB default applies."""
     text = BASE.replace('name = "p1"\n', 'name = "p1"\nmax_response_bytes = 1048576\n', 1)
-    job = load_job(_write(tmp_path, text))
+    job = load_job(write_job(tmp_path, text))
     assert [p.max_response_bytes for p in job.providers] == [1 << 20, DEFAULT_MAX_RESPONSE_BYTES]
     assert DEFAULT_MAX_RESPONSE_BYTES == 64 * 1024 * 1024
 
@@ -490,7 +484,7 @@ def test_max_response_bytes_is_a_provider_key(tmp_path: Path) -> None:
 def test_transport_is_a_provider_key(tmp_path: Path) -> None:
     """transport = "httpx" puts stock httpx under one provider; runner's own transport is the default."""
     text = BASE.replace('name = "p1"\n', 'name = "p1"\ntransport = "httpx"\n', 1)
-    job = load_job(_write(tmp_path, text))
+    job = load_job(write_job(tmp_path, text))
     assert [p.transport for p in job.providers] == ["httpx", "runner"]
 
 
@@ -521,7 +515,7 @@ def test_cases_file_is_relative_to_the_job(tmp_path: Path) -> None:
     cases = '{"id": "x", "prompt": "a"}\n\n{"id": "y", "messages": [{"role": "user", "content": "b"}]}\n'
     (tmp_path / "sub" / "cases.jsonl").write_text(cases)
     text = BASE.replace('name = "t"', 'name = "t"\ncases_file = "sub/cases.jsonl"')
-    path = _write(tmp_path, text)
+    path = write_job(tmp_path, text)
     job = load_job(path)
     assert [case.id for case in job.cases] == ["c1", "c2", "x", "y"]
     digest = hashlib.sha256(path.read_bytes() + cases.encode()).hexdigest()
@@ -548,7 +542,7 @@ def test_cases_file_errors_name_the_cases_file_line(
     """An error in a cases_file names that file and its line, not the job file."""
     cases_path = tmp_path / "cases.jsonl"
     cases_path.write_text(lines)
-    path = _write(tmp_path, BASE.replace('name = "t"', 'name = "t"\ncases_file = "cases.jsonl"'))
+    path = write_job(tmp_path, BASE.replace('name = "t"', 'name = "t"\ncases_file = "cases.jsonl"'))
     err = _load_error(path)
     _assert_names(err, cases_path, line, key, fix)
 
@@ -556,18 +550,18 @@ def test_cases_file_errors_name_the_cases_file_line(
 def test_missing_cases_file_names_the_job_line(tmp_path: Path) -> None:
     """A cases_file that cannot be read is reported at the job file's cases_file line."""
     text = BASE.replace('name = "t"', 'name = "t"\ncases_file = "nope.jsonl"')
-    path = _write(tmp_path, text)
+    path = write_job(tmp_path, text)
     err = _load_error(path)
     _assert_names(err, path, 2, "cases_file", "relative to the job file")
 
 
 def test_no_providers_and_no_cases_fail(tmp_path: Path) -> None:
     """A job without providers, or without cases, fails with a fix."""
-    err = _load_error(_write(tmp_path, 'name = "x"\n'))
+    err = _load_error(write_job(tmp_path, 'name = "x"\n'))
     assert err.key == "providers"
     assert "[[providers]]" in (err.fix or "")
     no_cases = BASE.split("[[cases]]")[0]
-    err = _load_error(_write(tmp_path, no_cases))
+    err = _load_error(write_job(tmp_path, no_cases))
     assert "[[cases]]" in (err.fix or "")
 
 
@@ -722,7 +716,7 @@ def test_toml_error_line_found_in_any_table(providers: int, cases: int, data: st
 )
 def test_key_no_header_can_carry_is_refused_without_its_value(tmp_path: Path, value: str) -> None:
     """A key with whitespace or a control character fails the check, naming the variable, never the value."""
-    path = _write(tmp_path, BASE)
+    path = write_job(tmp_path, BASE)
     job = load_job(path)
     with pytest.raises(ConfigError) as info:
         check_environment(job, {"P1_KEY": value, "P2_KEY": "sk-fine"})

@@ -5,31 +5,21 @@ from __future__ import annotations
 import dataclasses
 import itertools
 import types
-from typing import Any
 
 from hypothesis import given
 from hypothesis import strategies as st
 
 from runner.job.plan import plan_units, request_hash
-from runner.spec import CaseSpec, JobSpec, ProviderSpec, request_params
-
-
-def _provider(name: str, **changes: Any) -> ProviderSpec:
-    spec = ProviderSpec(name=name, dialect="openai-chat", base_url="https://api.example.com/v1", model="m")
-    return dataclasses.replace(spec, **changes)
-
-
-def _case(case_id: str, **changes: Any) -> CaseSpec:
-    spec = CaseSpec(id=case_id, messages=({"role": "user", "content": case_id},))
-    return dataclasses.replace(spec, **changes)
+from runner.spec import JobSpec, request_params
+from tests.job.specs import case_spec, provider_spec
 
 
 def test_units_cross_providers_cases_and_repeats() -> None:
     """Units honour case subsets and repeats, with keys provider/case/repeat (1-based)."""
     job = JobSpec(
         name="j",
-        providers=(_provider("a"), _provider("b")),
-        cases=(_case("x"), _case("y", providers=("b",), repeats=3)),
+        providers=(provider_spec("a"), provider_spec("b")),
+        cases=(case_spec("x"), case_spec("y", providers=("b",), repeats=3)),
         repeats=2,
     )
     keys = [unit.key for unit in plan_units(job)]
@@ -40,8 +30,8 @@ def test_plan_is_a_lazy_generator() -> None:
     """A 100,000-unit job yields units one by one without building them all."""
     job = JobSpec(
         name="big",
-        providers=(_provider("a"), _provider("b")),
-        cases=tuple(_case(f"c{i}") for i in range(500)),
+        providers=(provider_spec("a"), provider_spec("b")),
+        cases=tuple(case_spec(f"c{i}") for i in range(500)),
         repeats=100,
     )
     units = plan_units(job)
@@ -52,20 +42,20 @@ def test_plan_is_a_lazy_generator() -> None:
 
 def test_request_hash_covers_what_is_sent() -> None:
     """The hash changes with model, messages, tools and merged params, but not with the provider's name."""
-    case = _case("x", params={"temperature": 0})
-    base = request_hash(_provider("a"), case)
-    assert request_hash(_provider("renamed", concurrency=99), case) == base
-    assert request_hash(_provider("a", model="other"), case) != base
-    assert request_hash(_provider("a"), dataclasses.replace(case, system="s")) != base
-    assert request_hash(_provider("a"), dataclasses.replace(case, params={"temperature": 1})) != base
+    case = case_spec("x", params={"temperature": 0})
+    base = request_hash(provider_spec("a"), case)
+    assert request_hash(provider_spec("renamed", concurrency=99), case) == base
+    assert request_hash(provider_spec("a", model="other"), case) != base
+    assert request_hash(provider_spec("a"), dataclasses.replace(case, system="s")) != base
+    assert request_hash(provider_spec("a"), dataclasses.replace(case, params={"temperature": 1})) != base
     tools = ({"type": "function", "function": {"name": "f"}},)
-    assert request_hash(_provider("a"), dataclasses.replace(case, tools=tools)) != base
+    assert request_hash(provider_spec("a"), dataclasses.replace(case, tools=tools)) != base
 
 
 def test_case_params_merge_over_provider_params() -> None:
     """Case params override provider params, nested tables merging key by key."""
-    provider = _provider("a", params={"temperature": 0, "stream_options": {"include_usage": True}})
-    case = _case("x", params={"temperature": 1, "stream_options": {"extra": 1}})
+    provider = provider_spec("a", params={"temperature": 0, "stream_options": {"include_usage": True}})
+    case = case_spec("x", params={"temperature": 1, "stream_options": {"extra": 1}})
     assert request_params(provider, case) == {
         "temperature": 1,
         "stream_options": {"include_usage": True, "extra": 1},
@@ -82,10 +72,10 @@ def test_keys_unique_stable_and_counted(
     providers: int, repeats: list[int | None], default: int, subset_seed: int
 ) -> None:
     """For any job shape, keys are unique, planning twice gives the same units, and the count matches."""
-    specs = tuple(_provider(f"p{i}") for i in range(providers))
+    specs = tuple(provider_spec(f"p{i}") for i in range(providers))
     names = [p.name for p in specs]
     cases = tuple(
-        _case(
+        case_spec(
             f"c{i}",
             repeats=r,
             providers=None if (subset_seed >> i) & 1 else tuple(names[: i % providers + 1]),

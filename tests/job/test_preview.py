@@ -5,34 +5,15 @@ from __future__ import annotations
 from runner.job.load import parse_job
 from runner.job.plan import plan_units
 from runner.job.preview import describe, input_tokens, preview, prompt_text
+from tests.jobfile import provider_toml
 
-JOB = """\
-name = "p"
-
-[defaults]
-repeats = 2
-
-[[providers]]
-name = "capped"
-dialect = "openai-chat"
-base_url = "https://api.example.com/v1"
-model = "m"
-params = { max_tokens = 50 }
-price = { input = 2.0, output = 8.0 }
-
-[[providers]]
-name = "open"
-dialect = "openai-chat"
-base_url = "https://api.example.com/v1"
-model = "m"
-price = { input = 1.0, output = 1.0 }
-
-[[providers]]
-name = "unpriced"
-dialect = "anthropic-messages"
-base_url = "https://api.example.com"
-model = "m"
-
+API = "https://api.example.com/v1"
+JOB = (
+    'name = "p"\n[defaults]\nrepeats = 2\n'
+    + provider_toml("capped", base_url=API, params={"max_tokens": 50}, price={"input": 2.0, "output": 8.0})
+    + provider_toml("open", base_url=API, price={"input": 1.0, "output": 1.0})
+    + provider_toml("unpriced", dialect="anthropic-messages", base_url="https://api.example.com")
+    + """\
 [[cases]]
 id = "row"
 prompt = "{{ w }}"
@@ -45,6 +26,7 @@ prompt = "1234"
 providers = ["capped"]
 repeats = 3
 """
+)
 
 
 def test_units_per_provider_match_the_plan() -> None:

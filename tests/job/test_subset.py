@@ -3,7 +3,6 @@ the spec so that a stored run reads back with the same subset."""
 
 from __future__ import annotations
 
-import dataclasses
 from typing import Any
 
 import pytest
@@ -12,23 +11,18 @@ from runner.errors import ConfigError
 from runner.job.plan import count_units, plan_units
 from runner.job.stored import job_from_json
 from runner.job.subset import describe_subset, parse_names, select_subset
-from runner.spec import CaseSpec, JobSpec, ProviderSpec, Subset, job_to_json
-
-
-def _provider(name: str, **changes: Any) -> ProviderSpec:
-    spec = ProviderSpec(name=name, dialect="openai-chat", base_url="https://api.example.com/v1", model="m")
-    return dataclasses.replace(spec, **changes)
-
-
-def _case(case_id: str, **changes: Any) -> CaseSpec:
-    spec = CaseSpec(id=case_id, messages=({"role": "user", "content": case_id},))
-    return dataclasses.replace(spec, **changes)
-
+from runner.spec import JobSpec, Subset, job_to_json
+from tests.job.specs import case_spec, provider_spec
 
 JOB = JobSpec(
     name="j",
-    providers=(_provider("a"), _provider("b"), _provider("c"), _provider("grader", role="judge")),
-    cases=(_case("fr-1"), _case("fr-2"), _case("de-1", providers=("c",))),
+    providers=(
+        provider_spec("a"),
+        provider_spec("b"),
+        provider_spec("c"),
+        provider_spec("grader", role="judge"),
+    ),
+    cases=(case_spec("fr-1"), case_spec("fr-2"), case_spec("de-1", providers=("c",))),
     repeats=2,
     source_path="jobs/j.toml",
 )

@@ -20,6 +20,7 @@ from runner.job.stored import job_from_json
 from runner.job.template import CaseTemplates, new_environment, template_strings
 from runner.job.vars import inline_rows
 from runner.spec import job_to_json
+from tests.jobfile import write_job
 
 PROVIDER = """\
 name = "t"
@@ -45,12 +46,6 @@ contains = ["{{ capital }}", "plain"]
 tool_call = { name = "f", arguments = { type = "object", properties = { c = { enum = ["{{ country }}"] } } } }
 """
 )
-
-
-def _write(tmp_path: Path, text: str, name: str = "job.toml") -> Path:
-    path = tmp_path / name
-    path.write_text(textwrap.dedent(text), encoding="utf-8")
-    return path
 
 
 def _error(path: Path) -> ConfigError:
@@ -105,7 +100,7 @@ def test_message_contents_and_text_parts_render(tmp_path: Path) -> None:
           ]},
         ]
         """)
-    job = load_job(_write(tmp_path, text))
+    job = load_job(write_job(tmp_path, text))
     assert [c.id for c in job.cases] == ["csv/paris", "csv/2"]
     case = job.cases[1]
     assert case.system == "Say hello."
@@ -133,7 +128,7 @@ def test_yaml_and_a_cases_file_expand_too(tmp_path: Path) -> None:
               - {who: Ann}
               - {who: Bo}
         """
-    job = load_job(_write(tmp_path, text, "job.yaml"))
+    job = load_job(write_job(tmp_path, text, "job.yaml"))
     assert [(c.id, c.messages[0]["content"]) for c in job.cases] == [
         ("y/1", "Hi Ann"),
         ("y/2", "Hi Bo"),
@@ -187,7 +182,7 @@ def test_vars_file_feeds_the_job_digest(tmp_path: Path) -> None:
     """A vars file's bytes are part of source_sha256: new rows are a different job."""
     (tmp_path / "rows.csv").write_text("w\nx\n")
     text = PROVIDER + '\n[[cases]]\nid = "c"\nprompt = "{{ w }}"\nvars_file = "rows.csv"\n'
-    path = _write(tmp_path, text)
+    path = write_job(tmp_path, text)
     job = load_job(path)
     assert job.source_sha256 == hashlib.sha256(path.read_bytes() + b"w\nx\n").hexdigest()
     (tmp_path / "rows.csv").write_text("w\ny\n")
@@ -276,7 +271,7 @@ def test_template_errors_name_file_line_and_fix(
     rows_path = tmp_path / name
     rows_path.write_text(rows)
     text = PROVIDER + f'\n[[cases]]\nid = "c"\nvars_file = "{name}"\n{case}\n'
-    path = _write(tmp_path, text)
+    path = write_job(tmp_path, text)
     err = _error(path)
     if at_vars_file:
         assert err.path == str(rows_path)
@@ -306,7 +301,7 @@ def test_inline_row_error_points_at_the_row_in_the_job(tmp_path: Path) -> None:
         [[cases.vars]]
         a = 3
         """)
-    path = _write(tmp_path, text)
+    path = write_job(tmp_path, text)
     err = _error(path)
     assert (err.path, err.line) == (str(path), _line(text, "a = 3") - 1)
     assert "cases[0].vars[1]: template cases[0].prompt" in str(err)
@@ -325,7 +320,7 @@ def test_vars_file_not_utf8_names_its_line(tmp_path: Path) -> None:
     """A vars file that is not UTF-8 fails at its own line, as a job file does."""
     (tmp_path / "rows.csv").write_bytes(b"w\ncaf\xe9\n")
     text = PROVIDER + '\n[[cases]]\nid = "c"\nprompt = "{{ w }}"\nvars_file = "rows.csv"\n'
-    err = _error(_write(tmp_path, text))
+    err = _error(write_job(tmp_path, text))
     assert (err.path, err.line) == (str(tmp_path / "rows.csv"), 2)
     assert "not UTF-8" in str(err)
 

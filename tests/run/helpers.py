@@ -12,7 +12,7 @@ from runner.run.service import RunOptions, RunSummary, execute_job, open_run
 from runner.simulator.server import SimulatorHandle
 from runner.spec import CaseSpec, JobSpec, ProviderSpec, RetryPolicy, Timeouts
 from runner.store import repository
-from runner.store.db import open_database
+from runner.store.db import Database, open_database
 from runner.store.records import UnitView
 
 DEFAULT_CASE = CaseSpec(id="c", messages=({"role": "user", "content": "Say something."},))
@@ -64,11 +64,16 @@ async def run_in_process(
         run_options = RunOptions(display="quiet", **{"transport": transport, **options})
         run, job = await trio.to_thread.run_sync(open_run, database, job, run_options)
         summary = await execute_job(database, run, job, run_options, api_keys={})
-
-        def read() -> list[UnitView]:
-            with database.session() as session:
-                return list(repository.iter_units(session, run.id))
-
-        return summary, await trio.to_thread.run_sync(read)
+        return summary, await stored_units(database, run.id)
     finally:
         database.close()
+
+
+async def stored_units(database: Database, run_id: str) -> list[UnitView]:
+    """Every unit of run ``run_id`` as the store reads it back (in a worker thread)."""
+
+    def read() -> list[UnitView]:
+        with database.session() as session:
+            return list(repository.iter_units(session, run_id))
+
+    return await trio.to_thread.run_sync(read)

@@ -231,8 +231,6 @@ async def test_capture_dates_each_read(client: httpx.AsyncClient, autojump_clock
 
 async def test_anthropic_ping_events_count_as_heartbeats(client: httpx.AsyncClient) -> None:
     """Anthropic ``ping`` events are keep-alives too: they count with SSE comments as heartbeats."""
-    from runner.wire.dialects import get_dialect
-
     events = [
         b"event: message_start\ndata: "
         b'{"type":"message_start","message":{"id":"m","model":"x","usage":{"input_tokens":1}}}\n\n',
@@ -248,19 +246,7 @@ async def test_anthropic_ping_events_count_as_heartbeats(client: httpx.AsyncClie
         b'"usage":{"output_tokens":1}}\n\n',
         b'event: message_stop\ndata: {"type":"message_stop"}\n\n',
     ]
-    dialect = get_dialect("anthropic-messages")
-    async with trio.open_nursery() as nursery:
-        server = await nursery.start(ScriptedServer([sse_response(*events)]).serve)
-        provider = ProviderSpec(name="p", dialect="anthropic-messages", base_url=server.base_url, model="m")
-        record = await run_attempt(
-            client,
-            dialect,
-            dialect.build_request(provider, CASE, api_key="k"),
-            unit_key="p/c/1",
-            number=1,
-            timeouts=TIMEOUTS,
-        )
-        nursery.cancel_scope.cancel()
+    record, _ = await attempt(client, [sse_response(*events)], dialect=get_dialect("anthropic-messages"))
     assert record.error is None
     assert record.heartbeats == 3
 

@@ -14,6 +14,7 @@ from runner.job.load import load_job
 from runner.run.service import RunOptions, open_run
 from runner.spec import CaseSpec
 from runner.store.db import open_database
+from tests.jobfile import write_checked_job
 from tests.run.helpers import make_job, provider_for, run_in_process
 
 if TYPE_CHECKING:
@@ -23,26 +24,6 @@ if TYPE_CHECKING:
     from runner.model import Completion
     from tests.conftest import StartSimulator
 
-JOB = """\
-name = "rated"
-
-[defaults]
-repeats = 10
-
-[[providers]]
-name = "sim"
-dialect = "openai-chat"
-model = "m"
-simulator = {{ seed = 7 }}
-
-[[cases]]
-id = "flaky"
-prompt = "Say something."
-
-[cases.expect]
-python = "checks:every_fifth_fails"
-pass_rate = {rate}
-"""
 # Module state is the check's own: two of every ten calls fail, whichever units they are.
 CHECKS = """\
 CALLS = []
@@ -60,9 +41,7 @@ async def test_a_rated_case_fails_the_run_only_below_its_pass_rate(
     tmp_path: Path, rate: float, code: int, below: int
 ) -> None:
     """8 of 10 repeats pass: pass_rate 0.8 exits 0 (unit verdicts stay failed), 0.9 exits 1."""
-    (tmp_path / "checks.py").write_text(CHECKS)
-    path = tmp_path / "job.toml"
-    path.write_text(JOB.format(rate=rate))
+    path = write_checked_job(tmp_path, CHECKS, check="checks:every_fifth_fails", rate=rate, repeats=10)
     with trio.fail_after(60):
         summary, units = await run_in_process(tmp_path, load_job(path))
     assert [u.verdict for u in units].count("failed assertions") == 2
@@ -122,9 +101,7 @@ async def test_the_check_gets_the_rows_vars_and_an_exception_is_a_stored_error(
 def test_resume_imports_the_checks_again_from_beside_the_job_file(tmp_path: Path) -> None:
     """A run's stored spec names its checks; --resume imports them again, and a vanished module is a
     clean load error naming the job file and the case."""
-    (tmp_path / "checks.py").write_text(CHECKS)
-    path = tmp_path / "job.toml"
-    path.write_text(JOB.format(rate=0.8))
+    path = write_checked_job(tmp_path, CHECKS, check="checks:every_fifth_fails", rate=0.8, repeats=10)
     with open_database(f"sqlite:///{tmp_path / 'runner.db'}") as database:
         run, _ = open_run(database, load_job(path), RunOptions(display="quiet"))
         _, stored = open_run(database, None, RunOptions(display="quiet", resume=run.id))

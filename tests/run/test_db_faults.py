@@ -22,6 +22,7 @@ import trio
 from sqlalchemy import text
 
 from runner.store.db import Database, open_database
+from tests.jobfile import sim_provider
 from tests.run.processes import RunnerProcess, RunState, run_runner, start_runner, wait_for
 from tests.store.conftest import PG_CONNINFO
 
@@ -30,7 +31,7 @@ pytestmark = pytest.mark.slow
 DATABASE_FAILED = 3
 
 # 40 units, 4 at a time, ~0.3 s each: the run takes ~3 s, long enough to pull the database away.
-JOB = """
+JOB = f"""
 name = "db-faults"
 [defaults]
 repeats = 40
@@ -39,13 +40,7 @@ max_attempts = 2
 backoff_initial = 0.01
 backoff_max = 0.05
 
-[[providers]]
-name = "sim"
-dialect = "openai-chat"
-model = "sim-model"
-concurrency = 4
-simulator = { latency = "ttft=0.15,gap=0.02", output_tokens = "8" }
-
+{sim_provider(concurrency=4, output_tokens=8, ttft=0.15)}
 [[cases]]
 id = "c"
 prompt = "Say something."

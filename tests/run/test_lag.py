@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import gc
-import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 import trio
@@ -17,6 +17,7 @@ from runner.spec import ProviderSpec, RetryPolicy, Timeouts
 from runner.store import repository
 from runner.store.db import Database, open_database
 from runner.store.records import RunInfo
+from tests.busyloop import hog
 from tests.run.helpers import make_job, run_in_process
 
 
@@ -60,14 +61,6 @@ def test_the_summary_flags_a_lag_above_the_threshold() -> None:
     assert flag + " own delay)" in lagging.describe()
 
 
-async def _hog(slice_s: float) -> None:
-    while True:
-        end = time.perf_counter() + slice_s
-        while time.perf_counter() < end:
-            pass
-        await trio.lowlevel.checkpoint()
-
-
 @pytest.mark.parametrize(
     ("hog_s", "lagging"), [pytest.param(None, False, id="idle"), pytest.param(0.02, True, id="busy")]
 )
@@ -77,7 +70,7 @@ async def test_the_watcher_sees_a_busy_loop(hog_s: float | None, lagging: bool) 
     async with trio.open_nursery() as nursery:
         nursery.start_soon(watch_loop_lag, histogram)
         if hog_s is not None:
-            nursery.start_soon(_hog, hog_s)
+            nursery.start_soon(hog, hog_s)
         await trio.sleep(0.3)
         nursery.cancel_scope.cancel()
     summary = histogram.summary()
@@ -90,15 +83,22 @@ async def test_the_watcher_sees_a_busy_loop(hog_s: float | None, lagging: bool) 
         assert summary.p50_s < THRESHOLD_S  # the median: one descheduled wake-up is no lag
 
 
-async def test_every_run_measures_its_loop_lag(tmp_path: Path) -> None:
-    """execute_job's summary carries the loop lag, and its line says it."""
-    provider = ProviderSpec(
+def _simulated(**fields: Any) -> ProviderSpec:
+    """A provider served by the run's own simulator (no address of its own), one attempt a unit."""
+    return ProviderSpec(
         name="sim",
         dialect="openai-chat",
         base_url="http://simulated.invalid/v1",
         model="m",
-        simulator=SimulatorConfig(latency=parse_latency("ttft=0.05")),
         retry=RetryPolicy(max_attempts=1),
+        **fields,
+    )
+
+
+async def test_every_run_measures_its_loop_lag(tmp_path: Path) -> None:
+    """execute_job's summary carries the loop lag, and its line says it."""
+    provider = _simulated(
+        simulator=SimulatorConfig(latency=parse_latency("ttft=0.05")),
         timeouts=Timeouts(connect=5, first_byte=5, first_token=5, idle=5, total=10),
         concurrency=2,
     )
@@ -113,14 +113,7 @@ async def test_every_run_measures_its_loop_lag(tmp_path: Path) -> None:
 async def test_runner_run_freezes_the_startup_objects_out_of_the_collectors_reach(tmp_path: Path) -> None:
     """run_until_signalled (``runner run``'s) freezes what is alive before the run: no full GC pause
     walks the libraries' objects while attempts are being timed."""
-    provider = ProviderSpec(
-        name="sim",
-        dialect="openai-chat",
-        base_url="http://simulated.invalid/v1",
-        model="m",
-        simulator=SimulatorConfig(),
-        retry=RetryPolicy(max_attempts=1),
-    )
+    provider = _simulated(simulator=SimulatorConfig())
     options = RunOptions(display="quiet")
     database = await trio.to_thread.run_sync(open_database, f"sqlite:///{tmp_path / 'runner.db'}")
     try:
@@ -138,15 +131,7 @@ async def test_runner_run_freezes_the_startup_objects_out_of_the_collectors_reac
 
 async def test_every_run_stores_its_loop_lag(database: Database) -> None:
     """execute_job writes this process's lag with the run's final status; the read model has it."""
-    provider = ProviderSpec(
-        name="sim",
-        dialect="openai-chat",
-        base_url="http://simulated.invalid/v1",
-        model="m",
-        simulator=SimulatorConfig(latency=parse_latency("ttft=0.05")),
-        retry=RetryPolicy(max_attempts=1),
-        concurrency=2,
-    )
+    provider = _simulated(simulator=SimulatorConfig(latency=parse_latency("ttft=0.05")), concurrency=2)
     options = RunOptions(display="quiet")
     run, job = await trio.to_thread.run_sync(open_run, database, make_job([provider], repeats=4), options)
     with trio.fail_after(30):

@@ -19,6 +19,7 @@ from sqlalchemy import text
 from sqlalchemy.exc import OperationalError
 
 from runner.store.db import Database
+from tests.jobfile import sim_provider
 from tests.run.processes import RunnerProcess, RunState, run_runner, start_runner, wait_for
 
 # Slow (left out by `-m "not slow"`; CI runs them): two processes, SIGSTOP past a lease, SIGCONT.
@@ -30,13 +31,7 @@ JOB = f"""
 name = "handoff"
 [defaults]
 repeats = {UNITS}
-[[providers]]
-name = "sim"
-dialect = "openai-chat"
-model = "sim-model"
-concurrency = 4
-simulator = {{ latency = "ttft=0.6,gap=0.02", output_tokens = "10" }}
-
+{sim_provider(concurrency=4, output_tokens=10, ttft=0.6)}
 [[cases]]
 id = "c"
 prompt = "Say something."

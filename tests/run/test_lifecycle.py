@@ -16,6 +16,7 @@ import trio
 from runner.store.db import Database, open_database
 from tests.conftest import StartSimulator
 from tests.fakes.tap import Tap, serve_tap
+from tests.jobfile import sim_provider, write_job
 from tests.run.processes import (
     RunnerProcess,
     RunState,
@@ -42,24 +43,11 @@ name = "lifecycle"
 [defaults]
 repeats = 40
 {RETRY}
-[[providers]]
-name = "sim"
-dialect = "openai-chat"
-model = "sim-model"
-concurrency = 4
-simulator = {{ latency = "ttft=0.2,gap=0.02", output_tokens = "10" }}
-
+{sim_provider(concurrency=4, output_tokens=10, ttft=0.2)}
 [[cases]]
 id = "c"
 prompt = "Say something."
 """
-
-
-def write_job(tmp_path: Path, text: str, name: str = "job.toml") -> Path:
-    """Write a job file into the test's directory."""
-    path = tmp_path / name
-    path.write_text(text)
-    return path
 
 
 @pytest.fixture

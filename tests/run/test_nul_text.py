@@ -30,7 +30,7 @@ from tests.fakes.echo_provider import (
     NUL_TEXT,
     EchoProvider,
 )
-from tests.run.helpers import make_job
+from tests.run.helpers import make_job, stored_units
 from tests.run.stores import BACKENDS, database_url
 
 if TYPE_CHECKING:
@@ -62,12 +62,7 @@ async def _run(url: str, job: JobSpec, options: RunOptions) -> list[UnitView]:
     try:
         run, job = await trio.to_thread.run_sync(open_run, database, job, options)
         await execute_job(database, run, job, options, api_keys={})
-
-        def read() -> list[UnitView]:
-            with database.session() as session:
-                return list(repository.iter_units(session, run.id))
-
-        return await trio.to_thread.run_sync(read)
+        return await stored_units(database, run.id)
     finally:
         database.close()
 

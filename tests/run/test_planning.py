@@ -16,6 +16,7 @@ import trio
 from sqlalchemy import text
 
 from runner.store.db import Database, open_database
+from tests.jobfile import sim_provider
 from tests.run.processes import RunnerProcess, RunState, run_runner, start_runner, wait_for
 
 # Slow (left out by `-m "not slow"`; CI runs them): 20,000 units planned, killed, then all run.
@@ -26,13 +27,7 @@ BIG_JOB = f"""
 name = "big"
 [defaults]
 repeats = {UNITS}
-[[providers]]
-name = "sim"
-dialect = "openai-chat"
-model = "sim-model"
-concurrency = 64
-simulator = {{ output_tokens = "2" }}
-
+{sim_provider(concurrency=64, output_tokens=2)}
 [[cases]]
 id = "c"
 prompt = "Hi."

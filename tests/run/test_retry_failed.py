@@ -13,9 +13,10 @@ import trio
 
 from runner.store.db import open_database
 from tests.cli.helpers import one_error_line
+from tests.jobfile import write_job
 from tests.run.processes import RunnerProcess, RunState, UnitRow, run_runner
 from tests.run.stores import database_url
-from tests.run.test_lifecycle import summary_run_id, write_job
+from tests.run.test_lifecycle import summary_run_id
 
 if TYPE_CHECKING:
     from pathlib import Path

@@ -15,7 +15,7 @@ from runner.run.service import PlanningHooks, RunOptions, execute_job, open_run
 from runner.spec import CaseSpec, ProviderSpec
 from runner.store import repository
 from runner.store.records import UnitFinish
-from tests.run.helpers import make_job, provider_for
+from tests.run.helpers import make_job, provider_for, stored_units
 from tests.store.factories import ok_attempt
 
 if TYPE_CHECKING:
@@ -37,12 +37,7 @@ async def run_on(
     with trio.fail_after(30):
         run, job = await trio.to_thread.run_sync(open_run, database, job, options)
         summary = await execute_job(database, run, job, options, api_keys={})
-
-    def read() -> list[UnitView]:
-        with database.session() as session:
-            return list(repository.iter_units(session, run.id))
-
-    return summary, await trio.to_thread.run_sync(read)
+    return summary, await stored_units(database, run.id)
 
 
 def sampled_job(

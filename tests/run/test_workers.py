@@ -14,6 +14,7 @@ import pytest
 import trio
 
 from runner.store.db import Database
+from tests.jobfile import write_job
 from tests.run.processes import RunnerProcess, RunState, run_runner, start_runner, wait_for
 from tests.run.test_lifecycle import (
     BUDGET_JOB,
@@ -21,7 +22,6 @@ from tests.run.test_lifecycle import (
     assert_consistent,
     sqlite_db,
     summary_run_id,
-    write_job,
 )
 
 __all__ = ["sqlite_db"]  # the fixture, used here by name

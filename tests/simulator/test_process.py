@@ -9,7 +9,6 @@ import signal
 import socket
 import statistics
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -18,6 +17,7 @@ import trio
 from runner.simulator import SimulatorConfig, parse_faults
 from runner.simulator.config import Dist, Latency
 from runner.simulator.process import SimulatorProcess, SimulatorProcessError, serve_simulators_in_process
+from tests.busyloop import hog
 from tests.conftest import http_request, raw_exchange
 from tests.run.processes import start_runner, wait_for
 
@@ -29,7 +29,7 @@ REQUEST = http_request(
 
 
 # The clients run in a process of their own: threads of this one would wait for the GIL behind the
-# hog below, and measure that instead of the simulator.
+# hog (tests/busyloop.py), and measure that instead of the simulator.
 _CLIENTS = """
 import json, socket, sys, time
 from concurrent.futures import ThreadPoolExecutor
@@ -59,15 +59,6 @@ async def _times_to_first_token(port: int, n: int) -> list[float]:
     return times
 
 
-async def _hog(slice_s: float) -> None:
-    """Keep the caller's loop busy the way a saturated runner does: long task steps, brief yields."""
-    while True:
-        end = time.perf_counter() + slice_s
-        while time.perf_counter() < end:
-            pass
-        await trio.lowlevel.checkpoint()
-
-
 def _is_gone(pid: int) -> bool:
     """The process exited (a zombie waiting for a reaper counts: it serves nothing)."""
     try:
@@ -92,7 +83,7 @@ async def test_ttft_stays_as_configured_while_the_callers_loop_is_busy(nursery: 
     """With 100 ms task steps hogging the caller's loop, 16 concurrent clients still see the scripted TTFT."""
     config = SimulatorConfig(latency=Latency(ttft=Dist(a=TTFT)), output_tokens=Dist(a=3))
     (handle,) = await nursery.start(serve_simulators_in_process, [config])
-    nursery.start_soon(_hog, 0.1)
+    nursery.start_soon(hog, 0.1)
     with trio.fail_after(60):
         seen = await _times_to_first_token(handle.port, 32)
     nursery.cancel_scope.cancel()

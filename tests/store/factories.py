@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Literal
 
+from runner.grading.assertions import AssertionOutcome
 from runner.job.plan import Unit
 from runner.model import (
     AttemptError,
@@ -17,9 +20,20 @@ from runner.model import (
     Usage,
 )
 from runner.spec import CaseSpec, JobSpec, Price, ProviderSpec
+from runner.store import repository
+from runner.store.records import UnitFinish
+
+if TYPE_CHECKING:
+    from sqlalchemy.orm import Session
+
+    from runner.store.records import ClaimedUnit
 
 FAKE_KEY = "sk-test-FAKEKEY-0123456789abcdefDO-NOT-STORE"
 STARTED = datetime(2025, 3, 4, 5, 6, 7, 891011, tzinfo=UTC)
+HELD = AssertionOutcome(name="contains", passed=True, detail="all found")
+
+# How a unit of finished_run ends: its status, and the assertion outcomes stored with it (None: none).
+Finish = tuple[Literal["ok", "failed"], tuple[AssertionOutcome, ...] | None]
 
 
 def make_job(name: str = "nightly", *, cases: int = 2) -> JobSpec:
@@ -160,3 +174,25 @@ def failed_attempt(unit_key: str, number: int = 1, *, kind: ErrorKind = "early_c
         heartbeats=0,
         raw_capture=b'data: {"choices": [{"delta": {"content": "The wea"}}]}\n\n',
     )
+
+
+def finished_run(session: Session, finishes: Sequence[Finish]) -> tuple[str, list[ClaimedUnit]]:
+    """A run of one unit per ``finishes`` entry, each claimed and finished with an ok attempt ("ok") or a
+    failed one with partial output ("failed") and those outcomes; returns the run id and the units."""
+    run = repository.create_run(session, make_job(cases=len(finishes)), host="h", version="v")
+    repository.add_units(session, run.id, make_units(len(finishes)))
+    units = repository.claim_units(session, run.id, "w", limit=len(finishes), lease_seconds=60)
+    repository.write_batch(
+        session,
+        [
+            UnitFinish(
+                unit_id=unit.id,
+                owner="w",
+                status=status,
+                attempt=ok_attempt(unit.key) if status == "ok" else failed_attempt(unit.key),
+                assertions=assertions,
+            )
+            for unit, (status, assertions) in zip(units, finishes, strict=True)
+        ],
+    )
+    return run.id, units

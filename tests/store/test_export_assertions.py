@@ -14,9 +14,8 @@ from runner.cli import cli
 from runner.grading.assertions import AssertionOutcome
 from runner.report.export import write_export
 from runner.store import repository
-from runner.store.records import UnitFinish
 
-from .factories import FAKE_KEY, failed_attempt, make_job, make_units, ok_attempt
+from .factories import FAKE_KEY, HELD, finished_run
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -25,37 +24,14 @@ if TYPE_CHECKING:
 
     from runner.store.db import Database
 
-HELD = AssertionOutcome(name="contains", passed=True, detail="all found")
 SCORED = AssertionOutcome(name="python", passed=False, score=0.25, detail="too vague")
 UNJUDGED = AssertionOutcome(name="python", passed=False, error=True, detail="KeyError: 'city'")
 
 
 def graded_run(session: Session) -> str:
     """A run with a passing unit, one with a failed and an unjudged assertion, and a failed unit."""
-    run = repository.create_run(session, make_job(cases=3), host="h", version="v")
-    repository.add_units(session, run.id, make_units(3))
-    passing, failing, cut = repository.claim_units(session, run.id, "w", limit=3, lease_seconds=60)
-    repository.write_batch(
-        session,
-        [
-            UnitFinish(
-                unit_id=passing.id,
-                owner="w",
-                status="ok",
-                attempt=ok_attempt(passing.key),
-                assertions=(HELD,),
-            ),
-            UnitFinish(
-                unit_id=failing.id,
-                owner="w",
-                status="ok",
-                attempt=ok_attempt(failing.key),
-                assertions=(HELD, SCORED, UNJUDGED),
-            ),
-            UnitFinish(unit_id=cut.id, owner="w", status="failed", attempt=failed_attempt(cut.key)),
-        ],
-    )
-    return run.id
+    run_id, _ = finished_run(session, [("ok", (HELD,)), ("ok", (HELD, SCORED, UNJUDGED)), ("failed", None)])
+    return run_id
 
 
 def test_jsonl_gives_each_unit_its_assertions(session: Session) -> None:

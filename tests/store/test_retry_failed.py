@@ -8,7 +8,7 @@ from runner.grading.assertions import AssertionOutcome
 from runner.store import repository
 from runner.store.records import UnitFinish
 
-from .factories import failed_attempt, make_job, make_units, ok_attempt
+from .factories import failed_attempt, finished_run, ok_attempt
 
 if TYPE_CHECKING:
     from sqlalchemy.orm import Session
@@ -17,28 +17,16 @@ LEASE = 30.0
 MISSED = (AssertionOutcome(name="contains", passed=False, detail="missing 'x'"),)
 
 
-def finished_run(session: Session) -> str:
-    """A run of three units ended: one ok, one ok with a failed assertion, one failed after 2 attempts."""
-    run = repository.create_run(session, make_job(), host="box", version="0.1.0")
-    repository.add_units(session, run.id, make_units(3))
-    ok, missed, failed = repository.claim_units(session, run.id, "w", limit=3, lease_seconds=LEASE)
-    repository.write_batch(
-        session,
-        [
-            UnitFinish(unit_id=ok.id, owner="w", status="ok", attempt=ok_attempt(ok.key)),
-            UnitFinish(
-                unit_id=missed.id, owner="w", status="ok", attempt=ok_attempt(missed.key), assertions=MISSED
-            ),
-            UnitFinish(unit_id=failed.id, owner="w", status="failed", attempt=failed_attempt(failed.key)),
-        ],
-    )
-    repository.mark_run(session, run.id, "finished")
-    return run.id
+def ended_run(session: Session) -> str:
+    """A run of three units ended: one ok, one ok with a failed assertion, one failed."""
+    run_id, _ = finished_run(session, [("ok", None), ("ok", MISSED), ("failed", None)])
+    repository.mark_run(session, run_id, "finished")
+    return run_id
 
 
 def test_retry_failed_reopens_only_failed_units(session: Session) -> None:
     """Only the failed unit becomes pending again; the ok one and the one with a failed assertion stay."""
-    run_id = finished_run(session)
+    run_id = ended_run(session)
     assert repository.resume_run(session, run_id, retry_failed=True) == 1
     assert repository.get_run(session, run_id).status == "running"
     again = repository.claim_units(session, run_id, "new", limit=10, lease_seconds=LEASE)
@@ -48,7 +36,7 @@ def test_retry_failed_reopens_only_failed_units(session: Session) -> None:
 
 def test_retried_unit_keeps_its_attempts_and_takes_the_new_result(session: Session) -> None:
     """The new attempt is number 2, the first stays stored, and the unit's result is the new one."""
-    run_id = finished_run(session)
+    run_id = ended_run(session)
     repository.resume_run(session, run_id, retry_failed=True)
     views = {v.key: v for v in repository.iter_units(session, run_id)}
     reopened = views["mini/case-2/0"]
@@ -71,14 +59,14 @@ def test_retried_unit_keeps_its_attempts_and_takes_the_new_result(session: Sessi
 
 def test_plain_resume_leaves_failed_units_alone(session: Session) -> None:
     """Without retry_failed a resumed finished run has nothing to run."""
-    run_id = finished_run(session)
+    run_id = ended_run(session)
     assert repository.resume_run(session, run_id) == 0
     assert repository.claim_units(session, run_id, "new", limit=10, lease_seconds=LEASE) == []
 
 
 def test_failure_breakdown_counts_units_per_provider_by_kind_and_assertion(session: Session) -> None:
     """Failed units count under their final attempt's kind, ok units under each assertion they failed."""
-    run_id = finished_run(session)
+    run_id = ended_run(session)
     assert repository.failure_breakdown(session, run_id) == (
         repository.ProviderFailures(
             provider="mini",
@@ -95,7 +83,7 @@ def test_failure_breakdown_counts_units_per_provider_by_kind_and_assertion(sessi
 def test_failure_breakdown_reads_the_retried_final_attempt(session: Session) -> None:
     """A failed unit retried into another failure counts under its latest attempt's kind; a run with
     no failure has an empty breakdown once its failed unit has passed."""
-    run_id = finished_run(session)
+    run_id = ended_run(session)
     repository.resume_run(session, run_id, retry_failed=True)
     unit = repository.claim_units(session, run_id, "new", limit=1, lease_seconds=LEASE)[0]
     repository.write_batch(

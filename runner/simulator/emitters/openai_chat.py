@@ -37,16 +37,25 @@ ERRORS: Final = {
 }
 
 
-class OpenAIChatEmitter:
+class OpenAIWire:
+    """What OpenAI's two APIs (Chat Completions, Responses) share: the SDK's ``/v1`` base path, ``call_``
+    tool-call ids, no answer words before tool calls, and the error body."""
+
+    base_path: str = "/v1"
+    tool_call_prefix: str = "call_"
+    words_before_tools: int = 0  # a tool turn's content is null (Chat), no message item (Responses)
+
+    def error_body(self, status: int, *, quota: bool = False, task: Task | None = None) -> bytes:
+        return openai_error_body(status, quota=quota)
+
+
+class OpenAIChatEmitter(OpenAIWire):
     """The OpenAI Chat Completions wire shape, with its three flavors."""
 
     name: str = "openai-chat"
     route: str = "/v1/chat/completions"
-    base_path: str = "/v1"
     response_id_prefix: str = "chatcmpl-"
-    tool_call_prefix: str = "call_"
     heartbeat: bytes = HEARTBEAT
-    words_before_tools: int = 0  # a tool turn's content is null
     has_flavors: bool = True
 
     def read(self, body: Any) -> Task | None:
@@ -87,9 +96,6 @@ class OpenAIChatEmitter:
 
     def response_body(self, expected: Expected, task: Task, ctx: EmitContext) -> bytes:
         return _response_body(expected, ctx)
-
-    def error_body(self, status: int, *, quota: bool = False, task: Task | None = None) -> bytes:
-        return openai_error_body(status, quota=quota)
 
     def stream_error(self, *, miromind: bool, response_id: str, model: str, task: Task) -> list[Frame]:
         error = {

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any, Final
 import orjson
 
 from runner.simulator.emitters.base import Counts, Task, model_name, offered_tools, token_limit
-from runner.simulator.emitters.openai_chat import openai_error_body
+from runner.simulator.emitters.openai_chat import OpenAIWire
 from runner.simulator.frames import EmitContext, Frame
 
 if TYPE_CHECKING:
@@ -32,16 +32,13 @@ _INPUT_PARTS: Final = frozenset({"input_text", "input_image", "input_file"})
 _OUTPUT_PARTS: Final = frozenset({"output_text", "refusal"})
 
 
-class OpenAIResponsesEmitter:
+class OpenAIResponsesEmitter(OpenAIWire):
     """The OpenAI Responses wire shape: one answer per request, reasoning, message and function items."""
 
     name: str = "openai-responses"
     route: str = "/v1/responses"
-    base_path: str = "/v1"
     response_id_prefix: str = "resp_"
-    tool_call_prefix: str = "call_"
     heartbeat: bytes = HEARTBEAT
-    words_before_tools: int = 0
     has_flavors: bool = False
 
     def read(self, body: Any) -> Task | None:
@@ -80,9 +77,6 @@ class OpenAIResponsesEmitter:
         choice = expected.choices[0]
         output = [item for _, item in _items(choice, ctx)]
         return orjson.dumps(_response(expected, ctx, _status(choice), output, expected.usage))
-
-    def error_body(self, status: int, *, quota: bool = False, task: Task | None = None) -> bytes:
-        return openai_error_body(status, quota=quota)
 
     def stream_error(self, *, miromind: bool, response_id: str, model: str, task: Task) -> list[Frame]:
         # The Responses API's `error` event: code and message at the top level.

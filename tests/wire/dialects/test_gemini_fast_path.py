@@ -2,47 +2,30 @@
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from runner.model import Completion
 from runner.wire.dialects.gemini import GeminiAccumulator
 from runner.wire.dialects.gemini_fast import decode_events
-from runner.wire.replay import accumulate
-from runner.wire.sse import decode_all
+from tests.wire.dialects.fastpath import (
+    DUP,
+    RAW,
+    RAW_TOKENS,
+    Signals,
+    dump_with_placeholders,
+    fed_event_by_event,
+    fed_in_reads,
+)
 
-RAW = "@@raw@@"  # replaced by a raw JSON token (or bytes that are not JSON) after json.dumps
 _RAW_TOKENS = [
-    b"0",
-    b"-0",
-    b"1.0",
-    b"1e0",
-    b"true",
-    b"null",
-    b"[]",
+    *RAW_TOKENS,
     b"[[]]",
-    b"{}",
-    b"9223372036854775807",
-    b"9223372036854775808",
-    b"18446744073709551616",
-    b"9" * 400,
-    b"1e400",
-    b"NaN",
-    b'"\\ud800"',
-    b'"\\ud83d\\ude00"',
-    b'"\\u0000"',
-    b'"a\xffb"',
-    b'"\xed\xa0\x80"',
     b'"a\tb"',
-    b"[" * 1100 + b"]" * 1100,
-    b'"x"',
     b'[{"modality": "TEXT", "tokenCount": 3}]',
 ]
-DUP = "@@dup@@"  # a key json.dumps cannot repeat: a second "text" after dumping
 
 _text = st.text(max_size=5)
 
@@ -97,12 +80,8 @@ def _response(draw: st.DrawFn, odd: bool) -> dict[str, Any]:
 def _event(draw: st.DrawFn, odd_rate: int) -> bytes:
     """One CRLF event: a clean response; at ``odd_rate`` in 20 an odd one, odd bytes or framing."""
     roll = draw(st.integers(0, 9)) if draw(st.integers(0, 19)) < odd_rate else 9
-    text = json.dumps(draw(_response(odd=roll == 0)), ensure_ascii=False).replace(
-        f'"{DUP}": "dup"', '"text": "dup"'
-    )
-    data = text.encode("utf-8", "surrogatepass").replace(
-        f'"{RAW}"'.encode(), draw(st.sampled_from(_RAW_TOKENS))
-    )
+    response = draw(_response(odd=roll == 0))
+    data = dump_with_placeholders(response, dup_key="text", raw=draw(st.sampled_from(_RAW_TOKENS)))
     if roll == 1:
         data = data[: draw(st.integers(0, len(data)))]  # cut: not JSON on its own
     if roll == 2:
@@ -123,19 +102,14 @@ def _stream(draw: st.DrawFn) -> bytes:
     return b"".join(draw(st.lists(_event(odd_rate), max_size=12)))
 
 
-def general_path(body: bytes) -> tuple[Completion, bool, bool, int]:
+def general_path(body: bytes) -> Signals:
     """Every event of ``body`` decoded as text, one at a time, through the orjson path only."""
-    acc = GeminiAccumulator(fast_path=False)
-    for event in decode_all(body):
-        acc.feed(event)
-    return acc.result(), acc.has_reasoning, acc.has_answer, acc.tokens
+    return fed_event_by_event(GeminiAccumulator(fast_path=False), body)
 
 
-def fast_path(body: bytes, cuts: list[int]) -> tuple[Completion, bool, bool, int]:
+def fast_path(body: bytes, cuts: list[int]) -> Signals:
     """``body`` in reads split at ``cuts`` through feed_raw and feed_many (the attempt layer's way)."""
-    acc = GeminiAccumulator()
-    pieces = [body[a:b] for a, b in zip([0, *cuts], [*cuts, len(body)], strict=True)]
-    return accumulate(acc, pieces), acc.has_reasoning, acc.has_answer, acc.tokens
+    return fed_in_reads(GeminiAccumulator(), body, cuts)
 
 
 @settings(max_examples=400, deadline=None)

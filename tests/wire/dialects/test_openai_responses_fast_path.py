@@ -2,53 +2,36 @@
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from runner.model import Completion
 from runner.wire.dialects.openai_responses import OpenAIResponsesAccumulator
 from runner.wire.dialects.openai_responses_fast import decode_run
-from runner.wire.replay import accumulate
-from runner.wire.sse import SSEDecoder, TypedRun, decode_all
+from runner.wire.sse import SSEDecoder, TypedRun
+from tests.wire.dialects.fastpath import (
+    DUP,
+    RAW,
+    RAW_TOKENS,
+    Signals,
+    dump_with_placeholders,
+    fed_event_by_event,
+    fed_in_reads,
+)
 
-# Raw JSON put where a placeholder string stands, after json.dumps: values msgspec and orjson
-# might read differently, and bytes that are not JSON or not UTF-8.
-RAW = "@@raw@@"
+# The shared RAW_TOKENS, more edge values, and a logprobs list as the Responses API sends one.
 _RAW_TOKENS = [
-    b"0",
+    *RAW_TOKENS,
     b"1",
-    b"-0",
-    b"1.0",
-    b"1e0",
-    b"true",
-    b"null",
-    b"[]",
     b"[null]",
-    b"{}",
-    b"9223372036854775807",
-    b"9223372036854775808",
-    b"18446744073709551616",
     b"-9223372036854775809",
-    b"9" * 400,
-    b"1e400",
-    b"NaN",
-    b'"\\ud800"',
-    b'"\\ud83d\\ude00"',
-    b'"\\u0000"',
-    b'"a\xffb"',
-    b'"\xed\xa0\x80"',
     b'"a\x01"',
     b'"a\tb"',
-    b"[" * 1100 + b"]" * 1100,
-    b'"x"',
     b'""',
     b'[{"token": "a", "logprob": -0.5, "bytes": [97], "top_logprobs": []}]',
 ]
-DUP = "@@dup@@"  # a key json.dumps cannot repeat: a duplicate of "delta" after dumping
 
 _KINDS = [
     "response.output_text.delta",
@@ -109,18 +92,12 @@ _others: st.SearchStrategy[dict[str, Any]] = st.sampled_from(
 )
 
 
-def _dump(payload: dict[str, Any], raw: bytes) -> bytes:
-    text = json.dumps(payload, ensure_ascii=False)
-    text = text.replace(f'"{DUP}": "dup"', '"delta": "dup"')
-    return text.encode("utf-8", "surrogatepass").replace(f'"{RAW}"'.encode(), raw)
-
-
 @st.composite
 def _event(draw: st.DrawFn, odd_rate: int) -> bytes:
     """One SSE block: a delta with its own name; at ``odd_rate`` in 20, odd names, framing or data."""
     roll = draw(st.integers(0, 19)) if draw(st.integers(0, 19)) < odd_rate else 19
     payload: dict[str, Any] = draw(_others) if roll < 3 else draw(_delta(odd=roll == 9))
-    data = _dump(payload, draw(st.sampled_from(_RAW_TOKENS)))
+    data = dump_with_placeholders(payload, dup_key="delta", raw=draw(st.sampled_from(_RAW_TOKENS)))
     if roll == 3:
         data = data[: draw(st.integers(0, len(data)))]  # a cut payload: not JSON on its own
     if roll == 4:
@@ -148,19 +125,14 @@ def _stream(draw: st.DrawFn) -> bytes:
     return _START + b"".join(draw(st.lists(_event(odd_rate), max_size=14)))
 
 
-def general_path(body: bytes) -> tuple[Completion, bool, bool, int]:
+def general_path(body: bytes) -> Signals:
     """Every event of ``body`` decoded as text, one at a time, through the orjson path only."""
-    acc = OpenAIResponsesAccumulator(fast_path=False)
-    for event in decode_all(body):
-        acc.feed(event)
-    return acc.result(), acc.has_reasoning, acc.has_answer, acc.tokens
+    return fed_event_by_event(OpenAIResponsesAccumulator(fast_path=False), body)
 
 
-def fast_path(body: bytes, cuts: list[int]) -> tuple[Completion, bool, bool, int]:
+def fast_path(body: bytes, cuts: list[int]) -> Signals:
     """``body`` in reads split at ``cuts`` through feed_raw and feed_many (the attempt layer's way)."""
-    acc = OpenAIResponsesAccumulator()
-    pieces = [body[a:b] for a, b in zip([0, *cuts], [*cuts, len(body)], strict=True)]
-    return accumulate(acc, pieces), acc.has_reasoning, acc.has_answer, acc.tokens
+    return fed_in_reads(OpenAIResponsesAccumulator(), body, cuts)
 
 
 _START = (  # (defined before use by _stream at draw time)
