@@ -34,6 +34,7 @@ TIMEOUT = 60  # seconds per command; the demo job takes about two
 # README command lines that are shown but not run here, each with the reason. Matched as substrings.
 NOT_RUN = {
     "runner simulate": "serves until Ctrl-C",
+    "runner view": "serves until Ctrl-C; tests/view/test_cli.py runs it",
     "--provider dialect=": "a real provider: needs the network and an API key",
     "runner parse --attempt": "which attempts were captured depends on the faults the demo drew; "
     "tests/cli/test_parse.py replays a stored attempt",

@@ -212,6 +212,18 @@ def test_run_and_report_are_independent() -> None:
     assert found == []
 
 
+def test_view_sits_on_report_and_store_and_only_cli_imports_it() -> None:
+    """``view`` (the local viewer) reads through ``report`` and ``store``, never ``run``, ``http`` or
+    ``wire``; nothing but ``cli`` imports it."""
+    found = [
+        str(e)
+        for e in EDGES
+        if (_in(e.source, "runner.view") and _in(e.target, "runner.run", "runner.http", "runner.wire"))
+        or (_in(e.target, "runner.view") and not _in(e.source, "runner.view", "runner.cli"))
+    ]
+    assert found == []
+
+
 def test_simulator_is_an_independent_oracle() -> None:
     """``simulator`` imports nothing of runner but ``errors`` and itself."""
     found = [

@@ -1,6 +1,6 @@
 """The ``runner`` command: a click group of thin shells that parse options and call one function each.
 
-The commands live by topic: ``run``; ``inspect`` (runs, show); ``data`` (parse, export); ``reports``
+The commands live by topic: ``run``; ``inspect`` (runs, show); ``view``; ``data`` (parse, export); ``reports``
 (report, diff, trend, cost); ``prices``; ``tools`` (simulate, bench, db). Shared option helpers are in
 ``options``.
 """
@@ -19,6 +19,7 @@ from runner.cli.prices import prices_command
 from runner.cli.reports import cost_command, diff_command, report_command, trend_command
 from runner.cli.run import run_command
 from runner.cli.tools import bench_command, db_group, simulate
+from runner.cli.view import view_command
 
 __all__ = ["cli", "main"]
 
@@ -28,6 +29,7 @@ __all__ = ["cli", "main"]
         run_command,
         runs_command,
         show_command,
+        view_command,
         parse_command,
         export_command,
         report_command,

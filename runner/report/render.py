@@ -17,6 +17,7 @@ from markupsafe import Markup, escape
 from runner.store.db import data_dir
 
 if TYPE_CHECKING:
+    from collections.abc import Sequence
     from datetime import datetime
     from pathlib import Path
     from typing import TypeAlias
@@ -109,8 +110,11 @@ def visible(value: str | None) -> Markup:
     return Markup(CONTROLS.sub(_control, str(escape(value))))
 
 
-def make_environment(directory: Path | None = None) -> Environment:
-    """The reports' only Environment: strict about undefined names, escaping everything."""
+def make_environment(directory: Path | Sequence[Path] | None = None) -> Environment:
+    """The reports' only Environment: strict about undefined names, escaping everything.
+
+    ``directory`` may be a list, searched in order (the viewer puts its own frame before the reports').
+    """
     env = Environment(
         loader=FileSystemLoader(directory or reports_dir()),
         autoescape=True,

@@ -10,6 +10,7 @@ import os
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final, ParamSpec, TypeVar
+from urllib.parse import quote
 
 import orjson
 from sqlalchemy import create_engine, event, make_url, text
@@ -242,10 +243,10 @@ class Database:
         return f"Database({display_url(self.url)!r})"
 
 
-def create_db_engine(url: str) -> Engine:
+def create_db_engine(url: str, *, connect_args: dict[str, Any] | None = None) -> Engine:
     """A sync engine for ``url`` with runner's pragmas (SQLite) and JSON codec."""
     # hide_parameters: bound values (model output, prompts) stay out of error messages and logs.
-    options: dict[str, Any] = {}
+    options: dict[str, Any] = {"connect_args": connect_args} if connect_args else {}
     if url.startswith("postgresql"):
         # Plain executemany (psycopg pipelines it) beats SQLAlchemy's multi-VALUES rewrite here:
         # psycopg parses each long rewritten statement again (benchmarks/bench_store.py).
@@ -347,8 +348,11 @@ def check_url(url: str) -> None:
         )
 
 
-def open_database_readonly(url: str | None = None) -> Database:
+def open_database_readonly(url: str | None = None, *, enforced: bool = False) -> Database:
     """Open an existing database to read it: no file is created and no migration runs.
+
+    ``enforced`` (``runner view``, a long-lived server) has the database refuse writes too: SQLite opens
+    the file with ``mode=ro`` and PostgreSQL sessions start with ``default_transaction_read_only``.
 
     Raises:
         StorageError: no SQLite file at the path, no runner schema in it, a schema older or newer
@@ -370,6 +374,9 @@ def open_database_readonly(url: str | None = None) -> Database:
             f"no database at {Path(file).resolve()} ({shown}): nothing has been run into it; "
             "name the database with --db URL or RUNNER_DB, or run a job first"
         )
+    if enforced:
+        engine.dispose()
+        engine = _readonly_engine(resolved, file)
     database = Database(resolved, engine)
     try:
         refuse_newer_schema(database)
@@ -378,6 +385,23 @@ def open_database_readonly(url: str | None = None) -> Database:
         database.close()
         raise
     return database
+
+
+def _readonly_engine(url: str, sqlite_file: str | None) -> Engine:
+    """An engine on ``url`` whose connections cannot write (see ``open_database_readonly``)."""
+    if sqlite_file:
+        # A file: URI opened mode=ro: SQLite itself refuses every write, whatever a bug might try.
+        uri = f"file:{quote(str(Path(sqlite_file).resolve()))}?mode=ro&uri=true"
+        return create_db_engine(f"sqlite+pysqlite:///{uri}")
+    engine = create_db_engine(url)
+    if engine.dialect.name == "postgresql":
+        engine.dispose()
+        # A server-side default for the session (libpq options): unlike a SET run at connect, it
+        # cannot be rolled back with the transaction that ran it. Options of the URL's own are kept.
+        given = make_url(url).query.get("options")
+        options = " ".join([*([str(given)] if given else []), "-c default_transaction_read_only=on"])
+        return create_db_engine(url, connect_args={"options": options})
+    return engine
 
 
 @storage_errors

@@ -31,7 +31,8 @@ FLAGS = (
     "--disable-default-apps",
     "--mute-audio",
     # Any host name fails to resolve: even a request the page does make cannot leave the machine.
-    "--host-resolver-rules=MAP * ~NOTFOUND",
+    # Loopback stays reachable, for the viewer's tests (runner view on 127.0.0.1).
+    "--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1",
     "--remote-debugging-pipe",
 )
 

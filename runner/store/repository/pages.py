@@ -1,0 +1,155 @@
+"""The viewer's bounded reads: one page of a run's units, sorted and filtered in SQL, and the per-case
+unit counts of its case x provider matrix. A 100,000-unit run costs an indexed scan, never 100,000
+objects: only the page's units are loaded whole.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Final
+
+from sqlalchemy import case, func, select, text
+
+from runner.store.repository.sql import ATTEMPTS, RESULTS, UNITS, transaction
+from runner.store.rows import unit_view
+
+if TYPE_CHECKING:
+    from sqlalchemy.orm import Session
+    from sqlalchemy.sql.elements import ColumnElement
+
+    from runner.store.records import UnitView
+
+# Failures first: the order a reader looking for "what went wrong" wants (then unit order).
+_STATUS_RANK: Final = case(
+    (UNITS.c.status == "failed", 0),
+    (UNITS.c.status == "running", 1),
+    (UNITS.c.status == "pending", 2),
+    else_=3,
+)
+SORTS: Final[dict[str, tuple[ColumnElement[object], ...]]] = {
+    "status": (_STATUS_RANK, UNITS.c.id),
+    "provider": (UNITS.c.provider, UNITS.c.case_id, UNITS.c.repeat),
+    "case": (UNITS.c.case_id, UNITS.c.provider, UNITS.c.repeat),
+    "repeat": (UNITS.c.repeat, UNITS.c.id),
+    "attempts": (UNITS.c.attempts, UNITS.c.id),
+    "finished": (UNITS.c.finished_at, UNITS.c.id),
+}
+STATUSES: Final = ("failed", "running", "pending", "ok")
+# Per case and provider of one run: ok units with a failed assertion outcome (the outcomes are a JSON
+# list on the unit's result row, walked with each backend's JSON function). The LIKE skips, cheaply,
+# the rows with no "false" anywhere in them, which is most of a healthy run.
+_FAILED_CHECKS_SQL: Final = {
+    "sqlite": """
+        SELECT u.case_id, u.provider, COUNT(DISTINCT u.id)
+        FROM units u JOIN results r ON r.unit_id = u.id, json_each(r.assertions) o
+        WHERE u.run_id = :run_id AND u.status = 'ok' AND r.assertions LIKE '%false%'
+          AND json_extract(o.value, '$.passed') = 0
+        GROUP BY u.case_id, u.provider""",
+    "postgresql": """
+        SELECT u.case_id, u.provider, COUNT(DISTINCT u.id)
+        FROM units u JOIN results r ON r.unit_id = u.id
+          CROSS JOIN LATERAL json_array_elements(
+            CASE WHEN json_typeof(r.assertions) = 'array' THEN r.assertions ELSE '[]'::json END) o
+        WHERE u.run_id = :run_id AND u.status = 'ok' AND r.assertions::text LIKE '%false%'
+          AND o->>'passed' = 'false'
+        GROUP BY u.case_id, u.provider""",
+}
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class UnitQuery:
+    """Which units of a run to show, in which order: the viewer's query parameters, validated."""
+
+    provider: str | None = None
+    status: str | None = None  # one of STATUSES
+    case_contains: str | None = None  # a substring of the case id
+    sort: str = "status"  # a key of SORTS
+    descending: bool = False
+    offset: int = 0
+    limit: int = 100
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class CaseCounts:
+    """One case on one provider: its units by status, and the ok ones that failed an assertion."""
+
+    case_id: str
+    provider: str
+    units: int
+    ok: int
+    failed_assertions: int  # of the ok ones
+    failed: int
+    not_done: int
+
+
+def unit_page(session: Session, run_id: str, query: UnitQuery) -> tuple[list[UnitView], int]:
+    """The units of ``query``'s page, whole (attempts and results), and how many units match in all."""
+    where = [UNITS.c.run_id == run_id]
+    if query.provider:
+        where.append(UNITS.c.provider == query.provider)
+    if query.status:
+        where.append(UNITS.c.status == query.status)
+    if query.case_contains:
+        where.append(UNITS.c.case_id.contains(query.case_contains, autoescape=True))
+    order = [c.desc() if query.descending else c.asc() for c in SORTS[query.sort]]
+    with transaction(session, write=False) as conn:
+        total = conn.execute(select(func.count()).select_from(UNITS).where(*where)).scalar_one()
+        units = (
+            conn.execute(select(UNITS).where(*where).order_by(*order).offset(query.offset).limit(query.limit))
+            .mappings()
+            .all()
+        )
+        ids = [row["id"] for row in units]
+        attempts = defaultdict(list)
+        columns = [c for c in ATTEMPTS.c if c.name not in ("raw_capture", "raw_reads")]
+        has_raw = ATTEMPTS.c.raw_capture.is_not(None).label("has_raw_capture")
+        for row in conn.execute(
+            select(*columns, has_raw)
+            .where(ATTEMPTS.c.unit_id.in_(ids))
+            .order_by(ATTEMPTS.c.unit_id, ATTEMPTS.c.number, ATTEMPTS.c.id)
+        ).mappings():
+            attempts[row["unit_id"]].append(row)
+        results = defaultdict(list)
+        for row in conn.execute(
+            select(RESULTS)
+            .where(RESULTS.c.unit_id.in_(ids))
+            .order_by(RESULTS.c.unit_id, RESULTS.c.choice_index)
+        ).mappings():
+            results[row["unit_id"]].append(row)
+    return [unit_view(u, attempts[u["id"]], results[u["id"]]) for u in units], total
+
+
+def case_counts(session: Session, run_id: str) -> list[CaseCounts]:
+    """Every (case, provider) pair of a run with its units by status, in case order (two GROUP BYs)."""
+    ok = func.sum(case((UNITS.c.status == "ok", 1), else_=0))
+    failed = func.sum(case((UNITS.c.status == "failed", 1), else_=0))
+    query = (
+        select(UNITS.c.case_id, UNITS.c.provider, func.count(), ok, failed)
+        .where(UNITS.c.run_id == run_id)
+        .group_by(UNITS.c.case_id, UNITS.c.provider)
+        .order_by(UNITS.c.case_id, UNITS.c.provider)
+    )
+    with transaction(session, write=False) as conn:
+        rows = conn.execute(query).all()
+        checks = text(_FAILED_CHECKS_SQL[conn.dialect.name])
+        broke = {(c, p): int(n) for c, p, n in conn.execute(checks, {"run_id": run_id})}
+    return [
+        CaseCounts(
+            case_id=case_id,
+            provider=provider,
+            units=int(n),
+            ok=int(n_ok or 0),
+            failed_assertions=broke.get((case_id, provider), 0),
+            failed=int(n_failed or 0),
+            not_done=int(n) - int(n_ok or 0) - int(n_failed or 0),
+        )
+        for case_id, provider, n, n_ok, n_failed in rows
+    ]
+
+
+def unit_keys_in_runs(session: Session, run_ids: list[str], key: str) -> set[str]:
+    """The runs among ``run_ids`` that have a unit ``key`` (for links to the same unit elsewhere)."""
+    query = select(UNITS.c.run_id).where(UNITS.c.run_id.in_(run_ids), UNITS.c.key == key)
+    with transaction(session, write=False) as conn:
+        return set(conn.execute(query).scalars())
