@@ -11,7 +11,7 @@ from runner.report.common import RunData, WorkerShare
 from runner.report.cost import CostContext, build_cost_context
 from runner.report.diff import DiffContext, Thresholds, build_diff_context
 from runner.report.render import make_environment, render, stream_report, write_report
-from runner.report.run import RunReportContext, run_context, scan_run
+from runner.report.run import ROWS_MAX, RunReportContext, run_context, scan_run
 from runner.report.trend import TrendContext, build_trend_context
 from runner.store import repository
 
@@ -41,14 +41,14 @@ def _workers(session: Session, run_id: str) -> tuple[WorkerShare, ...]:
     )
 
 
-def build_run_report(session: Session, ref: str) -> RunReportContext:
+def build_run_report(session: Session, ref: str, *, rows_max: int = ROWS_MAX) -> RunReportContext:
     """The run report's context of run ``ref`` (an id or ``latest``).
 
     The units stream from the store in batches through one ``RunScan``: memory stays bounded by what
     the report shows (a sample and tallies), not by the run's size.
     """
     info = repository.get_run(session, ref)
-    scan = scan_run(info, repository.stream_units(session, info.id))
+    scan = scan_run(info, repository.stream_units(session, info.id), rows_max=rows_max)
     return run_context(
         scan,
         in_full=lambda ids: repository.units_by_id(session, info.id, ids),
@@ -56,9 +56,14 @@ def build_run_report(session: Session, ref: str) -> RunReportContext:
     )
 
 
-def write_run_report(session: Session, ref: str, out: Path | None = None) -> Path:
-    """Render run ``ref`` to ``out`` (default ``report-<run id>.html``), streamed; return the path."""
-    context = build_run_report(session, ref)
+def write_run_report(
+    session: Session, ref: str, out: Path | None = None, *, rows_max: int = ROWS_MAX
+) -> Path:
+    """Render run ``ref`` to ``out`` (default ``report-<run id>.html``), streamed; return the path.
+
+    ``rows_max``: rows of the unit table (beyond it, a sample; tests set it low to check the bound).
+    """
+    context = build_run_report(session, ref, rows_max=rows_max)
     return stream_report(make_environment(), context, out or Path(f"report-{context.run.id}.html"))
 
 

@@ -229,8 +229,7 @@ def _rows(scan: RunScan, units: Sequence[UnitView]) -> tuple[list[UnitRow], str 
         rows_note = (
             f"Showing {len(rows):,} of {scan.units:,} units: {shown_failing:,} not passed "
             f"(of {scan.units - scan.verdicts['passed']:,}) and a fixed sample of "
-            f"{len(rows) - shown_failing:,} passed (of {scan.verdicts['passed']:,}). "
-            "All units in `runner export`."
+            f"{len(rows) - shown_failing:,} passed (of {scan.verdicts['passed']:,})."
         )
     return rows, rows_note, outcomes_note(len(listed), len(rows))
 

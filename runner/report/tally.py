@@ -162,7 +162,7 @@ class BestK(Generic[K, T]):
     def _prune(self) -> None:
         self._items.sort(key=lambda entry: (entry[0], entry[1]))
         del self._items[self.k :]
-        if len(self._items) == self.k:
+        if self._items and len(self._items) == self.k:
             self._worst = self._items[-1][0]
 
     def kept(self) -> list[T]:

@@ -85,7 +85,7 @@ def test_report_loads_without_console_errors(
         assert record.errors == []
         assert record.console == []
         assert record.foreign_requests == []
-        charts = {"run": 4, "diff": 0, "trend": 6, "cost": 1}[kind]
+        charts = {"run": 7, "diff": 0, "trend": 6, "cost": 1}[kind]
         assert browser.evaluate("document.querySelectorAll('svg.chart').length", session) == charts
         assert browser.evaluate("document.querySelectorAll('h2').length", session) >= 2
     finally:
