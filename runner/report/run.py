@@ -234,10 +234,10 @@ def _rows(scan: RunScan, units: Sequence[UnitView]) -> tuple[list[UnitRow], str 
     return rows, rows_note, outcomes_note(len(listed), len(rows))
 
 
-def _pages(rows: Sequence[UnitRow], of: int) -> tuple[UnitPage, ...]:
+def _pages(rows: Sequence[UnitRow]) -> tuple[UnitPage, ...]:
     return tuple(
         UnitPage(
-            label=f"units {i + 1}-{min(i + PAGE_SIZE, len(rows))} of {of}: "
+            label=f"units {i + 1}-{min(i + PAGE_SIZE, len(rows))} of {len(rows)}: "
             f"{rows[i].provider} / {rows[i].case_id} to {rows[min(i + PAGE_SIZE, len(rows)) - 1].provider} / "
             f"{rows[min(i + PAGE_SIZE, len(rows)) - 1].case_id}",
             rows=tuple(rows[i : i + PAGE_SIZE]),
@@ -291,7 +291,7 @@ def run_context(
         charts=run_charts(scan),
         cards=tuple(unit_card(u, scan.expected) for u in shown),
         cards_note=note,
-        pages=_pages(rows, scan.units),
+        pages=_pages(rows),
         resume_hint=resume_hint(run.id, run.status, summary.unfinished),
         # The same counts as repository.reuse_counts (the CLI's summary line), from the scanned units.
         reused=scan.reused,
