@@ -10,8 +10,8 @@ from typing import TYPE_CHECKING
 from runner.report.common import RunData, WorkerShare
 from runner.report.cost import CostContext, build_cost_context
 from runner.report.diff import DiffContext, Thresholds, build_diff_context
-from runner.report.render import make_environment, render, write_report
-from runner.report.run import RunReportContext, build_run_context
+from runner.report.render import make_environment, render, stream_report, write_report
+from runner.report.run import ROWS_MAX, RunReportContext, run_context, scan_run
 from runner.report.trend import TrendContext, build_trend_context
 from runner.store import repository
 
@@ -30,23 +30,41 @@ def load_run(session: Session, ref: str) -> RunData:
     """
     info = repository.get_run(session, ref)
     units = tuple(repository.iter_units(session, info.id))
-    workers = tuple(
+    return RunData(run=info, units=units, workers=_workers(session, info.id))
+
+
+def _workers(session: Session, run_id: str) -> tuple[WorkerShare, ...]:
+    return tuple(
         WorkerShare(owner=owner, finished=counts["ok"] + counts["failed"], in_flight=counts["running"])
-        for owner, counts in sorted(repository.counts_by_owner(session, info.id).items())
+        for owner, counts in sorted(repository.counts_by_owner(session, run_id).items())
         if owner  # "": units no process holds (pending, reused)
     )
-    return RunData(run=info, units=units, workers=workers)
 
 
-def build_run_report(session: Session, ref: str) -> RunReportContext:
-    """The run report's context of run ``ref`` (an id or ``latest``)."""
-    return build_run_context(load_run(session, ref))
+def build_run_report(session: Session, ref: str, *, rows_max: int = ROWS_MAX) -> RunReportContext:
+    """The run report's context of run ``ref`` (an id or ``latest``).
+
+    The units stream from the store in batches through one ``RunScan``: memory stays bounded by what
+    the report shows (a sample and tallies), not by the run's size.
+    """
+    info = repository.get_run(session, ref)
+    scan = scan_run(info, repository.stream_units(session, info.id), rows_max=rows_max)
+    return run_context(
+        scan,
+        in_full=lambda ids: repository.units_by_id(session, info.id, ids),
+        workers=_workers(session, info.id),
+    )
 
 
-def write_run_report(session: Session, ref: str, out: Path | None = None) -> Path:
-    """Render run ``ref`` to ``out`` (default ``report-<run id>.html``) and return the path."""
-    context = build_run_report(session, ref)
-    return write_report(out or Path(f"report-{context.run.id}.html"), render(make_environment(), context))
+def write_run_report(
+    session: Session, ref: str, out: Path | None = None, *, rows_max: int = ROWS_MAX
+) -> Path:
+    """Render run ``ref`` to ``out`` (default ``report-<run id>.html``), streamed; return the path.
+
+    ``rows_max``: rows of the unit table (beyond it, a sample; tests set it low to check the bound).
+    """
+    context = build_run_report(session, ref, rows_max=rows_max)
+    return stream_report(make_environment(), context, out or Path(f"report-{context.run.id}.html"))
 
 
 def build_diff_report(

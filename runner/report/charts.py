@@ -12,6 +12,8 @@ from typing import TYPE_CHECKING, Final
 
 from markupsafe import Markup, escape
 
+from runner.report.stats import percentile
+
 if TYPE_CHECKING:
     from collections.abc import Callable, Sequence
 
@@ -263,3 +265,61 @@ def lines(
     body += _legend([name for name, _ in series])
     body.append(_x_label(height, "run (oldest to newest)"))
     return _frame(height, title, body)
+
+
+def boxplots(series: Sequence[tuple[str, Sequence[float]]], *, title: str, x_label: str, unit: str) -> Markup:
+    """One horizontal box per series on a shared x axis: the box spans p25 to p75 with a line at the
+    median, the whiskers p5 to p95 (the axis ends at the largest p95: a few outliers don't squash it)."""
+    row_h = 34
+    height = TOP + row_h * max(1, len(series)) + BOTTOM
+    left = 160
+    plot_w = WIDTH - left - RIGHT
+    quantiles = [
+        (name, [percentile(vs, q) or 0.0 for q in (5, 25, 50, 75, 95)], len(vs)) for name, vs in series
+    ]
+    ticks = nice_ticks(max((qs[-1] for _, qs, n in quantiles if n), default=1.0) or 1.0)
+    span = ticks[-1]
+
+    def px(value: float) -> float:
+        return left + plot_w * min(value, span) / span
+
+    body: list[str] = []
+    for tick in ticks:
+        body.append(
+            f'<line class="grid" x1="{px(tick):.1f}" x2="{px(tick):.1f}" y1="{TOP}" y2="{height - BOTTOM}"/>'
+            f'<text class="tick" x="{px(tick):.1f}" y="{height - BOTTOM + 14}" '
+            f'text-anchor="middle">{fmt(tick)}</text>'
+        )
+    for row, (name, (p5, p25, p50, p75, p95), n) in enumerate(quantiles):
+        mid = TOP + row * row_h + row_h / 2
+        body.append(
+            f'<text class="tick" x="{left - 6}" y="{mid + 4:.1f}" '
+            f'text-anchor="end">{escape(name)} (n={n})</text>'
+        )
+        if not n:
+            continue
+        tip = (
+            f"<title>{escape(name)}: {escape(x_label)} p5 {fmt(p5)}, p25 {fmt(p25)}, median {fmt(p50)}, "
+            f"p75 {fmt(p75)}, p95 {fmt(p95)} {escape(unit)} (n={n})</title>"
+        )
+        ink = colour(row)
+        box_w = max(1.0, px(p75) - px(p25))
+        body.append(
+            f'<g class="box">{tip}'
+            + _segment(px(p5), px(p95), mid, mid, ink)
+            + _segment(px(p5), px(p5), mid - 6, mid + 6, ink)
+            + _segment(px(p95), px(p95), mid - 6, mid + 6, ink)
+            + f'<rect x="{px(p25):.1f}" y="{mid - 10:.1f}" width="{box_w:.1f}" height="20" '
+            f'fill="{ink}" fill-opacity="0.35" stroke="{ink}"/>'
+            + _segment(px(p50), px(p50), mid - 10, mid + 10, ink, width=2.5)
+            + "</g>"
+        )
+    body.append(_x_label(height, f"{x_label} ({unit})"))
+    return _frame(height, title, body)
+
+
+def _segment(x1: float, x2: float, y1: float, y2: float, ink: str, *, width: float = 1.0) -> str:
+    return (
+        f'<line x1="{x1:.1f}" x2="{x2:.1f}" y1="{y1:.1f}" y2="{y2:.1f}" '
+        f'stroke="{ink}" stroke-width="{width:g}"/>'
+    )

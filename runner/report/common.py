@@ -69,8 +69,12 @@ def _end(attempt: AttemptView) -> datetime:
 
 def run_header(run: RunInfo, units: Sequence[UnitView]) -> RunHeader:
     """The run's identity and wall time (from the runs row, else from its attempts)."""
-    ends = [_end(a) for u in units for a in u.attempts]
-    finished = run.finished_at or max(ends, default=None)
+    return header_at(run, max((_end(a) for u in units for a in u.attempts), default=None))
+
+
+def header_at(run: RunInfo, last_end: datetime | None) -> RunHeader:
+    """The run's identity and wall time: to ``finished_at``, else to ``last_end`` (its last attempt's end)."""
+    finished = run.finished_at or last_end
     wall = (finished - run.started_at).total_seconds() if finished else None
     return RunHeader(
         id=run.id,

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Final
 from runner.grading.rates import CaseRate
 
 if TYPE_CHECKING:
-    from collections.abc import Mapping, Sequence
+    from collections.abc import Iterable, Mapping
 
     from runner.store.records import UnitView
 
@@ -73,48 +73,69 @@ class PassMatrix:
     below: int = 0  # of them, how many did not reach it
 
 
-def pass_matrix(units: Sequence[UnitView], required: Mapping[str, float]) -> PassMatrix:
+def pass_matrix(units: Iterable[UnitView], required: Mapping[str, float]) -> PassMatrix:
     """The matrix of ``units`` (any order); ``required`` maps a case id to its pass_rate."""
-    tallies: dict[tuple[str, str], list[int]] = {}  # units, passed, graded, failed, not done
+    tally = MatrixTally()
     for unit in units:
-        tally = tallies.setdefault((unit.case_id, unit.provider), [0, 0, 0, 0, 0])
+        tally.add(unit)
+    return tally.matrix(required)
+
+
+class MatrixTally:
+    """The pass matrix's counts, one unit at a time: memory grows with cases x providers, not units."""
+
+    def __init__(self) -> None:
+        self._tallies: dict[tuple[str, str], list[int]] = {}  # units, passed, graded, failed, not done
+
+    def __bool__(self) -> bool:
+        return bool(self._tallies)
+
+    def add(self, unit: UnitView) -> None:
+        tally = self._tallies.setdefault((unit.case_id, unit.provider), [0, 0, 0, 0, 0])
         verdict = unit.verdict
         tally[0] += 1
         tally[1] += verdict == "passed"
         tally[2] += verdict in ("passed", "failed assertions")
         tally[3] += verdict == "failed"
         tally[4] += verdict == "not done"
-    providers = tuple(sorted({provider for _, provider in tallies}))
-    cases = sorted({case_id for case_id, _ in tallies})
-    cells: dict[tuple[str, str], MatrixCell] = {
-        key: MatrixCell(
-            units=n,
-            passed=passed,
-            rate=CaseRate(
-                case_id=key[0], provider=key[1], passed=passed, graded=graded, required=required.get(key[0])
-            ),
-            failed=failed,
-            not_done=not_done,
+
+    def matrix(self, required: Mapping[str, float]) -> PassMatrix:
+        tallies = self._tallies
+        providers = tuple(sorted({provider for _, provider in tallies}))
+        cases = sorted({case_id for case_id, _ in tallies})
+        cells: dict[tuple[str, str], MatrixCell] = {
+            key: MatrixCell(
+                units=n,
+                passed=passed,
+                rate=CaseRate(
+                    case_id=key[0],
+                    provider=key[1],
+                    passed=passed,
+                    graded=graded,
+                    required=required.get(key[0]),
+                ),
+                failed=failed,
+                not_done=not_done,
+            )
+            for key, (n, passed, graded, failed, not_done) in tallies.items()
+        }
+        rows = [MatrixRow(case_id=c, cells=tuple(cells.get((c, p)) for p in providers)) for c in cases]
+        note = None
+        if len(rows) > MATRIX_ROWS_MAX:
+            rows.sort(key=_share)
+            note = (
+                f"The {MATRIX_ROWS_MAX} cases with the lowest pass share of {len(rows)}; "
+                "runner export has every unit."
+            )
+            rows = sorted(rows[:MATRIX_ROWS_MAX], key=lambda r: r.case_id)
+        rated = [cell for cell in cells.values() if cell.rate.required is not None]
+        return PassMatrix(
+            providers=providers,
+            rows=tuple(rows),
+            note=note,
+            rated=len(rated),
+            below=sum(cell.rate.is_below for cell in rated),
         )
-        for key, (n, passed, graded, failed, not_done) in tallies.items()
-    }
-    rows = [MatrixRow(case_id=c, cells=tuple(cells.get((c, p)) for p in providers)) for c in cases]
-    note = None
-    if len(rows) > MATRIX_ROWS_MAX:
-        rows.sort(key=_share)
-        note = (
-            f"The {MATRIX_ROWS_MAX} cases with the lowest pass share of {len(rows)}; "
-            "the unit table below has every unit."
-        )
-        rows = sorted(rows[:MATRIX_ROWS_MAX], key=lambda r: r.case_id)
-    rated = [cell for cell in cells.values() if cell.rate.required is not None]
-    return PassMatrix(
-        providers=providers,
-        rows=tuple(rows),
-        note=note,
-        rated=len(rated),
-        below=sum(cell.rate.is_below for cell in rated),
-    )
 
 
 def _share(row: MatrixRow) -> float:

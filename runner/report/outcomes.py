@@ -3,12 +3,12 @@ browser opens. Pure."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Final
+from typing import TYPE_CHECKING, Final, Protocol
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
 
-    from runner.store.records import UnitView
+    from runner.grading.assertions import AssertionOutcome
 
 # Assertion outcomes listed in the unit table (every outcome is always in the cards shown in full, and
 # in `runner export`). Beyond it a unit whose checks all passed shows only its count: a 100,000-unit
@@ -16,7 +16,17 @@ if TYPE_CHECKING:
 OUTCOME_BUDGET: Final = 20_000
 
 
-def listed_outcomes(units: Sequence[UnitView], budget: int = OUTCOME_BUDGET) -> set[int]:
+class Graded(Protocol):
+    """A unit, or its table row: an id and the assertion outcomes that count."""
+
+    @property
+    def id(self) -> int: ...
+
+    @property
+    def evaluated(self) -> tuple[AssertionOutcome, ...]: ...
+
+
+def listed_outcomes(units: Sequence[Graded], budget: int = OUTCOME_BUDGET) -> set[int]:
     """Ids of the units whose outcomes the table lists: all of them within ``budget`` outcomes, else
     those with a check that did not pass, in order, as many as the budget holds."""
     if sum(len(u.evaluated) for u in units) <= budget:

@@ -144,6 +144,24 @@ def render(env: Environment, report: ReportContext) -> str:
     return env.get_template(report.template).render(report=report)
 
 
+def stream_report(env: Environment, report: ReportContext, path: Path) -> Path:
+    """Render ``report`` into ``path`` piece by piece (``Template.generate``): the page is never one
+    string in memory, so a large run's report costs its context, not its file size, in memory.
+
+    Written next to ``path`` and renamed over it when complete: a reader never opens half a report.
+    """
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_name(path.name + ".partial")
+    try:
+        with partial.open("w", encoding="utf-8") as out:
+            # Output is buffered by the file: the generator's many small pieces become few writes.
+            out.writelines(env.get_template(report.template).generate(report=report))
+        partial.replace(path)
+    finally:
+        partial.unlink(missing_ok=True)
+    return path
+
+
 def write_report(path: Path, html: str) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(html, encoding="utf-8")

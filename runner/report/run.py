@@ -6,42 +6,68 @@ a test can check a context without rendering it.
 
 from __future__ import annotations
 
-import json
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, ClassVar, Final
-
-from markupsafe import Markup
 
 from runner.grading.rates import required_rates
 from runner.job.stored import stored_subset
 from runner.job.subset import describe_subset
 from runner.model import LOOP_LAG_THRESHOLD_S
-from runner.report import charts
-from runner.report.common import (
-    Chart,
-    RunData,
-    RunHeader,
-    WorkerShare,
-    expected_assertions,
-    not_evaluated,
-    run_header,
-)
-from runner.report.matrix import PassMatrix, pass_matrix
+from runner.report.common import Chart, RunHeader, WorkerShare, expected_assertions, header_at
 from runner.report.outcomes import listed_outcomes, outcomes_note
-from runner.report.stats import GroupStats, group_stats
+from runner.report.plots import run_charts
+from runner.report.scan import FAILED_CARDS_MAX, OK_SAMPLE_PER_PROVIDER, ROWS_MAX, RunScan, unit_order
+
+# The unit views live in ``unit``; named here too, where the run report's context has always been.
+from runner.report.unit import (
+    EXCERPT_CHARS,
+    AttemptSpan,
+    ChoiceView,
+    ToolCallView,
+    UnitCard,
+    UnitRow,
+    unit_card,
+    unit_row,
+    verdict_class,
+)
 from runner.store.records import VERDICTS, Verdict
 
 if TYPE_CHECKING:
-    from collections.abc import Mapping, Sequence
+    from collections.abc import Callable, Iterable, Mapping, Sequence
 
-    from runner.grading.assertions import AssertionOutcome
     from runner.model import LoopLag
-    from runner.store.records import UnitView
+    from runner.report.common import RunData
+    from runner.report.matrix import PassMatrix
+    from runner.report.stats import GroupStats
+    from runner.store.records import RunInfo, UnitView
+
+__all__ = [
+    "ANSWER_BUDGET_CHARS",
+    "EXCERPT_CHARS",
+    "FAILED_CARDS_MAX",
+    "OK_SAMPLE_PER_PROVIDER",
+    "ROWS_MAX",
+    "AttemptSpan",
+    "ChoiceView",
+    "ProviderSection",
+    "RunReportContext",
+    "ToolCallView",
+    "UnitCard",
+    "UnitPage",
+    "UnitRow",
+    "build_run_context",
+    "describe_price",
+    "resume_hint",
+    "run_context",
+    "subset_note",
+    "timing_note",
+    "unit_card",
+    "unit_row",
+    "verdict_class",
+]
 
 PAGE_SIZE: Final = 500  # compact rows per collapsed page: a browser lays out only open pages
-OK_SAMPLE_PER_PROVIDER: Final = 10  # successful units shown expanded, per provider
-FAILED_CARDS_MAX: Final = 300  # units not passed shown expanded, worst first; the rest stay in the rows
 # How the cards' note names a group of units of each verdict.
 VERDICT_LABELS: Final[dict[Verdict, str]] = {
     "failed assertions": "with failed assertions",
@@ -49,93 +75,10 @@ VERDICT_LABELS: Final[dict[Verdict, str]] = {
     "not done": "not done",
     "passed": "passed",
 }
-NO_SUCCESS: Final = "no successful attempt"  # said instead of a chart of successful attempts' figures
-EXCERPT_CHARS: Final = 100
 # The unit table's answers share this many characters, so a huge run still makes a file a browser
-# opens (a report must stay under 25 MB). Beyond it each answer is cut evenly and says how much was left out;
-# expanded cases always show whole answers, and `runner export` has every answer in full.
-ANSWER_BUDGET_CHARS: Final = 8_000_000
-TIME_BINS: Final = 24
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class ToolCallView:
-    name: str
-    id: str | None
-    arguments: str  # pretty JSON when it parses, else the exact string
-    is_json: bool
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class ChoiceView:
-    index: int
-    text: str
-    reasoning: str
-    refusal: str | None
-    tool_calls: tuple[ToolCallView, ...]
-    finish_reason: str | None
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class AttemptSpan:
-    """One attempt on the unit's timeline; ``left``/``width`` are percent of the unit's span."""
-
-    number: int
-    offset_s: float  # after the unit's first attempt started
-    ttft_s: float | None
-    ttfr_s: float | None  # time to the first reasoning token
-    duration_s: float | None
-    http_status: int | None
-    error_kind: str | None
-    error_message: str | None
-    cost: float | None
-    left: float
-    width: float
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class UnitCard:
-    """A unit shown expanded: every choice, its assertions and its attempt timeline."""
-
-    key: str
-    provider: str
-    case_id: str
-    repeat: int
-    status: str
-    verdict: Verdict
-    verdict_class: str  # the verdict as a CSS class name
-    model: str | None
-    choices: tuple[ChoiceView, ...]
-    assertions: tuple[AssertionOutcome, ...]  # evaluated on the final result (an ok unit only)
-    not_evaluated: tuple[str, ...]  # names of assertions a unit without a final result could not have
-    attempts: tuple[AttemptSpan, ...]
-    span_s: float
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class UnitRow:
-    """A unit as one compact table row; ``answer`` is the whole first-choice text."""
-
-    key: str
-    provider: str
-    case_id: str
-    repeat: int
-    status: str
-    verdict: Verdict
-    verdict_class: str
-    attempts: int
-    error_kind: str | None
-    ttft_s: float | None
-    duration_s: float | None
-    cost: float | None
-    assertions_passed: int
-    assertions_total: int
-    assertions_not_evaluated: int
-    outcomes: tuple[AssertionOutcome, ...]  # every evaluated assertion, listed under the row's checks
-    excerpt: str
-    answer: str
-    is_long: bool
-    cut_chars: int  # characters of the answer left out of this row (see ANSWER_BUDGET_CHARS)
+# opens quickly (a 100,000-unit report stays under 10 MB). Beyond it each answer is cut evenly and says how
+# much was left out; expanded cases always show whole answers, and `runner export` has every answer in full.
+ANSWER_BUDGET_CHARS: Final = 2_000_000
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -176,6 +119,7 @@ class RunReportContext:
     subset_note: str | None = None  # set when the run was started on a subset of its job (--providers...)
     matrix: PassMatrix | None = None  # case x provider passes over repeats (None: no unit)
     outcomes_note: str | None = None  # set when the unit table lists only some units' outcomes
+    rows_note: str | None = None  # set when the unit table shows a sample: "showing N of M units ..."
 
     @property
     def worker_hosts(self) -> int:
@@ -245,241 +189,53 @@ def _price_notes(job_spec: Mapping[str, Any]) -> dict[str, object]:
     return {p["name"]: p.get("price_source") for p in providers if isinstance(p, dict) and "name" in p}
 
 
-def tool_call_view(name: str, call_id: str | None, arguments: str) -> ToolCallView:
-    try:
-        pretty = json.dumps(json.loads(arguments), indent=2, ensure_ascii=False)
-    except ValueError:
-        return ToolCallView(name=name, id=call_id, arguments=arguments, is_json=False)
-    return ToolCallView(name=name, id=call_id, arguments=pretty, is_json=True)
-
-
-def verdict_class(verdict: Verdict) -> str:
-    """A verdict as a CSS class: ``verdict-failed-assertions``."""
-    return "verdict-" + verdict.replace(" ", "-")
-
-
-def unit_card(unit: UnitView, expected: Mapping[str, Sequence[str]] | None = None) -> UnitCard:
-    first = unit.attempts[0].started_at if unit.attempts else None
-    offsets = [(a.started_at - first).total_seconds() if first else 0.0 for a in unit.attempts]
-    span = max((o + (a.end_s or 0.0) for o, a in zip(offsets, unit.attempts, strict=True)), default=0.0)
-    span = span or 1.0
-    attempts = tuple(
-        AttemptSpan(
-            number=a.number,
-            offset_s=offset,
-            ttft_s=a.ttft_s,
-            ttfr_s=a.first_reasoning_s,
-            duration_s=a.end_s,
-            http_status=a.http_status,
-            error_kind=a.error.kind if a.error else None,
-            error_message=a.error.message if a.error else None,
-            cost=a.cost_usd,
-            left=100 * offset / span,
-            width=max(0.5, 100 * (a.end_s or 0.0) / span),
-        )
-        for offset, a in zip(offsets, unit.attempts, strict=True)
-    )
-    choices = tuple(
-        ChoiceView(
-            index=c.index,
-            text=c.text,
-            reasoning=c.reasoning,
-            refusal=c.refusal,
-            tool_calls=tuple(tool_call_view(t.name, t.id, t.arguments) for t in c.tool_calls),
-            finish_reason=c.finish_reason,
-        )
-        for c in (unit.completion.choices if unit.completion else ())
-    )
-    return UnitCard(
-        key=unit.key,
-        provider=unit.provider,
-        case_id=unit.case_id,
-        repeat=unit.repeat,
-        status=unit.status,
-        verdict=unit.verdict,
-        verdict_class=verdict_class(unit.verdict),
-        model=unit.model,
-        choices=choices,
-        assertions=unit.evaluated,
-        not_evaluated=not_evaluated(unit, expected or {}),
-        attempts=attempts,
-        span_s=span,
-    )
-
-
-def unit_row(
-    unit: UnitView,
-    limit: int | None = None,
-    expected: Mapping[str, Sequence[str]] | None = None,
-    *,
-    list_outcomes: bool = True,
-) -> UnitRow:
-    final = unit.final
-    choices = unit.completion.choices if unit.completion else ()
-    answer = choices[0].text if choices else ""
-    if not answer and choices and choices[0].tool_calls:
-        answer = "; ".join(f"{t.name}({t.arguments})" for t in choices[0].tool_calls)
-    one_line = " ".join(answer.split())
-    return UnitRow(
-        key=unit.key,
-        provider=unit.provider,
-        case_id=unit.case_id,
-        repeat=unit.repeat,
-        status=unit.status,
-        verdict=unit.verdict,
-        verdict_class=verdict_class(unit.verdict),
-        attempts=len(unit.attempts),
-        error_kind=final.error.kind if final and final.error else None,
-        ttft_s=final.ttft_s if final else None,
-        duration_s=final.end_s if final else None,
-        cost=sum((c for a in unit.attempts if (c := a.cost_usd) is not None), 0.0),
-        assertions_passed=sum(o.passed for o in unit.evaluated),
-        assertions_total=len(unit.evaluated),
-        assertions_not_evaluated=len(not_evaluated(unit, expected or {})),
-        outcomes=unit.evaluated if list_outcomes else (),
-        excerpt=one_line[:EXCERPT_CHARS] + ("…" if len(one_line) > EXCERPT_CHARS else ""),
-        answer=answer[:limit] if limit is not None else answer,
-        cut_chars=max(0, len(answer) - limit) if limit is not None else 0,
-        is_long=len(one_line) > EXCERPT_CHARS or "\n" in answer.strip(),
-    )
-
-
-def _latency_charts(data: RunData, by_provider: dict[str, list[UnitView]]) -> tuple[Chart, Chart]:
-    """TTFT histograms and the latency scatter, both of successful attempts (or a note that none was)."""
-    start = data.run.started_at
-    names = sorted(by_provider)
-    good = {p: [a for u in by_provider[p] for a in u.attempts if a.error is None] for p in names}
-    ttft_caption = (
-        "How many successful attempts got their first answer token after how long; one row per provider."
-    )
-    latency_caption = (
-        "Each dot is a successful attempt: when it started (x) and how long it took end to end (y)."
-    )
-    if not any(good.values()):
-        # Empty axes would read as "nothing was slow"; say why there is nothing to draw.
-        return (
-            Chart(
-                id="ttft", title="Time to first token", caption=ttft_caption, svg=Markup(), empty=NO_SUCCESS
-            ),
-            Chart(
-                id="latency",
-                title="Latency over the run",
-                caption=latency_caption,
-                svg=Markup(),
-                empty=NO_SUCCESS,
-            ),
-        )
-    ttft = charts.histograms(
-        [(p, [t for a in good[p] if (t := a.ttft_s) is not None]) for p in names],
-        title="Time to first token per provider",
-        x_label="time to first token",
-        unit="s",
-    )
-    latency = charts.scatter(
-        [
-            (p, [((a.started_at - start).total_seconds(), a.end_s) for a in good[p] if a.end_s is not None])
-            for p in names
-        ],
-        title="Latency over the run",
-        x_label="attempt start, seconds after run start",
-        y_label="attempt duration",
-        unit="s",
-    )
-    return (
-        Chart(id="ttft", title="Time to first token", caption=ttft_caption, svg=ttft),
-        Chart(id="latency", title="Latency over the run", caption=latency_caption, svg=latency),
-    )
-
-
-def _trouble_chart(data: RunData) -> Chart:
-    """Failed and retried attempts per time bin of the run."""
-    start = data.run.started_at
-    attempts = [a for u in data.units for a in u.attempts]
-    offsets = [(a.started_at - start).total_seconds() for a in attempts]
-    width = (max(offsets, default=0.0) or 1.0) / TIME_BINS
-    errors, retries = [0.0] * TIME_BINS, [0.0] * TIME_BINS
-    for offset, attempt in zip(offsets, attempts, strict=True):
-        slot = min(TIME_BINS - 1, max(0, int(offset / width)))
-        errors[slot] += attempt.error is not None
-        retries[slot] += attempt.number > 1
-    labels = [f"{i * width:.3g}s" for i in range(TIME_BINS)]  # .3g: sub-second runs need decimals
-    trouble = charts.grouped_bars(
-        labels,
-        [("failed attempts", errors), ("retries (attempts after the first)", retries)],
-        title="Errors and retries over the run",
-        x_label=f"time bin of {width:.3g} s after run start",
-        y_label="attempts",
-    )
-    return Chart(
-        id="errors",
-        title="Errors and retries over time",
-        caption="Failed attempts and retried attempts per time bin of the run.",
-        svg=trouble,
-    )
-
-
-def _run_charts(data: RunData, by_provider: dict[str, list[UnitView]]) -> tuple[Chart, ...]:
-    costs = [(p, group_stats(by_provider[p]).cost or 0.0) for p in sorted(by_provider)]
-    cost = charts.hbars(costs, title="Cost per provider", unit="USD")
-    return (
-        *_latency_charts(data, by_provider),
-        _trouble_chart(data),
-        Chart(
-            id="cost",
-            title="Cost per provider",
-            caption="USD: provider-reported cost where sent, "
-            "else computed from the run's frozen prices; failed attempts included.",
-            svg=cost,
-        ),
-    )
-
-
-def _cards(units: Sequence[UnitView], by_provider: dict[str, list[UnitView]]) -> tuple[list[UnitView], str]:
-    """The units shown in full, worst verdict first, and the note that says which they are."""
-    by_verdict: dict[Verdict, list[UnitView]] = {v: [] for v in VERDICTS}
-    for unit in units:
-        by_verdict[unit.verdict].append(unit)
+def _cards(scan: RunScan) -> tuple[list[UnitView], str]:
+    """The units shown in full (as scanned: maybe lean), worst verdict first, and the note saying which."""
     shown: list[UnitView] = []
     parts = []
     for verdict in VERDICTS[:-1]:  # all but "passed", in the order of VERDICTS: worst first
-        group, label = by_verdict[verdict], VERDICT_LABELS[verdict]
+        group, label, total = scan.failing[verdict].kept(), VERDICT_LABELS[verdict], scan.verdicts[verdict]
         taken = group[: max(0, FAILED_CARDS_MAX - len(shown))]
         shown += taken
-        parts.append(
-            f"{len(taken)} of {len(group)} {label}" if len(taken) < len(group) else f"{len(group)} {label}"
-        )
-    for group in by_provider.values():
-        shown += [u for u in group if u.verdict == "passed"][:OK_SAMPLE_PER_PROVIDER]
+        parts.append(f"{len(taken)} of {total} {label}" if len(taken) < total else f"{total} {label}")
+    for provider in sorted(scan.passing):
+        shown += scan.passing[provider].kept()
+    where = "Every unit is in the table below." if scan.rows_complete else "runner export has every unit."
     note = (
         f"Units shown in full, worst first: {', '.join(parts)}, then the first {OK_SAMPLE_PER_PROVIDER} "
-        "passed units of each provider. Every unit is in the table below."
+        f"passed units of each provider. {where}"
     )
     return shown, note
 
 
-def build_run_context(data: RunData, *, generated_at: datetime | None = None) -> RunReportContext:
-    """Aggregate one run into the context of ``run.html``."""
-    units = sorted(data.units, key=lambda u: (u.provider, u.case_id, u.repeat))
-    by_provider: dict[str, list[UnitView]] = {}
-    for unit in units:
-        by_provider.setdefault(unit.provider, []).append(unit)
-    expected = expected_assertions(data.run.job_spec)
-    notes = _price_notes(data.run.job_spec)
-    providers = tuple(
-        ProviderSection(
-            name=name,
-            models=", ".join(sorted({u.model for u in group if u.model})) or "not reported",
-            price=describe_price(data.run.prices.get(name), notes.get(name)),
-            stats=group_stats(group, expected),
+def _rows(scan: RunScan, units: Sequence[UnitView]) -> tuple[list[UnitRow], str | None, str | None]:
+    """The table's rows of ``units`` (in full) in unit order, answers cut to the budget and outcomes
+    listed within theirs, with the notes saying what the table leaves out."""
+    rows = [unit_row(unit, None, scan.expected) for unit in sorted(units, key=unit_order)]
+    total = sum(len(row.answer) for row in rows)
+    if total > ANSWER_BUDGET_CHARS:
+        limit = max(EXCERPT_CHARS, ANSWER_BUDGET_CHARS // len(rows))
+        rows = [
+            replace(row, answer=row.answer[:limit], cut_chars=len(row.answer) - limit)
+            if len(row.answer) > limit
+            else row
+            for row in rows
+        ]
+    listed = listed_outcomes(rows)
+    rows = [row if row.id in listed else replace(row, outcomes=()) for row in rows]
+    rows_note = None
+    if not scan.rows_complete:
+        shown_failing = sum(row.verdict != "passed" for row in rows)
+        rows_note = (
+            f"Showing {len(rows):,} of {scan.units:,} units: {shown_failing:,} not passed "
+            f"(of {scan.units - scan.verdicts['passed']:,}) and a fixed sample of "
+            f"{len(rows) - shown_failing:,} passed (of {scan.verdicts['passed']:,})."
         )
-        for name, group in sorted(by_provider.items())
-    )
-    shown, note = _cards(units, by_provider)
-    total = sum(len(c.text) for u in units if u.completion for c in u.completion.choices[:1])
-    limit = max(EXCERPT_CHARS, ANSWER_BUDGET_CHARS // len(units)) if total > ANSWER_BUDGET_CHARS else None
-    listed = listed_outcomes(units)
-    rows = [unit_row(u, limit, expected, list_outcomes=u.id in listed) for u in units]
-    pages = tuple(
+    return rows, rows_note, outcomes_note(len(listed), len(rows))
+
+
+def _pages(rows: Sequence[UnitRow]) -> tuple[UnitPage, ...]:
+    return tuple(
         UnitPage(
             label=f"units {i + 1}-{min(i + PAGE_SIZE, len(rows))} of {len(rows)}: "
             f"{rows[i].provider} / {rows[i].case_id} to {rows[min(i + PAGE_SIZE, len(rows)) - 1].provider} / "
@@ -488,24 +244,68 @@ def build_run_context(data: RunData, *, generated_at: datetime | None = None) ->
         )
         for i in range(0, len(rows), PAGE_SIZE)
     )
-    summary = group_stats(units, expected)
+
+
+def scan_run(run: RunInfo, units: Iterable[UnitView], *, rows_max: int = ROWS_MAX) -> RunScan:
+    """One pass over ``units`` (any order; a stream from the store) into what the report shows."""
+    return RunScan(run, expected_assertions(run.job_spec), rows_max=rows_max).add_all(units)
+
+
+def run_context(
+    scan: RunScan,
+    *,
+    in_full: Callable[[Sequence[int]], Iterable[UnitView]] | None = None,
+    workers: tuple[WorkerShare, ...] = (),
+    generated_at: datetime | None = None,
+) -> RunReportContext:
+    """The context of ``run.html`` from a finished scan of the run's units.
+
+    Args:
+        in_full: reads units by id with every text (``repository.units_by_id``), when the scan was fed
+            lean units; None when they were whole already.
+    """
+    run = scan.run
+    notes = _price_notes(run.job_spec)
+    providers = tuple(
+        ProviderSection(
+            name=name,
+            models=", ".join(sorted(tally.models)) or "not reported",
+            price=describe_price(run.prices.get(name), notes.get(name)),
+            stats=tally.stats(),
+        )
+        for name, tally in sorted(scan.providers.items())
+    )
+    shown, note = _cards(scan)
+    listed = scan.rows.kept()
+    if in_full is not None:
+        whole = {unit.id: unit for unit in in_full([u.id for u in (*shown, *listed)])}
+        shown, listed = [whole[u.id] for u in shown], [whole[u.id] for u in listed]
+    rows, rows_note, listed_note = _rows(scan, listed)
+    summary = scan.summary.stats()
     return RunReportContext(
-        title=f"Run {data.run.id}: {data.run.job_name}",
+        title=f"Run {run.id}: {run.job_name}",
         generated_at=generated_at or datetime.now(UTC),
-        run=run_header(data.run, units),
+        run=header_at(run, scan.last_end),
         summary=summary,
         providers=providers,
-        charts=_run_charts(data, by_provider),
-        cards=tuple(unit_card(u, expected) for u in shown),
+        charts=run_charts(scan),
+        cards=tuple(unit_card(u, scan.expected) for u in shown),
         cards_note=note,
-        pages=pages,
-        resume_hint=resume_hint(data.run.id, data.run.status, summary.unfinished),
-        # The same counts as repository.reuse_counts (the CLI's summary line), from the loaded units.
-        reused=sum(1 for u in units if u.reused_from is not None),
-        sent=sum(1 for u in units if u.attempt_count > 0),
-        workers=data.workers,
-        timing_note=timing_note(data.run.loop_lag),
-        subset_note=subset_note(data.run.job_spec),
-        matrix=pass_matrix(units, required_rates(data.run.job_spec)) if units else None,
-        outcomes_note=outcomes_note(len(listed), len(units)),
+        pages=_pages(rows),
+        resume_hint=resume_hint(run.id, run.status, summary.unfinished),
+        # The same counts as repository.reuse_counts (the CLI's summary line), from the scanned units.
+        reused=scan.reused,
+        sent=scan.sent,
+        workers=workers,
+        timing_note=timing_note(run.loop_lag),
+        subset_note=subset_note(run.job_spec),
+        matrix=scan.matrix.matrix(required_rates(run.job_spec)) if scan.matrix else None,
+        outcomes_note=listed_note,
+        rows_note=rows_note,
     )
+
+
+def build_run_context(data: RunData, *, generated_at: datetime | None = None) -> RunReportContext:
+    """Aggregate one run held in memory into the context of ``run.html``."""
+    units = sorted(data.units, key=unit_order)
+    return run_context(scan_run(data.run, units), workers=data.workers, generated_at=generated_at)

@@ -8,9 +8,10 @@ from __future__ import annotations
 import math
 from collections import Counter
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Final
 
 from runner.report.common import not_evaluated
+from runner.report.tally import SAMPLE_CAP, ExactSum, Sample
 
 if TYPE_CHECKING:
     from collections.abc import Iterable, Mapping, Sequence
@@ -43,11 +44,6 @@ def output_rate(attempt: AttemptView) -> float | None:
         return None
     streaming = attempt.end_s - first
     return usage.output_tokens / streaming if streaming > 0 else None
-
-
-def _sum_or_none(values: Iterable[float | None]) -> float | None:
-    present = [v for v in values if v is not None]
-    return math.fsum(present) if present else None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -114,66 +110,156 @@ class GroupStats:
         return ratio(self.assertions_passed, self.assertions_total)
 
 
-def group_stats(units: Sequence[UnitView], expected: Mapping[str, Sequence[str]] | None = None) -> GroupStats:
+def group_stats(units: Iterable[UnitView], expected: Mapping[str, Sequence[str]] | None = None) -> GroupStats:
     """Aggregate ``units`` (and all their attempts) into one GroupStats.
 
     Args:
         expected: each case's expect keys (``common.expected_assertions``), to count the checks of units
             that have no stored outcomes as not evaluated; without it only stored outcomes count.
     """
-    attempts = [a for u in units for a in u.attempts]
-    good = [a for a in attempts if a.error is None]
-    kinds = Counter(a.error.kind for a in attempts if a.error is not None)
-    ttfts = [t for a in good if (t := a.ttft_s) is not None]
-    ttfrs = [t for a in good if (t := a.first_reasoning_s) is not None]
-    durations = [d for a in good if (d := duration_s(a)) is not None]
-    rates = [r for a in good if (r := output_rate(a)) is not None]
-    both = [a for a in attempts if a.cost_reported is not None and a.cost_computed is not None]
-    outcomes = [o for u in units for o in u.evaluated]
-    verdicts = Counter(u.verdict for u in units)
+    tally = GroupTally(expected)
+    for unit in units:
+        tally.add(unit)
+    return tally.stats()
 
-    def tokens(field: str) -> int:
-        return sum(getattr(a.usage, field) or 0 for a in attempts if a.usage is not None)
 
-    return GroupStats(
-        units=len(units),
-        ok=sum(u.status == "ok" for u in units),
-        failed=sum(u.status == "failed" for u in units),
-        unfinished=sum(u.status not in ("ok", "failed") for u in units),
-        passed=verdicts["passed"],
-        failed_assertions=verdicts["failed assertions"],
-        attempts=len(attempts),
-        retries=sum(max(0, len(u.attempts) - 1) for u in units),
-        failed_attempts=len(attempts) - len(good),
-        error_kinds=tuple(sorted(kinds.items(), key=lambda kv: (-kv[1], kv[0]))),
-        ttft_p50=percentile(ttfts, 50),
-        ttft_p90=percentile(ttfts, 90),
-        ttft_p99=percentile(ttfts, 99),
-        ttfr_p50=percentile(ttfrs, 50),
-        ttfr_p90=percentile(ttfrs, 90),
-        ttfr_p99=percentile(ttfrs, 99),
-        duration_p50=percentile(durations, 50),
-        duration_p90=percentile(durations, 90),
-        duration_p99=percentile(durations, 99),
-        gap_p50=percentile([g for a in good if (g := a.gap_p50_s) is not None], 50),
-        gap_p90=percentile([g for a in good if (g := a.gap_p90_s) is not None], 90),
-        tokens_per_s=percentile(rates, 50),
-        tokens=Tokens(
-            input=tokens("input_tokens"),
-            output=tokens("output_tokens"),
-            reasoning=tokens("reasoning_tokens"),
-            cached=tokens("cached_input_tokens"),
-        ),
-        cost=_sum_or_none(a.cost_usd for a in attempts),
-        cost_reported=_sum_or_none(a.cost_reported for a in attempts),
-        cost_computed=_sum_or_none(a.cost_computed for a in attempts),
-        cost_gap=math.fsum(a.cost_reported - a.cost_computed for a in both) if both else None,  # type: ignore[operator]
-        cost_wasted=_sum_or_none(a.cost_usd for a in attempts if a.error is not None),
-        assertions_passed=sum(o.passed for o in outcomes),
-        assertions_total=len(outcomes),
-        assertions_not_evaluated=sum(len(not_evaluated(u, expected or {})) for u in units),
-        units_passing=sum(all(o.passed for o in u.evaluated) for u in units),
-    )
+class GroupTally:
+    """GroupStats in one pass over units, in bounded memory: counts and sums exact, latency
+    percentiles over a ``Sample`` (exact up to its capacity of successful attempts).
+
+    The TTFT and gap samples are public: the run report charts them. ``add`` is the report's hot loop
+    (once per unit of a million-unit run): it appends to plain lists and settles once per unit.
+    """
+
+    def __init__(
+        self, expected: Mapping[str, Sequence[str]] | None = None, *, capacity: int = SAMPLE_CAP
+    ) -> None:
+        self._expected = expected or {}
+        self.counts: Counter[str] = Counter()  # units, statuses, verdicts, attempts and checks
+        self.error_kinds: Counter[str] = Counter()
+        self.ttft: Sample[float] = Sample(capacity)
+        self.ttfr: Sample[float] = Sample(capacity)
+        self.duration: Sample[float] = Sample(capacity)
+        self.gap_p50: Sample[float] = Sample(capacity)  # each stream's median inter-chunk gap
+        self.gap_p90: Sample[float] = Sample(capacity)
+        self.rate: Sample[float] = Sample(capacity)
+        self.tokens: Counter[str] = Counter()
+        self.sums = {name: ExactSum() for name in _SUMS}
+        self.models: set[str] = set()
+
+    def add(self, unit: UnitView) -> None:
+        counts = self.counts
+        counts["units"] += 1
+        counts["status " + unit.status] += 1
+        counts["verdict " + unit.verdict] += 1
+        counts["retries"] += max(0, len(unit.attempts) - 1)
+        outcomes = unit.evaluated
+        if outcomes:
+            passed = sum(o.passed for o in outcomes)
+            counts["assertions passed"] += passed
+            counts["assertions"] += len(outcomes)
+            counts["passing"] += passed == len(outcomes)
+        else:
+            counts["passing"] += 1
+        if unit.status != "ok":
+            counts["not evaluated"] += len(not_evaluated(unit, self._expected))
+        if unit.model:
+            self.models.add(unit.model)
+        counts["attempts"] += len(unit.attempts)
+        for attempt in unit.attempts:
+            self._add_attempt(attempt)
+        for sample in (self.ttft, self.ttfr, self.duration, self.gap_p50, self.gap_p90, self.rate):
+            sample.settle()
+
+    def _add_attempt(self, attempt: AttemptView) -> None:
+        usage, sums = attempt.usage, self.sums
+        if usage is not None:
+            tokens = self.tokens
+            tokens["input"] += usage.input_tokens or 0
+            tokens["output"] += usage.output_tokens or 0
+            tokens["reasoning"] += usage.reasoning_tokens or 0
+            tokens["cached"] += usage.cached_input_tokens or 0
+        if (cost := attempt.cost_usd) is not None:
+            sums["cost"].add(cost)
+            if attempt.error is not None:
+                sums["wasted"].add(cost)
+        reported, computed = attempt.cost_reported, attempt.cost_computed
+        if reported is not None:
+            sums["reported"].add(reported)
+            if computed is not None:
+                sums["gap"].add(reported - computed)
+        if computed is not None:
+            sums["computed"].add(computed)
+        if attempt.error is not None:
+            self.error_kinds[attempt.error.kind] += 1
+            return
+        if (ttft := attempt.ttft_s) is not None:
+            self.ttft.incoming.append(ttft)
+        if (ttfr := attempt.first_reasoning_s) is not None:
+            self.ttfr.incoming.append(ttfr)
+        if (end := attempt.end_s) is not None:
+            self.duration.incoming.append(end)
+        if (gap := attempt.gap_p50_s) is not None:
+            self.gap_p50.incoming.append(gap)
+        if (gap := attempt.gap_p90_s) is not None:
+            self.gap_p90.incoming.append(gap)
+        if (rate := output_rate(attempt)) is not None:
+            self.rate.incoming.append(rate)
+
+    @classmethod
+    def merged(cls, tallies: Iterable[GroupTally]) -> GroupTally:
+        """One tally of every unit of ``tallies`` (the run's, from its providers'), none of them changed."""
+        whole = cls()
+        for part in tallies:
+            whole.counts.update(part.counts)
+            whole.error_kinds.update(part.error_kinds)
+            whole.tokens.update(part.tokens)
+            whole.models |= part.models
+            whole.sums = {name: whole.sums[name].merged(part.sums[name]) for name in _SUMS}
+            for name in ("ttft", "ttfr", "duration", "gap_p50", "gap_p90", "rate"):
+                setattr(whole, name, getattr(whole, name).merged(getattr(part, name)))
+        return whole
+
+    def stats(self) -> GroupStats:
+        counts, sums = self.counts, self.sums
+        ttft, ttfr, durations = self.ttft.items, self.ttfr.items, self.duration.items
+        return GroupStats(
+            units=counts["units"],
+            ok=counts["status ok"],
+            failed=counts["status failed"],
+            unfinished=counts["units"] - counts["status ok"] - counts["status failed"],
+            passed=counts["verdict passed"],
+            failed_assertions=counts["verdict failed assertions"],
+            attempts=counts["attempts"],
+            retries=counts["retries"],
+            failed_attempts=sum(self.error_kinds.values()),
+            error_kinds=tuple(sorted(self.error_kinds.items(), key=lambda kv: (-kv[1], kv[0]))),
+            ttft_p50=percentile(ttft, 50),
+            ttft_p90=percentile(ttft, 90),
+            ttft_p99=percentile(ttft, 99),
+            ttfr_p50=percentile(ttfr, 50),
+            ttfr_p90=percentile(ttfr, 90),
+            ttfr_p99=percentile(ttfr, 99),
+            duration_p50=percentile(durations, 50),
+            duration_p90=percentile(durations, 90),
+            duration_p99=percentile(durations, 99),
+            gap_p50=percentile(self.gap_p50.items, 50),
+            gap_p90=percentile(self.gap_p90.items, 90),
+            tokens_per_s=percentile(self.rate.items, 50),
+            tokens=Tokens(**{name: self.tokens[name] for name in ("input", "output", "reasoning", "cached")}),
+            cost=sums["cost"].value,
+            cost_reported=sums["reported"].value,
+            cost_computed=sums["computed"].value,
+            cost_gap=sums["gap"].value,
+            cost_wasted=sums["wasted"].value,
+            assertions_passed=counts["assertions passed"],
+            assertions_total=counts["assertions"],
+            assertions_not_evaluated=counts["not evaluated"],
+            units_passing=counts["passing"],
+        )
+
+
+_SUMS: Final = ("cost", "reported", "computed", "gap", "wasted")
 
 
 # --- significance tests -------------------------------------------------------------------------------

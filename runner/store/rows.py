@@ -223,6 +223,15 @@ def completion_from_results(
     )
 
 
+def lean_completion(rows: Sequence[Mapping[Any, Any]]) -> Completion | None:
+    """The Completion of a result read without its texts (``repository.stream_units``): its id, model
+    and state only (no choices, no usage: the attempts carry the usage)."""
+    if not rows:
+        return None
+    first = rows[0]
+    return Completion(id=first["completion_id"], model=first["model"], complete=bool(first["complete"]))
+
+
 def attempt_view(row: Mapping[Any, Any]) -> AttemptView:
     """An AttemptView from an ``attempts`` row (``has_raw_capture`` a selected boolean)."""
     error = None

@@ -15,6 +15,10 @@ from runner.report.trend import build_trend_context
 from tests.report.browser import CHROMIUM, Browser
 from tests.report.factories import attempt_costs, make_run
 
+# The store's database fixtures (a migrated SQLite file, a fresh PostgreSQL schema) for reports read
+# from a database on both backends.
+from tests.store.conftest import db_url, pg_prefix  # noqa: F401
+
 if TYPE_CHECKING:
     from collections.abc import Iterator
     from pathlib import Path

@@ -13,6 +13,9 @@ from runner.store import repository
 from runner.store.records import AttemptWrite, UnitFinish, WriteItem
 
 if TYPE_CHECKING:
+    from collections.abc import Sequence
+    from datetime import datetime
+
     from sqlalchemy.orm import Session
 
     from runner.report.common import RunData
@@ -51,6 +54,14 @@ def _record(unit: UnitView, attempt: AttemptView, completion: Completion | None)
 
 def store_run(session: Session, data: RunData) -> str:
     """Write ``data`` as a finished run (units, attempts, results, assertions); return the new run id."""
+    run_id = create_fixture_run(session, data, sorted({u.case_id for u in data.units}))
+    store_units(session, run_id, data.units, now=data.run.finished_at)
+    repository.mark_run(session, run_id, "finished", now=data.run.finished_at)
+    return run_id
+
+
+def create_fixture_run(session: Session, data: RunData, case_ids: Sequence[str]) -> str:
+    """Create the run of ``data`` (its job, prices and start) with no units yet; return its id."""
     prices = {
         name: Price(**price) if isinstance(price, dict) else None for name, price in data.run.prices.items()
     }
@@ -62,10 +73,7 @@ def store_run(session: Session, data: RunData) -> str:
             )
             for name, price in prices.items()
         ),
-        cases=tuple(
-            CaseSpec(id=case, messages=({"role": "user", "content": case},))
-            for case in sorted({u.case_id for u in data.units})
-        ),
+        cases=tuple(CaseSpec(id=case, messages=({"role": "user", "content": case},)) for case in case_ids),
         tags=data.run.tags,
     )
     run = repository.create_run(
@@ -76,26 +84,33 @@ def store_run(session: Session, data: RunData) -> str:
         prices=prices,
         now=data.run.started_at,
     )
+    return run.id
+
+
+def store_units(session: Session, run_id: str, units: Sequence[UnitView], *, now: datetime | None) -> None:
+    """Add ``units`` to run ``run_id``, claim them and write their attempts and results (one batch:
+    a benchmark calls this once per slice of a huge run)."""
     repository.add_units(
         session,
-        run.id,
+        run_id,
         [
             Unit(
                 key=u.key,
                 provider=u.provider,
                 case_id=u.case_id,
                 repeat=u.repeat,
-                request_hash=hashlib.sha256(f"{run.id}/{u.key}".encode()).hexdigest(),
+                request_hash=hashlib.sha256(f"{run_id}/{u.key}".encode()).hexdigest(),
             )
-            for u in data.units
+            for u in units
         ],
     )
+    start = min((a.started_at for u in units for a in u.attempts), default=now)
     claimed = repository.claim_units(
-        session, run.id, "fixture", limit=len(data.units) or 1, lease_seconds=86400, now=data.run.started_at
+        session, run_id, "fixture", limit=len(units) or 1, lease_seconds=86400 * 365, now=start
     )
     ids = {c.key: c.id for c in claimed}
     items: list[WriteItem] = []
-    for unit in data.units:
+    for unit in units:
         for attempt in unit.attempts[:-1]:
             items.append(
                 AttemptWrite(
@@ -115,6 +130,4 @@ def store_run(session: Session, data: RunData) -> str:
                 assertions=unit.assertions,
             )
         )
-    repository.write_batch(session, items, now=data.run.finished_at)
-    repository.mark_run(session, run.id, "finished", now=data.run.finished_at)
-    return run.id
+    repository.write_batch(session, items, now=now)

@@ -85,7 +85,7 @@ def test_report_loads_without_console_errors(
         assert record.errors == []
         assert record.console == []
         assert record.foreign_requests == []
-        charts = {"run": 4, "diff": 0, "trend": 6, "cost": 1}[kind]
+        charts = {"run": 7, "diff": 0, "trend": 6, "cost": 1}[kind]
         assert browser.evaluate("document.querySelectorAll('svg.chart').length", session) == charts
         assert browser.evaluate("document.querySelectorAll('h2').length", session) >= 2
     finally:
@@ -93,7 +93,7 @@ def test_report_loads_without_console_errors(
 
 
 def test_run_report_screenshot(browser: Browser, env: Environment, tmp_path: Path) -> None:
-    """The run report paints a non-blank page whose four charts have drawn marks and a size on screen."""
+    """The run report paints a non-blank page whose seven charts have drawn marks and a size on screen."""
     path = write_report(tmp_path / "run.html", render(env, all_contexts(hostile=False)["run"]))
     record, session = browser.load(path.as_uri(), height=2400)
     try:
@@ -109,7 +109,7 @@ def test_run_report_screenshot(browser: Browser, env: Environment, tmp_path: Pat
             "[s.querySelectorAll('rect, circle, polyline').length, s.getBoundingClientRect().width])",
             session,
         )
-        assert len(marks) == 4
+        assert len(marks) == 7
         assert all(count > 0 and width > 300 for count, width in marks)
     finally:
         browser.close_tab(session)

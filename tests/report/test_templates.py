@@ -71,15 +71,15 @@ def test_hostile_output_appears_as_text() -> None:
 
 
 def test_run_report_shows_what_the_issue_asks() -> None:
-    """The run report has the summary, per-provider figures, the four charts, cases and paged units."""
+    """The run report has the summary, per-provider figures, the seven charts, cases and paged units."""
     context = all_contexts(hostile=False)["run"]
     assert isinstance(context, RunReportContext)
     html = render(make_environment(), context)
     for heading in ("Summary", "Per provider", "Charts", "Cases shown in full", "All units"):
         assert f">{heading}</h2>" in html
-    for chart in ("ttft", "latency", "errors", "cost"):
+    for chart in ("ttft", "latency", "ttft-box", "gap-box", "errors", "error-kinds", "cost"):
         assert f'id="chart-{chart}"' in html
-    assert html.count("<svg") == 4
+    assert html.count("<svg") == 7
     assert html.count("<tr><td>mini</td>") + html.count("<tr><td>claude</td>") + html.count(
         "<tr><td>runware</td>"
     ) >= len(context.pages[0].rows)

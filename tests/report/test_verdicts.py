@@ -98,12 +98,13 @@ def test_charts_of_a_run_without_a_successful_attempt_say_so() -> None:
     data = make_run(6, seed=7)
     context = _context(replace(data, units=tuple(failed_unit(u) for u in data.units)))
     by_id = {chart.id: chart for chart in context.charts}
-    assert by_id["ttft"].empty == "no successful attempt"
-    assert by_id["latency"].empty == "no successful attempt"
+    for latency in ("ttft", "latency", "ttft-box", "gap-box"):
+        assert by_id[latency].empty == "no successful attempt"
     assert by_id["errors"].empty is None
+    assert by_id["error-kinds"].empty is None
     html = render(make_environment(), context)
-    assert html.count("<svg") == 2
-    assert html.count("no successful attempt") >= 2
+    assert html.count("<svg") == 3  # errors, errors by kind, cost
+    assert html.count("no successful attempt") >= 4
 
 
 def test_time_to_first_reasoning_token_is_shown_beside_ttft() -> None:

@@ -48,7 +48,9 @@ from runner.store.repository.reads import (
     reuse_counts,
     spend_so_far,
     stored_capture,
+    stream_units,
     unit_counts,
+    units_by_id,
 )
 from runner.store.repository.reports import attempt_costs
 from runner.store.repository.runs import (
@@ -99,6 +101,8 @@ __all__ = [
     "reuse_counts",
     "spend_so_far",
     "stored_capture",
+    "stream_units",
     "unit_counts",
+    "units_by_id",
     "write_batch",
 ]

@@ -5,9 +5,11 @@ from __future__ import annotations
 
 from collections import defaultdict
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, cast
+from itertools import groupby
+from operator import itemgetter
+from typing import TYPE_CHECKING, Any, cast
 
-from sqlalchemy import case, func, select
+from sqlalchemy import case, func, null, select
 
 from runner.errors import StorageError
 from runner.store.records import UnitStatus, UnitView, unit_verdict
@@ -18,12 +20,13 @@ from runner.store.rows import (
     completion_error_from_dict,
     completion_from_results,
     decompress_raw,
+    lean_completion,
 )
 
 if TYPE_CHECKING:
-    from collections.abc import Iterator, Sequence
+    from collections.abc import Iterator, Mapping, Sequence
 
-    from sqlalchemy.engine import RowMapping
+    from sqlalchemy.engine import Connection, Result, RowMapping
     from sqlalchemy.orm import Session
 
 
@@ -169,7 +172,7 @@ def iter_units(session: Session, run_id: str, *, page_size: int = 500) -> Iterat
         with transaction(session, write=False) as conn:
             units = (
                 conn.execute(
-                    select(UNITS)
+                    select(*_UNIT_COLUMNS)
                     .where(UNITS.c.run_id == run_id, UNITS.c.id > last_id)
                     .order_by(UNITS.c.id)
                     .limit(page_size)
@@ -179,33 +182,154 @@ def iter_units(session: Session, run_id: str, *, page_size: int = 500) -> Iterat
             )
             if not units:
                 return
-            ids = [row["id"] for row in units]
-            attempts = defaultdict(list)
-            columns = [c for c in ATTEMPTS.c if c.name != "raw_capture"]
-            has_raw = ATTEMPTS.c.raw_capture.is_not(None).label("has_raw_capture")
-            for row in conn.execute(
-                select(*columns, has_raw)
-                .where(ATTEMPTS.c.unit_id.in_(ids))
-                .order_by(ATTEMPTS.c.unit_id, ATTEMPTS.c.number, ATTEMPTS.c.id)
-            ).mappings():
-                attempts[row["unit_id"]].append(row)
-            results = defaultdict(list)
-            for row in conn.execute(
-                select(RESULTS)
-                .where(RESULTS.c.unit_id.in_(ids))
-                .order_by(RESULTS.c.unit_id, RESULTS.c.choice_index)
-            ).mappings():
-                results[row["unit_id"]].append(row)
-        last_id = ids[-1]
-        for unit in units:
-            yield _unit_view(unit, attempts[unit["id"]], results[unit["id"]])
+            views = _read_views(conn, units)
+        last_id = units[-1]["id"]
+        yield from views
 
 
-def _unit_view(unit: RowMapping, attempts: Sequence[RowMapping], results: Sequence[RowMapping]) -> UnitView:
-    final_attempt = (
-        next((row for row in attempts if row["id"] == results[0]["attempt_id"]), None) if results else None
+def stream_units(session: Session, run_id: str, *, batch: int = 2000) -> Iterator[UnitView]:
+    """Every unit of a run in unit order, lean: without what only a reader of its texts needs (its
+    completion has no choices or usage, its attempts no error message, stream error, partial output or
+    raw usage). The run report scans a run so, then reads the few units it shows in full with
+    ``units_by_id``.
+
+    Read in one transaction through three cursors walked side by side:
+    The units, their attempts and their first results each come from one ordered query, fetched
+    ``batch`` rows at a time (``yield_per``: a server-side cursor on PostgreSQL), so a million-unit
+    run streams in flat memory at about twice the speed of ``iter_units``' pages of IN lists.
+    """
+    of_run = UNITS.c.run_id == run_id
+    skipped = [c if c.name not in _ATTEMPT_TEXTS else null().label(c.name) for c in ATTEMPTS.c]
+    has_raw = ATTEMPTS.c.raw_capture.is_not(None).label("has_raw_capture")
+    attempts_query = (
+        select(*(c for c in skipped if c.name != "raw_capture"), has_raw)
+        .join(UNITS, UNITS.c.id == ATTEMPTS.c.unit_id)
+        .where(of_run)
+        .order_by(ATTEMPTS.c.unit_id, ATTEMPTS.c.number, ATTEMPTS.c.id)
     )
-    stream_error = completion_error_from_dict(final_attempt["stream_error"]) if final_attempt else None
+    results_query = (
+        select(*(RESULTS.c[name] for name in _RESULT_FACTS))
+        .join(UNITS, UNITS.c.id == RESULTS.c.unit_id)
+        .where(of_run, RESULTS.c.choice_index == 0)
+        .order_by(RESULTS.c.unit_id)
+    )
+    units_query = select(*_UNIT_COLUMNS).where(of_run).order_by(UNITS.c.id)
+    with transaction(session, write=False) as conn:
+        streaming = conn.execution_options(yield_per=batch)
+        attempts = _by_unit(streaming.execute(attempts_query))
+        results = _by_unit(streaming.execute(results_query))
+        next_attempts, next_results = next(attempts, None), next(results, None)
+        units = streaming.execute(units_query)
+        keys = list(units.keys())
+        for unit in units:
+            row = dict(zip(keys, unit, strict=True))
+            mine: list[dict[str, Any]] = []
+            if next_attempts is not None and next_attempts[0] == row["id"]:
+                mine, next_attempts = next_attempts[1], next(attempts, None)
+            result: list[dict[str, Any]] = []
+            if next_results is not None and next_results[0] == row["id"]:
+                result, next_results = next_results[1], next(results, None)
+            yield _unit_view(row, mine, result, texts=False)
+
+
+def _by_unit(rows: Result[Any]) -> Iterator[tuple[int, list[dict[str, Any]]]]:
+    """``(unit_id, its rows as dicts)`` of rows ordered by unit id.
+
+    ``dict(zip(keys, row))`` runs in C; ``Row._asdict`` (Python) took a third of a report's read time.
+    """
+    keys = list(rows.keys())
+    for unit_id, group in groupby(rows, key=itemgetter(keys.index("unit_id"))):
+        yield unit_id, [dict(zip(keys, row, strict=True)) for row in group]
+
+
+def units_by_id(session: Session, run_id: str, ids: Sequence[int], *, page_size: int = 500) -> list[UnitView]:
+    """The units ``ids`` of a run in full (every text), in unit order; ids of no unit of it are skipped."""
+    wanted = sorted(set(ids))
+    views: list[UnitView] = []
+    for start in range(0, len(wanted), page_size):
+        chunk = wanted[start : start + page_size]
+        with transaction(session, write=False) as conn:
+            units = (
+                conn.execute(
+                    select(*_UNIT_COLUMNS)
+                    .where(UNITS.c.run_id == run_id, UNITS.c.id.in_(chunk))
+                    .order_by(UNITS.c.id)
+                )
+                .mappings()
+                .all()
+            )
+            views += _read_views(conn, units)
+    return views
+
+
+_UNIT_COLUMNS = (
+    UNITS.c.id,
+    UNITS.c.run_id,
+    UNITS.c.key,
+    UNITS.c.provider,
+    UNITS.c.case_id,
+    UNITS.c.repeat,
+    UNITS.c.request_hash,
+    UNITS.c.status,
+    UNITS.c.attempts,
+    UNITS.c.reused_from,
+    UNITS.c.finished_at,
+)
+# Columns only a reader of a unit's texts needs: read as NULL by a lean read (``texts=False``).
+_ATTEMPT_TEXTS = frozenset({"raw_capture", "error_message", "stream_error", "partial_choices", "usage_raw"})
+# What a lean read takes of a unit's result (its first choice's row): what its verdict and cost need.
+_RESULT_FACTS = (
+    "unit_id",
+    "attempt_id",
+    "model",
+    "completion_id",
+    "complete",
+    "cost_reported",
+    "cost_computed",
+    "assertions",
+)
+
+
+def _read_views(conn: Connection, units: Sequence[RowMapping]) -> list[UnitView]:
+    """The views of ``units`` (rows of ``_UNIT_COLUMNS``): their attempts and results in two queries."""
+    ids = [row["id"] for row in units]
+    attempts = defaultdict(list)
+    columns = [c for c in ATTEMPTS.c if c.name != "raw_capture"]
+    has_raw = ATTEMPTS.c.raw_capture.is_not(None).label("has_raw_capture")
+    # Plain dicts (``Row._asdict``, in C) read far faster by name than RowMappings: this runs per attempt.
+    for row in conn.execute(
+        select(*columns, has_raw)
+        .where(ATTEMPTS.c.unit_id.in_(ids))
+        .order_by(ATTEMPTS.c.unit_id, ATTEMPTS.c.number, ATTEMPTS.c.id)
+    ).all():
+        attempt = row._asdict()
+        attempts[attempt["unit_id"]].append(attempt)
+    results = defaultdict(list)
+    for row in conn.execute(
+        select(RESULTS).where(RESULTS.c.unit_id.in_(ids)).order_by(RESULTS.c.unit_id, RESULTS.c.choice_index)
+    ).all():
+        result = row._asdict()
+        results[result["unit_id"]].append(result)
+    return [_unit_view(unit, attempts[unit["id"]], results[unit["id"]]) for unit in units]
+
+
+def _unit_view(
+    unit: Mapping[Any, Any],
+    attempts: Sequence[Mapping[Any, Any]],
+    results: Sequence[Mapping[Any, Any]],
+    *,
+    texts: bool = True,
+) -> UnitView:
+    if texts:
+        final_attempt = (
+            next((row for row in attempts if row["id"] == results[0]["attempt_id"]), None)
+            if results
+            else None
+        )
+        stream_error = completion_error_from_dict(final_attempt["stream_error"]) if final_attempt else None
+        completion = completion_from_results(results, stream_error)
+    else:
+        completion = lean_completion(results)
     return UnitView(
         id=unit["id"],
         run_id=unit["run_id"],
@@ -219,7 +343,7 @@ def _unit_view(unit: RowMapping, attempts: Sequence[RowMapping], results: Sequen
         reused_from=unit["reused_from"],
         finished_at=unit["finished_at"],
         attempts=tuple(attempt_view(row) for row in attempts),
-        completion=completion_from_results(results, stream_error),
+        completion=completion,
         cost_reported=results[0]["cost_reported"] if results else None,
         cost_computed=results[0]["cost_computed"] if results else None,
         assertions=assertions_from_json(results[0]["assertions"]) if results else (),
