@@ -83,6 +83,9 @@ class ClaimedUnit:
     attempts: int
     lease_expires_at: datetime
     lease_token: int = 0
+    # A grading unit's: the unit it grades and the grading request it sends (None for a job's unit).
+    graded_unit_id: int | None = None
+    grading_prompt: str | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -120,9 +123,53 @@ class UnitFinish:
     lease_token: int | None = None  # as in AttemptWrite
     completion: Completion | None = None
     assertions: tuple[AssertionOutcome, ...] | None = None  # outcomes of the case's expect, if any
+    # A judged unit's final result: the grading unit to queue with it (same transaction, so a unit
+    # is never finished without its grading on the way).
+    grading: GradingRequest | None = None
+    # A grading unit's end: its verdict becomes the graded unit's ``judge`` outcome.
+    graded_unit_id: int | None = None
+    verdict: AssertionOutcome | None = None
 
 
-WriteItem = AttemptWrite | UnitFinish
+@dataclass(frozen=True, slots=True, kw_only=True)
+class GradingRequest:
+    """A grading unit to queue: a judge provider's request grading the unit ``graded_unit_id``.
+
+    ``key`` is the graded unit's key with ``#judge`` (unique in its run, never a job unit's key);
+    ``case_id`` and ``repeat`` are the graded unit's; ``prompt`` is the rendered grading request.
+    """
+
+    graded_unit_id: int
+    key: str
+    provider: str
+    case_id: str
+    repeat: int
+    request_hash: str
+    prompt: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class GradedUnit:
+    """A finished unit of a judged case that has neither a judge outcome nor a grading unit (a run
+    stopped between the two, or a ``--reuse`` copy): ``--resume`` queues its grading."""
+
+    id: int
+    key: str
+    case_id: str
+    repeat: int
+    completion: Completion | None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Flush:
+    """A writer item that stores nothing: ``done`` is called once every item sent before it is
+    committed (the engine waits on it before deciding whether grading units are still to come)."""
+
+    done: Callable[[], None]
+
+
+StoredItem = AttemptWrite | UnitFinish
+WriteItem = AttemptWrite | UnitFinish | Flush
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

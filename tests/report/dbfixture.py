@@ -10,7 +10,7 @@ from runner.job.plan import Unit
 from runner.model import AttemptError, AttemptRecord, AttemptTiming, Completion, Usage
 from runner.spec import CaseSpec, JobSpec, Price, ProviderSpec
 from runner.store import repository
-from runner.store.records import AttemptWrite, UnitFinish, WriteItem
+from runner.store.records import AttemptWrite, StoredItem, UnitFinish
 
 if TYPE_CHECKING:
     from sqlalchemy.orm import Session
@@ -94,7 +94,7 @@ def store_run(session: Session, data: RunData) -> str:
         session, run.id, "fixture", limit=len(data.units) or 1, lease_seconds=86400, now=data.run.started_at
     )
     ids = {c.key: c.id for c in claimed}
-    items: list[WriteItem] = []
+    items: list[StoredItem] = []
     for unit in data.units:
         for attempt in unit.attempts[:-1]:
             items.append(

@@ -28,6 +28,7 @@ from runner.store.records import (
     UnitView,
 )
 from runner.store.repository.failures import ProviderFailures, failure_breakdown
+from runner.store.repository.grading import grading_cost, queue_gradings, ungraded_units
 from runner.store.repository.queue import (
     add_units,
     any_outstanding,
@@ -85,6 +86,7 @@ __all__ = [
     "failure_breakdown",
     "get_run",
     "graded_verdicts",
+    "grading_cost",
     "iter_units",
     "job_spec_json",
     "list_runs",
@@ -92,6 +94,7 @@ __all__ = [
     "mark_run",
     "new_run_id",
     "prices_json",
+    "queue_gradings",
     "raw_capture",
     "release_units",
     "renew_leases",
@@ -99,6 +102,7 @@ __all__ = [
     "reuse_counts",
     "spend_so_far",
     "stored_capture",
+    "ungraded_units",
     "unit_counts",
     "write_batch",
 ]

@@ -11,7 +11,7 @@ from sqlalchemy import case, func, select
 
 from runner.errors import StorageError
 from runner.store.records import UnitStatus, UnitView, unit_verdict
-from runner.store.repository.sql import ATTEMPTS, RESULTS, UNITS, booked_cost_sql, transaction
+from runner.store.repository.sql import ATTEMPTS, JOB_UNIT, RESULTS, UNITS, booked_cost_sql, transaction
 from runner.store.rows import (
     assertions_from_json,
     attempt_view,
@@ -42,7 +42,9 @@ def unit_counts(session: Session, run_id: str) -> dict[UnitStatus, int]:
     """How many units of a run are in each status (every status present, zero included)."""
     with transaction(session, write=False) as conn:
         rows = conn.execute(
-            select(UNITS.c.status, func.count()).where(UNITS.c.run_id == run_id).group_by(UNITS.c.status)
+            select(UNITS.c.status, func.count())
+            .where(UNITS.c.run_id == run_id, JOB_UNIT)
+            .group_by(UNITS.c.status)
         ).all()
     counts: dict[UnitStatus, int] = {"pending": 0, "running": 0, "ok": 0, "failed": 0}
     counts.update({cast("UnitStatus", status): count for status, count in rows})
@@ -55,7 +57,7 @@ def counts_by_owner(session: Session, run_id: str) -> dict[str, dict[UnitStatus,
     Units no process holds (``pending``, reused or finished before owners were kept) come under ""."""
     query = (
         select(UNITS.c.lease_owner, UNITS.c.status, func.count())
-        .where(UNITS.c.run_id == run_id)
+        .where(UNITS.c.run_id == run_id, JOB_UNIT)
         .group_by(UNITS.c.lease_owner, UNITS.c.status)
     )
     with transaction(session, write=False) as conn:
@@ -73,7 +75,7 @@ def reuse_counts(session: Session, run_id: str) -> tuple[int, int]:
     query = select(
         func.count(UNITS.c.reused_from),
         func.coalesce(func.sum(case((UNITS.c.attempts > 0, 1), else_=0)), 0),
-    ).where(UNITS.c.run_id == run_id)
+    ).where(UNITS.c.run_id == run_id, JOB_UNIT)
     with transaction(session, write=False) as conn:
         reused, sent = conn.execute(query).one()
     return int(reused), int(sent)
@@ -160,7 +162,8 @@ def graded_verdicts(session: Session, run_id: str) -> list[tuple[str, str, bool]
 
 
 def iter_units(session: Session, run_id: str, *, page_size: int = 500) -> Iterator[UnitView]:
-    """Every unit of a run in unit order, with its attempts and stored completion.
+    """Every unit of a run's job in unit order, with its attempts and stored completion. Grading units
+    are no units of the job: left out (their verdicts are the graded units' ``judge`` outcomes).
 
     Reads page by page, one short transaction per page, so a 100,000-unit run streams in flat memory.
     """
@@ -170,7 +173,7 @@ def iter_units(session: Session, run_id: str, *, page_size: int = 500) -> Iterat
             units = (
                 conn.execute(
                     select(UNITS)
-                    .where(UNITS.c.run_id == run_id, UNITS.c.id > last_id)
+                    .where(UNITS.c.run_id == run_id, UNITS.c.id > last_id, JOB_UNIT)
                     .order_by(UNITS.c.id)
                     .limit(page_size)
                 )
