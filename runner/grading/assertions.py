@@ -39,6 +39,8 @@ EXPECT_KEYS: Final = (
     "python",
     "pass_rate",  # not a per-unit assertion: judged over a case's repeats (runner.grading.rates)
 )
+# A judged unit's ``judge`` outcome until its grading unit answers.
+PENDING_JUDGE: Final = AssertionOutcome(name="judge", passed=False, pending=True, detail="grading pending")
 # The JSON-schema subset tool_call.arguments may use. Annotation keywords are accepted and ignored;
 # any other keyword is a problem, so a schema never silently checks less than its author thinks.
 SCHEMA_KEYWORDS: Final = ("type", "properties", "required", "enum", "items", "additionalProperties")
@@ -378,8 +380,8 @@ def evaluate(
     ``ttft_s`` and ``duration_s`` are the final attempt's; ``cost_usd`` is the unit's total (all its
     attempts). A figure that was never measured fails its limit rather than passing it silently.
     ``variables`` are the case's row vars, handed to a custom check (``python``) with the completion.
-    ``judge`` has no outcome here: a judge provider's request grades it later (runner.grading.judge),
-    and until then the unit's outcomes lack it (grading pending: neither a pass nor a failure).
+    ``judge`` is ``pending`` here: a judge provider's request grades it later (runner.grading.judge),
+    and its verdict then replaces this outcome.
     """
     choice = completion.choices[0] if completion and completion.choices else None
     limits: _Limits = {
@@ -390,7 +392,8 @@ def evaluate(
     return tuple(
         custom.run_check(expect.check, completion, variables or {})
         if key == "python"
+        else PENDING_JUDGE
+        if key == "judge"
         else _eval_key(key, expect, choice, limits)
         for key in expect.keys
-        if key != "judge"
     )

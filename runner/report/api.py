@@ -35,7 +35,9 @@ def load_run(session: Session, ref: str) -> RunData:
         for owner, counts in sorted(repository.counts_by_owner(session, info.id).items())
         if owner  # "": units no process holds (pending, reused)
     )
-    return RunData(run=info, units=units, workers=workers)
+    graded = any(o.name == "judge" for u in units for o in u.assertions)
+    grading = repository.grading_cost(session, info.id) if graded else None
+    return RunData(run=info, units=units, workers=workers, grading_cost=grading)
 
 
 def build_run_report(session: Session, ref: str) -> RunReportContext:

@@ -176,6 +176,7 @@ class RunReportContext:
     subset_note: str | None = None  # set when the run was started on a subset of its job (--providers...)
     matrix: PassMatrix | None = None  # case x provider passes over repeats (None: no unit)
     outcomes_note: str | None = None  # set when the unit table lists only some units' outcomes
+    grading_cost: float | None = None  # USD of the judges' grading requests (None: no judge graded)
 
     @property
     def worker_hosts(self) -> int:
@@ -508,4 +509,5 @@ def build_run_context(data: RunData, *, generated_at: datetime | None = None) ->
         subset_note=subset_note(data.run.job_spec),
         matrix=pass_matrix(units, required_rates(data.run.job_spec)) if units else None,
         outcomes_note=outcomes_note(len(listed), len(units)),
+        grading_cost=data.grading_cost,
     )

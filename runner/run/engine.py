@@ -368,6 +368,7 @@ async def _work_unit(
         estimate=estimate_tokens(provider, case),
     )
     counters = progress.of(provider.name)  # its in_flight was counted by the feeder at the claim
+    counters.grading = unit.grading_prompt is not None
     async with send:
         try:
             final, cost, unit_spent = await _attempt_until_final(ctx, work, send, state, counters)

@@ -38,10 +38,14 @@ def unit_verdict(status: UnitStatus, assertions: Sequence[AssertionOutcome]) -> 
     """A unit's verdict: ``passed`` only when it ended ok and every assertion on its result held.
 
     A unit without a final result (``failed``, or not finished) has its assertions not evaluated:
-    whatever an older runner stored for its partial output does not count either way.
+    whatever an older runner stored for its partial output does not count either way. An ok unit whose
+    judge is still grading (and that failed nothing else) is ``not done``.
     """
     if status == "ok":
-        return "failed assertions" if any(not o.passed for o in assertions) else "passed"
+        if any(not o.passed and not o.pending for o in assertions):
+            return "failed assertions"
+        # A judge still grading: neither passed nor failed yet.
+        return "not done" if any(o.pending for o in assertions) else "passed"
     return "failed" if status == "failed" else "not done"
 
 
@@ -334,6 +338,7 @@ class AttemptCost:
     # "model" param over it), for attempts whose provider reported none (failed ones, Runware).
     requested_model: str | None = None
     superseded: bool = False  # made under a lease another process had taken (see AttemptView)
+    grading: bool = False  # an attempt of a grading unit (a judge's request): grading cost
 
     @property
     def cost_usd(self) -> float | None:
