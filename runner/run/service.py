@@ -125,16 +125,17 @@ class RunSummary:
     # summary read back from the database). Stored as runs.loop_lag, the worst process's.
     loop_lag: LoopLag | None = None
     grading_usd: float = 0.0  # of spent_usd, what judge providers' grading requests cost
+    grading_pending: int = 0  # ok units whose judge has not answered (a stopped run): not done yet
 
     @property
     def verdicts(self) -> Mapping[Verdict, int]:
         """Units per verdict (``records.unit_verdict``), as the run report counts them."""
         counts = self.counts
         return {
-            "passed": counts.get("ok", 0) - self.assertions_failed,
+            "passed": counts.get("ok", 0) - self.assertions_failed - self.grading_pending,
             "failed assertions": self.assertions_failed,
             "failed": counts.get("failed", 0),
-            "not done": counts.get("pending", 0) + counts.get("running", 0),
+            "not done": counts.get("pending", 0) + counts.get("running", 0) + self.grading_pending,
         }
 
     @property
@@ -501,6 +502,7 @@ def _summarize(database: Database, run_id: str) -> RunSummary:
         rates = _rates(session, run.job_spec, run_id)
         reused, sent = repository.reuse_counts(session, run_id)
         grading = repository.grading_cost(session, run_id)
+        grading_pending = repository.count_grading_pending(session, run_id)
     return RunSummary(
         run_id=run.id,
         status=run.status,
@@ -511,6 +513,7 @@ def _summarize(database: Database, run_id: str) -> RunSummary:
         reused=reused,
         sent=sent,
         grading_usd=grading,
+        grading_pending=grading_pending,
     )
 
 

@@ -15,6 +15,7 @@ import pytest
 import trio
 from sqlalchemy import text
 
+from runner.run.service import summarize
 from tests.run.processes import run_runner, start_runner, wait_for
 
 if TYPE_CHECKING:
@@ -94,6 +95,9 @@ async def test_resume_grades_what_was_not_graded_exactly_once(
     judged, grading = state(database)
     assert all(status == "ok" and outcome["pending"] for _, status, outcome in judged), judged
     assert [(g[1], g[2]) for g in grading] == [("running", 0)] * 4  # the judge had not answered
+    ((run_id,),) = rows(database, "SELECT id FROM runs")
+    stopped = await trio.to_thread.run_sync(summarize, database, run_id)
+    assert stopped.verdicts == {"passed": 0, "failed assertions": 0, "failed": 0, "not done": 4}
     # As if the run had stopped between unit 4's result and the queueing of its grading.
     with database.engine.begin() as conn:
         conn.execute(text("DELETE FROM units WHERE key = 'target/c/4#judge'"))

@@ -28,7 +28,12 @@ from runner.store.records import (
     UnitView,
 )
 from runner.store.repository.failures import ProviderFailures, failure_breakdown
-from runner.store.repository.grading import grading_cost, queue_gradings, ungraded_units
+from runner.store.repository.grading import (
+    count_grading_pending,
+    grading_cost,
+    queue_gradings,
+    ungraded_units,
+)
 from runner.store.repository.queue import (
     add_units,
     any_outstanding,
@@ -80,6 +85,7 @@ __all__ = [
     "attempt_costs",
     "claim_units",
     "count_failed_assertions",
+    "count_grading_pending",
     "count_outstanding",
     "counts_by_owner",
     "create_run",

@@ -9,10 +9,10 @@ from typing import TYPE_CHECKING
 from sqlalchemy import exists, func, select
 from sqlalchemy.orm import aliased
 
-from runner.store.records import GradedUnit
-from runner.store.repository.sql import ATTEMPTS, RESULTS, UNITS, booked_cost_sql, transaction
+from runner.store.records import GradedUnit, unit_verdict
+from runner.store.repository.sql import ATTEMPTS, JOB_UNIT, RESULTS, UNITS, booked_cost_sql, transaction
 from runner.store.repository.writes import queue_gradings as _queue
-from runner.store.rows import completion_from_results
+from runner.store.rows import assertions_from_json, completion_from_results
 
 if TYPE_CHECKING:
     from collections.abc import Collection, Sequence
@@ -71,6 +71,19 @@ def queue_gradings(session: Session, gradings: Sequence[GradingRequest]) -> None
     """Queue grading units as ``pending`` (idempotent by key)."""
     with transaction(session, write=True) as conn:
         _queue(conn, list(gradings))
+
+
+def count_grading_pending(session: Session, run_id: str) -> int:
+    """``ok`` units of a run's job whose judge has not answered yet (a ``pending`` judge outcome, and no
+    failed assertion besides): their verdict is "not done" (``records.unit_verdict``)."""
+    query = (
+        select(UNITS.c.status, RESULTS.c.assertions)
+        .join(UNITS, UNITS.c.id == RESULTS.c.unit_id)
+        .where(UNITS.c.run_id == run_id, UNITS.c.status == "ok", JOB_UNIT, RESULTS.c.assertions.is_not(None))
+    )
+    with transaction(session, write=False) as conn:
+        stored = conn.execute(query).all()
+    return sum(1 for status, data in stored if unit_verdict(status, assertions_from_json(data)) == "not done")
 
 
 def grading_cost(session: Session, run_id: str) -> float:
