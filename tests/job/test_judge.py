@@ -206,3 +206,18 @@ def test_the_readme_shows_the_default_grading_prompt_verbatim() -> None:
     shown = re.search(r"<!-- default grading prompt -->\n```jinja\n(.*?)```", text, re.DOTALL)
     assert shown is not None, "README lost its default grading prompt block"
     assert shown.group(1) == DEFAULT_GRADING_PROMPT
+
+
+def test_a_judge_need_not_express_the_cases_it_grades() -> None:
+    """A case the judge's dialect could not send (openai-responses refuses `stop`) still loads."""
+    text = job_text().replace(
+        'model = "judge-model"\nrole = "judge"',
+        'model = "judge-model"\nrole = "judge"\ndialect = "openai-responses"',
+    )
+    text = text.replace('name = "grader"\ndialect = "openai-chat"\n', 'name = "grader"\n')
+    text = text.replace("vars = [", 'params = { stop = ["."] }\nvars = [')
+    job = parse_job(text, path="job.toml")
+    assert [p.dialect for p in job.providers if p.role == "judge"] == ["openai-responses"]
+    # The same provider as a target would be sent the case: then the case is refused at load.
+    with pytest.raises(ConfigError, match="provider 'grader'"):
+        parse_job(text.replace('role = "judge"\n', ""), path="job.toml")
