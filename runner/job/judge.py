@@ -19,6 +19,7 @@ if TYPE_CHECKING:
     from collections.abc import Mapping, Sequence
 
     from runner.job.source import Where
+    from runner.job.template import TemplateEnvironment
     from runner.model import Completion
     from runner.spec import CaseSpec, JobSpec, JudgeExpectation, ProviderSpec
 
@@ -145,7 +146,7 @@ def grading_prompt(judge: JudgeExpectation, case: CaseSpec, *, answer: str) -> s
     return _render(env, "prompt", judge.prompt or DEFAULT_GRADING_PROMPT, names)
 
 
-def _render(env: Any, key: str, source: str, names: Mapping[str, Any]) -> str:
+def _render(env: TemplateEnvironment, key: str, source: str, names: Mapping[str, Any]) -> str:
     # The template is the user's code run in the sandbox: whatever it raises is a mistake in the job.
     try:
         return str(env.from_string(source).render(names))

@@ -57,8 +57,8 @@ prompt = "Tell me about {{ topic }}."
 vars = [{ id = "fox", topic = "foxes" }]
 
 [cases.expect]
-contains = ""
 judge = { provider = "grader", rubric = "The answer is about {{ topic }}." }
+contains = ""
 
 [[cases]]
 id = "plain"
@@ -111,7 +111,7 @@ async def test_every_final_result_of_a_judged_case_is_graded_once(
     ]
     judged = [u for u in units if u.case_id == "judged/fox"]
     for unit in judged:
-        contains, judge = unit.assertions
+        judge, contains = unit.assertions  # the verdict takes the pending outcome's place: table order
         assert contains.name == "contains"
         assert (judge.name, judge.passed, judge.error, judge.pending) == ("judge", passed, False, False)
         assert judge.score == (1.0 if passed else 0.0)

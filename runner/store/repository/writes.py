@@ -217,8 +217,8 @@ def queue_gradings(conn: Connection, gradings: list[GradingRequest]) -> None:
 
 
 def apply_verdict(conn: Connection, graded_unit_id: int, verdict: AssertionOutcome) -> None:
-    """Make ``verdict`` the graded unit's ``judge`` outcome (replacing one it had), on its first
-    choice's result row, where its other outcomes are."""
+    """Make ``verdict`` the graded unit's ``judge`` outcome, on its first choice's result row where its
+    other outcomes are: in the place of the one it had (the pending one, in the table's key order)."""
     row = conn.execute(
         select(RESULTS.c.id, RESULTS.c.assertions)
         .where(RESULTS.c.unit_id == graded_unit_id)
@@ -227,8 +227,10 @@ def apply_verdict(conn: Connection, graded_unit_id: int, verdict: AssertionOutco
     ).first()
     if row is None:
         return  # the graded unit has no result row (nothing to attach a verdict to)
-    kept = [o for o in row.assertions or [] if o.get("name") != verdict.name]
-    conn.execute(update(RESULTS).where(RESULTS.c.id == row.id).values(assertions=[*kept, verdict.to_dict()]))
+    outcomes = list(row.assertions or [])
+    at = next((i for i, o in enumerate(outcomes) if o.get("name") == verdict.name), len(outcomes))
+    outcomes[at : at + 1] = [verdict.to_dict()]
+    conn.execute(update(RESULTS).where(RESULTS.c.id == row.id).values(assertions=outcomes))
 
 
 def _insert_attempts(conn: Connection, rows: list[dict[str, Any]]) -> list[int]:
