@@ -235,4 +235,12 @@ async def test_a_judge_on_its_own_http_server(database: Database, nursery: trio.
     assert summary.grading_usd == pytest.approx(3 * (1000 * 1.0 + 100 * 2.0) / 1e6)
     assert summary.verdicts["failed assertions"] == 3
     assert summary.exit_code == 1
+
+    def breakdown() -> tuple[repository.ProviderFailures, ...]:
+        with database.session() as session:
+            return repository.failure_breakdown(session, summary.run_id)
+
+    # The failed grading request is the target unit's judge error, not a failed unit of the judge.
+    (failures,) = await trio.to_thread.run_sync(breakdown)
+    assert (failures.provider, failures.failed, dict(failures.assertions)) == ("target", 0, {"judge": 3})
     assert USAGE["total_tokens"] == 1100
