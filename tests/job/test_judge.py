@@ -57,11 +57,8 @@ JUDGE = '{ provider = "grader", rubric = "The answer names {{ city }}.", thresho
 
 
 def job_text(*, role: str = 'role = "judge"', judge: str = JUDGE, providers: str = "") -> str:
+    """The job with the grader's role line, the case's judge table and its providers line as given."""
     return JOB.format(role=role, judge=judge, providers=providers)
-
-
-def load(text: str) -> object:
-    return parse_job(text, path="job.toml")
 
 
 def test_a_judge_is_never_planned_and_grades_every_target_unit() -> None:

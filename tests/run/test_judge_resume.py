@@ -52,6 +52,7 @@ expect = { judge = { provider = "grader", rubric = "Says something." } }
 
 
 def rows(database: Database, sql: str, **params: Any) -> list[tuple[Any, ...]]:
+    """The rows of one SQL query, as tuples."""
     with database.engine.connect() as conn:
         return [tuple(row) for row in conn.execute(text(sql), params)]
 
