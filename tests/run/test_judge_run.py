@@ -16,6 +16,7 @@ import trio
 from sqlalchemy import text
 
 from runner.job.load import parse_job
+from runner.report.cost import build_cost_context
 from runner.report.export import write_export
 from runner.report.junit import write_junit
 from runner.run.service import RunOptions, execute_job, open_run
@@ -137,6 +138,17 @@ async def test_every_final_result_of_a_judged_case_is_graded_once(
     job_cost = sum(a.cost_usd or 0.0 for u in units for a in u.attempts)
     assert summary.spent_usd == pytest.approx(job_cost + summary.grading_usd)
     assert f"(grading ${summary.grading_usd:.6f})" in summary.describe()
+
+    def costs() -> dict[tuple[str, ...], float]:
+        with database.session() as session:
+            context = build_cost_context(repository.attempt_costs(session), by=("provider",))
+        return {row.keys: row.cost for row in context.rows}
+
+    # `runner cost` files the judge's attempts apart; together they are the run's spend.
+    by_provider = await trio.to_thread.run_sync(costs)
+    assert set(by_provider) == {("target",), ("grader (grading)",)}
+    assert by_provider[("grader (grading)",)] == pytest.approx(summary.grading_usd)
+    assert sum(by_provider.values()) == pytest.approx(summary.spent_usd)
 
 
 async def test_exports_and_junit_leave_grading_units_out(database: Database) -> None:
