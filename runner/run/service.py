@@ -27,13 +27,13 @@ from runner.errors import ConfigError, StorageError
 from runner.grading.rates import CaseRate, case_rates, required_rates
 from runner.job.catalog import with_catalog_prices
 from runner.job.checks import load_checks
+from runner.job.judge import judged_cases
 from runner.job.load import check_environment
 from runner.job.plan import count_units, plan_units
 from runner.job.stored import job_from_json
 from runner.run.client import build_client
 from runner.run.engine import RunContext, execute_run
-from runner.run.finish import reuse_grader
-from runner.run.grading import queue_missing_gradings
+from runner.run.finish import grading_request, reuse_grader
 from runner.run.lag import LagHistogram, watch_loop_lag
 from runner.run.limits import SharedSwitch, build_limiters
 from runner.run.owners import new_owner, refuse_if_worked
@@ -456,6 +456,33 @@ async def _cancel_on_signal(signals: AsyncIterator[int], scope: trio.CancelScope
         log.warning("%s: stopping; in-flight attempts are cut off and stored", signal.Signals(signum).name)
         scope.cancel()
         return
+
+
+def queue_missing_gradings(database: Database, run_id: str, job: JobSpec) -> int:
+    """Queue the grading of every finished unit of a judged case that has none (a run stopped
+    between a unit's result and its grading's queueing, or a ``--reuse`` copy); return how many."""
+    judged = judged_cases(job)
+    if not judged:
+        return 0
+    judges = {p.name: p for p in job.providers if p.role == "judge"}
+    cases = {case.id: case for case in job.cases}
+    with database.session() as session:
+        units = repository.ungraded_units(session, run_id, judged)
+        gradings = [
+            request
+            for unit in units
+            if (
+                request := grading_request(
+                    unit, cases[unit.case_id], judges[judged[unit.case_id].provider], unit.completion
+                )
+            )
+            is not None
+        ]
+        if gradings:
+            repository.queue_gradings(session, gradings)
+    if gradings:
+        log.info("run %s: %d finished units were not graded yet; grading them", run_id, len(gradings))
+    return len(gradings)
 
 
 def summarize(database: Database, run_id: str) -> RunSummary:
