@@ -4,7 +4,7 @@ The viewer replays a captured stream read by read at the pace it came; the captu
 bytes, not their timing. NULL for attempts without a capture and for those stored before this revision.
 
 Revision ID: 0006
-Revises: 0004 (the lead sets 0005 at merge: only ``down_revision`` below changes)
+Revises: 0005
 Create Date: 2026-11-30 20:50:00
 """
 
@@ -14,7 +14,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = '0006'
-down_revision = '0004'
+down_revision = '0005'
 branch_labels = None
 depends_on = None
 

@@ -17,7 +17,7 @@ from runner.errors import ConfigError
 from runner.grading import custom
 from runner.grading.outcome import AssertionOutcome as AssertionOutcome  # re-exported: callers import it here
 from runner.model import FINISH_REASONS
-from runner.spec import Expectation, ToolCallExpectation
+from runner.spec import Expectation, JudgeExpectation, ToolCallExpectation
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Mapping
@@ -35,9 +35,12 @@ EXPECT_KEYS: Final = (
     "max_ttft_s",
     "max_duration_s",
     "max_cost_usd",
+    "judge",  # graded by a judge provider's request after the unit's final result (runner.grading.judge)
     "python",
     "pass_rate",  # not a per-unit assertion: judged over a case's repeats (runner.grading.rates)
 )
+# A judged unit's ``judge`` outcome until its grading unit answers.
+PENDING_JUDGE: Final = AssertionOutcome(name="judge", passed=False, pending=True, detail="grading pending")
 # The JSON-schema subset tool_call.arguments may use. Annotation keywords are accepted and ignored;
 # any other keyword is a problem, so a schema never silently checks less than its author thinks.
 SCHEMA_KEYWORDS: Final = ("type", "properties", "required", "enum", "items", "additionalProperties")
@@ -113,6 +116,29 @@ def _check_tool_call_spec(value: object) -> list[str]:
     return problems
 
 
+_JUDGE_KEYS: Final = ("provider", "rubric", "threshold", "prompt")
+
+
+def _check_judge_spec(value: object) -> list[str]:
+    """Problems of a ``judge`` table; that its provider is a judge of the job is checked by the loader."""
+    if not isinstance(value, dict):
+        return ['judge: must be a table: {provider = "<judge provider>", rubric = "..."}']
+    problems = [
+        f"judge.{key}: unknown key (expected {', '.join(_JUDGE_KEYS)})"
+        for key in value
+        if key not in _JUDGE_KEYS
+    ]
+    for key in ("provider", "rubric"):
+        if not isinstance(value.get(key), str) or not value[key].strip():
+            problems.append(f"judge.{key}: required, a non-empty string")
+    threshold = value.get("threshold")
+    if threshold is not None and (not _is_number(threshold) or not 0 <= threshold <= 1):
+        problems.append("judge.threshold: must be a number from 0 to 1 (a score at or above it passes)")
+    if "prompt" in value and (not isinstance(value["prompt"], str) or not value["prompt"].strip()):
+        problems.append("judge.prompt: must be a non-empty template string")
+    return problems
+
+
 def validate_expect(spec: object) -> list[str]:
     """Every problem of one ``[cases.expect]`` table, each naming its key; empty when it is valid."""
     if not isinstance(spec, dict):
@@ -148,6 +174,8 @@ def validate_expect(spec: object) -> list[str]:
             problems += _check_tool_call_spec(value)
         elif key == "python":
             problems += custom.check_reference(value)
+        elif key == "judge":
+            problems += _check_judge_spec(value)
         elif key == "pass_rate":
             if not _is_number(value) or not 0 < value <= 1:
                 problems.append("pass_rate: must be a number more than 0 and at most 1 (0.8: 80% of repeats)")
@@ -174,6 +202,7 @@ def parse_expect(raw: object) -> Expectation:
         key, _, problem = problems[0].partition(": ")
         raise ConfigError("invalid assertion", key=None if key == "expect" else key, fix=problem)
     tool_call = raw.get("tool_call")
+    judge = raw.get("judge")
     return Expectation(
         contains=_strings(raw.get("contains")),
         not_contains=_strings(raw.get("not_contains")),
@@ -187,6 +216,14 @@ def parse_expect(raw: object) -> Expectation:
         max_ttft_s=_optional_float(raw.get("max_ttft_s")),
         max_duration_s=_optional_float(raw.get("max_duration_s")),
         max_cost_usd=_optional_float(raw.get("max_cost_usd")),
+        judge=None
+        if judge is None
+        else JudgeExpectation(
+            provider=judge["provider"],
+            rubric=judge["rubric"],
+            threshold=_optional_float(judge.get("threshold")),
+            prompt=judge.get("prompt"),
+        ),
         python=raw.get("python"),
         pass_rate=_optional_float(raw.get("pass_rate")),
         table=dict(raw),
@@ -343,6 +380,8 @@ def evaluate(
     ``ttft_s`` and ``duration_s`` are the final attempt's; ``cost_usd`` is the unit's total (all its
     attempts). A figure that was never measured fails its limit rather than passing it silently.
     ``variables`` are the case's row vars, handed to a custom check (``python``) with the completion.
+    ``judge`` is ``pending`` here: a judge provider's request grades it later (runner.grading.judge),
+    and its verdict then replaces this outcome.
     """
     choice = completion.choices[0] if completion and completion.choices else None
     limits: _Limits = {
@@ -353,6 +392,8 @@ def evaluate(
     return tuple(
         custom.run_check(expect.check, completion, variables or {})
         if key == "python"
+        else PENDING_JUDGE
+        if key == "judge"
         else _eval_key(key, expect, choice, limits)
         for key in expect.keys
     )

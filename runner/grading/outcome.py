@@ -17,6 +17,8 @@ class AssertionOutcome:
     ``score`` is a graded assertion's score in [0, 1] (a judge's or a custom check's), None for the
     string checks. ``error`` marks an assertion that could not be judged (a judge answer without a
     verdict, a custom check that raised): it never passes, and reports tell it apart from a failure.
+    ``pending`` marks a ``judge`` outcome whose grading request has not answered yet: neither a pass
+    nor a failure (the unit's verdict is "not done" until the judge's verdict replaces it).
     """
 
     name: str
@@ -24,10 +26,13 @@ class AssertionOutcome:
     detail: str
     score: float | None = None
     error: bool = False
+    pending: bool = False
 
     def __post_init__(self) -> None:
         if self.error and self.passed:
             raise ValueError("an assertion that could not be judged cannot pass")
+        if self.pending and (self.passed or self.error):
+            raise ValueError("an assertion still being graded has no outcome yet")
 
     def to_dict(self) -> dict[str, Any]:
         data: dict[str, Any] = {"name": self.name, "passed": self.passed, "detail": self.detail}
@@ -36,6 +41,8 @@ class AssertionOutcome:
             data["score"] = self.score
         if self.error:
             data["error"] = True
+        if self.pending:
+            data["pending"] = True
         return data
 
     @classmethod
@@ -47,4 +54,5 @@ class AssertionOutcome:
             detail=str(data.get("detail", "")),
             score=float(score) if score is not None else None,
             error=bool(data.get("error", False)),
+            pending=bool(data.get("pending", False)),
         )

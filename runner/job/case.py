@@ -159,6 +159,8 @@ def check_expressible(
     for provider in providers:
         if case.providers is not None and provider.name not in case.providers:
             continue
+        if provider.role == "judge":  # never sent the case: it is sent grading requests only
+            continue
         try:
             get_dialect(provider.dialect).check_messages(case)
         except ConfigError as exc:

@@ -18,6 +18,7 @@ from runner.errors import ConfigError
 from runner.job.batch import parse_batch_jsonl
 from runner.job.case import cases_file_sources, check_expressible, expand_case
 from runner.job.checks import CheckLoader
+from runner.job.judge import check_case_providers, check_judge, check_judges_used
 from runner.job.plan import case_providers
 from runner.job.provider import build_provider, build_retry, build_timeouts, parse_provider_option
 from runner.job.source import (
@@ -349,6 +350,8 @@ def _build_job(
             if checks is not None:
                 case = checks.resolve(case_where, prefix, case)
             check_expressible(case_where, case, prefix, providers, shift=_moved_system(raw))
+            check_case_providers(case_where, prefix, case, providers)
+            check_judge(case_where, prefix, case, providers)
             if case.id in seen:
                 raise case_where.error(
                     f"{prefix}.id", f"duplicate case id {case.id!r}", "give each case a unique id"
@@ -358,6 +361,7 @@ def _build_job(
     if not cases:
         raise where.error(None, "the job has no cases", "add a [[cases]] table or a cases_file")
     _warn_single_rates(cases, defaults.get("repeats", 1))
+    check_judges_used(where, providers, cases)
 
     return JobSpec(
         name=doc.get("name") or Path(path).stem,

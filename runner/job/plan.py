@@ -62,8 +62,10 @@ def unit_key(provider: str, case_id: str, repeat: int) -> str:
 
 
 def case_providers(job: JobSpec, case: CaseSpec) -> Iterator[ProviderSpec]:
-    """The providers ``case`` runs on, in the job's order."""
+    """The providers ``case`` runs on, in the job's order; judge providers are never sent cases."""
     for provider in job.providers:
+        if provider.role == "judge":
+            continue
         if case.providers is None or provider.name in case.providers:
             yield provider
 

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any, Final
 
+from runner.job.judge import grading_prompt
 from runner.job.plan import case_providers
 from runner.spec import request_params
 from runner.wire.dialects import get_dialect
@@ -36,6 +37,8 @@ class ProviderPlan:
     output_tokens: int | None  # the sum of the output caps; None when some unit has no cap
     price: Price | None
     cost_usd: float | None  # None without a price; input only when output_tokens is None
+    # A judge provider: ``units`` are its grading requests (one per judged unit), no units of the job.
+    is_judge: bool = False
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -47,6 +50,11 @@ class PlanPreview:
     units: int
     providers: tuple[ProviderPlan, ...]
     samples: tuple[tuple[str, str], ...]  # (case id, its rendered prompt on one line)
+
+    @property
+    def grading_requests(self) -> int:
+        """The judges' grading requests: one per unit of a judged case (none are units of the job)."""
+        return sum(p.units for p in self.providers if p.is_judge)
 
     @property
     def cost_usd(self) -> float:
@@ -64,13 +72,15 @@ def preview(job: JobSpec, *, samples: int = SAMPLE_PROMPTS) -> PlanPreview:
     return PlanPreview(
         job=job.name,
         cases=count,
-        units=sum(p.units for p in plans),
+        units=sum(p.units for p in plans if not p.is_judge),
         providers=tuple(plans),
         samples=tuple((job.cases[i].id, prompt_text(job.cases[i])) for i in picked),
     )
 
 
 def _provider_plan(job: JobSpec, provider: ProviderSpec) -> ProviderPlan:
+    if provider.role == "judge":
+        return _judge_plan(job, provider)
     dialect = get_dialect(provider.dialect)
     units = tokens_in = 0
     tokens_out: int | None = 0
@@ -90,6 +100,35 @@ def _provider_plan(job: JobSpec, provider: ProviderSpec) -> ProviderPlan:
         output_tokens=tokens_out,
         price=provider.price,
         cost_usd=_cost(provider.price, tokens_in, tokens_out),
+    )
+
+
+def _judge_plan(job: JobSpec, judge: ProviderSpec) -> ProviderPlan:
+    """A judge's grading requests: one per unit of a case it judges, each its grading prompt (with
+    the graded answer at the target's output cap, when it has one) and the judge's own output cap."""
+    dialect = get_dialect(judge.dialect)
+    cap = dialect.max_output_tokens(judge.params)
+    units = tokens_in = 0
+    tokens_out: int | None = 0
+    for case in job.cases:
+        expectation = case.expect.judge if case.expect is not None else None
+        if expectation is None or expectation.provider != judge.name:
+            continue
+        repeats = case.repeats if case.repeats is not None else job.repeats
+        prompt = math.ceil(len(grading_prompt(expectation, case, answer="")) / CHARS_PER_TOKEN)
+        for target in case_providers(job, case):
+            answer = get_dialect(target.dialect).max_output_tokens(request_params(target, case)) or 0
+            units += repeats
+            tokens_in += repeats * (prompt + answer)
+            tokens_out = None if cap is None or tokens_out is None else tokens_out + repeats * cap
+    return ProviderPlan(
+        name=f"{judge.name} (judge)",
+        units=units,
+        input_tokens=tokens_in,
+        output_tokens=tokens_out,
+        price=judge.price,
+        cost_usd=_cost(judge.price, tokens_in, tokens_out),
+        is_judge=True,
     )
 
 
@@ -117,8 +156,9 @@ def prompt_text(case: CaseSpec, limit: int = SAMPLE_CHARS) -> str:
 def describe(plan: PlanPreview, path: str) -> list[str]:
     """The lines ``runner run --dry-run`` prints."""
     lines = [
-        f"dry run of {path} (job {plan.job!r}): {plan.cases} cases, {plan.units} units; "
-        "nothing sent, no database or run created",
+        f"dry run of {path} (job {plan.job!r}): {plan.cases} cases, {plan.units} units"
+        + (f" (and {graded} grading requests)" if (graded := plan.grading_requests) else "")
+        + "; nothing sent, no database or run created",
         f"{'provider':<24} {'units':>8} {'input tok':>12} {'output tok':>12} {'est. cost':>12}",
     ]
     for p in plan.providers:

@@ -16,6 +16,7 @@ from runner.job.source import Where, check_positive, check_table, line_of, optio
 from runner.simulator.config import SimulatorConfig
 from runner.spec import (
     DEFAULT_MAX_RESPONSE_BYTES,
+    PROVIDER_ROLES,
     SIMULATOR_BASE_URL,
     TRANSPORTS,
     Price,
@@ -55,6 +56,7 @@ _PROVIDER = {
     "simulator": "table",
     "transport": "str",
     "api_version": "str",
+    "role": "str",
 }
 # Dialects whose official SDK has a fixed default base URL, used when a job file names none.
 _DEFAULT_BASE_URLS = {"gemini": GEMINI_BASE_URL}
@@ -164,6 +166,13 @@ def build_provider(
             f"unknown transport {transport!r}",
             'use "runner" (the default) or "httpx" (stock httpx)',
         )
+    role = table.get("role", "target")
+    if role not in PROVIDER_ROLES:
+        raise where.error(
+            f"{prefix}.role",
+            f"unknown role {role!r}",
+            'use "target" (the default: it is sent the cases) or "judge" (it only grades answers)',
+        )
     headers = table.get("headers", {})
     for header, value in headers.items():
         key = f"{prefix}.headers.{header}"
@@ -201,6 +210,7 @@ def build_provider(
         max_response_bytes=table.get("max_response_bytes", DEFAULT_MAX_RESPONSE_BYTES),
         simulator=simulator,
         transport=transport,
+        role=role,
         api_version=_api_version(where, table, prefix, dialect),
     )
 

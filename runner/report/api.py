@@ -7,7 +7,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from runner.report.common import RunData, WorkerShare
+from runner.report.common import RunData, WorkerShare, expected_assertions
 from runner.report.cost import CostContext, build_cost_context
 from runner.report.diff import DiffContext, Thresholds, build_diff_context
 from runner.report.render import make_environment, render, stream_report, write_report
@@ -21,6 +21,8 @@ if TYPE_CHECKING:
 
     from sqlalchemy.orm import Session
 
+    from runner.store.records import RunInfo
+
 
 def load_run(session: Session, ref: str) -> RunData:
     """A run (an id, or ``latest``) with all its units, attempts and results.
@@ -30,7 +32,9 @@ def load_run(session: Session, ref: str) -> RunData:
     """
     info = repository.get_run(session, ref)
     units = tuple(repository.iter_units(session, info.id))
-    return RunData(run=info, units=units, workers=_workers(session, info.id))
+    return RunData(
+        run=info, units=units, workers=_workers(session, info.id), grading_cost=_grading_cost(session, info)
+    )
 
 
 def _workers(session: Session, run_id: str) -> tuple[WorkerShare, ...]:
@@ -39,6 +43,12 @@ def _workers(session: Session, run_id: str) -> tuple[WorkerShare, ...]:
         for owner, counts in sorted(repository.counts_by_owner(session, run_id).items())
         if owner  # "": units no process holds (pending, reused)
     )
+
+
+def _grading_cost(session: Session, info: RunInfo) -> float | None:
+    """USD of the run's grading requests; None when no case of its job is judged (no card shown)."""
+    judged = any("judge" in keys for keys in expected_assertions(info.job_spec).values())
+    return repository.grading_cost(session, info.id) if judged else None
 
 
 def build_run_report(session: Session, ref: str, *, rows_max: int = ROWS_MAX) -> RunReportContext:
@@ -53,6 +63,7 @@ def build_run_report(session: Session, ref: str, *, rows_max: int = ROWS_MAX) ->
         scan,
         in_full=lambda ids: repository.units_by_id(session, info.id, ids),
         workers=_workers(session, info.id),
+        grading_cost=_grading_cost(session, info),
     )
 
 

@@ -24,6 +24,9 @@ class RunData:
     # The processes that worked the run (lease owner ``host:pid:random``) and the units each finished
     # or holds; empty when not read (diff, trend) or for a run stored before finished units kept theirs.
     workers: tuple[WorkerShare, ...] = ()
+    # USD of the run's grading units (judges' requests), which ``units`` leave out; None: not read,
+    # or no unit was graded by a judge.
+    grading_cost: float | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

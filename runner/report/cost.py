@@ -65,7 +65,8 @@ def _keys(fact: AttemptCost, by: Sequence[str]) -> list[tuple[str, ...]]:
     values: list[list[str]] = []
     for name in by:
         if name == "provider":
-            values.append([fact.provider])
+            # A judge's grading requests are filed apart: grading cost is part of the total, shown as such.
+            values.append([f"{fact.provider} (grading)" if fact.grading else fact.provider])
         elif name == "model":
             values.append([_model(fact) or "not reported"])
         elif name == "day":

@@ -37,7 +37,7 @@ EXPORT_FIELDS: Final = (
     "cost_usd",
     "cost_source",
     "timing",
-    "assertions",  # [{name, passed, score, reason[, error]}] of a unit with a result; [] otherwise
+    "assertions",  # [{name, passed, score, reason[, error][, pending]}] of a unit with a result; [] otherwise
 )
 TIMING_FIELDS: Final = ("ttfb_s", "ttft_s", "first_reasoning_s", "duration_s")
 CSV_FIELDS: Final = (
@@ -102,6 +102,8 @@ def assertion_record(outcome: AssertionOutcome) -> dict[str, JSON]:
     }
     if outcome.error:
         record["error"] = True
+    if outcome.pending:
+        record["pending"] = True  # a judge still grading: neither passed nor failed
     return record
 
 
@@ -179,7 +181,7 @@ def csv_row(record: dict[str, JSON]) -> dict[str, Any]:
     row.update({name: usage.get(name) for name in USAGE_COLUMNS})
     row.update(record["timing"])
     assertions = record["assertions"]
-    failed = [a["name"] for a in assertions if not a["passed"]]
+    failed = [a["name"] for a in assertions if not a["passed"] and not a.get("pending")]
     row.update(
         assertions_passed=len(assertions) - len(failed),
         assertions_failed=len(failed),

@@ -120,6 +120,7 @@ class RunReportContext:
     matrix: PassMatrix | None = None  # case x provider passes over repeats (None: no unit)
     outcomes_note: str | None = None  # set when the unit table lists only some units' outcomes
     rows_note: str | None = None  # set when the unit table shows a sample: "showing N of M units ..."
+    grading_cost: float | None = None  # USD of the judges' grading requests (None: no judge graded)
 
     @property
     def worker_hosts(self) -> int:
@@ -256,6 +257,7 @@ def run_context(
     *,
     in_full: Callable[[Sequence[int]], Iterable[UnitView]] | None = None,
     workers: tuple[WorkerShare, ...] = (),
+    grading_cost: float | None = None,
     generated_at: datetime | None = None,
 ) -> RunReportContext:
     """The context of ``run.html`` from a finished scan of the run's units.
@@ -263,6 +265,7 @@ def run_context(
     Args:
         in_full: reads units by id with every text (``repository.units_by_id``), when the scan was fed
             lean units; None when they were whole already.
+        grading_cost: USD of the judges' grading requests (None: no judge graded the run).
     """
     run = scan.run
     notes = _price_notes(run.job_spec)
@@ -302,10 +305,16 @@ def run_context(
         matrix=scan.matrix.matrix(required_rates(run.job_spec)) if scan.matrix else None,
         outcomes_note=listed_note,
         rows_note=rows_note,
+        grading_cost=grading_cost,
     )
 
 
 def build_run_context(data: RunData, *, generated_at: datetime | None = None) -> RunReportContext:
     """Aggregate one run held in memory into the context of ``run.html``."""
     units = sorted(data.units, key=unit_order)
-    return run_context(scan_run(data.run, units), workers=data.workers, generated_at=generated_at)
+    return run_context(
+        scan_run(data.run, units),
+        workers=data.workers,
+        grading_cost=data.grading_cost,
+        generated_at=generated_at,
+    )

@@ -28,10 +28,10 @@ from runner.model import AttemptError, AttemptRecord, AttemptTiming
 from runner.run import retry
 from runner.run.attempt import CANCELLED_MESSAGE, run_attempt
 from runner.run.breaker import Breaker
-from runner.run.finish import computed_and_booked_cost, finish_unit, usage_of
+from runner.run.finish import computed_and_booked_cost, finish_grading, finish_unit, grading_case, usage_of
 from runner.run.limits import BudgetSpent, estimate_tokens
 from runner.run.redact import Redactor
-from runner.store.records import AttemptWrite, WriteItem
+from runner.store.records import AttemptWrite, Flush, WriteItem
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
@@ -143,6 +143,10 @@ class _State:
     budget_spent: trio.Event = field(default_factory=trio.Event)
     slot_freed: trio.Event = field(default_factory=trio.Event)
     breakers: dict[str, Breaker] = field(default_factory=dict)  # per provider, made on first use
+    # A judged unit was handed to the writer with its grading unit since the feeder last flushed it:
+    # until that commits, the queue cannot show the grading unit, so "nothing outstanding" is not yet
+    # the end of the run (runner.store.records.Flush).
+    grading_unflushed: bool = False
 
     def breaker(self, provider: str) -> Breaker:
         found = self.breakers.get(provider)
@@ -307,6 +311,15 @@ async def _feed(
         if progress.in_flight == 0:
             # Nothing claimable and nothing of ours in flight: the run is done, or other processes
             # hold leases (--join); their units come back to the queue if those processes die.
+            if state.grading_unflushed:
+                # Grading units may be on their way to the queue: wait until the writer has
+                # committed what it holds, then look again.
+                state.grading_unflushed = False
+                committed = trio.Event()
+                await send.send(Flush(done=committed.set))
+                await committed.wait()
+                exhausted.clear()
+                continue
             if await trio.to_thread.run_sync(queue.outstanding, limiter=ctx.db_limiter) == 0:
                 return
             with trio.move_on_after(ctx.idle_poll_seconds):
@@ -342,7 +355,9 @@ async def _work_unit(
     unit: ClaimedUnit,
 ) -> None:
     provider = ctx.providers[unit.provider]
-    case = ctx.cases[unit.case_id]
+    graded_case = case = ctx.cases[unit.case_id]
+    if unit.grading_prompt is not None:  # a grading unit: the judge is sent the grading request
+        case = grading_case(unit.case_id, unit.grading_prompt)
     dialect = ctx.dialects[provider.dialect]
     work = _Work(
         unit=unit,
@@ -353,6 +368,7 @@ async def _work_unit(
         estimate=estimate_tokens(provider, case),
     )
     counters = progress.of(provider.name)  # its in_flight was counted by the feeder at the claim
+    counters.grading = unit.grading_prompt is not None
     async with send:
         try:
             final, cost, unit_spent = await _attempt_until_final(ctx, work, send, state, counters)
@@ -373,9 +389,15 @@ async def _work_unit(
         counters.cost_usd += unit_spent
         # Shielded: a Ctrl-C landing between the attempt's end and this hand-off must not lose a
         # finished, paid-for attempt (its unit would be requested again on resume).
-        await _hand_off(
-            send, finish_unit(unit, case, final, owner=owner, cost_computed=cost, unit_spent=unit_spent)
-        )
+        if unit.grading_prompt is not None:
+            finish = finish_grading(unit, graded_case, final, owner=owner, cost_computed=cost)
+        else:
+            judges = {name: p for name, p in ctx.providers.items() if p.role == "judge"}
+            finish = finish_unit(
+                unit, case, final, owner=owner, cost_computed=cost, unit_spent=unit_spent, judges=judges
+            )
+            state.grading_unflushed |= finish.grading is not None
+        await _hand_off(send, finish)
 
 
 async def _attempt_until_final(

@@ -5,17 +5,22 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from runner.errors import ConfigError
+from runner.grading import judge as verdicts
 from runner.grading.assertions import evaluate
+from runner.job.judge import answer_text, grading_prompt
+from runner.job.plan import request_hash
 from runner.pricing import booked_cost, compute_cost
-from runner.store.records import UnitFinish
+from runner.spec import CaseSpec
+from runner.store.records import GradingRequest, UnitFinish
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
 
     from runner.grading.assertions import AssertionOutcome
-    from runner.model import AttemptRecord, Usage
-    from runner.spec import CaseSpec, Price
-    from runner.store.records import ClaimedUnit, ReusedSample, ReuseGrader
+    from runner.model import AttemptRecord, Completion, Usage
+    from runner.spec import Price, ProviderSpec
+    from runner.store.records import ClaimedUnit, GradedUnit, ReusedSample, ReuseGrader
 
 
 def finish_unit(
@@ -26,6 +31,7 @@ def finish_unit(
     owner: str,
     cost_computed: float | None,
     unit_spent: float,
+    judges: Mapping[str, ProviderSpec] | None = None,
 ) -> UnitFinish:
     """The unit's end: ``ok`` when its final attempt succeeded, with the case's assertions graded.
 
@@ -36,9 +42,11 @@ def finish_unit(
     Args:
         cost_computed: the final attempt's cost at the job's prices, stored with it.
         unit_spent: what all the unit's attempts in this process cost (the ``max_cost_usd`` assertion).
+        judges: the run's judge providers by name; a judged case's ok unit queues its grading unit.
     """
     ok = final.error is None
     assertions = None
+    grading = None
     if case.expect and ok:
         timing = final.timing
         outcomes = evaluate(
@@ -50,6 +58,9 @@ def finish_unit(
             variables=case.vars,
         )
         assertions = tuple(outcomes)
+        judge = case.expect.judge
+        if judge is not None and judges is not None and judge.provider in judges:
+            grading = grading_request(unit, case, judges[judge.provider], final.completion)
     # The final attempt, the result rows and the unit's status commit in one transaction.
     return UnitFinish(
         unit_id=unit.id,
@@ -59,6 +70,62 @@ def finish_unit(
         cost_computed=cost_computed,
         assertions=assertions,
         lease_token=unit.lease_token,  # fences the finish: a claim since then makes it superseded
+        grading=grading,
+    )
+
+
+def grading_request(
+    graded: ClaimedUnit | GradedUnit, case: CaseSpec, judge: ProviderSpec, completion: Completion | None
+) -> GradingRequest | None:
+    """The grading unit of a judged case's unit with this final ``completion`` (None: the case has
+    no judge, or its templates fail, which the loader has already ruled out)."""
+    expectation = case.expect.judge if case.expect is not None else None
+    if expectation is None:
+        return None
+    try:
+        prompt = grading_prompt(expectation, case, answer=answer_text(completion))
+    except ConfigError:
+        return None
+    return GradingRequest(
+        graded_unit_id=graded.id,
+        key=f"{graded.key}#judge",
+        provider=judge.name,
+        case_id=case.id,
+        repeat=graded.repeat,
+        request_hash=request_hash(judge, grading_case(case.id, prompt)),
+        prompt=prompt,
+    )
+
+
+def grading_case(case_id: str, prompt: str) -> CaseSpec:
+    """The request a grading unit sends: its grading prompt as one user message (no params, tools)."""
+    return CaseSpec(id=case_id, messages=({"role": "user", "content": prompt},))
+
+
+def finish_grading(
+    unit: ClaimedUnit,
+    case: CaseSpec,
+    final: AttemptRecord,
+    *,
+    owner: str,
+    cost_computed: float | None,
+) -> UnitFinish:
+    """A grading unit's end: its own result, and its verdict as the graded unit's ``judge`` outcome
+    (an error outcome when the judge's answer holds no verdict or the grading request failed)."""
+    threshold = case.expect.judge.threshold if case.expect and case.expect.judge else None
+    if final.error is not None:
+        verdict = verdicts.failed_grading(f"{final.error.kind}: {final.error.message}")
+    else:
+        verdict = verdicts.verdict_outcome(answer_text(final.completion), threshold=threshold)
+    return UnitFinish(
+        unit_id=unit.id,
+        owner=owner,
+        status="ok" if final.error is None else "failed",
+        attempt=final,
+        cost_computed=cost_computed,
+        lease_token=unit.lease_token,
+        graded_unit_id=unit.graded_unit_id,
+        verdict=verdict,
     )
 
 

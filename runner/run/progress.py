@@ -92,6 +92,8 @@ class ProviderCounters:
     output_tokens: int = 0
     cost_usd: float = 0.0
     stopped: str | None = None  # the refusal kind that stopped sending to it (runner.run.breaker)
+    # A judge provider's: its units are grading requests, no units of the job (counted apart).
+    grading: bool = False
 
 
 @dataclass(slots=True, kw_only=True)
@@ -117,7 +119,12 @@ class Progress:
 
     @property
     def finished(self) -> int:
-        return self.already_done + sum(c.done + c.failed for c in self.providers.values())
+        return self.already_done + sum(c.done + c.failed for c in self.providers.values() if not c.grading)
+
+    @property
+    def graded(self) -> int:
+        """Grading requests (a judge's units) this process finished: none of them a unit of the job."""
+        return sum(c.done + c.failed for c in self.providers.values() if c.grading)
 
     @property
     def cost_usd(self) -> float:
@@ -129,8 +136,8 @@ class Progress:
         return sum(c.in_flight for c in self.providers.values())
 
     def outcomes(self) -> tuple[int, int]:
-        """Units this process finished ``ok`` and ``failed``."""
-        counters = self.providers.values()
+        """Units of the job this process finished ``ok`` and ``failed`` (grading requests are not)."""
+        counters = [c for c in self.providers.values() if not c.grading]
         return sum(c.done for c in counters), sum(c.failed for c in counters)
 
     def see_run(self, totals: RunTotals) -> None:
@@ -169,6 +176,8 @@ class Progress:
             for name, c in sorted(self.providers.items())
             if c.stopped
         )
+        if any(c.grading for c in self.providers.values()):
+            stopped = f" | graded {self.graded}{stopped}"
         run = self.run
         if run is None:
             return (

@@ -27,12 +27,13 @@ from runner.errors import ConfigError, StorageError
 from runner.grading.rates import CaseRate, case_rates, required_rates
 from runner.job.catalog import with_catalog_prices
 from runner.job.checks import load_checks
+from runner.job.judge import judged_cases
 from runner.job.load import check_environment
 from runner.job.plan import count_units, plan_units
 from runner.job.stored import job_from_json
 from runner.run.client import build_client
 from runner.run.engine import RunContext, execute_run
-from runner.run.finish import reuse_grader
+from runner.run.finish import grading_request, reuse_grader
 from runner.run.lag import LagHistogram, watch_loop_lag
 from runner.run.limits import SharedSwitch, build_limiters
 from runner.run.owners import new_owner, refuse_if_worked
@@ -123,16 +124,18 @@ class RunSummary:
     # How late runner's loop woke during this process's part of the run (None: not measured, e.g. a
     # summary read back from the database). Stored as runs.loop_lag, the worst process's.
     loop_lag: LoopLag | None = None
+    grading_usd: float = 0.0  # of spent_usd, what judge providers' grading requests cost
+    grading_pending: int = 0  # ok units whose judge has not answered (a stopped run): not done yet
 
     @property
     def verdicts(self) -> Mapping[Verdict, int]:
         """Units per verdict (``records.unit_verdict``), as the run report counts them."""
         counts = self.counts
         return {
-            "passed": counts.get("ok", 0) - self.assertions_failed,
+            "passed": counts.get("ok", 0) - self.assertions_failed - self.grading_pending,
             "failed assertions": self.assertions_failed,
             "failed": counts.get("failed", 0),
-            "not done": counts.get("pending", 0) + counts.get("running", 0),
+            "not done": counts.get("pending", 0) + counts.get("running", 0) + self.grading_pending,
         }
 
     @property
@@ -160,6 +163,8 @@ class RunSummary:
             f"{v['failed assertions']}, failed (no result) {v['failed']}, not done {v['not done']}; "
             f"units reused {self.reused}, sent {self.sent}; spent ${self.spent_usd:.6f}"
         )
+        if self.grading_usd:
+            line += f" (grading ${self.grading_usd:.6f})"
         if self.rates:
             line += f"; cases below their pass_rate {self.cases_below_rate}"
         return line if self.loop_lag is None else f"{line}; {self.loop_lag.describe()}"
@@ -298,6 +303,7 @@ async def execute_job(
 ) -> RunSummary:
     """Work ``run`` until it is done, its budget is spent, or the caller cancels (then: interrupted)."""
     limiter = db_limiter(database)
+    await trio.to_thread.run_sync(queue_missing_gradings, database, run.id, job, limiter=limiter)
     counts = await trio.to_thread.run_sync(_counts, database, run.id, limiter=limiter)
     spent = await trio.to_thread.run_sync(_spent, database, run.id, limiter=limiter)
     progress = Progress(
@@ -452,6 +458,33 @@ async def _cancel_on_signal(signals: AsyncIterator[int], scope: trio.CancelScope
         return
 
 
+def queue_missing_gradings(database: Database, run_id: str, job: JobSpec) -> int:
+    """Queue the grading of every finished unit of a judged case that has none (a run stopped
+    between a unit's result and its grading's queueing, or a ``--reuse`` copy); return how many."""
+    judged = judged_cases(job)
+    if not judged:
+        return 0
+    judges = {p.name: p for p in job.providers if p.role == "judge"}
+    cases = {case.id: case for case in job.cases}
+    with database.session() as session:
+        units = repository.ungraded_units(session, run_id, judged)
+        gradings = [
+            request
+            for unit in units
+            if (
+                request := grading_request(
+                    unit, cases[unit.case_id], judges[judged[unit.case_id].provider], unit.completion
+                )
+            )
+            is not None
+        ]
+        if gradings:
+            repository.queue_gradings(session, gradings)
+    if gradings:
+        log.info("run %s: %d finished units were not graded yet; grading them", run_id, len(gradings))
+    return len(gradings)
+
+
 def summarize(database: Database, run_id: str) -> RunSummary:
     """The run as stored (after an interruption, when ``execute_job`` could not return).
 
@@ -468,6 +501,8 @@ def _summarize(database: Database, run_id: str) -> RunSummary:
         failed_assertions = repository.count_failed_assertions(session, run_id)
         rates = _rates(session, run.job_spec, run_id)
         reused, sent = repository.reuse_counts(session, run_id)
+        grading = repository.grading_cost(session, run_id)
+        grading_pending = repository.count_grading_pending(session, run_id)
     return RunSummary(
         run_id=run.id,
         status=run.status,
@@ -477,6 +512,8 @@ def _summarize(database: Database, run_id: str) -> RunSummary:
         rates=rates,
         reused=reused,
         sent=sent,
+        grading_usd=grading,
+        grading_pending=grading_pending,
     )
 
 

@@ -71,6 +71,7 @@ CONFIG_KEYS: Final = (
     "cost",
     "price",
     "tool_calls",
+    "judge",
 )
 _STATUS_RE: Final = re.compile(r"http_([45]\d\d)")
 
@@ -159,6 +160,9 @@ class SimulatorConfig:
     price_input: float = 0.15  # USD per million tokens, for the reported cost
     price_output: float = 0.60
     tool_calls: int = 2  # parallel tool calls when the request carries tools
+    # Plays a judge: answers every request with a verdict JSON object, passing when this regular
+    # expression matches the graded answer (the <answer> section of the grading prompt). None: no judge.
+    judge_pass_when: str | None = None
     # Back-to-back frames (no pause between them) share one send, whole chunks only. False sends
     # every event in its own write, as a slow provider would (benchmarks of the worst case).
     coalesce: bool = True
@@ -207,7 +211,23 @@ class SimulatorConfig:
                     kwargs[f"price_{side}"] = _number(price[side], f"{prefix}.price.{side}")
         if "tool_calls" in raw:
             kwargs["tool_calls"] = max(1, _int(raw["tool_calls"], f"{prefix}.tool_calls"))
+        if "judge" in raw:
+            kwargs["judge_pass_when"] = _judge(raw["judge"], f"{prefix}.judge")
         return cls(**kwargs, table=dict(raw))
+
+
+def _judge(raw: Any, key: str) -> str:
+    """``judge = { pass_when = "<regex>" }``: the pattern, checked to compile."""
+    fix = 'write judge = { pass_when = "<regular expression over the graded answer>" }'
+    if not isinstance(raw, dict) or set(raw) != {"pass_when"} or not isinstance(raw["pass_when"], str):
+        raise ConfigError("must be a table with one key, pass_when (a string)", key=key, fix=fix)
+    try:
+        re.compile(raw["pass_when"])
+    except re.error as exc:
+        raise ConfigError(
+            f"pass_when is not a valid regular expression ({exc})", key=f"{key}.pass_when"
+        ) from exc
+    return str(raw["pass_when"])
 
 
 def parse_dist(text: str, *, key: str) -> Dist:

@@ -8,7 +8,9 @@ reasoning, tool calls with their exact argument strings, usage and cost.
 from __future__ import annotations
 
 import hashlib
+import json
 import random
+import re
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Final
 
@@ -148,6 +150,11 @@ def _choice(
     if task.max_tokens is not None and count > task.max_tokens:
         count, finish, calls = task.max_tokens, "length", ()
     text = _words(rng, count, wide=True) if count else ()
+    if config.judge_pass_when is not None:
+        # A judge answers its verdict, whatever the draws above said (they still happen: same order).
+        text, calls, finish = _verdict(task.body, config.judge_pass_when), (), "stop"
+        if task.max_tokens is not None and len(text) > task.max_tokens:
+            text, finish = text[: task.max_tokens], "length"
     signature = "sig_" + hashlib.sha256("".join(reasoning).encode()).hexdigest()[:32] if reasoning else ""
     return ExpectedChoice(
         index=index,
@@ -170,6 +177,33 @@ def prompt_tokens(body: dict[str, Any]) -> int:
     """A stable stand-in for a tokenizer: about four bytes of prompt JSON per token."""
     parts = [body.get("messages"), body.get("system"), body.get("tools")]
     return 1 + len(orjson.dumps(parts, option=orjson.OPT_SORT_KEYS)) // 4
+
+
+def _verdict(body: dict[str, Any], pass_when: str) -> tuple[str, ...]:
+    """A judge's answer: a fenced verdict JSON object, passing when ``pass_when`` matches the graded
+    answer (the ``<answer>`` section of the request's text, else all of it), as tokens."""
+    text = "\n".join(_strings(body))
+    section = re.search(r"<answer>\n?(.*?)\n?</answer>", text, re.DOTALL)
+    graded = section.group(1) if section else text
+    passed = re.search(pass_when, graded) is not None
+    verdict = {
+        "pass": passed,
+        "score": 1.0 if passed else 0.0,
+        "reason": f"the answer {'matches' if passed else 'does not match'} {pass_when!r}",
+    }
+    words = f"```json\n{json.dumps(verdict)}\n```".split(" ")
+    return tuple(w if i == 0 else " " + w for i, w in enumerate(words))
+
+
+def _strings(value: Any) -> list[str]:
+    """Every string in a request body, in order (the messages' texts, whatever the dialect's shape)."""
+    if isinstance(value, str):
+        return [value]
+    if isinstance(value, dict):
+        return [s for item in value.values() for s in _strings(item)]
+    if isinstance(value, list):
+        return [s for item in value for s in _strings(item)]
+    return []
 
 
 def _words(rng: random.Random, count: int, *, wide: bool = False) -> tuple[str, ...]:

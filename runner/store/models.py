@@ -182,6 +182,12 @@ class Unit(Base):
     attempts: Mapped[int] = mapped_column(default=0)  # its attempts that are not superseded
     reused_from: Mapped[int | None] = mapped_column(ForeignKey("units.id", ondelete="SET NULL"))
     finished_at: Mapped[datetime | None]
+    # A grading unit (a judge provider's request grading another unit's answer) names the unit it
+    # grades; NULL for the job's own units. Grading units are claimed and attempted like any unit,
+    # but are no unit of the job: exports, counts and diffs leave them out.
+    # No foreign key (revision 0005 says why): a grading unit goes with its run, as its graded unit does.
+    graded_unit_id: Mapped[int | None] = mapped_column(index=True)
+    grading_prompt: Mapped[str | None] = mapped_column(ProviderText)  # the rendered grading request
 
 
 class Attempt(Base):

@@ -38,10 +38,14 @@ def unit_verdict(status: UnitStatus, assertions: Sequence[AssertionOutcome]) -> 
     """A unit's verdict: ``passed`` only when it ended ok and every assertion on its result held.
 
     A unit without a final result (``failed``, or not finished) has its assertions not evaluated:
-    whatever an older runner stored for its partial output does not count either way.
+    whatever an older runner stored for its partial output does not count either way. An ok unit whose
+    judge is still grading (and that failed nothing else) is ``not done``.
     """
     if status == "ok":
-        return "failed assertions" if any(not o.passed for o in assertions) else "passed"
+        if any(not o.passed and not o.pending for o in assertions):
+            return "failed assertions"
+        # A judge still grading: neither passed nor failed yet.
+        return "not done" if any(o.pending for o in assertions) else "passed"
     return "failed" if status == "failed" else "not done"
 
 
@@ -83,6 +87,9 @@ class ClaimedUnit:
     attempts: int
     lease_expires_at: datetime
     lease_token: int = 0
+    # A grading unit's: the unit it grades and the grading request it sends (None for a job's unit).
+    graded_unit_id: int | None = None
+    grading_prompt: str | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -120,9 +127,53 @@ class UnitFinish:
     lease_token: int | None = None  # as in AttemptWrite
     completion: Completion | None = None
     assertions: tuple[AssertionOutcome, ...] | None = None  # outcomes of the case's expect, if any
+    # A judged unit's final result: the grading unit to queue with it (same transaction, so a unit
+    # is never finished without its grading on the way).
+    grading: GradingRequest | None = None
+    # A grading unit's end: its verdict becomes the graded unit's ``judge`` outcome.
+    graded_unit_id: int | None = None
+    verdict: AssertionOutcome | None = None
 
 
-WriteItem = AttemptWrite | UnitFinish
+@dataclass(frozen=True, slots=True, kw_only=True)
+class GradingRequest:
+    """A grading unit to queue: a judge provider's request grading the unit ``graded_unit_id``.
+
+    ``key`` is the graded unit's key with ``#judge`` (unique in its run, never a job unit's key);
+    ``case_id`` and ``repeat`` are the graded unit's; ``prompt`` is the rendered grading request.
+    """
+
+    graded_unit_id: int
+    key: str
+    provider: str
+    case_id: str
+    repeat: int
+    request_hash: str
+    prompt: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class GradedUnit:
+    """A finished unit of a judged case that has neither a judge outcome nor a grading unit (a run
+    stopped between the two, or a ``--reuse`` copy): ``--resume`` queues its grading."""
+
+    id: int
+    key: str
+    case_id: str
+    repeat: int
+    completion: Completion | None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Flush:
+    """A writer item that stores nothing: ``done`` is called once every item sent before it is
+    committed (the engine waits on it before deciding whether grading units are still to come)."""
+
+    done: Callable[[], None]
+
+
+StoredItem = AttemptWrite | UnitFinish
+WriteItem = AttemptWrite | UnitFinish | Flush
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -287,6 +338,7 @@ class AttemptCost:
     # "model" param over it), for attempts whose provider reported none (failed ones, Runware).
     requested_model: str | None = None
     superseded: bool = False  # made under a lease another process had taken (see AttemptView)
+    grading: bool = False  # an attempt of a grading unit (a judge's request): grading cost
 
     @property
     def cost_usd(self) -> float | None:

@@ -18,12 +18,13 @@ import trio
 
 from runner.errors import StorageError
 from runner.store import repository
+from runner.store.records import Flush
 
 if TYPE_CHECKING:
     from collections.abc import Callable
 
     from runner.store.db import Database
-    from runner.store.records import BatchOutcome, RawCapturePolicy, WriteItem
+    from runner.store.records import BatchOutcome, RawCapturePolicy, StoredItem, WriteItem
 
 logger = logging.getLogger(__name__)
 
@@ -164,9 +165,16 @@ class Writer:
             lost = received - (self.stats.items - stored_before)
             logger.error("writer drain timed out: %d items were not stored", lost)
 
-    async def _commit(self, batch: list[WriteItem]) -> None:
-        if not batch:
-            return
+    async def _commit(self, items: list[WriteItem]) -> None:
+        batch = [item for item in items if not isinstance(item, Flush)]
+        if batch:
+            await self._commit_stored(batch)
+        # After the commit: everything sent before a Flush is now in the database.
+        for item in items:
+            if isinstance(item, Flush):
+                item.done()
+
+    async def _commit_stored(self, batch: list[StoredItem]) -> None:
         started = time.perf_counter()
         # Not abandon_on_cancel: a transaction in flight finishes (commits or rolls back) before
         # trio delivers a cancellation, so a batch is never half-known.
@@ -193,13 +201,13 @@ class Writer:
         if self._on_batch is not None:
             self._on_batch(outcome)
 
-    def _write(self, batch: list[WriteItem]) -> tuple[BatchOutcome, float]:
+    def _write(self, batch: list[StoredItem]) -> tuple[BatchOutcome, float]:
         # Runs on a worker thread; thread_time() measures this thread's CPU only. The batch is one
         # transaction, rolled back whole when it fails, so Database.call may retry it whole.
         cpu_started = time.thread_time()
         outcome = self._database.call(self._write_once, batch)
         return outcome, time.thread_time() - cpu_started
 
-    def _write_once(self, batch: list[WriteItem]) -> BatchOutcome:
+    def _write_once(self, batch: list[StoredItem]) -> BatchOutcome:
         with self._database.session() as session:
             return repository.write_batch(session, batch, raw_capture=self._raw_capture)

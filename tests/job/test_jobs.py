@@ -662,6 +662,7 @@ def test_demo_runs_offline_on_all_dialects() -> None:
     job = load_job(ROOT / "jobs" / "demo.toml")
     assert all(p.is_simulated for p in job.providers)
     assert {p.dialect for p in job.providers} == set(dialect_names())
+    assert [p.name for p in job.providers if p.role == "judge"] == ["judge"]  # it grades the "sky" case
     check_environment(job, {})
 
 

@@ -10,7 +10,7 @@ from runner.job.plan import Unit
 from runner.model import AttemptError, AttemptRecord, AttemptTiming, Completion, Usage
 from runner.spec import CaseSpec, JobSpec, Price, ProviderSpec
 from runner.store import repository
-from runner.store.records import AttemptWrite, UnitFinish, WriteItem
+from runner.store.records import AttemptWrite, StoredItem, UnitFinish
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -109,7 +109,7 @@ def store_units(session: Session, run_id: str, units: Sequence[UnitView], *, now
         session, run_id, "fixture", limit=len(units) or 1, lease_seconds=86400 * 365, now=start
     )
     ids = {c.key: c.id for c in claimed}
-    items: list[WriteItem] = []
+    items: list[StoredItem] = []
     for unit in units:
         for attempt in unit.attempts[:-1]:
             items.append(

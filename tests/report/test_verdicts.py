@@ -155,3 +155,23 @@ def test_answers_cannot_flip_the_page_or_carry_raw_nul() -> None:
     assert "\u202e" not in html
     assert '<pre class="answer" dir="auto">report<span class="ctl"' in html
     assert "gnp.exe" in html
+
+
+def test_a_judged_unit_shows_the_judges_reason_and_the_grading_cost() -> None:
+    """A judge's verdict shows its reason; one still grading is "not done"; grading cost has a card."""
+    data = make_run(4, seed=7)
+    first, second = data.units[:2]
+    verdict = AssertionOutcome(name="judge", passed=False, score=0.2, detail="cites no source at all")
+    pending = AssertionOutcome(name="judge", passed=False, pending=True, detail="grading pending")
+    units = (
+        replace(first, status="ok", assertions=(verdict,)),
+        replace(second, status="ok", assertions=(pending,)),
+    )
+    context = _context(replace(data, units=units, grading_cost=0.0123))
+    assert [u.verdict for u in units] == ["failed assertions", "not done"]
+    html = render(make_environment(), context)
+    assert "cites no source at all" in html
+    summary = html.split('id="summary"')[1].split('id="providers"')[0]
+    assert "grading cost" in summary
+    assert "0.0123" in summary
+    assert "grading cost" not in render(make_environment(), _context(replace(data, units=units)))

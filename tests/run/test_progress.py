@@ -123,3 +123,15 @@ async def test_the_last_plain_line_reads_the_run_again() -> None:
         logger.setLevel(logging.NOTSET)
     assert lines[0].startswith("3/10 units"), lines
     assert lines[-1].startswith("10/10 units"), lines
+
+
+def test_grading_requests_are_counted_apart_from_the_jobs_units() -> None:
+    """A judge's finished grading requests show as ``graded N``, never in the units' counts."""
+    progress = Progress(total=2, started_at=0.0)
+    progress.of("target").done = 2
+    judge = progress.of("judge")
+    judge.grading, judge.done, judge.failed = True, 1, 1
+    assert (progress.finished, progress.outcomes(), progress.graded) == (2, (2, 0), 2)
+    line = progress.line(now=1.0)
+    assert line.startswith("2/2 units | ok 2 failed 0 ")
+    assert "| graded 2" in line

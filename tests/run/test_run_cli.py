@@ -68,7 +68,8 @@ def test_demo_job_runs_offline_and_reports(tmp_path: Path) -> None:
         "run", str(REPO / "jobs" / "demo.toml"), "--db", f"sqlite:///{db}", "--quiet", cwd=tmp_path
     )
     assert result.returncode == 0, result.stderr
-    assert "finished; units passed 47, units with failed assertions 0, failed (no result) 0" in result.stderr
+    assert "finished; units passed 51, units with failed assertions 0, failed (no result) 0" in result.stderr
+    assert "(grading $" in result.stderr  # the judged case's grading requests, priced apart
     reports = list(tmp_path.glob("report-r-*.html"))
     assert len(reports) == 1
     assert count_runs(db) == 1

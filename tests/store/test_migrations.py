@@ -11,6 +11,7 @@ from sqlalchemy import inspect, text
 from runner.store import repository
 from runner.store.db import alembic_config, data_dir, downgrade, migrations_dir, open_database, upgrade
 from runner.store.models import Base
+from runner.store.records import GradingRequest
 from runner.store.repository import limits
 from runner.store.repository.limits import ProviderBudget
 
@@ -123,3 +124,43 @@ def test_upgrading_a_0003_database_adds_the_shared_limit_tables(db_url: str) -> 
                 session, "r-old001", "w", budget, tokens=10, now=1000.0, lease_seconds=60, cap_usd=None
             )
         assert take.granted
+
+
+def test_upgrading_a_0004_database_adds_grading_columns_and_keeps_every_row(db_url: str) -> None:
+    """A database written at 0004 upgrades to 0005 in place: attempts are kept (no table rebuild
+    cascades them away), the job's units have no graded unit, and grading units can be queued."""
+    with open_database(db_url, migrate=False) as database:
+        upgrade(database, "0004")
+        with database.engine.begin() as conn:
+            conn.execute(text(RUN_0001), {"spec": "{}", "prices": "{}", "tags": "[]", "now": NOW})
+            conn.execute(text(UNITS_0001))
+            conn.execute(text(ATTEMPT_0001), {"now": NOW})
+        upgrade(database)
+        with database.engine.connect() as conn:
+            assert compare_metadata(MigrationContext.configure(conn), Base.metadata) == []
+            rows = conn.execute(
+                text("SELECT key, graded_unit_id, grading_prompt FROM units ORDER BY id")
+            ).all()
+            assert [tuple(row) for row in rows] == [("p/c/1", None, None), ("p/c/2", None, None)]
+            assert conn.execute(text("SELECT count(*) FROM attempts")).scalar_one() == 1
+        with database.session() as session:
+            (done, _) = repository.iter_units(session, "r-old001")
+            repository.queue_gradings(
+                session,
+                [
+                    GradingRequest(
+                        graded_unit_id=done.id,
+                        key="p/c/1#judge",
+                        provider="j",
+                        case_id="c",
+                        repeat=1,
+                        request_hash="g",
+                        prompt="grade it",
+                    )
+                ],
+            )
+            assert [u.key for u in repository.iter_units(session, "r-old001")] == ["p/c/1", "p/c/2"]
+            (claimed,) = repository.claim_units(
+                session, "r-old001", "w", limit=5, lease_seconds=30, provider="j"
+            )
+            assert (claimed.graded_unit_id, claimed.grading_prompt) == (done.id, "grade it")

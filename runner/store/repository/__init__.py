@@ -28,6 +28,12 @@ from runner.store.records import (
     UnitView,
 )
 from runner.store.repository.failures import ProviderFailures, failure_breakdown
+from runner.store.repository.grading import (
+    count_grading_pending,
+    grading_cost,
+    queue_gradings,
+    ungraded_units,
+)
 from runner.store.repository.queue import (
     add_units,
     any_outstanding,
@@ -81,12 +87,14 @@ __all__ = [
     "attempt_costs",
     "claim_units",
     "count_failed_assertions",
+    "count_grading_pending",
     "count_outstanding",
     "counts_by_owner",
     "create_run",
     "failure_breakdown",
     "get_run",
     "graded_verdicts",
+    "grading_cost",
     "iter_units",
     "job_spec_json",
     "list_runs",
@@ -94,6 +102,7 @@ __all__ = [
     "mark_run",
     "new_run_id",
     "prices_json",
+    "queue_gradings",
     "raw_capture",
     "release_units",
     "renew_leases",
@@ -102,6 +111,7 @@ __all__ = [
     "spend_so_far",
     "stored_capture",
     "stream_units",
+    "ungraded_units",
     "unit_counts",
     "units_by_id",
     "write_batch",

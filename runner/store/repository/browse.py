@@ -16,7 +16,7 @@ from sqlalchemy import bindparam, case, false, func, select, text, true
 
 from runner.errors import StorageError
 from runner.store.repository.runs import get_run, list_runs
-from runner.store.repository.sql import ATTEMPTS, RESULTS, UNITS, booked_cost_sql, transaction
+from runner.store.repository.sql import ATTEMPTS, JOB_UNIT, RESULTS, UNITS, booked_cost_sql, transaction
 from runner.store.rows import decode_reads, decompress_raw, unit_view
 
 if TYPE_CHECKING:
@@ -314,7 +314,7 @@ def _unit_counts(group: list[Any], run_ids: Sequence[str]) -> Any:
             func.sum(case((status.in_(("pending", "running")), 1), else_=0)).label("not_done"),
             func.sum(case((UNITS.c.attempts > 1, UNITS.c.attempts - 1), else_=0)).label("retries"),
         )
-        .where(UNITS.c.run_id.in_(run_ids))
+        .where(UNITS.c.run_id.in_(run_ids), JOB_UNIT)  # grading units are no units of the job
         .group_by(*group)
     )
 

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Final
 
 from sqlalchemy import and_, false, func, select, text
 
-from runner.store.repository.sql import ATTEMPTS, HAS_FAILED_OUTCOME, RESULTS, UNITS, transaction
+from runner.store.repository.sql import ATTEMPTS, HAS_FAILED_OUTCOME, JOB_UNIT, RESULTS, UNITS, transaction
 from runner.store.rows import assertions_from_json
 
 if TYPE_CHECKING:
@@ -55,7 +55,7 @@ def failure_breakdown(session: Session, run_id: str, *, examples: int = 3) -> tu
                 ATTEMPTS, and_(ATTEMPTS.c.unit_id == UNITS.c.id, ATTEMPTS.c.number == final_number)
             )
         )
-        .where(UNITS.c.run_id == run_id, UNITS.c.status == "failed")
+        .where(UNITS.c.run_id == run_id, UNITS.c.status == "failed", JOB_UNIT)
         .order_by(UNITS.c.id)
     )
     assertion_query = (

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Final
 
 from sqlalchemy import case, func, select, text
 
-from runner.store.repository.sql import ATTEMPTS, RESULTS, UNITS, transaction
+from runner.store.repository.sql import ATTEMPTS, JOB_UNIT, RESULTS, UNITS, transaction
 from runner.store.rows import unit_view
 
 if TYPE_CHECKING:
@@ -85,7 +85,7 @@ class CaseCounts:
 
 def unit_page(session: Session, run_id: str, query: UnitQuery) -> tuple[list[UnitView], int]:
     """The units of ``query``'s page, whole (attempts and results), and how many units match in all."""
-    where = [UNITS.c.run_id == run_id]
+    where = [UNITS.c.run_id == run_id, JOB_UNIT]  # grading units are no units of the job
     if query.provider:
         where.append(UNITS.c.provider == query.provider)
     if query.status:
@@ -126,7 +126,7 @@ def case_counts(session: Session, run_id: str) -> list[CaseCounts]:
     failed = func.sum(case((UNITS.c.status == "failed", 1), else_=0))
     query = (
         select(UNITS.c.case_id, UNITS.c.provider, func.count(), ok, failed)
-        .where(UNITS.c.run_id == run_id)
+        .where(UNITS.c.run_id == run_id, JOB_UNIT)
         .group_by(UNITS.c.case_id, UNITS.c.provider)
         .order_by(UNITS.c.case_id, UNITS.c.provider)
     )

@@ -4,15 +4,21 @@ release leases, reopen a run, and count what is still outstanding."""
 from __future__ import annotations
 
 from datetime import timedelta
-from typing import TYPE_CHECKING, Any, Final
+from typing import TYPE_CHECKING
 
 from sqlalchemy import and_, delete, func, or_, select, update
-from sqlalchemy.dialects import postgresql, sqlite
 
 from runner.store.records import ClaimedUnit
 from runner.store.repository.limits import lapse_all
 from runner.store.repository.reuse import reuse_results
-from runner.store.repository.sql import RESULTS, RUNS, UNITS, now_or_utc, transaction
+from runner.store.repository.sql import (
+    RESULTS,
+    RUNS,
+    UNITS,
+    insert_ignoring_conflicts,
+    now_or_utc,
+    transaction,
+)
 
 if TYPE_CHECKING:
     from collections.abc import Iterable, Sequence
@@ -23,15 +29,6 @@ if TYPE_CHECKING:
 
     from runner.job.plan import Unit
     from runner.store.records import ReuseGrader
-
-INSERT_CHUNK: Final = 2000
-
-
-def _insert_ignoring_conflicts(conn: Connection, rows: list[dict[str, Any]]) -> None:
-    dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
-    for start in range(0, len(rows), INSERT_CHUNK):
-        stmt = dialect.insert(UNITS).on_conflict_do_nothing(index_elements=["run_id", "key"])
-        conn.execute(stmt, rows[start : start + INSERT_CHUNK])
 
 
 def add_units(
@@ -70,7 +67,7 @@ def add_units(
         for unit in batch
     ]
     with transaction(session, write=True) as conn:
-        _insert_ignoring_conflicts(conn, rows)
+        insert_ignoring_conflicts(conn, rows)
         if planned:
             conn.execute(
                 update(RUNS).where(RUNS.c.id == run_id, RUNS.c.status == "planning").values(status="running")
@@ -119,6 +116,8 @@ def claim_units(
             UNITS.c.request_hash,
             UNITS.c.attempts,
             UNITS.c.lease_token,
+            UNITS.c.graded_unit_id,
+            UNITS.c.grading_prompt,
         )
     )
     with transaction(session, write=True) as conn:

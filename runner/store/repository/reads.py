@@ -9,11 +9,11 @@ from itertools import groupby
 from operator import itemgetter
 from typing import TYPE_CHECKING, Any, cast
 
-from sqlalchemy import case, func, null, select
+from sqlalchemy import and_, case, func, null, select
 
 from runner.errors import StorageError
 from runner.store.records import UnitStatus, UnitView, unit_verdict
-from runner.store.repository.sql import ATTEMPTS, RESULTS, UNITS, booked_cost_sql, transaction
+from runner.store.repository.sql import ATTEMPTS, JOB_UNIT, RESULTS, UNITS, booked_cost_sql, transaction
 from runner.store.rows import (
     assertions_from_json,
     attempt_view,
@@ -45,7 +45,9 @@ def unit_counts(session: Session, run_id: str) -> dict[UnitStatus, int]:
     """How many units of a run are in each status (every status present, zero included)."""
     with transaction(session, write=False) as conn:
         rows = conn.execute(
-            select(UNITS.c.status, func.count()).where(UNITS.c.run_id == run_id).group_by(UNITS.c.status)
+            select(UNITS.c.status, func.count())
+            .where(UNITS.c.run_id == run_id, JOB_UNIT)
+            .group_by(UNITS.c.status)
         ).all()
     counts: dict[UnitStatus, int] = {"pending": 0, "running": 0, "ok": 0, "failed": 0}
     counts.update({cast("UnitStatus", status): count for status, count in rows})
@@ -58,7 +60,7 @@ def counts_by_owner(session: Session, run_id: str) -> dict[str, dict[UnitStatus,
     Units no process holds (``pending``, reused or finished before owners were kept) come under ""."""
     query = (
         select(UNITS.c.lease_owner, UNITS.c.status, func.count())
-        .where(UNITS.c.run_id == run_id)
+        .where(UNITS.c.run_id == run_id, JOB_UNIT)
         .group_by(UNITS.c.lease_owner, UNITS.c.status)
     )
     with transaction(session, write=False) as conn:
@@ -76,7 +78,7 @@ def reuse_counts(session: Session, run_id: str) -> tuple[int, int]:
     query = select(
         func.count(UNITS.c.reused_from),
         func.coalesce(func.sum(case((UNITS.c.attempts > 0, 1), else_=0)), 0),
-    ).where(UNITS.c.run_id == run_id)
+    ).where(UNITS.c.run_id == run_id, JOB_UNIT)
     with transaction(session, write=False) as conn:
         reused, sent = conn.execute(query).one()
     return int(reused), int(sent)
@@ -163,7 +165,8 @@ def graded_verdicts(session: Session, run_id: str) -> list[tuple[str, str, bool]
 
 
 def iter_units(session: Session, run_id: str, *, page_size: int = 500) -> Iterator[UnitView]:
-    """Every unit of a run in unit order, with its attempts and stored completion.
+    """Every unit of a run's job in unit order, with its attempts and stored completion. Grading units
+    are no units of the job: left out (their verdicts are the graded units' ``judge`` outcomes).
 
     Reads page by page, one short transaction per page, so a 100,000-unit run streams in flat memory.
     """
@@ -173,7 +176,7 @@ def iter_units(session: Session, run_id: str, *, page_size: int = 500) -> Iterat
             units = (
                 conn.execute(
                     select(*_UNIT_COLUMNS)
-                    .where(UNITS.c.run_id == run_id, UNITS.c.id > last_id)
+                    .where(UNITS.c.run_id == run_id, UNITS.c.id > last_id, JOB_UNIT)
                     .order_by(UNITS.c.id)
                     .limit(page_size)
                 )
@@ -198,7 +201,8 @@ def stream_units(session: Session, run_id: str, *, batch: int = 2000) -> Iterato
     ``batch`` rows at a time (``yield_per``: a server-side cursor on PostgreSQL), so a million-unit
     run streams in flat memory at about twice the speed of ``iter_units``' pages of IN lists.
     """
-    of_run = UNITS.c.run_id == run_id
+    # Grading units are no units of the job (and the three cursors must walk the same units).
+    of_run = and_(UNITS.c.run_id == run_id, JOB_UNIT)
     skipped = [c if c.name not in _ATTEMPT_TEXTS else null().label(c.name) for c in ATTEMPTS.c]
     has_raw = ATTEMPTS.c.raw_capture.is_not(None).label("has_raw_capture")
     attempts_query = (

@@ -45,6 +45,7 @@ def attempt_costs(
             ATTEMPTS.c.cached_input_tokens,
             ATTEMPTS.c.cost_reported,
             ATTEMPTS.c.cost_computed,
+            UNITS.c.graded_unit_id,
         )
         .select_from(
             ATTEMPTS.join(UNITS, ATTEMPTS.c.unit_id == UNITS.c.id).join(RUNS, UNITS.c.run_id == RUNS.c.id)
@@ -69,6 +70,7 @@ def attempt_costs(
             # A superseded attempt's answer was never the result: its tokens are waste.
             ok=row["error_kind"] is None and not row["superseded"],
             superseded=bool(row["superseded"]),
+            grading=row["graded_unit_id"] is not None,
             input_tokens=row["input_tokens"],
             output_tokens=row["output_tokens"],
             reasoning_tokens=row["reasoning_tokens"],

@@ -7,9 +7,10 @@ from __future__ import annotations
 
 import contextlib
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Final
+from typing import TYPE_CHECKING, Any, Final
 
 from sqlalchemy import func
+from sqlalchemy.dialects import postgresql, sqlite
 
 from runner.store.db import map_exceptions
 from runner.store.models import Base
@@ -25,6 +26,17 @@ RUNS: Final = Base.metadata.tables["runs"]
 UNITS: Final = Base.metadata.tables["units"]
 ATTEMPTS: Final = Base.metadata.tables["attempts"]
 RESULTS: Final = Base.metadata.tables["results"]
+INSERT_CHUNK: Final = 2000
+# A unit of the job, not a grading unit (a judge's request grading another unit).
+JOB_UNIT: Final = UNITS.c.graded_unit_id.is_(None)
+
+
+def insert_ignoring_conflicts(conn: Connection, rows: list[dict[str, Any]]) -> None:
+    """Insert unit rows; a row whose (run, key) is stored already is left as it is (idempotent)."""
+    dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
+    for start in range(0, len(rows), INSERT_CHUNK):
+        stmt = dialect.insert(UNITS).on_conflict_do_nothing(index_elements=["run_id", "key"])
+        conn.execute(stmt, rows[start : start + INSERT_CHUNK])
 
 
 # A WHERE condition on a ``results`` row: its assertion outcomes hold one that failed. Each backend

@@ -9,7 +9,14 @@ from sqlalchemy import bindparam, func, insert, select, text, update
 
 from runner.pricing import booked_cost
 from runner.store.records import BatchOutcome, UnitFinish
-from runner.store.repository.sql import ATTEMPTS, RESULTS, UNITS, now_or_utc, transaction
+from runner.store.repository.sql import (
+    ATTEMPTS,
+    RESULTS,
+    UNITS,
+    insert_ignoring_conflicts,
+    now_or_utc,
+    transaction,
+)
 from runner.store.rows import attempt_row, result_rows
 
 if TYPE_CHECKING:
@@ -19,12 +26,13 @@ if TYPE_CHECKING:
     from sqlalchemy.engine import Connection, RowMapping
     from sqlalchemy.orm import Session
 
-    from runner.store.records import RawCapturePolicy, WriteItem
+    from runner.grading.outcome import AssertionOutcome
+    from runner.store.records import GradingRequest, RawCapturePolicy, StoredItem
 
 
 def write_batch(
     session: Session,
-    items: Sequence[WriteItem],
+    items: Sequence[StoredItem],
     *,
     raw_capture: RawCapturePolicy = "failed",
     now: datetime | None = None,
@@ -107,14 +115,14 @@ def _next_numbers(conn: Connection, unit_ids: list[int]) -> dict[int, int]:
     return numbers
 
 
-def _token_current(item: WriteItem, units: dict[int, RowMapping]) -> bool:
+def _token_current(item: StoredItem, units: dict[int, RowMapping]) -> bool:
     """The write's claim is still the unit's latest (a write without a token is not fenced; a
     missing unit is left to the insert's foreign key to refuse)."""
     unit = units.get(item.unit_id)
     return item.lease_token is None or unit is None or unit["lease_token"] == item.lease_token
 
 
-def _held_finishes(items: Sequence[WriteItem], units: dict[int, RowMapping]) -> set[int]:
+def _held_finishes(items: Sequence[StoredItem], units: dict[int, RowMapping]) -> set[int]:
     """Positions of the finishes that may end their unit: still ``running`` under the finisher's
     lease (owner, and token when it carries one); a second finish of one unit in a batch may not."""
     held: set[int] = set()
@@ -133,7 +141,7 @@ def _held_finishes(items: Sequence[WriteItem], units: dict[int, RowMapping]) -> 
 
 def _finish_units(
     conn: Connection,
-    items: Sequence[WriteItem],
+    items: Sequence[StoredItem],
     held: set[int],
     attempt_of: dict[int, int],
     attempt_ids: list[int],
@@ -160,6 +168,13 @@ def _finish_units(
             )
     if results:
         conn.execute(insert(RESULTS), results)
+    held_items = [
+        item for position, item in enumerate(items) if position in held and isinstance(item, UnitFinish)
+    ]
+    queue_gradings(conn, [item.grading for item in held_items if item.grading is not None])
+    for item in held_items:
+        if item.verdict is not None and item.graded_unit_id is not None:
+            apply_verdict(conn, item.graded_unit_id, item.verdict)
     if statuses:
         conn.execute(
             update(UNITS)
@@ -171,6 +186,51 @@ def _finish_units(
             statuses,
         )
     return finished, lost
+
+
+def queue_gradings(conn: Connection, gradings: list[GradingRequest]) -> None:
+    """Queue grading units as ``pending`` in the graded units' run (a key already queued is kept)."""
+    if not gradings:
+        return
+    runs = dict(
+        conn.execute(
+            select(UNITS.c.id, UNITS.c.run_id).where(UNITS.c.id.in_([g.graded_unit_id for g in gradings]))
+        ).all()
+    )
+    rows = [
+        {
+            "run_id": runs[g.graded_unit_id],
+            "key": g.key,
+            "provider": g.provider,
+            "case_id": g.case_id,
+            "repeat": g.repeat,
+            "request_hash": g.request_hash,
+            "status": "pending",
+            "attempts": 0,
+            "graded_unit_id": g.graded_unit_id,
+            "grading_prompt": g.prompt,
+        }
+        for g in gradings
+        if g.graded_unit_id in runs
+    ]
+    insert_ignoring_conflicts(conn, rows)
+
+
+def apply_verdict(conn: Connection, graded_unit_id: int, verdict: AssertionOutcome) -> None:
+    """Make ``verdict`` the graded unit's ``judge`` outcome, on its first choice's result row where its
+    other outcomes are: in the place of the one it had (the pending one, in the table's key order)."""
+    row = conn.execute(
+        select(RESULTS.c.id, RESULTS.c.assertions)
+        .where(RESULTS.c.unit_id == graded_unit_id)
+        .order_by(RESULTS.c.choice_index)
+        .limit(1)
+    ).first()
+    if row is None:
+        return  # the graded unit has no result row (nothing to attach a verdict to)
+    outcomes = list(row.assertions or [])
+    at = next((i for i, o in enumerate(outcomes) if o.get("name") == verdict.name), len(outcomes))
+    outcomes[at : at + 1] = [verdict.to_dict()]
+    conn.execute(update(RESULTS).where(RESULTS.c.id == row.id).values(assertions=outcomes))
 
 
 def _insert_attempts(conn: Connection, rows: list[dict[str, Any]]) -> list[int]:
