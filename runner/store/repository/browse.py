@@ -16,7 +16,15 @@ from sqlalchemy import bindparam, case, false, func, select, text, true
 
 from runner.errors import StorageError
 from runner.store.repository.runs import get_run, list_runs
-from runner.store.repository.sql import ATTEMPTS, JOB_UNIT, RESULTS, UNITS, booked_cost_sql, transaction
+from runner.store.repository.sql import (
+    ATTEMPTS,
+    JOB_UNIT,
+    OUTCOME_FAILED,
+    RESULTS,
+    UNITS,
+    booked_cost_sql,
+    transaction,
+)
 from runner.store.rows import decode_reads, decompress_raw, unit_view
 
 if TYPE_CHECKING:
@@ -32,17 +40,17 @@ SIMILAR_KEYS_READ: Final = 5000
 # Per run and provider, over ok units' assertion outcomes (a JSON list on the unit's first result row,
 # walked with each backend's own JSON function): units with a failed one, checks passed, checks in all.
 _CHECKS_SQL: Final = {
-    "sqlite": """
+    "sqlite": f"""
         SELECT u.run_id, u.provider,
-          COUNT(DISTINCT CASE WHEN json_extract(o.value, '$.passed') = 0 THEN u.id END),
+          COUNT(DISTINCT CASE WHEN {OUTCOME_FAILED["sqlite"]} THEN u.id END),
           SUM(CASE WHEN json_extract(o.value, '$.passed') = 1 THEN 1 ELSE 0 END),
           COUNT(*)
         FROM units u JOIN results r ON r.unit_id = u.id, json_each(r.assertions) o
         WHERE u.run_id IN :run_ids AND u.status = 'ok' AND r.assertions IS NOT NULL
         GROUP BY u.run_id, u.provider""",
-    "postgresql": """
+    "postgresql": f"""
         SELECT u.run_id, u.provider,
-          COUNT(DISTINCT CASE WHEN o->>'passed' = 'false' THEN u.id END),
+          COUNT(DISTINCT CASE WHEN {OUTCOME_FAILED["postgresql"]} THEN u.id END),
           SUM(CASE WHEN o->>'passed' = 'true' THEN 1 ELSE 0 END),
           COUNT(*)
         FROM units u JOIN results r ON r.unit_id = u.id

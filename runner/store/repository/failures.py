@@ -74,7 +74,7 @@ def failure_breakdown(session: Session, run_id: str, *, examples: int = 3) -> tu
         if failing is not None:
             assertion_query = assertion_query.where(text(failing))
         for provider, key, data in conn.execute(assertion_query):
-            names = [o.name for o in assertions_from_json(data) if not o.passed]
+            names = [o.name for o in assertions_from_json(data) if not o.passed and not o.pending]
             if names:
                 missed.setdefault(provider, _Tally()).add(key, list(dict.fromkeys(names)), examples)
     empty = _Tally()

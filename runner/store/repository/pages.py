@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Final
 
 from sqlalchemy import case, func, select, text
 
-from runner.store.repository.sql import ATTEMPTS, JOB_UNIT, RESULTS, UNITS, transaction
+from runner.store.repository.sql import ATTEMPTS, JOB_UNIT, OUTCOME_FAILED, RESULTS, UNITS, transaction
 from runner.store.rows import unit_view
 
 if TYPE_CHECKING:
@@ -40,19 +40,19 @@ STATUSES: Final = ("failed", "running", "pending", "ok")
 # list on the unit's result row, walked with each backend's JSON function). The LIKE skips, cheaply,
 # the rows with no "false" anywhere in them, which is most of a healthy run.
 _FAILED_CHECKS_SQL: Final = {
-    "sqlite": """
+    "sqlite": f"""
         SELECT u.case_id, u.provider, COUNT(DISTINCT u.id)
         FROM units u JOIN results r ON r.unit_id = u.id, json_each(r.assertions) o
         WHERE u.run_id = :run_id AND u.status = 'ok' AND r.assertions LIKE '%false%'
-          AND json_extract(o.value, '$.passed') = 0
+          AND {OUTCOME_FAILED["sqlite"]}
         GROUP BY u.case_id, u.provider""",
-    "postgresql": """
+    "postgresql": f"""
         SELECT u.case_id, u.provider, COUNT(DISTINCT u.id)
         FROM units u JOIN results r ON r.unit_id = u.id
           CROSS JOIN LATERAL json_array_elements(
             CASE WHEN json_typeof(r.assertions) = 'array' THEN r.assertions ELSE '[]'::json END) o
         WHERE u.run_id = :run_id AND u.status = 'ok' AND r.assertions::text LIKE '%false%'
-          AND o->>'passed' = 'false'
+          AND {OUTCOME_FAILED["postgresql"]}
         GROUP BY u.case_id, u.provider""",
 }
 

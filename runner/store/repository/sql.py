@@ -39,13 +39,19 @@ def insert_ignoring_conflicts(conn: Connection, rows: list[dict[str, Any]]) -> N
         conn.execute(stmt, rows[start : start + INSERT_CHUNK])
 
 
+# A condition on one assertion outcome ``o`` of a results row's JSON list, per backend: it failed. A judge
+# still grading is stored with ``passed`` false and ``pending`` true: neither a pass nor a failure.
+OUTCOME_FAILED: Final = {
+    "sqlite": "json_extract(o.value, '$.passed') = 0 AND json_extract(o.value, '$.pending') IS NULL",
+    "postgresql": "o->>'passed' = 'false' AND o->>'pending' IS NULL",
+}
+
 # A WHERE condition on a ``results`` row: its assertion outcomes hold one that failed. Each backend
 # walks the JSON list with its own function; the rows without one are never sent to Python.
 HAS_FAILED_OUTCOME: Final = {
-    "sqlite": "EXISTS (SELECT 1 FROM json_each(results.assertions) o "
-    "WHERE json_extract(o.value, '$.passed') = 0)",
+    "sqlite": f"EXISTS (SELECT 1 FROM json_each(results.assertions) o WHERE {OUTCOME_FAILED['sqlite']})",
     "postgresql": "json_typeof(results.assertions) = 'array' AND EXISTS (SELECT 1 FROM "
-    "json_array_elements(results.assertions) o WHERE o->>'passed' = 'false')",
+    f"json_array_elements(results.assertions) o WHERE {OUTCOME_FAILED['postgresql']})",
 }
 
 
