@@ -273,14 +273,25 @@ def attempt_view(row: Mapping[Any, Any]) -> AttemptView:
 
 
 def unit_view(
-    unit: Mapping[Any, Any], attempts: Sequence[Mapping[Any, Any]], results: Sequence[Mapping[Any, Any]]
+    unit: Mapping[Any, Any],
+    attempts: Sequence[Mapping[Any, Any]],
+    results: Sequence[Mapping[Any, Any]],
+    *,
+    texts: bool = True,
 ) -> UnitView:
     """A UnitView from a ``units`` row, its ``attempts`` rows (``attempt_view``'s columns) and its
-    ``results`` rows (by choice)."""
-    final_attempt = (
-        next((row for row in attempts if row["id"] == results[0]["attempt_id"]), None) if results else None
-    )
-    stream_error = completion_error_from_dict(final_attempt["stream_error"]) if final_attempt else None
+    ``results`` rows (by choice); ``texts=False``: the lean view of rows read without their texts
+    (``lean_completion``: no choices, usage or stream error)."""
+    if texts:
+        final_attempt = (
+            next((row for row in attempts if row["id"] == results[0]["attempt_id"]), None)
+            if results
+            else None
+        )
+        stream_error = completion_error_from_dict(final_attempt["stream_error"]) if final_attempt else None
+        completion = completion_from_results(results, stream_error)
+    else:
+        completion = lean_completion(results)
     return UnitView(
         id=unit["id"],
         run_id=unit["run_id"],
@@ -294,7 +305,7 @@ def unit_view(
         reused_from=unit["reused_from"],
         finished_at=unit["finished_at"],
         attempts=tuple(attempt_view(row) for row in attempts),
-        completion=completion_from_results(results, stream_error),
+        completion=completion,
         cost_reported=results[0]["cost_reported"] if results else None,
         cost_computed=results[0]["cost_computed"] if results else None,
         assertions=assertions_from_json(results[0]["assertions"]) if results else (),

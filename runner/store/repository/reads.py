@@ -16,15 +16,12 @@ from runner.store.records import UnitStatus, UnitView, unit_verdict
 from runner.store.repository.sql import ATTEMPTS, JOB_UNIT, RESULTS, UNITS, booked_cost_sql, transaction
 from runner.store.rows import (
     assertions_from_json,
-    attempt_view,
-    completion_error_from_dict,
-    completion_from_results,
     decompress_raw,
-    lean_completion,
+    unit_view,
 )
 
 if TYPE_CHECKING:
-    from collections.abc import Iterator, Mapping, Sequence
+    from collections.abc import Iterator, Sequence
 
     from sqlalchemy.engine import Connection, Result, RowMapping
     from sqlalchemy.orm import Session
@@ -233,7 +230,7 @@ def stream_units(session: Session, run_id: str, *, batch: int = 2000) -> Iterato
             result: list[dict[str, Any]] = []
             if next_results is not None and next_results[0] == row["id"]:
                 result, next_results = next_results[1], next(results, None)
-            yield _unit_view(row, mine, result, texts=False)
+            yield unit_view(row, mine, result, texts=False)
 
 
 def _by_unit(rows: Result[Any]) -> Iterator[tuple[int, list[dict[str, Any]]]]:
@@ -314,41 +311,4 @@ def _read_views(conn: Connection, units: Sequence[RowMapping]) -> list[UnitView]
     ).all():
         result = row._asdict()
         results[result["unit_id"]].append(result)
-    return [_unit_view(unit, attempts[unit["id"]], results[unit["id"]]) for unit in units]
-
-
-def _unit_view(
-    unit: Mapping[Any, Any],
-    attempts: Sequence[Mapping[Any, Any]],
-    results: Sequence[Mapping[Any, Any]],
-    *,
-    texts: bool = True,
-) -> UnitView:
-    if texts:
-        final_attempt = (
-            next((row for row in attempts if row["id"] == results[0]["attempt_id"]), None)
-            if results
-            else None
-        )
-        stream_error = completion_error_from_dict(final_attempt["stream_error"]) if final_attempt else None
-        completion = completion_from_results(results, stream_error)
-    else:
-        completion = lean_completion(results)
-    return UnitView(
-        id=unit["id"],
-        run_id=unit["run_id"],
-        key=unit["key"],
-        provider=unit["provider"],
-        case_id=unit["case_id"],
-        repeat=unit["repeat"],
-        request_hash=unit["request_hash"],
-        status=unit["status"],
-        attempt_count=unit["attempts"],
-        reused_from=unit["reused_from"],
-        finished_at=unit["finished_at"],
-        attempts=tuple(attempt_view(row) for row in attempts),
-        completion=completion,
-        cost_reported=results[0]["cost_reported"] if results else None,
-        cost_computed=results[0]["cost_computed"] if results else None,
-        assertions=assertions_from_json(results[0]["assertions"]) if results else (),
-    )
+    return [unit_view(unit, attempts[unit["id"]], results[unit["id"]]) for unit in units]
