@@ -11,7 +11,7 @@ from sqlalchemy import case, func, select
 
 from runner.errors import StorageError
 from runner.store.records import UnitStatus, UnitView, unit_verdict
-from runner.store.repository.sql import ATTEMPTS, RESULTS, UNITS, booked_cost_sql, transaction
+from runner.store.repository.sql import ATTEMPTS, CURRENT_RESULT, RESULTS, UNITS, booked_cost_sql, transaction
 from runner.store.rows import (
     assertions_from_json,
     attempt_view,
@@ -132,6 +132,7 @@ def count_failed_assertions(session: Session, run_id: str) -> int:
         select(UNITS.c.status, RESULTS.c.assertions)
         .join(UNITS, UNITS.c.id == RESULTS.c.unit_id)
         .where(UNITS.c.run_id == run_id, UNITS.c.status == "ok", RESULTS.c.assertions.is_not(None))
+        .where(CURRENT_RESULT)
     )
     with transaction(session, write=False) as conn:
         stored = conn.execute(query).all()
@@ -149,6 +150,7 @@ def graded_verdicts(session: Session, run_id: str) -> list[tuple[str, str, bool]
         select(UNITS.c.case_id, UNITS.c.provider, RESULTS.c.assertions)
         .join(UNITS, UNITS.c.id == RESULTS.c.unit_id)
         .where(UNITS.c.run_id == run_id, UNITS.c.status == "ok", RESULTS.c.assertions.is_not(None))
+        .where(CURRENT_RESULT)
         .order_by(UNITS.c.id)
     )
     with transaction(session, write=False) as conn:
@@ -192,7 +194,7 @@ def iter_units(session: Session, run_id: str, *, page_size: int = 500) -> Iterat
             results = defaultdict(list)
             for row in conn.execute(
                 select(RESULTS)
-                .where(RESULTS.c.unit_id.in_(ids))
+                .where(RESULTS.c.unit_id.in_(ids), CURRENT_RESULT)
                 .order_by(RESULTS.c.unit_id, RESULTS.c.choice_index)
             ).mappings():
                 results[row["unit_id"]].append(row)

@@ -25,6 +25,8 @@ RUNS: Final = Base.metadata.tables["runs"]
 UNITS: Final = Base.metadata.tables["units"]
 ATTEMPTS: Final = Base.metadata.tables["attempts"]
 RESULTS: Final = Base.metadata.tables["results"]
+# A unit's current result rows; ``--retry failed`` keeps the ones it replaced, with ``replaced_at``.
+CURRENT_RESULT: Final = RESULTS.c.replaced_at.is_(None)
 
 
 def booked_cost_sql() -> ColumnElement[float]:
