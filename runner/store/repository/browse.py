@@ -16,7 +16,15 @@ from sqlalchemy import bindparam, case, false, func, select, text, true
 
 from runner.errors import StorageError
 from runner.store.repository.runs import get_run, list_runs
-from runner.store.repository.sql import ATTEMPTS, JOB_UNIT, RESULTS, UNITS, booked_cost_sql, transaction
+from runner.store.repository.sql import (
+    ATTEMPTS,
+    CURRENT_RESULT,
+    JOB_UNIT,
+    RESULTS,
+    UNITS,
+    booked_cost_sql,
+    transaction,
+)
 from runner.store.rows import decode_reads, decompress_raw, unit_view
 
 if TYPE_CHECKING:
@@ -37,7 +45,7 @@ _CHECKS_SQL: Final = {
           COUNT(DISTINCT CASE WHEN json_extract(o.value, '$.passed') = 0 THEN u.id END),
           SUM(CASE WHEN json_extract(o.value, '$.passed') = 1 THEN 1 ELSE 0 END),
           COUNT(*)
-        FROM units u JOIN results r ON r.unit_id = u.id, json_each(r.assertions) o
+        FROM units u JOIN results r ON r.unit_id = u.id AND r.replaced_at IS NULL, json_each(r.assertions) o
         WHERE u.run_id IN :run_ids AND u.status = 'ok' AND r.assertions IS NOT NULL
         GROUP BY u.run_id, u.provider""",
     "postgresql": """
@@ -45,7 +53,7 @@ _CHECKS_SQL: Final = {
           COUNT(DISTINCT CASE WHEN o->>'passed' = 'false' THEN u.id END),
           SUM(CASE WHEN o->>'passed' = 'true' THEN 1 ELSE 0 END),
           COUNT(*)
-        FROM units u JOIN results r ON r.unit_id = u.id
+        FROM units u JOIN results r ON r.unit_id = u.id AND r.replaced_at IS NULL
           CROSS JOIN LATERAL json_array_elements(
             CASE WHEN json_typeof(r.assertions) = 'array' THEN r.assertions ELSE '[]'::json END) o
         WHERE u.run_id IN :run_ids AND u.status = 'ok' AND r.assertions IS NOT NULL
@@ -188,7 +196,9 @@ def find_unit(session: Session, run_id: str, key: str) -> UnitView | None:
         )
         results = (
             conn.execute(
-                select(RESULTS).where(RESULTS.c.unit_id == unit["id"]).order_by(RESULTS.c.choice_index)
+                select(RESULTS)
+                .where(RESULTS.c.unit_id == unit["id"], CURRENT_RESULT)
+                .order_by(RESULTS.c.choice_index)
             )
             .mappings()
             .all()

@@ -47,6 +47,8 @@ HAS_FAILED_OUTCOME: Final = {
     "postgresql": "json_typeof(results.assertions) = 'array' AND EXISTS (SELECT 1 FROM "
     "json_array_elements(results.assertions) o WHERE o->>'passed' = 'false')",
 }
+# A unit's current result rows; ``--retry failed`` keeps the ones it replaced, with ``replaced_at``.
+CURRENT_RESULT: Final = RESULTS.c.replaced_at.is_(None)
 
 
 def booked_cost_sql() -> ColumnElement[float]:
