@@ -25,6 +25,7 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
     false,
+    text,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from sqlalchemy.types import TypeDecorator
@@ -237,11 +238,26 @@ class Attempt(Base):
     superseded: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
 
 
+# A unit's current result: its rows not replaced by a later attempt's (``--retry failed``).
+RESULT_IS_CURRENT = "replaced_at IS NULL"
+
+
 class Result(Base):
-    """One choice of a unit's final completion (ok, or the partial output a failed unit ended with)."""
+    """One choice of a unit's completion from one attempt: its current result (ok, or the partial
+    output a failed unit ended with), or one it had before ``--retry failed`` (``replaced_at`` set)."""
 
     __tablename__ = "results"
-    __table_args__ = (UniqueConstraint("unit_id", "choice_index"),)
+    __table_args__ = (
+        # One current row per choice; replaced rows are the unit's history, as many as its retries.
+        Index(
+            None,
+            "unit_id",
+            "choice_index",
+            unique=True,
+            sqlite_where=text(RESULT_IS_CURRENT),
+            postgresql_where=text(RESULT_IS_CURRENT),
+        ),
+    )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     unit_id: Mapped[int] = mapped_column(ForeignKey("units.id", ondelete="CASCADE"))
@@ -270,6 +286,7 @@ class Result(Base):
     cost_computed: Mapped[float | None] = mapped_column(Float)
     assertions: Mapped[list[Any] | None]  # the case's expect outcomes, on the first choice's row
     created_at: Mapped[datetime] = mapped_column(index=True)
+    replaced_at: Mapped[datetime | None]  # when --retry failed reopened the unit; NULL: current
 
 
 class LimitBucket(Base):

@@ -151,7 +151,7 @@ class UnitRow:
     key: str
     status: str
     attempts: int
-    results: int
+    results: int  # its current result rows (not those a --retry failed replaced)
     kinds: tuple[str | None, ...]  # error kind of each attempt, in attempt order
     numbers: tuple[int, ...]  # attempt numbers, in order
     reused_from: int | None
@@ -198,7 +198,7 @@ class RunState:
         results = dict(
             self._all(
                 "SELECT r.unit_id, count(*) FROM results r JOIN units u ON u.id = r.unit_id"
-                " WHERE u.run_id = :r GROUP BY r.unit_id",
+                " WHERE u.run_id = :r AND r.replaced_at IS NULL GROUP BY r.unit_id",
                 r=run_id,
             )
         )

@@ -18,6 +18,7 @@ from runner.errors import StorageError
 from runner.store.repository.runs import get_run, list_runs
 from runner.store.repository.sql import (
     ATTEMPTS,
+    CURRENT_RESULT,
     JOB_UNIT,
     OUTCOME_FAILED,
     RESULTS,
@@ -45,7 +46,7 @@ _CHECKS_SQL: Final = {
           COUNT(DISTINCT CASE WHEN {OUTCOME_FAILED["sqlite"]} THEN u.id END),
           SUM(CASE WHEN json_extract(o.value, '$.passed') = 1 THEN 1 ELSE 0 END),
           COUNT(*)
-        FROM units u JOIN results r ON r.unit_id = u.id, json_each(r.assertions) o
+        FROM units u JOIN results r ON r.unit_id = u.id AND r.replaced_at IS NULL, json_each(r.assertions) o
         WHERE u.run_id IN :run_ids AND u.status = 'ok' AND r.assertions IS NOT NULL
         GROUP BY u.run_id, u.provider""",
     "postgresql": f"""
@@ -53,7 +54,7 @@ _CHECKS_SQL: Final = {
           COUNT(DISTINCT CASE WHEN {OUTCOME_FAILED["postgresql"]} THEN u.id END),
           SUM(CASE WHEN o->>'passed' = 'true' THEN 1 ELSE 0 END),
           COUNT(*)
-        FROM units u JOIN results r ON r.unit_id = u.id
+        FROM units u JOIN results r ON r.unit_id = u.id AND r.replaced_at IS NULL
           CROSS JOIN LATERAL json_array_elements(
             CASE WHEN json_typeof(r.assertions) = 'array' THEN r.assertions ELSE '[]'::json END) o
         WHERE u.run_id IN :run_ids AND u.status = 'ok' AND r.assertions IS NOT NULL
@@ -196,7 +197,9 @@ def find_unit(session: Session, run_id: str, key: str) -> UnitView | None:
         )
         results = (
             conn.execute(
-                select(RESULTS).where(RESULTS.c.unit_id == unit["id"]).order_by(RESULTS.c.choice_index)
+                select(RESULTS)
+                .where(RESULTS.c.unit_id == unit["id"], CURRENT_RESULT)
+                .order_by(RESULTS.c.choice_index)
             )
             .mappings()
             .all()

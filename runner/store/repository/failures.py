@@ -9,7 +9,15 @@ from typing import TYPE_CHECKING, Final
 
 from sqlalchemy import and_, false, func, select, text
 
-from runner.store.repository.sql import ATTEMPTS, HAS_FAILED_OUTCOME, JOB_UNIT, RESULTS, UNITS, transaction
+from runner.store.repository.sql import (
+    ATTEMPTS,
+    CURRENT_RESULT,
+    HAS_FAILED_OUTCOME,
+    JOB_UNIT,
+    RESULTS,
+    UNITS,
+    transaction,
+)
 from runner.store.rows import assertions_from_json
 
 if TYPE_CHECKING:
@@ -62,6 +70,7 @@ def failure_breakdown(session: Session, run_id: str, *, examples: int = 3) -> tu
         select(UNITS.c.provider, UNITS.c.key, RESULTS.c.assertions)
         .join(RESULTS, RESULTS.c.unit_id == UNITS.c.id)
         .where(UNITS.c.run_id == run_id, UNITS.c.status == "ok", RESULTS.c.assertions.is_not(None))
+        .where(CURRENT_RESULT)
         .order_by(UNITS.c.id)
     )
     failed: dict[str, _Tally] = {}

@@ -10,7 +10,15 @@ from sqlalchemy import exists, func, select
 from sqlalchemy.orm import aliased
 
 from runner.store.records import GradedUnit, unit_verdict
-from runner.store.repository.sql import ATTEMPTS, JOB_UNIT, RESULTS, UNITS, booked_cost_sql, transaction
+from runner.store.repository.sql import (
+    ATTEMPTS,
+    CURRENT_RESULT,
+    JOB_UNIT,
+    RESULTS,
+    UNITS,
+    booked_cost_sql,
+    transaction,
+)
 from runner.store.repository.writes import queue_gradings as _queue
 from runner.store.rows import assertions_from_json, completion_from_results
 
@@ -50,7 +58,7 @@ def ungraded_units(session: Session, run_id: str, case_ids: Collection[str]) -> 
             results = defaultdict(list)
             for row in conn.execute(
                 select(RESULTS)
-                .where(RESULTS.c.unit_id.in_([u.id for u in page]))
+                .where(RESULTS.c.unit_id.in_([u.id for u in page]), CURRENT_RESULT)
                 .order_by(RESULTS.c.unit_id, RESULTS.c.choice_index)
             ).mappings():
                 results[row["unit_id"]].append(row)
@@ -80,6 +88,7 @@ def count_grading_pending(session: Session, run_id: str) -> int:
         select(UNITS.c.status, RESULTS.c.assertions)
         .join(UNITS, UNITS.c.id == RESULTS.c.unit_id)
         .where(UNITS.c.run_id == run_id, UNITS.c.status == "ok", JOB_UNIT, RESULTS.c.assertions.is_not(None))
+        .where(CURRENT_RESULT)
     )
     with transaction(session, write=False) as conn:
         stored = conn.execute(query).all()

@@ -11,7 +11,15 @@ from typing import TYPE_CHECKING, Final
 
 from sqlalchemy import case, func, select, text
 
-from runner.store.repository.sql import ATTEMPTS, JOB_UNIT, OUTCOME_FAILED, RESULTS, UNITS, transaction
+from runner.store.repository.sql import (
+    ATTEMPTS,
+    CURRENT_RESULT,
+    JOB_UNIT,
+    OUTCOME_FAILED,
+    RESULTS,
+    UNITS,
+    transaction,
+)
 from runner.store.rows import unit_view
 
 if TYPE_CHECKING:
@@ -42,13 +50,13 @@ STATUSES: Final = ("failed", "running", "pending", "ok")
 _FAILED_CHECKS_SQL: Final = {
     "sqlite": f"""
         SELECT u.case_id, u.provider, COUNT(DISTINCT u.id)
-        FROM units u JOIN results r ON r.unit_id = u.id, json_each(r.assertions) o
+        FROM units u JOIN results r ON r.unit_id = u.id AND r.replaced_at IS NULL, json_each(r.assertions) o
         WHERE u.run_id = :run_id AND u.status = 'ok' AND r.assertions LIKE '%false%'
           AND {OUTCOME_FAILED["sqlite"]}
         GROUP BY u.case_id, u.provider""",
     "postgresql": f"""
         SELECT u.case_id, u.provider, COUNT(DISTINCT u.id)
-        FROM units u JOIN results r ON r.unit_id = u.id
+        FROM units u JOIN results r ON r.unit_id = u.id AND r.replaced_at IS NULL
           CROSS JOIN LATERAL json_array_elements(
             CASE WHEN json_typeof(r.assertions) = 'array' THEN r.assertions ELSE '[]'::json END) o
         WHERE u.run_id = :run_id AND u.status = 'ok' AND r.assertions::text LIKE '%false%'
@@ -113,7 +121,7 @@ def unit_page(session: Session, run_id: str, query: UnitQuery) -> tuple[list[Uni
         results = defaultdict(list)
         for row in conn.execute(
             select(RESULTS)
-            .where(RESULTS.c.unit_id.in_(ids))
+            .where(RESULTS.c.unit_id.in_(ids), CURRENT_RESULT)
             .order_by(RESULTS.c.unit_id, RESULTS.c.choice_index)
         ).mappings():
             results[row["unit_id"]].append(row)

@@ -6,12 +6,13 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import TYPE_CHECKING
 
-from sqlalchemy import and_, delete, func, or_, select, update
+from sqlalchemy import and_, func, or_, select, update
 
 from runner.store.records import ClaimedUnit
 from runner.store.repository.limits import lapse_all
 from runner.store.repository.reuse import reuse_results
 from runner.store.repository.sql import (
+    CURRENT_RESULT,
     RESULTS,
     RUNS,
     UNITS,
@@ -180,16 +181,18 @@ def release_units(session: Session, run_id: str, owner: str, *, unit_ids: Sequen
         return conn.execute(query.values(status="pending", lease_owner=None, lease_expires_at=None)).rowcount
 
 
-def resume_run(session: Session, run_id: str, *, retry_failed: bool = False) -> int:
+def resume_run(
+    session: Session, run_id: str, *, retry_failed: bool = False, now: datetime | None = None
+) -> int:
     """Reopen a run: every unit without a result (pending or running) becomes pending, leases
     dropped; ``ok`` units are untouched, and ``failed`` ones too unless ``retry_failed``. Returns
     how many units will run.
 
     With ``retry_failed`` (``runner run --resume RUN --retry failed``) every ``failed`` unit is
     reopened as well, in the same transaction: its attempts stay (the next ones continue their
-    numbering, see ``write_batch``), its result rows (the partial output its last attempt ended
-    with, which that attempt's row keeps as ``partial_choices``) are removed so that the result of
-    its new final attempt takes their place. An ``ok`` unit whose assertions failed is not
+    numbering, see ``write_batch``), and so do its result rows (the partial output its last attempt
+    ended with), stamped ``replaced_at`` so that the result of its new final attempt is the current
+    one. An ``ok`` unit whose assertions failed is not
     ``failed`` and is never reopened: it has a result.
 
     Only for a run nobody works any more (crashed or interrupted); ``--join`` just claims.
@@ -197,7 +200,11 @@ def resume_run(session: Session, run_id: str, *, retry_failed: bool = False) -> 
     with transaction(session, write=True) as conn:
         if retry_failed:
             failed = select(UNITS.c.id).where(UNITS.c.run_id == run_id, UNITS.c.status == "failed")
-            conn.execute(delete(RESULTS).where(RESULTS.c.unit_id.in_(failed)))
+            conn.execute(
+                update(RESULTS)
+                .where(RESULTS.c.unit_id.in_(failed), CURRENT_RESULT)
+                .values(replaced_at=now_or_utc(now))
+            )
             conn.execute(
                 update(UNITS)
                 .where(UNITS.c.run_id == run_id, UNITS.c.status == "failed")

@@ -13,7 +13,15 @@ from sqlalchemy import and_, case, func, null, select
 
 from runner.errors import StorageError
 from runner.store.records import UnitStatus, UnitView, unit_verdict
-from runner.store.repository.sql import ATTEMPTS, JOB_UNIT, RESULTS, UNITS, booked_cost_sql, transaction
+from runner.store.repository.sql import (
+    ATTEMPTS,
+    CURRENT_RESULT,
+    JOB_UNIT,
+    RESULTS,
+    UNITS,
+    booked_cost_sql,
+    transaction,
+)
 from runner.store.rows import (
     assertions_from_json,
     decompress_raw,
@@ -134,6 +142,7 @@ def count_failed_assertions(session: Session, run_id: str) -> int:
         select(UNITS.c.status, RESULTS.c.assertions)
         .join(UNITS, UNITS.c.id == RESULTS.c.unit_id)
         .where(UNITS.c.run_id == run_id, UNITS.c.status == "ok", RESULTS.c.assertions.is_not(None))
+        .where(CURRENT_RESULT)
     )
     with transaction(session, write=False) as conn:
         stored = conn.execute(query).all()
@@ -151,6 +160,7 @@ def graded_verdicts(session: Session, run_id: str) -> list[tuple[str, str, bool]
         select(UNITS.c.case_id, UNITS.c.provider, RESULTS.c.assertions)
         .join(UNITS, UNITS.c.id == RESULTS.c.unit_id)
         .where(UNITS.c.run_id == run_id, UNITS.c.status == "ok", RESULTS.c.assertions.is_not(None))
+        .where(CURRENT_RESULT)
         .order_by(UNITS.c.id)
     )
     with transaction(session, write=False) as conn:
@@ -211,7 +221,7 @@ def stream_units(session: Session, run_id: str, *, batch: int = 2000) -> Iterato
     results_query = (
         select(*(RESULTS.c[name] for name in _RESULT_FACTS))
         .join(UNITS, UNITS.c.id == RESULTS.c.unit_id)
-        .where(of_run, RESULTS.c.choice_index == 0)
+        .where(of_run, RESULTS.c.choice_index == 0, CURRENT_RESULT)
         .order_by(RESULTS.c.unit_id)
     )
     units_query = select(*_UNIT_COLUMNS).where(of_run).order_by(UNITS.c.id)
@@ -307,7 +317,9 @@ def _read_views(conn: Connection, units: Sequence[RowMapping]) -> list[UnitView]
         attempts[attempt["unit_id"]].append(attempt)
     results = defaultdict(list)
     for row in conn.execute(
-        select(RESULTS).where(RESULTS.c.unit_id.in_(ids)).order_by(RESULTS.c.unit_id, RESULTS.c.choice_index)
+        select(RESULTS)
+        .where(RESULTS.c.unit_id.in_(ids), CURRENT_RESULT)
+        .order_by(RESULTS.c.unit_id, RESULTS.c.choice_index)
     ).all():
         result = row._asdict()
         results[result["unit_id"]].append(result)

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import bindparam, func, insert, select, update
 
 from runner.store.records import ReusedSample
-from runner.store.repository.sql import ATTEMPTS, RESULTS, UNITS, booked_cost_sql
+from runner.store.repository.sql import ATTEMPTS, CURRENT_RESULT, RESULTS, UNITS, booked_cost_sql
 from runner.store.rows import assertions_json, completion_from_results
 
 if TYPE_CHECKING:
@@ -108,7 +108,7 @@ def _graded_copies(
     results: dict[int, list[RowMapping]] = defaultdict(list)
     for row in conn.execute(
         select(RESULTS)
-        .where(RESULTS.c.unit_id.in_(list(sources)))
+        .where(RESULTS.c.unit_id.in_(list(sources)), CURRENT_RESULT)
         .order_by(RESULTS.c.unit_id, RESULTS.c.choice_index)
     ).mappings():
         results[row["unit_id"]].append(row)

@@ -53,6 +53,8 @@ HAS_FAILED_OUTCOME: Final = {
     "postgresql": "json_typeof(results.assertions) = 'array' AND EXISTS (SELECT 1 FROM "
     f"json_array_elements(results.assertions) o WHERE {OUTCOME_FAILED['postgresql']})",
 }
+# A unit's current result rows; ``--retry failed`` keeps the ones it replaced, with ``replaced_at``.
+CURRENT_RESULT: Final = RESULTS.c.replaced_at.is_(None)
 
 
 def booked_cost_sql() -> ColumnElement[float]:

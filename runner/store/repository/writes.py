@@ -11,6 +11,7 @@ from runner.pricing import booked_cost
 from runner.store.records import BatchOutcome, UnitFinish
 from runner.store.repository.sql import (
     ATTEMPTS,
+    CURRENT_RESULT,
     RESULTS,
     UNITS,
     insert_ignoring_conflicts,
@@ -221,7 +222,7 @@ def apply_verdict(conn: Connection, graded_unit_id: int, verdict: AssertionOutco
     other outcomes are: in the place of the one it had (the pending one, in the table's key order)."""
     row = conn.execute(
         select(RESULTS.c.id, RESULTS.c.assertions)
-        .where(RESULTS.c.unit_id == graded_unit_id)
+        .where(RESULTS.c.unit_id == graded_unit_id, CURRENT_RESULT)
         .order_by(RESULTS.c.choice_index)
         .limit(1)
     ).first()
