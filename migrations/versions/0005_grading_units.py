@@ -31,6 +31,8 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     op.drop_index(op.f('ix_units_graded_unit_id'), table_name='units')
-    with op.batch_alter_table('units', schema=None) as batch_op:
+    # In place (SQLite >= 3.35 drops an unindexed, unreferenced column itself): rebuilding ``units``
+    # would drop the old table with foreign keys on and cascade every attempt and result away.
+    with op.batch_alter_table('units', schema=None, recreate='never') as batch_op:
         batch_op.drop_column('grading_prompt')
         batch_op.drop_column('graded_unit_id')

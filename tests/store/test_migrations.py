@@ -164,3 +164,20 @@ def test_upgrading_a_0004_database_adds_grading_columns_and_keeps_every_row(db_u
                 session, "r-old001", "w", limit=5, lease_seconds=30, provider="j"
             )
             assert (claimed.graded_unit_id, claimed.grading_prompt) == (done.id, "grade it")
+
+
+def test_downgrading_below_0005_keeps_every_units_attempts(db_url: str) -> None:
+    """0005's downgrade drops its two columns in place: rebuilding ``units`` on SQLite (drop the old
+    table, foreign keys on) would cascade every stored attempt and result away."""
+    with open_database(db_url, migrate=False) as database:
+        upgrade(database, "0005")
+        with database.engine.begin() as conn:
+            conn.execute(text(RUN_0001), {"spec": "{}", "prices": "{}", "tags": "[]", "now": NOW})
+            conn.execute(text(UNITS_0001))
+            conn.execute(text(ATTEMPT_0001), {"now": NOW})
+        downgrade(database, "0004")
+        with database.engine.connect() as conn:
+            assert conn.execute(text("SELECT count(*) FROM units")).scalar_one() == 2
+            assert conn.execute(text("SELECT count(*) FROM attempts")).scalar_one() == 1
+            columns = {c["name"] for c in inspect(conn).get_columns("units")}
+            assert not {"graded_unit_id", "grading_prompt"} & columns

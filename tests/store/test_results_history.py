@@ -169,9 +169,7 @@ def test_upgrading_a_0006_database_keeps_its_results_current_and_downgrading_dro
     db_url: str,
 ) -> None:
     """Rows written at 0006 are the current results at head; a retry then keeps them as history, and a
-    downgrade to 0006 deletes that history and brings back one row per (unit, choice).
-
-    (Not down to 0004: on SQLite, 0005's downgrade rebuilds ``units``, which cascades into results.)"""
+    downgrade to 0006 deletes that history and brings back one row per (unit, choice)."""
     with open_database(db_url, migrate=False) as database:
         upgrade(database, "0006")
         with database.engine.begin() as conn:
