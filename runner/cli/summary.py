@@ -70,6 +70,8 @@ def summary_json(
     budget_reached: bool,
 ) -> dict[str, Any]:
     """``runner run --json``'s object (its keys are documented in the README, "The end of a run")."""
+    from runner.report.jsonout import failures_json  # here: the report package loads SQLAlchemy
+
     verdicts = summary.verdicts
     return {
         "run_id": summary.run_id,
@@ -95,17 +97,6 @@ def summary_json(
             "limit": subset.limit,
         },
         "report": None if report is None else str(report),
-        "failures": [
-            {
-                "provider": p.provider,
-                "failed": p.failed,
-                "error_kinds": dict(p.error_kinds),
-                "failed_units": list(p.failed_units),
-                "failed_assertions": p.failed_assertions,
-                "assertions": dict(p.assertions),
-                "assertion_units": list(p.assertion_units),
-            }
-            for p in failures
-        ],
+        "failures": failures_json(failures),
         "loop_lag": None if summary.loop_lag is None else summary.loop_lag.to_json(),
     }
