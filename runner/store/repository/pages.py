@@ -5,22 +5,18 @@ objects: only the page's units are loaded whole.
 
 from __future__ import annotations
 
-from collections import defaultdict
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Final
 
 from sqlalchemy import case, func, select, text
 
+from runner.store.repository.reads import read_views
 from runner.store.repository.sql import (
-    ATTEMPTS,
-    CURRENT_RESULT,
     JOB_UNIT,
     OUTCOME_FAILED,
-    RESULTS,
     UNITS,
     transaction,
 )
-from runner.store.rows import unit_view
 
 if TYPE_CHECKING:
     from sqlalchemy.orm import Session
@@ -108,24 +104,7 @@ def unit_page(session: Session, run_id: str, query: UnitQuery) -> tuple[list[Uni
             .mappings()
             .all()
         )
-        ids = [row["id"] for row in units]
-        attempts = defaultdict(list)
-        columns = [c for c in ATTEMPTS.c if c.name not in ("raw_capture", "raw_reads")]
-        has_raw = ATTEMPTS.c.raw_capture.is_not(None).label("has_raw_capture")
-        for row in conn.execute(
-            select(*columns, has_raw)
-            .where(ATTEMPTS.c.unit_id.in_(ids))
-            .order_by(ATTEMPTS.c.unit_id, ATTEMPTS.c.number, ATTEMPTS.c.id)
-        ).mappings():
-            attempts[row["unit_id"]].append(row)
-        results = defaultdict(list)
-        for row in conn.execute(
-            select(RESULTS)
-            .where(RESULTS.c.unit_id.in_(ids), CURRENT_RESULT)
-            .order_by(RESULTS.c.unit_id, RESULTS.c.choice_index)
-        ).mappings():
-            results[row["unit_id"]].append(row)
-    return [unit_view(u, attempts[u["id"]], results[u["id"]]) for u in units], total
+        return read_views(conn, units), total
 
 
 def case_counts(session: Session, run_id: str) -> list[CaseCounts]:

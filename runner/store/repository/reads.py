@@ -192,7 +192,7 @@ def iter_units(session: Session, run_id: str, *, page_size: int = 500) -> Iterat
             )
             if not units:
                 return
-            views = _read_views(conn, units)
+            views = read_views(conn, units)
         last_id = units[-1]["id"]
         yield from views
 
@@ -269,7 +269,7 @@ def units_by_id(session: Session, run_id: str, ids: Sequence[int], *, page_size:
                 .mappings()
                 .all()
             )
-            views += _read_views(conn, units)
+            views += read_views(conn, units)
     return views
 
 
@@ -301,11 +301,12 @@ _RESULT_FACTS = (
 )
 
 
-def _read_views(conn: Connection, units: Sequence[RowMapping]) -> list[UnitView]:
+def read_views(conn: Connection, units: Sequence[RowMapping]) -> list[UnitView]:
     """The views of ``units`` (rows of ``_UNIT_COLUMNS``): their attempts and results in two queries."""
     ids = [row["id"] for row in units]
     attempts = defaultdict(list)
-    columns = [c for c in ATTEMPTS.c if c.name != "raw_capture"]
+    # The capture and its read times stay in the database: a view says only whether there is one.
+    columns = [c for c in ATTEMPTS.c if c.name not in ("raw_capture", "raw_reads")]
     has_raw = ATTEMPTS.c.raw_capture.is_not(None).label("has_raw_capture")
     # Plain dicts (``Row._asdict``, in C) read far faster by name than RowMappings: this runs per attempt.
     for row in conn.execute(
