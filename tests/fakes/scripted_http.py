@@ -7,6 +7,7 @@ is a list of steps: ``bytes`` to send, a ``float`` to sleep, or ``CLOSE`` to end
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Final
 
@@ -49,15 +50,26 @@ def json_response(status: int, body: bytes, headers: dict[str, str] | None = Non
 
 @dataclass
 class ScriptedServer:
-    """Serves ``scripts`` in order; records every request's head and body bytes."""
+    """Serves ``scripts`` in order; records every request's head and body bytes.
 
-    scripts: list[list[Step]]
+    ``respond``, when set, makes each request's script from its body instead (a server whose answer
+    depends on what it was asked); ``base_path`` is appended to ``base_url`` (``"/v1"``: an OpenAI base URL).
+    """
+
+    scripts: list[list[Step]] = field(default_factory=list)
     requests: list[bytes] = field(default_factory=list)
     port: int = 0
+    respond: Callable[[bytes], list[Step]] | None = None
+    base_path: str = ""
 
     @property
     def base_url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+        return f"http://127.0.0.1:{self.port}{self.base_path}"
+
+    @property
+    def bodies(self) -> list[bytes]:
+        """The body bytes of every request, in arrival order."""
+        return [request.partition(b"\r\n\r\n")[2] for request in self.requests]
 
     async def serve(self, *, task_status: trio.TaskStatus[ScriptedServer] = trio.TASK_STATUS_IGNORED) -> None:
         listeners = await trio.open_tcp_listeners(0, host="127.0.0.1")
@@ -84,7 +96,10 @@ class ScriptedServer:
                     buffer += await stream.receive_some(65536)
                 self.requests.append(head + b"\r\n\r\n" + buffer[:length])
                 buffer = buffer[length:]
-                script = self.scripts.pop(0) if self.scripts else json_response(500, b"{}")
+                if self.respond is not None:
+                    script = self.respond(self.requests[-1].partition(b"\r\n\r\n")[2])
+                else:
+                    script = self.scripts.pop(0) if self.scripts else json_response(500, b"{}")
                 for step in script:
                     if isinstance(step, float):
                         await trio.sleep(step)

@@ -21,7 +21,7 @@ from runner.report.export import write_export
 from runner.report.junit import write_junit
 from runner.run.service import RunOptions, execute_job, open_run
 from runner.store import repository
-from tests.fakes.judge_server import USAGE, JudgeServer
+from tests.fakes.judge_server import USAGE, judge_server
 
 if TYPE_CHECKING:
     from runner.run.service import RunSummary
@@ -218,7 +218,7 @@ expect = {{ judge = {{ provider = "grader", rubric = "r" }} }}
 
 async def test_a_judge_on_its_own_http_server(database: Database, nursery: trio.Nursery) -> None:
     """Fenced verdicts are read (threshold decides), prose without one and a failing judge are errors."""
-    server = await nursery.start(JudgeServer().serve)
+    server = await nursery.start(judge_server().serve)
     job = parse_job(JUDGE_SERVER_JOB.format(base_url=server.base_url), path="job.toml")
     summary, units = await run_job(database, job)
     outcomes = {u.case_id: u.assertions[0] for u in units}
@@ -242,7 +242,8 @@ async def test_a_judge_on_its_own_http_server(database: Database, nursery: trio.
         "target/broken/1#judge": ("failed", 3),
     }
     assert len(server.bodies) == 6
-    assert all(b["model"] == "judge" and len(b["messages"]) == 1 for b in server.bodies)
+    bodies = [json.loads(body) for body in server.bodies]
+    assert all(b["model"] == "judge" and len(b["messages"]) == 1 for b in bodies)
     # Three answered requests, each with the server's usage, at $1 / $2 per million tokens.
     answered = USAGE["prompt_tokens"] * 1.0 + USAGE["completion_tokens"] * 2.0
     assert summary.grading_usd == pytest.approx(3 * answered / 1e6)
