@@ -20,7 +20,7 @@ from runner.report.api import build_cost_report, build_diff_report, build_trend_
 from runner.report.render import make_environment, reports_dir
 from runner.store import repository
 from runner.store.repository import browse
-from runner.store.repository.pages import SORTS, STATUSES, UnitQuery
+from runner.store.repository.pages import SORT_KEYS, STATUSES, UnitQuery
 from runner.view import pages
 
 if TYPE_CHECKING:
@@ -133,7 +133,7 @@ class Viewer:
             provider=args.get("provider") or None,
             status=status if status in STATUSES else None,
             case_contains=args.get("case") or None,
-            sort=sort if sort in SORTS else "status",
+            sort=sort if sort in SORT_KEYS else "status",
             descending=args.get("desc") == "1",
             offset=_int(args.get("offset"), 0, 0, 10**9),
             limit=_int(args.get("limit"), 100, 1, max(pages.PAGE_SIZES)),

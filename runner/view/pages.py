@@ -18,6 +18,7 @@ from runner.report.matrix import MatrixCell, MatrixRow, PassMatrix
 from runner.report.run import UnitPage, unit_card, unit_row
 from runner.store import repository
 from runner.store.repository.pages import (
+    SORT_KEYS,
     STATUSES,
     CaseCounts,
     UnitQuery,
@@ -193,7 +194,7 @@ def run_page(session: Session, run_ref: str, query: UnitQuery) -> RunPage:
         total=total,
         providers=tuple(p.name for p in summary.providers),
         statuses=STATUSES,
-        sorts=("status", "provider", "case", "repeat", "attempts", "finished"),
+        sorts=SORT_KEYS,
         page_sizes=PAGE_SIZES,
         unit_links={v.key: unit_href(run.id, v.key) for v in views},
         matrix=matrix,

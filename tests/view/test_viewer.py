@@ -81,8 +81,10 @@ def test_run_page_pages_sorts_filters_and_links_units(viewer: str, stored: Store
     table = _units_table(html)
     rows = re.findall(r'<td class="verdict-([a-z-]+)">', table)
     assert len(rows) == 45
-    assert rows[0] == "failed"  # failures first
-    assert "failed" not in rows[rows.count("failed") :]
+    # Failures first: failed, then ok with a failed assertion, then passed (no unit is still going).
+    ranks = {"failed": 0, "failed-assertions": 1, "passed": 2}
+    assert [ranks[verdict] for verdict in rows] == sorted(ranks[verdict] for verdict in rows)
+    assert set(rows) == set(ranks)
     links = [link for link in _parse(table).links if "/units/" in link]
     assert len(set(links)) >= 45
     assert _get(viewer + links[0]).status_code == 200
@@ -91,6 +93,9 @@ def test_run_page_pages_sorts_filters_and_links_units(viewer: str, stored: Store
     assert "Units 41\u201345 of 45 matching" in first
     assert 'rel="prev"' in first
     assert 'rel="next"' not in first
+    broken = _units_table(_get(f"{viewer}/runs/{run}?status=failed_assertions").text)
+    verdicts = re.findall(r'<td class="verdict-([a-z-]+)">', broken)
+    assert verdicts == ["failed-assertions"] * rows.count("failed-assertions")
     ok_only = _units_table(_get(f"{viewer}/runs/{run}?status=ok").text)
     assert 'class="verdict-failed"' not in ok_only
     assert 'class="verdict-passed"' in ok_only

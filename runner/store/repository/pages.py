@@ -8,10 +8,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Final
 
-from sqlalchemy import case, func, select, text
+from sqlalchemy import ColumnElement, and_, case, func, literal_column, select, text
 
 from runner.store.repository.reads import read_views
 from runner.store.repository.sql import (
+    HAS_FAILED_OUTCOME,
     JOB_UNIT,
     OUTCOME_FAILED,
     UNITS,
@@ -20,26 +21,47 @@ from runner.store.repository.sql import (
 
 if TYPE_CHECKING:
     from sqlalchemy.orm import Session
-    from sqlalchemy.sql.elements import ColumnElement
 
     from runner.store.records import UnitView
 
-# Failures first: the order a reader looking for "what went wrong" wants (then unit order).
-_STATUS_RANK: Final = case(
-    (UNITS.c.status == "failed", 0),
-    (UNITS.c.status == "running", 1),
-    (UNITS.c.status == "pending", 2),
-    else_=3,
-)
-SORTS: Final[dict[str, tuple[ColumnElement[object], ...]]] = {
-    "status": (_STATUS_RANK, UNITS.c.id),
-    "provider": (UNITS.c.provider, UNITS.c.case_id, UNITS.c.repeat),
-    "case": (UNITS.c.case_id, UNITS.c.provider, UNITS.c.repeat),
-    "repeat": (UNITS.c.repeat, UNITS.c.id),
-    "attempts": (UNITS.c.attempts, UNITS.c.id),
-    "finished": (UNITS.c.finished_at, UNITS.c.id),
-}
-STATUSES: Final = ("failed", "running", "pending", "ok")
+# The unit filters: a unit status, or "failed_assertions" (ok, with a failed assertion outcome).
+FAILED_ASSERTIONS: Final = "failed_assertions"
+STATUSES: Final = ("failed", FAILED_ASSERTIONS, "running", "pending", "ok")
+SORT_KEYS: Final = ("status", "provider", "case", "repeat", "attempts", "finished")
+
+
+def _failed_assertions(dialect: str) -> ColumnElement[bool]:
+    """An ok unit whose current result holds a failed assertion outcome (a pending judge is none)."""
+    return and_(
+        UNITS.c.status == "ok",
+        literal_column(
+            "EXISTS (SELECT 1 FROM results WHERE results.unit_id = units.id AND results.replaced_at IS NULL"
+            f" AND {HAS_FAILED_OUTCOME[dialect]})"
+        ),
+    )
+
+
+def _sorts(dialect: str, key: str) -> tuple[ColumnElement[object], ...]:
+    """The ORDER BY of a sort key. "status": failures first, the order a reader looking for "what went
+    wrong" wants: failed, failed assertions, running, pending, passed (then unit order)."""
+    if key == "status":
+        rank = case(
+            (UNITS.c.status == "failed", 0),
+            (_failed_assertions(dialect), 1),
+            (UNITS.c.status == "running", 2),
+            (UNITS.c.status == "pending", 3),
+            else_=4,
+        )
+        return (rank, UNITS.c.id)
+    return {
+        "provider": (UNITS.c.provider, UNITS.c.case_id, UNITS.c.repeat),
+        "case": (UNITS.c.case_id, UNITS.c.provider, UNITS.c.repeat),
+        "repeat": (UNITS.c.repeat, UNITS.c.id),
+        "attempts": (UNITS.c.attempts, UNITS.c.id),
+        "finished": (UNITS.c.finished_at, UNITS.c.id),
+    }[key]
+
+
 # Per case and provider of one run: ok units with a failed assertion outcome (the outcomes are a JSON
 # list on the unit's result row, walked with each backend's JSON function). The LIKE skips, cheaply,
 # the rows with no "false" anywhere in them, which is most of a healthy run.
@@ -68,7 +90,7 @@ class UnitQuery:
     provider: str | None = None
     status: str | None = None  # one of STATUSES
     case_contains: str | None = None  # a substring of the case id
-    sort: str = "status"  # a key of SORTS
+    sort: str = "status"  # one of SORT_KEYS
     descending: bool = False
     offset: int = 0
     limit: int = 100
@@ -92,12 +114,15 @@ def unit_page(session: Session, run_id: str, query: UnitQuery) -> tuple[list[Uni
     where = [UNITS.c.run_id == run_id, JOB_UNIT]  # grading units are no units of the job
     if query.provider:
         where.append(UNITS.c.provider == query.provider)
-    if query.status:
-        where.append(UNITS.c.status == query.status)
     if query.case_contains:
         where.append(UNITS.c.case_id.contains(query.case_contains, autoescape=True))
-    order = [c.desc() if query.descending else c.asc() for c in SORTS[query.sort]]
     with transaction(session, write=False) as conn:
+        dialect = conn.dialect.name
+        if query.status == FAILED_ASSERTIONS:
+            where.append(_failed_assertions(dialect))
+        elif query.status:
+            where.append(UNITS.c.status == query.status)
+        order = [c.desc() if query.descending else c.asc() for c in _sorts(dialect, query.sort)]
         total = conn.execute(select(func.count()).select_from(UNITS).where(*where)).scalar_one()
         units = (
             conn.execute(select(UNITS).where(*where).order_by(*order).offset(query.offset).limit(query.limit))
