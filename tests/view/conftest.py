@@ -3,6 +3,7 @@ real ``runner view`` server on a loopback port, serving it read-only from a thre
 
 from __future__ import annotations
 
+import contextlib
 import os
 import secrets
 import threading
@@ -73,10 +74,10 @@ def stored(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFact
             admin.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
 
 
-@pytest.fixture(scope="module")
-def viewer(stored: Stored) -> Iterator[str]:
-    """The base URL (``http://127.0.0.1:PORT``) of a viewer serving ``stored`` read-only."""
-    with open_database_readonly(stored.url, enforced=True) as database:
+@contextlib.contextmanager
+def serving(url: str) -> Iterator[str]:
+    """The base URL (``http://127.0.0.1:PORT``) of a viewer serving ``url`` read-only from a thread."""
+    with open_database_readonly(url, enforced=True) as database:
         server = ViewServer(database, host="127.0.0.1", port=0)
         thread = threading.Thread(target=server.serve_forever, daemon=True)
         thread.start()
@@ -86,3 +87,10 @@ def viewer(stored: Stored) -> Iterator[str]:
             server.shutdown()
             thread.join(10)
             server.close()
+
+
+@pytest.fixture(scope="module")
+def viewer(stored: Stored) -> Iterator[str]:
+    """The base URL of a viewer serving ``stored`` read-only."""
+    with serving(stored.url) as base:
+        yield base

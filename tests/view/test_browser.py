@@ -5,17 +5,15 @@ from __future__ import annotations
 
 import subprocess
 import sys
-import threading
 from pathlib import Path
 from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
 import pytest
 
-from runner.store.db import open_database_readonly
-from runner.view import ViewServer
 from tests.report.conftest import browser  # noqa: F401 - the shared Chromium fixture
 from tests.report.factories import HOSTILE
+from tests.view.conftest import serving
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -52,16 +50,8 @@ def demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
             capture_output=True,
             timeout=120,
         )
-    with open_database_readonly(url, enforced=True) as database:
-        server = ViewServer(database, host="127.0.0.1", port=0)
-        thread = threading.Thread(target=server.serve_forever, daemon=True)
-        thread.start()
-        try:
-            yield server.url.rstrip("/")
-        finally:
-            server.shutdown()
-            thread.join(10)
-            server.close()
+    with serving(url) as base:
+        yield base
 
 
 def _clean(record: PageLoad, base: str) -> None:

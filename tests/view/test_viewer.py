@@ -17,7 +17,7 @@ from runner.errors import StorageError
 from runner.store.db import open_database_readonly
 from runner.view.app import CSP
 from tests.report.factories import HOSTILE
-from tests.view.conftest import SLASHED_CASE, Stored
+from tests.view.conftest import SLASHED_CASE, Stored, serving
 
 
 class _Page(HTMLParser):
@@ -183,22 +183,11 @@ def test_browsing_leaves_the_sqlite_file_unchanged(tmp_path: Path) -> None:
     stored = store_runs(url)
     path = tmp_path / "runner.db"
     before = (path.stat().st_mtime_ns, hashlib.sha256(path.read_bytes()).hexdigest())
-    import threading
-
-    from runner.view import ViewServer
-
-    with open_database_readonly(url, enforced=True) as database:
-        server = ViewServer(database, host="127.0.0.1", port=0)
-        thread = threading.Thread(target=server.serve_forever, daemon=True)
-        thread.start()
-        base = server.url.rstrip("/")
+    with serving(url) as base:
         for run in stored.runs:
             for path_ in ("", "?status=failed", "/trend", "/cost", f"/diff?against={stored.runs[0]}"):
                 assert _get(f"{base}/runs/{run}{path_}").status_code == 200
         assert _get(f"{base}/runs/{stored.runs[0]}/units/mini/case-0000/0").status_code == 200
-        server.shutdown()
-        thread.join(10)
-        server.close()
     assert (path.stat().st_mtime_ns, hashlib.sha256(path.read_bytes()).hexdigest()) == before
 
 
@@ -245,10 +234,7 @@ def test_sql_matrix_matches_the_reports(stored: Stored) -> None:
 
 def test_a_running_run_reloads_itself_and_a_finished_one_does_not(tmp_path: Path) -> None:
     """A run still in progress has a meta refresh on its page (and its units'); a finished run none."""
-    import threading
-
     from runner.store import repository
-    from runner.view import ViewServer
     from tests.store.factories import make_job, make_units
     from tests.view.conftest import store_runs
 
@@ -259,16 +245,9 @@ def test_a_running_run_reloads_itself_and_a_finished_one_does_not(tmp_path: Path
     with open_database(url) as db, db.session() as session:
         running = repository.create_run(session, make_job("live"), host="box", version="0.1.0")
         repository.add_units(session, running.id, make_units(3))
-    with open_database_readonly(url, enforced=True) as database:
-        server = ViewServer(database, host="127.0.0.1", port=0)
-        thread = threading.Thread(target=server.serve_forever, daemon=True)
-        thread.start()
-        base = server.url.rstrip("/")
+    with serving(url) as base:
         live = _get(f"{base}/runs/{running.id}").text
         done = _get(f"{base}/runs/{stored.runs[0]}").text
-        server.shutdown()
-        thread.join(10)
-        server.close()
     assert '<meta http-equiv="refresh" content="5">' in live
     assert "reloads every 5 s" in live
     assert "http-equiv" not in done
