@@ -117,3 +117,7 @@ class NotAnEventStreamError(ProviderError):
 
 class StorageError(RunnerError):
     """The database could not be opened, migrated, read or written."""
+
+
+class NotFoundError(StorageError):
+    """The database holds no such run, unit or attempt: the caller's reference is wrong, not the database."""

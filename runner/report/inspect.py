@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from runner.errors import RunnerError, StorageError
+from runner.errors import NotFoundError, RunnerError
 from runner.job.stored import job_from_json, stored_dialect
 from runner.report.run import describe_price, resume_hint, subset_note, timing_note
 from runner.report.stats import percentile
@@ -31,7 +31,7 @@ if TYPE_CHECKING:
     from runner.wire.events import ServerSentEvent
 
 
-class UnknownUnitError(StorageError):
+class UnknownUnitError(NotFoundError):
     """A unit key names no unit of the run; ``near`` holds the closest keys."""
 
     def __init__(self, message: str, *, run_id: str, key: str, near: tuple[str, ...]) -> None:
@@ -117,7 +117,7 @@ def run_summary(session: Session, ref: str, *, now: datetime | None = None) -> R
     """The summary of run ``ref`` (an id or ``latest``), aggregated in SQL.
 
     Raises:
-        StorageError: no such run (the message names the closest ids).
+        NotFoundError: no such run (the message names the closest ids).
     """
     run = browse.get_run_or_hint(session, ref)
     tallies = browse.provider_tallies(session, run.id)
@@ -166,7 +166,7 @@ def unit_detail(session: Session, run_ref: str, key: str) -> UnitDetail:
     """Unit ``key`` (``provider/case/repeat``; the case id may hold ``/``) of run ``run_ref``.
 
     Raises:
-        StorageError: no such run.
+        NotFoundError: no such run.
         UnknownUnitError: no such unit (with the closest keys).
     """
     run = browse.get_run_or_hint(session, run_ref)

@@ -8,6 +8,7 @@ pages only through the autoescaping environment of ``runner.report.render``.
 from __future__ import annotations
 
 import functools
+import logging
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
 
@@ -15,7 +16,7 @@ from werkzeug.exceptions import HTTPException, NotFound
 from werkzeug.routing import Map, Rule
 from werkzeug.wrappers import Request, Response
 
-from runner.errors import StorageError
+from runner.errors import NotFoundError, StorageError
 from runner.report.api import build_cost_report, build_diff_report, build_trend_report
 from runner.report.render import make_environment, reports_dir
 from runner.store import repository
@@ -48,6 +49,7 @@ STATIC: Final = {
     "view.css": ("view", "text/css"),
     "view.js": ("view", "text/javascript"),
 }
+LOG: Final = logging.getLogger("runner.view")
 TREND_RUNS: Final = 10  # runs on the trend page (as `runner trend`'s default)
 ROUTES: Final = Map(
     [
@@ -93,7 +95,17 @@ class Viewer:
 
     def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
         request = Request(environ)
-        response = self._dispatch(request)
+        try:
+            response = self._dispatch(request)
+        except Exception:
+            # A bug of ours: the page says so in our own frame (werkzeug's 500 page would go out without
+            # the security headers); the traceback goes to the server's log, never to the browser.
+            LOG.exception("runner view: %s %s failed", request.method, request.path)
+            response = Response(
+                "runner view: this page failed (a bug: the server's log has the details)\n",
+                status=500,
+                content_type="text/plain; charset=utf-8",
+            )
         response.headers.update(HEADERS)
         return response(environ, start_response)
 
@@ -106,9 +118,12 @@ class Viewer:
                 return Response("read-only viewer: GET only\n", status=405, headers={"Allow": "GET, HEAD"})
             with self.database.session() as session:
                 return self._handlers[endpoint](session, request, **args)
-        except StorageError as exc:
+        except NotFoundError as exc:
             # No such run or unit (the message names the closest ones): the reader's typo, not ours.
             return self._message(pages.Chrome(title="Not found"), str(exc), status=404)
+        except StorageError as exc:
+            # The database failed (locked past the busy timeout, gone, a server restart): try again later.
+            return self._message(pages.Chrome(title="Database error"), str(exc), status=503)
         except HTTPException as exc:
             return self._message(pages.Chrome(title=exc.name), exc.name, status=exc.code or 500)
 

@@ -251,3 +251,33 @@ def test_a_running_run_reloads_itself_and_a_finished_one_does_not(tmp_path: Path
     assert '<meta http-equiv="refresh" content="5">' in live
     assert "reloads every 5 s" in live
     assert "http-equiv" not in done
+
+
+def test_a_broken_database_is_503_and_a_failing_page_500_both_with_the_headers(tmp_path: Path) -> None:
+    """Not a 404 when the database fails (the run exists), and never werkzeug's own page without our
+    Content-Security-Policy when a page fails on data it cannot read."""
+    import sqlite3
+
+    from tests.view.conftest import store_runs
+
+    url = f"sqlite:///{tmp_path / 'runner.db'}"
+    stored = store_runs(url)
+    run = stored.runs[0]
+    with serving(url) as base:
+        unit = f"{base}/runs/{run}/units/mini/case-0000/0"
+        assert _get(unit).status_code == 200
+        with sqlite3.connect(tmp_path / "runner.db") as db:  # someone else breaks the stored data
+            db.execute(
+                "UPDATE results SET assertions = '[{\"name\": 1' WHERE unit_id IN "
+                "(SELECT id FROM units WHERE key = 'mini/case-0000/0')"
+            )
+        failing = _get(unit)
+        with sqlite3.connect(tmp_path / "runner.db") as db:
+            db.execute("DROP TABLE attempts")
+        broken = _get(f"{base}/runs/{run}")
+    assert failing.status_code == 500
+    _assert_safe(failing)
+    assert "Traceback" not in failing.text
+    assert broken.status_code == 503
+    _assert_safe(broken)
+    assert "database error" in broken.text

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any, Final, cast
 
 from sqlalchemy import bindparam, case, false, func, select, text, true
 
-from runner.errors import StorageError
+from runner.errors import NotFoundError, StorageError
 from runner.store.repository.runs import get_run, list_runs
 from runner.store.repository.sql import (
     ATTEMPTS,
@@ -258,15 +258,15 @@ def attempt_bytes(session: Session, unit_id: int, number: int | None = None) -> 
 
 
 def get_run_or_hint(session: Session, ref: str) -> RunInfo:
-    """The run ``ref`` names (an id or ``latest``); a StorageError names the closest ids when none does."""
+    """The run ``ref`` names (an id or ``latest``); a NotFoundError names the closest ids when none does."""
     try:
         return get_run(session, ref)
-    except StorageError:
+    except NotFoundError:
         if ref == "latest":
             raise
         near = similar_run_ids(session, ref)
         hint = f"; closest: {', '.join(near)}" if near else "; this database has no runs"
-        raise StorageError(f"no run {ref!r}{hint} (list them with: runner runs)") from None
+        raise NotFoundError(f"no run {ref!r}{hint} (list them with: runner runs)") from None
 
 
 def _common_prefix(a: str, b: str) -> int:

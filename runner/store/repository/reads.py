@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any, cast
 
 from sqlalchemy import and_, case, func, null, select
 
-from runner.errors import StorageError
+from runner.errors import NotFoundError
 from runner.store.records import UnitStatus, UnitView, unit_verdict
 from runner.store.repository.sql import (
     ATTEMPTS,
@@ -122,7 +122,7 @@ def stored_capture(session: Session, attempt_id: int) -> StoredCapture:
     with transaction(session, write=False) as conn:
         row = conn.execute(query).mappings().first()
     if row is None:
-        raise StorageError(f"no attempt {attempt_id} in this database")
+        raise NotFoundError(f"no attempt {attempt_id} in this database")
     data = row["raw_capture"]
     return StoredCapture(
         attempt_id=attempt_id,

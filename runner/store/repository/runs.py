@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any, Final, Literal, cast
 import orjson
 from sqlalchemy import insert, select, update
 
-from runner.errors import StorageError
+from runner.errors import NotFoundError
 from runner.model import LoopLag
 from runner.pricing import prices_snapshot
 from runner.spec import job_to_json
@@ -112,7 +112,7 @@ def get_run(session: Session, ref: str) -> RunInfo:
     """The run ``ref`` names: a run id, or ``latest`` for the most recently started one.
 
     Raises:
-        StorageError: no such run.
+        NotFoundError: no such run.
     """
     with transaction(session, write=False) as conn:
         query = select(RUNS)
@@ -122,7 +122,7 @@ def get_run(session: Session, ref: str) -> RunInfo:
             query = query.where(RUNS.c.id == ref)
         row = conn.execute(query).mappings().first()
     if row is None:
-        raise StorageError("no runs in this database" if ref == "latest" else f"no run {ref!r}")
+        raise NotFoundError("no runs in this database" if ref == "latest" else f"no run {ref!r}")
     return _run_info(row)
 
 
