@@ -396,12 +396,21 @@ def _supervise(
 
     argv = ["run", "--join", run.id, "--as-worker", "--capture", options.raw_capture]
     argv += ["--lease", repr(options.lease_seconds), "--transport", options.transport]
-    if options.concurrency is not None:
-        argv += ["--concurrency", str(options.concurrency)]
     if options.max_cost_usd is not None:
         argv += ["--max-cost", repr(options.max_cost_usd)]
+    if options.concurrency is not None and workers > options.concurrency:
+        # A worker sends at least one request at a time: more workers would pass the cap.
+        click.echo(
+            f"--concurrency {options.concurrency}: {options.concurrency} workers, not {workers}", err=True
+        )
+        workers = options.concurrency
     # The URL goes by the environment, not the command line, where `ps` would show its password.
-    plan = WorkerPlan(count=workers, argv=argv, env={**os.environ, "RUNNER_DB": database.url})
+    plan = WorkerPlan(
+        count=workers,
+        argv=argv,
+        env={**os.environ, "RUNNER_DB": database.url},
+        concurrency=options.concurrency,
+    )
     click.echo(f"run {run.id}: {workers} worker processes", err=True)
     outcome = trio.run(
         functools.partial(

@@ -74,11 +74,28 @@ class WorkersOutcome:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class WorkerPlan:
-    """What to start: ``count`` copies of ``argv`` (a ``runner run --join RUN ...`` command) in ``env``."""
+    """What to start: ``count`` copies of ``argv`` (a ``runner run --join RUN ...`` command) in ``env``.
+
+    ``concurrency`` (``--concurrency``, requests in flight over all providers) holds for the whole
+    run: each worker is given its share (``concurrency_share``), so N workers never exceed it together.
+    """
 
     count: int
     argv: Sequence[str]
     env: Mapping[str, str]
+    concurrency: int | None = None
+
+    def worker_argv(self, index: int) -> list[str]:
+        """Worker ``index``'s (1-based) command line: ``argv`` with its ``--concurrency`` share."""
+        if self.concurrency is None:
+            return list(self.argv)
+        return [*self.argv, "--concurrency", str(concurrency_share(self.concurrency, self.count, index))]
+
+
+def concurrency_share(total: int, workers: int, index: int) -> int:
+    """Worker ``index``'s (1-based) part of ``total``: the parts differ by one at most and add up to
+    ``total`` (the first ``total % workers`` workers take one more). ``total >= workers``."""
+    return total // workers + (1 if index <= total % workers else 0)
 
 
 def worker_count(value: str) -> int:
@@ -174,7 +191,7 @@ async def _start(nursery: trio.Nursery, plan: WorkerPlan, index: int, ends: list
     """Start worker ``index``; its stderr lines are relayed prefixed with ``wINDEX:``, and its end
     appended to ``ends``."""
     process = await trio.lowlevel.open_process(
-        [sys.executable, "-m", "runner", *plan.argv],
+        [sys.executable, "-m", "runner", *plan.worker_argv(index)],
         env=dict(plan.env),
         stdin=subprocess.DEVNULL,
         stderr=subprocess.PIPE,

@@ -74,13 +74,15 @@ async def test_workers_share_one_simulator_and_finish_every_unit_once(
     state = RunState(sqlite_db)
     job = write_job(tmp_path, JOB)
     args = ["run", str(job), "--db", sqlite_db.url, "--workers", "2", "--progress-interval", "0.5"]
-    args += ["--capture", "all"]  # passed on to the workers
+    args += ["--capture", "all", "--concurrency", "5"]  # passed on to the workers (5 split as 3 + 2)
     process = await start_runner(nursery, *args, "--report", str(tmp_path / "r.html"), cwd=tmp_path)
     await wait_for(lambda: state.done() >= 4, within=30)
     children = await trio.to_thread.run_sync(children_of, process.pid)
     workers = [pid for pid, cmd in children if "--join" in cmd]
     simulators = [pid for pid, cmd in children if "runner.simulator.child" in cmd]
     assert (len(workers), len(simulators)) == (2, 1), children
+    shares = sorted(re.findall(r"--concurrency (\d+)", cmd)[0] for _, cmd in children if "--join" in cmd)
+    assert shares == ["2", "3"], children  # --concurrency holds for the run, not per worker
     for pid in workers:  # given the simulator's URL: none serves one of its own
         assert not await trio.to_thread.run_sync(children_of, pid)
     assert await process.wait(within=60) == 0, process.stderr
