@@ -13,7 +13,7 @@ from runner.grading.rates import CaseRate
 if TYPE_CHECKING:
     from collections.abc import Iterable, Mapping
 
-    from runner.store.records import UnitView
+    from runner.store.records import UnitView, Verdict
 
 # A matrix row per case: beyond this many cases the rows shown are the worst (lowest pass share
 # first), and a note says how many more there are; the unit table below still has every unit.
@@ -77,7 +77,7 @@ def pass_matrix(units: Iterable[UnitView], required: Mapping[str, float]) -> Pas
     """The matrix of ``units`` (any order); ``required`` maps a case id to its pass_rate."""
     tally = MatrixTally()
     for unit in units:
-        tally.add(unit)
+        tally.add(unit.case_id, unit.provider, unit.verdict)
     return tally.matrix(required)
 
 
@@ -90,9 +90,8 @@ class MatrixTally:
     def __bool__(self) -> bool:
         return bool(self._tallies)
 
-    def add(self, unit: UnitView) -> None:
-        tally = self._tallies.setdefault((unit.case_id, unit.provider), [0, 0, 0, 0, 0])
-        verdict = unit.verdict
+    def add(self, case_id: str, provider: str, verdict: Verdict) -> None:
+        tally = self._tallies.setdefault((case_id, provider), [0, 0, 0, 0, 0])
         tally[0] += 1
         tally[1] += verdict == "passed"
         tally[2] += verdict in ("passed", "failed assertions")
