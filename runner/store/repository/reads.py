@@ -7,7 +7,7 @@ import functools
 import json
 from collections import defaultdict
 from dataclasses import dataclass
-from itertools import groupby
+from itertools import chain, groupby
 from operator import itemgetter
 from typing import TYPE_CHECKING, Any, Final, cast
 
@@ -248,11 +248,11 @@ def stream_units(session: Session, run_id: str, *, batch: int = 2000) -> Iterato
     with transaction(session, write=False) as conn:
         judged = _judged(conn.dialect.name == "postgresql")
         streaming = conn.execution_options(yield_per=batch)
-        attempts = _attempts_by_unit(streaming.execute(attempts_query))
-        results = _first_by_unit(streaming.execute(results_query))
+        attempts = _attempts_by_unit(_rows(streaming.execute(attempts_query)))
+        results = _first_by_unit(_rows(streaming.execute(results_query)))
         next_attempts, next_result = next(attempts, None), next(results, None)
-        for unit_id, key, provider, case_id, repeat, status, count, reused_from in streaming.execute(
-            units_query
+        for unit_id, key, provider, case_id, repeat, status, count, reused_from in _rows(
+            streaming.execute(units_query)
         ):
             mine: tuple[LeanAttempt, ...] = ()
             if next_attempts is not None and next_attempts[0].unit_id == unit_id:
@@ -283,14 +283,20 @@ def stream_units(session: Session, run_id: str, *, batch: int = 2000) -> Iterato
 _ATTEMPT_COLUMN: Final = {"ttft_s": "first_answer_s"}
 
 
-def _attempts_by_unit(rows: Result[Any]) -> Iterator[tuple[LeanAttempt, ...]]:
+def _rows(result: Result[Any]) -> Iterator[Any]:
+    """The rows of a ``yield_per`` result, a batch at a time: iterating the result itself costs a
+    ``fetchone`` call per row, a third of the scan's read time over a run's attempts."""
+    return chain.from_iterable(result.partitions())
+
+
+def _attempts_by_unit(rows: Iterator[Any]) -> Iterator[tuple[LeanAttempt, ...]]:
     """Each unit's attempts from rows ordered by unit id (``LeanAttempt``'s columns)."""
     make = LeanAttempt._make
     for _, group in groupby(rows, key=itemgetter(0)):
         yield tuple(map(make, group))
 
 
-def _first_by_unit(rows: Result[Any]) -> Iterator[tuple[Any, ...]]:
+def _first_by_unit(rows: Iterator[Any]) -> Iterator[tuple[Any, ...]]:
     """The first of each unit's rows, of rows ordered by unit id."""
     for _, group in groupby(rows, key=itemgetter(0)):
         yield tuple(next(group))
