@@ -7,6 +7,7 @@ table's rows are the best few by rank (``tally.BestK``), and the charts' points 
 
 from __future__ import annotations
 
+import math
 import zlib
 from array import array
 from collections import Counter
@@ -97,6 +98,7 @@ class RunScan:
         self.points: dict[str, Sample[tuple[float, float]]] = {}
         self.trouble = Trouble()
         self.last_end: datetime | None = None
+        self._last_end_s = -math.inf  # last_end in seconds after the run's start (a float: a quick check)
         self.reused = 0
         self.sent = 0
 
@@ -127,15 +129,23 @@ class RunScan:
         self.rows.offer(_row_rank(unit), lambda: unit)
         self.reused += unit.reused_from is not None
         self.sent += unit.attempt_count > 0
-        start, points = self.run.started_at, self.points[provider]
+        start, points, trouble = self.run.started_at, self.points[provider], self.trouble
         for attempt in unit.attempts:
-            offset = (attempt.started_at - start).total_seconds()
-            self.trouble.add(offset, attempt)
-            end = attempt.started_at + timedelta(seconds=attempt.end_s or 0.0)
-            if self.last_end is None or end > self.last_end:
-                self.last_end = end
-            if attempt.error_kind is None and attempt.end_s is not None:
-                points.incoming.append((offset, attempt.end_s))
+            started_at, end_s = attempt.started_at, attempt.end_s
+            offset = (started_at - start).total_seconds()
+            if attempt.error_kind is not None or attempt.number > 1:
+                trouble.add(offset, attempt)
+            elif offset > trouble.span_s:
+                trouble.span_s = offset
+            # The latest end as a datetime, made only for an attempt that may end last: the float
+            # offsets agree with the datetimes to well within the millisecond of slack.
+            if (end := offset + (end_s or 0.0)) > self._last_end_s - 1e-3:
+                self._last_end_s = max(self._last_end_s, end)
+                ended = started_at + timedelta(seconds=end_s or 0.0)
+                if self.last_end is None or ended > self.last_end:
+                    self.last_end = ended
+            if end_s is not None and attempt.error_kind is None:
+                points.incoming.append((offset, end_s))
         points.settle()
 
     @property

@@ -18,7 +18,7 @@ from runner.store.lean import lean_unit
 if TYPE_CHECKING:
     from collections.abc import Iterable, Mapping, Sequence
 
-    from runner.store.lean import LeanAttempt, LeanUnit
+    from runner.store.lean import LeanUnit
     from runner.store.records import AttemptView, UnitView
 
 
@@ -150,8 +150,12 @@ class GroupTally:
         self.tokens: Counter[str] = Counter()
         self.sums = {name: ExactSum() for name in _SUMS}
         self.models: set[str] = set()
+        self._incoming = _Incoming(self)
+        self._room = capacity  # attempts that can be added before a sample may be full
 
     def add(self, unit: LeanUnit) -> None:
+        # The report's hot loop: once per unit of a run, with its attempts inlined (a call per attempt
+        # and per value cost a third of the scan; benchmarks/bench_report.py).
         counts, attempts, status = self.counts, unit.attempts, unit.status
         counts["units"] += 1
         counts["status " + status] += 1
@@ -170,13 +174,8 @@ class GroupTally:
         if unit.model:
             self.models.add(unit.model)
         counts["attempts"] += len(attempts)
-        for attempt in attempts:
-            self._add_attempt(attempt)
-        for sample in (self.ttft, self.ttfr, self.duration, self.gap_p50, self.gap_p90, self.rate):
-            sample.settle()
-
-    def _add_attempt(self, attempt: LeanAttempt) -> None:
-        (
+        tokens, sums = self.tokens, self._incoming
+        for (
             _,
             _,
             _,
@@ -193,37 +192,50 @@ class GroupTally:
             reported,
             computed,
             _,
-        ) = attempt  # one unpacking, not fifteen attribute reads: this runs per attempt
-        sums, tokens = self.sums, self.tokens
-        tokens["input"] += input_tokens or 0
-        tokens["output"] += output_tokens or 0
-        tokens["reasoning"] += reasoning_tokens or 0
-        tokens["cached"] += cached_tokens or 0
-        if (cost := booked_cost(reported, computed)) is not None:
-            sums["cost"].add(cost)
-            if error_kind is not None:
-                sums["wasted"].add(cost)
-        if reported is not None:
-            sums["reported"].add(reported)
+        ) in attempts:  # one unpacking, not fifteen attribute reads
+            tokens["input"] += input_tokens or 0
+            tokens["output"] += output_tokens or 0
+            tokens["reasoning"] += reasoning_tokens or 0
+            tokens["cached"] += cached_tokens or 0
+            if (cost := booked_cost(reported, computed)) is not None:
+                sums.cost.append(cost)
+                if error_kind is not None:
+                    sums.wasted.append(cost)
+            if reported is not None:
+                sums.reported.append(reported)
+                if computed is not None:
+                    sums.gap.append(reported - computed)
             if computed is not None:
-                sums["gap"].add(reported - computed)
-        if computed is not None:
-            sums["computed"].add(computed)
-        if error_kind is not None:
-            self.error_kinds[error_kind] += 1
-            return
-        if ttft is not None:
-            self.ttft.incoming.append(ttft)
-        if ttfr is not None:
-            self.ttfr.incoming.append(ttfr)
-        if end is not None:
-            self.duration.incoming.append(end)
-        if gap_p50 is not None:
-            self.gap_p50.incoming.append(gap_p50)
-        if gap_p90 is not None:
-            self.gap_p90.incoming.append(gap_p90)
-        if (rate := output_rate(output_tokens, ttft, end)) is not None:
-            self.rate.incoming.append(rate)
+                sums.computed.append(computed)
+            if error_kind is not None:
+                self.error_kinds[error_kind] += 1
+                continue
+            if ttft is not None:
+                sums.ttft.append(ttft)
+            if ttfr is not None:
+                sums.ttfr.append(ttfr)
+            if end is not None:
+                sums.duration.append(end)
+            if gap_p50 is not None:
+                sums.gap_p50.append(gap_p50)
+            if gap_p90 is not None:
+                sums.gap_p90.append(gap_p90)
+            if (rate := output_rate(output_tokens, ttft, end)) is not None:
+                sums.rate.append(rate)
+        # Samples fold at the end of the first unit that fills one (the same points as a check of each
+        # after every unit: the report stays the same), checked only when one may be full.
+        self._room -= len(attempts)
+        if self._room <= 0:
+            self._settle()
+
+    def _settle(self) -> None:
+        samples = (self.ttft, self.ttfr, self.duration, self.gap_p50, self.gap_p90, self.rate)
+        for sample in samples:
+            sample.settle()
+        for total in self.sums.values():
+            total.settle()
+        # Each attempt adds at most one value to each sample: none can fill before this many more.
+        self._room = min(s.capacity - len(s.incoming) for s in samples)
 
     @classmethod
     def merged(cls, tallies: Iterable[GroupTally]) -> GroupTally:
@@ -237,6 +249,8 @@ class GroupTally:
             whole.sums = {name: whole.sums[name].merged(part.sums[name]) for name in _SUMS}
             for name in ("ttft", "ttfr", "duration", "gap_p50", "gap_p90", "rate"):
                 setattr(whole, name, getattr(whole, name).merged(getattr(part, name)))
+        whole._incoming = _Incoming(whole)  # its samples and sums are new objects
+        whole._settle()
         return whole
 
     def stats(self) -> GroupStats:
@@ -279,6 +293,44 @@ class GroupTally:
 
 
 _SUMS: Final = ("cost", "reported", "computed", "gap", "wasted")
+
+
+class _Incoming:
+    """The lists a GroupTally's hot loop appends to: its samples' and sums' ``incoming``, by name (a
+    fold empties them in place)."""
+
+    __slots__ = (
+        "computed",
+        "cost",
+        "duration",
+        "gap",
+        "gap_p50",
+        "gap_p90",
+        "rate",
+        "reported",
+        "ttfr",
+        "ttft",
+        "wasted",
+    )
+
+    def __init__(self, tally: GroupTally) -> None:
+        self.ttft, self.ttfr, self.duration = (
+            tally.ttft.incoming,
+            tally.ttfr.incoming,
+            tally.duration.incoming,
+        )
+        self.gap_p50, self.gap_p90, self.rate = (
+            tally.gap_p50.incoming,
+            tally.gap_p90.incoming,
+            tally.rate.incoming,
+        )
+        sums = tally.sums
+        self.cost, self.wasted, self.reported = (
+            sums["cost"].incoming,
+            sums["wasted"].incoming,
+            sums["reported"].incoming,
+        )
+        self.computed, self.gap = sums["computed"].incoming, sums["gap"].incoming
 
 
 # --- significance tests -------------------------------------------------------------------------------
