@@ -247,6 +247,7 @@ def stream_units(session: Session, run_id: str, *, batch: int = 2000) -> Iterato
     )
     with transaction(session, write=False) as conn:
         judged = _judged(conn.dialect.name == "postgresql")
+        new_unit = functools.partial(tuple.__new__, LeanUnit)  # in C, as _attempts_by_unit's
         streaming = conn.execution_options(yield_per=batch)
         attempts = _attempts_by_unit(_rows(streaming.execute(attempts_query)))
         results = _first_by_unit(_rows(streaming.execute(results_query)))
@@ -263,19 +264,23 @@ def stream_units(session: Session, run_id: str, *, batch: int = 2000) -> Iterato
             assertions, verdict = judged(status, text)
             if model is None:  # UnitView.model: the result's, else the latest attempt that named one
                 model = next((a.model for a in reversed(mine) if a.model), None)
-            yield LeanUnit(
-                unit_id,
-                key,
-                provider,
-                case_id,
-                repeat,
-                status,
-                count,
-                reused_from,
-                model,
-                assertions,
-                verdict,
-                mine,
+            # The fields of LeanUnit in order; view None: a unit shown is read by id (units_by_id).
+            yield new_unit(
+                (
+                    unit_id,
+                    key,
+                    provider,
+                    case_id,
+                    repeat,
+                    status,
+                    count,
+                    reused_from,
+                    model,
+                    assertions,
+                    verdict,
+                    mine,
+                    None,
+                )
             )
 
 
@@ -291,7 +296,8 @@ def _rows(result: Result[Any]) -> Iterator[Any]:
 
 def _attempts_by_unit(rows: Iterator[Any]) -> Iterator[tuple[LeanAttempt, ...]]:
     """Each unit's attempts from rows ordered by unit id (``LeanAttempt``'s columns)."""
-    make = LeanAttempt._make
+    # tuple.__new__ straight, in C: ``_make`` is a Python call per attempt (the columns are the fields).
+    make = functools.partial(tuple.__new__, LeanAttempt)
     for _, group in groupby(rows, key=itemgetter(0)):
         yield tuple(map(make, group))
 
@@ -326,15 +332,10 @@ def units_by_id(session: Session, run_id: str, ids: Sequence[int], *, page_size:
     for start in range(0, len(wanted), page_size):
         chunk = wanted[start : start + page_size]
         with transaction(session, write=False) as conn:
-            units = (
-                conn.execute(
-                    select(*_UNIT_COLUMNS)
-                    .where(UNITS.c.run_id == run_id, UNITS.c.id.in_(chunk))
-                    .order_by(UNITS.c.id)
-                )
-                .mappings()
-                .all()
-            )
+            # By id alone, then the run checked here: with ``run_id`` in the WHERE, SQLite walked the
+            # run's index (every unit of it) for each page instead of looking the ids up.
+            rows = conn.execute(select(*_UNIT_COLUMNS).where(UNITS.c.id.in_(chunk)).order_by(UNITS.c.id))
+            units = [row for row in rows.mappings() if row["run_id"] == run_id]
             views += read_views(conn, units)
     return views
 
