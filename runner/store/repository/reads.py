@@ -209,14 +209,14 @@ def stream_units(session: Session, run_id: str, *, batch: int = 2000) -> Iterato
     """Every unit of a run in unit order, lean (``store.lean``): its facts and its attempts' figures, no
     text. The run report scans a run so, then reads the few units it shows in full with ``units_by_id``.
 
-    Read in one transaction through three cursors walked side by side:
-    The units, their attempts and their first results each come from one ordered query, fetched
-    ``batch`` rows at a time (``yield_per``: a server-side cursor on PostgreSQL), so a million-unit
-    run streams in flat memory. An attempt is made from its row as it comes (``LeanAttempt`` holds the
-    selected columns in order), and a result's assertions are parsed once per distinct JSON text: most
-    units of a run share a few.
+    Read in one transaction through two cursors walked side by side: the units (each with its
+    current result's facts) and their attempts each come from one ordered query, fetched ``batch``
+    rows at a time (``yield_per``: a server-side cursor on PostgreSQL), so a million-unit run streams
+    in flat memory. An attempt is made from its row as it comes (``LeanAttempt`` holds the selected
+    columns in order), and a result's assertions are parsed once per distinct JSON text: most units
+    of a run share a few.
     """
-    # Grading units are no units of the job (and the three cursors must walk the same units).
+    # Grading units are no units of the job (and the two cursors must walk the same units).
     of_run = and_(UNITS.c.run_id == run_id, JOB_UNIT)
     attempts_query = (
         select(*(ATTEMPTS.c[_ATTEMPT_COLUMN.get(name, name)] for name in LeanAttempt._fields))
@@ -224,13 +224,9 @@ def stream_units(session: Session, run_id: str, *, batch: int = 2000) -> Iterato
         .where(of_run)
         .order_by(ATTEMPTS.c.unit_id, ATTEMPTS.c.number, ATTEMPTS.c.id)
     )
-    # The assertions as their stored text (a no-op CAST on SQLite), to parse each distinct one once.
-    results_query = (
-        select(RESULTS.c.unit_id, RESULTS.c.model, sql_cast(RESULTS.c.assertions, Text))
-        .join(UNITS, UNITS.c.id == RESULTS.c.unit_id)
-        .where(of_run, RESULTS.c.choice_index == 0, CURRENT_RESULT)
-        .order_by(RESULTS.c.unit_id)
-    )
+    # Each unit with its current first result's model and assertions (at most one: a partial unique
+    # index), the assertions as their stored text (a no-op CAST on SQLite) to parse each distinct one once.
+    current = and_(RESULTS.c.unit_id == UNITS.c.id, RESULTS.c.choice_index == 0, CURRENT_RESULT)
     units_query = (
         select(
             UNITS.c.id,
@@ -241,7 +237,10 @@ def stream_units(session: Session, run_id: str, *, batch: int = 2000) -> Iterato
             UNITS.c.status,
             UNITS.c.attempts,
             UNITS.c.reused_from,
+            RESULTS.c.model,
+            sql_cast(RESULTS.c.assertions, Text),
         )
+        .select_from(UNITS.outerjoin(RESULTS, current))
         .where(of_run)
         .order_by(UNITS.c.id)
     )
@@ -250,17 +249,13 @@ def stream_units(session: Session, run_id: str, *, batch: int = 2000) -> Iterato
         new_unit = functools.partial(tuple.__new__, LeanUnit)  # in C, as _attempts_by_unit's
         streaming = conn.execution_options(yield_per=batch)
         attempts = _attempts_by_unit(_rows(streaming.execute(attempts_query)))
-        results = _first_by_unit(_rows(streaming.execute(results_query)))
-        next_attempts, next_result = next(attempts, None), next(results, None)
-        for unit_id, key, provider, case_id, repeat, status, count, reused_from in _rows(
+        next_attempts = next(attempts, None)
+        for unit_id, key, provider, case_id, repeat, status, count, reused_from, model, text in _rows(
             streaming.execute(units_query)
         ):
             mine: tuple[LeanAttempt, ...] = ()
             if next_attempts is not None and next_attempts[0].unit_id == unit_id:
                 mine, next_attempts = next_attempts, next(attempts, None)
-            model, text = None, None
-            if next_result is not None and next_result[0] == unit_id:
-                model, text, next_result = next_result[1], next_result[2], next(results, None)
             assertions, verdict = judged(status, text)
             if model is None:  # UnitView.model: the result's, else the latest attempt that named one
                 model = next((a.model for a in reversed(mine) if a.model), None)
@@ -300,12 +295,6 @@ def _attempts_by_unit(rows: Iterator[Any]) -> Iterator[tuple[LeanAttempt, ...]]:
     make = functools.partial(tuple.__new__, LeanAttempt)
     for _, group in groupby(rows, key=itemgetter(0)):
         yield tuple(map(make, group))
-
-
-def _first_by_unit(rows: Iterator[Any]) -> Iterator[tuple[Any, ...]]:
-    """The first of each unit's rows, of rows ordered by unit id."""
-    for _, group in groupby(rows, key=itemgetter(0)):
-        yield tuple(next(group))
 
 
 def _judged(
