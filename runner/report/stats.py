@@ -132,7 +132,7 @@ class GroupTally:
 
     The TTFT and gap samples are public: the run report charts them. ``add`` is the report's hot loop
     (once per unit of a million-unit run, on lean units: ``store.lean``): it appends to plain lists and
-    settles once per unit.
+    settles only after a unit that may have filled a sample.
     """
 
     def __init__(
