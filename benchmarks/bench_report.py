@@ -78,7 +78,9 @@ def replicate_sqlite(source: Path, target: Path, copies: int) -> str:
             "SELECT (SELECT id FROM runs), (SELECT max(id) FROM units), (SELECT max(id) FROM attempts), "
             "(SELECT max(id) FROM results)"
         ).fetchone()
-        columns = {t: [r[1] for r in db.execute(f"PRAGMA table_info({t})")] for t in ("units", "attempts", "results")}
+        columns = {
+            t: [r[1] for r in db.execute(f"PRAGMA table_info({t})")] for t in ("units", "attempts", "results")
+        }
         shifted = {
             "units": {"id": f"id + :k * {units}", "key": "key || '#' || :k"},
             "attempts": {"id": f"id + :k * {attempts}", "unit_id": f"unit_id + :k * {units}"},

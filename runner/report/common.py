@@ -12,6 +12,7 @@ if TYPE_CHECKING:
 
     from markupsafe import Markup
 
+    from runner.store.lean import LeanUnit
     from runner.store.records import AttemptView, RunInfo, UnitView
 
 
@@ -107,7 +108,7 @@ def expected_assertions(job_spec: Mapping[str, Any]) -> dict[str, tuple[str, ...
     return found
 
 
-def not_evaluated(unit: UnitView, expected: Mapping[str, Sequence[str]]) -> tuple[str, ...]:
+def not_evaluated(unit: UnitView | LeanUnit, expected: Mapping[str, Sequence[str]]) -> tuple[str, ...]:
     """The assertions of a unit without a final result, by name: none were evaluated.
 
     What an older runner stored for such a unit (graded on partial output) names them; else the job's

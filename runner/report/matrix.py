@@ -9,11 +9,12 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Final
 
 from runner.grading.rates import CaseRate
+from runner.store.records import VERDICTS
 
 if TYPE_CHECKING:
     from collections.abc import Iterable, Mapping
 
-    from runner.store.records import UnitView
+    from runner.store.records import UnitView, Verdict
 
 # A matrix row per case: beyond this many cases the rows shown are the worst (lowest pass share
 # first), and a note says how many more there are; the unit table below still has every unit.
@@ -77,7 +78,7 @@ def pass_matrix(units: Iterable[UnitView], required: Mapping[str, float]) -> Pas
     """The matrix of ``units`` (any order); ``required`` maps a case id to its pass_rate."""
     tally = MatrixTally()
     for unit in units:
-        tally.add(unit)
+        tally.add(unit.case_id, unit.provider, unit.verdict)
     return tally.matrix(required)
 
 
@@ -85,19 +86,17 @@ class MatrixTally:
     """The pass matrix's counts, one unit at a time: memory grows with cases x providers, not units."""
 
     def __init__(self) -> None:
-        self._tallies: dict[tuple[str, str], list[int]] = {}  # units, passed, graded, failed, not done
+        self._tallies: dict[tuple[str, str], dict[Verdict, int]] = {}  # units of each verdict
 
     def __bool__(self) -> bool:
         return bool(self._tallies)
 
-    def add(self, unit: UnitView) -> None:
-        tally = self._tallies.setdefault((unit.case_id, unit.provider), [0, 0, 0, 0, 0])
-        verdict = unit.verdict
-        tally[0] += 1
-        tally[1] += verdict == "passed"
-        tally[2] += verdict in ("passed", "failed assertions")
-        tally[3] += verdict == "failed"
-        tally[4] += verdict == "not done"
+    def add(self, case_id: str, provider: str, verdict: Verdict) -> None:
+        # Once per unit of a run: one count, the figures are derived in ``matrix``.
+        tally = self._tallies.get((case_id, provider))
+        if tally is None:
+            tally = self._tallies[case_id, provider] = dict.fromkeys(VERDICTS, 0)
+        tally[verdict] += 1
 
     def matrix(self, required: Mapping[str, float]) -> PassMatrix:
         tallies = self._tallies
@@ -117,7 +116,8 @@ class MatrixTally:
                 failed=failed,
                 not_done=not_done,
             )
-            for key, (n, passed, graded, failed, not_done) in tallies.items()
+            for key, counts in tallies.items()
+            for n, passed, graded, failed, not_done in [_figures(counts)]
         }
         rows = [MatrixRow(case_id=c, cells=tuple(cells.get((c, p)) for p in providers)) for c in cases]
         note = None
@@ -136,6 +136,18 @@ class MatrixTally:
             rated=len(rated),
             below=sum(cell.rate.is_below for cell in rated),
         )
+
+
+def _figures(counts: Mapping[Verdict, int]) -> tuple[int, int, int, int, int]:
+    """(units, passed, graded, failed, not done) of a cell's counts by verdict."""
+    passed = counts["passed"]
+    return (
+        sum(counts.values()),
+        passed,
+        passed + counts["failed assertions"],
+        counts["failed"],
+        counts["not done"],
+    )
 
 
 def _share(row: MatrixRow) -> float:

@@ -31,6 +31,7 @@ from runner.report.unit import (
     unit_row,
     verdict_class,
 )
+from runner.store.lean import LeanUnit, lean_unit
 from runner.store.records import VERDICTS, Verdict
 
 if TYPE_CHECKING:
@@ -190,9 +191,9 @@ def _price_notes(job_spec: Mapping[str, Any]) -> dict[str, object]:
     return {p["name"]: p.get("price_source") for p in providers if isinstance(p, dict) and "name" in p}
 
 
-def _cards(scan: RunScan) -> tuple[list[UnitView], str]:
-    """The units shown in full (as scanned: maybe lean), worst verdict first, and the note saying which."""
-    shown: list[UnitView] = []
+def _cards(scan: RunScan) -> tuple[list[LeanUnit], str]:
+    """The units shown in full (as scanned: lean), worst verdict first, and the note saying which."""
+    shown: list[LeanUnit] = []
     parts = []
     for verdict in VERDICTS[:-1]:  # all but "passed", in the order of VERDICTS: worst first
         group, label, total = scan.failing[verdict].kept(), VERDICT_LABELS[verdict], scan.verdicts[verdict]
@@ -235,6 +236,24 @@ def _rows(scan: RunScan, units: Sequence[UnitView]) -> tuple[list[UnitRow], str 
     return rows, rows_note, outcomes_note(len(listed), len(rows))
 
 
+def _whole(
+    shown: Sequence[LeanUnit],
+    listed: Sequence[LeanUnit],
+    in_full: Callable[[Sequence[int]], Iterable[UnitView]] | None,
+) -> tuple[list[UnitView], list[UnitView]]:
+    """The cards' and the table's units in full: read by id, or the views the scan was given."""
+    if in_full is not None:
+        whole = {unit.id: unit for unit in in_full([u.id for u in (*shown, *listed)])}
+        return [whole[u.id] for u in shown], [whole[u.id] for u in listed]
+    return [_view(u) for u in shown], [_view(u) for u in listed]
+
+
+def _view(unit: LeanUnit) -> UnitView:
+    if unit.view is None:
+        raise ValueError("a scan of lean units from the store needs in_full to read the units it shows")
+    return unit.view
+
+
 def _pages(rows: Sequence[UnitRow]) -> tuple[UnitPage, ...]:
     return tuple(
         UnitPage(
@@ -247,9 +266,11 @@ def _pages(rows: Sequence[UnitRow]) -> tuple[UnitPage, ...]:
     )
 
 
-def scan_run(run: RunInfo, units: Iterable[UnitView], *, rows_max: int = ROWS_MAX) -> RunScan:
-    """One pass over ``units`` (any order; a stream from the store) into what the report shows."""
-    return RunScan(run, expected_assertions(run.job_spec), rows_max=rows_max).add_all(units)
+def scan_run(run: RunInfo, units: Iterable[UnitView | LeanUnit], *, rows_max: int = ROWS_MAX) -> RunScan:
+    """One pass over ``units`` (any order; a lean stream from the store, or whole units) into what the
+    report shows."""
+    lean = (unit if isinstance(unit, LeanUnit) else lean_unit(unit) for unit in units)
+    return RunScan(run, expected_assertions(run.job_spec), rows_max=rows_max).add_all(lean)
 
 
 def run_context(
@@ -264,7 +285,7 @@ def run_context(
 
     Args:
         in_full: reads units by id with every text (``repository.units_by_id``), when the scan was fed
-            lean units; None when they were whole already.
+            lean units from the store; None when each came with its whole view (``lean_unit``).
         grading_cost: USD of the judges' grading requests (None: no judge graded the run).
     """
     run = scan.run
@@ -278,11 +299,8 @@ def run_context(
         )
         for name, tally in sorted(scan.providers.items())
     )
-    shown, note = _cards(scan)
-    listed = scan.rows.kept()
-    if in_full is not None:
-        whole = {unit.id: unit for unit in in_full([u.id for u in (*shown, *listed)])}
-        shown, listed = [whole[u.id] for u in shown], [whole[u.id] for u in listed]
+    lean_shown, note = _cards(scan)
+    shown, listed = _whole(lean_shown, scan.rows.kept(), in_full)
     rows, rows_note, listed_note = _rows(scan, listed)
     summary = scan.summary.stats()
     return RunReportContext(

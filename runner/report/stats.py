@@ -10,12 +10,15 @@ from collections import Counter
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Final
 
+from runner.pricing import booked_cost
 from runner.report.common import not_evaluated
 from runner.report.tally import SAMPLE_CAP, ExactSum, Sample
+from runner.store.lean import lean_unit
 
 if TYPE_CHECKING:
     from collections.abc import Iterable, Mapping, Sequence
 
+    from runner.store.lean import LeanUnit
     from runner.store.records import AttemptView, UnitView
 
 
@@ -37,13 +40,13 @@ def duration_s(attempt: AttemptView) -> float | None:
     return attempt.end_s
 
 
-def output_rate(attempt: AttemptView) -> float | None:
-    """Output tokens per second from the first token to the end (the decode rate), if measured."""
-    usage, first = attempt.usage, attempt.ttft_s
-    if usage is None or usage.output_tokens is None or first is None or attempt.end_s is None:
+def output_rate(output_tokens: int | None, first: float | None, end: float | None) -> float | None:
+    """Output tokens per second from the first token (``first`` s) to the end (the decode rate), if
+    measured."""
+    if output_tokens is None or first is None or end is None:
         return None
-    streaming = attempt.end_s - first
-    return usage.output_tokens / streaming if streaming > 0 else None
+    streaming = end - first
+    return output_tokens / streaming if streaming > 0 else None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -119,7 +122,7 @@ def group_stats(units: Iterable[UnitView], expected: Mapping[str, Sequence[str]]
     """
     tally = GroupTally(expected)
     for unit in units:
-        tally.add(unit)
+        tally.add(lean_unit(unit))
     return tally.stats()
 
 
@@ -128,7 +131,8 @@ class GroupTally:
     percentiles over a ``Sample`` (exact up to its capacity of successful attempts).
 
     The TTFT and gap samples are public: the run report charts them. ``add`` is the report's hot loop
-    (once per unit of a million-unit run): it appends to plain lists and settles once per unit.
+    (once per unit of a million-unit run, on lean units: ``store.lean``): it appends to plain lists and
+    settles only after a unit that may have filled a sample.
     """
 
     def __init__(
@@ -146,14 +150,18 @@ class GroupTally:
         self.tokens: Counter[str] = Counter()
         self.sums = {name: ExactSum() for name in _SUMS}
         self.models: set[str] = set()
+        self._incoming = _Incoming(self)
+        self._room = capacity  # attempts that can be added before a sample may be full
 
-    def add(self, unit: UnitView) -> None:
-        counts = self.counts
+    def add(self, unit: LeanUnit) -> None:
+        # The report's hot loop: once per unit of a run, with its attempts inlined (a call per attempt
+        # and per value cost a third of the scan; benchmarks/bench_report.py).
+        counts, attempts, status = self.counts, unit.attempts, unit.status
         counts["units"] += 1
-        counts["status " + unit.status] += 1
+        counts["status " + status] += 1
         counts["verdict " + unit.verdict] += 1
-        counts["retries"] += max(0, len(unit.attempts) - 1)
-        outcomes = unit.evaluated
+        counts["retries"] += max(0, len(attempts) - 1)
+        outcomes = unit.assertions if status == "ok" else ()  # LeanUnit.evaluated, inlined
         if outcomes:
             passed = sum(o.passed for o in outcomes)
             counts["assertions passed"] += passed
@@ -161,50 +169,73 @@ class GroupTally:
             counts["passing"] += passed == len(outcomes)
         else:
             counts["passing"] += 1
-        if unit.status != "ok":
+        if status != "ok":
             counts["not evaluated"] += len(not_evaluated(unit, self._expected))
         if unit.model:
             self.models.add(unit.model)
-        counts["attempts"] += len(unit.attempts)
-        for attempt in unit.attempts:
-            self._add_attempt(attempt)
-        for sample in (self.ttft, self.ttfr, self.duration, self.gap_p50, self.gap_p90, self.rate):
-            sample.settle()
-
-    def _add_attempt(self, attempt: AttemptView) -> None:
-        usage, sums = attempt.usage, self.sums
-        if usage is not None:
-            tokens = self.tokens
-            tokens["input"] += usage.input_tokens or 0
-            tokens["output"] += usage.output_tokens or 0
-            tokens["reasoning"] += usage.reasoning_tokens or 0
-            tokens["cached"] += usage.cached_input_tokens or 0
-        if (cost := attempt.cost_usd) is not None:
-            sums["cost"].add(cost)
-            if attempt.error is not None:
-                sums["wasted"].add(cost)
-        reported, computed = attempt.cost_reported, attempt.cost_computed
-        if reported is not None:
-            sums["reported"].add(reported)
+        counts["attempts"] += len(attempts)
+        tokens, sums = self.tokens, self._incoming
+        for (
+            _,
+            _,
+            _,
+            end,
+            ttft,
+            ttfr,
+            gap_p50,
+            gap_p90,
+            error_kind,
+            input_tokens,
+            output_tokens,
+            reasoning_tokens,
+            cached_tokens,
+            reported,
+            computed,
+            _,
+        ) in attempts:  # one unpacking, not fifteen attribute reads
+            tokens["input"] += input_tokens or 0
+            tokens["output"] += output_tokens or 0
+            tokens["reasoning"] += reasoning_tokens or 0
+            tokens["cached"] += cached_tokens or 0
+            if (cost := booked_cost(reported, computed)) is not None:
+                sums.cost.append(cost)
+                if error_kind is not None:
+                    sums.wasted.append(cost)
+            if reported is not None:
+                sums.reported.append(reported)
+                if computed is not None:
+                    sums.gap.append(reported - computed)
             if computed is not None:
-                sums["gap"].add(reported - computed)
-        if computed is not None:
-            sums["computed"].add(computed)
-        if attempt.error is not None:
-            self.error_kinds[attempt.error.kind] += 1
-            return
-        if (ttft := attempt.ttft_s) is not None:
-            self.ttft.incoming.append(ttft)
-        if (ttfr := attempt.first_reasoning_s) is not None:
-            self.ttfr.incoming.append(ttfr)
-        if (end := attempt.end_s) is not None:
-            self.duration.incoming.append(end)
-        if (gap := attempt.gap_p50_s) is not None:
-            self.gap_p50.incoming.append(gap)
-        if (gap := attempt.gap_p90_s) is not None:
-            self.gap_p90.incoming.append(gap)
-        if (rate := output_rate(attempt)) is not None:
-            self.rate.incoming.append(rate)
+                sums.computed.append(computed)
+            if error_kind is not None:
+                self.error_kinds[error_kind] += 1
+                continue
+            if ttft is not None:
+                sums.ttft.append(ttft)
+            if ttfr is not None:
+                sums.ttfr.append(ttfr)
+            if end is not None:
+                sums.duration.append(end)
+            if gap_p50 is not None:
+                sums.gap_p50.append(gap_p50)
+            if gap_p90 is not None:
+                sums.gap_p90.append(gap_p90)
+            if (rate := output_rate(output_tokens, ttft, end)) is not None:
+                sums.rate.append(rate)
+        # Samples fold at the end of the first unit that fills one (the same points as a check of each
+        # after every unit: the report stays the same), checked only when one may be full.
+        self._room -= len(attempts)
+        if self._room <= 0:
+            self._settle()
+
+    def _settle(self) -> None:
+        samples = (self.ttft, self.ttfr, self.duration, self.gap_p50, self.gap_p90, self.rate)
+        for sample in samples:
+            sample.settle()
+        for total in self.sums.values():
+            total.settle()
+        # Each attempt adds at most one value to each sample: none can fill before this many more.
+        self._room = min(s.capacity - len(s.incoming) for s in samples)
 
     @classmethod
     def merged(cls, tallies: Iterable[GroupTally]) -> GroupTally:
@@ -218,6 +249,8 @@ class GroupTally:
             whole.sums = {name: whole.sums[name].merged(part.sums[name]) for name in _SUMS}
             for name in ("ttft", "ttfr", "duration", "gap_p50", "gap_p90", "rate"):
                 setattr(whole, name, getattr(whole, name).merged(getattr(part, name)))
+        whole._incoming = _Incoming(whole)  # its samples and sums are new objects
+        whole._settle()
         return whole
 
     def stats(self) -> GroupStats:
@@ -260,6 +293,44 @@ class GroupTally:
 
 
 _SUMS: Final = ("cost", "reported", "computed", "gap", "wasted")
+
+
+class _Incoming:
+    """The lists a GroupTally's hot loop appends to: its samples' and sums' ``incoming``, by name (a
+    fold empties them in place)."""
+
+    __slots__ = (
+        "computed",
+        "cost",
+        "duration",
+        "gap",
+        "gap_p50",
+        "gap_p90",
+        "rate",
+        "reported",
+        "ttfr",
+        "ttft",
+        "wasted",
+    )
+
+    def __init__(self, tally: GroupTally) -> None:
+        self.ttft, self.ttfr, self.duration = (
+            tally.ttft.incoming,
+            tally.ttfr.incoming,
+            tally.duration.incoming,
+        )
+        self.gap_p50, self.gap_p90, self.rate = (
+            tally.gap_p50.incoming,
+            tally.gap_p90.incoming,
+            tally.rate.incoming,
+        )
+        sums = tally.sums
+        self.cost, self.wasted, self.reported = (
+            sums["cost"].incoming,
+            sums["wasted"].incoming,
+            sums["reported"].incoming,
+        )
+        self.computed, self.gap = sums["computed"].incoming, sums["gap"].incoming
 
 
 # --- significance tests -------------------------------------------------------------------------------

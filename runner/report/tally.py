@@ -25,27 +25,31 @@ _FOLD_AT: Final = 65_536  # values an ExactSum buffers before folding them into 
 class ExactSum:
     """A running sum equal to ``math.fsum`` of every value added, and None while nothing was added.
 
-    Values are buffered (``add`` is a list append: this runs per attempt) and folded, a buffer at a
-    time, into a few floats whose exact sum is the exact sum so far: each round's ``fsum`` (exactly
-    rounded) takes the leading part of what is left, until nothing is.
+    Values are buffered (``add`` is a list append; a hot loop appends to ``incoming`` itself and calls
+    ``settle()`` once in a while) and folded, a buffer at a time, into a few floats whose exact sum is
+    the exact sum so far: each round's ``fsum`` (exactly rounded) takes the leading part of what is
+    left, until nothing is. Where the folds fall does not change the sum.
     """
 
-    __slots__ = ("_buffer", "_parts", "count")
+    __slots__ = ("_parts", "count", "incoming")
 
     def __init__(self) -> None:
         self._parts: list[float] = []
-        self._buffer: list[float] = []
+        self.incoming: list[float] = []
         self.count = 0
 
     def add(self, value: float) -> None:
-        self._buffer.append(value)
-        if len(self._buffer) >= _FOLD_AT:
+        self.incoming.append(value)
+        self.settle()
+
+    def settle(self) -> None:
+        if len(self.incoming) >= _FOLD_AT:
             self._fold()
 
     def _fold(self) -> None:
-        values = self._parts + self._buffer
-        self.count += len(self._buffer)
-        self._buffer = []
+        values = self._parts + self.incoming
+        self.count += len(self.incoming)
+        self.incoming.clear()  # in place: a hot loop may hold the list
         parts: list[float] = []
         while (rest := math.fsum(values + [-p for p in parts])) != 0.0:
             parts.append(rest)
@@ -54,15 +58,15 @@ class ExactSum:
     def merged(self, other: ExactSum) -> ExactSum:
         """A sum of both streams' values (neither is changed)."""
         both = ExactSum()
-        both._buffer = [*self._parts, *self._buffer, *other._parts, *other._buffer]
+        both.incoming = [*self._parts, *self.incoming, *other._parts, *other.incoming]
         both.count = self.count + other.count
         return both
 
     @property
     def value(self) -> float | None:
-        if not self.count and not self._buffer:
+        if not self.count and not self.incoming:
             return None
-        return math.fsum(self._parts + self._buffer)
+        return math.fsum(self._parts + self.incoming)
 
 
 class Sample(Generic[T]):
@@ -93,7 +97,8 @@ class Sample(Generic[T]):
             self._fold()
 
     def _fold(self) -> None:
-        batch, self.incoming = self.incoming, []
+        batch = self.incoming[:]
+        self.incoming.clear()  # in place: a hot loop may hold the list
         self._seen += len(batch)
         if self.rate < 1.0:
             batch = self._rng.sample(batch, round(len(batch) * self.rate))

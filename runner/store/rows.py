@@ -223,15 +223,6 @@ def completion_from_results(
     )
 
 
-def lean_completion(rows: Sequence[Mapping[Any, Any]]) -> Completion | None:
-    """The Completion of a result read without its texts (``repository.stream_units``): its id, model
-    and state only (no choices, no usage: the attempts carry the usage)."""
-    if not rows:
-        return None
-    first = rows[0]
-    return Completion(id=first["completion_id"], model=first["model"], complete=bool(first["complete"]))
-
-
 def attempt_view(row: Mapping[Any, Any]) -> AttemptView:
     """An AttemptView from an ``attempts`` row (``has_raw_capture`` a selected boolean)."""
     error = None
@@ -276,22 +267,14 @@ def unit_view(
     unit: Mapping[Any, Any],
     attempts: Sequence[Mapping[Any, Any]],
     results: Sequence[Mapping[Any, Any]],
-    *,
-    texts: bool = True,
 ) -> UnitView:
     """A UnitView from a ``units`` row, its ``attempts`` rows (``attempt_view``'s columns) and its
-    ``results`` rows (by choice); ``texts=False``: the lean view of rows read without their texts
-    (``lean_completion``: no choices, usage or stream error)."""
-    if texts:
-        final_attempt = (
-            next((row for row in attempts if row["id"] == results[0]["attempt_id"]), None)
-            if results
-            else None
-        )
-        stream_error = completion_error_from_dict(final_attempt["stream_error"]) if final_attempt else None
-        completion = completion_from_results(results, stream_error)
-    else:
-        completion = lean_completion(results)
+    ``results`` rows (by choice)."""
+    final_attempt = (
+        next((row for row in attempts if row["id"] == results[0]["attempt_id"]), None) if results else None
+    )
+    stream_error = completion_error_from_dict(final_attempt["stream_error"]) if final_attempt else None
+    completion = completion_from_results(results, stream_error)
     return UnitView(
         id=unit["id"],
         run_id=unit["run_id"],

@@ -3,6 +3,7 @@ in-memory build for a small run, on SQLite and PostgreSQL."""
 
 from __future__ import annotations
 
+import gc
 import re
 from dataclasses import replace
 from typing import TYPE_CHECKING
@@ -116,3 +117,21 @@ def test_big_report_loads_in_chromium_without_errors(tmp_path: Path) -> None:
         browser.close_tab(session)
     finally:
         browser.close()
+
+
+@pytest.mark.parametrize("enabled", [pytest.param(True, id="enabled"), pytest.param(False, id="disabled")])
+def test_writing_a_report_leaves_the_cycle_collector_as_it_found_it(
+    db_url: str, tmp_path: Path, enabled: bool
+) -> None:
+    """The collector paused while a report is made is running again after it, and stays paused when
+    the caller had paused it."""
+    data = make_run(30)
+    with open_database(db_url) as db, db.session() as session:
+        run_id = store_run(session, data)
+        if not enabled:
+            gc.disable()
+        try:
+            write_run_report(session, run_id, tmp_path / "run.html")
+            assert gc.isenabled() is enabled
+        finally:
+            gc.enable()
