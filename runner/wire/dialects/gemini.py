@@ -22,7 +22,7 @@ from runner.wire.dialects.common import (
     int_or_none,
     protocol_error,
 )
-from runner.wire.dialects.gemini_fast import decode_events
+from runner.wire.dialects.gemini_fast import decode_events, decode_response
 from runner.wire.dialects.gemini_request import (
     DEFAULT_API_VERSION,
     gemini_body,
@@ -167,7 +167,15 @@ class GeminiAccumulator(AccumulatorBase):
         # of them, each is read by orjson straight from its bytes, which defines the result.
         # Gemini names no events, so every event is read the same way.
         if self._fast_misses and not self._done:
-            decoded = decode_events(events)
+            if len(events) == 1:
+                # One event per read (a slow stream): decoded here, one Python call fewer per event.
+                event = events[0]
+                try:
+                    decoded = [(decode_response(event),)] if type(event) is bytes else None
+                except (ValueError, RecursionError):  # (see gemini_fast.decode_events)
+                    decoded = None
+            else:
+                decoded = decode_events(events)
             if decoded is not None:
                 self._fast_misses = FAST_DECODE_MISSES
                 self._responses(decoded)
