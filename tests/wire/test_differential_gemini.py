@@ -1,7 +1,7 @@
 """Differential test: the gemini dialect against google-genai's typed chunks, over a real socket.
 
-google-genai is not in the offline package index, so it is not a test extra: this module is skipped
-when it is not installed (``pip install google-genai`` runs it).
+The fixtures' edge cases (a cut stream, a malformed call) as google-genai reads them; the simulator's
+live streams are compared in tests/simulator/test_sdk_gemini.py.
 """
 
 from __future__ import annotations
@@ -12,13 +12,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from google import genai
+from google.genai import types as genai_types
 
 from runner.wire.replay import parse_stream
 from tests.fakes.raw_server import RawSSEServer, serve_raw
 from tests.streams import FIXTURES
-
-genai = pytest.importorskip("google.genai")
-genai_types = pytest.importorskip("google.genai.types")
 
 
 @pytest.fixture

@@ -335,6 +335,82 @@ def test_feed_raw_fast_paths_agree_with_feed(events: list[bytes], data: st.DataO
     assert same_events(feed_raw_in_pieces(body, cuts), decode_all(body))
 
 
+# One read that is (nearly) one whole event: feed_raw's single-read fast paths and their near misses.
+_OPENINGS = [
+    b"data: ",
+    b"data:",
+    b"data:  ",
+    b"event: e\ndata: ",
+    b"event: \ndata: ",
+    b"event:e\ndata: ",
+    b"event: e\ndata:",
+    b"event: e\nid: 1\ndata: ",
+    b"event: e\rdata: ",
+    b"event: a\ndata: b\nevent: c\ndata: ",
+    b"event: e\ndata: x\ndata: ",
+    b"id: 1\ndata: ",
+]
+_ENDINGS = [b"\n\n", b"\r\n\r\n", b"\r\n\n", b"\n\r\n", b"\r\r", b"\n", b"\r\n", b"", b"\n\n\n"]
+_one_read = st.builds(
+    lambda opening, data, ending: opening + data + ending,
+    st.sampled_from(_OPENINGS),
+    st.one_of(
+        st.binary(max_size=12),
+        st.sampled_from([b"{}", b"a\rb", b"a\nb", b"\r", b"\n", b"\ndata: x", b"\r\n", b"x\r\n\r\ndata: y"]),
+    ),
+    st.sampled_from(_ENDINGS),
+)
+
+
+@settings(max_examples=500, deadline=None)
+@given(reads=st.lists(_one_read, max_size=6))
+def test_feed_raw_one_event_per_read_agrees_with_feed(reads: list[bytes]) -> None:
+    """Reads of one event each (LF, CRLF and typed), and near misses of those shapes, read one by
+    one: feed_raw's single-read fast paths give feed's events."""
+    body = b"".join(reads)
+    cuts = [sum(map(len, reads[: k + 1])) for k in range(len(reads))]
+    assert same_events(feed_raw_in_pieces(body, cuts), decode_all(body))
+
+
+@pytest.mark.parametrize(
+    ("read", "expected"),
+    [
+        pytest.param(b"data: x\n\n", [b"x"], id="lf"),
+        pytest.param(b"data: \n\n", [b""], id="lf-empty"),
+        pytest.param(b"data: x\r\n\r\n", [b"x"], id="crlf"),
+        pytest.param(b"data: \r\n\r\n", [b""], id="crlf-empty"),
+        pytest.param(
+            b"event: e\ndata: x\n\n", [TypedRun(b"event: e\ndata: x\n\n", 1, "", None, b"x")], id="typed"
+        ),
+        pytest.param(
+            b"event: e\ndata: \n\n", [TypedRun(b"event: e\ndata: \n\n", 1, "", None, b"")], id="typed-empty"
+        ),
+    ],
+)
+def test_feed_raw_single_read_shapes(read: bytes, expected: list[RawEvent]) -> None:
+    """A fresh decoder hands one whole event of each common shape out as its fast path does."""
+    assert SSEDecoder().feed_raw(read) == expected
+
+
+@pytest.mark.parametrize(
+    "read",
+    [
+        pytest.param(b"data: a\rb\n\n", id="lf-cr-inside"),
+        pytest.param(b"data: a\rb\r\n\r\n", id="crlf-cr-inside"),
+        pytest.param(b"data: a\nb\r\n\r\n", id="crlf-lf-inside"),
+        pytest.param(b"data: a\r\n\n", id="crlf-then-lf"),
+        pytest.param(b"event: e\ndata: a\rb\n\n", id="typed-cr-inside"),
+        pytest.param(b"event: e\rx\ndata: a\n\n", id="typed-cr-in-name"),
+        pytest.param(b"event: e\nid: 1\ndata: a\n\n", id="typed-id-line"),
+        pytest.param(b"event: e\ndata: a\ndata: b\n\n", id="typed-two-data-lines"),
+        pytest.param(b"event: e\ndata: a\n\n\n", id="typed-extra-blank"),
+    ],
+)
+def test_feed_raw_near_misses_of_the_single_read_shapes(read: bytes) -> None:
+    """A read one byte away from a fast-path shape gives feed's events (the line rules decide)."""
+    assert same_events(SSEDecoder().feed_raw(read), decode_all(read))
+
+
 @settings(max_examples=300, deadline=None)
 @given(body=st.binary(max_size=200), data=st.data())
 def test_feed_raw_arbitrary_bytes_never_raise(body: bytes, data: st.DataObject) -> None:

@@ -5,7 +5,9 @@ so the server routes by ``match`` and reads with ``read_for``. Thought parts (``
 first, then text, then one ``functionCall`` part per call (its args whole, as Google sends them); the
 last event of each candidate has its ``finishReason`` and the cumulative ``usageMetadata``. The
 request is checked as strictly as Google checks it: an ``assistant`` role, a missing ``contents`` or an
-unknown field is a 400, so a wrongly translated conversation fails in tests as in production.
+unknown field is a 400, so a wrongly translated conversation fails in tests as in production. Field names
+are read as Google's proto3 JSON parser reads them: lowerCamelCase or the proto's snake_case name
+(google-genai sends ``thinking_config.include_thoughts`` and ``parameters_json_schema`` as snake_case).
 """
 
 from __future__ import annotations
@@ -51,6 +53,12 @@ _TOOL_KINDS: Final = frozenset(
     {"functionDeclarations", "googleSearch", "googleSearchRetrieval", "codeExecution", "urlContext"}
     | {"retrieval", "computerUse", "fileSearch", "googleMaps"}
 )
+_DECLARATION: Final = frozenset(
+    {"name", "description", "parameters", "parametersJsonSchema", "response", "responseJsonSchema"}
+)
+# The part fields whose values are messages (their own keys are field names); args, response and the
+# schemas are free-form JSON, whose keys are data and are never renamed.
+_PART_MESSAGES: Final = ("inlineData", "fileData", "functionCall", "functionResponse")
 _PART_DATA: Final = frozenset(
     {"text", "inlineData", "fileData", "functionCall", "functionResponse", "executableCode"}
     | {"codeExecutionResult"}
@@ -85,6 +93,7 @@ class GeminiEmitter:
 
     def read_for(self, body: Any, *, model: str, stream: bool) -> Task | None:
         """The task of a body POSTed for ``model``; None when Google would answer 400."""
+        body = _camel_body(body)
         if not _valid(body):
             return None
         config = body.get("generationConfig") or {}
@@ -212,6 +221,56 @@ def _tools(body: dict[str, Any]) -> tuple[tuple[str, dict[str, Any]], ...]:
 # -- request validation: what the real API answers 400 -------------------------------------------------
 
 
+def _camel(name: str) -> str:
+    head, *rest = name.split("_")
+    return head + "".join(word[:1].upper() + word[1:] for word in rest)
+
+
+def _fields(value: Any) -> Any:
+    """A message's keys as lowerCamelCase; anything but a dict is left for validation to refuse."""
+    return {_camel(key): item for key, item in value.items()} if isinstance(value, dict) else value
+
+
+def _camel_content(content: Any) -> Any:
+    content = _fields(content)
+    if isinstance(content, dict) and isinstance(content.get("parts"), list):
+        parts = [_fields(part) for part in content["parts"]]
+        for part in parts:
+            for key in _PART_MESSAGES:
+                if isinstance(part, dict) and key in part:
+                    part[key] = _fields(part[key])
+        content["parts"] = parts
+    return content
+
+
+def _camel_body(body: Any) -> Any:
+    """The body with every field name (not free-form JSON data) in lowerCamelCase, as the proto3 JSON
+    mapping lets a parser accept both: https://protobuf.dev/programming-guides/json/ ("Parsers accept
+    both the lowerCamelCase name ... and the original proto field name")."""
+    body = _fields(body)
+    if not isinstance(body, dict):
+        return body
+    if isinstance(body.get("contents"), list):
+        body["contents"] = [_camel_content(content) for content in body["contents"]]
+    if "systemInstruction" in body:
+        body["systemInstruction"] = _camel_content(body["systemInstruction"])
+    config = body["generationConfig"] = _fields(body.get("generationConfig"))
+    if isinstance(config, dict) and "thinkingConfig" in config:
+        config["thinkingConfig"] = _fields(config["thinkingConfig"])
+    if config is None:
+        del body["generationConfig"]
+    calling = body.get("toolConfig")
+    if isinstance(calling, dict):
+        body["toolConfig"] = {key: _fields(value) for key, value in _fields(calling).items()}
+    if isinstance(body.get("tools"), list):
+        tools = [_fields(tool) for tool in body["tools"]]
+        for tool in tools:
+            if isinstance(tool, dict) and isinstance(tool.get("functionDeclarations"), list):
+                tool["functionDeclarations"] = [_fields(d) for d in tool["functionDeclarations"]]
+        body["tools"] = tools
+    return body
+
+
 def _valid(body: Any) -> bool:
     if not isinstance(body, dict) or not set(body) <= _TOP:
         return False
@@ -280,6 +339,6 @@ def _valid_tools(tools: Any) -> bool:
         for declaration in declarations:
             if not isinstance(declaration, dict) or not isinstance(declaration.get("name"), str):
                 return False
-            if not set(declaration) <= {"name", "description", "parameters", "parametersJsonSchema"}:
+            if not set(declaration) <= _DECLARATION:
                 return False
     return True

@@ -22,7 +22,7 @@ from runner.wire.dialects.common import (
     int_or_none,
     protocol_error,
 )
-from runner.wire.dialects.gemini_fast import decode_events
+from runner.wire.dialects.gemini_fast import decode_events, decode_response
 from runner.wire.dialects.gemini_request import (
     DEFAULT_API_VERSION,
     gemini_body,
@@ -167,7 +167,42 @@ class GeminiAccumulator(AccumulatorBase):
         # of them, each is read by orjson straight from its bytes, which defines the result.
         # Gemini names no events, so every event is read the same way.
         if self._fast_misses and not self._done:
-            decoded = decode_events(events)
+            if len(events) == 1:
+                # One event per read (a slow stream): decoded here, and the commonest one, a text
+                # part of a candidate already seen, appended inline (no call of _responses: a
+                # Python call per event is what keeps bench_parse above msgspec's own cost).
+                event = events[0]
+                try:
+                    response = decode_response(event) if type(event) is bytes else None
+                except (ValueError, RecursionError):  # (see gemini_fast.decode_events)
+                    response = None
+                if response is not None and self._model is not None and self._id is not None:
+                    candidates = response.candidates
+                    if candidates is not None and len(candidates) == 1:
+                        candidate = candidates[0]
+                        content = candidate.content
+                        parts = content.parts if content is not None else None
+                        if parts is not None and len(parts) == 1 and not candidate.finishReason:
+                            part = parts[0]
+                            text = part.text
+                            state = self._candidates.get(candidate.index or 0)
+                            if (
+                                text
+                                and state is not None
+                                and part.thought is not True
+                                and not part.thoughtSignature
+                            ):
+                                # What _responses does with it: the rest of its steps do nothing.
+                                self._fast_misses = FAST_DECODE_MISSES
+                                state.text.append(text)
+                                self.tokens += 1
+                                self.has_answer = True
+                                if response.usageMetadata is not None:
+                                    self._usage = response.usageMetadata
+                                return
+                decoded = [(response,)] if response is not None else None
+            else:
+                decoded = decode_events(events)
             if decoded is not None:
                 self._fast_misses = FAST_DECODE_MISSES
                 self._responses(decoded)

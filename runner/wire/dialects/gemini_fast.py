@@ -53,7 +53,7 @@ class Response(msgspec.Struct, forbid_unknown_fields=True, gc=False):
     createTime: str | None = None
 
 
-_decode_one: Final = msgspec.json.Decoder(Response).decode
+decode_response: Final = msgspec.json.Decoder(Response).decode
 _decode_many: Final = msgspec.json.Decoder(list[tuple[Response]]).decode
 
 
@@ -66,7 +66,7 @@ def decode_events(events: Sequence[RawEvent]) -> list[tuple[Response]] | None:
     try:
         if len(events) == 1:  # (one event per read: its payload alone, without the framing)
             event = events[0]
-            return [(_decode_one(event),)] if isinstance(event, bytes) else None
+            return [(decode_response(event),)] if isinstance(event, bytes) else None
         # bytes.join raises TypeError for anything not bytes: a named event or a TypedRun.
         decoded = _decode_many(b"[[" + DATA_JOINER.join(events) + b"]]")  # type: ignore[arg-type]
     except (TypeError, ValueError, RecursionError):

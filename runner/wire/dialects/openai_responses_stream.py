@@ -39,6 +39,15 @@ if TYPE_CHECKING:
     from runner.wire.events import RawEvent, ServerSentEvent
 
 
+class _Cold:
+    """Equal to nothing but itself: the hot part's indexes when no part is hot."""
+
+    __slots__ = ()
+
+
+_COLD: Final = _Cold()
+
+
 class OpenAIResponsesAccumulator(AccumulatorBase):
     """Rebuilds one Responses stream; ``is_done`` at a terminal event, ``[DONE]`` or a protocol error.
 
@@ -54,7 +63,8 @@ class OpenAIResponsesAccumulator(AccumulatorBase):
     __slots__ = (
         "_fast_misses",
         "_finish",
-        "_hot_key",
+        "_hot_content",
+        "_hot_output",
         "_hot_pieces",
         "_items",
         "_raw_finish",
@@ -69,9 +79,12 @@ class OpenAIResponsesAccumulator(AccumulatorBase):
         self._raw_finish: str | None = None
         self._started = False
         self._terminal = False
-        # The text part the last output_text.delta went to, by its raw (output_index,
-        # content_index): the next delta for the same part is appended inline (feed_many).
-        self._hot_key: tuple[Any, Any] | None = None
+        # The text part the last output_text.delta went to, by its raw output_index and
+        # content_index: the next delta for the same part is appended inline (feed_many). Two
+        # fields, not a tuple: compared per event, one tuple less to build each time. _COLD
+        # equals nothing (no part is hot).
+        self._hot_output: Any = _COLD
+        self._hot_content: Any = _COLD
         self._hot_pieces: list[str] = []
         # Runs msgspec may miss in a row before this stream stops trying it (openai_chat_fast).
         self._fast_misses = FAST_DECODE_MISSES if fast_path else 0
@@ -96,11 +109,13 @@ class OpenAIResponsesAccumulator(AccumulatorBase):
                         event = None
                     if (
                         event is not None
+                        and event.output_index == self._hot_output
+                        and event.content_index == self._hot_content
                         and event.type == TEXT_DELTA
-                        and (event.output_index, event.content_index) == self._hot_key
                     ):
-                        if event.delta:
-                            self._hot_pieces.append(event.delta)
+                        delta = event.delta
+                        if delta:
+                            self._hot_pieces.append(delta)
                             self.has_answer = True
                             self.tokens += 1
                         continue
@@ -128,11 +143,28 @@ class OpenAIResponsesAccumulator(AccumulatorBase):
         What the handlers do with the same event as a dict, which is what orjson would give (the
         hot text delta inline, as in _feed_single; the others through their handler).
         """
-        hot_key, pieces = self._hot_key, self._hot_pieces
+        output, content, pieces = self._hot_output, self._hot_content, self._hot_pieces
+        # The common run: every event a non-empty text delta to the hot part. One comprehension
+        # reads it (a Python-level loop step per event costs more than msgspec's decoding); if
+        # any event is another one, the loop below reads the run from its start instead.
+        hot = [
+            delta
+            for (event,) in decoded
+            if event.output_index == output
+            and event.content_index == content
+            and event.type == TEXT_DELTA
+            and (delta := event.delta)
+        ]
+        if len(hot) == len(decoded):
+            pieces += hot
+            if hot:
+                self.tokens += len(hot)
+                self.has_answer = True
+            return len(hot)
         tokens = taken = 0
         for (event,) in decoded:
             kind = event.type
-            if kind == TEXT_DELTA and (event.output_index, event.content_index) == hot_key:
+            if kind == TEXT_DELTA and event.output_index == output and event.content_index == content:
                 if event.delta:
                     pieces.append(event.delta)
                     tokens += 1
@@ -144,7 +176,7 @@ class OpenAIResponsesAccumulator(AccumulatorBase):
                     "delta": event.delta,
                 }
                 _HANDLERS[kind](self, payload)
-                hot_key, pieces = self._hot_key, self._hot_pieces
+                output, content, pieces = self._hot_output, self._hot_content, self._hot_pieces
             else:
                 break
             taken += 1
@@ -186,7 +218,8 @@ class OpenAIResponsesAccumulator(AccumulatorBase):
             # The hot path (nearly every event): _text_delta inlined for the part it fed last.
             if (
                 kind == "response.output_text.delta"
-                and (payload.get("output_index"), payload.get("content_index")) == self._hot_key
+                and payload.get("output_index") == self._hot_output
+                and payload.get("content_index") == self._hot_content
             ):
                 delta = payload.get("delta")
                 if delta and type(delta) is str:
@@ -248,7 +281,8 @@ class OpenAIResponsesAccumulator(AccumulatorBase):
             return
         kind = as_str(raw.get("type")) or ""
         self._started = True
-        self._hot_key = None  # a new item at an index replaces the one the hot path fed
+        # A new item at an index replaces the one the hot path fed.
+        self._hot_output = self._hot_content = _COLD
         item = self._items[as_index(payload.get("output_index"))] = Item(kind)
         if item.tool is not None:
             item.tool.id = as_str(raw.get("call_id")) or as_str(raw.get("id")) or None
@@ -274,7 +308,8 @@ class OpenAIResponsesAccumulator(AccumulatorBase):
 
     def _text_delta(self, payload: dict[str, Any]) -> None:
         part = self._content(payload)
-        self._hot_key = (payload.get("output_index"), payload.get("content_index"))
+        self._hot_output = payload.get("output_index")
+        self._hot_content = payload.get("content_index")
         self._hot_pieces = part.pieces
         self._append(part, payload)
 

@@ -121,6 +121,17 @@ def test_fast_path_equals_the_orjson_path_for_any_split(body: bytes, data: st.Da
     assert fast_path(body, cuts) == general_path(body)
 
 
+@settings(max_examples=300, deadline=None)
+@given(events=st.lists(_event(0), min_size=1, max_size=12), odd=st.lists(_event(10), max_size=3))
+def test_one_event_per_read_equals_the_orjson_path(events: list[bytes], odd: list[bytes]) -> None:
+    """Each event its own read (feed_many's inline text part, a candidate's first part, a finish):
+    the same completion and signals as the orjson path, odd events among them included."""
+    stream = [*events, *odd] if len(events) % 2 else [*odd, *events]
+    body = b"".join(stream)
+    cuts = [sum(map(len, stream[: k + 1])) for k in range(len(stream))]
+    assert fast_path(body, cuts) == general_path(body)
+
+
 @settings(max_examples=200, deadline=None)
 @given(body=_stream())
 def test_whole_reads_decode_in_one_call(body: bytes) -> None:

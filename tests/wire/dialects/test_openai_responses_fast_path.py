@@ -150,6 +150,17 @@ def test_fast_path_equals_the_orjson_path_for_any_split(body: bytes, data: st.Da
     assert fast_path(body, cuts) == general_path(body)
 
 
+@settings(max_examples=300, deadline=None)
+@given(events=st.lists(_event(0), max_size=12), odd=st.lists(_event(10), max_size=3))
+def test_one_event_per_read_equals_the_orjson_path(events: list[bytes], odd: list[bytes]) -> None:
+    """Each event its own read (the inline hot text delta of a TypedRun of one): the same completion
+    and signals as the orjson path, odd events among them included."""
+    stream = [_START, *events, *odd] if len(events) % 2 else [_START, *odd, *events]
+    body = b"".join(stream)
+    cuts = [sum(map(len, stream[: k + 1])) for k in range(len(stream))]
+    assert fast_path(body, cuts) == general_path(body)
+
+
 @settings(max_examples=200, deadline=None)
 @given(body=_stream())
 def test_whole_reads_take_the_run_path(body: bytes) -> None:
