@@ -17,6 +17,7 @@ import httpx
 import trio
 
 from runner import errors
+from runner.http import body_of
 from runner.model import AttemptError, AttemptRecord, AttemptTiming
 from runner.run.retry import RetryDecision, classify_completion, classify_exception, classify_http
 from runner.spec import DEFAULT_MAX_RESPONSE_BYTES
@@ -317,9 +318,14 @@ async def _read_stream(
     More than ``limit`` body bytes raise ``ResponseTooLargeError``; they are counted after httpx
     decompressed each read, so a gzip bomb stops at the bound too (one read's output past it at most).
     """
-    # aiter_raw: SSE bodies are not compressed in practice, and skipping httpx's decoder stack saves
-    # per-chunk work (PERFORMANCE.md); a compressed body falls back to aiter_bytes.
-    chunks = response.aiter_raw() if "content-encoding" not in response.headers else response.aiter_bytes()
+    # runner's transport: its body directly, one block per socket read (decoded already when the
+    # server compressed it), without httpx's two async-generator hops per read. Stock httpx: aiter_raw
+    # (SSE bodies are not compressed in practice, and httpx's decoder stack costs per chunk:
+    # PERFORMANCE.md), and aiter_bytes for a compressed body.
+    chunks = body_of(response)
+    if chunks is None:
+        compressed = "content-encoding" in response.headers
+        chunks = response.aiter_bytes() if compressed else response.aiter_raw()
     gaps, parts = got.gaps, got.parts
     nbytes = nevents = 0
     last = pushed = clock.headers if clock.headers is not None else clock.start
