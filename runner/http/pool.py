@@ -104,13 +104,21 @@ class Connection:
         await trio.aclose_forcefully(self.stream)
 
 
+def default_ssl_context() -> ssl.SSLContext:
+    """The system's verification (its CAs, SNI, hostname check), offering HTTP/1.1 only."""
+    context = ssl.create_default_context()
+    # Say so in the handshake: a server that would pick HTTP/2 must stay on HTTP/1.1 with us.
+    context.set_alpn_protocols(["http/1.1"])
+    return context
+
+
 async def open_connection(origin: Origin, ssl_context: ssl.SSLContext | None) -> Connection:
     """Connect to ``origin``; for https, a TLS handshake with SNI and hostname checking."""
     scheme, host, port = origin
     stream: trio.abc.Stream = await trio.open_tcp_stream(host, port)  # sets TCP_NODELAY
     if scheme == "https":
         if ssl_context is None:
-            ssl_context = ssl.create_default_context()
+            ssl_context = default_ssl_context()
         # https_compatible: servers rarely send close_notify; a close after a complete body is fine.
         tls = trio.SSLStream(stream, ssl_context, server_hostname=host, https_compatible=True)
         try:
@@ -169,6 +177,8 @@ class Pool:
                 connection.reused = True
                 return connection
             await connection.aclose()
+        if origin[0] == "https" and self._ssl_context is None:
+            self._ssl_context = default_ssl_context()  # built once, at the first https connection
         return await open_connection(origin, self._ssl_context)
 
     async def checkin(self, connection: Connection) -> None:

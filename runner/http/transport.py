@@ -47,10 +47,8 @@ class HttpTransport(httpx.AsyncBaseTransport):
         ssl_context: ssl.SSLContext | None = None,
         keepalive_expiry: float = KEEPALIVE_EXPIRY_S,
     ) -> None:
-        if ssl_context is None:
-            ssl_context = ssl.create_default_context()
-            # Say so in the handshake: a server that would pick HTTP/2 must stay on HTTP/1.1 with us.
-            ssl_context.set_alpn_protocols(["http/1.1"])
+        # None: the pool builds the default context at its first https connection (loading the
+        # system's CAs takes ~80 ms, which a run against http:// providers never needs).
         self._pool = Pool(
             max_per_host=max_connections_per_host, ssl_context=ssl_context, keepalive_expiry=keepalive_expiry
         )
