@@ -8,6 +8,7 @@ Errors are trio's and the OS's; runner/http/transport.py maps them onto httpx's 
 
 from __future__ import annotations
 
+import os
 import select
 import ssl
 from collections import deque
@@ -20,6 +21,13 @@ import trio
 KEEPALIVE_EXPIRY_S: Final = 5.0
 # One socket read: large, so a fast stream is read in few wake-ups (PERFORMANCE.md: per read, not per chunk).
 RECEIVE_BYTES: Final = 64 * 1024
+# Reads that found data at once, in a row, before a forced trio checkpoint: a body that never makes
+# its reader wait must still let other tasks run and its cancel scope's deadline fire.
+READS_PER_CHECKPOINT: Final = 8
+# Plain TCP is read with os.read on the socket's descriptor, under trio's wait_readable: trio's own
+# receive_some costs ~5 Python frames and two checkpoints per read (a quarter of runner's CPU with
+# 1,000 slow streams). os.read on a socket is POSIX only; elsewhere trio's path stays.
+_RAW_READS: Final = os.name == "posix"
 
 Origin = tuple[str, str, int]  # (scheme, host, port)
 
@@ -27,13 +35,51 @@ Origin = tuple[str, str, int]  # (scheme, host, port)
 class Connection:
     """One HTTP/1.1 connection (TCP, or TLS over it)."""
 
-    __slots__ = ("idle_since", "origin", "reused", "stream")
+    __slots__ = ("_fd", "_immediate", "_must_wait", "_read_size", "idle_since", "origin", "reused", "stream")
 
-    def __init__(self, origin: Origin, stream: trio.abc.Stream) -> None:
+    def __init__(self, origin: Origin, stream: trio.abc.Stream, *, read_size: int = RECEIVE_BYTES) -> None:
         self.origin = origin
         self.stream = stream
         self.idle_since = 0.0
         self.reused = False  # carried a request before this one
+        # The descriptor read directly (plain TCP on POSIX), or -1: read through the trio stream (TLS).
+        self._fd = stream.socket.fileno() if _RAW_READS and isinstance(stream, trio.SocketStream) else -1
+        self._immediate = 0  # reads in a row that did not wait
+        self._must_wait = False  # the last read drained the socket: wait before the next one
+        self._read_size = read_size
+
+    async def receive(self) -> bytes:
+        """The next bytes the server sent (up to ``read_size``); b"" when it closed the connection.
+
+        Same contract as trio's ``receive_some``: a cancel point while it waits, and a schedule point at
+        least every ``READS_PER_CHECKPOINT`` reads. Errors are trio's or the OS's (the caller maps them).
+        """
+        fd = self._fd
+        if fd < 0:
+            data = await self.stream.receive_some(self._read_size)
+            return data if isinstance(data, bytes) else bytes(data)  # SSLStream's are bytearrays
+        if self._must_wait:
+            # The last read came back short, so the socket was empty then: with slow streams the next
+            # bytes are almost never there yet, and a read that would fail costs a syscall and an
+            # exception for nothing. Waiting first is correct either way (epoll is level-triggered).
+            await trio.lowlevel.wait_readable(fd)
+            self._immediate = 0
+        elif self._immediate >= READS_PER_CHECKPOINT:
+            # Before the read, not after: a cancellation here loses no bytes (trio's receive_some
+            # checks for one first, then yields shielded once it has data, for the same reason).
+            await trio.lowlevel.checkpoint()
+            self._immediate = 0
+        while True:
+            try:
+                data = os.read(fd, self._read_size)
+            except BlockingIOError:
+                await trio.lowlevel.wait_readable(fd)
+                self._immediate = 0
+                continue
+            break
+        self._immediate += 1
+        self._must_wait = len(data) < self._read_size
+        return data
 
     def fileno(self) -> int:
         stream = self.stream
@@ -53,7 +99,17 @@ class Connection:
 
     async def aclose(self) -> None:
         """Close at once, without a TLS close_notify (a half-read stream is not worth a round trip)."""
+        # Forget the descriptor first: once closed, its number may be reused by another connection.
+        self._fd = -1
         await trio.aclose_forcefully(self.stream)
+
+
+def default_ssl_context() -> ssl.SSLContext:
+    """The system's verification (its CAs, SNI, hostname check), offering HTTP/1.1 only."""
+    context = ssl.create_default_context()
+    # Say so in the handshake: a server that would pick HTTP/2 must stay on HTTP/1.1 with us.
+    context.set_alpn_protocols(["http/1.1"])
+    return context
 
 
 async def open_connection(origin: Origin, ssl_context: ssl.SSLContext | None) -> Connection:
@@ -62,7 +118,7 @@ async def open_connection(origin: Origin, ssl_context: ssl.SSLContext | None) ->
     stream: trio.abc.Stream = await trio.open_tcp_stream(host, port)  # sets TCP_NODELAY
     if scheme == "https":
         if ssl_context is None:
-            ssl_context = ssl.create_default_context()
+            ssl_context = default_ssl_context()
         # https_compatible: servers rarely send close_notify; a close after a complete body is fine.
         tls = trio.SSLStream(stream, ssl_context, server_hostname=host, https_compatible=True)
         try:
@@ -121,6 +177,8 @@ class Pool:
                 connection.reused = True
                 return connection
             await connection.aclose()
+        if origin[0] == "https" and self._ssl_context is None:
+            self._ssl_context = default_ssl_context()  # built once, at the first https connection
         return await open_connection(origin, self._ssl_context)
 
     async def checkin(self, connection: Connection) -> None:

@@ -17,14 +17,17 @@ import trio
 
 from runner.http.decode import ContentDecoder, DecodeError, decoder_for
 from runner.http.parse import Head, HeadReader, ProtocolError, body_reader, is_keep_alive
-from runner.http.pool import KEEPALIVE_EXPIRY_S, RECEIVE_BYTES, Connection, Origin, Pool
+from runner.http.pool import KEEPALIVE_EXPIRY_S, Connection, Origin, Pool
 
 if TYPE_CHECKING:
-    from collections.abc import Iterator
+    from collections.abc import AsyncIterator, Iterator
 
     from runner.http.parse import BodyReader
 
 DEFAULT_PORTS: Final = {"http": 80, "https": 443}
+# The response extension that carries runner's own body stream (httpx keeps a transport's extensions
+# on the Response, as httpcore's "network_stream"): ``body_of`` reads it.
+BODY_EXTENSION: Final = "runner.body"
 _TOKEN: Final = re.compile(rb"[-!#$%&'*+.^_`|~0-9A-Za-z]+")
 _BAD_VALUE: Final = re.compile(rb"[\x00\r\n]")
 
@@ -44,10 +47,8 @@ class HttpTransport(httpx.AsyncBaseTransport):
         ssl_context: ssl.SSLContext | None = None,
         keepalive_expiry: float = KEEPALIVE_EXPIRY_S,
     ) -> None:
-        if ssl_context is None:
-            ssl_context = ssl.create_default_context()
-            # Say so in the handshake: a server that would pick HTTP/2 must stay on HTTP/1.1 with us.
-            ssl_context.set_alpn_protocols(["http/1.1"])
+        # None: the pool builds the default context at its first https connection (loading the
+        # system's CAs takes ~80 ms, which a run against http:// providers never needs).
         self._pool = Pool(
             max_per_host=max_connections_per_host, ssl_context=ssl_context, keepalive_expiry=keepalive_expiry
         )
@@ -122,8 +123,19 @@ def _response(head: Head, stream: _Body) -> httpx.Response:
         head.status,
         headers=headers,
         stream=stream,
-        extensions={"http_version": head.version, "reason_phrase": head.reason},
+        extensions={"http_version": head.version, "reason_phrase": head.reason, BODY_EXTENSION: stream},
     )
+
+
+def body_of(response: httpx.Response) -> AsyncIterator[bytes] | None:
+    """The body of a response runner's transport gave, to iterate directly; None for another transport.
+
+    Its blocks are what ``aiter_raw`` would give (decoded already when the server compressed them):
+    iterating it skips httpx's two async-generator hops per read. Leaving ``client.stream()`` still
+    closes it through httpx, so a body left half-read closes its connection all the same.
+    """
+    body = response.extensions.get(BODY_EXTENSION)
+    return body if isinstance(body, _Body) else None
 
 
 def _request_head(request: httpx.Request) -> bytes:
@@ -168,12 +180,12 @@ async def _receive_head(
     reader = HeadReader()
     with _timeout(seconds, httpx.ReadTimeout, "read", request), _mapped(request):
         while True:
-            data = await connection.stream.receive_some(RECEIVE_BYTES)
+            data = await connection.receive()
             if not data:
                 raise httpx.RemoteProtocolError(
                     "Server disconnected without sending a response.", request=request
                 )
-            head = reader.feed(bytes(data))
+            head = reader.feed(data)
             if head is not None:
                 return head, reader.rest
 
@@ -224,7 +236,11 @@ class _Body(httpx.AsyncByteStream):
             raise
 
     async def _next_block(self) -> bytes | None:
-        """The next payload bytes (maybe empty), or None at the end of the body."""
+        """The next payload bytes (maybe empty), or None at the end of the body.
+
+        The hot path of a stream, once per socket read: errors are mapped with an inline try (a
+        @contextmanager here cost two generator calls per read), and the read is the connection's own.
+        """
         decoder, reader = self.decoder, self._reader
         if decoder is not None and decoder.has_more:
             # Input waits in the decompressor: the next bounded step, before any new read (or the end).
@@ -234,34 +250,34 @@ class _Body(httpx.AsyncByteStream):
                 self._flushed = True
                 return self._flush(decoder)
             return None
-        if self._rest:
-            data, self._rest = self._rest, b""
-        elif reader.done:
-            data = b""
-        else:
-            data = await self._receive()
-            if not data:
-                with _mapped(self._request):
+        try:
+            if self._rest:
+                data, self._rest = self._rest, b""
+            elif reader.done:
+                data = b""
+            else:
+                connection = self._connection
+                assert connection is not None
+                if self._read_timeout is None:  # runner's attempts: their own cancel scope bounds the wait
+                    data = await connection.receive()
+                else:
+                    data = await self._receive_within(connection, self._read_timeout)
+                if not data:
                     reader.eof()
-        with _mapped(self._request):
             block = reader.feed(data) if data else b""
+        except ProtocolError as exc:
+            raise httpx.RemoteProtocolError(str(exc), request=self._request) from exc
+        except (OSError, trio.BrokenResourceError) as exc:
+            raise httpx.ReadError(_text(exc), request=self._request) from exc
         if reader.done:
             # The connection goes back now; what the decompressor still holds comes out in later steps.
             self._ended = True
             await self._finish()
         return self._decoded(decoder, block) if decoder is not None else block
 
-    async def _receive(self) -> bytes:
-        connection = self._connection
-        assert connection is not None
-        timeout = self._read_timeout
-        if timeout is None:  # runner's attempts: its own cancel scope bounds the wait
-            with _mapped(self._request):
-                data = await connection.stream.receive_some(RECEIVE_BYTES)
-        else:
-            with _timeout(timeout, httpx.ReadTimeout, "read", self._request), _mapped(self._request):
-                data = await connection.stream.receive_some(RECEIVE_BYTES)
-        return data if isinstance(data, bytes) else bytes(data)  # SSLStream's are bytearrays
+    async def _receive_within(self, connection: Connection, seconds: float) -> bytes:
+        with _timeout(seconds, httpx.ReadTimeout, "read", self._request):
+            return await connection.receive()
 
     def _decoded(self, decoder: ContentDecoder, data: bytes) -> bytes:
         try:

@@ -17,6 +17,7 @@ import httpx
 import trio
 
 from runner import errors
+from runner.http import body_of
 from runner.model import AttemptError, AttemptRecord, AttemptTiming
 from runner.run.retry import RetryDecision, classify_completion, classify_exception, classify_http
 from runner.spec import DEFAULT_MAX_RESPONSE_BYTES
@@ -37,11 +38,16 @@ DRAIN_SECONDS = 1.0
 # After an in-stream error the stream's terminal signal may still follow (MiroMind: an error finish,
 # then [DONE]); it is waited for this long at most, so a stall after the error is no timeout.
 ERROR_GRACE_SECONDS = 2.0
-# Moving a cancel scope's deadline re-registers it with trio (a few microseconds): with chunks
-# microseconds apart, doing it per chunk is a large share of runner's own per-chunk work. The idle
-# deadline is pushed at most once per this many seconds, always to "newest push + idle + slack", so a
-# timeout never fires early and at most this late.
-DEADLINE_SLACK = 0.005
+# Moving a cancel scope's deadline re-registers it with trio (a few microseconds, through a
+# @contextmanager): with chunks microseconds apart, or 1,000 streams each sending every 20 ms, doing it
+# per read is a large share of runner's own work. The idle deadline is pushed at most once per
+# "slack" seconds, always to "newest push + idle + slack", so a timeout never fires early and at most
+# the slack late. The slack is a share of the shortest gap limit (idle or token_idle), within bounds:
+# 5 ms up to a 5 s limit, 60 ms for the 60 s default (20 ms gaps then push once per ~3 reads instead of
+# at every read), 100 ms at most.
+DEADLINE_SLACK = 0.005  # the least slack
+DEADLINE_SLACK_SHARE = 0.001
+DEADLINE_SLACK_MAX = 0.1
 # The first match wins, so the specific come first (httpcore's map_exceptions). Every httpx.HTTPError
 # is here: httpx's DecodingError (a body that does not match its Content-Encoding) is not a
 # TransportError. httpx's read and pool timeouts are off, so its timeouts are connect and write ones.
@@ -103,6 +109,7 @@ class _Deadlines:
         "in_error_grace",
         "last_token",
         "phase",
+        "slack",
         "timeouts",
     )
 
@@ -115,6 +122,8 @@ class _Deadlines:
         self._hard = start + timeouts.total
         self._first_token = start + timeouts.first_token
         self.connect = min(start + timeouts.first_byte, self._hard)
+        shortest = min(timeouts.idle, timeouts.token_idle or timeouts.idle)
+        self.slack = min(DEADLINE_SLACK_MAX, max(DEADLINE_SLACK, shortest * DEADLINE_SLACK_SHARE))
 
     def body(self, now: float) -> float:
         """The deadline once 2xx headers arrived at ``now``."""
@@ -123,11 +132,11 @@ class _Deadlines:
 
     def after_read(self, now: float, *, has_token: bool) -> float:
         """The deadline after a read at ``now``; the first token lifts the first-token limit."""
-        limit = now + self.timeouts.idle + DEADLINE_SLACK
+        limit = now + self.timeouts.idle + self.slack
         if not has_token:
             limit = min(limit, self._first_token)
         elif self.timeouts.token_idle is not None and self.last_token is not None:
-            limit = min(limit, self.last_token + self.timeouts.token_idle + DEADLINE_SLACK)
+            limit = min(limit, self.last_token + self.timeouts.token_idle + self.slack)
         return min(limit, self._hard)
 
     def token_seen(self, now: float) -> bool:
@@ -137,7 +146,7 @@ class _Deadlines:
         slack after the one a push last took must push, or the scope would fire early.
         """
         self.last_token = now
-        if now - self._token_pushed <= DEADLINE_SLACK:
+        if now - self._token_pushed <= self.slack:
             return False
         self._token_pushed = now
         return True
@@ -317,9 +326,14 @@ async def _read_stream(
     More than ``limit`` body bytes raise ``ResponseTooLargeError``; they are counted after httpx
     decompressed each read, so a gzip bomb stops at the bound too (one read's output past it at most).
     """
-    # aiter_raw: SSE bodies are not compressed in practice, and skipping httpx's decoder stack saves
-    # per-chunk work (PERFORMANCE.md); a compressed body falls back to aiter_bytes.
-    chunks = response.aiter_raw() if "content-encoding" not in response.headers else response.aiter_bytes()
+    # runner's transport: its body directly, one block per socket read (decoded already when the
+    # server compressed it), without httpx's two async-generator hops per read. Stock httpx: aiter_raw
+    # (SSE bodies are not compressed in practice, and httpx's decoder stack costs per chunk:
+    # PERFORMANCE.md), and aiter_bytes for a compressed body.
+    chunks = body_of(response)
+    if chunks is None:
+        compressed = "content-encoding" in response.headers
+        chunks = response.aiter_bytes() if compressed else response.aiter_raw()
     gaps, parts = got.gaps, got.parts
     nbytes = nevents = 0
     last = pushed = clock.headers if clock.headers is not None else clock.start
@@ -328,6 +342,7 @@ async def _read_stream(
     # a read that grows it is a token read (heartbeats never do).
     watch_tokens = deadlines.timeouts.token_idle is not None
     tokens = 0
+    slack = deadlines.slack
     try:
         async for chunk in chunks:
             now = trio.current_time()
@@ -376,7 +391,7 @@ async def _read_stream(
                 continue
             # Skipping a push leaves the deadline at pushed + idle + slack, which is still at or
             # after now + idle. The first token lifts the first-token limit, so it always pushes.
-            if first or now - pushed > DEADLINE_SLACK:
+            if first or now - pushed > slack:
                 pushed = now
                 token = has_token or clock.first_reasoning is not None
                 scope.deadline = deadlines.after_read(now, has_token=token)

@@ -12,7 +12,7 @@ import pytest
 import trio
 import trustme
 
-from runner.http import HttpTransport
+from runner.http import HttpTransport, body_of
 from runner.http.decode import BLOCK_BYTES
 from tests.http.corpus import SCENARIOS, SSE, CorpusServer, Step
 
@@ -82,6 +82,23 @@ async def test_the_body_comes_in_one_block_per_read(server: CorpusServer, make: 
         got = [block async for block in response.aiter_raw()]
     assert b"".join(got) == SSE * 100
     assert len(got) in blocks
+
+
+async def test_body_of_hands_out_runners_body_and_nothing_for_stock_httpx(server: CorpusServer) -> None:
+    """Iterated directly, runner's body gives the bytes and returns the connection; stock httpx has none."""
+    async with httpx.AsyncClient(transport=HttpTransport()) as client:
+        for _ in range(2):
+            async with client.stream("GET", server.url("many-chunks")) as response:
+                body = body_of(response)
+                assert body is not None
+                assert b"".join([block async for block in body]) == SSE * 100
+    assert server.connections == 1  # read to its end: the connection went back to the pool
+    async with (
+        httpx.AsyncClient(transport=httpx.AsyncHTTPTransport()) as client,
+        client.stream("GET", server.url("many-chunks")) as response,
+    ):
+        assert body_of(response) is None
+        await response.aread()
 
 
 async def test_a_gzip_bomb_read_at_once_still_inflates_in_bounded_blocks(server: CorpusServer) -> None:

@@ -11,7 +11,14 @@ import trio
 
 from runner import errors
 from runner.model import AttemptError, AttemptRecord
-from runner.run.attempt import _Deadlines, _Received, map_exceptions, run_attempt
+from runner.run.attempt import (
+    DEADLINE_SLACK,
+    DEADLINE_SLACK_MAX,
+    _Deadlines,
+    _Received,
+    map_exceptions,
+    run_attempt,
+)
 from runner.spec import CaseSpec, ProviderSpec, Timeouts
 from runner.wire.dialects.base import Dialect
 from runner.wire.dialects.registry import get_dialect
@@ -310,11 +317,29 @@ def test_deadlines_follow_the_phases() -> None:
     timeouts = Timeouts(connect=1, first_byte=10, first_token=20, idle=5, total=30)
     deadlines = _Deadlines(timeouts, start=100.0)
     assert (deadlines.phase, deadlines.connect) == ("connect", 110.0)
+    assert deadlines.slack == DEADLINE_SLACK  # 0.1% of the 5 s idle limit, raised to the least slack
     assert deadlines.body(102.0) == pytest.approx(107.005)
     assert deadlines.phase == "body"
     assert deadlines.after_read(118.0, has_token=False) == 120.0  # the first-token limit
     assert deadlines.after_read(118.0, has_token=True) == pytest.approx(123.005)
     assert deadlines.after_read(128.0, has_token=True) == 130.0  # the total limit
+
+
+@pytest.mark.parametrize(
+    ("idle", "token_idle", "slack"),
+    [
+        pytest.param(0.2, None, DEADLINE_SLACK, id="short-idle-least-slack"),
+        pytest.param(60.0, None, 0.06, id="a-tenth-of-a-percent"),
+        pytest.param(600.0, None, DEADLINE_SLACK_MAX, id="long-idle-capped"),
+        pytest.param(60.0, 20.0, 0.02, id="token-idle-is-shorter"),
+    ],
+)
+def test_the_deadline_slack_is_a_bounded_share_of_the_shortest_gap_limit(
+    idle: float, token_idle: float | None, slack: float
+) -> None:
+    """A timeout may fire late by the slack only: 0.1% of idle (or token_idle), from 5 ms to 100 ms."""
+    timeouts = Timeouts(connect=1, first_byte=10, first_token=20, idle=idle, token_idle=token_idle, total=900)
+    assert _Deadlines(timeouts, start=0.0).slack == pytest.approx(slack)
 
 
 async def test_a_key_h11_refuses_never_reaches_the_error_message(client: httpx.AsyncClient) -> None:

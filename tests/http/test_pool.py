@@ -1,0 +1,106 @@
+"""A pooled connection's own reads keep trio's receive_some contract: cancel and schedule points."""
+
+from __future__ import annotations
+
+import socket
+
+import trio
+
+from runner.http.pool import READS_PER_CHECKPOINT, Connection
+
+READ = 1024  # small reads: a few KiB in the socket buffer make many reads that need not wait
+
+
+async def _pair(read_size: int = READ) -> tuple[Connection, trio.SocketStream]:
+    """A Connection over one end of a socket pair, and the other end to play the server."""
+    ours, theirs = trio.socket.socketpair()
+    connection = Connection(("http", "pair", 0), trio.SocketStream(ours), read_size=read_size)
+    return connection, trio.SocketStream(theirs)
+
+
+async def test_reads_that_never_wait_still_reach_a_cancel_point() -> None:
+    """With bytes always waiting, a cancelled scope stops reads within READS_PER_CHECKPOINT, losing none."""
+    connection, server = await _pair()
+    sent = bytes(range(256)) * (READ * (READS_PER_CHECKPOINT + 4) // 256)
+    await server.send_all(sent)
+    got = bytearray()
+    reads = 0
+    with trio.CancelScope() as scope:
+        scope.cancel()
+        while True:
+            got += await connection.receive()
+            reads += 1
+    assert scope.cancelled_caught
+    assert reads <= READS_PER_CHECKPOINT
+    while len(got) < len(sent):  # the rest is still there for the next reads: nothing was dropped
+        got += await connection.receive()
+    assert got == sent
+    await connection.aclose()
+    await server.aclose()
+
+
+async def test_reads_that_never_wait_still_let_other_tasks_run() -> None:
+    """A body whose bytes are always there yields to the scheduler every READS_PER_CHECKPOINT reads."""
+    connection, server = await _pair()
+    reads = 2 * READS_PER_CHECKPOINT + 1
+    await server.send_all(b"x" * READ * reads)
+    ran = trio.Event()
+
+    async def other() -> None:
+        ran.set()
+
+    async with trio.open_nursery() as nursery:
+        # It runs in the batch of the reader's first checkpoint (trio may run the reader first in
+        # that batch): by the second checkpoint it has run, whatever the order.
+        nursery.start_soon(other)
+        for _ in range(reads):
+            assert len(await connection.receive()) == READ
+        assert ran.is_set()
+    await connection.aclose()
+    await server.aclose()
+
+
+async def test_a_waiting_read_is_a_cancel_point() -> None:
+    """A read waiting on a silent server ends when its scope is cancelled, as trio's receive_some does."""
+    connection, server = await _pair()
+    with trio.move_on_after(0.05) as scope:
+        await connection.receive()
+    assert scope.cancelled_caught
+    await server.send_all(b"late")
+    assert await connection.receive() == b"late"  # the connection still reads after a cancelled wait
+    await connection.aclose()
+    await server.aclose()
+
+
+async def test_a_short_read_then_the_next_bytes_and_the_end() -> None:
+    """After a read that drained the socket, the next read waits for the server's bytes, then its close."""
+    connection, server = await _pair(read_size=65536)
+    await server.send_all(b"first")
+    assert await connection.receive() == b"first"
+    async with trio.open_nursery() as nursery:
+
+        async def later() -> None:
+            await trio.sleep(0.02)
+            await server.send_all(b"second")
+            await server.aclose()
+
+        nursery.start_soon(later)
+        assert await connection.receive() == b"second"
+        assert await connection.receive() == b""
+    await connection.aclose()
+
+
+async def test_a_closed_connection_never_reads_its_old_descriptor() -> None:
+    """Once closed, a read fails (ClosedResourceError), never reading a number the OS may have reused."""
+    connection, server = await _pair()
+    await connection.aclose()
+    replacement, peer = socket.socketpair()  # likely takes the freed descriptor number
+    with replacement, peer:
+        peer.send(b"someone else's bytes")
+        try:
+            await connection.receive()
+        except trio.ClosedResourceError:
+            pass
+        else:
+            raise AssertionError("a closed connection read something")
+    await server.aclose()
