@@ -26,6 +26,7 @@ from runner.wire.dialects import get_dialect
 from runner.wire.dialects.base import HttpRequest
 from runner.wire.replay import accumulate
 from tests.conftest import StartSimulator
+from tests.genai_oracle import genai_candidates
 
 # The emitter's expected_output reads a body for this model (the path names it on the wire).
 MODEL = "sim-model"
@@ -90,25 +91,6 @@ def our_stream(request: HttpRequest, body: bytes) -> Completion:
         return accumulate(get_dialect("gemini").new_accumulator(), response.iter_raw())
 
 
-def sdk_candidates(chunks: list[genai_types.GenerateContentResponse]) -> dict[int, dict[str, Any]]:
-    """What google-genai's chunks say per candidate index: text, thoughts, calls, finish reason."""
-    found: dict[int, dict[str, Any]] = {}
-    for chunk in chunks:
-        for candidate in chunk.candidates or ():
-            slot = found.setdefault(
-                candidate.index or 0, {"text": "", "thoughts": "", "calls": [], "finish": None}
-            )
-            for part in (candidate.content.parts if candidate.content else None) or ():
-                if part.function_call is not None:
-                    call = part.function_call
-                    slot["calls"].append((call.id, call.name, call.args))
-                elif part.text:
-                    slot["thoughts" if part.thought else "text"] += part.text
-            if candidate.finish_reason is not None:
-                slot["finish"] = candidate.finish_reason.value
-    return found
-
-
 def our_candidates(completion: Completion) -> dict[int, dict[str, Any]]:
     """The same view of our dialect's rebuild (arguments parsed back from their JSON text)."""
     return {
@@ -167,7 +149,7 @@ async def test_google_genai_and_our_dialect_agree(
     assert error is None
     assert ours.complete
     assert ours.error is None
-    theirs = sdk_candidates(chunks)
+    theirs = genai_candidates(chunks)
     assert our_candidates(ours) == theirs
     # What was asked for came: thoughts when asked to include them, calls when tools were offered.
     assert all(slot["thoughts"] for slot in theirs.values()) == bool(
@@ -202,7 +184,7 @@ async def test_google_genai_and_our_dialect_read_a_mid_stream_error_alike(
     assert not ours.complete
     assert ours.error is not None
     assert (ours.error.code, ours.error.type, ours.error.message) == (error.code, error.status, error.message)
-    assert {i: (s["text"], s["finish"]) for i, s in sdk_candidates(chunks).items()} == {
+    assert {i: (s["text"], s["finish"]) for i, s in genai_candidates(chunks).items()} == {
         c.index: (c.text, c.raw_finish_reason) for c in ours.choices
     }
     assert ours.choices[0].text  # two token events came before the error

@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 from google import genai
@@ -17,6 +16,7 @@ from google.genai import types as genai_types
 
 from runner.wire.replay import parse_stream
 from tests.fakes.raw_server import RawSSEServer, serve_raw
+from tests.genai_oracle import genai_candidates
 from tests.streams import FIXTURES
 
 
@@ -37,25 +37,6 @@ GEMINI_FIXTURES = [
 ]
 
 
-def _genai_candidates(chunks: list[Any]) -> dict[int, dict[str, Any]]:
-    """What google-genai's typed chunks say per candidate: text, thoughts, calls, finish reason."""
-    found: dict[int, dict[str, Any]] = {}
-    for chunk in chunks:
-        for candidate in chunk.candidates or ():
-            slot = found.setdefault(
-                candidate.index or 0, {"text": "", "thoughts": "", "calls": [], "finish": None}
-            )
-            for part in (candidate.content.parts if candidate.content else None) or ():
-                if part.function_call is not None:
-                    call = part.function_call
-                    slot["calls"].append((call.id, call.name, call.args or {}))
-                elif part.text:
-                    slot["thoughts" if part.thought else "text"] += part.text
-            if candidate.finish_reason is not None:
-                slot["finish"] = candidate.finish_reason.value
-    return found
-
-
 @pytest.mark.parametrize("path", [pytest.param(p, id=p.name) for p in GEMINI_FIXTURES])
 def test_google_genai_sdk_agrees(server: RawSSEServer, path: Path) -> None:
     """google-genai's typed chunks give the same text, thoughts, function calls, finish and usage."""
@@ -63,7 +44,7 @@ def test_google_genai_sdk_agrees(server: RawSSEServer, path: Path) -> None:
     options = genai_types.HttpOptions(base_url=server.url, api_version="v1")
     client = genai.Client(api_key="test", http_options=options)
     chunks = list(client.models.generate_content_stream(model="m", contents="hi"))
-    sdk = _genai_candidates(chunks)
+    sdk = genai_candidates(chunks)
     ours = parse_stream("gemini", server.body)
     assert sorted(sdk) == [choice.index for choice in ours.choices]
     for choice in ours.choices:
