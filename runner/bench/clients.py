@@ -22,6 +22,7 @@ from runner.bench.load import (
     ClientReport,
     Meter,
     expected_text,
+    read_chat_chunks,
     request_body,
     simulator_config,
 )
@@ -129,9 +130,6 @@ def run_openai(port: int, streams: int, chunks: int, concurrency: int) -> Client
 
     async def one(client: openai.AsyncOpenAI, semaphore: asyncio.Semaphore) -> None:
         async with semaphore:
-            parts: list[str] = []
-            count = 0
-            finished = False
             try:
                 stream = await client.chat.completions.create(
                     model=MODEL,
@@ -139,18 +137,11 @@ def run_openai(port: int, streams: int, chunks: int, concurrency: int) -> Client
                     stream=True,
                     stream_options={"include_usage": True},
                 )
-                async for chunk in stream:
-                    for choice in chunk.choices:
-                        if choice.delta.content:
-                            parts.append(choice.delta.content)
-                            count += 1
-                        if choice.finish_reason is not None:
-                            finished = True
+                text, count, finished = await read_chat_chunks(stream)
             except (openai.OpenAIError, sdk_http.HTTPError) as exc:
                 report.fail(f"{type(exc).__name__}: {exc}")
                 return
-            # The SDK ends the iteration at [DONE] and hides it: a finish_reason is its "complete".
-            report.check("".join(parts), count, complete=finished, want_text=want_text, want=chunks)
+            report.check(text, count, complete=finished, want_text=want_text, want=chunks)
 
     async def main() -> None:
         # The SDK's default pool holds 1,000 connections; give it as many as the load asks for.

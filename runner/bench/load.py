@@ -13,10 +13,13 @@ import os
 import resource
 import time
 from dataclasses import dataclass, field
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
 from runner.simulator.config import Dist, Latency, SimulatorConfig
 from runner.simulator.script import expected_output
+
+if TYPE_CHECKING:
+    from collections.abc import AsyncIterable
 
 SIMULATOR_CORE: Final = 0
 CLIENT_CORE: Final = 1
@@ -85,6 +88,22 @@ def expected_text(body: dict[str, Any], chunks: int) -> str:
 def peak_rss_mib() -> float:
     """This process's peak resident set size (Linux reports ``ru_maxrss`` in KiB)."""
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+async def read_chat_chunks(chunks: AsyncIterable[Any]) -> tuple[str, int, bool]:
+    """(text, content chunks, finished) from OpenAI-shaped chat chunks, read the way an SDK user's loop does.
+
+    The peers hide ``[DONE]``: a ``finish_reason`` is their "complete".
+    """
+    parts: list[str] = []
+    finished = False
+    async for chunk in chunks:
+        for choice in chunk.choices:
+            if choice.delta.content:
+                parts.append(choice.delta.content)
+            if choice.finish_reason is not None:
+                finished = True
+    return "".join(parts), len(parts), finished
 
 
 @dataclass(slots=True)

@@ -14,7 +14,16 @@ import importlib
 import os
 from typing import Any, Final
 
-from runner.bench.load import MESSAGES, MODEL, TIMEOUT_S, ClientReport, Meter, expected_text, request_body
+from runner.bench.load import (
+    MESSAGES,
+    MODEL,
+    TIMEOUT_S,
+    ClientReport,
+    Meter,
+    expected_text,
+    read_chat_chunks,
+    request_body,
+)
 
 # Where each peer client's package comes from, for the note when it is missing.
 PEER_PACKAGES: Final = {"litellm": "litellm"}
@@ -33,9 +42,6 @@ def run_litellm(port: int, streams: int, chunks: int, concurrency: int) -> Clien
 
     async def one(semaphore: asyncio.Semaphore) -> None:
         async with semaphore:
-            parts: list[str] = []
-            count = 0
-            finished = False
             try:
                 response = await litellm.acompletion(
                     model=f"openai/{MODEL}",
@@ -47,17 +53,11 @@ def run_litellm(port: int, streams: int, chunks: int, concurrency: int) -> Clien
                     timeout=TIMEOUT_S,
                     num_retries=0,
                 )
-                async for chunk in response:
-                    for choice in chunk.choices:
-                        if choice.delta.content:
-                            parts.append(choice.delta.content)
-                            count += 1
-                        if choice.finish_reason is not None:
-                            finished = True
+                text, count, finished = await read_chat_chunks(response)
             except Exception as exc:  # litellm maps every failure onto its own exception types
                 report.fail(f"{type(exc).__name__}: {exc}")
                 return
-            report.check("".join(parts), count, complete=finished, want_text=want_text, want=chunks)
+            report.check(text, count, complete=finished, want_text=want_text, want=chunks)
 
     async def main() -> None:
         semaphore = asyncio.Semaphore(concurrency)
