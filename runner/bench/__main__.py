@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 
 from runner.bench.candidates import TRANSPORTS
 from runner.bench.clients import run_httpx, run_openai, run_simulator
+from runner.bench.compare import CLIENTS
 from runner.bench.load import CLIENT_CORE, peak_rss_mib, pin, pin_simulator, raise_open_files
 
 if TYPE_CHECKING:
@@ -21,7 +22,7 @@ if TYPE_CHECKING:
 def main(argv: Sequence[str] | None = None) -> None:
     """Parse the role and the load, pin to the role's core, run it, print the client's report."""
     parser = argparse.ArgumentParser(prog="python -m runner.bench", description=__doc__)
-    parser.add_argument("role", choices=("simulator", "runner", "httpx", "httpx2", "openai", "litellm"))
+    parser.add_argument("role", choices=("simulator", *CLIENTS))
     parser.add_argument("--transport", choices=TRANSPORTS, default="runner")
     parser.add_argument("--port", type=int, default=0)
     parser.add_argument("--streams", type=int, default=1)
@@ -53,6 +54,10 @@ def main(argv: Sequence[str] | None = None) -> None:
         from runner.bench.peers import run_litellm
 
         report = run_litellm(*load)
+    elif args.role == "inspect_ai":
+        from runner.bench.peers import run_inspect_ai
+
+        report = run_inspect_ai(*load)
     else:
         report = run_openai(*load)
     report.peak_rss_mib = peak_rss_mib()

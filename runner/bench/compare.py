@@ -23,7 +23,7 @@ from runner.errors import ConfigError
 if TYPE_CHECKING:
     from collections.abc import Callable, Sequence
 
-CLIENTS: Final = ("runner", "httpx", "httpx2", "openai", "litellm")
+CLIENTS: Final = ("runner", "httpx", "httpx2", "openai", "litellm", "inspect_ai")
 # The clients that run once per --transport; the others bring their own HTTP stack.
 TRANSPORT_CLIENTS: Final = ("runner", "httpx")
 TARGET_RATIO: Final = 1.2  # runner's CPU per chunk may be at most 1.2x bare httpx's

@@ -85,29 +85,44 @@ def test_bench_serves_from_several_simulator_workers() -> None:
     assert "simulator: 3 worker processes sharing its port" in done.stdout
 
 
-def _bench_litellm(env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    load = ["--streams=4", "--chunks=5", "--concurrency=2", "--clients=httpx,litellm", "--transport=runner"]
+PEERS = ("litellm", "inspect_ai")
+
+
+def _bench_peer(peer: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    load = ["--streams=4", "--chunks=5", "--concurrency=2", f"--clients=httpx,{peer}", "--transport=runner"]
     return _bench(load, timeout=180, env=env)
 
 
 @pytest.mark.slow
-def test_bench_says_in_one_line_when_litellm_is_not_installed(tmp_path: Path) -> None:
-    """litellm, a peer, is never a dependency: without it the table still prints, with one line saying
-    how to add it (the processes here see it as not installed, whether or not this venv has it)."""
-    (tmp_path / "sitecustomize.py").write_text('import sys\nsys.modules["litellm"] = None\n')
-    done = _bench_litellm({**os.environ, "PYTHONPATH": str(tmp_path)})
+@pytest.mark.parametrize("peer", PEERS)
+def test_bench_says_in_one_line_when_a_peer_is_not_installed(tmp_path: Path, peer: str) -> None:
+    """A peer is never a dependency: without it the table still prints, with one line saying how to add
+    it (the processes here see it as not installed, whether or not this venv has it)."""
+    (tmp_path / "sitecustomize.py").write_text(f'import sys\nsys.modules["{peer}"] = None\n')
+    done = _bench_peer(peer, {**os.environ, "PYTHONPATH": str(tmp_path)})
     assert done.returncode == 0, done.stderr
-    assert re.search(r"^litellm\s+\d", done.stdout, re.MULTILINE) is None  # no row
-    assert "litellm client skipped: litellm is not installed (pip install litellm)" in done.stdout
+    assert re.search(rf"^{peer}\s+\d", done.stdout, re.MULTILINE) is None  # no row
+    assert f"{peer} client skipped: {peer} is not installed (pip install {peer})" in done.stdout
 
 
 @pytest.mark.slow
-@pytest.mark.skipif(importlib.util.find_spec("litellm") is None, reason="litellm (a peer) is not installed")
-def test_bench_streams_through_litellm_where_installed() -> None:
-    """Installed, litellm's row is verified like every client's: every stream's text checked."""
-    done = _bench_litellm()
+@pytest.mark.parametrize(
+    "peer",
+    [
+        pytest.param(
+            peer,
+            marks=pytest.mark.skipif(
+                importlib.util.find_spec(peer) is None, reason=f"{peer} (a peer) is not installed"
+            ),
+        )
+        for peer in PEERS
+    ],
+)
+def test_bench_streams_through_a_peer_where_installed(peer: str) -> None:
+    """Installed, a peer's row is verified like every client's: every stream's text and chunks checked."""
+    done = _bench_peer(peer)
     assert done.returncode == 0, done.stderr
-    row = re.search(r"^litellm\s+(\d+)/(\d+)\s+(\d+)\s", done.stdout, re.MULTILINE)
+    row = re.search(rf"^{peer}\s+(\d+)/(\d+)\s+(\d+)\s", done.stdout, re.MULTILINE)
     assert row is not None, done.stdout
     assert row.groups() == ("4", "4", "20")
 
