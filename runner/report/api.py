@@ -14,7 +14,7 @@ from runner.report.cost import CostContext, build_cost_context
 from runner.report.diff import DiffContext, Thresholds, build_diff_context
 from runner.report.render import make_environment, render, stream_report, write_report
 from runner.report.run import ROWS_MAX, RunReportContext, run_context, scan_run
-from runner.report.trend import TrendContext, build_trend_context
+from runner.report.trend import TrendContext, run_figures, trend_context
 from runner.store import repository
 
 if TYPE_CHECKING:
@@ -118,8 +118,9 @@ def write_diff_report(context: DiffContext, out: Path | None = None) -> Path:
 def build_trend_report(session: Session, job_name: str, *, last: int = 10) -> TrendContext:
     """The last ``last`` runs of ``job_name``."""
     infos = repository.list_runs(session, job_name=job_name, limit=last)
-    runs = [load_run(session, info.id) for info in reversed(infos)]
-    return build_trend_context(job_name, runs)
+    with _cycles_uncollected():  # the tallies' samples, as in the run report's scan
+        runs = [run_figures(info, repository.stream_units(session, info.id)) for info in infos]
+    return trend_context(job_name, runs)
 
 
 def write_trend_report(context: TrendContext, out: Path | None = None) -> Path:

@@ -3,17 +3,20 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, ClassVar
 
 from runner.report import charts
-from runner.report.common import Chart, RunHeader, run_header
-from runner.report.stats import GroupStats, group_stats
+from runner.report.common import Chart, RunHeader, header_at
+from runner.report.stats import GroupStats, GroupTally
+from runner.store.lean import lean_unit
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Sequence
+    from collections.abc import Callable, Iterable, Mapping, Sequence
 
     from runner.report.common import RunData
+    from runner.store.lean import LeanUnit
+    from runner.store.records import RunInfo
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -49,19 +52,52 @@ _SERIES: tuple[tuple[str, str, str, Callable[[GroupStats], float | None]], ...] 
 )
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RunFigures:
+    """One run as the trend shows it: its header and each provider's figures."""
+
+    header: RunHeader
+    providers: Mapping[str, GroupStats]
+
+
+def run_figures(run: RunInfo, units: Iterable[LeanUnit]) -> RunFigures:
+    """Tally a run's units in one pass (``repository.stream_units`` reads them lean, in batches), so a
+    trend over big runs holds a few figures per run, not the runs."""
+    tallies: dict[str, GroupTally] = {}
+    last_end: datetime | None = None
+    for unit in units:
+        tally = tallies.get(unit.provider)
+        if tally is None:
+            # No expect keys: as before, a trend counts the checks that were stored.
+            tally = tallies[unit.provider] = GroupTally(None)
+        tally.add(unit)
+        for attempt in unit.attempts:
+            ended = attempt.started_at + timedelta(seconds=attempt.end_s or 0.0)
+            if last_end is None or ended > last_end:
+                last_end = ended
+    return RunFigures(
+        header=header_at(run, last_end), providers={name: t.stats() for name, t in tallies.items()}
+    )
+
+
 def build_trend_context(
     job_name: str, runs: Sequence[RunData], *, generated_at: datetime | None = None
 ) -> TrendContext:
-    """Per provider and run figures of ``runs`` (any order; shown oldest first)."""
-    ordered = sorted(runs, key=lambda r: r.run.started_at)
-    headers = [run_header(r.run, r.units) for r in ordered]
-    providers = sorted({u.provider for r in ordered for u in r.units})
-    table: dict[tuple[int, str], GroupStats] = {}
-    for index, data in enumerate(ordered):
-        for provider in providers:
-            units = [u for u in data.units if u.provider == provider]
-            if units:
-                table[index, provider] = group_stats(units)
+    """Per provider and run figures of ``runs`` held whole (any order; shown oldest first)."""
+    figures = [run_figures(r.run, (lean_unit(u) for u in r.units)) for r in runs]
+    return trend_context(job_name, figures, generated_at=generated_at)
+
+
+def trend_context(
+    job_name: str, runs: Sequence[RunFigures], *, generated_at: datetime | None = None
+) -> TrendContext:
+    """The trend of ``runs`` (any order; shown oldest first)."""
+    ordered = sorted(runs, key=lambda r: r.header.started_at)
+    headers = [r.header for r in ordered]
+    providers = sorted({name for r in ordered for name in r.providers})
+    table: dict[tuple[int, str], GroupStats] = {
+        (index, name): stats for index, r in enumerate(ordered) for name, stats in r.providers.items()
+    }
     labels = [h.id for h in headers]
 
     def series(

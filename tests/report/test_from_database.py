@@ -20,6 +20,7 @@ from runner.report.api import (
 )
 from runner.report.render import make_environment, render
 from runner.report.stats import group_stats
+from runner.report.trend import build_trend_context
 from runner.store.db import open_database
 from tests.report.dbfixture import store_run
 from tests.report.factories import make_run
@@ -81,6 +82,22 @@ def test_every_template_renders_from_the_database(database: tuple[str, list[str]
         html = render(env, context)
         assert "<script" not in html
         assert context.title.split(":")[0] in html
+
+
+def test_trend_from_the_database_equals_the_trend_of_the_runs_held_whole(
+    database: tuple[str, list[str], list[RunData]],
+) -> None:
+    """The trend tallies each run as it streams (lean units, never the whole run): its headers, charts
+    and per-provider figures are those of the runs read whole."""
+    url, ids, _ = database
+    with open_database(url) as db, db.session() as session:
+        streamed = build_trend_report(session, "nightly-smoke", last=5)
+        whole = build_trend_context(
+            "nightly-smoke", [load_run(session, i) for i in ids], generated_at=streamed.generated_at
+        )
+    assert [r.id for r in streamed.runs] == ids  # oldest first
+    assert len(streamed.rows) > len(ids)  # several providers a run
+    assert streamed == whole
 
 
 def test_run_report_reads_latest(database: tuple[str, list[str], list[RunData]]) -> None:
