@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 
 from runner.report.common import RunData, WorkerShare, expected_assertions
 from runner.report.cost import CostContext, build_cost_context
-from runner.report.diff import DiffContext, Thresholds, build_diff_context
+from runner.report.diff import DiffContext, DiffSide, Thresholds, answer_digest, diff_context
 from runner.report.render import make_environment, render, stream_report, write_report
 from runner.report.run import ROWS_MAX, RunReportContext, run_context, scan_run
 from runner.report.trend import TrendContext, run_figures, trend_context
@@ -106,8 +106,23 @@ def write_run_report(
 def build_diff_report(
     session: Session, ref_a: str, ref_b: str, *, thresholds: Thresholds | None = None
 ) -> DiffContext:
-    """Run ``ref_b`` against the baseline ``ref_a``."""
-    return build_diff_context(load_run(session, ref_a), load_run(session, ref_b), thresholds=thresholds)
+    """Run ``ref_b`` against the baseline ``ref_a``, each read lean with its answers' digests: the texts
+    are read again only for the units the diff shows in full."""
+    with _cycles_uncollected():
+        return diff_context(_diff_side(session, ref_a), _diff_side(session, ref_b), thresholds=thresholds)
+
+
+def _diff_side(session: Session, ref: str) -> DiffSide:
+    info = repository.get_run(session, ref)
+    return DiffSide(
+        run=info,
+        units=list(repository.stream_units(session, info.id)),
+        answers={
+            unit_id: answer_digest(text, tool_calls)
+            for unit_id, text, tool_calls in repository.stream_answers(session, info.id)
+        },
+        in_full=lambda ids: repository.units_by_id(session, info.id, ids),
+    )
 
 
 def write_diff_report(context: DiffContext, out: Path | None = None) -> Path:

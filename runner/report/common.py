@@ -7,12 +7,12 @@ from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from collections.abc import Mapping, Sequence
+    from collections.abc import Iterable, Mapping, Sequence
     from datetime import datetime
 
     from markupsafe import Markup
 
-    from runner.store.lean import LeanUnit
+    from runner.store.lean import LeanAttempt, LeanUnit
     from runner.store.records import AttemptView, RunInfo, UnitView
 
 
@@ -67,13 +67,13 @@ class RunHeader:
     tags: tuple[str, ...]
 
 
-def _end(attempt: AttemptView) -> datetime:
+def attempt_end(attempt: AttemptView | LeanAttempt) -> datetime:
     return attempt.started_at + timedelta(seconds=attempt.end_s or 0.0)
 
 
-def run_header(run: RunInfo, units: Sequence[UnitView]) -> RunHeader:
+def run_header(run: RunInfo, units: Iterable[UnitView | LeanUnit]) -> RunHeader:
     """The run's identity and wall time (from the runs row, else from its attempts)."""
-    return header_at(run, max((_end(a) for u in units for a in u.attempts), default=None))
+    return header_at(run, max((attempt_end(a) for u in units for a in u.attempts), default=None))
 
 
 def header_at(run: RunInfo, last_end: datetime | None) -> RunHeader:

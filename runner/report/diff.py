@@ -9,22 +9,34 @@ pass rate. Fewer matched units than ``min_matched`` make the diff inconclusive: 
 from __future__ import annotations
 
 import difflib
+import hashlib
 import re
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, ClassVar, Final, Literal
+from typing import TYPE_CHECKING, Any, ClassVar, Final, Literal
 
 from runner.report.common import RunHeader, run_header
 from runner.report.figures import MetricChange, Thresholds, Verdict, compare_providers, format_p
 from runner.report.terminal import table
+from runner.store.lean import lean_unit
 
 if TYPE_CHECKING:
-    from collections.abc import Sequence
+    from collections.abc import Callable, Iterable, Mapping, Sequence
 
     from runner.report.common import RunData
-    from runner.store.records import UnitView
+    from runner.store.lean import LeanUnit
+    from runner.store.records import RunInfo, UnitView
 
-__all__ = ["DiffContext", "MetricChange", "Thresholds", "Verdict", "build_diff_context", "inline_diff"]
+__all__ = [
+    "DiffContext",
+    "DiffSide",
+    "MetricChange",
+    "Thresholds",
+    "Verdict",
+    "build_diff_context",
+    "diff_context",
+    "inline_diff",
+]
 ANSWERS_MAX: Final = 500  # changed answers shown; the count says how many there were
 DIFF_TOKENS_MAX: Final = 4000  # word-level diff up to this many tokens a side, line-level beyond
 _TOKEN = re.compile(r"\s+|\w+|[^\w\s]")
@@ -114,20 +126,61 @@ def inline_diff(before: str, after: str) -> tuple[DiffSegment, ...]:
     return tuple(segments)
 
 
+def answer_text(text: str, calls: Iterable[tuple[str, str]]) -> str:
+    """What the diff compares of a unit: its first choice's text, its tool calls (name and arguments)
+    appended."""
+    return text + "".join(f"\n[tool call {name}({arguments})]" for name, arguments in calls)
+
+
+def answer_digest(text: str, tool_calls: Sequence[Mapping[str, Any]]) -> bytes:
+    """A digest of ``answer_text`` of a stored first choice (``ToolCall.to_dict`` calls)."""
+    answer = answer_text(text, ((call["name"], call["arguments"]) for call in tool_calls))
+    return hashlib.blake2b(answer.encode(), digest_size=16).digest()
+
+
+NO_ANSWER: Final = hashlib.blake2b(b"", digest_size=16).digest()  # a unit without a result answers ""
+
+
 def _answer(unit: UnitView) -> str:
     choices = unit.completion.choices if unit.completion else ()
     if not choices:
         return ""
-    calls = "".join(f"\n[tool call {t.name}({t.arguments})]" for t in choices[0].tool_calls)
-    return choices[0].text + calls
+    return answer_text(choices[0].text, ((t.name, t.arguments) for t in choices[0].tool_calls))
 
 
-def _flips(key: str, ua: UnitView, ub: UnitView) -> list[Flip]:
+@dataclass(frozen=True, slots=True, kw_only=True)
+class DiffSide:
+    """One run as the diff reads it: its units lean (figures, statuses, assertions), a digest of each
+    unit's answer by unit id (none: no result), and its units in full by id, read only for what the diff
+    shows in full (the answers it prints, the errors of status flips): a diff of big runs holds no texts."""
+
+    run: RunInfo
+    units: Sequence[LeanUnit]
+    answers: Mapping[int, bytes]
+    in_full: Callable[[Sequence[int]], Sequence[UnitView]]
+
+    @classmethod
+    def of(cls, data: RunData) -> DiffSide:
+        """A run held whole."""
+        views = {u.id: u for u in data.units}
+        return cls(
+            run=data.run,
+            units=[lean_unit(u) for u in data.units],
+            answers={
+                u.id: answer_digest(c.text, [t.to_dict() for t in c.tool_calls])
+                for u in data.units
+                if u.completion and (c := next(iter(u.completion.choices), None)) is not None
+            },
+            in_full=lambda ids: [views[i] for i in ids if i in views],
+        )
+
+
+def _flips(key: str, ua: LeanUnit, ub: LeanUnit, final_error: str) -> list[Flip]:
+    """``final_error``: ``kind: message`` of B's final attempt, read only for a status flip."""
     flips: list[Flip] = []
     if ua.status != ub.status:
         verdict: Verdict = "regressed" if ua.status == "ok" else ("improved" if ub.status == "ok" else "same")
-        final = ub.final
-        detail = f"{final.error.kind}: {final.error.message}" if final and final.error else ""
+        detail = final_error
         flips.append(
             Flip(key=key, name="status", before=ua.status, after=ub.status, detail=detail, verdict=verdict)
         )
@@ -151,6 +204,13 @@ def _flips(key: str, ua: UnitView, ub: UnitView) -> list[Flip]:
 def build_diff_context(
     a: RunData, b: RunData, *, thresholds: Thresholds | None = None, generated_at: datetime | None = None
 ) -> DiffContext:
+    """Compare run ``b`` against run ``a`` (the baseline), both held whole."""
+    return diff_context(DiffSide.of(a), DiffSide.of(b), thresholds=thresholds, generated_at=generated_at)
+
+
+def diff_context(
+    a: DiffSide, b: DiffSide, *, thresholds: Thresholds | None = None, generated_at: datetime | None = None
+) -> DiffContext:
     """Compare run ``b`` against run ``a`` (the baseline)."""
     limits = thresholds or Thresholds()
     units_a = {(u.provider, u.case_id, u.repeat): u for u in a.units}
@@ -163,25 +223,30 @@ def build_diff_context(
         ],
         limits,
     )
+    flipped = [units_b[k].id for k in common if units_a[k].status != units_b[k].status]
+    final_errors = {
+        u.id: f"{final.error.kind}: {final.error.message}" if (final := u.final) and final.error else ""
+        for u in b.in_full(flipped)
+    }
+    answer_a, answer_b = a.answers.get, b.answers.get
+    changed = [k for k in common if answer_a(units_a[k].id, NO_ANSWER) != answer_b(units_b[k].id, NO_ANSWER)]
+    shown = changed[:ANSWERS_MAX]
+    texts_a = {u.id: _answer(u) for u in a.in_full([units_a[k].id for k in shown])}
+    texts_b = {u.id: _answer(u) for u in b.in_full([units_b[k].id for k in shown])}
     flips: list[Flip] = []
-    answers: list[AnswerChange] = []
-    changed = 0
     for k in common:
         ua, ub = units_a[k], units_b[k]
-        flips += _flips(ub.key, ua, ub)
-        before, after = _answer(ua), _answer(ub)
-        if before != after:
-            changed += 1
-            if len(answers) < ANSWERS_MAX:
-                answers.append(
-                    AnswerChange(
-                        key=ub.key,
-                        provider=k[0],
-                        case_id=k[1],
-                        repeat=k[2],
-                        segments=inline_diff(before, after),
-                    )
-                )
+        flips += _flips(ub.key, ua, ub, final_errors.get(ub.id, ""))
+    answers = [
+        AnswerChange(
+            key=units_b[k].key,
+            provider=k[0],
+            case_id=k[1],
+            repeat=k[2],
+            segments=inline_diff(texts_a[units_a[k].id], texts_b[units_b[k].id]),
+        )
+        for k in shown
+    ]
     only_in_a = tuple(units_a[k].key for k in sorted(units_a.keys() - units_b.keys()))
     return DiffContext(
         title=f"Diff {a.run.id} → {b.run.id}: {b.run.job_name}",
@@ -195,7 +260,7 @@ def build_diff_context(
         metrics=metrics,
         flips=tuple(flips),
         answers=tuple(answers),
-        answers_changed=changed,
+        answers_changed=len(changed),
         tests=tests,
         regressions=sum(m.verdict == "regressed" for m in metrics) + len(only_in_a),
     )

@@ -13,21 +13,13 @@ import math
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Final, Literal
 
-from runner.report.stats import (
-    Significance,
-    duration_s,
-    fisher_exact,
-    group_stats,
-    holm,
-    mann_whitney_u,
-    ratio,
-)
+from runner.report.stats import GroupTally, Significance, fisher_exact, holm, mann_whitney_u, ratio
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Sequence
 
     from runner.report.stats import GroupStats
-    from runner.store.records import UnitView
+    from runner.store.lean import LeanUnit
 
 Verdict = Literal["regressed", "improved", "same", "untested"]
 Kind = Literal["seconds", "rate", "usd"]
@@ -84,17 +76,20 @@ def format_p(p: float | None) -> str:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class _Side:
-    """One provider's matched units in one run, aggregated once."""
+    """One provider's matched units in one run (lean: figures, no texts), aggregated once."""
 
-    units: Sequence[UnitView]
+    units: Sequence[LeanUnit]
     stats: GroupStats
     passed: int
 
     @classmethod
-    def of(cls, units: Sequence[UnitView]) -> _Side:
-        return cls(units=units, stats=group_stats(units), passed=sum(map(passed, units)))
+    def of(cls, units: Sequence[LeanUnit]) -> _Side:
+        tally = GroupTally(None)
+        for unit in units:
+            tally.add(unit)
+        return cls(units=units, stats=tally.stats(), passed=sum(map(passed, units)))
 
-    def samples(self, get: Callable[[UnitView], list[float]]) -> list[float]:
+    def samples(self, get: Callable[[LeanUnit], list[float]]) -> list[float]:
         return [v for u in self.units for v in get(u)]
 
 
@@ -141,20 +136,20 @@ ROWS: Final = (
 )  # fmt: skip
 
 
-def passed(unit: UnitView) -> bool:
+def passed(unit: LeanUnit) -> bool:
     """The unit has a result and every assertion held (its verdict is ``passed``)."""
     return unit.verdict == "passed"
 
 
-def _ttfts(unit: UnitView) -> list[float]:
-    return [t for a in unit.attempts if a.error is None and (t := a.ttft_s) is not None]
+def _ttfts(unit: LeanUnit) -> list[float]:
+    return [t for a in unit.attempts if a.error_kind is None and (t := a.ttft_s) is not None]
 
 
-def _durations(unit: UnitView) -> list[float]:
-    return [d for a in unit.attempts if a.error is None and (d := duration_s(a)) is not None]
+def _durations(unit: LeanUnit) -> list[float]:
+    return [d for a in unit.attempts if a.error_kind is None and (d := a.end_s) is not None]
 
 
-def _unit_cost(unit: UnitView) -> list[float]:
+def _unit_cost(unit: LeanUnit) -> list[float]:
     costs = [c for a in unit.attempts if (c := a.cost_usd) is not None]
     return [math.fsum(costs)] if costs else []
 
@@ -223,7 +218,7 @@ def _verdict(
 
 
 def compare_providers(
-    pairs: Sequence[tuple[str, Sequence[UnitView], Sequence[UnitView]]], limits: Thresholds
+    pairs: Sequence[tuple[str, Sequence[LeanUnit], Sequence[LeanUnit]]], limits: Thresholds
 ) -> tuple[tuple[MetricChange, ...], int]:
     """Each figure of each provider (name, its matched units in A, in B), and how many tests ran.
 

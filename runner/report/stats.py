@@ -19,7 +19,7 @@ if TYPE_CHECKING:
     from collections.abc import Iterable, Mapping, Sequence
 
     from runner.store.lean import LeanUnit
-    from runner.store.records import AttemptView, UnitView
+    from runner.store.records import UnitView
 
 
 def percentile(values: Sequence[float], q: float) -> float | None:
@@ -34,10 +34,6 @@ def percentile(values: Sequence[float], q: float) -> float | None:
 
 def ratio(part: float, whole: float) -> float | None:
     return part / whole if whole else None
-
-
-def duration_s(attempt: AttemptView) -> float | None:
-    return attempt.end_s
 
 
 def output_rate(output_tokens: int | None, first: float | None, end: float | None) -> float | None:

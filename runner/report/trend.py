@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, ClassVar
 
 from runner.report import charts
-from runner.report.common import Chart, RunHeader, header_at
+from runner.report.common import Chart, RunHeader, attempt_end, header_at
 from runner.report.stats import GroupStats, GroupTally
 from runner.store.lean import lean_unit
 
@@ -72,7 +72,7 @@ def run_figures(run: RunInfo, units: Iterable[LeanUnit]) -> RunFigures:
             tally = tallies[unit.provider] = GroupTally(None)
         tally.add(unit)
         for attempt in unit.attempts:
-            ended = attempt.started_at + timedelta(seconds=attempt.end_s or 0.0)
+            ended = attempt_end(attempt)
             if last_end is None or ended > last_end:
                 last_end = ended
     return RunFigures(

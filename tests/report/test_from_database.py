@@ -18,6 +18,7 @@ from runner.report.api import (
     build_trend_report,
     load_run,
 )
+from runner.report.diff import build_diff_context
 from runner.report.render import make_environment, render
 from runner.report.stats import group_stats
 from runner.report.trend import build_trend_context
@@ -82,6 +83,24 @@ def test_every_template_renders_from_the_database(database: tuple[str, list[str]
         html = render(env, context)
         assert "<script" not in html
         assert context.title.split(":")[0] in html
+
+
+def test_diff_from_the_database_equals_the_diff_of_the_runs_held_whole(
+    database: tuple[str, list[str], list[RunData]],
+) -> None:
+    """The diff reads its runs lean with digests of the answers and reads in full only the units it shows:
+    the same figures, flips (their errors included), changed answers and verdict as from the whole runs."""
+    url, ids, _ = database
+    with open_database(url) as db, db.session() as session:
+        pairs = [(ids[0], ids[1]), (ids[1], ids[2]), (ids[0], ids[0])]
+        lean = [build_diff_report(session, a, b) for a, b in pairs]
+        whole = [
+            build_diff_context(load_run(session, a), load_run(session, b), generated_at=made.generated_at)
+            for (a, b), made in zip(pairs, lean, strict=True)
+        ]
+    assert lean == whole
+    assert [d.answers_changed > 0 for d in lean] == [True, True, False]  # none against itself
+    assert any(f.name == "status" and f.detail for f in lean[0].flips)  # B's error, read in full
 
 
 def test_trend_from_the_database_equals_the_trend_of_the_runs_held_whole(

@@ -15,6 +15,7 @@ from markupsafe import escape
 
 from runner.errors import StorageError
 from runner.store.db import open_database_readonly
+from runner.view import app
 from runner.view.app import CSP
 from tests.report.factories import HOSTILE
 from tests.view.conftest import SLASHED_CASE, Stored, serving
@@ -120,6 +121,22 @@ def test_run_page_links_diff_trend_cost(viewer: str, stored: Stored) -> None:
     assert '<h2 id="flips">' in _get(f"{viewer}/runs/{b}/diff?against={a}").text
     assert '<h2 id="table">' in _get(f"{viewer}/runs/{b}/trend").text
     assert _get(f"{viewer}/runs/{b}/diff").status_code == 404  # no run picked
+
+
+def test_diff_and_trend_of_runs_too_big_for_the_viewer_name_the_command(
+    viewer: str, stored: Stored, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Past the viewer's bounds (lowered here: the server runs in this process), the diff and trend
+    pages say which command writes the report instead of loading the runs."""
+    a, b, _rated = stored.runs
+    monkeypatch.setattr(app, "DIFF_UNITS_MAX", 5)
+    monkeypatch.setattr(app, "TREND_UNITS_MAX", 5)
+    diff = _get(f"{viewer}/runs/{b}/diff?against={a}")
+    trend = _get(f"{viewer}/runs/{b}/trend")
+    assert (diff.status_code, trend.status_code) == (200, 200)
+    assert f"write this report with: runner diff {a} {b}" in diff.text
+    assert "write this report with: runner trend " in trend.text
+    assert '<h2 id="flips">' not in diff.text
 
 
 def test_unit_page_with_a_slash_and_markup_in_its_case_id(viewer: str, stored: Stored) -> None:

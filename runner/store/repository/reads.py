@@ -279,6 +279,21 @@ def stream_units(session: Session, run_id: str, *, batch: int = 2000) -> Iterato
             )
 
 
+def stream_answers(session: Session, run_id: str, *, batch: int = 2000) -> Iterator[tuple[int, str, list[Any]]]:
+    """``(unit id, text, tool calls)`` of each unit's current first choice (units without a result have
+    none), in unit order: what ``runner diff`` compares, read apart from the lean units so a diff of
+    big runs holds digests of the answers, not their texts."""
+    query = (
+        select(RESULTS.c.unit_id, RESULTS.c.text, RESULTS.c.tool_calls)
+        .join(UNITS, UNITS.c.id == RESULTS.c.unit_id)
+        .where(UNITS.c.run_id == run_id, JOB_UNIT, RESULTS.c.choice_index == 0, CURRENT_RESULT)
+        .order_by(RESULTS.c.unit_id)
+    )
+    with transaction(session, write=False) as conn:
+        for unit_id, text, tool_calls in _rows(conn.execution_options(yield_per=batch).execute(query)):
+            yield unit_id, text, tool_calls
+
+
 # LeanAttempt's fields named otherwise in the table.
 _ATTEMPT_COLUMN: Final = {"ttft_s": "first_answer_s"}
 
