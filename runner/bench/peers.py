@@ -10,9 +10,10 @@ the other clients do. promptfoo is an npm package (Node), not a Python client.
 
 from __future__ import annotations
 
+import asyncio
 import importlib
 import os
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
 from runner.bench.load import (
     MESSAGES,
@@ -25,14 +26,15 @@ from runner.bench.load import (
     request_body,
 )
 
+if TYPE_CHECKING:
+    from collections.abc import Awaitable, Callable
+
 # Where each peer client's package comes from, for the note when it is missing.
 PEER_PACKAGES: Final = {"litellm": "litellm", "inspect_ai": "inspect_ai"}
 
 
 def run_litellm(port: int, streams: int, chunks: int, concurrency: int) -> ClientReport:
     """N streams through ``litellm.acompletion(stream=True)`` on asyncio, ``concurrency`` at a time."""
-    import asyncio
-
     # Its price map is bundled: without this, importing litellm fetches it over the network.
     os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
     litellm: Any = importlib.import_module("litellm")  # Any: its types need not be installed
@@ -59,14 +61,7 @@ def run_litellm(port: int, streams: int, chunks: int, concurrency: int) -> Clien
                 return
             report.check(text, count, complete=finished, want_text=want_text, want=chunks)
 
-    async def main() -> None:
-        semaphore = asyncio.Semaphore(concurrency)
-        await asyncio.gather(*(one(semaphore) for _ in range(streams)))
-
-    meter = Meter.start()
-    asyncio.run(main())
-    report.cpu_s, report.wall_s = meter.stop()
-    return report
+    return _metered(report, one, concurrency)
 
 
 def run_inspect_ai(port: int, streams: int, chunks: int, concurrency: int) -> ClientReport:
@@ -76,8 +71,6 @@ def run_inspect_ai(port: int, streams: int, chunks: int, concurrency: int) -> Cl
     around the same call). Its ``openai-api`` provider speaks chat completions to any base URL;
     ``on_stream`` is what makes it stream, and each text event is one content chunk.
     """
-    import asyncio
-
     inspect_model: Any = importlib.import_module("inspect_ai.model")  # Any: optional, untyped here
     report = ClientReport(client="inspect_ai", streams=streams)
     want_text = expected_text(request_body(), chunks)
@@ -107,9 +100,17 @@ def run_inspect_ai(port: int, streams: int, chunks: int, concurrency: int) -> Cl
             complete = output.stop_reason == "stop"
             report.check(output.completion, count, complete=complete, want_text=want_text, want=chunks)
 
+    return _metered(report, one, concurrency)
+
+
+def _metered(
+    report: ClientReport, one: Callable[[asyncio.Semaphore], Awaitable[None]], concurrency: int
+) -> ClientReport:
+    """Run ``one`` for each of the report's streams on asyncio, ``concurrency`` at a time; meter it."""
+
     async def main() -> None:
         semaphore = asyncio.Semaphore(concurrency)
-        await asyncio.gather(*(one(semaphore) for _ in range(streams)))
+        await asyncio.gather(*(one(semaphore) for _ in range(report.streams)))
 
     meter = Meter.start()
     asyncio.run(main())
