@@ -88,8 +88,8 @@ class GroupStats:
     cost_gap: float | None  # reported - computed, over attempts that have both
     cost_wasted: float | None  # on failed attempts
     assertions_passed: int  # checks (one per expect key of a unit), on final results only
-    assertions_total: int  # checks evaluated: of ok units
-    assertions_not_evaluated: int  # checks of units without a final result (failed or not done)
+    assertions_total: int  # checks evaluated: of ok units, judges still grading left out
+    assertions_not_evaluated: int  # checks of units without a final result, and judges still grading
     units_passing: int  # units whose assertions all passed (units without any count too)
 
     @property
@@ -160,8 +160,12 @@ class GroupTally:
         outcomes = unit.assertions if status == "ok" else ()  # LeanUnit.evaluated, inlined
         if outcomes:
             passed = sum(o.passed for o in outcomes)
+            # A judge still grading is neither passed nor failed: not evaluated yet, like the checks
+            # of a unit without a result (the unit's verdict is "not done").
+            pending = sum(o.pending for o in outcomes)
             counts["assertions passed"] += passed
-            counts["assertions"] += len(outcomes)
+            counts["assertions"] += len(outcomes) - pending
+            counts["not evaluated"] += pending
             counts["passing"] += passed == len(outcomes)
         else:
             counts["passing"] += 1

@@ -89,7 +89,8 @@ class UnitRow:
     duration_s: float | None
     cost: float | None
     assertions_passed: int
-    assertions_total: int
+    assertions_total: int  # judges still grading left out: ``assertions_pending``
+    assertions_pending: int
     assertions_not_evaluated: int
     outcomes: tuple[AssertionOutcome, ...]  # every evaluated assertion, listed under the row's checks
     excerpt: str
@@ -194,7 +195,8 @@ def unit_row(
         duration_s=final.end_s if final else None,
         cost=sum((c for a in unit.attempts if (c := a.cost_usd) is not None), 0.0),
         assertions_passed=sum(o.passed for o in unit.evaluated),
-        assertions_total=len(unit.evaluated),
+        assertions_total=sum(not o.pending for o in unit.evaluated),
+        assertions_pending=sum(o.pending for o in unit.evaluated),
         assertions_not_evaluated=len(not_evaluated(unit, expected or {})),
         outcomes=unit.evaluated if list_outcomes else (),
         excerpt=one_line[:EXCERPT_CHARS] + ("…" if len(one_line) > EXCERPT_CHARS else ""),

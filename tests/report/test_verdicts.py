@@ -7,7 +7,7 @@ from dataclasses import replace
 
 from markupsafe import Markup
 
-from runner.grading.assertions import AssertionOutcome
+from runner.grading.assertions import PENDING_JUDGE, AssertionOutcome
 from runner.report import render as rendering
 from runner.report.common import RunData
 from runner.report.render import make_environment, render
@@ -70,6 +70,23 @@ def test_a_unit_without_a_final_result_has_its_assertions_not_evaluated() -> Non
     html = render(make_environment(), context)
     assert "12 not evaluated" in html
     assert ">passed</td>" not in html
+
+
+def test_a_judge_still_grading_is_counted_not_evaluated() -> None:
+    """An ok unit whose judge has not answered: its other checks count, the judge is not evaluated yet
+    (it was counted as a failed check); its row says the judge is grading."""
+    data = make_run(3, seed=7)
+    held = AssertionOutcome(name="contains", passed=True, detail="found")
+    units = tuple(
+        replace(u, status="ok", assertions=(held, PENDING_JUDGE)) for u in data.units if u.completion
+    )
+    context = _context(RunData(run=data.run, units=units))
+    n = len(units)
+    assert (context.summary.assertions_passed, context.summary.assertions_total) == (n, n)
+    assert context.summary.assertions_not_evaluated == n
+    html = render(make_environment(), context)
+    assert f"{n} not evaluated" in html
+    assert "1/1 (+1 grading)" in html
 
 
 def test_not_evaluated_assertions_are_counted_from_the_job() -> None:

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 import pytest
 
 from runner.errors import StorageError
-from runner.grading.assertions import AssertionOutcome
+from runner.grading.assertions import PENDING_JUDGE, AssertionOutcome
 from runner.store import repository
 from runner.store.records import AttemptWrite, UnitFinish
 from runner.store.repository import browse
@@ -81,6 +81,24 @@ def test_run_rows_count_verdicts_and_cost_newest_first(session: Session) -> None
     assert tally.cost_usd == pytest.approx(repository.spend_so_far(session, new))
     assert tally.wasted_usd == pytest.approx(0.001)  # the failed attempt's cost
     assert [r.run.id for r in browse.run_rows(session, job_name="nightly", limit=1)] == [new]
+
+
+def test_a_judge_still_grading_is_no_check_evaluated(session: Session) -> None:
+    """A pending judge outcome counts neither as passed nor in the checks evaluated (it was counted as a
+    failed check), and its unit is not done, not failed."""
+    run = repository.create_run(session, make_job("judged"), host="box", version="0.1.0", now=STARTED)
+    repository.add_units(session, run.id, make_units(1))
+    (unit,) = repository.claim_units(session, run.id, "w", limit=1, lease_seconds=30.0)
+    finish = UnitFinish(
+        unit_id=unit.id,
+        owner="w",
+        status="ok",
+        attempt=ok_attempt(unit.key),
+        assertions=(HELD, PENDING_JUDGE),
+    )
+    repository.write_batch(session, [finish])
+    tally = browse.run_tally(session, run.id)
+    assert (tally.checks_passed, tally.checks_total, tally.failed_assertions) == (1, 1, 0)
 
 
 def test_provider_tallies_split_the_run(session: Session) -> None:

@@ -45,7 +45,7 @@ _CHECKS_SQL: Final = {
         SELECT u.run_id, u.provider,
           COUNT(DISTINCT CASE WHEN {OUTCOME_FAILED["sqlite"]} THEN u.id END),
           SUM(CASE WHEN json_extract(o.value, '$.passed') = 1 THEN 1 ELSE 0 END),
-          COUNT(*)
+          SUM(CASE WHEN json_extract(o.value, '$.pending') IS NULL THEN 1 ELSE 0 END)
         FROM units u JOIN results r ON r.unit_id = u.id AND r.replaced_at IS NULL, json_each(r.assertions) o
         WHERE u.run_id IN :run_ids AND u.status = 'ok' AND r.assertions IS NOT NULL
         GROUP BY u.run_id, u.provider""",
@@ -53,7 +53,7 @@ _CHECKS_SQL: Final = {
         SELECT u.run_id, u.provider,
           COUNT(DISTINCT CASE WHEN {OUTCOME_FAILED["postgresql"]} THEN u.id END),
           SUM(CASE WHEN o->>'passed' = 'true' THEN 1 ELSE 0 END),
-          COUNT(*)
+          SUM(CASE WHEN o->>'pending' IS NULL THEN 1 ELSE 0 END)
         FROM units u JOIN results r ON r.unit_id = u.id AND r.replaced_at IS NULL
           CROSS JOIN LATERAL json_array_elements(
             CASE WHEN json_typeof(r.assertions) = 'array' THEN r.assertions ELSE '[]'::json END) o
@@ -74,7 +74,9 @@ class UnitTally:
     ok: int = 0
     failed_assertions: int = 0
     checks_passed: int = 0  # assertion outcomes of ok units that passed (one per expect key of a unit)
-    checks_total: int = 0  # assertion outcomes of ok units (units without a result are not evaluated)
+    # Assertion outcomes of ok units, judges still grading left out (neither passed nor failed yet);
+    # units without a result are not evaluated.
+    checks_total: int = 0
     failed: int = 0  # units without a result
     not_done: int = 0  # pending or running
     attempts: int = 0  # every attempt stored, superseded ones included
@@ -357,7 +359,7 @@ def _checks(conn: Connection, run_ids: Sequence[str]) -> Iterable[tuple[str, str
         raise StorageError(f"runner does not know how to read assertions on {conn.dialect.name}")
     statement = text(sql).bindparams(bindparam("run_ids", expanding=True))
     rows = conn.execute(statement, {"run_ids": list(run_ids)})
-    return [(r[0], r[1], int(r[2]), int(r[3] or 0), int(r[4])) for r in rows]
+    return [(r[0], r[1], int(r[2]), int(r[3] or 0), int(r[4] or 0)) for r in rows]
 
 
 def _most_first(kinds: Mapping[str, int]) -> dict[str, int]:

@@ -279,7 +279,9 @@ def stream_units(session: Session, run_id: str, *, batch: int = 2000) -> Iterato
             )
 
 
-def stream_answers(session: Session, run_id: str, *, batch: int = 2000) -> Iterator[tuple[int, str, list[Any]]]:
+def stream_answers(
+    session: Session, run_id: str, *, batch: int = 2000
+) -> Iterator[tuple[int, str, list[Any]]]:
     """``(unit id, text, tool calls)`` of each unit's current first choice (units without a result have
     none), in unit order: what ``runner diff`` compares, read apart from the lean units so a diff of
     big runs holds digests of the answers, not their texts."""
@@ -290,8 +292,7 @@ def stream_answers(session: Session, run_id: str, *, batch: int = 2000) -> Itera
         .order_by(RESULTS.c.unit_id)
     )
     with transaction(session, write=False) as conn:
-        for unit_id, text, tool_calls in _rows(conn.execution_options(yield_per=batch).execute(query)):
-            yield unit_id, text, tool_calls
+        yield from _rows(conn.execution_options(yield_per=batch).execute(query))
 
 
 # LeanAttempt's fields named otherwise in the table.
