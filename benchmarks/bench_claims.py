@@ -25,6 +25,7 @@ from runner.spec import CaseSpec, JobSpec, ProviderSpec
 from runner.store import repository
 from runner.store.db import Database, open_database
 from runner.store.models import Base
+from tests.jobfile import repeats_job
 from tests.run.processes import RunState, start_runner, wait_for
 
 UNITS = Base.metadata.tables["units"]
@@ -99,27 +100,10 @@ def measure(url: str, size: int, sample: int) -> None:
     )
 
 
-JOB = """
-name = "bench-plan"
-[defaults]
-repeats = {units}
-[[providers]]
-name = "sim"
-dialect = "openai-chat"
-model = "sim-model"
-concurrency = 8
-simulator = {{ output_tokens = "2" }}
-
-[[cases]]
-id = "c"
-prompt = "Hi."
-"""
-
-
 async def plan(url: str, workdir: Path, units: int) -> None:
     """Seconds from starting ``runner run --yes`` to the run being ``running`` (all units stored)."""
     job = workdir / "plan.toml"
-    job.write_text(JOB.format(units=units))
+    job.write_text(repeats_job("bench-plan", units))
     with open_database(url) as database:
         state = RunState(database)
         before = set(state.run_ids())

@@ -16,30 +16,15 @@ from pathlib import Path
 import trio
 
 from runner.store.db import open_database
+from tests.jobfile import repeats_job
 from tests.run.processes import RunState, start_runner, wait_for
-
-JOB = """
-name = "bench-lifecycle"
-[defaults]
-repeats = {units}
-[[providers]]
-name = "sim"
-dialect = "openai-chat"
-model = "sim-model"
-concurrency = 8
-simulator = {{ output_tokens = "2" }}
-
-[[cases]]
-id = "c"
-prompt = "Hi."
-"""
 
 
 async def measure(workdir: Path, units: int, work: int) -> tuple[int, int, float]:
     """(peak RSS KiB, most units running, seconds until the first unit was done) for one job."""
     url = f"sqlite:///{workdir / f'bench-{units}.db'}"
     job = workdir / f"bench-{units}.toml"
-    job.write_text(JOB.format(units=units))
+    job.write_text(repeats_job("bench-lifecycle", units))
     with open_database(url) as database:
         state = RunState(database)
         most_running = 0

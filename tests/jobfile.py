@@ -88,3 +88,23 @@ def write_checked_job(directory: Path, checks: str, *, check: str, rate: float, 
     """
     job = _CHECKED_JOB.format(repeats=repeats, check=check, rate=rate)
     return write_job(directory, job, files={"checks.py": checks})
+
+
+def repeats_job(name: str, units: int) -> str:
+    """A job of one case repeated ``units`` times on one simulated provider answering two tokens: many
+    cheap units, for tests and benchmarks of planning, claiming and lifecycles at scale."""
+    return f"""
+name = "{name}"
+[defaults]
+repeats = {units}
+[[providers]]
+name = "sim"
+dialect = "openai-chat"
+model = "sim-model"
+concurrency = 8
+simulator = {{ output_tokens = "2" }}
+
+[[cases]]
+id = "c"
+prompt = "Hi."
+"""

@@ -16,7 +16,7 @@ import trio
 from runner.store.db import Database, open_database
 from tests.conftest import StartSimulator
 from tests.fakes.tap import Tap, serve_tap
-from tests.jobfile import sim_provider, write_job
+from tests.jobfile import repeats_job, sim_provider, write_job
 from tests.run.processes import (
     RunnerProcess,
     RunState,
@@ -379,29 +379,12 @@ def _maybe_inflate(data: bytes) -> bytes:
         return b""
 
 
-BIG_JOB = """
-name = "big"
-[defaults]
-repeats = {units}
-[[providers]]
-name = "sim"
-dialect = "openai-chat"
-model = "sim-model"
-concurrency = 8
-simulator = {{ output_tokens = "2" }}
-
-[[cases]]
-id = "c"
-prompt = "Hi."
-"""
-
-
 async def _peak_rss_after(tmp_path: Path, units: int, nursery: trio.Nursery) -> tuple[int, int]:
     """Run a ``units``-unit job until 300 units are done; its peak RSS (KiB) and most units claimed."""
     url = f"sqlite:///{tmp_path / f'big-{units}.db'}"
     with open_database(url) as database:
         state = RunState(database)
-        job = write_job(tmp_path, BIG_JOB.format(units=units), f"big-{units}.toml")
+        job = write_job(tmp_path, repeats_job("big", units), f"big-{units}.toml")
         process = await start_runner(nursery, "run", str(job), "--db", url, "--report", "-", cwd=tmp_path)
         most_running = 0
 
