@@ -158,15 +158,17 @@ def test_decode_events_refuses_what_is_not_one_response_per_event(events: list[b
     assert decode_events(events) is None
 
 
-def test_decode_events_keeps_the_usage_dict_as_sent() -> None:
-    """usageMetadata comes out as the dict orjson would give, in the order sent."""
+def test_the_usage_dict_is_kept_as_sent() -> None:
+    """usageMetadata read by the fast path comes out as the dict orjson gives, in the order sent."""
     payload = b'{"usageMetadata":{"totalTokenCount":3,"promptTokenCount":1,"trafficType":"ON_DEMAND"}}'
-    decoded = decode_events([payload])
-    assert decoded is not None
-    usage = decoded[0][0].usageMetadata
-    assert usage is not None
-    assert list(usage.items()) == [
-        ("totalTokenCount", 3),
-        ("promptTokenCount", 1),
-        ("trafficType", "ON_DEMAND"),
-    ]
+    assert decode_events([payload]) is not None  # (the fast path takes it)
+    for reads in ([payload], [payload, payload]):
+        acc = GeminiAccumulator()
+        acc.feed_many(reads)
+        usage = acc.result().usage
+        assert usage is not None
+        assert list(usage.raw.items()) == [
+            ("totalTokenCount", 3),
+            ("promptTokenCount", 1),
+            ("trafficType", "ON_DEMAND"),
+        ]
