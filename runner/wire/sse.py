@@ -103,6 +103,24 @@ class SSEDecoder(LineDecoder):
                         return [new_event(TypedRun, (chunk, 1, self.last_event_id, self.retry, data))]
         elif len(chunk) > self.max_event_bytes:
             return self._checked(self._feed(chunk, True))
+        elif self._event_type and not self._data and not self._more and not self._pending_cr:
+            # Typed streams in reads cut anywhere (Responses): the last read ended after an
+            # event's "event:" line, in its data line. What _feed then does (it reads that line
+            # again and the read is whole blocks: one TypedRun), without its Python call and with
+            # one copy of the read instead of two. _tail never holds a CR or LF: with none in the
+            # read either, the buffer is LF-only, and its last blank line is after the data line.
+            event_type = self._event_type
+            start = len(event_type) + 8  # where the carried data line starts in the buffer
+            buffer = b"".join((b"event: ", event_type, b"\n", self._tail, chunk))
+            if 13 not in chunk and buffer.startswith(b"data: ", start):
+                last = buffer.rfind(b"\n\n")
+                if last >= 0:
+                    self._event_type = b""
+                    typed = typed_run(buffer, start - 1, last)
+                    if typed is None:
+                        return self._feed_blocks(buffer, True)
+                    run = (buffer[: last + 2], typed[1], self.last_event_id, self.retry, typed[0])
+                    return self._ended(buffer, last + 2, [new_event(TypedRun, run)], True)
         return self._feed(chunk, True)
 
     # With raw=False every event comes out as a ServerSentEvent (_message, _dispatch): the
