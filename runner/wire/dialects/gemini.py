@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import re
-from typing import TYPE_CHECKING, Any, ClassVar, Final, cast
+from typing import TYPE_CHECKING, Any, ClassVar, Final
 
 import orjson
 
@@ -155,7 +155,7 @@ class GeminiAccumulator(AccumulatorBase):
         self._blocked = False
         # The payload of the last event with usageMetadata when msgspec read it (gemini_fast
         # UsageMetadata): its dict is read from it at result(). None: _usage holds the last one.
-        self._usage_payload: bytes | None = None
+        self._usage_payload: RawEvent | None = None  # (always bytes when set: msgspec read it)
         # Reads msgspec may miss in a row before this stream stops trying it (gemini_fast); 0
         # (fast_path=False) reads everything the orjson way, which defines the result.
         self._fast_misses = FAST_DECODE_MISSES if fast_path else 0
@@ -201,7 +201,7 @@ class GeminiAccumulator(AccumulatorBase):
                                 self.tokens += 1
                                 self.has_answer = True
                                 if response.usageMetadata is not None:
-                                    self._usage_payload = cast("bytes", event)  # (decoded: bytes)
+                                    self._usage_payload = event
                                 return
                 decoded = [(response,)] if response is not None else None
             else:
@@ -255,9 +255,7 @@ class GeminiAccumulator(AccumulatorBase):
         # Cumulative: the last one wins (nearly always the read's last event has one).
         for index in range(len(decoded) - 1, -1, -1):
             if decoded[index][0].usageMetadata is not None:
-                payload = events[index]
-                if isinstance(payload, bytes):  # (always: decode_events took only bytes)
-                    self._usage_payload = payload
+                self._usage_payload = events[index]
                 break
         self.tokens += tokens
         if answers:
@@ -375,7 +373,7 @@ class GeminiAccumulator(AccumulatorBase):
         choices = tuple(self._candidates[index].finish() for index in sorted(self._candidates))
         finished = bool(choices) and all(choice.raw_finish_reason is not None for choice in choices)
         usage = self._usage
-        if self._usage_payload is not None:
+        if isinstance(self._usage_payload, bytes):
             # msgspec checked it (a UsageMetadata): orjson reads the same payload, to the dict as sent.
             usage = orjson.loads(self._usage_payload)["usageMetadata"]
         return Completion(
