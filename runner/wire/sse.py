@@ -121,6 +121,20 @@ class SSEDecoder(LineDecoder):
                         return self._feed_blocks(buffer, True)
                     run = (buffer[: last + 2], typed[1], self.last_event_id, self.retry, typed[0])
                     return self._ended(buffer, last + 2, [new_event(TypedRun, run)], True)
+        elif not (self._data or self._more or self._pending_cr or self._at_start) and 13 in chunk:
+            # CRLF streams in reads cut anywhere (Gemini's): the read goes on with the data line
+            # the last one ended in (no event type here: the branch above has those). What _feed
+            # does when the whole events that open the buffer leave only a partial line (nearly
+            # always), without its Python call; anything else, _feed.
+            buffer = self._tail + chunk if self._tail else chunk
+            if buffer[:6] == b"data: ":
+                datas, rest = crlf_events(buffer)
+                if 13 not in rest and 10 not in rest:
+                    self._tail = rest
+                    if len(rest) > 65536:  # (as _ended: only a long partial line can cross it)
+                        self._check_size(len(rest))
+                    events: list[Any] = datas  # (a list of bytes is a list of RawEvent; list is invariant)
+                    return events
         return self._feed(chunk, True)
 
     # With raw=False every event comes out as a ServerSentEvent (_message, _dispatch): the
