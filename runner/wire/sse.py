@@ -103,6 +103,38 @@ class SSEDecoder(LineDecoder):
                         return [new_event(TypedRun, (chunk, 1, self.last_event_id, self.retry, data))]
         elif len(chunk) > self.max_event_bytes:
             return self._checked(self._feed(chunk, True))
+        elif self._event_type and not self._data and not self._more and not self._pending_cr:
+            # Typed streams in reads cut anywhere (Responses): the last read ended after an
+            # event's "event:" line, in its data line. What _feed then does (it reads that line
+            # again and the read is whole blocks: one TypedRun), without its Python call and with
+            # one copy of the read instead of two. _tail never holds a CR or LF: with none in the
+            # read either, the buffer is LF-only, and its last blank line is after the data line.
+            event_type = self._event_type
+            start = len(event_type) + 8  # where the carried data line starts in the buffer
+            buffer = b"".join((b"event: ", event_type, b"\n", self._tail, chunk))
+            if 13 not in chunk and buffer.startswith(b"data: ", start):
+                last = buffer.rfind(b"\n\n")
+                if last >= 0:
+                    self._event_type = b""
+                    typed = typed_run(buffer, start - 1, last)
+                    if typed is None:
+                        return self._feed_blocks(buffer, True)
+                    run = (buffer[: last + 2], typed[1], self.last_event_id, self.retry, typed[0])
+                    return self._ended(buffer, last + 2, [new_event(TypedRun, run)], True)
+        elif not (self._data or self._more or self._pending_cr or self._at_start) and 13 in chunk:
+            # CRLF streams in reads cut anywhere (Gemini's): the read goes on with the data line
+            # the last one ended in (no event type here: the branch above has those). What _feed
+            # does when the whole events that open the buffer leave only a partial line (nearly
+            # always), without its Python call; anything else, _feed.
+            buffer = self._tail + chunk if self._tail else chunk
+            if buffer[:6] == b"data: ":
+                datas, rest = crlf_events(buffer)
+                if 13 not in rest and 10 not in rest:
+                    self._tail = rest
+                    if len(rest) > 65536:  # (as _ended: only a long partial line can cross it)
+                        self._check_size(len(rest))
+                    events: list[Any] = datas  # (a list of bytes is a list of RawEvent; list is invariant)
+                    return events
         return self._feed(chunk, True)
 
     # With raw=False every event comes out as a ServerSentEvent (_message, _dispatch): the

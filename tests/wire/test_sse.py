@@ -335,6 +335,85 @@ def test_feed_raw_fast_paths_agree_with_feed(events: list[bytes], data: st.DataO
     assert same_events(feed_raw_in_pieces(body, cuts), decode_all(body))
 
 
+_typed_block = st.one_of(
+    st.builds(
+        lambda name, data: b"event: " + name + b"\ndata: " + data + b"\n\n",
+        st.sampled_from([b"response.output_text.delta", b"e", b"", b"message"]),
+        st.binary(max_size=30).map(lambda data: data.replace(b"\n", b"").replace(b"\r", b"")),
+    ),
+    st.sampled_from(
+        [
+            b"event: e\ndata: a\ndata: b\n\n",
+            b"event: e\nid: 7\ndata: x\n\n",
+            b"event: e\n: ping\ndata: x\n\n",
+            b"event: e\nretry: 5\ndata: x\n\n",
+            b"event: e\r\ndata: x\r\n\r\n",
+            b"event: e\rdata: x\r\r",
+            b"event: e\n\n",
+            b"data: x\n\n",
+            b"event: e\ndata: x\n\n\n",
+            b"event: e\ndata:x\n\n",
+        ]
+    ),
+)
+
+
+@settings(max_examples=400, deadline=None)
+@given(blocks=st.lists(_typed_block, max_size=14), data=st.data())
+def test_feed_raw_typed_reads_cut_anywhere_agree_with_feed(blocks: list[bytes], data: st.DataObject) -> None:
+    """Typed blocks (mostly two lines; odd ones: more data lines, id, retry, comments, CR and CRLF
+    endings) in reads cut anywhere, through the path for a read that goes on with a data line whose
+    event line came in the read before: the same events as feed."""
+    body = b"".join(blocks)
+    cuts = sorted(data.draw(st.lists(st.integers(0, len(body)), max_size=10)))
+    assert same_events(feed_raw_in_pieces(body, cuts), decode_all(body))
+
+
+def test_a_read_that_goes_on_with_a_data_line_is_one_typed_run() -> None:
+    """A read that starts inside a data line whose event line came before it: one TypedRun of the
+    blocks it completes, the event line it ends in carried to the next read."""
+    block = b'event: response.output_text.delta\ndata: {"delta":"x"}\n\n'
+    body = block * 3
+    cut = len(block) + 40  # inside the second block's data line
+    decoder = SSEDecoder()
+    first = decoder.feed_raw(body[:cut])
+    second = decoder.feed_raw(body[cut : len(body) - 10])
+    assert [type(item) for item in (*first, *second)] == [TypedRun, TypedRun]
+    assert [run.blocks for run in (*first, *second) if isinstance(run, TypedRun)] == [1, 1]
+    assert same_events([*first, *second, *decoder.feed_raw(body[len(body) - 10 :])], decode_all(body))
+
+
+_crlf_block = st.one_of(
+    st.binary(max_size=30).map(
+        lambda data: b"data: " + data.replace(b"\n", b"").replace(b"\r", b"") + b"\r\n\r\n"
+    ),
+    st.sampled_from(
+        [
+            b"data: a\r\ndata: b\r\n\r\n",
+            b": ping\r\n\r\n",
+            b"id: 1\r\ndata: x\r\n\r\n",
+            b"event: e\r\ndata: x\r\n\r\n",
+            b"data: x\r\r",
+            b"data: x\n\n",
+            b"data: x\r\n\n",
+            b"data:x\r\n\r\n",
+            b"\r\n",
+        ]
+    ),
+)
+
+
+@settings(max_examples=400, deadline=None)
+@given(blocks=st.lists(_crlf_block, max_size=14), data=st.data())
+def test_feed_raw_crlf_reads_cut_anywhere_agree_with_feed(blocks: list[bytes], data: st.DataObject) -> None:
+    """CRLF events (mostly one data line; odd ones: more lines, comments, id, event, CR-only and
+    LF endings) in reads cut anywhere, a CRLF split across two reads included, through the path
+    for a read that goes on with a data line: the same events as feed."""
+    body = b"".join(blocks)
+    cuts = sorted(data.draw(st.lists(st.integers(0, len(body)), max_size=10)))
+    assert same_events(feed_raw_in_pieces(body, cuts), decode_all(body))
+
+
 # One read that is (nearly) one whole event: feed_raw's single-read fast paths and their near misses.
 _OPENINGS = [
     b"data: ",

@@ -146,13 +146,16 @@ class GeminiAccumulator(AccumulatorBase):
     ``{"error": ...}`` event ends reading.
     """
 
-    __slots__ = ("_blocked", "_candidates", "_extras", "_fast_misses")
+    __slots__ = ("_blocked", "_candidates", "_extras", "_fast_misses", "_usage_payload")
 
     def __init__(self, *, fast_path: bool = True) -> None:
         super().__init__()
         self._candidates: dict[int, _Candidate] = {}
         self._extras: dict[str, Any] = {}
         self._blocked = False
+        # The payload of the last event with usageMetadata when msgspec read it (gemini_fast
+        # UsageMetadata): its dict is read from it at result(). None: _usage holds the last one.
+        self._usage_payload: RawEvent | None = None  # (always bytes when set: msgspec read it)
         # Reads msgspec may miss in a row before this stream stops trying it (gemini_fast); 0
         # (fast_path=False) reads everything the orjson way, which defines the result.
         self._fast_misses = FAST_DECODE_MISSES if fast_path else 0
@@ -198,14 +201,14 @@ class GeminiAccumulator(AccumulatorBase):
                                 self.tokens += 1
                                 self.has_answer = True
                                 if response.usageMetadata is not None:
-                                    self._usage = response.usageMetadata
+                                    self._usage_payload = event
                                 return
                 decoded = [(response,)] if response is not None else None
             else:
                 decoded = decode_events(events)
             if decoded is not None:
                 self._fast_misses = FAST_DECODE_MISSES
-                self._responses(decoded)
+                self._responses(decoded, events)
                 return
             self._fast_misses -= 1  # (misses in a row: a read with a function call misses too)
         loads = orjson.loads
@@ -224,11 +227,10 @@ class GeminiAccumulator(AccumulatorBase):
                 continue
             self._chunk(chunk, data)
 
-    def _responses(self, decoded: list[tuple[Response]]) -> None:
+    def _responses(self, decoded: list[tuple[Response]], events: Sequence[RawEvent]) -> None:
         """What _chunk does with each event, read from its Structs (only the keys they may hold)."""
         candidates = self._candidates
         tokens = answers = 0
-        usage = None
         for (response,) in decoded:
             for candidate in response.candidates or ():
                 index = candidate.index or 0
@@ -250,10 +252,11 @@ class GeminiAccumulator(AccumulatorBase):
                         self._extras.setdefault("signatures", []).append(part.thoughtSignature)
                 if candidate.finishReason:
                     state.raw_finish_reason = candidate.finishReason
-            if response.usageMetadata is not None:
-                usage = response.usageMetadata  # cumulative: the last one wins
-        if usage is not None:
-            self._usage = usage
+        # Cumulative: the last one wins (nearly always the read's last event has one).
+        for index in range(len(decoded) - 1, -1, -1):
+            if decoded[index][0].usageMetadata is not None:
+                self._usage_payload = events[index]
+                break
         self.tokens += tokens
         if answers:
             self.has_answer = True
@@ -293,6 +296,7 @@ class GeminiAccumulator(AccumulatorBase):
         usage = chunk.get("usageMetadata")
         if type(usage) is dict:
             self._usage = usage  # cumulative on every chunk: the last one wins, never a sum
+            self._usage_payload = None
         if self._id is None and isinstance(chunk.get("responseId"), str):
             self._id = chunk["responseId"]
         if self._model is None and isinstance(chunk.get("modelVersion"), str):
@@ -368,13 +372,17 @@ class GeminiAccumulator(AccumulatorBase):
     def result(self) -> Completion:
         choices = tuple(self._candidates[index].finish() for index in sorted(self._candidates))
         finished = bool(choices) and all(choice.raw_finish_reason is not None for choice in choices)
+        usage = self._usage
+        if isinstance(self._usage_payload, bytes):
+            # msgspec checked it (a UsageMetadata): orjson reads the same payload, to the dict as sent.
+            usage = orjson.loads(self._usage_payload)["usageMetadata"]
         return Completion(
             id=self._id,
             model=self._model,
             complete=self._error is None and (finished or self._blocked),
             error=self._error,
             choices=choices,
-            usage=gemini_usage(self._usage) if self._usage is not None else None,
+            usage=gemini_usage(usage) if usage is not None else None,
             extras=dict(self._extras),
         )
 

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Final
 
 import msgspec
 
-from runner.wire.dialects.openai_chat_fast import Int64
+from runner.wire.dialects.openai_chat_fast import Int64  # noqa: TC001 (msgspec reads it at run time)
 from runner.wire.sse import DATA_JOINER
 
 if TYPE_CHECKING:
@@ -39,15 +39,35 @@ class Candidate(msgspec.Struct, forbid_unknown_fields=True, gc=False):
     finishReason: str | None = None
 
 
-# usageMetadata is kept as sent (Usage.raw): a dict, in the order sent, of counts, strings
-# (trafficType) and lists of {modality, tokenCount} objects. Its lists hold objects only: no array
-# in these Structs may hold an array (decode_events needs that).
-_UsageValue = Int64 | str | list[dict[str, Int64 | str]]
+class TokenCount(msgspec.Struct, forbid_unknown_fields=True, gc=False):
+    modality: str | None = None
+    tokenCount: Int64 | None = None
+
+
+class UsageMetadata(msgspec.Struct, forbid_unknown_fields=True, gc=False):
+    """Only checked here, never read: the accumulator keeps the payload of the last event that has
+    one and reads its usageMetadata with orjson at ``result()`` (Usage.raw is the dict as sent, in
+    the order sent, which a Struct would not keep). Checked with typed fields, it costs msgspec a
+    fraction of decoding it into a dict of unions, and anything it accepts, orjson reads. Its
+    lists hold objects only: no array in these Structs may hold an array (decode_events needs that).
+    """
+
+    promptTokenCount: Int64 | None = None
+    candidatesTokenCount: Int64 | None = None
+    totalTokenCount: Int64 | None = None
+    thoughtsTokenCount: Int64 | None = None
+    cachedContentTokenCount: Int64 | None = None
+    toolUsePromptTokenCount: Int64 | None = None
+    trafficType: str | None = None
+    promptTokensDetails: list[TokenCount] | None = None
+    candidatesTokensDetails: list[TokenCount] | None = None
+    cacheTokensDetails: list[TokenCount] | None = None
+    toolUsePromptTokensDetails: list[TokenCount] | None = None
 
 
 class Response(msgspec.Struct, forbid_unknown_fields=True, gc=False):
     candidates: list[Candidate] | None = None
-    usageMetadata: dict[str, _UsageValue] | None = None
+    usageMetadata: UsageMetadata | None = None
     modelVersion: str | None = None
     responseId: str | None = None
     createTime: str | None = None

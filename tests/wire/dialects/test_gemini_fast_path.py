@@ -158,15 +158,46 @@ def test_decode_events_refuses_what_is_not_one_response_per_event(events: list[b
     assert decode_events(events) is None
 
 
-def test_decode_events_keeps_the_usage_dict_as_sent() -> None:
-    """usageMetadata comes out as the dict orjson would give, in the order sent."""
+def test_the_usage_dict_is_kept_as_sent() -> None:
+    """usageMetadata read by the fast path comes out as the dict orjson gives, in the order sent."""
     payload = b'{"usageMetadata":{"totalTokenCount":3,"promptTokenCount":1,"trafficType":"ON_DEMAND"}}'
-    decoded = decode_events([payload])
-    assert decoded is not None
-    usage = decoded[0][0].usageMetadata
-    assert usage is not None
-    assert list(usage.items()) == [
-        ("totalTokenCount", 3),
-        ("promptTokenCount", 1),
-        ("trafficType", "ON_DEMAND"),
-    ]
+    assert decode_events([payload]) is not None  # (the fast path takes it)
+    for reads in ([payload], [payload, payload]):
+        acc = GeminiAccumulator()
+        acc.feed_many(reads)
+        usage = acc.result().usage
+        assert usage is not None
+        assert list(usage.raw.items()) == [
+            ("totalTokenCount", 3),
+            ("promptTokenCount", 1),
+            ("trafficType", "ON_DEMAND"),
+        ]
+
+
+def _usage_event(count: int, *, odd: bool = False) -> bytes:
+    """A text event whose usageMetadata the Struct knows, or (odd) holds a key it does not."""
+    extra = ',"new":1' if odd else ""
+    usage = f'{{"promptTokenCount":1,"candidatesTokenCount":{count}{extra}}}'.encode()
+    text = b'{"candidates":[{"content":{"parts":[{"text":"x"}]},"index":0}],"usageMetadata":'
+    return b"data: " + text + usage + b"}\r\n\r\n"
+
+
+@pytest.mark.parametrize(
+    "counts",
+    [
+        pytest.param([(1, False), (2, True), (3, False)], id="fast-orjson-fast"),
+        pytest.param([(1, True), (2, False)], id="orjson-fast"),
+        pytest.param([(1, False), (2, True)], id="fast-orjson"),
+    ],
+)
+def test_the_last_usage_wins_whichever_path_read_it(counts: list[tuple[int, bool]]) -> None:
+    """usageMetadata read by msgspec (kept as its payload) or by orjson (an unknown usage key): the
+    last one sent is the result's, one event per read and all in one read alike."""
+    events = [_usage_event(count, odd=odd) for count, odd in counts]
+    body = b"".join(events)
+    expected = general_path(body)
+    assert expected[0].usage is not None
+    assert expected[0].usage.raw["candidatesTokenCount"] == counts[-1][0]
+    cuts = [sum(map(len, events[: k + 1])) for k in range(len(events))]
+    assert fast_path(body, cuts) == expected
+    assert fast_path(body, []) == expected
