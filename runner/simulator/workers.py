@@ -2,10 +2,11 @@
 
 One trio loop paces about 60,000 events a second on this kind of machine (~15 us of CPU each, one pacer
 task sending every stream's due writes: ``runner.simulator.pacer``); loads beyond that, or whose
-per-request work (accepting, parsing, planning answers) is heavy, can use more processes. With ``workers`` > 1 every port is bound ``workers`` times with
-SO_REUSEPORT (Linux: the kernel spreads new connections over the sockets) before any loop starts,
-``workers - 1`` processes are forked off, and each serves its own sockets. Forked before ``trio.run``:
-no loop or thread exists yet to be copied half-way.
+per-request work (accepting, parsing, planning answers) is heavy, can use more processes. With
+``workers`` > 1 every port is bound ``workers`` times with SO_REUSEPORT (Linux: the kernel spreads new
+connections over the sockets) before any loop starts, ``workers - 1`` processes are forked off, and
+each serves its own sockets. Forked before ``trio.run``: no loop or thread exists yet to be copied
+half-way.
 
 What a worker keeps is its own: a scripted fault by attempt number (``1=http_429``) counts the attempts
 that reached that worker, and a retry on a new connection may reach another. So ``runner run`` serves
