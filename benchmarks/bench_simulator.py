@@ -4,8 +4,11 @@ One simulator process pinned to core 0 (zero latency, one token per event) serve
 content chunks; a consumer process pinned to core 1 reads them with (a) a raw trio socket that only
 counts SSE events, then (b) httpx.AsyncClient on trio + runner.wire.sse.SSEDecoder + orjson.loads per event
 (+ the openai-chat accumulator when ``runner.wire.dialects.get_dialect`` exists). Target: a >= 3x.
+Also prints the simulator's own CPU per event while it serves the raw reader (Linux: /proc), the
+figure that bounds many slow streams (``--delay-ms``: a gap between events, as ``runner bench``).
 
     python benchmarks/bench_simulator.py --streams 200 --chunks 500 --concurrency 50
+    python benchmarks/bench_simulator.py --streams 1000 --chunks 50 --delay-ms 20 --concurrency 500 --raw-only
 """
 
 from __future__ import annotations
@@ -33,14 +36,15 @@ def _pin(core: int) -> None:
         os.sched_setaffinity(0, {core})
 
 
-def simulator_process(chunks: int, coalesce: bool, conn: Any) -> None:
-    """Serve a zero-latency simulator on core 0 and send its port back through ``conn``."""
+def simulator_process(chunks: int, coalesce: bool, delay_ms: float, conn: Any) -> None:
+    """Serve a simulator (``delay_ms`` between events) on core 0 and send its port back through ``conn``."""
     from runner.simulator import SimulatorConfig
-    from runner.simulator.config import Dist
+    from runner.simulator.config import Dist, Latency
     from runner.simulator.server import serve_simulator
 
     _pin(0)
-    config = SimulatorConfig(output_tokens=Dist(a=float(chunks)), coalesce=coalesce)
+    latency = Latency(gap=Dist(a=delay_ms / 1000.0))
+    config = SimulatorConfig(output_tokens=Dist(a=float(chunks)), coalesce=coalesce, latency=latency)
 
     async def main() -> None:
         async with trio.open_nursery() as nursery:
@@ -133,6 +137,16 @@ def runner_consumer(port: int, streams: int, concurrency: int, conn: Any) -> Non
     conn.send(trio.run(main))
 
 
+def _cpu_of(pid: int) -> float | None:
+    """User + system CPU seconds of process ``pid`` so far (Linux /proc; None elsewhere)."""
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            fields = stat.read().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def _run(target: Any, *args: Any) -> Any:
     parent, child = mp.Pipe()
     process = mp.get_context("spawn").Process(target=target, args=(*args, child))
@@ -149,25 +163,40 @@ def main() -> None:
     parser.add_argument("--streams", type=int, default=200)
     parser.add_argument("--chunks", type=int, default=500, help="content chunks per stream")
     parser.add_argument("--concurrency", type=int, default=50)
+    parser.add_argument("--delay-ms", type=float, default=0.0, help="gap between two events of a stream")
     parser.add_argument(
         "--per-event-writes", action="store_true", help="one send per SSE event (no coalescing)"
     )
+    parser.add_argument("--raw-only", action="store_true", help="skip (b), the runner path")
     args = parser.parse_args()
     ctx = mp.get_context("spawn")
     parent, child = ctx.Pipe()
     server = ctx.Process(
-        target=simulator_process, args=(args.chunks, not args.per_event_writes, child), daemon=True
+        target=simulator_process,
+        args=(args.chunks, not args.per_event_writes, args.delay_ms, child),
+        daemon=True,
     )
     server.start()
     try:
         port = parent.recv()
         _run(raw_consumer, port, 4, 4)  # warm up the server's code paths
+        assert server.pid is not None
+        before = _cpu_of(server.pid)
         events, wall, cpu = _run(raw_consumer, port, args.streams, args.concurrency)
+        after = _cpu_of(server.pid)
         raw_rate = events / wall
         print(
             f"(a) raw socket reader: {events} events in {wall:.2f} s -> {raw_rate:,.0f} chunks/s"
             f" (client cpu {cpu:.2f} s)"
         )
+        if before is not None and after is not None:
+            used = after - before
+            print(
+                f"simulator: {events / wall:,.0f} events/s to {args.concurrency} streams at a time,"
+                f" {used / events * 1e6:.1f} us cpu/event ({used:.2f} s cpu in {wall:.2f} s)"
+            )
+        if args.raw_only:
+            return
         events, wall, cpu, with_dialect = _run(runner_consumer, port, args.streams, args.concurrency)
         runner_rate = events / wall
         path = "httpx + SSEDecoder + orjson" + (" + openai-chat accumulator" if with_dialect else "")

@@ -8,8 +8,10 @@ Errors are trio's and the OS's; runner/http/transport.py maps them onto httpx's 
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import select
+import socket
 import ssl
 from collections import deque
 from dataclasses import dataclass, field
@@ -115,7 +117,7 @@ def default_ssl_context() -> ssl.SSLContext:
 async def open_connection(origin: Origin, ssl_context: ssl.SSLContext | None) -> Connection:
     """Connect to ``origin``; for https, a TLS handshake with SNI and hostname checking."""
     scheme, host, port = origin
-    stream: trio.abc.Stream = await trio.open_tcp_stream(host, port)  # sets TCP_NODELAY
+    stream: trio.abc.Stream = await _open_tcp(host, port)
     if scheme == "https":
         if ssl_context is None:
             ssl_context = default_ssl_context()
@@ -128,6 +130,27 @@ async def open_connection(origin: Origin, ssl_context: ssl.SSLContext | None) ->
             raise
         stream = tls
     return Connection(origin, stream)
+
+
+async def _open_tcp(host: str, port: int) -> trio.SocketStream:
+    """A TCP stream to ``host:port`` (trio.SocketStream sets TCP_NODELAY).
+
+    An IP address is connected to directly: trio's open_tcp_stream runs its happy-eyeballs nursery
+    even for one address, ~100 us of CPU a connection (a tenth of a short stream's cost, and a wave of
+    500 new streams waits 50 ms on it). A name goes through it: several addresses, tried in turn.
+    """
+    try:
+        address = ipaddress.ip_address(host)
+    except ValueError:
+        return await trio.open_tcp_stream(host, port)
+    family = socket.AF_INET6 if address.version == 6 else socket.AF_INET
+    sock = trio.socket.socket(family, socket.SOCK_STREAM)
+    try:
+        await sock.connect((host, port))
+    except BaseException:
+        sock.close()
+        raise
+    return trio.SocketStream(sock)
 
 
 @dataclass(slots=True)

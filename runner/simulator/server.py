@@ -11,6 +11,7 @@ import random
 import socket
 import struct
 import time
+from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Final
 
@@ -21,7 +22,7 @@ from runner.errors import ConfigError
 from runner.simulator.config import Fault, SimulatorConfig, parse_faults
 from runner.simulator.emitters import EMITTERS, FALLBACK, InvalidRequestError
 from runner.simulator.emitters.gemini import GeminiEmitter
-from runner.simulator.faults import malformed, retry_headers, with_message
+from runner.simulator.faults import retry_headers, with_message
 from runner.simulator.frames import EmitContext, Frame
 from runner.simulator.http import (
     LAST_CHUNK,
@@ -34,22 +35,18 @@ from runner.simulator.http import (
 )
 from runner.simulator.log import AttemptCounter, ServedLog
 from runner.simulator.models import models_body
+from runner.simulator.pacer import Pacer
+from runner.simulator.pacing import Cut, Write, plan_stream
 from runner.simulator.script import answer, content_seed
 
 if TYPE_CHECKING:
     from runner.simulator.emitters import Emitter, Task
     from runner.simulator.script import Expected
 
-_MID_STREAM: Final = (
-    "stall",
-    "heartbeat_stall",
-    "close_clean",
-    "close_abrupt",
-    "stream_error",
-    "finish_error",
-)
-_FLUSH_AT: Final = 16 * 1024  # back-to-back frames share one send (whole chunks only) up to this size
 _READ: Final = 64 * 1024
+# Answers kept by request: a load test sends one body thousands of times, and building its answer
+# (seeded draws, ~40 us) is a tenth of what a simulated stream costs the simulator.
+_ANSWERS: Final = 256
 _HIDDEN_HEADERS: Final = ("authorization", "x-api-key", "api-key", "x-goog-api-key")
 
 
@@ -93,20 +90,25 @@ async def serve_simulator(
         listeners = [trio.SocketListener(trio.socket.from_stdlib_socket(sock))]
         host = sock.getsockname()[0]
     bound = listeners[0].socket.getsockname()[1]
-    simulator = _Simulator(config, ServedLog())
-    task_status.started(SimulatorHandle(host=host, port=bound, config=config, log=simulator.log))
-    await trio.serve_listeners(simulator.connection, listeners)
+    async with trio.open_nursery() as nursery:
+        pacer = Pacer()
+        nursery.start_soon(pacer.run)
+        simulator = _Simulator(config, ServedLog(), pacer)
+        task_status.started(SimulatorHandle(host=host, port=bound, config=config, log=simulator.log))
+        await trio.serve_listeners(simulator.connection, listeners)
 
 
 class _Simulator:
-    def __init__(self, config: SimulatorConfig, log: ServedLog) -> None:
+    def __init__(self, config: SimulatorConfig, log: ServedLog, pacer: Pacer) -> None:
         self.config = config
         self.log = log
+        self.pacer = pacer  # sends every stream's paced writes from one task
         self.attempts = AttemptCounter()
         self.routes = {emitter.route: emitter for emitter in EMITTERS.values()}
         self.fallback = EMITTERS[FALLBACK]
         # Gemini names the model and the streaming choice in the path: matched, not looked up.
         self.gemini = GeminiEmitter()
+        self.answers: OrderedDict[tuple[str, str, bytes], Expected] = OrderedDict()
 
     async def connection(self, stream: trio.SocketStream) -> None:
         async with stream:
@@ -184,8 +186,10 @@ class _Simulator:
         rng = random.Random(f"{self.config.seed}:{fingerprint}:{attempt}:time")
         response_id = f"{emitter.response_id_prefix}{fingerprint}{attempt:04d}"
         self.log.response_started()
+        # The answer is a pure function of the task (so of the route and body) and the config.
+        key = (emitter.name, path, hashlib.sha1(request.body, usedforsecurity=False).digest())
         try:
-            alive = await self.reply(stream, emitter, task, fault, rng, response_id, received)
+            alive = await self.reply(stream, emitter, task, fault, rng, response_id, received, key)
         finally:
             self.log.response_ended()
         return alive and request.keep_alive
@@ -199,6 +203,7 @@ class _Simulator:
         rng: random.Random,
         response_id: str,
         received: float,
+        key: tuple[str, str, bytes],
     ) -> bool:
         """Send the answer as ``fault`` shapes it; False when the connection must close afterwards."""
         if fault.name == "reset":
@@ -215,7 +220,7 @@ class _Simulator:
             error = emitter.error_body(fault.status, quota=fault.name == "quota", task=task)
             await stream.send_all(json_response(fault.status, error, extra=retry_headers(fault)))
             return True
-        expected = answer(emitter, task, self.config)
+        expected = self.answer(key, emitter, task)
         ctx = EmitContext(
             rng=rng, chunk=latency.chunk, response_id=response_id, created=int(time.time()), received=received
         )
@@ -229,6 +234,16 @@ class _Simulator:
             return True
         return await self.stream(stream, frames, fault, rng, emitter, expected, task, ctx)
 
+    def answer(self, key: tuple[str, str, bytes], emitter: Emitter, task: Task) -> Expected:
+        """``script.answer`` for the task, remembered for the latest ``_ANSWERS`` requests."""
+        expected = self.answers.pop(key, None)
+        if expected is None:
+            expected = answer(emitter, task, self.config)
+        self.answers[key] = expected  # (re)inserted last: the most recently used
+        if len(self.answers) > _ANSWERS:
+            self.answers.popitem(last=False)
+        return expected
+
     async def stream(
         self,
         stream: trio.SocketStream,
@@ -241,100 +256,55 @@ class _Simulator:
         ctx: EmitContext,
     ) -> bool:
         """Send the frames paced by the latency model; inject a mid-stream fault at its frame."""
-        latency = self.config.latency
-        heartbeat = chunk(emitter.heartbeat)
-        tokens = [i for i, f in enumerate(frames) if f.token]
-        trigger = -1
-        if fault.name in (*_MID_STREAM, "malformed"):
-            k = fault.after if fault.after is not None else len(tokens) // 2
-            trigger = tokens[k] if k < len(tokens) else len(frames) - 1
-        pending = bytearray(SSE_HEAD)
-        seen = 0
-        # True while the first token's frame waits in `pending` (coalesced): the send that takes it
-        # is the instant the log keeps, for comparing with a client's TTFT (ServedLog.first_token_at).
-        # Read just before send_all: its syscall runs at once, but it yields before returning, and a
-        # client on the same loop may read the bytes in between.
-        first_pending = False
-        for i, frame in enumerate(frames):
-            if i == trigger:
-                if fault.name == "malformed":
-                    frame = malformed(frame)
-                else:
-                    if first_pending:  # cut() sends `pending` in its first write
-                        self.log.first_token_sent(ctx.response_id, time.monotonic(), received=ctx.received)
-                    return await self.cut(stream, pending, frame, fault, emitter, expected, task, ctx)
-            if frame.token:
-                dist = latency.ttft if seen == 0 else latency.gap
-                seen += 1
-                if not dist.is_zero:
-                    delay = dist.sample(rng)
-                    if delay > 0:
-                        if first_pending:
-                            self.log.first_token_sent(
-                                ctx.response_id, time.monotonic(), received=ctx.received
-                            )
-                            first_pending = False
-                        await stream.send_all(pending)
-                        pending.clear()
-                        await _pause(stream, delay, latency.heartbeat, heartbeat)
-                first_pending = first_pending or seen == 1
-            pending += chunk(frame.wire)
-            if len(pending) >= _FLUSH_AT or not self.config.coalesce:
-                if first_pending:
-                    self.log.first_token_sent(ctx.response_id, time.monotonic(), received=ctx.received)
-                    first_pending = False
-                await stream.send_all(pending)
-                pending.clear()
-        if first_pending:
-            self.log.first_token_sent(ctx.response_id, time.monotonic(), received=ctx.received)
-        pending += LAST_CHUNK
-        await stream.send_all(pending)
-        return True
+        writes, cut = plan_stream(
+            frames,
+            fault,
+            latency=self.config.latency,
+            rng=rng,
+            coalesce=self.config.coalesce,
+            heartbeat=chunk(emitter.heartbeat),
+        )
+        if cut is not None:
+            writes.append(self.cut_write(cut, fault, emitter, expected, task, ctx))
 
-    async def cut(
-        self,
-        stream: trio.SocketStream,
-        pending: bytearray,
-        frame: Frame,
-        fault: Fault,
-        emitter: Emitter,
-        expected: Expected,
-        task: Task,
-        ctx: EmitContext,
-    ) -> bool:
-        """Apply a mid-stream fault in place of ``frame``; False when the connection must close."""
-        name = fault.name
-        if name == "close_clean":
-            await stream.send_all(pending + LAST_CHUNK)
+        def first_token_sent() -> None:
+            # Taken just before the write: its syscall runs at once, while a send_all yields before
+            # returning and a client on the same loop may read the bytes in between.
+            self.log.first_token_sent(ctx.response_id, time.monotonic(), received=ctx.received)
+
+        await self.pacer.play(stream, writes, first_token_sent)
+        if cut is None:
             return True
-        if name == "close_abrupt":
-            whole = chunk(frame.wire)
-            await stream.send_all(pending + whole[: len(whole) // 2])
+        name = fault.name
+        if name == "stall":
+            await _wait_for_eof(stream)
             return False
-        if name in ("stream_error", "finish_error"):
+        if name == "heartbeat_stall":  # alive but never another token
+            heartbeat = chunk(emitter.heartbeat)
+            while True:
+                await trio.sleep(self.config.latency.heartbeat)
+                await stream.send_all(heartbeat)
+        return name != "close_abrupt"
+
+    def cut_write(
+        self, cut: Cut, fault: Fault, emitter: Emitter, expected: Expected, task: Task, ctx: EmitContext
+    ) -> Write:
+        """The write a mid-stream fault makes in place of ``cut.frame``: the unsent frames, then its own
+        bytes (none for the stalls, which then wait)."""
+        name = fault.name
+        tail = b""
+        if name == "close_clean":
+            tail = LAST_CHUNK
+        elif name == "close_abrupt":
+            whole = chunk(cut.frame.wire)
+            tail = whole[: len(whole) // 2]
+        elif name in ("stream_error", "finish_error"):
             miromind = name == "finish_error" or self.config.flavor == "miromind"
             errors = emitter.stream_error(
                 miromind=miromind, response_id=ctx.response_id, model=expected.model, task=task
             )
-            await stream.send_all(pending + b"".join(chunk(f.wire) for f in errors) + LAST_CHUNK)
-            return True
-        await stream.send_all(pending)
-        if name == "stall":
-            await _wait_for_eof(stream)
-            return False
-        heartbeat = chunk(emitter.heartbeat)  # heartbeat_stall: alive but never another token
-        while True:
-            await trio.sleep(self.config.latency.heartbeat)
-            await stream.send_all(heartbeat)
-
-
-async def _pause(stream: trio.SocketStream, delay: float, interval: float, heartbeat: bytes) -> None:
-    # A pause longer than the heartbeat interval is filled the way providers keep proxies awake.
-    while delay > interval:
-        await trio.sleep(interval)
-        await stream.send_all(heartbeat)
-        delay -= interval
-    await trio.sleep(delay)
+            tail = b"".join(chunk(f.wire) for f in errors) + LAST_CHUNK
+        return Write(cut.delay, cut.pending + tail, cut.first_token)
 
 
 async def _wait_for_eof(stream: trio.SocketStream) -> None:

@@ -1,10 +1,12 @@
 """Several simulator processes sharing each port (SO_REUSEPORT), one trio loop each.
 
-One trio loop paces about 15,000 events a second on this kind of machine; a benchmark of 500 streams
-with a chunk every 20 ms asks for more. With ``workers`` > 1 every port is bound ``workers`` times with
-SO_REUSEPORT (Linux: the kernel spreads new connections over the sockets) before any loop starts,
-``workers - 1`` processes are forked off, and each serves its own sockets. Forked before ``trio.run``:
-no loop or thread exists yet to be copied half-way.
+One trio loop paces about 60,000 events a second on this kind of machine (~15 us of CPU each, one pacer
+task sending every stream's due writes: ``runner.simulator.pacer``); loads beyond that, or whose
+per-request work (accepting, parsing, planning answers) is heavy, can use more processes. With
+``workers`` > 1 every port is bound ``workers`` times with SO_REUSEPORT (Linux: the kernel spreads new
+connections over the sockets) before any loop starts, ``workers - 1`` processes are forked off, and
+each serves its own sockets. Forked before ``trio.run``: no loop or thread exists yet to be copied
+half-way.
 
 What a worker keeps is its own: a scripted fault by attempt number (``1=http_429``) counts the attempts
 that reached that worker, and a retry on a new connection may reach another. So ``runner run`` serves

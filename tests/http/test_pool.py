@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import socket
 
+import pytest
 import trio
 
-from runner.http.pool import READS_PER_CHECKPOINT, Connection
+from runner.http.pool import READS_PER_CHECKPOINT, Connection, open_connection
 
 READ = 1024  # small reads: a few KiB in the socket buffer make many reads that need not wait
 
@@ -104,3 +105,41 @@ async def test_a_closed_connection_never_reads_its_old_descriptor() -> None:
         else:
             raise AssertionError("a closed connection read something")
     await server.aclose()
+
+
+def _has_ipv6_loopback() -> bool:
+    try:
+        with socket.socket(socket.AF_INET6) as probe:
+            probe.bind(("::1", 0))
+    except OSError:
+        return False
+    return True
+
+
+@pytest.mark.parametrize(
+    ("listen", "host"),
+    [
+        pytest.param("127.0.0.1", "127.0.0.1", id="ipv4-address"),
+        pytest.param(
+            "::1",
+            "::1",
+            id="ipv6-address",
+            marks=pytest.mark.skipif(not _has_ipv6_loopback(), reason="no IPv6 loopback"),
+        ),
+        pytest.param("127.0.0.1", "localhost", id="name"),
+    ],
+)
+async def test_connections_open_to_addresses_and_names(listen: str, host: str) -> None:
+    """An IP address (connected to directly) and a name (resolved) both give a no-delay TCP stream."""
+    (listener,) = await trio.open_tcp_listeners(0, host=listen)
+    port = listener.socket.getsockname()[1]
+    with trio.fail_after(10):
+        async with listener:
+            connection = await open_connection(("http", host, port), None)
+            server = await listener.accept()
+            await server.send_all(b"hello")
+            assert await connection.receive() == b"hello"
+            assert isinstance(connection.stream, trio.SocketStream)
+            assert connection.stream.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY)
+            await connection.aclose()
+            await server.aclose()
