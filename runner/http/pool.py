@@ -17,6 +17,8 @@ from typing import Final
 
 import trio
 
+from runner.http import stamp
+
 # httpx's default: a connection idle longer than this may already be closed by the server.
 KEEPALIVE_EXPIRY_S: Final = 5.0
 # One socket read: large, so a fast stream is read in few wake-ups (PERFORMANCE.md: per read, not per chunk).
@@ -35,9 +37,28 @@ Origin = tuple[str, str, int]  # (scheme, host, port)
 class Connection:
     """One HTTP/1.1 connection (TCP, or TLS over it)."""
 
-    __slots__ = ("_fd", "_immediate", "_must_wait", "_read_size", "idle_since", "origin", "reused", "stream")
+    __slots__ = (
+        "_fd",
+        "_immediate",
+        "_must_wait",
+        "_read_size",
+        "_stamped",
+        "arrival",
+        "dating",
+        "idle_since",
+        "origin",
+        "reused",
+        "stream",
+    )
 
-    def __init__(self, origin: Origin, stream: trio.abc.Stream, *, read_size: int = RECEIVE_BYTES) -> None:
+    def __init__(
+        self,
+        origin: Origin,
+        stream: trio.abc.Stream,
+        *,
+        read_size: int = RECEIVE_BYTES,
+        stamped: bool = False,
+    ) -> None:
         self.origin = origin
         self.stream = stream
         self.idle_since = 0.0
@@ -47,6 +68,15 @@ class Connection:
         self._immediate = 0  # reads in a row that did not wait
         self._must_wait = False  # the last read drained the socket: wait before the next one
         self._read_size = read_size
+        # The kernel stamps what this socket receives (runner.http.stamp.enable; plain TCP only: a TLS
+        # record's bytes are read through the SSL object, and their segments' stamps do not reach us).
+        self._stamped = stamped and self._fd >= 0
+        # Set by the reader: date the next reads. Off by default, so a stream past the instants it
+        # times (its head, its first token) reads with os.read at no extra cost.
+        self.dating = False
+        # When the kernel received the last dated read's newest segment, on the loop's clock (None: the
+        # read was not dated, or the kernel gave no stamp). An upper bound: runner.http.stamp says why.
+        self.arrival: float | None = None
 
     async def receive(self) -> bytes:
         """The next bytes the server sent (up to ``read_size``); b"" when it closed the connection.
@@ -58,6 +88,8 @@ class Connection:
         if fd < 0:
             data = await self.stream.receive_some(self._read_size)
             return data if isinstance(data, bytes) else bytes(data)  # SSLStream's are bytearrays
+        if self.dating and self._stamped:
+            return await self._receive_dated()
         if self._must_wait:
             # The last read came back short, so the socket was empty then: with slow streams the next
             # bytes are almost never there yet, and a read that would fail costs a syscall and an
@@ -78,6 +110,23 @@ class Connection:
                 continue
             break
         self._immediate += 1
+        self._must_wait = len(data) < self._read_size
+        return data
+
+    async def _receive_dated(self) -> bytes:
+        """``receive`` through recvmsg, which also hands over the kernel's receive stamp (``arrival``).
+
+        trio's own recvmsg (a cancel point, and a schedule point whether it waited or not): only the
+        few reads a stream dates take this path, so its extra frames do not matter.
+        """
+        assert isinstance(self.stream, trio.SocketStream)
+        data, ancdata, _flags, _address = await self.stream.socket.recvmsg(
+            self._read_size, stamp.ANCILLARY_BYTES
+        )
+        # The two clocks side by side, right after the read: the stamp's age on the one is taken
+        # off the other (runner.http.stamp.arrival).
+        self.arrival = stamp.arrival(ancdata, trio.current_time(), stamp.realtime_ns())
+        self._immediate = 0
         self._must_wait = len(data) < self._read_size
         return data
 
@@ -112,10 +161,20 @@ def default_ssl_context() -> ssl.SSLContext:
     return context
 
 
-async def open_connection(origin: Origin, ssl_context: ssl.SSLContext | None) -> Connection:
-    """Connect to ``origin``; for https, a TLS handshake with SNI and hostname checking."""
+async def open_connection(
+    origin: Origin, ssl_context: ssl.SSLContext | None, *, stamped: bool = False
+) -> Connection:
+    """Connect to ``origin``; for https, a TLS handshake with SNI and hostname checking.
+
+    ``stamped``: ask the kernel to stamp what a plain TCP connection receives (runner.http.stamp),
+    when the loop's clock is the machine's (a mock clock cannot place a stamp).
+    """
     scheme, host, port = origin
-    stream: trio.abc.Stream = await trio.open_tcp_stream(host, port)  # sets TCP_NODELAY
+    tcp = await trio.open_tcp_stream(host, port)  # sets TCP_NODELAY
+    stream: trio.abc.Stream = tcp
+    if scheme == "http":
+        stamped = stamped and stamp.loop_clock_is_real() and stamp.enable(tcp.socket)
+        return Connection(origin, stream, stamped=stamped)
     if scheme == "https":
         if ssl_context is None:
             ssl_context = default_ssl_context()
@@ -139,13 +198,19 @@ class _Host:
 class Pool:
     """Idle connections per origin, and at most ``max_per_host`` requests in flight to each."""
 
-    __slots__ = ("_hosts", "_ssl_context", "keepalive_expiry", "max_per_host")
+    __slots__ = ("_hosts", "_ssl_context", "keepalive_expiry", "max_per_host", "stamped")
 
     def __init__(
-        self, *, max_per_host: int, ssl_context: ssl.SSLContext | None, keepalive_expiry: float
+        self,
+        *,
+        max_per_host: int,
+        ssl_context: ssl.SSLContext | None,
+        keepalive_expiry: float,
+        stamped: bool = False,
     ) -> None:
         self.max_per_host = max_per_host
         self.keepalive_expiry = keepalive_expiry
+        self.stamped = stamped  # new plain TCP connections get kernel receive stamps (runner.http.stamp)
         self._ssl_context = ssl_context
         self._hosts: dict[Origin, _Host] = {}
 
@@ -179,7 +244,7 @@ class Pool:
             await connection.aclose()
         if origin[0] == "https" and self._ssl_context is None:
             self._ssl_context = default_ssl_context()  # built once, at the first https connection
-        return await open_connection(origin, self._ssl_context)
+        return await open_connection(origin, self._ssl_context, stamped=self.stamped)
 
     async def checkin(self, connection: Connection) -> None:
         """Keep a connection whose response was read to its end; expired ones at the old end go."""

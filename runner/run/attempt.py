@@ -24,7 +24,7 @@ from runner.spec import DEFAULT_MAX_RESPONSE_BYTES
 from runner.wire.sse import SSEDecoder
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Iterator, Mapping
+    from collections.abc import AsyncIterator, Callable, Iterator, Mapping
 
     from runner.model import Completion, CompletionError
     from runner.spec import Timeouts
@@ -72,7 +72,13 @@ Phase = Literal["connect", "error-body", "body"]
 
 @dataclass(slots=True)
 class _Clock:
-    """Monotonic offsets of one attempt (trio's clock, so tests with autojump_clock stay exact)."""
+    """Monotonic instants of one attempt (trio's clock, so tests with autojump_clock stay exact).
+
+    On runner's transport over plain TCP on Linux, the headers, the first byte and the first tokens
+    are dated by when the kernel received their bytes (runner.http.stamp), placed on this clock: a
+    loop too busy to read them at once does not add its delay to them. Elsewhere (stock httpx, TLS,
+    another OS, a mock clock), by when the loop read them. Later reads keep the loop's time (gaps).
+    """
 
     start: float
     headers: float | None = None
@@ -269,7 +275,7 @@ async def run_attempt(
                     # because httpx's read timeout would also cap the wait for headers.
                     timeout=httpx.Timeout(timeouts.connect, read=None, pool=None),
                 ) as response:
-                    clock.headers = trio.current_time()
+                    clock.headers = _arrived(response, clock.start, trio.current_time())
                     got.status = status = response.status_code
                     if 200 <= status < 300:
                         scope.deadline = deadlines.body(clock.headers)
@@ -330,10 +336,19 @@ async def _read_stream(
     # server compressed it), without httpx's two async-generator hops per read. Stock httpx: aiter_raw
     # (SSE bodies are not compressed in practice, and httpx's decoder stack costs per chunk:
     # PERFORMANCE.md), and aiter_bytes for a compressed body.
-    chunks = body_of(response)
-    if chunks is None:
+    body = body_of(response)
+    chunks: AsyncIterator[bytes]
+    if body is None:
         compressed = "content-encoding" in response.headers
         chunks = response.aiter_bytes() if compressed else response.aiter_raw()
+    else:
+        chunks = body
+    # The kernel dates the reads up to the first answer token when the head was dated (plain TCP,
+    # Linux); then dating stops, and the reads after it cost what they did without it.
+    dated = body is not None and body.arrival is not None
+    if dated:
+        assert body is not None
+        body.dating = True
     gaps, parts = got.gaps, got.parts
     nbytes = nevents = 0
     last = pushed = clock.headers if clock.headers is not None else clock.start
@@ -346,8 +361,13 @@ async def _read_stream(
     try:
         async for chunk in chunks:
             now = trio.current_time()
+            # When this read's bytes arrived, for the instants it may mark (up to the first answer).
+            at = now
+            if dated:
+                assert body is not None
+                at = _within(body.arrival, last, now)
             if clock.first_byte is None:
-                clock.first_byte = now
+                clock.first_byte = at
                 _check_event_stream(response, chunk)
             else:
                 gaps.append(now - last)
@@ -367,11 +387,14 @@ async def _read_stream(
             first = False
             if not has_token:
                 if clock.first_reasoning is None and accumulator.has_reasoning:
-                    clock.first_reasoning = now
+                    clock.first_reasoning = at
                     first = True
                 if accumulator.has_answer:
-                    clock.first_answer = now
+                    clock.first_answer = at
                     has_token = first = True
+                    if dated:
+                        assert body is not None
+                        body.dating = dated = False
             if watch_tokens and accumulator.tokens != tokens:
                 tokens = accumulator.tokens
                 first = deadlines.token_seen(now) or first
@@ -399,6 +422,23 @@ async def _read_stream(
     finally:
         got.nbytes = nbytes
         got.nevents = nevents
+
+
+def _arrived(response: httpx.Response, start: float, now: float) -> float:
+    """When the response head arrived: the kernel's instant on runner's transport (when it has one)."""
+    body = body_of(response)
+    return _within(body.arrival if body is not None else None, start, now)
+
+
+def _within(at: float | None, earliest: float, latest: float) -> float:
+    """A kernel's arrival instant, kept between what the loop knows for sure; None: the loop's ``latest``.
+
+    ``earliest`` (the request's start, the previous read) and ``latest`` (this read) bound any honest
+    answer: a stamp outside them (a realtime clock stepped in between) must not become a figure.
+    """
+    if at is None or at >= latest:
+        return latest
+    return at if at > earliest else earliest
 
 
 def _too_large(limit: int) -> errors.ResponseTooLargeError:
