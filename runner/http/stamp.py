@@ -54,22 +54,33 @@ def loop_clock_is_real() -> bool:
     return testing is None or not isinstance(trio.lowlevel.current_clock(), testing.MockClock)
 
 
-def arrival(ancdata: Sequence[tuple[int, int, bytes]], now: float, realtime_ns: int) -> float | None:
-    """When the kernel received a read's (last) segment, on the clock ``now`` is on; None: no stamp.
-
-    Args:
-        ancdata: what recvmsg returned with the read.
-        now: the loop's clock, read just after the read.
-        realtime_ns: ``time.clock_gettime_ns(CLOCK_REALTIME)``, read next to ``now``.
-
-    A stamp from the future (the realtime clock stepped back) dates the read at ``now``.
-    """
+def stamp_ns(ancdata: Sequence[tuple[int, int, bytes]]) -> int | None:
+    """The SO_TIMESTAMPNS stamp in recvmsg's ancillary data (realtime nanoseconds); None: there is none."""
     for level, kind, data in ancdata:
         if level == socket.SOL_SOCKET and kind == SO_TIMESTAMPNS and len(data) >= _TIMESPEC.size:
             seconds, nanoseconds = _TIMESPEC.unpack_from(data)
-            age_ns = realtime_ns - (seconds * 1_000_000_000 + nanoseconds)
-            return now - age_ns / 1e9 if age_ns > 0 else now
+            return int(seconds) * 1_000_000_000 + int(nanoseconds)
     return None
+
+
+def place(at_ns: int, now: float, realtime_ns: int) -> float:
+    """A realtime stamp on the clock ``now`` is on: ``now`` less the stamp's age.
+
+    Args:
+        at_ns: the kernel's stamp, realtime nanoseconds.
+        now: the loop's clock, read just after the read.
+        realtime_ns: ``time.clock_gettime_ns(CLOCK_REALTIME)``, read next to ``now``.
+
+    A stamp from the future (the realtime clock stepped back) is placed at ``now``.
+    """
+    age_ns = realtime_ns - at_ns
+    return now - age_ns / 1e9 if age_ns > 0 else now
+
+
+def arrival(ancdata: Sequence[tuple[int, int, bytes]], now: float, realtime_ns: int) -> float | None:
+    """When the kernel received a read's newest segment, on the clock ``now`` is on; None: no stamp."""
+    at_ns = stamp_ns(ancdata)
+    return None if at_ns is None else place(at_ns, now, realtime_ns)
 
 
 def realtime_ns() -> int:

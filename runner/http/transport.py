@@ -36,7 +36,9 @@ class Body(Protocol):
     """What ``body_of`` hands out: the body's blocks, and when the kernel received them (see ``_Body``)."""
 
     dating: bool
+    head_arrival: float | None
     arrival: float | None
+    first_arrival: float | None
 
     def __aiter__(self) -> Body: ...
 
@@ -113,9 +115,9 @@ class HttpTransport(httpx.AsyncBaseTransport):
                 await connection.aclose()
                 connection = await self._connect(origin, request, timeouts, fresh=True)
                 await _send(connection, head, body, request, timeouts.get("write"))
-            response_head, rest, arrival = await _receive_head(connection, request, timeouts.get("read"))
-            if arrival is not None:
-                arrival = max(arrival, sent)
+            response_head, rest, head_at, rest_at = await _receive_head(
+                connection, request, timeouts.get("read")
+            )
             with _mapped(request):
                 reader = body_reader(response_head, method=request.method.encode())
         except BaseException:
@@ -123,7 +125,8 @@ class HttpTransport(httpx.AsyncBaseTransport):
                 await connection.aclose()
             raise
         stream = _Body(self._pool, connection, response_head, reader, rest, request, timeouts)
-        stream.arrival = arrival
+        stream.head_arrival = _later(sent, head_at)
+        stream.arrival = _later(stream.head_arrival, rest_at)
         return _response(response_head, stream)
 
     async def _connect(
@@ -200,11 +203,12 @@ async def _send(
 
 async def _receive_head(
     connection: Connection, request: httpx.Request, seconds: float | None
-) -> tuple[Head, bytes, float | None]:
-    """The response head, the body bytes that came with it, and when the read that completed it arrived.
+) -> tuple[Head, bytes, float | None, float | None]:
+    """The response head, the body bytes that came with it, and when they arrived (the kernel's).
 
-    The arrival is the kernel's (dated reads: one recvmsg per response, a microsecond or two), None
-    where the connection has no stamps (TLS, not Linux, a mock clock).
+    When the head arrived: its read's first bytes as the watch peeked them, or else its newest
+    segment; and the newest segment (what the body bytes read with it are dated by). None where the
+    connection has no stamps (TLS, not Linux, a mock clock).
     """
     reader = HeadReader()
     connection.dating = True
@@ -218,7 +222,9 @@ async def _receive_head(
                     )
                 head = reader.feed(data)
                 if head is not None:
-                    return head, reader.rest, connection.arrival
+                    newest = connection.arrival
+                    first = connection.first_arrival
+                    return head, reader.rest, first if first is not None else newest, newest
     finally:
         connection.dating = False
 
@@ -229,10 +235,15 @@ class _Body(httpx.AsyncByteStream):
     Read to its end, the connection goes back to the pool; closed early, failed or cancelled, the
     connection is closed: never returned half-read.
 
-    While ``dating`` is on, ``arrival`` is when the kernel received the last block's bytes (an upper
-    bound: runner.http.stamp), on the loop's clock, never earlier than the request's send nor a previous
-    block, never later than its read; the bytes that came with the head carry the head's. None: the
-    block was not dated (the connection has no stamps), so the reader's own clock is the best there is.
+    ``head_arrival``: when the kernel received the head, on the loop's clock (runner.http.stamp), never
+    before the request was sent nor after the loop read it; None without stamps (TLS, not Linux, a mock
+    clock), where the reader's own clock is the best there is.
+
+    While ``dating`` is on, ``arrival`` is when the kernel received the last block's newest bytes (an
+    upper bound: runner.http.stamp), never earlier than a previous block's, never later than its read;
+    the bytes that came with the head carry that read's. ``first_arrival``: when the block's first
+    bytes arrived, as the pool's watch peeked them before the read (None: not peeked in time, or the
+    bytes that came with the head).
     """
 
     def __init__(
@@ -256,7 +267,9 @@ class _Body(httpx.AsyncByteStream):
         self._ended = False  # the body's bytes are all read (the decoder may still hold some)
         self._flushed = False
         self._dating = False
+        self.head_arrival: float | None = None
         self.arrival: float | None = None
+        self.first_arrival: float | None = None
 
     @property
     def dating(self) -> bool:
@@ -315,6 +328,7 @@ class _Body(httpx.AsyncByteStream):
                     data = await self._receive_within(connection, self._read_timeout)
                 if self._dating:  # one test per read when off: a stream past its first token pays no more
                     self.arrival = _later(self.arrival, connection.arrival)
+                    self.first_arrival = connection.first_arrival
                 if not data:
                     reader.eof()
             block = reader.feed(data) if data else b""

@@ -29,6 +29,7 @@ if TYPE_CHECKING:
     from runner.model import Completion, CompletionError
     from runner.spec import Timeouts
     from runner.wire.dialects.base import Accumulator, Dialect, HttpRequest
+    from runner.wire.sse import RawEvent
 
 # An error body is read for its message only; a misbehaving server must not make us buffer forever.
 ERROR_BODY_LIMIT = 64 * 1024
@@ -345,7 +346,7 @@ async def _read_stream(
         chunks = body
     # The kernel dates the reads up to the first answer token when the head was dated (plain TCP,
     # Linux); then dating stops, and the reads after it cost what they did without it.
-    dated = body is not None and body.arrival is not None
+    dated = body is not None and body.head_arrival is not None
     if dated:
         assert body is not None
         body.dating = True
@@ -361,13 +362,16 @@ async def _read_stream(
     try:
         async for chunk in chunks:
             now = trio.current_time()
-            # When this read's bytes arrived, for the instants it may mark (up to the first answer).
-            at = now
+            # When this read's bytes arrived, for the instants it may mark up to the first answer:
+            # its newest segment (`at`: an upper bound) and, when the watch peeked them, its first
+            # bytes (`first_at`); without kernel stamps, both are the loop's time.
+            at = first_at = now
             if dated:
                 assert body is not None
                 at = _within(body.arrival, last, now)
+                first_at = _within(body.first_arrival, last, at)
             if clock.first_byte is None:
-                clock.first_byte = at
+                clock.first_byte = first_at
                 _check_event_stream(response, chunk)
             else:
                 gaps.append(now - last)
@@ -381,16 +385,20 @@ async def _read_stream(
             # The whole read in one call: message data as raw bytes, so the dialect hands them
             # straight to its JSON decoder (runner.wire.sse.feed_raw).
             events = decoder.feed_raw(chunk)
+            leads = (False, False)
             if events:
                 nevents += len(events)
-                accumulator.feed_many(events)
+                if first_at < at and not has_token:
+                    leads = _feed_leading(accumulator, events, chunk)
+                else:
+                    accumulator.feed_many(events)
             first = False
             if not has_token:
                 if clock.first_reasoning is None and accumulator.has_reasoning:
-                    clock.first_reasoning = at
+                    clock.first_reasoning = first_at if leads[0] else at
                     first = True
                 if accumulator.has_answer:
-                    clock.first_answer = at
+                    clock.first_answer = first_at if leads[1] else at
                     has_token = first = True
                     if dated:
                         assert body is not None
@@ -424,10 +432,27 @@ async def _read_stream(
         got.nevents = nevents
 
 
+def _feed_leading(accumulator: Accumulator, events: list[RawEvent], chunk: bytes) -> tuple[bool, bool]:
+    """Feed a read's events; whether its first bytes began the first reasoning, and answer, token.
+
+    A read that starts with the token's event dates it by its first bytes (exact, when the watch
+    peeked them); one that starts with anything else (an earlier event's end, a comment) dates it by
+    its newest bytes (an upper bound). The first event goes alone to tell which: only until the
+    first answer token, and only for reads the watch peeked.
+    """
+    had_reasoning = accumulator.has_reasoning
+    accumulator.feed_many(events[:1])
+    starts = not chunk.startswith(b":")  # a comment line (a heartbeat) came first
+    reasoning = starts and not had_reasoning and accumulator.has_reasoning
+    answer = starts and accumulator.has_answer
+    accumulator.feed_many(events[1:])
+    return reasoning, answer
+
+
 def _arrived(response: httpx.Response, start: float, now: float) -> float:
     """When the response head arrived: the kernel's instant on runner's transport (when it has one)."""
     body = body_of(response)
-    return _within(body.arrival if body is not None else None, start, now)
+    return _within(body.head_arrival if body is not None else None, start, now)
 
 
 def _within(at: float | None, earliest: float, latest: float) -> float:

@@ -17,6 +17,7 @@ from runner.http import HttpTransport, body_of, stamp
 from tests.fakes.scripted_http import chunk
 from tests.fakes.timed_http import timed_server
 
+pytestmark = pytest.mark.usefixtures("kernel_stamping")
 LINUX_ONLY = pytest.mark.skipif(sys.platform != "linux", reason="kernel receive stamps are Linux's")
 HEAD = b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\nconnection: close\r\n\r\n"
 NOW_NS = 1_800_000_000_000_000_000  # a realtime clock in 2027

@@ -44,6 +44,7 @@ SCRIPT: list[bytes | float] = [
     0.5,
     chunk(b"data: [DONE]\n\n") + b"0\r\n\r\n",
 ]
+pytestmark = pytest.mark.usefixtures("kernel_stamping")
 LINUX_ONLY = pytest.mark.skipif(sys.platform != "linux", reason="kernel receive stamps are Linux's")
 
 
@@ -86,6 +87,64 @@ async def test_the_first_token_is_dated_when_it_arrived_not_when_a_held_loop_rea
             record = await _attempt_with_a_held_loop(client, server)
     sent = server.sent[1] - server.sent[0]
     assert _head_to_token(record) == pytest.approx(sent, abs=0.005)
+
+
+@LINUX_ONLY
+async def test_a_token_read_with_the_next_one_is_still_dated_by_its_own_arrival() -> None:
+    """The next token lands 20 ms later, before the held loop reads: the watch's peek keeps it exact.
+
+    TCP merges the two segments and the read's own stamp is the second's (runner.http.stamp); the
+    pool's watch peeked at the first before they merged.
+    """
+    script: list[bytes | float] = [
+        HEAD,
+        TOKEN_AFTER_S,
+        chunk(b"data: T:Hel\n\n"),
+        0.02,
+        chunk(b"data: T:lo\n\n"),
+        0.5,
+        chunk(b"data: [DONE]\n\n") + b"0\r\n\r\n",
+    ]
+    async with httpx.AsyncClient(transport=HttpTransport()) as client:
+        with timed_server(script) as server:
+            record = await _attempt_with_a_held_loop(client, server)
+    assert _head_to_token(record) == pytest.approx(server.sent[1] - server.sent[0], abs=0.005)
+
+
+@LINUX_ONLY
+@pytest.mark.parametrize(
+    ("before", "reasoning"),
+    [
+        pytest.param(b": ping\n\n", False, id="a-heartbeat"),
+        pytest.param(b"data: R:think\n\n", True, id="a-reasoning-token"),
+    ],
+)
+async def test_a_token_read_after_something_else_is_dated_by_the_reads_newest_bytes(
+    before: bytes, reasoning: bool
+) -> None:
+    """A read that starts with a heartbeat or an earlier event dates the answer by its newest bytes.
+
+    Its first bytes (which the watch peeked) are the earlier line's: they date the first reasoning
+    token when that is what they carry, never the answer.
+    """
+    script: list[bytes | float] = [
+        HEAD,
+        0.04,
+        chunk(before),
+        0.04,
+        chunk(b"data: T:Hello\n\n"),
+        0.5,
+        chunk(b"data: [DONE]\n\n") + b"0\r\n\r\n",
+    ]
+    async with httpx.AsyncClient(transport=HttpTransport()) as client:
+        with timed_server(script) as server:
+            record = await _attempt_with_a_held_loop(client, server)
+    assert _head_to_token(record) == pytest.approx(server.sent[2] - server.sent[0], abs=0.005)
+    t = record.timing
+    assert t.headers_s is not None
+    if reasoning:
+        assert t.first_reasoning_s is not None
+        assert t.first_reasoning_s - t.headers_s == pytest.approx(server.sent[1] - server.sent[0], abs=0.005)
 
 
 def _stock_httpx() -> httpx.AsyncClient:
