@@ -18,13 +18,28 @@ a simulator with a fixed TTFT, then reports per stream:
   read before and after the run (their drift is printed: it bounds the error of that step);
 - the loop lag runner measured during the run (``runner.run.lag``).
 
+How runner dates the first token (``runner.run.attempt``): over plain TCP on Linux, by when the kernel
+received its bytes, not when the busy loop read them. The transport reads the head and each body read up
+to the first answer token with recvmsg and ``SO_TIMESTAMPNS`` (``runner.http.stamp``), and a thread of its
+own (``runner.http.watch``) peeks at the first unread segment as it arrives, because TCP merges segments
+queued unread and keeps the newest stamp. What is left of the fidelity error is a stall that kept the
+watch thread from the GIL for longer than a token gap (``--gap``): a long garbage collection, or no core.
+Figures of one sitting (2 cores shared with the simulator, load 2.7-4.2; ``--streams 1000``; "before" is
+the same bench on the code without kernel stamps, alternated with "after" per concurrency), p50 / p99 /
+max in ms::
+
+    C     before                 after
+    32    0.37 /   7.94 /  32.09   0.01 /  0.06 /  1.55
+    250   17.25 / 158.16 / 158.26  0.01 /  0.05 / 20.83
+    1000  6.04 / 145.88 / 400.10   0.01 / 29.70 / 62.56
+
 ``--simulator loop`` serves the simulator from runner's own trio loop (how ``runner run`` served
 ``[providers.simulator]`` before), ``process`` from a process of its own (how it is served now:
 ``runner.simulator.process``; here a multiprocessing child of the bench's own, which can hand the
 send log back), ``thread`` from a trio loop of its own in a worker thread (tried and dropped: it
 shares runner's GIL). Figures move a lot with the machine's load: compare rows of one run.
 
-    python benchmarks/bench_timing.py --streams 1000 --concurrency 1000 --ttft 0.06
+    python benchmarks/bench_timing.py --streams 1000 --concurrency 32 250 1000 --simulator process
 """
 
 from __future__ import annotations

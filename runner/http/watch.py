@@ -90,14 +90,18 @@ class ArrivalWatch:
         """Peek at ``fd`` once bytes are there; the stamp is kept for ``generation``."""
         assert self._epoll is not None
         self._armed[fd] = generation
-        self._epoll.modify(fd, select.EPOLLIN | select.EPOLLONESHOT)
+        # Never raises for a socket its owner has not closed (add registered it); a failed arming only
+        # leaves the next read dated by its own stamp.
+        with contextlib.suppress(OSError):
+            self._epoll.modify(fd, select.EPOLLIN | select.EPOLLONESHOT)
 
     def disarm(self, fd: int) -> None:
         """Stop peeking at ``fd`` (its reader has the instants it wanted)."""
         assert self._epoll is not None
         self._armed.pop(fd, None)
         self._stamps.pop(fd, None)
-        self._epoll.modify(fd, 0)
+        with contextlib.suppress(OSError):
+            self._epoll.modify(fd, 0)
 
     def stamp(self, fd: int, generation: int) -> int | None:
         """The realtime stamp peeked for ``generation`` (None: not peeked yet, or a later arming's)."""
