@@ -93,6 +93,11 @@ class Connection:
         self.first_arrival: float | None = None
 
     @property
+    def stamped(self) -> bool:
+        """Whether the kernel stamps what this connection receives (its reads can be dated)."""
+        return self._stamped
+
+    @property
     def dating(self) -> bool:
         """Whether reads are dated (recvmsg with the kernel's stamp); never on without stamps."""
         return self._dating

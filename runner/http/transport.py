@@ -35,6 +35,7 @@ _BAD_VALUE: Final = re.compile(rb"[\x00\r\n]")
 class Body(Protocol):
     """What ``body_of`` hands out: the body's blocks, and when the kernel received them (see ``_Body``)."""
 
+    stamped: bool
     dating: bool
     head_arrival: float | None
     arrival: float | None
@@ -235,6 +236,7 @@ class _Body(httpx.AsyncByteStream):
     Read to its end, the connection goes back to the pool; closed early, failed or cancelled, the
     connection is closed: never returned half-read.
 
+    ``stamped``: its reads can be dated (plain TCP on Linux, the loop on the machine's clock).
     ``head_arrival``: when the kernel received the head, on the loop's clock (runner.http.stamp), never
     before the request was sent nor after the loop read it; None without stamps (TLS, not Linux, a mock
     clock), where the reader's own clock is the best there is.
@@ -267,6 +269,7 @@ class _Body(httpx.AsyncByteStream):
         self._ended = False  # the body's bytes are all read (the decoder may still hold some)
         self._flushed = False
         self._dating = False
+        self.stamped = connection.stamped
         self.head_arrival: float | None = None
         self.arrival: float | None = None
         self.first_arrival: float | None = None

@@ -344,9 +344,10 @@ async def _read_stream(
         chunks = response.aiter_bytes() if compressed else response.aiter_raw()
     else:
         chunks = body
-    # The kernel dates the reads up to the first answer token when the head was dated (plain TCP,
-    # Linux); then dating stops, and the reads after it cost what they did without it.
-    dated = body is not None and body.head_arrival is not None
+    # The kernel dates the reads up to the first answer token (plain TCP, Linux); then dating stops,
+    # and the reads after it cost what they did without it. Even when the head came unstamped: the
+    # kernel turns stamping on lazily (runner.http.watch.ArrivalWatch.keep_stamping).
+    dated = body is not None and body.stamped
     if dated:
         assert body is not None
         body.dating = True
