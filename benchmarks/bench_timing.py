@@ -22,16 +22,19 @@ How runner dates the first token (``runner.run.attempt``): over plain TCP on Lin
 received its bytes, not when the busy loop read them. The transport reads the head and each body read up
 to the first answer token with recvmsg and ``SO_TIMESTAMPNS`` (``runner.http.stamp``), and a thread of its
 own (``runner.http.watch``) peeks at the first unread segment as it arrives, because TCP merges segments
-queued unread and keeps the newest stamp. What is left of the fidelity error is a stall that kept the
-watch thread from the GIL for longer than a token gap (``--gap``): a long garbage collection, or no core.
-Figures of one sitting (2 cores shared with the simulator, load 2.7-4.2; ``--streams 1000``; "before" is
-the same bench on the code without kernel stamps, alternated with "after" per concurrency), p50 / p99 /
-max in ms::
+queued unread and keeps the newest stamp. That thread needs the GIL for each peek: ``runner run`` (and
+this bench) shorten CPython's switch interval to 1 ms (``runner.run.service.SWITCH_INTERVAL_S``), or it
+waited 5-29 ms behind the busy loop, past a 20 ms token gap. What is left of the fidelity error is a
+stall longer than a token gap: a long garbage collection, or no core for the thread (other load).
+Figures of one sitting (2 cores shared with the simulator and other work, load 0.4-2.4; ``--streams
+1000``; "before" is this bench on main, alternated with "after" per row), p50 / p99 / max in ms::
 
-    C     before                 after
-    32    0.37 /   7.94 /  32.09   0.01 /  0.06 /  1.55
-    250   17.25 / 158.16 / 158.26  0.01 /  0.05 / 20.83
-    1000  6.04 / 145.88 / 400.10   0.01 / 29.70 / 62.56
+    C     before                   after
+    32     0.29 /   3.29 /   9.69   0.01 /   0.06 /   0.33
+    250    2.71 /  39.32 /  39.35   0.01 /   0.07 /  22.44
+    1000  54.00 /  94.54 / 195.15   0.01 /   0.04 /   0.21
+    1000  21.33 / 412.61 / 412.76   0.01 /   0.09 /  21.68
+    1000  69.14 / 255.30 / 278.95   0.01 / 329.06 / 332.97  (the load rose to 2.4 here)
 
 ``--simulator loop`` serves the simulator from runner's own trio loop (how ``runner run`` served
 ``[providers.simulator]`` before), ``process`` from a process of its own (how it is served now:
@@ -49,6 +52,7 @@ import functools
 import gc
 import multiprocessing as mp
 import statistics
+import sys
 import tempfile
 import time
 from collections.abc import Awaitable, Callable
@@ -61,7 +65,7 @@ import trio
 
 from runner.bench.engine_client import bench_job
 from runner.bench.load import raise_open_files
-from runner.run.service import RunOptions, RunSummary, execute_job, open_run
+from runner.run.service import SWITCH_INTERVAL_S, RunOptions, RunSummary, execute_job, open_run
 from runner.simulator.config import Dist, Latency, SimulatorConfig
 from runner.simulator.server import serve_simulator
 from runner.store import repository
@@ -270,6 +274,7 @@ def main() -> None:
     args = parser.parse_args()
     raise_open_files()
     gc.freeze()  # as `runner run` does (runner.run.service.run_until_signalled)
+    sys.setswitchinterval(SWITCH_INTERVAL_S)  # likewise: the arrival watch's GIL waits
     print(
         f"{args.streams} streams, TTFT {args.ttft * 1000:g} ms, {args.tokens} chunks "
         f"{args.gap * 1000:g} ms apart; all figures in ms"
