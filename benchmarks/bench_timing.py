@@ -18,13 +18,31 @@ a simulator with a fixed TTFT, then reports per stream:
   read before and after the run (their drift is printed: it bounds the error of that step);
 - the loop lag runner measured during the run (``runner.run.lag``).
 
+How runner dates the first token (``runner.run.attempt``): over plain TCP on Linux, by when the kernel
+received its bytes, not when the busy loop read them. The transport reads the head and each body read up
+to the first answer token with recvmsg and ``SO_TIMESTAMPNS`` (``runner.http.stamp``), and a thread of its
+own (``runner.http.watch``) peeks at the first unread segment as it arrives, because TCP merges segments
+queued unread and keeps the newest stamp. That thread needs the GIL for each peek: ``runner run`` (and
+this bench) shorten CPython's switch interval to 1 ms (``runner.run.service.SWITCH_INTERVAL_S``), or it
+waited 5-29 ms behind the busy loop, past a 20 ms token gap. What is left of the fidelity error is a
+stall longer than a token gap: a long garbage collection, or no core for the thread (other load).
+Figures of one sitting (2 cores shared with the simulator and other work, load 0.4-2.4; ``--streams
+1000``; "before" is this bench on main, alternated with "after" per row), p50 / p99 / max in ms::
+
+    C     before                   after
+    32     0.29 /   3.29 /   9.69   0.01 /   0.06 /   0.33
+    250    2.71 /  39.32 /  39.35   0.01 /   0.07 /  22.44
+    1000  54.00 /  94.54 / 195.15   0.01 /   0.04 /   0.21
+    1000  21.33 / 412.61 / 412.76   0.01 /   0.09 /  21.68
+    1000  69.14 / 255.30 / 278.95   0.01 / 329.06 / 332.97  (the load rose to 2.4 here)
+
 ``--simulator loop`` serves the simulator from runner's own trio loop (how ``runner run`` served
 ``[providers.simulator]`` before), ``process`` from a process of its own (how it is served now:
 ``runner.simulator.process``; here a multiprocessing child of the bench's own, which can hand the
 send log back), ``thread`` from a trio loop of its own in a worker thread (tried and dropped: it
 shares runner's GIL). Figures move a lot with the machine's load: compare rows of one run.
 
-    python benchmarks/bench_timing.py --streams 1000 --concurrency 1000 --ttft 0.06
+    python benchmarks/bench_timing.py --streams 1000 --concurrency 32 250 1000 --simulator process
 """
 
 from __future__ import annotations
@@ -34,6 +52,7 @@ import functools
 import gc
 import multiprocessing as mp
 import statistics
+import sys
 import tempfile
 import time
 from collections.abc import Awaitable, Callable
@@ -46,7 +65,7 @@ import trio
 
 from runner.bench.engine_client import bench_job
 from runner.bench.load import raise_open_files
-from runner.run.service import RunOptions, RunSummary, execute_job, open_run
+from runner.run.service import SWITCH_INTERVAL_S, RunOptions, RunSummary, execute_job, open_run
 from runner.simulator.config import Dist, Latency, SimulatorConfig
 from runner.simulator.server import serve_simulator
 from runner.store import repository
@@ -255,6 +274,7 @@ def main() -> None:
     args = parser.parse_args()
     raise_open_files()
     gc.freeze()  # as `runner run` does (runner.run.service.run_until_signalled)
+    sys.setswitchinterval(SWITCH_INTERVAL_S)  # likewise: the arrival watch's GIL waits
     print(
         f"{args.streams} streams, TTFT {args.ttft * 1000:g} ms, {args.tokens} chunks "
         f"{args.gap * 1000:g} ms apart; all figures in ms"

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+import socket
+import time
+from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -11,6 +13,7 @@ import orjson
 import pytest
 import trio
 
+from runner.http import stamp
 from runner.simulator import SimulatorConfig
 from runner.simulator.server import SimulatorHandle, serve_simulator
 from runner.store.db import open_database
@@ -124,3 +127,19 @@ def sqlite_file(tmp_path: Path) -> Path:
     with open_database(f"sqlite:///{path}"):
         pass
     return path
+
+
+@pytest.fixture(scope="session")
+def kernel_stamping() -> Iterator[None]:
+    """Linux receive stamps on from the start of each test that times with them.
+
+    The kernel turns stamping on from a workqueue when the first socket asks, so a test's first
+    response could come unstamped (runner.http.watch.ArrivalWatch.keep_stamping); one socket holding it
+    on for the session takes that start-up out of the tests.
+    """
+    keeper = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    if stamp.SUPPORTED:
+        keeper.setsockopt(socket.SOL_SOCKET, stamp.SO_TIMESTAMPNS, 1)
+        time.sleep(0.1)  # the workqueue's turn (not in a trio loop: a session fixture is sync)
+    yield
+    keeper.close()

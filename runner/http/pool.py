@@ -19,6 +19,9 @@ from typing import Final
 
 import trio
 
+from runner.http import stamp
+from runner.http.watch import ArrivalWatch
+
 # httpx's default: a connection idle longer than this may already be closed by the server.
 KEEPALIVE_EXPIRY_S: Final = 5.0
 # One socket read: large, so a fast stream is read in few wake-ups (PERFORMANCE.md: per read, not per chunk).
@@ -37,9 +40,33 @@ Origin = tuple[str, str, int]  # (scheme, host, port)
 class Connection:
     """One HTTP/1.1 connection (TCP, or TLS over it)."""
 
-    __slots__ = ("_fd", "_immediate", "_must_wait", "_read_size", "idle_since", "origin", "reused", "stream")
+    __slots__ = (
+        "_dating",
+        "_fd",
+        "_generation",
+        "_immediate",
+        "_must_wait",
+        "_read_size",
+        "_stamped",
+        "_watch",
+        "_watched",
+        "arrival",
+        "first_arrival",
+        "idle_since",
+        "origin",
+        "reused",
+        "stream",
+    )
 
-    def __init__(self, origin: Origin, stream: trio.abc.Stream, *, read_size: int = RECEIVE_BYTES) -> None:
+    def __init__(
+        self,
+        origin: Origin,
+        stream: trio.abc.Stream,
+        *,
+        read_size: int = RECEIVE_BYTES,
+        stamped: bool = False,
+        watch: ArrivalWatch | None = None,
+    ) -> None:
         self.origin = origin
         self.stream = stream
         self.idle_since = 0.0
@@ -49,6 +76,49 @@ class Connection:
         self._immediate = 0  # reads in a row that did not wait
         self._must_wait = False  # the last read drained the socket: wait before the next one
         self._read_size = read_size
+        # The kernel stamps what this socket receives (runner.http.stamp.enable; plain TCP only: a TLS
+        # record's bytes are read through the SSL object, and their segments' stamps do not reach us).
+        self._stamped = stamped and self._fd >= 0
+        # Dating the reads (``dating``): off by default, so a stream past the instants it times (its
+        # head, its first token) reads with os.read at no extra cost.
+        self._dating = False
+        # The thread that peeks at the first unread segment's stamp while dating (its pool's), and
+        # whether this socket is in it; reads are numbered so a peek is matched to its read.
+        self._watch = watch if self._stamped else None
+        self._watched = False
+        self._generation = 0
+        # When the kernel received the last dated read's newest segment, on the loop's clock (None: the
+        # read was not dated, or the kernel gave no stamp). An upper bound: runner.http.stamp says why.
+        self.arrival: float | None = None
+        # When its first bytes arrived, as the watch peeked them before the loop read them (None: not
+        # peeked in time, or no watch): exact for what the read starts with.
+        self.first_arrival: float | None = None
+
+    @property
+    def stamped(self) -> bool:
+        """Whether the kernel stamps what this connection receives (its reads can be dated)."""
+        return self._stamped
+
+    @property
+    def dating(self) -> bool:
+        """Whether reads are dated (recvmsg with the kernel's stamp); never on without stamps."""
+        return self._dating
+
+    @dating.setter
+    def dating(self, on: bool) -> None:
+        on = on and self._stamped
+        self._dating = on
+        watch = self._watch
+        if watch is None:
+            return
+        if on:
+            if not self._watched:
+                self._watched = watch.add(self._fd)
+            if self._watched:
+                self._generation += 1
+                watch.arm(self._fd, self._generation)
+        elif self._watched:
+            watch.disarm(self._fd)
 
     async def receive(self) -> bytes:
         """The next bytes the server sent (up to ``read_size``); b"" when it closed the connection.
@@ -60,6 +130,8 @@ class Connection:
         if fd < 0:
             data = await self.stream.receive_some(self._read_size)
             return data if isinstance(data, bytes) else bytes(data)  # SSLStream's are bytearrays
+        if self._dating:
+            return await self._receive_dated()
         if self._must_wait:
             # The last read came back short, so the socket was empty then: with slow streams the next
             # bytes are almost never there yet, and a read that would fail costs a syscall and an
@@ -83,6 +155,36 @@ class Connection:
         self._must_wait = len(data) < self._read_size
         return data
 
+    async def _receive_dated(self) -> bytes:
+        """``receive`` through recvmsg, which also hands over the kernel's receive stamp (``arrival``).
+
+        trio's own recvmsg (a cancel point, and a schedule point whether it waited or not): only the
+        few reads a stream dates take this path, so its extra frames do not matter.
+        """
+        assert isinstance(self.stream, trio.SocketStream)
+        generation = self._generation
+        data, ancdata, _flags, _address = await self.stream.socket.recvmsg(
+            self._read_size, stamp.ANCILLARY_BYTES
+        )
+        # The two clocks side by side, right after the read: the stamp's age on the one is taken
+        # off the other (runner.http.stamp.place).
+        now, realtime = trio.current_time(), stamp.realtime_ns()
+        newest = stamp.stamp_ns(ancdata)
+        first = None
+        watch = self._watch
+        if self._watched and watch is not None:
+            first = watch.stamp(self._fd, generation)
+            # A peek later than the read's own stamp saw later bytes (the loop read first): not ours.
+            if first is not None and newest is not None and first > newest:
+                first = None
+            self._generation = generation + 1
+            watch.arm(self._fd, generation + 1)  # for the next read's first bytes
+        self.arrival = None if newest is None else stamp.place(newest, now, realtime)
+        self.first_arrival = None if first is None else stamp.place(first, now, realtime)
+        self._immediate = 0
+        self._must_wait = len(data) < self._read_size
+        return data
+
     def fileno(self) -> int:
         stream = self.stream
         if isinstance(stream, trio.SSLStream):
@@ -102,6 +204,9 @@ class Connection:
     async def aclose(self) -> None:
         """Close at once, without a TLS close_notify (a half-read stream is not worth a round trip)."""
         # Forget the descriptor first: once closed, its number may be reused by another connection.
+        if self._watched and self._watch is not None:
+            self._watch.remove(self._fd)
+            self._watched = False
         self._fd = -1
         await trio.aclose_forcefully(self.stream)
 
@@ -114,10 +219,24 @@ def default_ssl_context() -> ssl.SSLContext:
     return context
 
 
-async def open_connection(origin: Origin, ssl_context: ssl.SSLContext | None) -> Connection:
-    """Connect to ``origin``; for https, a TLS handshake with SNI and hostname checking."""
+async def open_connection(
+    origin: Origin,
+    ssl_context: ssl.SSLContext | None,
+    *,
+    stamped: bool = False,
+    watch: ArrivalWatch | None = None,
+) -> Connection:
+    """Connect to ``origin``; for https, a TLS handshake with SNI and hostname checking.
+
+    ``stamped``: ask the kernel to stamp what a plain TCP connection receives (runner.http.stamp),
+    when the loop's clock is the machine's (a mock clock cannot place a stamp).
+    """
     scheme, host, port = origin
-    stream: trio.abc.Stream = await _open_tcp(host, port)
+    tcp = await _open_tcp(host, port)
+    stream: trio.abc.Stream = tcp
+    if scheme == "http":
+        stamped = stamped and stamp.loop_clock_is_real() and stamp.enable(tcp.socket)
+        return Connection(origin, stream, stamped=stamped, watch=watch)
     if scheme == "https":
         if ssl_context is None:
             ssl_context = default_ssl_context()
@@ -162,13 +281,21 @@ class _Host:
 class Pool:
     """Idle connections per origin, and at most ``max_per_host`` requests in flight to each."""
 
-    __slots__ = ("_hosts", "_ssl_context", "keepalive_expiry", "max_per_host")
+    __slots__ = ("_hosts", "_ssl_context", "_watch", "keepalive_expiry", "max_per_host", "stamped")
 
     def __init__(
-        self, *, max_per_host: int, ssl_context: ssl.SSLContext | None, keepalive_expiry: float
+        self,
+        *,
+        max_per_host: int,
+        ssl_context: ssl.SSLContext | None,
+        keepalive_expiry: float,
+        stamped: bool = False,
     ) -> None:
         self.max_per_host = max_per_host
         self.keepalive_expiry = keepalive_expiry
+        self.stamped = stamped  # new plain TCP connections get kernel receive stamps (runner.http.stamp)
+        # Its thread starts at the first dated read: a pool that never dates one costs nothing.
+        self._watch = ArrivalWatch() if stamped and stamp.SUPPORTED else None
         self._ssl_context = ssl_context
         self._hosts: dict[Origin, _Host] = {}
 
@@ -202,7 +329,9 @@ class Pool:
             await connection.aclose()
         if origin[0] == "https" and self._ssl_context is None:
             self._ssl_context = default_ssl_context()  # built once, at the first https connection
-        return await open_connection(origin, self._ssl_context)
+        if self._watch is not None and origin[0] == "http":
+            self._watch.keep_stamping()  # before the connect: the kernel turns stamping on lazily
+        return await open_connection(origin, self._ssl_context, stamped=self.stamped, watch=self._watch)
 
     async def checkin(self, connection: Connection) -> None:
         """Keep a connection whose response was read to its end; expired ones at the old end go."""
@@ -219,3 +348,5 @@ class Pool:
         for host in self._hosts.values():
             while host.idle:
                 await host.idle.pop().aclose()
+        if self._watch is not None:
+            self._watch.close()  # joins its thread: a blocking call, but one that returns at once

@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 import ssl
 from contextlib import contextmanager
-from typing import TYPE_CHECKING, Final
+from typing import TYPE_CHECKING, Final, Protocol
 
 import httpx
 import trio
@@ -20,7 +20,7 @@ from runner.http.parse import Head, HeadReader, ProtocolError, body_reader, is_k
 from runner.http.pool import KEEPALIVE_EXPIRY_S, Connection, Origin, Pool
 
 if TYPE_CHECKING:
-    from collections.abc import AsyncIterator, Iterator
+    from collections.abc import Iterator
 
     from runner.http.parse import BodyReader
 
@@ -32,12 +32,29 @@ _TOKEN: Final = re.compile(rb"[-!#$%&'*+.^_`|~0-9A-Za-z]+")
 _BAD_VALUE: Final = re.compile(rb"[\x00\r\n]")
 
 
+class Body(Protocol):
+    """What ``body_of`` hands out: the body's blocks, and when the kernel received them (see ``_Body``)."""
+
+    stamped: bool
+    dating: bool
+    head_arrival: float | None
+    arrival: float | None
+    first_arrival: float | None
+
+    def __aiter__(self) -> Body: ...
+
+    async def __anext__(self) -> bytes: ...
+
+
 class HttpTransport(httpx.AsyncBaseTransport):
     """``httpx.AsyncClient(transport=HttpTransport(...))``: http:// and https:// over runner's own pool.
 
     Args:
         max_connections_per_host: requests in flight to one origin at a time (the rest wait: pool timeout).
         ssl_context: for https; ``ssl.create_default_context()`` (system CAs, SNI, hostname check) if None.
+        kernel_timestamps: date the response head, and the body reads a reader asks for (``_Body.dating``),
+            by when the kernel received them (runner.http.stamp) rather than when the loop read them.
+            Plain TCP on Linux only; elsewhere ``arrival`` stays None and the reader keeps its own clock.
     """
 
     def __init__(
@@ -46,11 +63,15 @@ class HttpTransport(httpx.AsyncBaseTransport):
         max_connections_per_host: int = 100,
         ssl_context: ssl.SSLContext | None = None,
         keepalive_expiry: float = KEEPALIVE_EXPIRY_S,
+        kernel_timestamps: bool = True,
     ) -> None:
         # None: the pool builds the default context at its first https connection (loading the
         # system's CAs takes ~80 ms, which a run against http:// providers never needs).
         self._pool = Pool(
-            max_per_host=max_connections_per_host, ssl_context=ssl_context, keepalive_expiry=keepalive_expiry
+            max_per_host=max_connections_per_host,
+            ssl_context=ssl_context,
+            keepalive_expiry=keepalive_expiry,
+            stamped=kernel_timestamps,
         )
 
     async def aclose(self) -> None:
@@ -81,6 +102,9 @@ class HttpTransport(httpx.AsyncBaseTransport):
         except httpx.RequestNotRead:
             body = None  # a streamed body: sent as it comes, so it cannot be sent twice
         connection = await self._connect(origin, request, timeouts, fresh=False)
+        # Before the request leaves: no byte of its response can have arrived earlier, whatever a
+        # kernel stamp says (a realtime step between the stamp and its reading).
+        sent = trio.current_time()
         try:
             try:
                 await _send(connection, head, body, request, timeouts.get("write"))
@@ -92,7 +116,9 @@ class HttpTransport(httpx.AsyncBaseTransport):
                 await connection.aclose()
                 connection = await self._connect(origin, request, timeouts, fresh=True)
                 await _send(connection, head, body, request, timeouts.get("write"))
-            response_head, rest = await _receive_head(connection, request, timeouts.get("read"))
+            response_head, rest, head_at, rest_at = await _receive_head(
+                connection, request, timeouts.get("read")
+            )
             with _mapped(request):
                 reader = body_reader(response_head, method=request.method.encode())
         except BaseException:
@@ -100,6 +126,8 @@ class HttpTransport(httpx.AsyncBaseTransport):
                 await connection.aclose()
             raise
         stream = _Body(self._pool, connection, response_head, reader, rest, request, timeouts)
+        stream.head_arrival = _later(sent, head_at)
+        stream.arrival = _later(stream.head_arrival, rest_at)
         return _response(response_head, stream)
 
     async def _connect(
@@ -127,7 +155,7 @@ def _response(head: Head, stream: _Body) -> httpx.Response:
     )
 
 
-def body_of(response: httpx.Response) -> AsyncIterator[bytes] | None:
+def body_of(response: httpx.Response) -> Body | None:
     """The body of a response runner's transport gave, to iterate directly; None for another transport.
 
     Its blocks are what ``aiter_raw`` would give (decoded already when the server compressed them):
@@ -176,18 +204,30 @@ async def _send(
 
 async def _receive_head(
     connection: Connection, request: httpx.Request, seconds: float | None
-) -> tuple[Head, bytes]:
+) -> tuple[Head, bytes, float | None, float | None]:
+    """The response head, the body bytes that came with it, and when they arrived (the kernel's).
+
+    When the head arrived: its read's first bytes as the watch peeked them, or else its newest
+    segment; and the newest segment (what the body bytes read with it are dated by). None where the
+    connection has no stamps (TLS, not Linux, a mock clock).
+    """
     reader = HeadReader()
-    with _timeout(seconds, httpx.ReadTimeout, "read", request), _mapped(request):
-        while True:
-            data = await connection.receive()
-            if not data:
-                raise httpx.RemoteProtocolError(
-                    "Server disconnected without sending a response.", request=request
-                )
-            head = reader.feed(data)
-            if head is not None:
-                return head, reader.rest
+    connection.dating = True
+    try:
+        with _timeout(seconds, httpx.ReadTimeout, "read", request), _mapped(request):
+            while True:
+                data = await connection.receive()
+                if not data:
+                    raise httpx.RemoteProtocolError(
+                        "Server disconnected without sending a response.", request=request
+                    )
+                head = reader.feed(data)
+                if head is not None:
+                    newest = connection.arrival
+                    first = connection.first_arrival
+                    return head, reader.rest, first if first is not None else newest, newest
+    finally:
+        connection.dating = False
 
 
 class _Body(httpx.AsyncByteStream):
@@ -195,6 +235,17 @@ class _Body(httpx.AsyncByteStream):
 
     Read to its end, the connection goes back to the pool; closed early, failed or cancelled, the
     connection is closed: never returned half-read.
+
+    ``stamped``: its reads can be dated (plain TCP on Linux, the loop on the machine's clock).
+    ``head_arrival``: when the kernel received the head, on the loop's clock (runner.http.stamp), never
+    before the request was sent nor after the loop read it; None without stamps (TLS, not Linux, a mock
+    clock), where the reader's own clock is the best there is.
+
+    While ``dating`` is on, ``arrival`` is when the kernel received the last block's newest bytes (an
+    upper bound: runner.http.stamp), never earlier than a previous block's, never later than its read;
+    the bytes that came with the head carry that read's. ``first_arrival``: when the block's first
+    bytes arrived, as the pool's watch peeked them before the read (None: not peeked in time, or the
+    bytes that came with the head).
     """
 
     def __init__(
@@ -217,6 +268,22 @@ class _Body(httpx.AsyncByteStream):
         self._read_timeout = timeouts.get("read")
         self._ended = False  # the body's bytes are all read (the decoder may still hold some)
         self._flushed = False
+        self._dating = False
+        self.stamped = connection.stamped
+        self.head_arrival: float | None = None
+        self.arrival: float | None = None
+        self.first_arrival: float | None = None
+
+    @property
+    def dating(self) -> bool:
+        return self._dating
+
+    @dating.setter
+    def dating(self, on: bool) -> None:
+        """Date the next reads by the kernel's stamps (a reader turns it off once it has its instants)."""
+        self._dating = on
+        if self._connection is not None:
+            self._connection.dating = on
 
     def __aiter__(self) -> _Body:
         return self
@@ -262,6 +329,9 @@ class _Body(httpx.AsyncByteStream):
                     data = await connection.receive()
                 else:
                     data = await self._receive_within(connection, self._read_timeout)
+                if self._dating:  # one test per read when off: a stream past its first token pays no more
+                    self.arrival = _later(self.arrival, connection.arrival)
+                    self.first_arrival = connection.first_arrival
                 if not data:
                     reader.eof()
             block = reader.feed(data) if data else b""
@@ -324,6 +394,13 @@ class _Body(httpx.AsyncByteStream):
             await self._finish()
         else:
             await self._discard()
+
+
+def _later(previous: float | None, at: float | None) -> float | None:
+    """A block's arrival: its stamp, but never before the previous block's (None: not dated)."""
+    if at is None or previous is None:
+        return at
+    return at if at > previous else previous
 
 
 @contextmanager

@@ -24,11 +24,12 @@ from runner.spec import DEFAULT_MAX_RESPONSE_BYTES
 from runner.wire.sse import SSEDecoder
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Iterator, Mapping
+    from collections.abc import AsyncIterator, Callable, Iterator, Mapping
 
     from runner.model import Completion, CompletionError
     from runner.spec import Timeouts
     from runner.wire.dialects.base import Accumulator, Dialect, HttpRequest
+    from runner.wire.sse import RawEvent
 
 # An error body is read for its message only; a misbehaving server must not make us buffer forever.
 ERROR_BODY_LIMIT = 64 * 1024
@@ -72,7 +73,13 @@ Phase = Literal["connect", "error-body", "body"]
 
 @dataclass(slots=True)
 class _Clock:
-    """Monotonic offsets of one attempt (trio's clock, so tests with autojump_clock stay exact)."""
+    """Monotonic instants of one attempt (trio's clock, so tests with autojump_clock stay exact).
+
+    On runner's transport over plain TCP on Linux, the headers, the first byte and the first tokens
+    are dated by when the kernel received their bytes (runner.http.stamp), placed on this clock: a
+    loop too busy to read them at once does not add its delay to them. Elsewhere (stock httpx, TLS,
+    another OS, a mock clock), by when the loop read them. Later reads keep the loop's time (gaps).
+    """
 
     start: float
     headers: float | None = None
@@ -269,7 +276,7 @@ async def run_attempt(
                     # because httpx's read timeout would also cap the wait for headers.
                     timeout=httpx.Timeout(timeouts.connect, read=None, pool=None),
                 ) as response:
-                    clock.headers = trio.current_time()
+                    clock.headers = _arrived(response, clock.start, trio.current_time())
                     got.status = status = response.status_code
                     if 200 <= status < 300:
                         scope.deadline = deadlines.body(clock.headers)
@@ -330,10 +337,20 @@ async def _read_stream(
     # server compressed it), without httpx's two async-generator hops per read. Stock httpx: aiter_raw
     # (SSE bodies are not compressed in practice, and httpx's decoder stack costs per chunk:
     # PERFORMANCE.md), and aiter_bytes for a compressed body.
-    chunks = body_of(response)
-    if chunks is None:
+    body = body_of(response)
+    chunks: AsyncIterator[bytes]
+    if body is None:
         compressed = "content-encoding" in response.headers
         chunks = response.aiter_bytes() if compressed else response.aiter_raw()
+    else:
+        chunks = body
+    # The kernel dates the reads up to the first answer token (plain TCP, Linux); then dating stops,
+    # and the reads after it cost what they did without it. Even when the head came unstamped: the
+    # kernel turns stamping on lazily (runner.http.watch.ArrivalWatch.keep_stamping).
+    dated = body is not None and body.stamped
+    if dated:
+        assert body is not None
+        body.dating = True
     gaps, parts = got.gaps, got.parts
     nbytes = nevents = 0
     last = pushed = clock.headers if clock.headers is not None else clock.start
@@ -346,8 +363,16 @@ async def _read_stream(
     try:
         async for chunk in chunks:
             now = trio.current_time()
+            # When this read's bytes arrived, for the instants it may mark up to the first answer:
+            # its newest segment (`at`: an upper bound) and, when the watch peeked them, its first
+            # bytes (`first_at`); without kernel stamps, both are the loop's time.
+            at = first_at = now
+            if dated:
+                assert body is not None
+                at = _within(body.arrival, last, now)
+                first_at = _within(body.first_arrival, last, at)
             if clock.first_byte is None:
-                clock.first_byte = now
+                clock.first_byte = first_at
                 _check_event_stream(response, chunk)
             else:
                 gaps.append(now - last)
@@ -361,17 +386,24 @@ async def _read_stream(
             # The whole read in one call: message data as raw bytes, so the dialect hands them
             # straight to its JSON decoder (runner.wire.sse.feed_raw).
             events = decoder.feed_raw(chunk)
+            leads = (False, False)
             if events:
                 nevents += len(events)
-                accumulator.feed_many(events)
+                if first_at < at and not has_token:
+                    leads = _feed_leading(accumulator, events, chunk)
+                else:
+                    accumulator.feed_many(events)
             first = False
             if not has_token:
                 if clock.first_reasoning is None and accumulator.has_reasoning:
-                    clock.first_reasoning = now
+                    clock.first_reasoning = first_at if leads[0] else at
                     first = True
                 if accumulator.has_answer:
-                    clock.first_answer = now
+                    clock.first_answer = first_at if leads[1] else at
                     has_token = first = True
+                    if dated:
+                        assert body is not None
+                        body.dating = dated = False
             if watch_tokens and accumulator.tokens != tokens:
                 tokens = accumulator.tokens
                 first = deadlines.token_seen(now) or first
@@ -399,6 +431,40 @@ async def _read_stream(
     finally:
         got.nbytes = nbytes
         got.nevents = nevents
+
+
+def _feed_leading(accumulator: Accumulator, events: list[RawEvent], chunk: bytes) -> tuple[bool, bool]:
+    """Feed a read's events; whether its first bytes began the first reasoning, and answer, token.
+
+    A read that starts with the token's event dates it by its first bytes (exact, when the watch
+    peeked them); one that starts with anything else (an earlier event's end, a comment) dates it by
+    its newest bytes (an upper bound). The first event goes alone to tell which: only until the
+    first answer token, and only for reads the watch peeked.
+    """
+    had_reasoning = accumulator.has_reasoning
+    accumulator.feed_many(events[:1])
+    starts = not chunk.startswith(b":")  # a comment line (a heartbeat) came first
+    reasoning = starts and not had_reasoning and accumulator.has_reasoning
+    answer = starts and accumulator.has_answer
+    accumulator.feed_many(events[1:])
+    return reasoning, answer
+
+
+def _arrived(response: httpx.Response, start: float, now: float) -> float:
+    """When the response head arrived: the kernel's instant on runner's transport (when it has one)."""
+    body = body_of(response)
+    return _within(body.head_arrival if body is not None else None, start, now)
+
+
+def _within(at: float | None, earliest: float, latest: float) -> float:
+    """A kernel's arrival instant, kept between what the loop knows for sure; None: the loop's ``latest``.
+
+    ``earliest`` (the request's start, the previous read) and ``latest`` (this read) bound any honest
+    answer: a stamp outside them (a realtime clock stepped in between) must not become a figure.
+    """
+    if at is None or at >= latest:
+        return latest
+    return at if at > earliest else earliest
 
 
 def _too_large(limit: int) -> errors.ResponseTooLargeError:

@@ -226,6 +226,19 @@ async def test_tls_with_a_trusted_ca_streams_and_reuses(
     assert tls_server.connections == 1
 
 
+async def test_tls_reads_are_not_dated(tls_server: CorpusServer, authority: trustme.CA) -> None:
+    """Over TLS the kernel's stamps do not reach the reader: no arrival, the reader keeps its own clock."""
+    async with (
+        httpx.AsyncClient(transport=HttpTransport(ssl_context=_trusting(authority))) as client,
+        client.stream("GET", tls_server.url("odd-chunks", host="localhost")) as response,
+    ):
+        body = body_of(response)
+        assert body is not None
+        body.dating = True
+        assert b"".join([block async for block in body])
+        assert body.arrival is None
+
+
 async def test_tls_refuses_an_unknown_ca(tls_server: CorpusServer) -> None:
     async with httpx.AsyncClient(transport=HttpTransport()) as client:
         with pytest.raises(httpx.ConnectError, match="CERTIFICATE_VERIFY_FAILED"):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gc
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -11,7 +12,7 @@ import trio
 
 from runner.model import LoopLag
 from runner.run.lag import THRESHOLD_S, LagHistogram, watch_loop_lag
-from runner.run.service import RunOptions, execute_job, open_run, run_until_signalled
+from runner.run.service import SWITCH_INTERVAL_S, RunOptions, execute_job, open_run, run_until_signalled
 from runner.simulator.config import SimulatorConfig, parse_latency
 from runner.spec import ProviderSpec, RetryPolicy, Timeouts
 from runner.store import repository
@@ -126,6 +127,35 @@ async def test_runner_run_freezes_the_startup_objects_out_of_the_collectors_reac
         assert summary.status == "finished"
     finally:
         gc.unfreeze()  # this test process goes on: its objects stay collectable
+        database.close()
+
+
+async def test_runner_run_shortens_the_gil_switch_interval_while_it_runs(tmp_path: Path) -> None:
+    """run_until_signalled hands the GIL on within SWITCH_INTERVAL_S while the run runs (the arrival watch
+    thread must peek in time), and puts the process's own interval back afterwards."""
+    provider = _simulated(simulator=SimulatorConfig(latency=parse_latency("ttft=0.05")))
+    options = RunOptions(display="quiet")
+    database = await trio.to_thread.run_sync(open_database, f"sqlite:///{tmp_path / 'runner.db'}")
+    before = sys.getswitchinterval()
+    seen: list[float] = []
+
+    async def sample() -> None:
+        while True:
+            seen.append(sys.getswitchinterval())
+            await trio.sleep(0.005)
+
+    try:
+        run, job = await trio.to_thread.run_sync(open_run, database, make_job([provider]), options)
+        with trio.fail_after(30):
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(sample)
+                summary = await run_until_signalled(database, run, job, options, api_keys={})
+                nursery.cancel_scope.cancel()
+        assert summary is not None
+        assert min(seen) == pytest.approx(SWITCH_INTERVAL_S)
+        assert sys.getswitchinterval() == before
+    finally:
+        gc.unfreeze()  # run_until_signalled froze this test process's objects
         database.close()
 
 
