@@ -21,6 +21,7 @@ from runner.http import body_of
 from runner.model import AttemptError, AttemptRecord, AttemptTiming
 from runner.run.retry import RetryDecision, classify_completion, classify_exception, classify_http
 from runner.spec import DEFAULT_MAX_RESPONSE_BYTES
+from runner.wire.events import event_count
 from runner.wire.sse import SSEDecoder
 
 if TYPE_CHECKING:
@@ -388,7 +389,7 @@ async def _read_stream(
             events = decoder.feed_raw(chunk)
             leads = (False, False)
             if events:
-                nevents += len(events)
+                nevents += event_count(events)
                 if first_at < at and not has_token:
                     leads = _feed_leading(accumulator, events, chunk)
                 else:

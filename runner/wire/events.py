@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Final, NamedTuple, TypeAlias
 
 if TYPE_CHECKING:
-    from collections.abc import Iterable
+    from collections.abc import Iterable, Sequence
 
 # What stands between two DATA values in ``TypedRun.datas``: TAB "]" "," "[". ``b"[[" + datas +
 # b"]]"`` is then one JSON document whose items are the values in one-element arrays, as a JSON
@@ -88,6 +88,15 @@ def as_event(item: bytes | ServerSentEvent) -> ServerSentEvent:
     if isinstance(item, bytes):
         return ServerSentEvent(item.decode("utf-8", "replace"))
     return item
+
+
+def event_count(items: Sequence[RawEvent]) -> int:
+    """How many SSE events ``feed_raw`` items hold: a TypedRun holds ``blocks`` of them."""
+    count = len(items)
+    for item in items:
+        if type(item) is TypedRun:
+            count += item.blocks - 1
+    return count
 
 
 def single_events(items: Iterable[RawEvent]) -> list[bytes | ServerSentEvent]:

@@ -32,6 +32,7 @@ from tests.fakes.scripted_http import (
     json_response,
     sse_response,
 )
+from tests.streams import FIXTURES
 
 pytestmark = pytest.mark.usefixtures("transport")  # on both transports (tests/run/conftest.py)
 
@@ -96,6 +97,20 @@ async def test_timing_marks_each_phase(client: httpx.AsyncClient, autojump_clock
     assert record.heartbeats == 1
     assert record.chunks == 3
     assert b"authorization: Bearer sk-test" in server.requests[0]
+
+
+async def test_typed_events_read_together_count_one_chunk_each(client: httpx.AsyncClient) -> None:
+    """A Responses stream's typed events arrive several to a read (one TypedRun): each still counts as
+    one of the attempt's chunks (it counted one per read)."""
+    # Without its comment line: the whole body is then one run of typed events (one TypedRun).
+    body = (FIXTURES / "openai_responses_text.sse").read_bytes().replace(b": keep-alive\n\n", b"")
+    events = body.count(b"\n\nevent: ") + 1
+    record, _ = await attempt(client, [sse_response(body)], dialect=get_dialect("openai-responses"))
+    assert record.error is None
+    assert record.completion is not None
+    assert record.completion.complete
+    assert events > 3
+    assert record.chunks == events
 
 
 async def test_gemini_retry_info_in_a_429_body_sets_the_wait(client: httpx.AsyncClient) -> None:
