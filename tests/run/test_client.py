@@ -78,3 +78,18 @@ async def test_each_url_is_parsed_once_and_requests_keep_their_own() -> None:
     assert first.url == httpx.URL("http://127.0.0.1:9/v1/chat/completions?a=%2F b")
     assert str(first.url) == "http://127.0.0.1:9/v1/chat/completions?a=%2F%20b"
     assert other.url == httpx.URL("http://127.0.0.1:9/v1/messages")
+
+
+async def test_merged_headers_are_httpx_own_and_never_shared_between_requests() -> None:
+    """A request's headers are what stock httpx sends, however often the same headers are reused."""
+    headers = {"content-type": "application/json", "authorization": "Bearer k", "accept": "text/event-stream"}
+    url = "http://127.0.0.1:9/v1/chat/completions"
+    async with httpx.AsyncClient() as stock, build_client([], cap=4, transport="runner") as client:
+        want = stock.build_request("POST", url, headers=headers, content=b"{}").headers.raw
+        first = client.build_request("POST", url, headers=headers, content=b"{}")
+        first.headers["x-changed"] = "by this request only"
+        again = client.build_request("POST", url, headers=headers, content=b"{}")
+        client.headers = {"user-agent": "other"}
+        renewed = client.build_request("POST", url, headers=headers, content=b"{}")
+    assert again.headers.raw == want
+    assert renewed.headers["user-agent"] == "other"
