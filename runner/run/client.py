@@ -18,9 +18,9 @@ if TYPE_CHECKING:
 
     from runner.spec import ProviderSpec, TransportName
 
-# A run sends to a handful of URLs (one per provider, or per provider and model): far fewer than
-# this. The bound only keeps a run whose URLs vary per request from growing the cache for ever.
-URL_CACHE_SIZE: Final = 1024
+# A run sends to a handful of URLs and header sets (one per provider, or per provider and model):
+# far fewer than this. The bound only keeps a run whose requests all differ from growing the caches.
+CACHE_ENTRIES: Final = 1024
 
 
 class _Cookies(httpx.Cookies):
@@ -68,7 +68,7 @@ class RunClient(httpx.AsyncClient):
         if isinstance(url, str):
             parsed = self._urls.get(url)
             if parsed is None:
-                if len(self._urls) >= URL_CACHE_SIZE:
+                if len(self._urls) >= CACHE_ENTRIES:
                     self._urls.clear()
                 parsed = self._urls[url] = httpx.URL(url)
             url = parsed
@@ -77,7 +77,7 @@ class RunClient(httpx.AsyncClient):
     def _merge_headers(self, headers: Any = None) -> Any:
         # httpx's hook between build_request and Request (0.28's BaseClient._merge_headers). Only
         # a plain str dict is cached (the engine's HttpRequest.headers); anything else goes through.
-        if not isinstance(headers, dict) or len(self._merged) >= URL_CACHE_SIZE:
+        if not isinstance(headers, dict) or len(self._merged) >= CACHE_ENTRIES:
             return super()._merge_headers(headers)
         if self._merged_with is not self.headers:
             self._merged.clear()
