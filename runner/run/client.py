@@ -48,9 +48,10 @@ class RunClient(httpx.AsyncClient):
     """
 
     def __init__(self, **kwargs: Any) -> None:
+        cookies = kwargs.pop("cookies", None)  # into our jar: httpx's own is never read (``cookies``)
         super().__init__(**kwargs)
         self._urls: dict[str, httpx.URL] = {}
-        self._jar: httpx.Cookies = _Cookies()
+        self._jar: httpx.Cookies = _Cookies(cookies)
         # Keyed by the request's header items; valid for one set of client headers (a new one,
         # assigned to ``headers``, empties it; runner never changes a client's headers in place).
         self._merged: dict[tuple[Any, ...], Any] = {}  # request header items -> merged httpx.Headers

@@ -6,7 +6,7 @@ import httpx
 import pytest
 import trio
 
-from runner.run.client import build_client
+from runner.run.client import RunClient, build_client
 from runner.spec import ProviderSpec, TransportName
 from tests.fakes.scripted_http import ScriptedServer, json_response
 
@@ -93,3 +93,10 @@ async def test_merged_headers_are_httpx_own_and_never_shared_between_requests() 
         renewed = client.build_request("POST", url, headers=headers, content=b"{}")
     assert again.headers.raw == want
     assert renewed.headers["user-agent"] == "other"
+
+
+def test_cookies_given_to_the_client_are_in_its_jar() -> None:
+    """``RunClient(cookies=...)`` keeps them, as httpx's client would."""
+    client = RunClient(cookies={"session": "s"})
+    assert dict(client.cookies) == {"session": "s"}
+    assert client.build_request("GET", "http://127.0.0.1:9/").headers["cookie"] == "session=s"
