@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import httpx
+import pytest
 import trio
 
-from runner.run.client import build_client
+from runner.run.client import RunClient, build_client
 from runner.spec import ProviderSpec, TransportName
 from tests.fakes.scripted_http import ScriptedServer, json_response
 
@@ -43,3 +44,59 @@ async def test_a_providers_transport_key_applies_to_its_origin_only() -> None:
             assert await _carrier(client, f"{plain.base_url}/v1/x") == "runner"
             assert await _carrier(client, f"{fallback.base_url}/v1/x") == "httpx"
         nursery.cancel_scope.cancel()
+
+
+@pytest.mark.parametrize(
+    "transport", [pytest.param("runner", id="runner"), pytest.param("httpx", id="httpx")]
+)
+async def test_a_cookie_the_server_sets_is_sent_back(transport: TransportName) -> None:
+    """The jar skips responses without Set-Cookie, yet still keeps and returns a cookie that is set."""
+    scripts = [
+        json_response(200, b"{}"),
+        json_response(200, b"{}", headers={"set-cookie": "__cf_bm=abc; Path=/"}),
+        json_response(200, b"{}"),
+    ]
+    with trio.fail_after(10):
+        async with trio.open_nursery() as nursery:
+            server = await nursery.start(ScriptedServer(scripts).serve)
+            async with build_client([], cap=4, transport=transport) as client:
+                for _ in range(3):
+                    assert (await client.post(f"{server.base_url}/v1/x", content=b"")).status_code == 200
+                assert dict(client.cookies) == {"__cf_bm": "abc"}
+            nursery.cancel_scope.cancel()
+    heads = [request.partition(b"\r\n\r\n")[0].lower() for request in server.requests]
+    assert [b"\r\ncookie: __cf_bm=abc" in head for head in heads] == [False, False, True]
+
+
+async def test_each_url_is_parsed_once_and_requests_keep_their_own() -> None:
+    """Requests to one URL string share one parsed ``httpx.URL``; another string gets its own."""
+    async with build_client([], cap=4, transport="runner") as client:
+        first = client.build_request("POST", "http://127.0.0.1:9/v1/chat/completions?a=%2F b")
+        again = client.build_request("POST", "http://127.0.0.1:9/v1/chat/completions?a=%2F b")
+        other = client.build_request("POST", "http://127.0.0.1:9/v1/messages")
+    assert first.url._uri_reference is again.url._uri_reference  # parsed once, then shared
+    assert first.url == httpx.URL("http://127.0.0.1:9/v1/chat/completions?a=%2F b")
+    assert str(first.url) == "http://127.0.0.1:9/v1/chat/completions?a=%2F%20b"
+    assert other.url == httpx.URL("http://127.0.0.1:9/v1/messages")
+
+
+async def test_merged_headers_are_httpx_own_and_never_shared_between_requests() -> None:
+    """A request's headers are what stock httpx sends, however often the same headers are reused."""
+    headers = {"content-type": "application/json", "authorization": "Bearer k", "accept": "text/event-stream"}
+    url = "http://127.0.0.1:9/v1/chat/completions"
+    async with httpx.AsyncClient() as stock, build_client([], cap=4, transport="runner") as client:
+        want = stock.build_request("POST", url, headers=headers, content=b"{}").headers.raw
+        first = client.build_request("POST", url, headers=headers, content=b"{}")
+        first.headers["x-changed"] = "by this request only"
+        again = client.build_request("POST", url, headers=headers, content=b"{}")
+        client.headers = {"user-agent": "other"}
+        renewed = client.build_request("POST", url, headers=headers, content=b"{}")
+    assert again.headers.raw == want
+    assert renewed.headers["user-agent"] == "other"
+
+
+def test_cookies_given_to_the_client_are_in_its_jar() -> None:
+    """``RunClient(cookies=...)`` keeps them, as httpx's client would."""
+    client = RunClient(cookies={"session": "s"})
+    assert dict(client.cookies) == {"session": "s"}
+    assert client.build_request("GET", "http://127.0.0.1:9/").headers["cookie"] == "session=s"
