@@ -48,16 +48,20 @@ if TYPE_CHECKING:
 DIST_KINDS: Final = ("fixed", "uniform", "lognormal", "exp")
 LATENCY_KEYS: Final = ("ttfb", "ttft", "gap", "chunk", "heartbeat")
 FLAVORS: Final = ("openai", "miromind", "solrouter")
-FAULT_NAMES: Final = (
-    "ok",
-    "quota",
-    "reset",
+# Mid-stream faults: they take the place of one token frame and end the stream their way.
+MID_STREAM_FAULTS: Final = (
     "stall",
     "heartbeat_stall",
     "close_clean",
     "close_abrupt",
     "stream_error",
     "finish_error",
+)
+FAULT_NAMES: Final = (
+    "ok",
+    "quota",
+    "reset",
+    *MID_STREAM_FAULTS,
     "malformed",
     "dribble",
 )

@@ -12,6 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Final, NamedTuple
 
+from runner.simulator.config import MID_STREAM_FAULTS
 from runner.simulator.faults import malformed
 from runner.simulator.http import LAST_CHUNK, SSE_HEAD, chunk
 
@@ -21,15 +22,6 @@ if TYPE_CHECKING:
     from runner.simulator.config import Fault, Latency
     from runner.simulator.frames import Frame
 
-# Mid-stream faults: they take the place of one token frame and end the stream their way.
-MID_STREAM: Final = (
-    "stall",
-    "heartbeat_stall",
-    "close_clean",
-    "close_abrupt",
-    "stream_error",
-    "finish_error",
-)
 FLUSH_AT: Final = 16 * 1024  # back-to-back frames share one write (whole chunks only) up to this size
 
 
@@ -70,7 +62,7 @@ def plan_stream(
     """
     tokens = [i for i, f in enumerate(frames) if f.token]
     trigger = -1
-    if fault.name in (*MID_STREAM, "malformed"):
+    if fault.name in (*MID_STREAM_FAULTS, "malformed"):
         k = fault.after if fault.after is not None else len(tokens) // 2
         trigger = tokens[k] if k < len(tokens) else len(frames) - 1
     writes: list[Write] = []
