@@ -18,7 +18,7 @@ import trio
 
 from runner.bench.load import EXTRA_EVENTS, MESSAGES, MODEL, TIMEOUT_S, ClientReport, Meter, expected_text
 from runner.job.catalog import with_catalog_prices
-from runner.run.service import RunOptions, execute_job, open_run
+from runner.run.service import RunOptions, execute_job, open_run, process_settings
 from runner.spec import CaseSpec, JobSpec, ProviderSpec, RetryPolicy, Timeouts
 from runner.store import repository
 from runner.store.db import open_database
@@ -72,7 +72,8 @@ def run_runner(
     ):
         meter = Meter.start()
         run, job = open_run(database, job, options)
-        trio.run(functools.partial(execute_job, database, run, job, options, api_keys={}))
+        with process_settings():  # as `runner run` runs it
+            trio.run(functools.partial(execute_job, database, run, job, options, api_keys={}))
         report.cpu_s, report.wall_s = meter.stop()
         with database.session() as session:
             for unit in repository.iter_units(session, run.id):

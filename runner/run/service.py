@@ -48,7 +48,7 @@ from runner.store.writer import Writer, db_limiter
 from runner.wire.dialects import get_dialect
 
 if TYPE_CHECKING:
-    from collections.abc import AsyncIterator, Callable, Mapping
+    from collections.abc import AsyncIterator, Callable, Iterator, Mapping
 
     from rich.console import Console
     from sqlalchemy.orm import Session
@@ -430,10 +430,21 @@ async def run_until_signalled(
     The signal cancels the work at once; the shielded, bounded cleanups (cut-off attempts stored,
     writer drained, leases released, run marked interrupted) then take at most a few seconds.
 
-    Like the signal handlers, this acts on the whole process (it is ``runner run``'s): it freezes
-    every object alive so far out of the garbage collector's reach first, and shortens CPython's GIL
-    switch interval while the run runs (``SWITCH_INTERVAL_S``).
+    Like the signal handlers, this acts on the whole process (it is ``runner run``'s): see
+    ``process_settings``.
     """
+    with process_settings():
+        return await _run_cancelled_by_signals(
+            database, run, job, options, api_keys=api_keys, console=console
+        )
+
+
+@contextlib.contextmanager
+def process_settings() -> Iterator[None]:
+    """What a run sets for its whole process while it runs (``runner run``, and ``runner bench``'s
+    runner client, which measures what ``runner run`` costs): every object alive so far frozen out of
+    the garbage collector's reach, and CPython's GIL switch interval shortened (``SWITCH_INTERVAL_S``;
+    restored at the end)."""
     # The libraries loaded by now (SQLAlchemy, Alembic, httpx, rich...) are a few hundred thousand
     # long-lived objects; a full collection during the run walked them all and stopped the loop for
     # 70-130 ms (the loop-lag watcher caught it in the demo job), delaying every timestamp due then.
@@ -442,9 +453,7 @@ async def run_until_signalled(
     switch = sys.getswitchinterval()
     sys.setswitchinterval(SWITCH_INTERVAL_S)
     try:
-        return await _run_cancelled_by_signals(
-            database, run, job, options, api_keys=api_keys, console=console
-        )
+        yield
     finally:
         sys.setswitchinterval(switch)
 
