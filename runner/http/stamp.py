@@ -1,7 +1,7 @@
 """Kernel receive timestamps (Linux SO_TIMESTAMPNS): when bytes reached the socket, on the loop's clock.
 
 A saturated trio loop reads a socket late; the kernel notes when each segment arrived, and recvmsg hands
-that instant over (CLOCK_REALTIME) in its ancillary data. ``arrival`` turns it into the loop's clock by
+that instant over (CLOCK_REALTIME) in its ancillary data. ``place`` turns it into the loop's clock by
 its age: realtime now minus the stamp, taken off the loop's now, so a realtime step between the two can
 only misplace it within the clamps its caller applies (runner/http/transport.py), never by the step.
 
@@ -33,7 +33,7 @@ _TIMESPEC: Final = struct.Struct("@ll")  # struct timespec: tv_sec, tv_nsec (nat
 ANCILLARY_BYTES: Final = socket.CMSG_SPACE(_TIMESPEC.size) if SUPPORTED else 0
 
 
-def enable(sock: trio.socket.SocketType) -> bool:
+def enable(sock: trio.socket.SocketType | socket.socket) -> bool:
     """Ask the kernel to stamp what ``sock`` receives; False where it cannot (then reads stay undated)."""
     if not SUPPORTED:
         return False
@@ -75,12 +75,6 @@ def place(at_ns: int, now: float, realtime_ns: int) -> float:
     """
     age_ns = realtime_ns - at_ns
     return now - age_ns / 1e9 if age_ns > 0 else now
-
-
-def arrival(ancdata: Sequence[tuple[int, int, bytes]], now: float, realtime_ns: int) -> float | None:
-    """When the kernel received a read's newest segment, on the clock ``now`` is on; None: no stamp."""
-    at_ns = stamp_ns(ancdata)
-    return None if at_ns is None else place(at_ns, now, realtime_ns)
 
 
 def realtime_ns() -> int:

@@ -62,9 +62,7 @@ class ArrivalWatch:
         if self._keeper is not None:
             return
         keeper = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        try:
-            keeper.setsockopt(socket.SOL_SOCKET, stamp.SO_TIMESTAMPNS, 1)
-        except OSError:
+        if not stamp.enable(keeper):
             keeper.close()
             return
         self._keeper = keeper
