@@ -30,6 +30,8 @@ DEFAULT_PORTS: Final = {"http": 80, "https": 443}
 BODY_EXTENSION: Final = "runner.body"
 _TOKEN: Final = re.compile(rb"[-!#$%&'*+.^_`|~0-9A-Za-z]+")
 _BAD_VALUE: Final = re.compile(rb"[\x00\r\n]")
+# What _mapped maps; _Body._next_block maps the same inline (its hot path skips the context manager).
+_READ_ERRORS: Final = (ProtocolError, OSError, trio.BrokenResourceError)
 
 
 class Body(Protocol):
@@ -335,10 +337,8 @@ class _Body(httpx.AsyncByteStream):
                 if not data:
                     reader.eof()
             block = reader.feed(data) if data else b""
-        except ProtocolError as exc:
-            raise httpx.RemoteProtocolError(str(exc), request=self._request) from exc
-        except (OSError, trio.BrokenResourceError) as exc:
-            raise httpx.ReadError(_text(exc), request=self._request) from exc
+        except _READ_ERRORS as exc:
+            raise _as_httpx(exc, self._request) from exc
         if reader.done:
             # The connection goes back now; what the decompressor still holds comes out in later steps.
             self._ended = True
@@ -422,10 +422,16 @@ def _mapped(request: httpx.Request) -> Iterator[None]:
     """trio's and the OS's read errors, and the parser's, as httpx's (what httpcore raises for them)."""
     try:
         yield
-    except ProtocolError as exc:
-        raise httpx.RemoteProtocolError(str(exc), request=request) from exc
-    except (OSError, trio.BrokenResourceError) as exc:
-        raise httpx.ReadError(_text(exc), request=request) from exc
+    except _READ_ERRORS as exc:
+        raise _as_httpx(exc, request) from exc
+
+
+def _as_httpx(exc: BaseException, request: httpx.Request) -> httpx.HTTPError:
+    """httpx's exception for one of ``_READ_ERRORS``: the parser's is a protocol error, trio's and the
+    OS's a read error."""
+    if isinstance(exc, ProtocolError):
+        return httpx.RemoteProtocolError(str(exc), request=request)
+    return httpx.ReadError(_text(exc), request=request)
 
 
 def _text(exc: BaseException) -> str:
