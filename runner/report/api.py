@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 
 from runner.report.common import RunData, WorkerShare, expected_assertions
 from runner.report.cost import CostContext, build_cost_context
-from runner.report.diff import DiffContext, DiffSide, Thresholds, answer_digest, diff_context
+from runner.report.diff import DiffContext, DiffSide, Thresholds, answer_digest, diff_context, stored_answer
 from runner.report.render import make_environment, render, stream_report, write_report
 from runner.report.run import ROWS_MAX, RunReportContext, run_context, scan_run
 from runner.report.trend import TrendContext, run_figures, trend_context
@@ -118,7 +118,7 @@ def _diff_side(session: Session, ref: str) -> DiffSide:
         run=info,
         units=list(repository.stream_units(session, info.id)),
         answers={
-            unit_id: answer_digest(text, tool_calls)
+            unit_id: answer_digest(stored_answer(text, tool_calls))
             for unit_id, text, tool_calls in repository.stream_answers(session, info.id)
         },
         in_full=lambda ids: repository.units_by_id(session, info.id, ids),

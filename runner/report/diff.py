@@ -33,9 +33,11 @@ __all__ = [
     "MetricChange",
     "Thresholds",
     "Verdict",
+    "answer_digest",
     "build_diff_context",
     "diff_context",
     "inline_diff",
+    "stored_answer",
 ]
 ANSWERS_MAX: Final = 500  # changed answers shown; the count says how many there were
 DIFF_TOKENS_MAX: Final = 4000  # word-level diff up to this many tokens a side, line-level beyond
@@ -132,13 +134,17 @@ def answer_text(text: str, calls: Iterable[tuple[str, str]]) -> str:
     return text + "".join(f"\n[tool call {name}({arguments})]" for name, arguments in calls)
 
 
-def answer_digest(text: str, tool_calls: Sequence[Mapping[str, Any]]) -> bytes:
-    """A digest of ``answer_text`` of a stored first choice (``ToolCall.to_dict`` calls)."""
-    answer = answer_text(text, ((call["name"], call["arguments"]) for call in tool_calls))
+def stored_answer(text: str, tool_calls: Sequence[Mapping[str, Any]]) -> str:
+    """``answer_text`` of a stored first choice (its ``tool_calls`` as ``ToolCall.to_dict`` gives them)."""
+    return answer_text(text, ((call["name"], call["arguments"]) for call in tool_calls))
+
+
+def answer_digest(answer: str) -> bytes:
+    """What the diff keeps of an ``answer_text``: two runs' answers are compared by it."""
     return hashlib.blake2b(answer.encode(), digest_size=16).digest()
 
 
-NO_ANSWER: Final = hashlib.blake2b(b"", digest_size=16).digest()  # a unit without a result answers ""
+NO_ANSWER: Final = answer_digest("")  # a unit without a result answers ""
 
 
 def _answer(unit: UnitView) -> str:
@@ -167,9 +173,7 @@ class DiffSide:
             run=data.run,
             units=[lean_unit(u) for u in data.units],
             answers={
-                u.id: answer_digest(c.text, [t.to_dict() for t in c.tool_calls])
-                for u in data.units
-                if u.completion and (c := next(iter(u.completion.choices), None)) is not None
+                u.id: answer_digest(_answer(u)) for u in data.units if u.completion and u.completion.choices
             },
             in_full=lambda ids: [views[i] for i in ids if i in views],
         )

@@ -7,7 +7,7 @@ from dataclasses import replace
 
 from runner.grading.assertions import AssertionOutcome
 from runner.report.common import RunData
-from runner.report.diff import DiffSide, answer_digest
+from runner.report.diff import DiffSide, answer_digest, stored_answer
 from runner.store import repository
 from runner.store.db import open_database
 from runner.store.lean import lean_unit
@@ -48,7 +48,8 @@ def test_streamed_answers_digest_as_the_whole_units_do(db_url: str) -> None:
     with open_database(db_url) as db, db.session() as session:
         run_id = store_run(session, replace(data, units=units))
         streamed = {
-            i: answer_digest(text, calls) for i, text, calls in repository.stream_answers(session, run_id)
+            i: answer_digest(stored_answer(text, calls))
+            for i, text, calls in repository.stream_answers(session, run_id)
         }
         whole = DiffSide.of(RunData(run=data.run, units=tuple(repository.iter_units(session, run_id))))
     assert any(c.tool_calls for u in units if u.completion for c in u.completion.choices)
