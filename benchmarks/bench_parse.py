@@ -6,8 +6,8 @@ Prints, in one run and in microseconds of CPU time per chunk (best of several re
 reads and for one event per read:
   (a) orjson.loads of each payload alone: the floor (../shared/PERFORMANCE.md);
   (b) json.loads of each payload alone;
-  (c) runner: SSEDecoder.feed_raw + the openai-chat accumulator's feed_many on the raw reads, as
-      runner.run.attempt drives them, result() included;
+  (c) runner: the openai-chat accumulator's feed_read (SSEDecoder.feed_raw + feed_many, or the
+      dialect's fused path) on the raw reads, as runner.run.attempt drives them, result() included;
   (d) the official openai SDK on the same reads, in memory without a network: its SSEDecoder
       (openai._streaming), sse.json(), a ChatCompletionChunk built by construct_type exactly as
       Stream.__stream__ does by default, and ChatCompletionStreamState.handle_chunk.
@@ -134,9 +134,7 @@ def decode_and_accumulate(dialect: str, reads: list[bytes]) -> Completion:
     decoder = SSEDecoder()
     accumulator = get_dialect(dialect).new_accumulator()
     for read in reads:
-        events = decoder.feed_raw(read)
-        if events:
-            accumulator.feed_many(events)
+        accumulator.feed_read(decoder, read)
     return accumulator.result()
 
 

@@ -385,15 +385,15 @@ async def _read_stream(
             if parts is not None:
                 parts.append(chunk)
             # The whole read in one call: message data as raw bytes, so the dialect hands them
-            # straight to its JSON decoder (runner.wire.sse.feed_raw).
-            events = decoder.feed_raw(chunk)
+            # straight to its JSON decoder (runner.wire.sse.feed_raw, Accumulator.feed_read).
             leads = (False, False)
-            if events:
-                nevents += event_count(events)
-                if first_at < at and not has_token:
+            if first_at < at and not has_token:
+                events = decoder.feed_raw(chunk)
+                if events:
+                    nevents += event_count(events)
                     leads = _feed_leading(accumulator, events, chunk)
-                else:
-                    accumulator.feed_many(events)
+            else:
+                nevents += accumulator.feed_read(decoder, chunk)
             first = False
             if not has_token:
                 if clock.first_reasoning is None and accumulator.has_reasoning:

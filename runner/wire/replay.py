@@ -25,11 +25,8 @@ def accumulate(accumulator: Accumulator, reads: Iterable[bytes]) -> Completion:
     # A stored body was bounded when it was read (max_response_bytes): replay it whole.
     decoder = SSEDecoder(max_event_bytes=sys.maxsize)
     for read in reads:
-        events = decoder.feed_raw(read)
-        if events:
-            accumulator.feed_many(events)
-            if accumulator.is_done:
-                return accumulator.result()
+        if accumulator.feed_read(decoder, read) and accumulator.is_done:
+            return accumulator.result()
     accumulator.feed_many(decoder.close())
     return accumulator.result()
 

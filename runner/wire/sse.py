@@ -137,6 +137,27 @@ class SSEDecoder(LineDecoder):
                     return events
         return self._feed(chunk, True)
 
+    def take_typed(self, chunk: bytes) -> bytes | None:
+        """The DATA of ``chunk`` when it is exactly one ``event: NAME\\ndata: DATA\\n\\n`` block, taken.
+
+        What a typed stream's server flushing each event sends (one event per read). Only when nothing
+        is carried from earlier reads, no line end hides in NAME or DATA and the event is within the
+        bound: then the read is consumed exactly as ``feed_raw`` consumes it (which would hand it out
+        as ``TypedRun(chunk, 1, last_event_id, retry, DATA)``) and DATA is returned. Else None, and
+        nothing was consumed: feed the read to ``feed_raw``. One call and no TypedRun for a
+        dialect's hot path (``OpenAIResponsesAccumulator.feed_read``).
+        """
+        if self._tail or self._data or self._event_type or chunk[:7] != b"event: ":
+            return None
+        line, found, rest = chunk.partition(b"\ndata: ")
+        if found and rest[-2:] == b"\n\n" and 10 not in line and 13 not in chunk:
+            data = rest[:-2]
+            if 10 not in data and len(chunk) <= self.max_event_bytes:
+                # (a read opening with "event: " holds no BOM, and no LF for a carried CR to pair with)
+                self._at_start = self._pending_cr = False
+                return data
+        return None
+
     # With raw=False every event comes out as a ServerSentEvent (_message, _dispatch): the
     # overloads state it, so neither public method needs a cast.
     @overload

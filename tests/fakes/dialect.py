@@ -13,7 +13,8 @@ from typing import Any
 from runner.model import PROTOCOL_ERROR, Choice, Completion, CompletionError
 from runner.spec import CaseSpec, ProviderSpec
 from runner.wire.dialects.base import HttpRequest
-from runner.wire.sse import RawEvent, ServerSentEvent, as_event, single_events
+from runner.wire.events import event_count
+from runner.wire.sse import RawEvent, ServerSentEvent, SSEDecoder, as_event, single_events
 
 
 @dataclass
@@ -49,6 +50,11 @@ class FakeAccumulator:
     def feed_many(self, events: Sequence[RawEvent]) -> None:
         for event in single_events(events):
             self.feed(as_event(event))
+
+    def feed_read(self, decoder: SSEDecoder, read: bytes) -> int:
+        events = decoder.feed_raw(read)
+        self.feed_many(events)
+        return event_count(events)
 
     def feed(self, event: ServerSentEvent) -> None:
         data = event.data

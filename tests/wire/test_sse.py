@@ -490,6 +490,72 @@ def test_feed_raw_near_misses_of_the_single_read_shapes(read: bytes) -> None:
     assert same_events(SSEDecoder().feed_raw(read), decode_all(read))
 
 
+def _taking_typed(reads: list[bytes], decoder: SSEDecoder) -> list[list[RawEvent]]:
+    """Each read through ``take_typed``, or ``feed_raw`` when it takes nothing: the items per read,
+    a taken read as the one-event TypedRun feed_raw hands out for it."""
+    items: list[list[RawEvent]] = []
+    for read in reads:
+        data = decoder.take_typed(read)
+        if data is None:
+            items.append(decoder.feed_raw(read))
+        else:
+            items.append([TypedRun(read, 1, decoder.last_event_id, decoder.retry, data)])
+    return items
+
+
+@settings(max_examples=500, deadline=None)
+@given(
+    reads=st.lists(st.one_of(_one_read, _typed_block), max_size=8),
+    cut=st.booleans(),
+    data=st.data(),
+)
+def test_take_typed_takes_a_read_exactly_as_feed_raw_would(
+    reads: list[bytes], cut: bool, data: st.DataObject
+) -> None:
+    """Reads of one event each (typed, LF, CRLF and near misses) or reads cut anywhere: where
+    take_typed takes a read, feed_raw would have handed out that same one-event TypedRun, and the
+    decoder is left as feed_raw leaves it (the reads after it, and close, agree)."""
+    if cut:
+        body = b"".join(reads)
+        cuts = sorted(set(data.draw(st.lists(st.integers(0, len(body)), max_size=8))))
+        reads = [body[a:b] for a, b in zip([0, *cuts], [*cuts, len(body)], strict=True)]
+    plain, taking = SSEDecoder(), SSEDecoder()
+    assert _taking_typed(reads, taking) == [plain.feed_raw(read) for read in reads]
+    assert taking.close() == plain.close()
+
+
+@pytest.mark.parametrize(
+    ("carried", "read"),
+    [
+        pytest.param(b"", b"data: x\n\n", id="untyped"),
+        pytest.param(b"", b"event: e\ndata: a\ndata: b\n\n", id="two-data-lines"),
+        pytest.param(b"", b"event: e\ndata: a\r\n\r\n", id="crlf"),
+        pytest.param(b"", b"event: e\ndata: a\n\nevent: e\ndata: b\n\n", id="two-events"),
+        pytest.param(b"", b"event: e\ndata: a\n", id="unfinished"),
+        pytest.param(b"event: e\n", b"event: e\ndata: a\n\n", id="event-half-built"),
+        pytest.param(b"data: a", b"event: e\ndata: a\n\n", id="line-carried"),
+    ],
+)
+def test_take_typed_takes_nothing_but_one_whole_typed_event(carried: bytes, read: bytes) -> None:
+    """Anything but exactly one two-line typed event, or anything carried from the last read: None,
+    and the decoder is untouched (feed_raw then reads the read as it always does)."""
+    decoder, plain = SSEDecoder(), SSEDecoder()
+    decoder.feed_raw(carried)
+    plain.feed_raw(carried)
+    assert decoder.take_typed(read) is None
+    assert decoder.feed_raw(read) == plain.feed_raw(read)
+
+
+def test_take_typed_leaves_an_event_past_the_bound_to_feed_raw() -> None:
+    """A typed event larger than max_event_bytes is not taken: feed_raw raises for it, as ever."""
+    read = b"event: e\ndata: " + b"x" * 200 + b"\n\n"
+    decoder = SSEDecoder(max_event_bytes=100)
+    assert decoder.take_typed(read) is None
+    with pytest.raises(ResponseTooLargeError):
+        decoder.feed_raw(read)
+    assert SSEDecoder(max_event_bytes=300).take_typed(read) == b"x" * 200
+
+
 @settings(max_examples=300, deadline=None)
 @given(body=st.binary(max_size=200), data=st.data())
 def test_feed_raw_arbitrary_bytes_never_raise(body: bytes, data: st.DataObject) -> None:

@@ -12,6 +12,7 @@ import orjson
 
 from runner import jsontext
 from runner.model import PROTOCOL_ERROR, Choice, CompletionError, ToolCall
+from runner.wire.events import event_count
 from runner.wire.sse import as_event, single_events
 
 if TYPE_CHECKING:
@@ -19,7 +20,7 @@ if TYPE_CHECKING:
 
     from runner.model import FinishReason
     from runner.spec import CaseSpec
-    from runner.wire.sse import RawEvent, ServerSentEvent
+    from runner.wire.sse import RawEvent, ServerSentEvent, SSEDecoder
 
 # Provider finish / stop reasons -> the normalized set. An unknown string maps to None and is kept
 # as raw_finish_reason (PROTOCOLS.md 26: the set is open; guessing "stop" would hide truncation).
@@ -122,6 +123,14 @@ class AccumulatorBase:
         feed = self.feed
         for event in single_events(events):
             feed(as_event(event))
+
+    def feed_read(self, decoder: SSEDecoder, read: bytes) -> int:
+        # decoder.feed_raw, then feed_many: a dialect with a fused path for its common read overrides it.
+        events = decoder.feed_raw(read)
+        if not events:
+            return 0
+        self.feed_many(events)
+        return event_count(events)
 
 
 def map_finish_reason(raw: str | None) -> FinishReason | None:

@@ -16,7 +16,7 @@ import orjson
 from runner.model import Completion, FinishReason
 from runner.wire.dialects.common import AccumulatorBase, error_from_payload, protocol_error
 from runner.wire.dialects.openai_chat_fast import FAST_DECODE_MISSES
-from runner.wire.dialects.openai_responses_fast import FAST_KINDS, TEXT_DELTA, Delta, decode_delta, decode_run
+from runner.wire.dialects.openai_responses_fast import FAST_KINDS, Delta, decode_delta, decode_run
 from runner.wire.dialects.openai_responses_items import (
     REASONING_TEXT,
     SUMMARY,
@@ -31,12 +31,13 @@ from runner.wire.dialects.openai_responses_items import (
     part_at,
     responses_usage,
 )
-from runner.wire.events import TypedRun
+from runner.wire.events import TypedRun, event_count, new_event
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterable, Sequence
 
     from runner.wire.events import RawEvent, ServerSentEvent
+    from runner.wire.sse import SSEDecoder
 
 
 class _Cold:
@@ -66,6 +67,8 @@ class OpenAIResponsesAccumulator(AccumulatorBase):
         "_hot_content",
         "_hot_output",
         "_hot_pieces",
+        "_hot_reasoning",
+        "_hot_type",
         "_items",
         "_raw_finish",
         "_started",
@@ -79,110 +82,172 @@ class OpenAIResponsesAccumulator(AccumulatorBase):
         self._raw_finish: str | None = None
         self._started = False
         self._terminal = False
-        # The text part the last output_text.delta went to, by its raw output_index and
-        # content_index: the next delta for the same part is appended inline (feed_many). Two
-        # fields, not a tuple: compared per event, one tuple less to build each time. _COLD
-        # equals nothing (no part is hot).
+        # The hot part: the one the last delta of an answer or reasoning kind went to (output text,
+        # refusal, tool-call arguments, reasoning text), by its kind and raw output_index and
+        # content_index. The next delta of the same kind for the same part is appended inline,
+        # without its handler. Separate fields, not a tuple: compared per event, one tuple less to
+        # build each time. _COLD equals nothing (no part is hot).
+        self._hot_type: Any = _COLD
         self._hot_output: Any = _COLD
         self._hot_content: Any = _COLD
         self._hot_pieces: list[str] = []
+        self._hot_reasoning = False  # the hot part is reasoning (has_reasoning), not answer
         # Runs msgspec may miss in a row before this stream stops trying it (openai_chat_fast).
         self._fast_misses = FAST_DECODE_MISSES if fast_path else 0
 
     def feed(self, event: ServerSentEvent) -> None:
         self.feed_many((event,))
 
+    def feed_read(self, decoder: SSEDecoder, read: bytes) -> int:
+        # One event per read (a server flushing each event: every slow stream) taken straight from
+        # the read (SSEDecoder.take_typed) and, when it is a delta to the hot part, appended here:
+        # no TypedRun, no list, no second call. A read of whole typed events (reads cut anywhere)
+        # goes to _feed_run directly. Anything else as feed_many reads it.
+        if self._done or not self._fast_misses:
+            return AccumulatorBase.feed_read(self, decoder, read)
+        data = decoder.take_typed(read)
+        if data is None:
+            events = decoder.feed_raw(read)
+            if len(events) == 1 and type(run := events[0]) is TypedRun:
+                self._feed_run(run)
+                return run.blocks
+            if events:
+                self.feed_many(events)
+            return event_count(events)
+        try:
+            event: Delta | None = decode_delta(data)
+        except (ValueError, RecursionError):  # (see decode_run)
+            event = None
+        if (
+            event is not None
+            and event.output_index == self._hot_output
+            and event.content_index == self._hot_content
+            and event.type == self._hot_type
+        ):
+            delta = event.delta
+            if delta:
+                self._hot_pieces.append(delta)
+                self.tokens += 1
+                if self._hot_reasoning:
+                    self.has_reasoning = True
+                else:
+                    self.has_answer = True
+            return 1
+        # (what feed_raw would have handed out for this read)
+        self._feed_typed(event, new_event(TypedRun, (read, 1, decoder.last_event_id, decoder.retry, data)))
+        return 1
+
     def feed_many(self, events: Sequence[RawEvent]) -> None:
-        # The hot loop. A read's typed events come as one TypedRun: decoded in one msgspec call
-        # (openai_responses_fast.decode_run) and fed by _feed_deltas while they are deltas; what
-        # msgspec refuses, or what follows a non-delta event, goes one event at a time through
-        # _feed_single, whose orjson path defines the result.
+        # A read's typed events come as one TypedRun (_feed_run); anything else one event at a
+        # time through _feed_single, whose orjson path defines the result.
         if self._done:
             return
         for item in events:
             if isinstance(item, TypedRun):
-                if item.blocks == 1 and self._fast_misses:
-                    # One event per read (a slow stream): the hot text delta inline, as below.
-                    try:
-                        event: Delta | None = decode_delta(item.datas)
-                    except (ValueError, RecursionError):  # (see decode_run)
-                        event = None
-                    if (
-                        event is not None
-                        and event.output_index == self._hot_output
-                        and event.content_index == self._hot_content
-                        and event.type == TEXT_DELTA
-                    ):
-                        delta = event.delta
-                        if delta:
-                            self._hot_pieces.append(delta)
-                            self.has_answer = True
-                            self.tokens += 1
-                        continue
-                    decoded = [(event,)] if event is not None else None
-                else:
-                    decoded = decode_run(item) if self._fast_misses else None
-                if decoded is None:
-                    # A run holding a non-delta event (created, item added, done...) misses too,
-                    # so the budget counts misses in a row: a shape msgspec never takes stops it.
-                    self._fast_misses = max(0, self._fast_misses - 1)
-                    self._feed_single(item.events())
-                else:
-                    self._fast_misses = FAST_DECODE_MISSES
-                    taken = self._feed_deltas(decoded)
-                    if taken < len(decoded):
-                        self._feed_single(item.events()[taken:])
+                self._feed_run(item)
             else:
                 self._feed_single((item,))
             if self.is_done:  # (the property: mypy would keep _done narrowed to False)
                 return
 
+    def _feed_run(self, run: TypedRun) -> None:
+        """The hot loop: a run decoded in one msgspec call (openai_responses_fast.decode_run) and fed
+        by _feed_deltas while its events are deltas; what msgspec refuses, or what follows a
+        non-delta event, one event at a time through _feed_single."""
+        if run.blocks == 1 and self._fast_misses:
+            # One event per read (a slow stream): the hot delta inline, as feed_read does.
+            try:
+                event: Delta | None = decode_delta(run.datas)
+            except (ValueError, RecursionError):  # (see decode_run)
+                event = None
+            if (
+                event is not None
+                and event.output_index == self._hot_output
+                and event.content_index == self._hot_content
+                and event.type == self._hot_type
+            ):
+                if event.delta:
+                    self._hot_pieces.append(event.delta)
+                    self._count_hot(1)
+                return
+            self._feed_typed(event, run)
+        elif (decoded := decode_run(run) if self._fast_misses else None) is None:
+            # A run holding a non-delta event (created, item added, done...) misses too, so the
+            # budget counts misses in a row: a shape msgspec never takes stops it.
+            self._fast_misses = max(0, self._fast_misses - 1)
+            self._feed_single(run.events())
+        else:
+            self._fast_misses = FAST_DECODE_MISSES
+            taken = self._feed_deltas(decoded)
+            if taken < len(decoded):
+                self._feed_single(run.events()[taken:])
+
+    def _feed_typed(self, event: Delta | None, run: TypedRun) -> None:
+        """Feed a one-event ``run`` that is no delta to the hot part; ``event``: msgspec's reading."""
+        if event is None:
+            self._fast_misses = max(0, self._fast_misses - 1)
+            self._feed_single(run.events())
+        else:
+            self._fast_misses = FAST_DECODE_MISSES
+            if not self._feed_deltas(((event,),)):
+                self._feed_single(run.events())
+
+    def _count_hot(self, tokens: int) -> None:
+        # ``tokens`` deltas were appended to the hot part.
+        self.tokens += tokens
+        if self._hot_reasoning:
+            self.has_reasoning = True
+        else:
+            self.has_answer = True
+
     def _feed_deltas(self, decoded: Sequence[tuple[Delta]]) -> int:
         """Feed msgspec-decoded events in order while each is of a FAST_KINDS kind; how many it fed.
 
         What the handlers do with the same event as a dict, which is what orjson would give (the
-        hot text delta inline, as in _feed_single; the others through their handler).
+        hot part's delta inline, as in _feed_single; the others through their handler).
         """
-        output, content, pieces = self._hot_output, self._hot_content, self._hot_pieces
-        # The common run: every event a non-empty text delta to the hot part. One comprehension
-        # reads it (a Python-level loop step per event costs more than msgspec's decoding); if
-        # any event is another one, the loop below reads the run from its start instead.
+        kind, output, content, pieces = self._hot_type, self._hot_output, self._hot_content, self._hot_pieces
+        # The common run: every event a non-empty delta to the hot part. One comprehension reads
+        # it (a Python-level loop step per event costs more than msgspec's decoding); if any event
+        # is another one, the loop below reads the run from its start instead.
         hot = [
             delta
             for (event,) in decoded
             if event.output_index == output
             and event.content_index == content
-            and event.type == TEXT_DELTA
+            and event.type == kind
             and (delta := event.delta)
         ]
         if len(hot) == len(decoded):
-            pieces += hot
             if hot:
-                self.tokens += len(hot)
-                self.has_answer = True
+                pieces += hot
+                self._count_hot(len(hot))
             return len(hot)
         tokens = taken = 0
         for (event,) in decoded:
-            kind = event.type
-            if kind == TEXT_DELTA and event.output_index == output and event.content_index == content:
+            if event.type == kind and event.output_index == output and event.content_index == content:
                 if event.delta:
                     pieces.append(event.delta)
                     tokens += 1
-            elif kind in FAST_KINDS:
+            elif event.type in FAST_KINDS:
+                if tokens:  # (counted before the hot part may change kind)
+                    self._count_hot(tokens)
+                    tokens = 0
                 payload = {
+                    "type": event.type,
                     "output_index": event.output_index,
                     "content_index": event.content_index,
                     "summary_index": event.summary_index,
                     "delta": event.delta,
                 }
-                _HANDLERS[kind](self, payload)
-                output, content, pieces = self._hot_output, self._hot_content, self._hot_pieces
+                _HANDLERS[event.type](self, payload)
+                kind, output, content = self._hot_type, self._hot_output, self._hot_content
+                pieces = self._hot_pieces
             else:
                 break
             taken += 1
         if tokens:
-            self.tokens += tokens
-            self.has_answer = True
+            self._count_hot(tokens)
         return taken
 
     def _feed_single(self, events: Iterable[bytes | ServerSentEvent]) -> None:
@@ -215,18 +280,22 @@ class OpenAIResponsesAccumulator(AccumulatorBase):
                 self._fail(protocol_error(f"event {name!r} is not a JSON object"))
                 return
             kind = payload.get("type")
-            # The hot path (nearly every event): _text_delta inlined for the part it fed last.
-            if (
-                kind == "response.output_text.delta"
-                and payload.get("output_index") == self._hot_output
-                and payload.get("content_index") == self._hot_content
-            ):
-                delta = payload.get("delta")
-                if delta and type(delta) is str:
-                    self._hot_pieces.append(delta)
-                    self.has_answer = True
-                    self.tokens += 1
-                continue
+            # The hot path when msgspec is not read (nearly every event): the hot part's delta
+            # inline. Indexes of the hot part's own types only: 1.0 or true equal 1 but name
+            # another part (as_index).
+            if kind == self._hot_type:
+                output, content = payload.get("output_index"), payload.get("content_index")
+                if (
+                    output == self._hot_output
+                    and content == self._hot_content
+                    and type(output) is type(self._hot_output)
+                    and type(content) is type(self._hot_content)
+                ):
+                    delta = payload.get("delta")
+                    if delta and type(delta) is str:
+                        self._hot_pieces.append(delta)
+                        self._count_hot(1)
+                    continue
             handler = handlers.get(kind if type(kind) is str else name)
             if handler is not None:  # unknown events are new features: tolerated
                 handler(self, payload)
@@ -282,7 +351,7 @@ class OpenAIResponsesAccumulator(AccumulatorBase):
         kind = as_str(raw.get("type")) or ""
         self._started = True
         # A new item at an index replaces the one the hot path fed.
-        self._hot_output = self._hot_content = _COLD
+        self._hot_type = self._hot_output = self._hot_content = _COLD
         item = self._items[as_index(payload.get("output_index"))] = Item(kind)
         if item.tool is not None:
             item.tool.id = as_str(raw.get("call_id")) or as_str(raw.get("id")) or None
@@ -306,18 +375,27 @@ class OpenAIResponsesAccumulator(AccumulatorBase):
         index = as_index(payload.get("summary_index" if kind == SUMMARY else "content_index"))
         return part_at(self._item(payload, "reasoning").reasoning, (kind, index))
 
+    def _heat(self, payload: dict[str, Any], pieces: list[str], *, reasoning: bool = False) -> None:
+        # The part ``pieces`` belongs to is hot for the next deltas of this event's kind and
+        # indexes. Only when each index is an int or absent: the hot check compares with ==, and
+        # a float or a bool equal to an int names another part (as_index).
+        output, content = payload.get("output_index"), payload.get("content_index")
+        if (output is None or type(output) is int) and (content is None or type(content) is int):
+            self._hot_type, self._hot_output, self._hot_content = payload.get("type"), output, content
+            self._hot_pieces, self._hot_reasoning = pieces, reasoning
+
     def _text_delta(self, payload: dict[str, Any]) -> None:
         part = self._content(payload)
-        self._hot_output = payload.get("output_index")
-        self._hot_content = payload.get("content_index")
-        self._hot_pieces = part.pieces
+        self._heat(payload, part.pieces)
         self._append(part, payload)
 
     def _text_done(self, payload: dict[str, Any]) -> None:
         self._content(payload).done = as_str(payload.get("text"))
 
     def _refusal_delta(self, payload: dict[str, Any]) -> None:
-        self._append(self._content(payload, refusal=True), payload)
+        part = self._content(payload, refusal=True)
+        self._heat(payload, part.pieces)
+        self._append(part, payload)
 
     def _refusal_done(self, payload: dict[str, Any]) -> None:
         self._content(payload, refusal=True).done = as_str(payload.get("refusal"))
@@ -329,13 +407,17 @@ class OpenAIResponsesAccumulator(AccumulatorBase):
         self._thought(payload, SUMMARY).done = as_str(payload.get("text"))
 
     def _reasoning_delta(self, payload: dict[str, Any]) -> None:
-        self._think(self._thought(payload, REASONING_TEXT), payload)
+        part = self._thought(payload, REASONING_TEXT)
+        self._heat(payload, part.pieces, reasoning=True)
+        self._think(part, payload)
 
     def _reasoning_done(self, payload: dict[str, Any]) -> None:
         self._thought(payload, REASONING_TEXT).done = as_str(payload.get("text"))
 
     def _args_delta(self, payload: dict[str, Any]) -> None:
         item = self._item(payload, "function_call")
+        if item.tool is not None:
+            self._heat(payload, item.tool.args)
         delta = payload.get("delta")
         if item.tool is not None and isinstance(delta, str) and delta:
             item.tool.args.append(delta)

@@ -7,7 +7,7 @@ import json
 from typing import TYPE_CHECKING, Any, Final
 
 from runner.wire.replay import accumulate
-from runner.wire.sse import decode_all
+from runner.wire.sse import SSEDecoder, decode_all
 
 if TYPE_CHECKING:
     from runner.model import Completion
@@ -56,9 +56,19 @@ def fed_event_by_event(acc: Accumulator, body: bytes) -> Signals:
 
 
 def fed_in_reads(acc: Accumulator, body: bytes, cuts: list[int]) -> Signals:
-    """``body`` in reads split at ``cuts`` through feed_raw and feed_many (the attempt layer's way)."""
+    """``body`` in reads split at ``cuts`` through feed_read (the attempt layer's way)."""
     pieces = [body[a:b] for a, b in zip([0, *cuts], [*cuts, len(body)], strict=True)]
     return accumulate(acc, pieces), acc.has_reasoning, acc.has_answer, acc.tokens
+
+
+def fed_raw_in_reads(acc: Accumulator, body: bytes, cuts: list[int]) -> Signals:
+    """``body`` in reads split at ``cuts`` through feed_raw and then feed_many, never feed_read (the
+    attempt layer's way until the first token of a dated stream)."""
+    decoder = SSEDecoder()
+    for a, b in zip([0, *cuts], [*cuts, len(body)], strict=True):
+        acc.feed_many(decoder.feed_raw(body[a:b]))
+    acc.feed_many(decoder.close())
+    return acc.result(), acc.has_reasoning, acc.has_answer, acc.tokens
 
 
 def dump_with_placeholders(payload: dict[str, Any], *, dup_key: str, raw: bytes) -> bytes:

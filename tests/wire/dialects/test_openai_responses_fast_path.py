@@ -19,6 +19,7 @@ from tests.wire.dialects.fastpath import (
     dump_with_placeholders,
     fed_event_by_event,
     fed_in_reads,
+    fed_raw_in_reads,
 )
 
 # The shared RAW_TOKENS, more edge values, and a logprobs list as the Responses API sends one.
@@ -131,7 +132,7 @@ def general_path(body: bytes) -> Signals:
 
 
 def fast_path(body: bytes, cuts: list[int]) -> Signals:
-    """``body`` in reads split at ``cuts`` through feed_raw and feed_many (the attempt layer's way)."""
+    """``body`` in reads split at ``cuts`` through feed_read (the attempt layer's way)."""
     return fed_in_reads(OpenAIResponsesAccumulator(), body, cuts)
 
 
@@ -147,6 +148,15 @@ def test_fast_path_equals_the_orjson_path_for_any_split(body: bytes, data: st.Da
     """Random event sequences (odd values, unknown fields, duplicate keys, cut payloads, odd
     names and framing), any split into reads: the same completion and signals as the orjson path."""
     cuts = sorted(set(data.draw(st.lists(st.integers(0, len(body)), max_size=6))))
+    assert fast_path(body, cuts) == general_path(body)
+    assert fed_raw_in_reads(OpenAIResponsesAccumulator(), body, cuts) == general_path(body)
+
+
+@settings(max_examples=300, deadline=None)
+@given(body=_stream())
+def test_fast_path_equals_the_orjson_path_one_event_per_read(body: bytes) -> None:
+    """Each event its own read (a server flushing each event): feed_read's path for them."""
+    cuts = [end + 2 for end in range(len(body)) if body.startswith(b"\n\n", end)][:-1]
     assert fast_path(body, cuts) == general_path(body)
 
 
@@ -214,3 +224,20 @@ def test_a_stream_whose_deltas_all_miss_stops_trying() -> None:
         acc.feed_many(SSEDecoder().feed_raw(block * 3))
     assert acc._fast_misses == 0  # (no public view: a budget spent is only speed)
     assert acc.result().choices[0].text == "x" * 120
+
+
+@pytest.mark.parametrize("odd", [b"1.0", b"true"])
+@pytest.mark.parametrize("fast", [True, False])
+def test_an_index_equal_to_the_hot_one_but_no_int_names_its_own_part(odd: bytes, fast: bool) -> None:
+    """A delta to output 1, then one whose output_index is 1.0 or true: the second reads as index 0
+    (no int), as its handler has it, not as more of the part the first one made hot."""
+
+    def delta(output: bytes, text: bytes) -> bytes:
+        data = b'{"type":"response.output_text.delta","output_index":%s,"content_index":0,"delta":"%s"}'
+        return b"event: response.output_text.delta\ndata: " + data % (output, text) + b"\n\n"
+
+    body = _START + delta(b"1", b"a") + delta(odd, b"b") + delta(b"1", b"c")
+    for cuts in ([], [len(_START), len(_START) + len(delta(b"1", b"a"))]):
+        completion = fed_in_reads(OpenAIResponsesAccumulator(fast_path=fast), body, cuts)[0]
+        assert completion.choices[0].text == "bac"
+    assert general_path(body)[0].choices[0].text == "bac"
