@@ -92,15 +92,10 @@ class SSEDecoder(LineDecoder):
                         self._at_start = self._pending_cr = False
                         return [data]
             elif head == b"event:" and chunk[6:7] == b" ":
-                # One typed event (Responses, Anthropic): "event: " NAME LF "data: " DATA LF LF,
-                # neither holding a line end, as a TypedRun of one. The first "\ndata: " ends the
-                # event line only if NAME holds no LF.
-                line, found, rest = chunk.partition(b"\ndata: ")
-                if found and rest[-2:] == b"\n\n" and 10 not in line:
-                    data = rest[:-2]
-                    if 10 not in data and 13 not in chunk:
-                        self._at_start = self._pending_cr = False
-                        return [new_event(TypedRun, (chunk, 1, self.last_event_id, self.retry, data))]
+                # One typed event (Responses, Anthropic) as a TypedRun of one (take_typed).
+                data = self.take_typed(chunk)
+                if data is not None:
+                    return [new_event(TypedRun, (chunk, 1, self.last_event_id, self.retry, data))]
         elif len(chunk) > self.max_event_bytes:
             return self._checked(self._feed(chunk, True))
         elif self._event_type and not self._data and not self._more and not self._pending_cr:
@@ -149,6 +144,7 @@ class SSEDecoder(LineDecoder):
         """
         if self._tail or self._data or self._event_type or chunk[:7] != b"event: ":
             return None
+        # The first "\ndata: " ends the event line only if NAME holds no LF.
         line, found, rest = chunk.partition(b"\ndata: ")
         if found and rest[-2:] == b"\n\n" and 10 not in line and 13 not in chunk:
             data = rest[:-2]

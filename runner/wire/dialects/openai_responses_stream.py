@@ -221,7 +221,11 @@ class OpenAIResponsesAccumulator(AccumulatorBase):
         if len(hot) == len(decoded):
             if hot:
                 pieces += hot
-                self._count_hot(len(hot))
+                self.tokens += len(hot)
+                if self._hot_reasoning:
+                    self.has_reasoning = True
+                else:
+                    self.has_answer = True
             return len(hot)
         tokens = taken = 0
         for (event,) in decoded:
