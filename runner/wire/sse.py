@@ -93,9 +93,9 @@ class SSEDecoder(LineDecoder):
                         return [data]
             elif head == b"event:" and chunk[6:7] == b" ":
                 # One typed event (Responses, Anthropic) as a TypedRun of one (take_typed).
-                data = self.take_typed(chunk)
-                if data is not None:
-                    return [new_event(TypedRun, (chunk, 1, self.last_event_id, self.retry, data))]
+                taken = self.take_typed(chunk)
+                if taken is not None:
+                    return [new_event(TypedRun, (chunk, 1, self.last_event_id, self.retry, taken))]
         elif len(chunk) > self.max_event_bytes:
             return self._checked(self._feed(chunk, True))
         elif self._event_type and not self._data and not self._more and not self._pending_cr:
