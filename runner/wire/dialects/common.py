@@ -12,7 +12,7 @@ import orjson
 
 from runner import jsontext
 from runner.model import PROTOCOL_ERROR, Choice, CompletionError, ToolCall
-from runner.wire.events import event_count
+from runner.wire.events import TypedRun, event_count
 from runner.wire.sse import as_event, single_events
 
 if TYPE_CHECKING:
@@ -130,6 +130,8 @@ class AccumulatorBase:
         if not events:
             return 0
         self.feed_many(events)
+        if len(events) == 1 and type(events[0]) is not TypedRun:
+            return 1  # (one event per read, the slow streams' read: counted without a call)
         return event_count(events)
 
 
