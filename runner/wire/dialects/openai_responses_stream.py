@@ -85,8 +85,9 @@ class OpenAIResponsesAccumulator(ResponsesEvents):
                 else:
                     self.has_answer = True
             return 1
-        # (what feed_raw would have handed out for this read)
-        self._feed_typed(event, new_event(TypedRun, (read, 1, decoder.last_event_id, decoder.retry, data)))
+        # (the run feed_raw would have handed out for this read)
+        run = new_event(TypedRun, (read, 1, decoder.last_event_id, decoder.retry, data))
+        self._feed_decoded(run, [(event,)] if event is not None else None)
         return 1
 
     def feed_many(self, events: Sequence[RawEvent]) -> None:
@@ -103,27 +104,15 @@ class OpenAIResponsesAccumulator(ResponsesEvents):
                 return
 
     def _feed_run(self, run: TypedRun) -> None:
-        """The hot loop: a run decoded in one msgspec call (openai_responses_fast.decode_run) and fed
-        by _feed_deltas while its events are deltas; what msgspec refuses, or what follows a
-        non-delta event, one event at a time through _feed_single."""
-        if run.blocks == 1 and self._fast_misses:
-            # One event per read (a slow stream): the hot delta inline, as feed_read does.
-            try:
-                event: Delta | None = decode_delta(run.datas)
-            except (ValueError, RecursionError):  # (see decode_run)
-                event = None
-            if (
-                event is not None
-                and event.output_index == self._hot_output
-                and event.content_index == self._hot_content
-                and event.type == self._hot_type
-            ):
-                if event.delta:
-                    self._hot_pieces.append(event.delta)
-                    self._count_hot(1)
-                return
-            self._feed_typed(event, run)
-        elif (decoded := decode_run(run) if self._fast_misses else None) is None:
+        """The hot loop for reads cut anywhere: a run decoded in one msgspec call
+        (openai_responses_fast.decode_run). (feed_read takes a read of one event its own way.)"""
+        self._feed_decoded(run, decode_run(run) if self._fast_misses else None)
+
+    def _feed_decoded(self, run: TypedRun, decoded: Sequence[tuple[Delta]] | None) -> None:
+        """Feed ``run`` by msgspec's reading of it (None: it refused): _feed_deltas while its events
+        are deltas; what msgspec refused, or what follows a non-delta event, one event at a time
+        through _feed_single."""
+        if decoded is None:
             # A run holding a non-delta event (created, item added, done...) misses too, so the
             # budget counts misses in a row: a shape msgspec never takes stops it.
             self._fast_misses = max(0, self._fast_misses - 1)
@@ -133,16 +122,6 @@ class OpenAIResponsesAccumulator(ResponsesEvents):
             taken = self._feed_deltas(decoded)
             if taken < len(decoded):
                 self._feed_single(run.events()[taken:])
-
-    def _feed_typed(self, event: Delta | None, run: TypedRun) -> None:
-        """Feed a one-event ``run`` that is no delta to the hot part; ``event``: msgspec's reading."""
-        if event is None:
-            self._fast_misses = max(0, self._fast_misses - 1)
-            self._feed_single(run.events())
-        else:
-            self._fast_misses = FAST_DECODE_MISSES
-            if not self._feed_deltas(((event,),)):
-                self._feed_single(run.events())
 
     def _count_hot(self, tokens: int) -> None:
         # ``tokens`` deltas were appended to the hot part.
