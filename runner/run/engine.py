@@ -447,6 +447,13 @@ async def _work_unit(
         await _hand_off(send, finish)
 
 
+@dataclass(slots=True)
+class _Spent:
+    """What a unit's attempts spent here, added up across attempts (for the max_cost_usd assertion)."""
+
+    usd: float = 0.0
+
+
 async def _attempt_until_final(
     ctx: RunContext,
     work: _Work,
@@ -456,31 +463,55 @@ async def _attempt_until_final(
 ) -> tuple[AttemptRecord, float | None, float]:
     """Attempt the unit until it succeeds or may not retry: its final attempt, that attempt's
     computed cost, and what all its attempts spent here (for the max_cost_usd assertion)."""
+    spent = _Spent()
+    try:
+        # The first attempt outside tenacity's loop: most units make no other, and the loop (its
+        # RetryCallState, action chain and coroutine checks) cost ~20 us a unit even then.
+        record, cost = await _attempt_or_schedule(ctx, work, send, state, counters, 1, spent)
+    except retry.RetryScheduled as first:
+        async for attempt in retry.retrying(work.provider.retry, rng=state.jitter):
+            with attempt:
+                made = attempt.retry_state.attempt_number  # in this process; the unit may have had more
+                if made == 1:
+                    # Made above, and stored: replayed so that tenacity waits before attempt 2
+                    # exactly as it waits before every later one (backoff, or Retry-After).
+                    raise first
+                record, cost = await _attempt_or_schedule(ctx, work, send, state, counters, made, spent)
+    return record, cost, spent.usd
+
+
+async def _attempt_or_schedule(
+    ctx: RunContext,
+    work: _Work,
+    send: trio.MemorySendChannel[WriteItem],
+    state: _State,
+    counters: ProviderCounters,
+    made: int,
+    spent: _Spent,
+) -> tuple[AttemptRecord, float | None]:
+    """Attempt ``made`` of the unit in this process: the final attempt and its computed cost, or
+    ``RetryScheduled`` once a retryable failure is stored."""
     policy = work.provider.retry
-    unit_spent = 0.0
-    async for attempt in retry.retrying(policy, rng=state.jitter):
-        with attempt:
-            made = attempt.retry_state.attempt_number  # in this process; the unit may have had more
-            record = await _attempt_once(ctx, work, send, work.unit.attempts + made, state, counters)
-            cost, spent = computed_and_booked_cost(record, work.provider.price)
-            unit_spent += spent or 0.0
-            state.spend(spent)
-            decision = retry.decision_of(record.error)
-            if decision is not None and retry.will_retry(decision, policy, attempts_made=made):
-                counters.retrying += 1
-                # Stored now, before tenacity's backoff sleep, so an interruption during the sleep
-                # cannot lose it (its tokens count for cost). The final attempt goes with UnitFinish.
-                await _hand_off(
-                    send,
-                    AttemptWrite(
-                        unit_id=work.unit.id,
-                        attempt=record,
-                        cost_computed=cost,
-                        lease_token=work.unit.lease_token,
-                    ),
-                )
-                raise retry.RetryScheduled(decision)
-    return record, cost, unit_spent
+    record = await _attempt_once(ctx, work, send, work.unit.attempts + made, state, counters)
+    cost, booked = computed_and_booked_cost(record, work.provider.price)
+    spent.usd += booked or 0.0
+    state.spend(booked)
+    decision = retry.decision_of(record.error)
+    if decision is not None and retry.will_retry(decision, policy, attempts_made=made):
+        counters.retrying += 1
+        # Stored now, before tenacity's backoff sleep, so an interruption during the sleep
+        # cannot lose it (its tokens count for cost). The final attempt goes with UnitFinish.
+        await _hand_off(
+            send,
+            AttemptWrite(
+                unit_id=work.unit.id,
+                attempt=record,
+                cost_computed=cost,
+                lease_token=work.unit.lease_token,
+            ),
+        )
+        raise retry.RetryScheduled(decision)
+    return record, cost
 
 
 async def _attempt_once(
