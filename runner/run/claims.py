@@ -45,9 +45,9 @@ class ClaimAhead:
         """Units claimed and not started, all providers together."""
         return sum(len(units) for units in self.ready.values())
 
-    def wants(self, free: Mapping[str, int], *, solo: bool) -> dict[str, int]:
+    def wants(self, free: Mapping[str, int], *, room: int, solo: bool) -> dict[str, int]:
         """How many units to claim per provider, given each one's free slots (after starting what
-        it held).
+        it held) and ``room``, the slots free under the run's global cap (shared by all providers).
 
         Free slots come first: a claim that units will start from as soon as it returns is not made
         larger (and slower) by the lookahead, which the next claim fetches. ``solo``: this process
@@ -55,11 +55,13 @@ class ClaimAhead:
         sits on units another process could be running.
         """
         wants: dict[str, int] = {}
-        for name, slots in free.items():
+        for name, provider_free in free.items():
             if name in self.exhausted:
                 continue
+            slots = min(provider_free, room)
             if slots > 0:
                 wants[name] = slots
+                room -= slots
             elif solo and (room := self.ahead.get(name, 0) - len(self.ready.get(name, ()))) > 0:
                 wants[name] = room
         return wants

@@ -298,8 +298,8 @@ async def _feed(
     Memory stays flat for any run size: at most a provider's slot count is held claimed and not
     started (runner.run.claims). Claims go provider by provider, each up to its own free slots (then
     its lookahead), so a slow or throttled provider never takes the capacity another one could use.
-    A freed slot never waits for the database: the claim runs in a task of its own, and units start
-    from what is held while it waits its turn behind the writer.
+    While units are held, a freed slot does not wait for the database: the claim runs in a task of
+    its own, and units start from what is held while it waits its turn behind the writer.
     """
     # One wave ahead: as many units as the provider may have in flight.
     claims = ClaimAhead(ahead={n: min(p.concurrency, ctx.concurrency) for n, p in ctx.providers.items()})
@@ -314,7 +314,8 @@ async def _feed(
         if not solo and claims.held:
             ids = claims.take_all()
             await trio.to_thread.run_sync(queue.give_back, ids, limiter=ctx.db_limiter)
-        if not claims.claiming and (wants := claims.wants(free, solo=solo)):
+        room = ctx.concurrency - progress.in_flight
+        if not claims.claiming and (wants := claims.wants(free, room=room, solo=solo)):
             claims.claiming = True
             nursery.start_soon(_claim, ctx, queue, state, claims, wants)
         if progress.in_flight == 0 and not claims.claiming and not claims.held:

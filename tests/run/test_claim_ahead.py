@@ -100,11 +100,19 @@ def test_free_slots_are_claimed_first_then_one_wave_ahead_while_alone() -> None:
     """Free slots are asked for alone (that claim starts units the moment it returns); with none
     free, a process alone on its run tops its held units up to one wave, and with peers it does not."""
     claims = ClaimAhead(ahead={"p": 3})
-    assert claims.wants({"p": 2}, solo=True) == {"p": 2}
+    assert claims.wants({"p": 2}, room=9, solo=True) == {"p": 2}
     claims.add("p", [_unit(1)], asked=1)
-    assert claims.wants({"p": 0}, solo=True) == {"p": 2}
-    assert claims.wants({"p": 0}, solo=False) == {}
-    assert claims.wants({"p": 1}, solo=False) == {"p": 1}
+    assert claims.wants({"p": 0}, room=9, solo=True) == {"p": 2}
+    assert claims.wants({"p": 0}, room=9, solo=False) == {}
+    assert claims.wants({"p": 1}, room=9, solo=False) == {"p": 1}
+
+
+def test_free_slots_of_all_providers_together_stay_under_the_global_cap() -> None:
+    """Two providers with free slots of their own are asked for no more than the run's global cap
+    has room for, in provider order; one left without room still claims its wave ahead."""
+    claims = ClaimAhead(ahead={"a": 2, "b": 2})
+    assert claims.wants({"a": 3, "b": 3}, room=4, solo=True) == {"a": 3, "b": 1}
+    assert claims.wants({"a": 3, "b": 3}, room=3, solo=True) == {"a": 3, "b": 2}
 
 
 def test_a_short_claim_marks_the_provider_exhausted_and_units_come_out_in_claim_order() -> None:
@@ -112,7 +120,7 @@ def test_a_short_claim_marks_the_provider_exhausted_and_units_come_out_in_claim_
     start oldest first, and giving them back empties the hold."""
     claims = ClaimAhead(ahead={"p": 4})
     claims.add("p", [_unit(1), _unit(2)], asked=4)
-    assert claims.wants({"p": 3}, solo=True) == {}
+    assert claims.wants({"p": 3}, room=9, solo=True) == {}
     assert claims.held == 2
     first = claims.pop("p")
     assert first is not None
