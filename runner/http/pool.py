@@ -203,12 +203,27 @@ class Connection:
 
     async def aclose(self) -> None:
         """Close at once, without a TLS close_notify (a half-read stream is not worth a round trip)."""
+        self._forget()
+        await trio.aclose_forcefully(self.stream)
+
+    def close_plain(self) -> bool:
+        """Close a plain TCP connection now, without a schedule point; False (and open) for TLS.
+
+        What ``aclose`` does to a plain socket, less its cancelled checkpoint: a pool closing its
+        500 idle connections at the end of a run spent ~18 ms raising and catching those.
+        """
+        if not isinstance(self.stream, trio.SocketStream):
+            return False
+        self._forget()
+        self.stream.socket.close()
+        return True
+
+    def _forget(self) -> None:
         # Forget the descriptor first: once closed, its number may be reused by another connection.
         if self._watched and self._watch is not None:
             self._watch.remove(self._fd)
             self._watched = False
         self._fd = -1
-        await trio.aclose_forcefully(self.stream)
 
 
 def default_ssl_context() -> ssl.SSLContext:
@@ -344,9 +359,11 @@ class Pool:
             await idle.popleft().aclose()
 
     async def aclose(self) -> None:
-        """Close every idle connection."""
+        """Close every idle connection (plain ones at once, TLS ones one by one)."""
         for host in self._hosts.values():
             while host.idle:
-                await host.idle.pop().aclose()
+                connection = host.idle.pop()
+                if not connection.close_plain():
+                    await connection.aclose()
         if self._watch is not None:
             self._watch.close()  # joins its thread: a blocking call, but one that returns at once
