@@ -320,6 +320,19 @@ class Pool:
             host = self._hosts[origin] = _Host(trio.Semaphore(self.max_per_host))
         return host
 
+    def try_acquire(self, origin: Origin) -> bool:
+        """Take a slot of ``origin`` at once if one is free (no schedule point); False if it would wait.
+
+        A schedule point before the send puts the request behind every other runnable task (on a
+        loop busy with a wave of streams, milliseconds); the send checkpoints right after anyway. A
+        free slot means nobody waits for one (trio's Semaphore), so this never overtakes a request.
+        """
+        try:
+            self._host(origin).slots.acquire_nowait()
+        except trio.WouldBlock:
+            return False
+        return True
+
     async def acquire(self, origin: Origin) -> None:
         """Wait for a slot of ``origin`` (the caller bounds the wait: httpx's pool timeout)."""
         await self._host(origin).slots.acquire()

@@ -159,3 +159,15 @@ async def test_closing_the_pool_closes_its_idle_connections() -> None:
         with pytest.raises(trio.ClosedResourceError):
             await connection.receive()
         await server.aclose()
+
+
+async def test_a_free_slot_is_taken_at_once_and_a_full_host_says_so() -> None:
+    """``try_acquire`` takes a free slot of the origin with no wait, and refuses once the origin is
+    full, until a slot is released."""
+    pool = Pool(max_per_host=2, ssl_context=None, keepalive_expiry=60.0)
+    origin = ("http", "127.0.0.1", 80)
+    assert pool.try_acquire(origin)
+    assert pool.try_acquire(origin)
+    assert not pool.try_acquire(origin)
+    pool.release(origin)
+    assert pool.try_acquire(origin)
