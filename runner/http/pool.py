@@ -203,12 +203,27 @@ class Connection:
 
     async def aclose(self) -> None:
         """Close at once, without a TLS close_notify (a half-read stream is not worth a round trip)."""
+        self._forget()
+        await trio.aclose_forcefully(self.stream)
+
+    def close_plain(self) -> bool:
+        """Close a plain TCP connection now, without a schedule point; False (and open) for TLS.
+
+        What ``aclose`` does to a plain socket, less its cancelled checkpoint: a pool closing its
+        500 idle connections at the end of a run spent ~18 ms raising and catching those.
+        """
+        if not isinstance(self.stream, trio.SocketStream):
+            return False
+        self._forget()
+        self.stream.socket.close()
+        return True
+
+    def _forget(self) -> None:
         # Forget the descriptor first: once closed, its number may be reused by another connection.
         if self._watched and self._watch is not None:
             self._watch.remove(self._fd)
             self._watched = False
         self._fd = -1
-        await trio.aclose_forcefully(self.stream)
 
 
 def default_ssl_context() -> ssl.SSLContext:
@@ -305,6 +320,19 @@ class Pool:
             host = self._hosts[origin] = _Host(trio.Semaphore(self.max_per_host))
         return host
 
+    def try_acquire(self, origin: Origin) -> bool:
+        """Take a slot of ``origin`` at once if one is free (no schedule point); False if it would wait.
+
+        A schedule point before the send puts the request behind every other runnable task (on a
+        loop busy with a wave of streams, milliseconds); the send checkpoints right after anyway. A
+        free slot means nobody waits for one (trio's Semaphore), so this never overtakes a request.
+        """
+        try:
+            self._host(origin).slots.acquire_nowait()
+        except trio.WouldBlock:
+            return False
+        return True
+
     async def acquire(self, origin: Origin) -> None:
         """Wait for a slot of ``origin`` (the caller bounds the wait: httpx's pool timeout)."""
         await self._host(origin).slots.acquire()
@@ -344,9 +372,11 @@ class Pool:
             await idle.popleft().aclose()
 
     async def aclose(self) -> None:
-        """Close every idle connection."""
+        """Close every idle connection (plain ones at once, TLS ones one by one)."""
         for host in self._hosts.values():
             while host.idle:
-                await host.idle.pop().aclose()
+                connection = host.idle.pop()
+                if not connection.close_plain():
+                    await connection.aclose()
         if self._watch is not None:
             self._watch.close()  # joins its thread: a blocking call, but one that returns at once

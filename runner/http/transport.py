@@ -87,8 +87,9 @@ class HttpTransport(httpx.AsyncBaseTransport):
         timeouts: dict[str, float | None] = request.extensions.get("timeout", {})
         head = _request_head(request)
         pool = self._pool
-        with _timeout(timeouts.get("pool"), httpx.PoolTimeout, "no free connection", request):
-            await pool.acquire(origin)
+        if not pool.try_acquire(origin):  # a free slot needs neither the wait nor its timeout scope
+            with _timeout(timeouts.get("pool"), httpx.PoolTimeout, "no free connection", request):
+                await pool.acquire(origin)
         try:
             return await self._exchange(origin, head, request, timeouts)
         except BaseException:

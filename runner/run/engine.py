@@ -29,13 +29,14 @@ from runner.model import AttemptError, AttemptRecord, AttemptTiming
 from runner.run import retry
 from runner.run.attempt import CANCELLED_MESSAGE, run_attempt
 from runner.run.breaker import Breaker
+from runner.run.claims import ClaimAhead
 from runner.run.finish import computed_and_booked_cost, finish_grading, finish_unit, grading_case, usage_of
 from runner.run.limits import BudgetSpent, estimate_tokens
 from runner.run.redact import Redactor
 from runner.store.records import AttemptWrite, Flush, WriteItem
 
 if TYPE_CHECKING:
-    from collections.abc import Mapping
+    from collections.abc import Mapping, Sequence
 
     import httpx
 
@@ -76,9 +77,14 @@ class UnitQueue(Protocol):
         """Hand every unit this process still holds back to the queue as pending."""
         ...
 
+    def give_back(self, unit_ids: Sequence[int]) -> None:
+        """Hand these units (claimed here, never started) back to the queue as pending."""
+        ...
+
     def outstanding(self) -> int:
         """0 when no unit of the run is without a result, else a positive number: units pending, or
-        leased by another process (ours that are running only wait for the writer's commit). Not
+        leased by another process (ours that are running only wait for the writer's commit: the
+        engine asks only when it holds no claimed unit and has none in flight). Not
         necessarily their count (``RunQueue`` answers 1: counting would read the whole run)."""
         ...
 
@@ -287,33 +293,32 @@ async def _feed(
     state: _State,
     progress: Progress,
 ) -> None:
-    """Claim units only as capacity frees up, so memory stays flat for any run size.
+    """Start claimed units as capacity frees up, and claim in the background one wave ahead.
 
-    Claims go provider by provider, each up to its own free slots, so a slow or throttled provider
-    never takes the capacity another one could use.
+    Memory stays flat for any run size: at most a provider's slot count is held claimed and not
+    started (runner.run.claims). Claims go provider by provider, each up to its own free slots (then
+    its lookahead), so a slow or throttled provider never takes the capacity another one could use.
+    While units are held, a freed slot does not wait for the database: the claim runs in a task of
+    its own, and units start from what is held while it waits its turn behind the writer.
     """
-    exhausted: set[str] = set()  # providers with nothing claimable at their last claim
+    # One wave ahead: as many units as the provider may have in flight.
+    claims = ClaimAhead(ahead={n: min(p.concurrency, ctx.concurrency) for n, p in ctx.providers.items()})
     while not state.budget_spent.is_set():
-        # Armed before claiming: a unit that finishes while a claim runs in its thread must wake
-        # the wait below, not an event nobody waits on any more.
+        # Armed before looking: a unit that finishes (or a claim that returns) while this loop
+        # awaits must wake the wait below, not an event nobody waits on any more.
         state.slot_freed = trio.Event()
-        claimed_any = False
-        for name, provider in ctx.providers.items():
-            counters = progress.of(name)
-            free = min(provider.concurrency - counters.in_flight, ctx.concurrency - progress.in_flight)
-            if free <= 0 or name in exhausted:
-                continue
-            units = await trio.to_thread.run_sync(queue.claim, name, free, limiter=ctx.db_limiter)
-            if len(units) < free:
-                exhausted.add(name)  # don't ask again at every finished unit, only after a poll
-            for unit in units:
-                claimed_any = True
-                # Counted at the claim, not when the task starts, so the next claim sees it.
-                counters.in_flight += 1
-                nursery.start_soon(_work_unit, ctx, queue.owner, send.clone(), state, progress, unit)
-        if claimed_any:
-            continue
-        if progress.in_flight == 0:
+        free = _start_held(nursery, ctx, queue.owner, send, state, progress, claims)
+        # With peers on the run, units held beyond our free slots go back to the queue: another
+        # process may have slots for them now (a worker that started after us claimed ahead).
+        solo = ctx.shared is None or not ctx.shared.active
+        if not solo and claims.held:
+            ids = claims.take_all()
+            await trio.to_thread.run_sync(queue.give_back, ids, limiter=ctx.db_limiter)
+        room = ctx.concurrency - progress.in_flight
+        if not claims.claiming and (wants := claims.wants(free, room=room, solo=solo)):
+            claims.claiming = True
+            nursery.start_soon(_claim, ctx, queue, state, claims, wants)
+        if progress.in_flight == 0 and not claims.claiming and not claims.held:
             # Nothing claimable and nothing of ours in flight: the run is done, or other processes
             # hold leases (--join); their units come back to the queue if those processes die.
             if state.grading_unflushed:
@@ -323,20 +328,58 @@ async def _feed(
                 committed = trio.Event()
                 await send.send(Flush(done=committed.set))
                 await committed.wait()
-                exhausted.clear()
+                claims.exhausted.clear()
                 continue
             if await trio.to_thread.run_sync(queue.outstanding, limiter=ctx.db_limiter) == 0:
                 return
             with trio.move_on_after(ctx.idle_poll_seconds):
                 await state.budget_spent.wait()
-            exhausted.clear()
+            claims.exhausted.clear()
             continue
-        # Wait until one of our units finishes before claiming again; after a quiet poll interval,
+        # Wait until one of our units finishes or a claim returns; after a quiet poll interval,
         # look at exhausted providers again (units released by a process that stopped, or --join).
         with trio.move_on_after(ctx.idle_poll_seconds) as poll:
             await state.slot_freed.wait()
         if poll.cancelled_caught:
-            exhausted.clear()
+            claims.exhausted.clear()
+
+
+def _start_held(
+    nursery: trio.Nursery,
+    ctx: RunContext,
+    owner: str,
+    send: trio.MemorySendChannel[WriteItem],
+    state: _State,
+    progress: Progress,
+    claims: ClaimAhead,
+) -> dict[str, int]:
+    """Start held units into the free slots; return each provider's slots still free."""
+    free: dict[str, int] = {}
+    for name, provider in ctx.providers.items():
+        counters = progress.of(name)
+        slots = min(provider.concurrency - counters.in_flight, ctx.concurrency - progress.in_flight)
+        while slots > 0 and (unit := claims.pop(name)) is not None:
+            # Counted at the start, not when the task first runs, so the next look sees it.
+            counters.in_flight += 1
+            slots -= 1
+            nursery.start_soon(_work_unit, ctx, owner, send.clone(), state, progress, unit)
+        free[name] = max(slots, 0)
+    return free
+
+
+async def _claim(
+    ctx: RunContext, queue: UnitQueue, state: _State, claims: ClaimAhead, wants: Mapping[str, int]
+) -> None:
+    # In the work nursery: a cancellation before a claim's thread starts claims nothing; one that
+    # started runs to its end (not abandon_on_cancel), and what it leased is ours, released with the
+    # rest when the run ends. Units held when the run ends early (budget, Ctrl-C) go back the same way.
+    try:
+        for name, limit in wants.items():
+            units = await trio.to_thread.run_sync(queue.claim, name, limit, limiter=ctx.db_limiter)
+            claims.add(name, units, asked=limit)
+    finally:
+        claims.claiming = False
+    state.slot_freed.set()  # the feeder starts what came back
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -405,6 +448,13 @@ async def _work_unit(
         await _hand_off(send, finish)
 
 
+@dataclass(slots=True)
+class _Spent:
+    """What a unit's attempts spent here, added up across attempts (for the max_cost_usd assertion)."""
+
+    usd: float = 0.0
+
+
 async def _attempt_until_final(
     ctx: RunContext,
     work: _Work,
@@ -414,31 +464,55 @@ async def _attempt_until_final(
 ) -> tuple[AttemptRecord, float | None, float]:
     """Attempt the unit until it succeeds or may not retry: its final attempt, that attempt's
     computed cost, and what all its attempts spent here (for the max_cost_usd assertion)."""
+    spent = _Spent()
+    try:
+        # The first attempt outside tenacity's loop: most units make no other, and the loop (its
+        # RetryCallState, action chain and coroutine checks) cost ~20 us a unit even then.
+        record, cost = await _attempt_or_schedule(ctx, work, send, state, counters, 1, spent)
+    except retry.RetryScheduled as first:
+        async for attempt in retry.retrying(work.provider.retry, rng=state.jitter):
+            with attempt:
+                made = attempt.retry_state.attempt_number  # in this process; the unit may have had more
+                if made == 1:
+                    # Made above, and stored: replayed so that tenacity waits before attempt 2
+                    # exactly as it waits before every later one (backoff, or Retry-After).
+                    raise first
+                record, cost = await _attempt_or_schedule(ctx, work, send, state, counters, made, spent)
+    return record, cost, spent.usd
+
+
+async def _attempt_or_schedule(
+    ctx: RunContext,
+    work: _Work,
+    send: trio.MemorySendChannel[WriteItem],
+    state: _State,
+    counters: ProviderCounters,
+    made: int,
+    spent: _Spent,
+) -> tuple[AttemptRecord, float | None]:
+    """Attempt ``made`` of the unit in this process: the final attempt and its computed cost, or
+    ``RetryScheduled`` once a retryable failure is stored."""
     policy = work.provider.retry
-    unit_spent = 0.0
-    async for attempt in retry.retrying(policy, rng=state.jitter):
-        with attempt:
-            made = attempt.retry_state.attempt_number  # in this process; the unit may have had more
-            record = await _attempt_once(ctx, work, send, work.unit.attempts + made, state, counters)
-            cost, spent = computed_and_booked_cost(record, work.provider.price)
-            unit_spent += spent or 0.0
-            state.spend(spent)
-            decision = retry.decision_of(record.error)
-            if decision is not None and retry.will_retry(decision, policy, attempts_made=made):
-                counters.retrying += 1
-                # Stored now, before tenacity's backoff sleep, so an interruption during the sleep
-                # cannot lose it (its tokens count for cost). The final attempt goes with UnitFinish.
-                await _hand_off(
-                    send,
-                    AttemptWrite(
-                        unit_id=work.unit.id,
-                        attempt=record,
-                        cost_computed=cost,
-                        lease_token=work.unit.lease_token,
-                    ),
-                )
-                raise retry.RetryScheduled(decision)
-    return record, cost, unit_spent
+    record = await _attempt_once(ctx, work, send, work.unit.attempts + made, state, counters)
+    cost, booked = computed_and_booked_cost(record, work.provider.price)
+    spent.usd += booked or 0.0
+    state.spend(booked)
+    decision = retry.decision_of(record.error)
+    if decision is not None and retry.will_retry(decision, policy, attempts_made=made):
+        counters.retrying += 1
+        # Stored now, before tenacity's backoff sleep, so an interruption during the sleep
+        # cannot lose it (its tokens count for cost). The final attempt goes with UnitFinish.
+        await _hand_off(
+            send,
+            AttemptWrite(
+                unit_id=work.unit.id,
+                attempt=record,
+                cost_computed=cost,
+                lease_token=work.unit.lease_token,
+            ),
+        )
+        raise retry.RetryScheduled(decision)
+    return record, cost
 
 
 async def _attempt_once(

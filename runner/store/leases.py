@@ -9,6 +9,8 @@ from typing import TYPE_CHECKING
 from runner.store import repository
 
 if TYPE_CHECKING:
+    from collections.abc import Sequence
+
     from runner.store.db import Database
     from runner.store.records import ClaimedUnit
 
@@ -52,6 +54,13 @@ class RunQueue:
     def _release(self) -> None:
         with self.database.session() as session:
             repository.release_units(session, self.run_id, self.owner)
+
+    def give_back(self, unit_ids: Sequence[int]) -> None:
+        self.database.call(self._give_back, unit_ids)
+
+    def _give_back(self, unit_ids: Sequence[int]) -> None:
+        with self.database.session() as session:
+            repository.release_units(session, self.run_id, self.owner, unit_ids=unit_ids)
 
     def outstanding(self) -> int:
         return self.database.call(self._outstanding)

@@ -7,7 +7,7 @@ import socket
 import pytest
 import trio
 
-from runner.http.pool import READS_PER_CHECKPOINT, Connection, open_connection
+from runner.http.pool import READS_PER_CHECKPOINT, Connection, Pool, open_connection
 
 READ = 1024  # small reads: a few KiB in the socket buffer make many reads that need not wait
 
@@ -143,3 +143,31 @@ async def test_connections_open_to_addresses_and_names(listen: str, host: str) -
             assert connection.stream.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY)
             await connection.aclose()
             await server.aclose()
+
+
+async def test_closing_the_pool_closes_its_idle_connections() -> None:
+    """Closing the pool closes every idle plain connection at once: each peer reads the end of its
+    stream, and the connection never reads again."""
+    pool = Pool(max_per_host=4, ssl_context=None, keepalive_expiry=60.0)
+    pairs = [await _pair() for _ in range(3)]
+    for connection, _ in pairs:
+        await pool.checkin(connection)
+    await pool.aclose()
+    for connection, server in pairs:
+        with trio.fail_after(5):
+            assert await server.receive_some(10) == b""
+        with pytest.raises(trio.ClosedResourceError):
+            await connection.receive()
+        await server.aclose()
+
+
+async def test_a_free_slot_is_taken_at_once_and_a_full_host_says_so() -> None:
+    """``try_acquire`` takes a free slot of the origin with no wait, and refuses once the origin is
+    full, until a slot is released."""
+    pool = Pool(max_per_host=2, ssl_context=None, keepalive_expiry=60.0)
+    origin = ("http", "127.0.0.1", 80)
+    assert pool.try_acquire(origin)
+    assert pool.try_acquire(origin)
+    assert not pool.try_acquire(origin)
+    pool.release(origin)
+    assert pool.try_acquire(origin)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 
 import pytest
@@ -148,3 +149,31 @@ def test_estimate_tokens() -> None:
         id="c", messages=({"role": "user", "content": ""},), params={"settings": {"maxTokens": 50}}
     )
     assert estimate_tokens(bare, nested) == 50
+
+
+async def test_a_free_slot_is_granted_without_a_schedule_point_and_waiters_keep_their_turn() -> None:
+    """A free slot (provider's and global) is granted with no task switch; a slot that frees while
+    someone waits goes to that waiter, never to a newcomer."""
+    provider = ProviderSpec(name="a", dialect="openai-chat", base_url="https://x.test", model="m")
+    limiter = build_limiters([dataclasses.replace(provider, concurrency=1)], global_concurrency=1)["a"]
+    order: list[str] = []
+
+    async def take(name: str) -> None:
+        async with limiter.slot(1):
+            order.append(name)
+            await trio.sleep(0.01)
+
+    async with trio.open_nursery() as nursery:
+        ran = False
+
+        async def other() -> None:
+            nonlocal ran
+            ran = True
+
+        nursery.start_soon(other)
+        async with limiter.slot(1):
+            assert not ran  # granted at once: the other task has not had a turn
+            nursery.start_soon(take, "waiter")
+            await trio.sleep(0.001)  # the waiter is queued for the slot
+        await take("newcomer")  # asks while the freed slot is the waiter's
+    assert order == ["waiter", "newcomer"]

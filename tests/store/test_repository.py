@@ -12,6 +12,7 @@ from sqlalchemy import text
 from runner.errors import StorageError
 from runner.grading.assertions import AssertionOutcome
 from runner.store import repository
+from runner.store.leases import RunQueue
 from runner.store.records import AttemptWrite, ErrorView, ReusedSample, UnitFinish
 
 from .factories import FAKE_KEY, failed_attempt, make_completion, make_job, make_units, ok_attempt
@@ -394,3 +395,16 @@ def test_finished_units_keep_the_process_that_finished_them(session: Session) ->
     assert repository.count_outstanding(session, run_id, excluding_owner="h2:20:bb") == 1
     assert repository.release_units(session, run_id, "h1:10:aa") == 0
     assert len(repository.claim_units(session, run_id, "h3:30:cc", limit=5, lease_seconds=LEASE)) == 1
+
+
+def test_queue_gives_back_held_units_by_id(db: Database, session: Session) -> None:
+    """A queue gives back only the named units it claimed (held, never started) as pending, so the
+    next claim, its own or a peer's, gets them; its other leases stay."""
+    run_id = new_run(session, 4)
+    queue = RunQueue(database=db, run_id=run_id, owner="a", lease_seconds=LEASE)
+    held = queue.claim("mini", 4)[2:]
+    queue.give_back([unit.id for unit in held])
+    counts = repository.unit_counts(session, run_id)
+    assert (counts["pending"], counts["running"]) == (2, 2)
+    peer = RunQueue(database=db, run_id=run_id, owner="b", lease_seconds=LEASE)
+    assert [unit.id for unit in peer.claim("mini", 4)] == [unit.id for unit in held]
