@@ -44,7 +44,10 @@ class _Stage:
             self._zlib = zlib.decompressobj(-zlib.MAX_WBITS)
             self._raw_fallback = False
             return self.decode(data)
-        self._first = False
+        # Only a step that had input tells the wrapper apart: a read of framing alone (a chunk-size
+        # line) decodes b"", and must not use up raw deflate's one fallback.
+        if data:
+            self._first = False
         return out
 
     def flush(self) -> bytes:

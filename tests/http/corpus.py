@@ -38,6 +38,8 @@ def _head(*lines: str, status: str = "200 OK") -> bytes:
 CHUNKED_HEAD: Final = _head("content-type: text/event-stream", "transfer-encoding: chunked")
 ODD_PARTS: Final = [b"a", SSE[:7], SSE[7:30], b"z" * 4093, SSE[30:], b"\r", b"\n", b"\r\n"]
 GZ: Final = gzip.compress(SSE * 50)
+_RAW: Final = zlib.compressobj(wbits=-zlib.MAX_WBITS)
+RAW_DEFLATE: Final = _RAW.compress(SSE) + _RAW.flush()
 
 
 def _one_byte_writes(data: bytes) -> list[Step]:
@@ -69,6 +71,14 @@ SCENARIOS: Final[dict[str, list[Step]]] = {
         b"0\r\n\r\n",
     ],
     "deflate": [_length(zlib.compress(SSE), "content-encoding: deflate")],
+    # Raw deflate (no zlib wrapper), its first chunk's size line in a read of its own: a first read
+    # with no payload bytes must not use up the decoder's one fallback to raw deflate.
+    "deflate-raw-late": [
+        _head("content-encoding: deflate", "transfer-encoding: chunked"),
+        b"%x\r\n" % len(RAW_DEFLATE),
+        PAUSE,
+        RAW_DEFLATE + b"\r\n0\r\n\r\n",
+    ],
     "bad-gzip": [_length(SSE, "content-encoding: gzip")],
     "one-byte-writes": _one_byte_writes(CHUNKED_HEAD + _chunk(SSE) + _chunk(b"!") + b"0\r\n\r\n"),
     "continue": [b"HTTP/1.1 100 Continue\r\n\r\n", _length(b"after 100")],
