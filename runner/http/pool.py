@@ -296,7 +296,7 @@ class _Host:
 class Pool:
     """Idle connections per origin, and at most ``max_per_host`` requests in flight to each."""
 
-    __slots__ = ("_hosts", "_ssl_context", "_watch", "keepalive_expiry", "max_per_host", "stamped")
+    __slots__ = ("_closed", "_hosts", "_ssl_context", "_watch", "keepalive_expiry", "max_per_host", "stamped")
 
     def __init__(
         self,
@@ -313,6 +313,7 @@ class Pool:
         self._watch = ArrivalWatch() if stamped and stamp.SUPPORTED else None
         self._ssl_context = ssl_context
         self._hosts: dict[Origin, _Host] = {}
+        self._closed = False
 
     def _host(self, origin: Origin) -> _Host:
         host = self._hosts.get(origin)
@@ -363,6 +364,10 @@ class Pool:
 
     async def checkin(self, connection: Connection) -> None:
         """Keep a connection whose response was read to its end; expired ones at the old end go."""
+        if self._closed:
+            # Its request was in flight when the pool closed: kept, nothing would ever close it.
+            await connection.aclose()
+            return
         now = trio.current_time()
         connection.idle_since = now
         idle = self._host(connection.origin).idle
@@ -372,7 +377,9 @@ class Pool:
             await idle.popleft().aclose()
 
     async def aclose(self) -> None:
-        """Close every idle connection (plain ones at once, TLS ones one by one)."""
+        """Close every idle connection (plain ones at once, TLS ones one by one); one in flight now is
+        closed when its response ends."""
+        self._closed = True
         for host in self._hosts.values():
             while host.idle:
                 connection = host.idle.pop()

@@ -37,7 +37,8 @@ class ArrivalWatch:
     """Sockets a reader is dating, watched from one daemon thread (started at the first ``add``).
 
     The owner (runner.http.pool.Pool) calls ``remove`` before it closes a socket, and ``close`` at the
-    end; every method but the thread's own runs on the loop's thread.
+    end; every method but the thread's own runs on the loop's thread. A request still in flight when
+    its pool closes keeps calling in: after ``close``, nothing is watched and nothing restarts.
     """
 
     def __init__(self) -> None:
@@ -50,6 +51,7 @@ class ArrivalWatch:
         self._armed: dict[int, int] = {}  # fd -> the generation its current arming is for
         self._stamps: dict[int, tuple[int, int]] = {}  # fd -> (generation, realtime ns of the stamp)
         self._keeper: socket.socket | None = None
+        self._closed = False
 
     def keep_stamping(self) -> None:
         """Hold one stamping socket open until ``close``, before the first connection needs stamps.
@@ -59,7 +61,7 @@ class ArrivalWatch:
         come unstamped), and it turns it off again when the last one closes. Held for the pool's life,
         it is on by the time a connection's first bytes come, and stays on between connections.
         """
-        if self._keeper is not None:
+        if self._keeper is not None or self._closed:
             return
         keeper = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
         if not stamp.enable(keeper):
@@ -69,6 +71,8 @@ class ArrivalWatch:
 
     def add(self, fd: int) -> bool:
         """Watch ``fd`` (disarmed until ``arm``); False when it cannot (reads are then dated without it)."""
+        if self._closed:
+            return False
         if self._epoll is None:
             try:
                 self._start()
@@ -86,7 +90,8 @@ class ArrivalWatch:
 
     def arm(self, fd: int, generation: int) -> None:
         """Peek at ``fd`` once bytes are there; the stamp is kept for ``generation``."""
-        assert self._epoll is not None
+        if self._epoll is None:  # closed under a reader still dating: its reads go undated
+            return
         self._armed[fd] = generation
         # Never raises for a socket its owner has not closed (add registered it); a failed arming only
         # leaves the next read dated by its own stamp.
@@ -95,7 +100,8 @@ class ArrivalWatch:
 
     def disarm(self, fd: int) -> None:
         """Stop peeking at ``fd`` (its reader has the instants it wanted)."""
-        assert self._epoll is not None
+        if self._epoll is None:  # closed meanwhile: nothing is watched any more
+            return
         self._armed.pop(fd, None)
         self._stamps.pop(fd, None)
         with contextlib.suppress(OSError):
@@ -120,6 +126,7 @@ class ArrivalWatch:
 
     def close(self) -> None:
         """Stop the thread and forget every socket (the descriptors stay the loop's)."""
+        self._closed = True
         if self._thread is not None:
             os.eventfd_write(self._wake, 1)
             self._thread.join()

@@ -149,6 +149,26 @@ async def test_waiting_requests_all_get_through_the_limit(server: CorpusServer) 
     assert server.connections == 3
 
 
+async def test_a_request_in_flight_when_the_client_closes_ends_and_closes_its_connection(
+    server: CorpusServer,
+) -> None:
+    """Closed while a request waits for its head: the response still comes, and its connection is closed."""
+    got: list[bytes] = []
+    client = httpx.AsyncClient(transport=HttpTransport())
+    with trio.fail_after(5):
+        async with trio.open_nursery() as nursery:
+
+            async def get() -> None:
+                got.append((await client.get(server.url("hold"))).content)
+
+            nursery.start_soon(get)
+            await trio.sleep(0.1)  # the request is out; its head comes after 0.3 s
+            await client.aclose()
+        await trio.sleep(0.2)  # loopback: the server reads the client's FIN well within this
+    assert got == [b"ok"]
+    assert server.closed_by_client == 1  # closed, not left in the closed pool
+
+
 @pytest.mark.parametrize("make", [HttpTransport, httpx.AsyncHTTPTransport], ids=["runner", "httpx"])
 async def test_a_stalled_body_is_a_read_timeout(server: CorpusServer, make: type) -> None:
     async with httpx.AsyncClient(transport=make(), timeout=httpx.Timeout(5, read=0.2)) as client:
