@@ -95,6 +95,31 @@ async def test_merged_headers_are_httpx_own_and_never_shared_between_requests() 
     assert renewed.headers["user-agent"] == "other"
 
 
+@pytest.mark.parametrize(
+    "transport", [pytest.param("runner", id="runner"), pytest.param("httpx", id="httpx")]
+)
+async def test_client_headers_changed_in_place_reach_the_next_request(transport: TransportName) -> None:
+    """A key set on ``client.headers`` in place replaces the old one on the wire, as with stock httpx."""
+    headers = {"content-type": "application/json"}
+    with trio.fail_after(10):
+        async with trio.open_nursery() as nursery:
+            server = await nursery.start(ScriptedServer([json_response(200, b"{}") for _ in range(3)]).serve)
+            async with build_client([], cap=4, transport=transport) as client:
+                client.headers["authorization"] = "Bearer old-key"
+                await client.post(f"{server.base_url}/v1/x", headers=headers, content=b"{}")
+                client.headers["authorization"] = "Bearer new-key"
+                await client.post(f"{server.base_url}/v1/x", headers=headers, content=b"{}")
+                del client.headers["authorization"]
+                await client.post(f"{server.base_url}/v1/x", headers=headers, content=b"{}")
+            nursery.cancel_scope.cancel()
+    heads = [request.partition(b"\r\n\r\n")[0].lower() for request in server.requests]
+    keys = [
+        next((line for line in head.split(b"\r\n") if line.startswith(b"authorization")), None)
+        for head in heads
+    ]
+    assert keys == [b"authorization: bearer old-key", b"authorization: bearer new-key", None]
+
+
 def test_cookies_given_to_the_client_are_in_its_jar() -> None:
     """``RunClient(cookies=...)`` keeps them, as httpx's client would."""
     client = RunClient(cookies={"session": "s"})
