@@ -109,19 +109,22 @@ class HttpTransport(httpx.AsyncBaseTransport):
         # kernel stamp says (a realtime step between the stamp and its reading).
         sent = trio.current_time()
         try:
-            try:
-                await _send(connection, head, body, request, timeouts.get("write"))
-            except httpx.WriteError:
+            unsent = await _sent(connection, head, body, request, timeouts.get("write"))
+            if unsent is not None and connection.reused and body is not None:
                 # An idle keep-alive connection the server closed just now: nothing reached it, so the
                 # request goes once more on a fresh connection (httpcore's retry of a dead idle one).
-                if not connection.reused or body is None:
-                    raise
                 await connection.aclose()
                 connection = await self._connect(origin, request, timeouts, fresh=True)
-                await _send(connection, head, body, request, timeouts.get("write"))
-            response_head, rest, head_at, rest_at = await _receive_head(
-                connection, request, timeouts.get("read")
-            )
+                unsent = await _sent(connection, head, body, request, timeouts.get("write"))
+            try:
+                response_head, rest, head_at, rest_at = await _receive_head(
+                    connection, request, timeouts.get("read")
+                )
+            except httpx.TransportError:
+                # No answer either: the request's own failure is the outcome (it never went out whole).
+                if unsent is not None:
+                    raise unsent from None
+                raise
             with _mapped(request):
                 reader = body_reader(response_head, method=request.method.encode())
         except BaseException:
@@ -129,6 +132,8 @@ class HttpTransport(httpx.AsyncBaseTransport):
                 await connection.aclose()
             raise
         stream = _Body(self._pool, connection, response_head, reader, rest, request, timeouts)
+        # Half a request on it (the server answered early), or the request asked to close: not reused.
+        stream.reusable = unsent is None and not _asks_close(request)
         stream.head_arrival = _later(sent, head_at)
         stream.arrival = _later(stream.head_arrival, rest_at)
         return _response(response_head, stream)
@@ -181,6 +186,27 @@ def _request_head(request: httpx.Request) -> bytes:
         lines.append(name + b": " + value)
     lines.append(b"\r\n")
     return b"\r\n".join(lines)
+
+
+async def _sent(
+    connection: Connection, head: bytes, body: bytes | None, request: httpx.Request, seconds: float | None
+) -> httpx.WriteError | None:
+    """Send the request; a write that failed is returned, not raised (httpcore's rule, for the same reason).
+
+    A server may answer before it has read the whole request (a 413 for a body over its limit, a 401)
+    and close, which fails the rest of the write: its answer, read next, is the outcome, not the error.
+    """
+    try:
+        await _send(connection, head, body, request, seconds)
+    except httpx.WriteError as exc:
+        return exc
+    return None
+
+
+def _asks_close(request: httpx.Request) -> bool:
+    """Whether the request says ``Connection: close`` (then the connection ends with its response)."""
+    value = request.headers.get("connection")
+    return value is not None and "close" in (part.strip() for part in value.lower().split(","))
 
 
 async def _send(
@@ -271,6 +297,7 @@ class _Body(httpx.AsyncByteStream):
         self._read_timeout = timeouts.get("read")
         self._ended = False  # the body's bytes are all read (the decoder may still hold some)
         self._flushed = False
+        self.reusable = True  # False: closed at the end whatever the response says (see _exchange)
         self._dating = False
         self.stamped = connection.stamped
         self.head_arrival: float | None = None
@@ -368,7 +395,7 @@ class _Body(httpx.AsyncByteStream):
         if connection is None:
             return
         try:
-            if is_keep_alive(self._head, self._reader):
+            if self.reusable and is_keep_alive(self._head, self._reader):
                 await self._pool.checkin(connection)
             else:
                 await connection.aclose()

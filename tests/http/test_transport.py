@@ -6,6 +6,7 @@ import gzip
 import socket
 import ssl
 from collections.abc import AsyncIterator
+from functools import partial
 
 import httpx
 import pytest
@@ -149,6 +150,18 @@ async def test_waiting_requests_all_get_through_the_limit(server: CorpusServer) 
     assert server.connections == 3
 
 
+@pytest.mark.parametrize("make", [HttpTransport, httpx.AsyncHTTPTransport], ids=["runner", "httpx"])
+async def test_a_request_that_asks_to_close_does_not_leave_its_connection_pooled(
+    server: CorpusServer, make: type
+) -> None:
+    """``Connection: close`` on the request ends the connection after its response (RFC 9112 9.6)."""
+    async with httpx.AsyncClient(transport=make()) as client:
+        for _ in range(2):
+            response = await client.get(server.url("content-length"), headers={"connection": "close"})
+            assert response.content == SSE
+    assert server.connections == 2
+
+
 async def test_a_request_in_flight_when_the_client_closes_ends_and_closes_its_connection(
     server: CorpusServer,
 ) -> None:
@@ -275,3 +288,28 @@ async def test_tls_checks_the_hostname(authority: trustme.CA) -> None:
             with pytest.raises(httpx.ConnectError, match=r"match|mismatch"):
                 await client.get(server.url("content-length", host="localhost"))
         nursery.cancel_scope.cancel()
+
+
+@ABANDONED  # httpcore stops iterating the request body at the failed write
+@pytest.mark.parametrize("make", [HttpTransport, httpx.AsyncHTTPTransport], ids=["runner", "httpx"])
+async def test_an_answer_before_the_whole_request_is_read_is_the_outcome(make: type) -> None:
+    """A server refusing a large body with 413, closing it unread: the 413 is the answer, not a WriteError."""
+
+    async def refuse(stream: trio.SocketStream) -> None:
+        head = b""
+        while b"\r\n\r\n" not in head:
+            head += await stream.receive_some(65536)
+        await stream.send_all(
+            b"HTTP/1.1 413 Too Large\r\ncontent-length: 8\r\nconnection: close\r\n\r\ntoo big!"
+        )
+        await trio.sleep(0.05)
+        await stream.aclose()  # the unread body makes the close a reset: the client's write fails
+
+    with trio.fail_after(10):
+        async with trio.open_nursery() as nursery:
+            listeners = await nursery.start(partial(trio.serve_tcp, refuse, 0, host="127.0.0.1"))
+            port = listeners[0].socket.getsockname()[1]
+            async with httpx.AsyncClient(transport=make()) as client:
+                response = await client.post(f"http://127.0.0.1:{port}/", content=b"x" * (8 << 20))
+            nursery.cancel_scope.cancel()
+    assert (response.status_code, response.content) == (413, b"too big!")
