@@ -253,7 +253,9 @@ def body_reader(head: Head, *, method: bytes) -> BodyReader:
         return EmptyBody()
     codings = head.values(b"transfer-encoding")
     if codings:
-        if codings[-1] != b"chunked" or b"chunked" in codings[:-1]:
+        # chunked alone, as h11 (and so httpx) accepts: another coding under it would reach the reader
+        # still applied, its bytes taken for the body.
+        if codings != [b"chunked"]:
             raise ProtocolError(f"unsupported Transfer-Encoding: {b', '.join(codings)!r}")
         return ChunkedBody()
     lengths = set(head.values(b"content-length"))

@@ -90,6 +90,12 @@ SCENARIOS: Final[dict[str, list[Step]]] = {
         *(_chunk(BIG[i : i + 65_000]) for i in range(0, len(BIG), 65_000)),
         b"0\r\n\r\n",
     ],
+    # A transfer coding under chunked: like h11, refused rather than handed on still compressed.
+    "te-gzip-chunked": [
+        _head("transfer-encoding: gzip, chunked"),
+        _chunk(gzip.compress(SSE)),
+        b"0\r\n\r\n",
+    ],
     "bad-chunk-size": [CHUNKED_HEAD, b"zz\r\n", PAUSE, CLOSE],
     "bad-status-line": [b"HTTP/1.1 OK\r\n\r\n", PAUSE, CLOSE],
     # Cut at each stage: a clean close (FIN) and a reset (RST).
