@@ -377,13 +377,15 @@ class Pool:
             await idle.popleft().aclose()
 
     async def aclose(self) -> None:
-        """Close every idle connection (plain ones at once, TLS ones one by one); one in flight now is
-        closed when its response ends."""
+        """Close every idle connection now (plain ones at once); one in flight, when its response ends."""
         self._closed = True
-        for host in self._hosts.values():
-            while host.idle:
-                connection = host.idle.pop()
-                if not connection.close_plain():
-                    await connection.aclose()
+        # Shielded: closed under a cancellation (a client closed on Ctrl-C), the first TLS connection's
+        # checkpoint would stop the loop and leave the rest open. Bounded: aclose_forcefully never waits.
+        with trio.CancelScope(shield=True):
+            for host in self._hosts.values():
+                while host.idle:
+                    connection = host.idle.pop()
+                    if not connection.close_plain():
+                        await connection.aclose()
         if self._watch is not None:
             self._watch.close()  # joins its thread: a blocking call, but one that returns at once

@@ -248,6 +248,28 @@ def _trusting(authority: trustme.CA) -> ssl.SSLContext:
     return context
 
 
+async def test_a_client_closed_in_a_cancelled_scope_still_closes_every_tls_connection(
+    tls_server: CorpusServer, authority: trustme.CA
+) -> None:
+    """Closing under a cancellation (Ctrl-C) closes all idle TLS connections, not just the first."""
+    client = httpx.AsyncClient(transport=HttpTransport(ssl_context=_trusting(authority)))
+
+    async def get() -> None:
+        async with client.stream("GET", tls_server.url("content-length", host="localhost")) as response:
+            await trio.sleep(0.1)  # the three overlap: a connection each
+            await response.aread()
+
+    async with trio.open_nursery() as nursery:
+        for _ in range(3):
+            nursery.start_soon(get)
+    assert tls_server.connections == 3  # three idle connections in the pool
+    with trio.CancelScope() as scope:
+        scope.cancel()
+        await client.aclose()
+    await trio.sleep(0.2)  # loopback: the server reads each close well within this
+    assert tls_server.closed_by_client == 3
+
+
 async def test_tls_with_a_trusted_ca_streams_and_reuses(
     tls_server: CorpusServer, authority: trustme.CA
 ) -> None:
