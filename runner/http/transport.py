@@ -123,7 +123,7 @@ class HttpTransport(httpx.AsyncBaseTransport):
             except httpx.TransportError:
                 # No answer either: the request's own failure is the outcome (it never went out whole).
                 if unsent is not None:
-                    raise unsent from None
+                    raise unsent from unsent.__cause__  # the OS error the write met
                 raise
             with _mapped(request):
                 reader = body_reader(response_head, method=request.method.encode())

@@ -5,6 +5,7 @@ from __future__ import annotations
 import gzip
 import socket
 import ssl
+import struct
 from collections.abc import AsyncIterator
 from functools import partial
 
@@ -335,3 +336,24 @@ async def test_an_answer_before_the_whole_request_is_read_is_the_outcome(make: t
                 response = await client.post(f"http://127.0.0.1:{port}/", content=b"x" * (8 << 20))
             nursery.cancel_scope.cancel()
     assert (response.status_code, response.content) == (413, b"too big!")
+
+
+async def test_a_write_cut_without_an_answer_is_still_a_write_error() -> None:
+    """Reset mid-body, no answer: a WriteError caused by the failed write (httpcore raises a read error)."""
+
+    async def reset(stream: trio.SocketStream) -> None:
+        head = b""
+        while b"\r\n\r\n" not in head:
+            head += await stream.receive_some(65536)
+        stream.socket.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        await stream.aclose()
+
+    with trio.fail_after(10):
+        async with trio.open_nursery() as nursery:
+            listeners = await nursery.start(partial(trio.serve_tcp, reset, 0, host="127.0.0.1"))
+            port = listeners[0].socket.getsockname()[1]
+            async with httpx.AsyncClient(transport=HttpTransport()) as client:
+                with pytest.raises(httpx.WriteError) as caught:
+                    await client.post(f"http://127.0.0.1:{port}/", content=b"x" * (8 << 20))
+            nursery.cancel_scope.cancel()
+    assert isinstance(caught.value.__cause__, trio.BrokenResourceError)  # the write's, kept
