@@ -105,8 +105,8 @@ def build_client(
     for provider in providers:
         if provider.transport == "httpx":
             url = httpx.URL(provider.base_url)
-            origin = f"{url.scheme}://{url.host}" + (f":{url.port}" if url.port else "")
-            mounts[origin] = httpx.AsyncHTTPTransport(limits=limits)
+            # The netloc, not host and port: it keeps an IPv6 address in its brackets ("[::1]:8080").
+            mounts[f"{url.scheme}://{url.netloc.decode('ascii')}"] = httpx.AsyncHTTPTransport(limits=limits)
     return RunClient(
         transport=HttpTransport(max_connections_per_host=cap), mounts=mounts, follow_redirects=False
     )

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import socket
+from functools import partial
+
 import httpx
 import pytest
 import trio
@@ -44,6 +47,38 @@ async def test_a_providers_transport_key_applies_to_its_origin_only() -> None:
             assert await _carrier(client, f"{plain.base_url}/v1/x") == "runner"
             assert await _carrier(client, f"{fallback.base_url}/v1/x") == "httpx"
         nursery.cancel_scope.cancel()
+
+
+def _has_ipv6_loopback() -> bool:
+    try:
+        with socket.socket(socket.AF_INET6) as probe:
+            probe.bind(("::1", 0))
+    except OSError:
+        return False
+    return True
+
+
+@pytest.mark.skipif(not _has_ipv6_loopback(), reason="no IPv6 loopback")
+async def test_a_providers_transport_key_applies_to_an_ipv6_origin() -> None:
+    """``transport = "httpx"`` on a provider at an IPv6 address mounts stock httpx on its origin."""
+
+    async def answer(stream: trio.SocketStream) -> None:
+        head = b""
+        while b"\r\n\r\n" not in head:
+            head += await stream.receive_some(65536)
+        await stream.send_all(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\n{}")
+        await stream.aclose()
+
+    with trio.fail_after(10):
+        async with trio.open_nursery() as nursery:
+            listeners = await nursery.start(partial(trio.serve_tcp, answer, 0, host="::1"))
+            base = f"http://[::1]:{listeners[0].socket.getsockname()[1]}"
+            provider = ProviderSpec(
+                name="v6", dialect="openai-chat", base_url=f"{base}/v1", model="m", transport="httpx"
+            )
+            async with build_client([provider], cap=4, transport="runner") as client:
+                assert await _carrier(client, f"{base}/v1/x") == "httpx"
+            nursery.cancel_scope.cancel()
 
 
 @pytest.mark.parametrize(
