@@ -138,6 +138,15 @@ class _Deadlines:
         self.phase = "body"
         return self.after_read(now, has_token=False)
 
+    def error_body(self, now: float) -> float:
+        """The deadline once non-2xx headers arrived at ``now``: ``idle`` for their body, not ``first_byte``.
+
+        The first-byte limit is met once headers came; kept, it would cut a body that follows them
+        late and turn the server's answer (its status, its Retry-After) into a timeout.
+        """
+        self.phase = "error-body"
+        return min(now + self.timeouts.idle + self.slack, self._hard)
+
     def after_read(self, now: float, *, has_token: bool) -> float:
         """The deadline after a read at ``now``; the first token lifts the first-token limit."""
         limit = now + self.timeouts.idle + self.slack
@@ -173,6 +182,8 @@ class _Deadlines:
             return f"total timeout ({timeouts.total:g} s) during {self.phase}"
         if clock.headers is None:
             return f"no response headers within {timeouts.first_byte:g} s"
+        if self.phase == "error-body":
+            return f"the error body stalled for more than {timeouts.idle:g} s"
         if clock.first_reasoning is None and clock.first_answer is None:
             return f"no token within {timeouts.first_token:g} s (or {timeouts.idle:g} s of silence)"
         token_idle, end = timeouts.token_idle, clock.end or clock.start
@@ -285,7 +296,7 @@ async def run_attempt(
                             response, scope, deadlines, clock, got, decoder, accumulator, max_response_bytes
                         )
                     else:
-                        deadlines.phase = "error-body"
+                        scope.deadline = deadlines.error_body(clock.headers)
                         error = await _read_error_body(response, dialect, got)
         except errors.ProviderError as exc:
             decision = classify_exception(exc)

@@ -159,6 +159,33 @@ async def test_http_error_goes_to_the_classifier(client: httpx.AsyncClient) -> N
     assert record.completion is None
 
 
+async def test_an_error_body_after_the_first_byte_limit_is_still_the_error(
+    client: httpx.AsyncClient, autojump_clock: trio.abc.Clock
+) -> None:
+    """A 429 head just inside first_byte, its body 2 s later: the 429 is the outcome, not a timeout."""
+    body = b'{"error":"slow down"}'
+    head = b"HTTP/1.1 429 X\r\nretry-after: 3\r\ncontent-length: %d\r\n\r\n" % len(body)
+    record, _ = await attempt(client, [[TIMEOUTS.first_byte - 1.0, head, 2.0, body]])
+    assert record.error is not None
+    assert (record.error.kind, record.error.http_status, record.error.retry_after) == (
+        "rate_limited",
+        429,
+        3.0,
+    )
+
+
+async def test_a_stalled_error_body_times_out_after_idle(
+    client: httpx.AsyncClient, autojump_clock: trio.abc.Clock
+) -> None:
+    """A 500 head, then silence: the attempt ends ``idle`` seconds after the head, saying so."""
+    head = b"HTTP/1.1 500 X\r\ncontent-length: 10\r\n\r\n"
+    record, _ = await attempt(client, [[head, 100.0]])
+    assert record.error is not None
+    assert (record.error.kind, record.error.http_status) == ("timeout", 500)
+    assert "error body" in record.error.message
+    assert record.timing.end_s == pytest.approx(TIMEOUTS.idle, abs=0.05)
+
+
 async def test_no_headers_in_time_is_a_timeout(
     client: httpx.AsyncClient, autojump_clock: trio.abc.Clock
 ) -> None:
