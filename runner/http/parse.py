@@ -212,18 +212,22 @@ class ChunkedBody(BodyReader):
                 pos += 2
                 state = _SIZE
             elif state in (_SIZE, _TRAILER):
-                eol = data.find(b"\r\n", pos)
+                # A chunk-size line ends in CRLF (h11's rule); a trailer line, like a head's, may end
+                # in a bare LF: h11 accepts that, and waiting for a CRLF that never comes would hang.
+                eol = data.find(b"\r\n" if state == _SIZE else b"\n", pos)
                 if eol < 0:
                     if size - pos > MAX_LINE_BYTES:
                         raise ProtocolError(f"chunk size or trailer line over {MAX_LINE_BYTES} bytes")
                     self._pending = data[pos:]
                     break
-                line = data[pos:eol]
-                pos = eol + 2
                 if state == _SIZE:
+                    line, pos = data[pos:eol], eol + 2
                     remaining = _chunk_size(line)
                     state = _DATA if remaining else _TRAILER
-                elif line:
+                    continue
+                line = data[pos : eol - 1 if eol > pos and data[eol - 1] == 13 else eol]  # 13: CR
+                pos = eol + 1
+                if line:
                     self.trailers.append(line)
                     if sum(map(len, self.trailers)) > MAX_TRAILER_BYTES:
                         raise ProtocolError(f"trailers longer than {MAX_TRAILER_BYTES} bytes")

@@ -59,6 +59,9 @@ SCENARIOS: Final[dict[str, list[Step]]] = {
         b"0;last\r\n\r\n",
     ],
     "trailers": [CHUNKED_HEAD, _chunk(SSE), b"0\r\nx-checksum: 1\r\nx-other: two\r\n\r\n"],
+    # Trailer lines and the blank line after them ended by a bare LF (h11 accepts it, as in a head).
+    "trailers-lf": [CHUNKED_HEAD, _chunk(SSE), b"0\r\nx-checksum: 1\n\n"],
+    "no-trailers-lf": [CHUNKED_HEAD, _chunk(SSE), b"0\r\n\n"],
     "content-length": [_length(SSE, "content-type: text/event-stream")],
     "close-delimited": [_head("content-type: text/event-stream"), SSE, PAUSE, CLOSE],
     "http-1.0": [b"HTTP/1.0 200 OK\r\n\r\n", SSE, PAUSE, CLOSE],
