@@ -227,6 +227,7 @@ def run_command(
             return
         if job is not None and not (resume or join):
             check_plan_size(job, limit=sys.maxsize if yes else MAX_UNITS_WITHOUT_YES)
+            read_api_keys(job, os.environ)  # a key httpx cannot send is refused before a run is stored
         with open_database(db_url) as database:
             run, job = _open_announced(database, job, options, announce=not as_worker)
             api_keys = read_api_keys(job, os.environ)

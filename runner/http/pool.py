@@ -115,7 +115,7 @@ class Connection:
             if not self._watched:
                 self._watched = watch.add(self._fd)
             if self._watched:
-                self._generation += 1
+                self._generation = watch.new_generation()
                 watch.arm(self._fd, self._generation)
         elif self._watched:
             watch.disarm(self._fd)
@@ -177,8 +177,8 @@ class Connection:
             # A peek later than the read's own stamp saw later bytes (the loop read first): not ours.
             if first is not None and newest is not None and first > newest:
                 first = None
-            self._generation = generation + 1
-            watch.arm(self._fd, generation + 1)  # for the next read's first bytes
+            self._generation = watch.new_generation()
+            watch.arm(self._fd, self._generation)  # for the next read's first bytes
         self.arrival = None if newest is None else stamp.place(newest, now, realtime)
         self.first_arrival = None if first is None else stamp.place(first, now, realtime)
         self._immediate = 0

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import itertools
 import os
 import select
 import socket
@@ -52,6 +53,14 @@ class ArrivalWatch:
         self._stamps: dict[int, tuple[int, int]] = {}  # fd -> (generation, realtime ns of the stamp)
         self._keeper: socket.socket | None = None
         self._closed = False
+        # One numbering for every socket: the thread may note a stamp for a descriptor just after
+        # ``remove`` (it read the arming before), and a new connection given the same fd number
+        # must never take it for its own, which a count per connection (1, 2, ...) would allow.
+        self._generations = itertools.count(1)
+
+    def new_generation(self) -> int:
+        """A generation number for ``arm`` that no earlier arming of any socket had."""
+        return next(self._generations)
 
     def keep_stamping(self) -> None:
         """Hold one stamping socket open until ``close``, before the first connection needs stamps.

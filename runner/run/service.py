@@ -585,8 +585,25 @@ def read_run_totals(database: Database, run_id: str) -> RunTotals:
 
 
 def read_api_keys(job: JobSpec, environ: Mapping[str, str]) -> dict[str, str | None]:
-    """Each provider's key, read from the variable it names (simulated providers need none)."""
-    return {p.name: environ.get(p.api_key_env) if p.api_key_env else None for p in job.providers}
+    """Each provider's key, read from the variable it names (simulated providers need none).
+
+    Raises:
+        ConfigError: a key holds a character an HTTP header cannot carry (a pasted ellipsis or smart
+            quote): httpx would fail on every request. The message names the variable, never the key.
+    """
+    keys: dict[str, str | None] = {}
+    for index, provider in enumerate(job.providers):
+        key = environ.get(provider.api_key_env) if provider.api_key_env else None
+        if key is not None and not key.isascii():
+            raise ConfigError(
+                f"the API key in ${provider.api_key_env} (provider {provider.name!r}) holds a character"
+                " that is not ASCII, which an HTTP header cannot carry",
+                key=f"providers[{index}].api_key_env",
+                fix=f"set ${provider.api_key_env} to the key exactly as the provider issued it"
+                " (look for a pasted ellipsis, smart quote or space)",
+            )
+        keys[provider.name] = key
+    return keys
 
 
 def _is_cancellation(exc: BaseException) -> bool:

@@ -254,3 +254,17 @@ def test_an_unreachable_database_is_one_line(tmp_path: Path, command: list[str])
     line = one_error_line(runner(*command, "--db", url, cwd=tmp_path))
     assert f"127.0.0.1:{port}" in line
     assert "sqlalche.me" not in line
+
+
+def test_an_api_key_no_header_can_carry_is_refused_before_anything_is_stored(tmp_path: Path) -> None:
+    """A key with a non-ASCII character (a pasted ellipsis) made every request fail inside httpx and
+    stopped the run with a traceback: now exit 2 naming the variable, no run stored, the key never shown."""
+    key = "sk-live-abc\u2026xyz"
+    job = JOB.replace("simulator = {}", 'base_url = "http://127.0.0.1:9"\napi_key_env = "TINY_KEY"')
+    (tmp_path / "job.toml").write_text(job, encoding="utf-8")
+    result = runner("run", "job.toml", cwd=tmp_path, env={"TINY_KEY": key})
+    line = one_error_line(result)
+    assert "$TINY_KEY" in line
+    assert "providers[0].api_key_env" in line
+    assert "abc" not in result.stdout + result.stderr
+    assert count_runs(tmp_path / "runner.db") == 0

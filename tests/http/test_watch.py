@@ -98,3 +98,24 @@ def test_closing_leaves_the_descriptors_to_their_owner(
     server.sendall(b"still open")
     time.sleep(0.05)
     assert reader.recv(100) == b"still open"
+
+
+def test_a_stamp_noted_after_remove_is_no_later_connections(
+    pair: tuple[socket.socket, socket.socket], watch: ArrivalWatch
+) -> None:
+    """The thread may note a stamp for a descriptor just after ``remove`` (it read the arming before):
+    the next connection given that fd number arms with a generation no one had, so it never takes that
+    stamp for its own first bytes (with a count per connection, both were generation 1)."""
+    reader, _server = pair
+    fd = reader.fileno()
+    assert watch.add(fd)
+    old = watch.new_generation()
+    watch.arm(fd, old)
+    watch.remove(fd)
+    watch._stamps[fd] = (old, 123)  # (the late note the thread may make: a race no test can time)
+    assert watch.add(fd)  # the same number, a new connection
+    new = watch.new_generation()
+    watch.arm(fd, new)
+    assert new != old
+    assert watch.stamp(fd, new) is None
+    watch.remove(fd)
