@@ -8,6 +8,7 @@ import pytest
 import trio
 
 from runner.http.pool import READS_PER_CHECKPOINT, Connection, Pool, open_connection
+from tests.fakes.loopback import has_ipv6_loopback
 
 READ = 1024  # small reads: a few KiB in the socket buffer make many reads that need not wait
 
@@ -107,15 +108,6 @@ async def test_a_closed_connection_never_reads_its_old_descriptor() -> None:
     await server.aclose()
 
 
-def _has_ipv6_loopback() -> bool:
-    try:
-        with socket.socket(socket.AF_INET6) as probe:
-            probe.bind(("::1", 0))
-    except OSError:
-        return False
-    return True
-
-
 @pytest.mark.parametrize(
     ("listen", "host"),
     [
@@ -124,7 +116,7 @@ def _has_ipv6_loopback() -> bool:
             "::1",
             "::1",
             id="ipv6-address",
-            marks=pytest.mark.skipif(not _has_ipv6_loopback(), reason="no IPv6 loopback"),
+            marks=pytest.mark.skipif(not has_ipv6_loopback(), reason="no IPv6 loopback"),
         ),
         pytest.param("127.0.0.1", "localhost", id="name"),
     ],

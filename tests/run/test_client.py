@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import socket
 from functools import partial
 
 import httpx
@@ -11,6 +10,7 @@ import trio
 
 from runner.run.client import RunClient, build_client
 from runner.spec import ProviderSpec, TransportName
+from tests.fakes.loopback import has_ipv6_loopback
 from tests.fakes.scripted_http import ScriptedServer, json_response
 
 
@@ -49,16 +49,7 @@ async def test_a_providers_transport_key_applies_to_its_origin_only() -> None:
         nursery.cancel_scope.cancel()
 
 
-def _has_ipv6_loopback() -> bool:
-    try:
-        with socket.socket(socket.AF_INET6) as probe:
-            probe.bind(("::1", 0))
-    except OSError:
-        return False
-    return True
-
-
-@pytest.mark.skipif(not _has_ipv6_loopback(), reason="no IPv6 loopback")
+@pytest.mark.skipif(not has_ipv6_loopback(), reason="no IPv6 loopback")
 async def test_a_providers_transport_key_applies_to_an_ipv6_origin() -> None:
     """``transport = "httpx"`` on a provider at an IPv6 address mounts stock httpx on its origin."""
 
