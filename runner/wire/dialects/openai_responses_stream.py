@@ -152,11 +152,7 @@ class OpenAIResponsesAccumulator(ResponsesEvents):
         if len(hot) == len(decoded):
             if hot:
                 pieces += hot
-                self.tokens += len(hot)
-                if self._hot_reasoning:
-                    self.has_reasoning = True
-                else:
-                    self.has_answer = True
+                self._count_hot(len(hot))
             return len(hot)
         tokens = taken = 0
         for (event,) in decoded:
