@@ -1,22 +1,30 @@
 """Is the simulator ever the bottleneck? Chunks/s to a bare socket reader vs. through the runner path.
 
 One simulator process pinned to core 0 (zero latency, one token per event) serves N streams of M
-content chunks; a consumer process pinned to core 1 reads them with (a) a raw trio socket that only
-counts SSE events, then (b) httpx.AsyncClient on trio + runner.wire.sse.SSEDecoder + orjson.loads per event
-(+ the openai-chat accumulator when ``runner.wire.dialects.get_dialect`` exists). Target: a >= 3x.
+content chunks; a consumer process pinned to core 1 reads them with (a0) a plain epoll loop without
+trio that only counts SSE events (the floor of any Python client: what is left of the wall time is
+the simulator's and the kernel's), (a) a raw trio socket that only counts SSE events, then (b)
+httpx.AsyncClient on trio + runner.wire.sse.SSEDecoder + orjson.loads per event (+ the openai-chat
+accumulator when ``runner.wire.dialects.get_dialect`` exists). Target: a >= 3x.
 Also prints the simulator's own CPU per event while it serves the raw reader (Linux: /proc), the
 figure that bounds many slow streams (``--delay-ms``: a gap between events, as ``runner bench``).
 
     python benchmarks/bench_simulator.py --streams 200 --chunks 500 --concurrency 50
     python benchmarks/bench_simulator.py --streams 1000 --chunks 50 --delay-ms 20 --concurrency 500 --raw-only
+
+With ``--delay-ms``, each reader's wall time is also given against the ideal, ceil(N / concurrency) x
+(M - 1) x delay, as ``runner bench`` gives it: (a0) shows how close any client can get on this machine.
 """
 
 from __future__ import annotations
 
 import argparse
 import importlib
+import math
 import multiprocessing as mp
 import os
+import select
+import socket
 import time
 from typing import Any
 
@@ -70,26 +78,75 @@ async def _fan_out(streams: int, concurrency: int, one: Any) -> int:
     return total
 
 
-def raw_consumer(port: int, streams: int, concurrency: int, conn: Any) -> None:
-    """(a) A bare socket reader: one connection per stream, count events, nothing else."""
-    _pin(1)
+def _request_bytes() -> bytes:
     body = orjson.dumps(REQUEST)
     head = (
         f"POST /v1/chat/completions HTTP/1.1\r\nhost: 127.0.0.1\r\ncontent-type: application/json\r\n"
         f"content-length: {len(body)}\r\nconnection: close\r\n\r\n"
-    ).encode()
+    )
+    return head.encode() + body
+
+
+def _count_ends(tail: bytes, data: bytes) -> tuple[int, bytes]:
+    """Event ends in ``data``; one LF is kept as the tail so a "\n\n" split across reads counts once."""
+    joined = tail + data
+    return joined.count(b"\n\n"), (joined[-1:] if joined[-1:] == b"\n" and joined[-2:] != b"\n\n" else b"")
+
+
+def epoll_consumer(port: int, streams: int, concurrency: int, conn: Any) -> None:
+    """(a0) A plain epoll loop, no trio: one connection per stream, count events, nothing else.
+
+    What is left of its wall time over the ideal is not any client's doing: the simulator's core
+    (each write a loopback TCP send, whose kernel work it pays) and the kernel's.
+    """
+    _pin(1)
+    request = _request_bytes()
+    poller = select.epoll()
+    open_streams: dict[int, tuple[socket.socket, list[bytes]]] = {}
+    started = total = 0
+
+    def start_one() -> None:
+        nonlocal started
+        sock = socket.create_connection(("127.0.0.1", port))
+        sock.sendall(request)  # (blocking: a few hundred bytes into an empty send buffer)
+        sock.setblocking(False)
+        open_streams[sock.fileno()] = (sock, [b""])
+        poller.register(sock.fileno(), select.EPOLLIN)
+        started += 1
+
+    start, cpu = time.perf_counter(), time.process_time()
+    while started < min(streams, concurrency):
+        start_one()
+    while open_streams:
+        for fd, _flags in poller.poll():
+            sock, tail = open_streams[fd]
+            data = sock.recv(1 << 16)
+            if data:
+                ends, tail[0] = _count_ends(tail[0], data)
+                total += ends
+                continue
+            poller.unregister(fd)
+            sock.close()
+            del open_streams[fd]
+            if started < streams:
+                start_one()
+    conn.send((total, time.perf_counter() - start, time.process_time() - cpu))
+
+
+def raw_consumer(port: int, streams: int, concurrency: int, conn: Any) -> None:
+    """(a) A bare socket reader: one connection per stream, count events, nothing else."""
+    _pin(1)
+    request = _request_bytes()
 
     async def one() -> int:
         stream = await trio.open_tcp_stream("127.0.0.1", port)
         count = 0
         tail = b""
         async with stream:
-            await stream.send_all(head + body)
+            await stream.send_all(request)
             while data := await stream.receive_some(1 << 16):
-                # Count event ends; keep one byte so a "\n\n" split across reads still counts once.
-                joined = tail + data
-                count += joined.count(b"\n\n")
-                tail = joined[-1:] if joined[-1:] == b"\n" and joined[-2:] != b"\n\n" else b""
+                ends, tail = _count_ends(tail, data)
+                count += ends
         return count
 
     async def main() -> tuple[int, float, float]:
@@ -180,6 +237,16 @@ def main() -> None:
     try:
         port = parent.recv()
         _run(raw_consumer, port, 4, 4)  # warm up the server's code paths
+        ideal = math.ceil(args.streams / args.concurrency) * (args.chunks - 1) * args.delay_ms / 1000
+
+        def against_ideal(wall: float) -> str:
+            return f", {wall / ideal:.2f}x the ideal {ideal:.2f} s" if ideal > 0 else ""
+
+        events, wall, cpu = _run(epoll_consumer, port, args.streams, args.concurrency)
+        print(
+            f"(a0) plain epoll reader: {events} events in {wall:.2f} s{against_ideal(wall)}"
+            f" (client cpu {cpu / events * 1e6:.1f} us/event)"
+        )
         assert server.pid is not None
         before = _cpu_of(server.pid)
         events, wall, cpu = _run(raw_consumer, port, args.streams, args.concurrency)
@@ -187,7 +254,7 @@ def main() -> None:
         raw_rate = events / wall
         print(
             f"(a) raw socket reader: {events} events in {wall:.2f} s -> {raw_rate:,.0f} chunks/s"
-            f" (client cpu {cpu:.2f} s)"
+            f" (client cpu {cpu:.2f} s){against_ideal(wall)}"
         )
         if before is not None and after is not None:
             used = after - before
@@ -202,7 +269,7 @@ def main() -> None:
         path = "httpx + SSEDecoder + orjson" + (" + openai-chat accumulator" if with_dialect else "")
         print(
             f"(b) runner path ({path}): {events} events in {wall:.2f} s -> {runner_rate:,.0f} chunks/s"
-            f" ({cpu / events * 1e6:.1f} us cpu/chunk)"
+            f" ({cpu / events * 1e6:.1f} us cpu/chunk){against_ideal(wall)}"
         )
         print(f"ratio simulator/runner: {raw_rate / runner_rate:.1f}x (target >= 3x)")
     finally:
