@@ -13,6 +13,7 @@ import sqlite3
 import subprocess
 import sys
 import tomllib
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -232,15 +233,25 @@ def _offline(path: Path, work: Path) -> tuple[Path, list[str]]:
 
 
 @pytest.fixture(scope="module")
-def job_runs(tmp_path_factory: pytest.TempPathFactory) -> dict[Path, tuple[subprocess.Popen[bytes], Path]]:
-    """Every job under jobs/ started at once on the simulator, each in its own directory and database."""
+def job_runs(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[dict[Path, tuple[subprocess.Popen[bytes], Path]]]:
+    """Every job under jobs/ started at once on the simulator, each in its own directory and database.
+
+    A run no test waited for (``-k`` picked some of the jobs) is stopped and reaped at the end: left
+    running, its process and pipes failed a later test with ResourceWarnings when collected.
+    """
     started = {}
     for path in JOB_FILES:
         work = _scratch(tmp_path_factory.mktemp(path.stem))
         job, extra = _offline(path, work)
         args = ["run", str(job), *extra, "--quiet", "--report", "-"]
         started[path] = (_spawn(args, work, f"sqlite:///{work / 'jobs.db'}"), work)
-    return started
+    yield started
+    for proc, _ in started.values():
+        if proc.poll() is None:
+            proc.kill()
+        proc.communicate()  # reaps it and closes its pipes
 
 
 @pytest.mark.slow
