@@ -9,6 +9,7 @@ row lacks is a load error, never a grading-time surprise.
 
 from __future__ import annotations
 
+import functools
 import json
 from typing import TYPE_CHECKING, Any, Final
 
@@ -17,6 +18,8 @@ from runner.job.template import new_environment
 
 if TYPE_CHECKING:
     from collections.abc import Mapping, Sequence
+
+    from jinja2 import Template
 
     from runner.job.source import Where
     from runner.job.template import TemplateEnvironment
@@ -138,18 +141,36 @@ def grading_prompt(judge: JudgeExpectation, case: CaseSpec, *, answer: str) -> s
     Raises:
         ConfigError: a template fails to compile or to render (``key`` is ``rubric`` or ``prompt``).
     """
-    env = new_environment()
     names: dict[str, Any] = dict(case.vars)
-    names["rubric"] = _render(env, "rubric", judge.rubric, names)
+    names["rubric"] = _render("rubric", judge.rubric, names)
     names["question"] = question_text(case)
     names["answer"] = answer
-    return _render(env, "prompt", judge.prompt or DEFAULT_GRADING_PROMPT, names)
+    return _render("prompt", judge.prompt or DEFAULT_GRADING_PROMPT, names)
 
 
-def _render(env: TemplateEnvironment, key: str, source: str, names: Mapping[str, Any]) -> str:
+@functools.lru_cache(maxsize=256)
+def compiled_template(source: str) -> Template:
+    """``source`` compiled in a judge's sandbox, once per distinct source in a process.
+
+    Every judged unit renders its grading request on the run's loop as it finishes, and every case
+    is tried at load: compiling (and a new environment) each time held the loop 10-30 ms a unit,
+    which every stream's timing then carried. A compiled template renders many times, from any task
+    (Jinja2 templates are immutable once built); the rubric and prompt sources repeat across a
+    job's units, so the cache holds them all. A syntax error is raised each time (not cached).
+    """
+    return _environment().from_string(source)
+
+
+@functools.cache
+def _environment() -> TemplateEnvironment:
+    # One for the process, made at the first judge (jinja2 is imported then, not by `runner --help`).
+    return new_environment()
+
+
+def _render(key: str, source: str, names: Mapping[str, Any]) -> str:
     # The template is the user's code run in the sandbox: whatever it raises is a mistake in the job.
     try:
-        return str(env.from_string(source).render(names))
+        return str(compiled_template(source).render(names))
     except Exception as exc:
         known = ", ".join(sorted(names)) or "none"
         raise ConfigError(

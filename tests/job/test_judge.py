@@ -2,13 +2,20 @@
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from pathlib import Path
 
 import pytest
 
 from runner.errors import ConfigError
-from runner.job.judge import DEFAULT_GRADING_PROMPT, answer_text, grading_prompt, judged_cases
+from runner.job.judge import (
+    DEFAULT_GRADING_PROMPT,
+    answer_text,
+    compiled_template,
+    grading_prompt,
+    judged_cases,
+)
 from runner.job.load import parse_job
 from runner.job.plan import count_units, plan_units
 from runner.job.preview import describe, preview
@@ -180,6 +187,23 @@ def test_the_grading_prompt_gets_rubric_question_answer_and_vars() -> None:
         path="job.toml",
     )
     assert grading_prompt(judged_cases(custom)[case.id], case, answer="A") == "France|R|A"
+
+
+def test_each_distinct_template_is_compiled_once_however_many_units_are_graded() -> None:
+    """Every judged unit renders its grading request on the run's loop: compiling the rubric and the
+    prompt again for each one held the loop 10-30 ms a unit. Each source compiles once; each render
+    still gets its own answer and vars, and a broken template fails every time it is rendered."""
+    job = parse_job(job_text(), path="job.toml")
+    case = job.cases[0]
+    judge = judged_cases(job)[case.id]
+    compiled_template.cache_clear()
+    texts = [grading_prompt(judge, case, answer=f"answer {n}") for n in range(50)]
+    assert compiled_template.cache_info().misses == 2  # the rubric and the default prompt
+    assert all(f"<answer>\nanswer {n}\n</answer>" in text for n, text in enumerate(texts))
+    broken = dataclasses.replace(judge, rubric="{{ unclosed")
+    for _ in range(2):
+        with pytest.raises(ConfigError, match="rubric template failed"):
+            grading_prompt(broken, case, answer="A")
 
 
 def test_the_answer_shows_tool_calls() -> None:
