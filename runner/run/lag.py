@@ -27,12 +27,18 @@ _BOUNDS: Final = tuple(1e-5 * 1.1**k for k in range(171))
 class LagHistogram:
     """Lags recorded into fixed buckets (bounded memory for a run of any length), plus the exact max."""
 
-    __slots__ = ("_counts", "count", "max")
+    __slots__ = ("_counts", "closed", "count", "max")
 
     def __init__(self) -> None:
         self._counts = [0] * (len(_BOUNDS) + 1)  # the last slot holds lags past the last bound
         self.count = 0
         self.max = 0.0
+        self.closed = False  # the work it times has ended: later lags time nothing
+
+    def close(self) -> None:
+        """Record nothing more: what the loop does after the run's last attempt (closing the client,
+        its connections and the arrival watch's thread) times no attempt, so it is no lag of the run."""
+        self.closed = True
 
     @property
     def buckets(self) -> int:
@@ -40,6 +46,8 @@ class LagHistogram:
         return len(self._counts)
 
     def record(self, lag: float) -> None:
+        if self.closed:
+            return
         self._counts[bisect.bisect_left(_BOUNDS, lag)] += 1
         self.count += 1
         if lag > self.max:

@@ -393,6 +393,7 @@ async def execute_job(
                 # (httpx builds its TLS context synchronously, ~40 ms) but times no attempt.
                 services.start_soon(watch_loop_lag, lag)
                 result = await execute_run(ctx, queue, writer, progress=progress, already_spent_usd=spent)
+                lag.close()  # every attempt has ended: closing the client below times none
             status = "interrupted" if result.end == "interrupted" else "finished"
             services.cancel_scope.cancel()  # the simulators, the display and the lag watcher
     except BaseException as exc:
