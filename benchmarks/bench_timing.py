@@ -18,7 +18,7 @@ a simulator with a fixed TTFT, then reports per stream:
   read before and after the run (their drift is printed: it bounds the error of that step);
 - the loop lag runner measured during the run (``runner.run.lag``).
 
-How runner dates the first token (``runner.run.attempt``): over plain TCP on Linux, by when the kernel
+How runner dates the first token (``runner.run.stream``): over plain TCP on Linux, by when the kernel
 received its bytes, not when the busy loop read them. The transport reads the head and each body read up
 to the first answer token with recvmsg and ``SO_TIMESTAMPNS`` (``runner.http.stamp``), and a thread of its
 own (``runner.http.watch``) peeks at the first unread segment as it arrives, because TCP merges segments
