@@ -33,7 +33,8 @@ from runner.job.load import check_environment
 from runner.job.plan import count_units, plan_units
 from runner.job.stored import job_from_json
 from runner.run.client import build_client
-from runner.run.engine import RunContext, execute_run
+from runner.run.context import RunContext
+from runner.run.engine import execute_run
 from runner.run.finish import grading_request, reuse_grader
 from runner.run.lag import LagHistogram, watch_loop_lag
 from runner.run.limits import SharedSwitch, build_limiters
