@@ -7,7 +7,7 @@ reads and for one event per read:
   (a) orjson.loads of each payload alone: the floor (../shared/PERFORMANCE.md);
   (b) json.loads of each payload alone;
   (c) runner: the openai-chat accumulator's feed_read (SSEDecoder.feed_raw + feed_many, or the
-      dialect's fused path) on the raw reads, as runner.run.attempt drives them, result() included;
+      dialect's fused path) on the raw reads, as runner.run.stream drives them, result() included;
   (d) the official openai SDK on the same reads, in memory without a network: its SSEDecoder
       (openai._streaming), sse.json(), a ChatCompletionChunk built by construct_type exactly as
       Stream.__stream__ does by default, and ChatCompletionStreamState.handle_chunk.
@@ -130,7 +130,7 @@ def read_patterns(body: bytes, frame: Frame) -> dict[str, list[bytes]]:
 
 
 def decode_and_accumulate(dialect: str, reads: list[bytes]) -> Completion:
-    """The attempt layer's loop (runner.run.attempt), minus the I/O and the timing marks."""
+    """The attempt layer's loop (runner.run.stream), minus the I/O and the timing marks."""
     decoder = SSEDecoder()
     accumulator = get_dialect(dialect).new_accumulator()
     for read in reads:

@@ -18,12 +18,12 @@ a simulator with a fixed TTFT, then reports per stream:
   read before and after the run (their drift is printed: it bounds the error of that step);
 - the loop lag runner measured during the run (``runner.run.lag``).
 
-How runner dates the first token (``runner.run.attempt``): over plain TCP on Linux, by when the kernel
+How runner dates the first token (``runner.run.stream``): over plain TCP on Linux, by when the kernel
 received its bytes, not when the busy loop read them. The transport reads the head and each body read up
 to the first answer token with recvmsg and ``SO_TIMESTAMPNS`` (``runner.http.stamp``), and a thread of its
 own (``runner.http.watch``) peeks at the first unread segment as it arrives, because TCP merges segments
 queued unread and keeps the newest stamp. That thread needs the GIL for each peek: ``runner run`` (and
-this bench) shorten CPython's switch interval to 1 ms (``runner.run.service.SWITCH_INTERVAL_S``), or it
+this bench) shorten CPython's switch interval to 1 ms (``runner.run.process.SWITCH_INTERVAL_S``), or it
 waited 5-29 ms behind the busy loop, past a 20 ms token gap. What is left of the fidelity error is a
 stall longer than a token gap: a long garbage collection, or no core for the thread (other load).
 Figures of one sitting (2 cores shared with the simulator and other work, load 0.4-2.4; ``--streams
@@ -65,7 +65,9 @@ import trio
 
 from runner.bench.engine_client import bench_job
 from runner.bench.load import raise_open_files
-from runner.run.service import SWITCH_INTERVAL_S, RunOptions, RunSummary, execute_job, open_run
+from runner.run.planning import open_run
+from runner.run.process import SWITCH_INTERVAL_S
+from runner.run.service import RunOptions, execute_job
 from runner.simulator.config import Dist, Latency, SimulatorConfig
 from runner.simulator.server import serve_simulator
 from runner.store import repository
@@ -74,6 +76,7 @@ from runner.store.db import Database, open_database
 if TYPE_CHECKING:
     from multiprocessing.connection import Connection
 
+    from runner.run.summary import RunSummary
     from runner.simulator.log import ServedLog
 
 # response id -> (first token's send instant, seconds from reading the request to that send)
@@ -273,7 +276,7 @@ def main() -> None:
     parser.add_argument("--simulator", choices=tuple(SERVE), nargs="+", default=["loop", "process"])
     args = parser.parse_args()
     raise_open_files()
-    gc.freeze()  # as `runner run` does (runner.run.service.run_until_signalled)
+    gc.freeze()  # as `runner run` does (runner.run.process.run_until_signalled)
     sys.setswitchinterval(SWITCH_INTERVAL_S)  # likewise: the arrival watch's GIL waits
     print(
         f"{args.streams} streams, TTFT {args.ttft * 1000:g} ms, {args.tokens} chunks "

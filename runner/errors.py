@@ -66,7 +66,8 @@ class ConfigError(RunnerError):
 
 
 class ProviderError(RunnerError):
-    """One HTTP attempt against a provider failed below HTTP: raised only by ``runner.run.attempt``.
+    """One HTTP attempt against a provider failed below HTTP: raised only by ``runner.run.attempt``
+    (and ``runner.run.stream``, the body reader it calls).
 
     Attributes:
         unit_key: the unit the attempt belongs to (``provider/case/repeat``).
@@ -107,7 +108,7 @@ class StreamProtocolError(ProviderError):
 class ResponseTooLargeError(ProviderError):
     """The body passed the provider's ``max_response_bytes`` (decompressed), or one SSE event its bound.
 
-    Raised by ``runner.run.attempt`` while reading, and by ``runner.wire.sse.SSEDecoder``.
+    Raised by ``runner.run.stream`` while reading, and by ``runner.wire.sse.SSEDecoder``.
     """
 
 

@@ -202,7 +202,7 @@ class AttemptTiming:
 
         One definition for the whole project (export, assertions, reports). Reasoning has its own
         figure, ``first_reasoning_s``, so a reasoning model's think time is not hidden in either.
-        Over plain TCP on Linux it is when the kernel received the token (runner.run.attempt), not
+        Over plain TCP on Linux it is when the kernel received the token (runner.run.stream), not
         when a busy loop read it; which of the two dated an attempt is not stored.
         """
         return self.first_answer_s

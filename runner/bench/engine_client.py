@@ -18,7 +18,9 @@ import trio
 
 from runner.bench.load import EXTRA_EVENTS, MESSAGES, MODEL, TIMEOUT_S, ClientReport, Meter, expected_text
 from runner.job.catalog import with_catalog_prices
-from runner.run.service import RunOptions, execute_job, open_run, process_settings
+from runner.run.planning import open_run
+from runner.run.process import process_settings
+from runner.run.service import RunOptions, execute_job
 from runner.spec import CaseSpec, JobSpec, ProviderSpec, RetryPolicy, Timeouts
 from runner.store import repository
 from runner.store.db import open_database

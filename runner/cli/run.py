@@ -26,7 +26,8 @@ if TYPE_CHECKING:
 
     from rich.console import Console
 
-    from runner.run.service import RetryWhich, RunOptions, RunSummary
+    from runner.run.service import RetryWhich, RunOptions
+    from runner.run.summary import RunSummary
     from runner.run.workers import WorkerEnd, WorkersOutcome
     from runner.spec import JobSpec, TransportName
     from runner.store.db import Database
@@ -179,9 +180,11 @@ def run_command(
     from runner.job import load_job, parse_provider_option
     from runner.job.load import check_plan_size
     from runner.job.subset import select_subset
+    from runner.run.process import run_until_signalled
     from runner.run.progress import choose_mode
     from runner.run.redact import RedactingFilter, Redactor
-    from runner.run.service import RunOptions, read_api_keys, run_until_signalled, summarize
+    from runner.run.service import RunOptions, read_api_keys
+    from runner.run.summary import summarize
     from runner.store.db import open_database
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", datefmt="%H:%M:%S")
@@ -318,7 +321,7 @@ def _open_announced(
     """
     import os
 
-    from runner.run.service import PlanningHooks, open_run
+    from runner.run.planning import PlanningHooks, open_run
     from runner.store.db import display_url
 
     opened: list[str] = []
@@ -392,7 +395,7 @@ def _supervise(
 
     import trio
 
-    from runner.run.service import read_run_totals
+    from runner.run.summary import read_run_totals
     from runner.run.workers import WorkerPlan, run_workers
 
     argv = ["run", "--join", run.id, "--as-worker", "--capture", options.raw_capture]

@@ -8,7 +8,7 @@ if TYPE_CHECKING:
     from collections.abc import Mapping, Sequence
     from pathlib import Path
 
-    from runner.run.service import RunSummary
+    from runner.run.summary import RunSummary
     from runner.spec import Subset
     from runner.store.db import Database
     from runner.store.repository import ProviderFailures

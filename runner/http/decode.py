@@ -1,7 +1,7 @@
 """Sans-IO Content-Encoding decoding (gzip, deflate), incremental and bounded per step.
 
 A gzip bomb cannot make one step allocate more than ``BLOCK_BYTES``: the rest of the input waits in the
-decompressor (``unconsumed_tail``) until the reader asks again, so the body bound of run/attempt.py stops
+decompressor (``unconsumed_tail``) until the reader asks again, so the body bound of run/stream.py stops
 it early. Encodings outside ``SUPPORTED`` (br, zstd) are left to httpx's own decoders.
 """
 

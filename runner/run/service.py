@@ -1,8 +1,9 @@
-"""Start, resume or join a run: the service between the CLI and the engine.
+"""Execute a run: the service between the CLI and the engine.
 
-Opens the run in the database (planning its units, or taking back the unfinished ones), starts the
-built-in simulator for simulated providers, builds the engine's context, executes, and records how the
-run ended. Blocking database calls run on worker threads; ``trio.run`` is only in the CLI.
+Starts the built-in simulator for simulated providers, builds the engine's context, executes, and records
+how the run ended. Opening a run is runner.run.planning; reading how it stands, runner.run.summary; the
+process around it (signals), runner.run.process. Blocking database calls run on worker threads;
+``trio.run`` is only in the CLI.
 """
 
 from __future__ import annotations
@@ -10,36 +11,24 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import functools
-import gc
-import itertools
 import logging
-import signal
-import socket
-import sys
-import time
 from dataclasses import dataclass
-from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any, Final, Literal
+from typing import TYPE_CHECKING, Final, Literal
 
 import trio
 
-from runner import __version__
 from runner.errors import ConfigError, StorageError
-from runner.grading.rates import CaseRate, case_rates, required_rates
-from runner.job.catalog import with_catalog_prices
-from runner.job.checks import load_checks
 from runner.job.judge import judged_cases
-from runner.job.load import check_environment
-from runner.job.plan import count_units, plan_units
-from runner.job.stored import job_from_json
 from runner.run.client import build_client
-from runner.run.engine import RunContext, execute_run
-from runner.run.finish import grading_request, reuse_grader
+from runner.run.context import RunContext
+from runner.run.engine import execute_run
+from runner.run.finish import grading_request
 from runner.run.lag import LagHistogram, watch_loop_lag
 from runner.run.limits import SharedSwitch, build_limiters
-from runner.run.owners import new_owner, refuse_if_worked
-from runner.run.progress import Progress, RunTotals, WorkerTotals, show_progress
+from runner.run.owners import new_owner
+from runner.run.progress import Progress, show_progress
 from runner.run.redact import Redactor
+from runner.run.summary import read_run_totals, summarize
 from runner.simulator.process import serve_simulators_in_process
 from runner.store import repository
 from runner.store.leases import RunQueue
@@ -48,36 +37,22 @@ from runner.store.writer import Writer, db_limiter
 from runner.wire.dialects import get_dialect
 
 if TYPE_CHECKING:
-    from collections.abc import AsyncIterator, Callable, Iterator, Mapping
+    from collections.abc import Mapping
 
     from rich.console import Console
-    from sqlalchemy.orm import Session
 
     from runner.model import LoopLag
     from runner.run.progress import DisplayMode
+    from runner.run.summary import RunSummary
     from runner.spec import JobSpec, TransportName
     from runner.store.db import Database
-    from runner.store.records import RawCapturePolicy, RunInfo, RunStatus, UnitStatus, Verdict
+    from runner.store.records import RawCapturePolicy, RunInfo, RunStatus, UnitStatus
 
 log = logging.getLogger(__name__)
 
 # What `runner run --resume RUN --retry WHICH` re-sends besides the units without a result.
 RetryWhich = Literal["failed"]
 RETRY_CHOICES: Final[tuple[RetryWhich, ...]] = ("failed",)
-# How long CPython lets a thread hold the GIL while another waits (5 ms by default). The transport's
-# arrival watch (runner.http.watch) must peek at a first token before the next one lands, a token gap
-# later (often 20 ms): behind a busy loop it waited 5-29 ms per peek at 1,000 streams. At 1 ms the
-# stored TTFT's p99 error there fell from 47-63 ms to 0.06-0.07 ms (benchmarks/bench_timing.py). The
-# loop gives the GIL up more often only while another thread waits for it.
-SWITCH_INTERVAL_S: Final = 0.001
-_ADD_BATCH: Final = 2000
-# What a database failure causes in the other tasks of a run: their cancellation, and hand-offs to
-# the writer that found it gone.
-_CONSEQUENCES: Final = (
-    trio.Cancelled,
-    trio.BrokenResourceError,
-    trio.ClosedResourceError,
-)  # units planned and stored per transaction: memory stays flat
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -100,203 +75,6 @@ class RunOptions:
     # With resume: "failed" also re-sends the units whose final status is failed (not the ok units
     # whose assertions failed: they have a result), as new attempts of the same units.
     retry: RetryWhich | None = None
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class PlanningHooks:
-    """How ``open_run`` talks to its caller while a job's units are being stored."""
-
-    announce: Callable[[RunInfo, JobSpec], None] | None = None  # the run exists, before planning
-    progress: Callable[[int, int], None] | None = None  # (stored, total), at most once per report_seconds
-    # Asked after each batch: True ends planning there (a signal handler sets it; raising from the
-    # handler itself could land mid-transaction, inside SQLAlchemy's connection handling).
-    stop_requested: Callable[[], bool] | None = None
-    report_seconds: float = 1.0
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class RunSummary:
-    """How a run stands when this process is done with it."""
-
-    run_id: str
-    status: RunStatus
-    counts: Mapping[UnitStatus, int]
-    spent_usd: float
-    assertions_failed: int = 0  # units (ok ones) with a failed [cases.expect] assertion: not checks
-    # Each (case, provider) of a case with a pass_rate: a rated case is judged over its repeats, so
-    # its units' failed assertions count for the exit code only through a rate below its bar.
-    rates: tuple[CaseRate, ...] = ()
-    reused: int = 0  # units given a copy of an earlier sample (--reuse): nothing sent for them
-    sent: int = 0  # units that sent at least one request
-    # How late runner's loop woke during this process's part of the run (None: not measured, e.g. a
-    # summary read back from the database). Stored as runs.loop_lag, the worst process's.
-    loop_lag: LoopLag | None = None
-    grading_usd: float = 0.0  # of spent_usd, what judge providers' grading requests cost
-    grading_pending: int = 0  # ok units whose judge has not answered (a stopped run): not done yet
-
-    @property
-    def verdicts(self) -> Mapping[Verdict, int]:
-        """Units per verdict (``records.unit_verdict``), as the run report counts them."""
-        counts = self.counts
-        return {
-            "passed": counts.get("ok", 0) - self.assertions_failed - self.grading_pending,
-            "failed assertions": self.assertions_failed,
-            "failed": counts.get("failed", 0),
-            "not done": counts.get("pending", 0) + counts.get("running", 0) + self.grading_pending,
-        }
-
-    @property
-    def exit_code(self) -> int:
-        """0 no unit failed or failed an assertion, 1 some did (or a case fell below its pass_rate),
-        130 interrupted (resume it). A rated case's units fail the run only through the case's rate."""
-        if self.status == "interrupted":
-            return 130
-        verdicts = self.verdicts
-        rated_failures = sum(rate.graded - rate.passed for rate in self.rates)
-        failed = verdicts["failed"] or verdicts["failed assertions"] > rated_failures
-        return 1 if failed or self.cases_below_rate else 0
-
-    @property
-    def cases_below_rate(self) -> int:
-        """(case, provider) pairs whose repeats passed less often than the case's pass_rate."""
-        return sum(rate.is_below for rate in self.rates)
-
-    def describe(self) -> str:
-        """One line for the terminal: status, units per verdict, units reused and sent, and spend (every
-        count counts units)."""
-        v = self.verdicts
-        line = (
-            f"run {self.run_id}: {self.status}; units passed {v['passed']}, units with failed assertions "
-            f"{v['failed assertions']}, failed (no result) {v['failed']}, not done {v['not done']}; "
-            f"units reused {self.reused}, sent {self.sent}; spent ${self.spent_usd:.6f}"
-        )
-        if self.grading_usd:
-            line += f" (grading ${self.grading_usd:.6f})"
-        if self.rates:
-            line += f"; cases below their pass_rate {self.cases_below_rate}"
-        return line if self.loop_lag is None else f"{line}; {self.loop_lag.describe()}"
-
-
-def open_run(
-    database: Database,
-    job: JobSpec | None,
-    options: RunOptions,
-    *,
-    environ: Mapping[str, str] | None = None,
-    hooks: PlanningHooks | None = None,
-) -> tuple[RunInfo, JobSpec]:
-    """Create a run and plan its units, or take back an existing one (``--resume`` / ``--join``).
-
-    A resumed or joined run uses the job spec it was started with, as stored in the database.
-    With ``environ``, every provider's key variable is checked before anything is written, so a
-    missing key leaves the database as it was. ``hooks`` announce the run as soon as it exists
-    (before planning, which takes a while for a large job), report the planning's progress, and may
-    stop it between two batches.
-
-    A new run is created ``planning`` and becomes ``running`` in the transaction that stores its last
-    units, so a run cut off while planning (Ctrl-C, SIGKILL, a full disk) is known to be unplanned:
-    ``--resume`` and ``--join`` finish its planning first (storing units is idempotent by key).
-
-    Raises:
-        ConfigError: the job file changed since the run started, a key is missing, or (``--resume``)
-            another live process is working the run: it must be joined, not resumed.
-    """
-    hooks = hooks or PlanningHooks()
-    ref = options.resume or options.join
-    if ref is None:
-        if job is None:
-            raise ConfigError("no job file given", fix="runner run JOB, or --resume RUN / --join RUN")
-        if environ is not None:
-            check_environment(job, environ)
-        # Providers that declare no price take the catalog's for the day the run starts; the run
-        # stores the spec with it (so --resume keeps it) and freezes it in runs.prices with its source.
-        job = with_catalog_prices(job, at=datetime.now(UTC))
-        with database.session() as session:
-            run = repository.create_run(
-                session, job, host=socket.gethostname(), version=__version__, status="planning"
-            )
-        if hooks.announce is not None:
-            hooks.announce(run, job)
-        _plan(database, run.id, job, options.reuse, hooks)
-        return dataclasses.replace(run, status="running"), job
-    run, stored = _take_back(database, ref, job, options, environ)
-    if hooks.announce is not None:
-        hooks.announce(run, stored)
-    if run.status == "planning":
-        log.info("run %s was not fully planned: storing the rest of its units first", run.id)
-        _plan(database, run.id, stored, options.reuse, hooks)
-        run = dataclasses.replace(run, status="running")
-    if options.resume:
-        with database.session() as session:
-            if options.retry == "failed":
-                failed = repository.unit_counts(session, run.id)["failed"]
-                log.info("run %s: sending its %d failed units again", run.id, failed)
-            repository.resume_run(session, run.id, retry_failed=options.retry == "failed")
-        run = dataclasses.replace(run, status="running", finished_at=None)
-    return run, stored
-
-
-def _take_back(
-    database: Database,
-    ref: str,
-    job: JobSpec | None,
-    options: RunOptions,
-    environ: Mapping[str, str] | None,
-) -> tuple[RunInfo, JobSpec]:
-    """The run ``ref`` names and its stored job, checked for ``--resume`` / ``--join``."""
-    with database.session() as session:
-        run = repository.get_run(session, ref)
-        # The stored spec names its custom checks; they are imported again from beside the job file.
-        stored = load_checks(job_from_json(run.job_spec))
-        if job is not None and job.source_sha256 != run.job_sha256:
-            raise ConfigError(
-                f"the job file changed since run {run.id} started",
-                path=job.source_path,
-                fix=f"leave out the job file to {'resume' if options.resume else 'join'} "
-                f"run {run.id} as it was started, or start a new run",
-            )
-        if environ is not None:
-            check_environment(stored, environ)
-        if options.resume:
-            refuse_if_worked(run.id, repository.live_leases(session, run.id))
-    return run, stored
-
-
-def _plan(
-    database: Database,
-    run_id: str,
-    job: JobSpec,
-    reuse: bool,
-    hooks: PlanningHooks,
-) -> None:
-    """Store every unit of ``job`` in batches; the last batch's transaction marks the run planned.
-
-    Raises:
-        KeyboardInterrupt: ``hooks.stop_requested`` said so after a batch (between transactions, so
-            nothing is half-written; the run stays ``planning`` unless that was the last batch).
-    """
-    total = count_units(job)
-    units = plan_units(job)
-    grader = reuse_grader({case.id: case for case in job.cases}) if reuse else None
-    batch = list(itertools.islice(units, _ADD_BATCH))
-    stored = reused = 0
-    reported_at = time.monotonic()
-    with database.session() as session:
-        if not batch:  # a job without units: nothing to store, planning is complete
-            repository.mark_run(session, run_id, "running")
-        while batch:
-            # One batch ahead, so the last one is known and carries the planning's end.
-            following = list(itertools.islice(units, _ADD_BATCH))
-            reused += repository.add_units(session, run_id, batch, reuse=grader, planned=not following)
-            stored += len(batch)
-            batch = following
-            if hooks.progress is not None and time.monotonic() - reported_at >= hooks.report_seconds:
-                hooks.progress(stored, total)
-                reported_at = time.monotonic()
-            if hooks.stop_requested is not None and hooks.stop_requested():
-                raise KeyboardInterrupt
-    if reused:
-        log.info("reused %d results of identical requests from earlier runs", reused)
 
 
 async def execute_job(
@@ -417,84 +195,6 @@ async def execute_job(
     return dataclasses.replace(stored, loop_lag=lag.summary())
 
 
-async def run_until_signalled(
-    database: Database,
-    run: RunInfo,
-    job: JobSpec,
-    options: RunOptions,
-    *,
-    api_keys: Mapping[str, str | None],
-    console: Console | None = None,
-) -> RunSummary | None:
-    """``execute_job``, cancelled by the first SIGINT or SIGTERM; None when it was interrupted.
-
-    The signal cancels the work at once; the shielded, bounded cleanups (cut-off attempts stored,
-    writer drained, leases released, run marked interrupted) then take at most a few seconds.
-
-    Like the signal handlers, this acts on the whole process (it is ``runner run``'s): see
-    ``process_settings``.
-    """
-    with process_settings():
-        return await _run_cancelled_by_signals(
-            database, run, job, options, api_keys=api_keys, console=console
-        )
-
-
-@contextlib.contextmanager
-def process_settings() -> Iterator[None]:
-    """What a run sets for its whole process while it runs (``runner run``, and ``runner bench``'s
-    runner client, which measures what ``runner run`` costs): every object alive so far frozen out of
-    the garbage collector's reach, and CPython's GIL switch interval shortened (``SWITCH_INTERVAL_S``;
-    restored at the end)."""
-    # The libraries loaded by now (SQLAlchemy, Alembic, httpx, rich...) are a few hundred thousand
-    # long-lived objects; a full collection during the run walked them all and stopped the loop for
-    # 70-130 ms (the loop-lag watcher caught it in the demo job), delaying every timestamp due then.
-    # Frozen, they are never walked again: the same collections take under 10 ms.
-    gc.freeze()
-    switch = sys.getswitchinterval()
-    sys.setswitchinterval(SWITCH_INTERVAL_S)
-    try:
-        yield
-    finally:
-        sys.setswitchinterval(switch)
-
-
-async def _run_cancelled_by_signals(
-    database: Database,
-    run: RunInfo,
-    job: JobSpec,
-    options: RunOptions,
-    *,
-    api_keys: Mapping[str, str | None],
-    console: Console | None,
-) -> RunSummary | None:
-    summary: RunSummary | None = None  # stays None when the nursery's scope caught a cancellation
-    try:
-        with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
-            async with trio.open_nursery() as nursery:
-                nursery.start_soon(_cancel_on_signal, signals, nursery.cancel_scope)
-                summary = await execute_job(database, run, job, options, api_keys=api_keys, console=console)
-                nursery.cancel_scope.cancel()  # stop watching for signals
-    except BaseExceptionGroup as group:
-        # The database failed (the writer, a claim, a renewal): every other task was cancelled
-        # because of it, and tasks that were handing records to the writer found it gone. That one
-        # database error is what stopped the run; it reaches the CLI alone, as one line.
-        # Anything else in the group (a bug) still crashes loudly, with the whole group.
-        failure = _storage_error_in(group)
-        _, rest = group.split((StorageError, *_CONSEQUENCES))
-        if failure is None or rest is not None:
-            raise
-        raise failure from None
-    return summary
-
-
-async def _cancel_on_signal(signals: AsyncIterator[int], scope: trio.CancelScope) -> None:
-    async for signum in signals:
-        log.warning("%s: stopping; in-flight attempts are cut off and stored", signal.Signals(signum).name)
-        scope.cancel()
-        return
-
-
 def queue_missing_gradings(database: Database, run_id: str, job: JobSpec) -> int:
     """Queue the grading of every finished unit of a judged case that has none (a run stopped
     between a unit's result and its grading's queueing, or a ``--reuse`` copy); return how many."""
@@ -520,69 +220,6 @@ def queue_missing_gradings(database: Database, run_id: str, job: JobSpec) -> int
     if gradings:
         log.info("run %s: %d finished units were not graded yet; grading them", run_id, len(gradings))
     return len(gradings)
-
-
-def summarize(database: Database, run_id: str) -> RunSummary:
-    """The run as stored (after an interruption, when ``execute_job`` could not return).
-
-    Through ``Database.call``: a summary is never read from a SQLite file deleted meanwhile.
-    """
-    return database.call(_summarize, database, run_id)
-
-
-def _summarize(database: Database, run_id: str) -> RunSummary:
-    with database.session() as session:
-        run = repository.get_run(session, run_id)
-        counts = repository.unit_counts(session, run_id)
-        spent = repository.spend_so_far(session, run_id)
-        failed_assertions = repository.count_failed_assertions(session, run_id)
-        rates = _rates(session, run.job_spec, run_id)
-        reused, sent = repository.reuse_counts(session, run_id)
-        grading = repository.grading_cost(session, run_id)
-        grading_pending = repository.count_grading_pending(session, run_id)
-    return RunSummary(
-        run_id=run.id,
-        status=run.status,
-        counts=counts,
-        spent_usd=spent,
-        assertions_failed=failed_assertions,
-        rates=rates,
-        reused=reused,
-        sent=sent,
-        grading_usd=grading,
-        grading_pending=grading_pending,
-    )
-
-
-def _rates(session: Session, spec: Mapping[str, Any], run_id: str) -> tuple[CaseRate, ...]:
-    """The pass rates of the run's cases that set a pass_rate (their bar read from the stored spec)."""
-    required = required_rates(spec)
-    if not required:
-        return ()
-    verdicts = (v for v in repository.graded_verdicts(session, run_id) if v[0] in required)
-    return case_rates(verdicts, required)
-
-
-def read_run_totals(database: Database, run_id: str) -> RunTotals:
-    """The whole run's units per status and per process, as stored (every process's, not only ours)."""
-    with database.session() as session:
-        by_owner = repository.counts_by_owner(session, run_id)
-    totals: dict[UnitStatus, int] = {"pending": 0, "running": 0, "ok": 0, "failed": 0}
-    workers: dict[str, WorkerTotals] = {}
-    for owner, counts in by_owner.items():
-        for status, count in counts.items():
-            totals[status] += count
-        if owner:  # "": units no process holds or finished (pending, reused)
-            workers[owner] = WorkerTotals(
-                in_flight=counts["running"], finished=counts["ok"] + counts["failed"]
-            )
-    return RunTotals(
-        ok=totals["ok"],
-        failed=totals["failed"],
-        in_flight=totals["running"],
-        pending=totals["pending"],
-        workers=workers,
-    )
 
 
 def read_api_keys(job: JobSpec, environ: Mapping[str, str]) -> dict[str, str | None]:
@@ -614,15 +251,6 @@ def _is_cancellation(exc: BaseException) -> bool:
         _, rest = exc.split((trio.Cancelled, KeyboardInterrupt))
         return rest is None
     return False
-
-
-def _storage_error_in(group: BaseExceptionGroup[BaseException]) -> StorageError | None:
-    """The first StorageError among the leaves of ``group`` (nested groups included)."""
-    for exc in group.exceptions:
-        found = _storage_error_in(exc) if isinstance(exc, BaseExceptionGroup) else exc
-        if isinstance(found, StorageError):
-            return found
-    return None
 
 
 def _counts(database: Database, run_id: str) -> dict[UnitStatus, int]:

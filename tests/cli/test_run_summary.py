@@ -8,7 +8,7 @@ from runner.cli import cli
 from runner.cli.subset import RETRY_CHOICES
 from runner.cli.summary import breakdown_lines, summary_json
 from runner.run import service
-from runner.run.service import RunSummary
+from runner.run.summary import RunSummary
 from runner.spec import Subset
 from runner.store.repository import ProviderFailures
 

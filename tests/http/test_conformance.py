@@ -27,7 +27,7 @@ TRANSPORTS: dict[str, Callable[[], httpx.AsyncBaseTransport]] = {
 }
 ENCODED = frozenset({"gzip-length", "gzip-chunked", "deflate", "deflate-raw-late", "bad-gzip"})
 # httpx's aiter_bytes leaves httpcore's generators to trio's system task after a DecodingError.
-# run/attempt.py stops reading mid-body: httpx's iterators are left to trio's finalizer too.
+# run/stream.py stops reading mid-body: httpx's iterators are left to trio's finalizer too.
 ABANDONED = pytest.mark.filterwarnings("ignore:Async generator 'http:ResourceWarning")
 
 

@@ -8,7 +8,9 @@ from typing import Any
 
 import trio
 
-from runner.run.service import RunOptions, RunSummary, execute_job, open_run
+from runner.run.planning import open_run
+from runner.run.service import RunOptions, execute_job
+from runner.run.summary import RunSummary
 from runner.simulator.server import SimulatorHandle
 from runner.spec import CaseSpec, JobSpec, ProviderSpec, RetryPolicy, Timeouts
 from runner.store import repository

@@ -11,14 +11,9 @@ import trio
 
 from runner import errors
 from runner.model import AttemptError, AttemptRecord
-from runner.run.attempt import (
-    DEADLINE_SLACK,
-    DEADLINE_SLACK_MAX,
-    _Deadlines,
-    _Received,
-    map_exceptions,
-    run_attempt,
-)
+from runner.run.attempt import map_exceptions, run_attempt
+from runner.run.deadlines import DEADLINE_SLACK, DEADLINE_SLACK_MAX, Deadlines
+from runner.run.stream import Received
 from runner.spec import CaseSpec, ProviderSpec, Timeouts
 from runner.wire.dialects.base import Dialect
 from runner.wire.dialects.registry import get_dialect
@@ -339,7 +334,7 @@ async def test_bad_content_encoding_is_a_protocol_error(client: httpx.AsyncClien
 )
 def test_map_exceptions(raised: Exception, mapped: type[errors.ProviderError]) -> None:
     """httpx's, trio's and the OS's errors become runner.errors, with the cause and context kept."""
-    received = _Received(status=200)
+    received = Received(status=200)
     with pytest.raises(mapped) as caught, map_exceptions(received, unit_key="p/c/0", attempt=2):
         raise raised
     assert type(caught.value) is mapped
@@ -350,14 +345,14 @@ def test_map_exceptions(raised: Exception, mapped: type[errors.ProviderError]) -
 
 def test_map_exceptions_lets_bugs_through() -> None:
     """An error that is not a provider failure (a bug) leaves the boundary unchanged."""
-    with pytest.raises(KeyError), map_exceptions(_Received(), unit_key="k", attempt=1):
+    with pytest.raises(KeyError), map_exceptions(Received(), unit_key="k", attempt=1):
         raise KeyError("bug")
 
 
 def test_deadlines_follow_the_phases() -> None:
     """First byte, then first token or idle (with slack), never past the total, in plain numbers."""
     timeouts = Timeouts(connect=1, first_byte=10, first_token=20, idle=5, total=30)
-    deadlines = _Deadlines(timeouts, start=100.0)
+    deadlines = Deadlines(timeouts, start=100.0)
     assert (deadlines.phase, deadlines.connect) == ("connect", 110.0)
     assert deadlines.slack == DEADLINE_SLACK  # 0.1% of the 5 s idle limit, raised to the least slack
     assert deadlines.body(102.0) == pytest.approx(107.005)
@@ -381,7 +376,7 @@ def test_the_deadline_slack_is_a_bounded_share_of_the_shortest_gap_limit(
 ) -> None:
     """A timeout may fire late by the slack only: 0.1% of idle (or token_idle), from 5 ms to 100 ms."""
     timeouts = Timeouts(connect=1, first_byte=10, first_token=20, idle=idle, token_idle=token_idle, total=900)
-    assert _Deadlines(timeouts, start=0.0).slack == pytest.approx(slack)
+    assert Deadlines(timeouts, start=0.0).slack == pytest.approx(slack)
 
 
 async def test_a_key_h11_refuses_never_reaches_the_error_message(client: httpx.AsyncClient) -> None:

@@ -12,7 +12,7 @@ import trio
 
 from runner.http.decode import BLOCK_BYTES
 from runner.http.pool import RECEIVE_BYTES
-from runner.run.attempt import ERROR_GRACE_SECONDS
+from runner.run.deadlines import ERROR_GRACE_SECONDS
 from runner.spec import Timeouts, TransportName
 from tests.fakes.scripted_http import Step, chunk, sse_response
 from tests.run.loopback import attempt_on_script

@@ -16,7 +16,8 @@ import pytest
 import trio
 
 from runner.http import HttpTransport
-from runner.run.attempt import _within, run_attempt
+from runner.run.attempt import run_attempt
+from runner.run.stream import within
 from runner.spec import CaseSpec, ProviderSpec, Timeouts
 from tests.fakes.dialect import FakeDialect
 from tests.fakes.scripted_http import chunk
@@ -192,4 +193,4 @@ async def test_without_kernel_stamps_the_loop_dates_the_token_when_it_read_it(
 )
 def test_a_stamp_is_kept_between_the_earliest_and_the_read(at: float | None, expected: float) -> None:
     """A stamp a realtime clock step moved outside [earliest, read] is clamped, never stored as is."""
-    assert _within(at, 1.0, 3.0) == expected
+    assert within(at, 1.0, 3.0) == expected

@@ -75,7 +75,7 @@ async def test_a_provider_answering_401_gets_about_five_requests(
         refusing_sim, "openai-chat", name="refusing", headers={"x-sim-faults": "http_401@1"}, concurrency=4
     )
     good = provider_for(good_sim, "anthropic-messages", name="good", concurrency=4)
-    caplog.set_level(logging.WARNING, logger="runner.run.engine")
+    caplog.set_level(logging.WARNING, logger="runner.run.unit")
     with trio.fail_after(120):
         summary, units = await run_in_process(tmp_path, make_job([refusing, good], repeats=300))
     assert STOP_AFTER <= len(refusing_sim.log) <= STOP_AFTER + refusing.concurrency - 1

@@ -11,7 +11,8 @@ import trio
 from runner.errors import ConfigError
 from runner.grading.assertions import parse_expect
 from runner.job.load import load_job
-from runner.run.service import RunOptions, open_run
+from runner.run.planning import open_run
+from runner.run.service import RunOptions
 from runner.spec import CaseSpec
 from runner.store.db import open_database
 from tests.jobfile import write_checked_job

@@ -10,10 +10,12 @@ import trio
 
 from runner.run.claims import ClaimAhead
 from runner.run.client import build_client
-from runner.run.engine import RunContext, RunResult, execute_run
+from runner.run.context import RunContext
+from runner.run.engine import RunResult, execute_run
 from runner.run.limits import build_limiters
+from runner.run.planning import open_run
 from runner.run.progress import Progress
-from runner.run.service import RunOptions, open_run
+from runner.run.service import RunOptions
 from runner.simulator.config import Dist, Latency
 from runner.store.db import Database, open_database
 from runner.store.leases import RunQueue

@@ -15,7 +15,7 @@ import pytest
 import trio
 from sqlalchemy import text
 
-from runner.run.service import summarize
+from runner.run.summary import summarize
 from tests.run.processes import run_runner, start_runner, wait_for
 
 if TYPE_CHECKING:

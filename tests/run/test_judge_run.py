@@ -19,12 +19,13 @@ from runner.job.load import parse_job
 from runner.report.cost import build_cost_context
 from runner.report.export import write_export
 from runner.report.junit import write_junit
-from runner.run.service import RunOptions, execute_job, open_run
+from runner.run.planning import open_run
+from runner.run.service import RunOptions, execute_job
 from runner.store import repository
 from tests.fakes.judge_server import USAGE, judge_server
 
 if TYPE_CHECKING:
-    from runner.run.service import RunSummary
+    from runner.run.summary import RunSummary
     from runner.spec import JobSpec
     from runner.store.db import Database
     from runner.store.records import UnitView

@@ -12,7 +12,9 @@ import trio
 
 from runner.model import LoopLag
 from runner.run.lag import THRESHOLD_S, LagHistogram, watch_loop_lag
-from runner.run.service import SWITCH_INTERVAL_S, RunOptions, execute_job, open_run, run_until_signalled
+from runner.run.planning import open_run
+from runner.run.process import SWITCH_INTERVAL_S, run_until_signalled
+from runner.run.service import RunOptions, execute_job
 from runner.simulator.config import SimulatorConfig, parse_latency
 from runner.spec import ProviderSpec, RetryPolicy, Timeouts
 from runner.store import repository

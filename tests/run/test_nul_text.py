@@ -18,7 +18,8 @@ from click.testing import CliRunner
 from runner.cli import cli
 from runner.report.api import write_run_report
 from runner.report.export import write_export
-from runner.run.service import RunOptions, execute_job, open_run
+from runner.run.planning import open_run
+from runner.run.service import RunOptions, execute_job
 from runner.spec import CaseSpec, ProviderSpec, RetryPolicy, Timeouts
 from runner.store import repository
 from runner.store.db import open_database

@@ -9,7 +9,8 @@ import pytest
 from sqlalchemy import text
 
 from runner.job import load_job
-from runner.run.service import PlanningHooks, RunOptions, open_run
+from runner.run.planning import PlanningHooks, open_run
+from runner.run.service import RunOptions
 from runner.store import repository
 
 if TYPE_CHECKING:

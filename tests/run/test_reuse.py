@@ -11,7 +11,8 @@ import trio
 
 from runner.grading.assertions import parse_expect
 from runner.report.api import build_run_report, write_run_report
-from runner.run.service import PlanningHooks, RunOptions, execute_job, open_run
+from runner.run.planning import PlanningHooks, open_run
+from runner.run.service import RunOptions, execute_job
 from runner.spec import CaseSpec, ProviderSpec
 from runner.store import repository
 from runner.store.records import UnitFinish
@@ -21,7 +22,7 @@ from tests.store.factories import ok_attempt
 if TYPE_CHECKING:
     from pathlib import Path
 
-    from runner.run.service import RunSummary
+    from runner.run.summary import RunSummary
     from runner.simulator.server import SimulatorHandle
     from runner.spec import JobSpec
     from runner.store.db import Database
