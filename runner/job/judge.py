@@ -9,20 +9,16 @@ row lacks is a load error, never a grading-time surprise.
 
 from __future__ import annotations
 
-import functools
 import json
 from typing import TYPE_CHECKING, Any, Final
 
 from runner.errors import ConfigError
-from runner.job.template import new_environment
+from runner.job.template import compiled_template
 
 if TYPE_CHECKING:
     from collections.abc import Mapping, Sequence
 
-    from jinja2 import Template
-
     from runner.job.source import Where
-    from runner.job.template import TemplateEnvironment
     from runner.model import Completion
     from runner.spec import CaseSpec, JobSpec, JudgeExpectation, ProviderSpec
 
@@ -146,25 +142,6 @@ def grading_prompt(judge: JudgeExpectation, case: CaseSpec, *, answer: str) -> s
     names["question"] = question_text(case)
     names["answer"] = answer
     return _render("prompt", judge.prompt or DEFAULT_GRADING_PROMPT, names)
-
-
-@functools.lru_cache(maxsize=256)
-def compiled_template(source: str) -> Template:
-    """``source`` compiled in a judge's sandbox, once per distinct source in a process.
-
-    Every judged unit renders its grading request on the run's loop as it finishes, and every case
-    is tried at load: compiling (and a new environment) each time held the loop 10-30 ms a unit,
-    which every stream's timing then carried. A compiled template renders many times, from any task
-    (Jinja2 templates are immutable once built); the rubric and prompt sources repeat across a
-    job's units, so the cache holds them all. A syntax error is raised each time (not cached).
-    """
-    return _environment().from_string(source)
-
-
-@functools.cache
-def _environment() -> TemplateEnvironment:
-    # One for the process, made at the first judge (jinja2 is imported then, not by `runner --help`).
-    return new_environment()
 
 
 def _render(key: str, source: str, names: Mapping[str, Any]) -> str:

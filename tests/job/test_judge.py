@@ -12,7 +12,6 @@ from runner.errors import ConfigError
 from runner.job.judge import (
     DEFAULT_GRADING_PROMPT,
     answer_text,
-    compiled_template,
     grading_prompt,
     judged_cases,
 )
@@ -21,6 +20,7 @@ from runner.job.plan import count_units, plan_units
 from runner.job.preview import describe, preview
 from runner.job.stored import job_from_json
 from runner.job.subset import select_subset
+from runner.job.template import compiled_template
 from runner.model import Choice, Completion, ToolCall
 from runner.spec import job_to_json
 
