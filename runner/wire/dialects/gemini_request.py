@@ -114,7 +114,11 @@ def _turn(case: CaseSpec, message: dict[str, Any], names: dict[str, str]) -> tup
     """One canonical message as (Gemini role, parts); ``system`` for what goes to systemInstruction."""
     role = message.get("role")
     if role == "system":
-        return "system", _parts(case, message.get("content"))
+        parts = _parts(case, message.get("content"))
+        if any("text" not in part for part in parts):
+            # systemInstruction is read as text: _contents keeps only the parts' text.
+            raise _refuse(case, "non-text content in a system message")
+        return "system", parts
     if role == "user":
         return "user", _parts(case, message.get("content"))
     if role == "assistant":

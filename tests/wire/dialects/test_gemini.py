@@ -409,6 +409,17 @@ def test_conversation_translation() -> None:
             id="array-arguments",
         ),
         pytest.param(({"role": "system", "content": "only"},), "without a user message", id="no-turns"),
+        pytest.param(
+            (
+                {"role": "user", "content": "q"},
+                {
+                    "role": "system",
+                    "content": [{"type": "image_url", "image_url": {"url": "https://x/y.png"}}],
+                },
+            ),
+            "non-text content in a system message",
+            id="system-image",
+        ),
     ],
 )
 def test_what_gemini_cannot_express_is_refused(messages: tuple[dict[str, Any], ...], what: str) -> None:
