@@ -91,10 +91,26 @@ def _declaration(case: CaseSpec, tool: dict[str, Any], key: str) -> dict[str, An
 def _contents(case: CaseSpec) -> tuple[list[dict[str, Any]], list[str]]:
     system = [case.system] if case.system is not None else []
     contents: list[dict[str, Any]] = []
-    names: dict[str, str] = {}  # tool_call_id -> function name: a functionResponse is named, not id'd
+    # The last assistant turn's calls not answered yet: tool_call_id -> function name (a
+    # functionResponse is named, not id'd), and where that turn is. Google answers 400 unless the
+    # turn after a function call turn holds one functionResponse per functionCall ("Please ensure
+    # that the number of function response parts is equal to the number of function call parts of
+    # the function call turn"), and a function response turn follows a function call turn.
+    names: dict[str, str] = {}
+    called_at = 0
     for index, message in enumerate(case.messages):
+        role = message.get("role")
+        if names and role in ("user", "assistant"):
+            pending = ", ".join(sorted(names))
+            raise _refuse(case, f"tool calls without results: {pending}", f"messages[{called_at}].tool_calls")
         try:
             gemini_role, parts = _turn(case, message, names)
+            if names and role == "assistant":
+                called_at = index
+                # "Please ensure that function call turn comes immediately after a user turn or
+                # after a function response turn": not the first turn of the conversation.
+                if not contents or (len(contents) == 1 and contents[0]["role"] == "model"):
+                    raise _refuse(case, "a tool-calling assistant turn with no user turn before it")
         except ConfigError as exc:
             exc.key = exc.key or f"messages[{index}]"  # relative to the case: the loader places it
             raise
@@ -178,8 +194,9 @@ def _model_parts(case: CaseSpec, message: dict[str, Any], names: dict[str, str])
             args = None
         if not isinstance(args, dict):
             raise _refuse(case, f"tool call arguments that are not a JSON object ({function['name']})")
-        if isinstance(call.get("id"), str):
-            names[call["id"]] = function["name"]
+        if not isinstance(call.get("id"), str) or not call["id"]:
+            raise _refuse(case, "a tool call without an id (its tool message answers it by id)")
+        names[call["id"]] = function["name"]
         parts.append({"functionCall": {"name": function["name"], "args": args}})
     if not parts:
         raise _refuse(case, "an assistant message with neither content nor tool calls")
@@ -187,9 +204,11 @@ def _model_parts(case: CaseSpec, message: dict[str, Any], names: dict[str, str])
 
 
 def _response_part(case: CaseSpec, message: dict[str, Any], names: dict[str, str]) -> dict[str, Any]:
-    name = names.get(message.get("tool_call_id") or "")
+    name = names.pop(message.get("tool_call_id") or "", None)
     if name is None:
-        raise _refuse(case, "a tool message whose tool_call_id answers no earlier tool call")
+        raise _refuse(
+            case, "a tool message whose tool_call_id answers no tool call of the assistant turn before"
+        )
     content = message.get("content")
     if isinstance(content, list):  # text parts: their text, joined
         content = "".join(p.get("text", "") for p in content if isinstance(p, dict))

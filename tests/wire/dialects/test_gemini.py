@@ -378,6 +378,17 @@ def test_conversation_translation() -> None:
     ]
 
 
+def _calls(*ids: str | None) -> dict[str, Any]:
+    """An assistant turn calling ``f`` once per id (None: a call without an id)."""
+    calls = [{"id": i, "type": "function", "function": {"name": "f", "arguments": "{}"}} for i in ids]
+    return {"role": "assistant", "content": None, "tool_calls": calls}
+
+
+def _result(call_id: str) -> dict[str, Any]:
+    """A tool turn answering ``call_id``."""
+    return {"role": "tool", "tool_call_id": call_id, "content": "r"}
+
+
 @pytest.mark.parametrize(
     ("messages", "what"),
     [
@@ -394,7 +405,7 @@ def test_conversation_translation() -> None:
         ),
         pytest.param(
             ({"role": "user", "content": "q"}, {"role": "tool", "tool_call_id": "zz", "content": "r"}),
-            "answers no earlier tool call",
+            "answers no tool call of the assistant turn before",
             id="orphan-tool-result",
         ),
         pytest.param(
@@ -419,6 +430,48 @@ def test_conversation_translation() -> None:
             ),
             "non-text content in a system message",
             id="system-image",
+        ),
+        pytest.param(
+            ({"role": "user", "content": "q"}, _calls("a"), {"role": "user", "content": "next"}),
+            "tool calls without results: a",
+            id="unanswered-call",
+        ),
+        pytest.param(
+            (
+                {"role": "user", "content": "q"},
+                _calls("a", "b"),
+                _result("a"),
+                {"role": "user", "content": "n"},
+            ),
+            "tool calls without results: b",
+            id="half-answered",
+        ),
+        pytest.param(
+            (
+                {"role": "user", "content": "q"},
+                _calls("a"),
+                _result("a"),
+                {"role": "assistant", "content": "ok"},
+                {"role": "user", "content": "more"},
+                _result("a"),
+            ),
+            "answers no tool call of the assistant turn before",
+            id="answers-an-older-turn",
+        ),
+        pytest.param(
+            ({"role": "user", "content": "q"}, _calls("a"), _result("a"), _result("a")),
+            "answers no tool call of the assistant turn before",
+            id="answered-twice",
+        ),
+        pytest.param(
+            (_calls("a"), _result("a")),
+            "a tool-calling assistant turn with no user turn before it",
+            id="calls-first",
+        ),
+        pytest.param(
+            ({"role": "user", "content": "q"}, _calls(None)),
+            "a tool call without an id",
+            id="call-without-id",
         ),
     ],
 )
