@@ -66,6 +66,18 @@ def test_routes_are_distinct() -> None:
         ),
         pytest.param(
             "openai-responses",
+            {
+                "model": "m",
+                "input": [
+                    {"role": "user", "content": "hi"},
+                    {"type": "function_call", "call_id": "c1", "name": "f", "arguments": "{}"},
+                    {"role": "user", "content": "and?"},
+                ],
+            },
+            id="responses-call-without-output",
+        ),
+        pytest.param(
+            "openai-responses",
             {"model": "m", "input": [{"role": "user", "content": [{"type": "text", "text": "hi"}]}]},
             id="responses-chat-text-part",
         ),

@@ -214,6 +214,7 @@ def _valid_input(value: Any) -> bool:
     if not isinstance(value, list) or not value:
         return False
     calls: set[str] = set()
+    outputs: set[str] = set()
     for item in value:
         if not isinstance(item, dict):
             return False
@@ -229,9 +230,11 @@ def _valid_input(value: Any) -> bool:
             # "No tool call found for function call output with call_id ...": the real API's 400.
             if item.get("call_id") not in calls or not isinstance(item.get("output"), (str, list)):
                 return False
+            outputs.add(item["call_id"])
         else:
             return False
-    return True
+    # "No tool output found for function call ...": a call needs its output too.
+    return calls <= outputs
 
 
 def _valid_message(item: dict[str, Any]) -> bool:

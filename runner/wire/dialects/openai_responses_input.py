@@ -31,17 +31,36 @@ class Untranslatable(ValueError):
 def responses_input(case: CaseSpec) -> list[dict[str, Any]]:
     """The case's messages as ``input`` items (its ``system`` goes to ``instructions``, not here)."""
     items: list[dict[str, Any]] = []
+    # Each function_call's call_id -> where it is, and the ones a function_call_output answered: the
+    # API refuses an output without its call ("No tool call found for function call output with
+    # call_id ...") and a call without its output ("No tool output found for function call ...").
+    calls: dict[str, str] = {}
+    answered: set[str] = set()
     for number, message in enumerate(case.messages):
         where = f"messages[{number}]"
         role = message.get("role")
         if role in ("system", "developer", "user"):
             items.append({"type": "message", "role": role, "content": _input_content(message, where)})
         elif role == "assistant":
-            items.extend(_assistant(message, where))
+            translated = _assistant(message, where)
+            made = [item["call_id"] for item in translated if item["type"] == "function_call"]
+            for k, call_id in enumerate(made):
+                calls.setdefault(call_id, f"{where}.tool_calls[{k}]")
+            items.extend(translated)
         elif role == "tool":
-            items.append(_tool_output(message, where))
+            output = _tool_output(message, where)
+            if output["call_id"] not in calls:
+                what = f"a tool result for no tool call {output['call_id']!r} before it"
+                raise Untranslatable(f"{where}.tool_call_id: {what}")
+            answered.add(output["call_id"])
+            items.append(output)
         else:
             raise Untranslatable(f"{where}: role {role!r} has no Responses form")
+    for call_id, place in calls.items():
+        if call_id not in answered:
+            raise Untranslatable(
+                f"{place}: tool call {call_id!r} has no tool result (a tool message answering it)"
+            )
     return items
 
 

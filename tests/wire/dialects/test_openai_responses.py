@@ -391,6 +391,62 @@ def test_check_messages_keys_the_part_at_fault() -> None:
     dialect.check_messages(CaseSpec(id="c", messages=CONVERSATION))
 
 
+def _calls(*ids: str) -> dict[str, Any]:
+    """An assistant turn calling ``f`` once per id."""
+    calls = [{"id": i, "type": "function", "function": {"name": "f", "arguments": "{}"}} for i in ids]
+    return {"role": "assistant", "content": None, "tool_calls": calls}
+
+
+@pytest.mark.parametrize(
+    ("messages", "key", "what"),
+    [
+        pytest.param(
+            ({"role": "user", "content": "q"}, {"role": "tool", "tool_call_id": "zz", "content": "r"}),
+            "messages[1].tool_call_id",
+            "no tool call 'zz' before it",
+            id="orphan-result",
+        ),
+        pytest.param(
+            ({"role": "user", "content": "q"}, _calls("a"), {"role": "user", "content": "next"}),
+            "messages[1].tool_calls[0]",
+            "tool call 'a' has no tool result",
+            id="unanswered-call",
+        ),
+        pytest.param(
+            (
+                {"role": "user", "content": "q"},
+                _calls("a", "b"),
+                {"role": "tool", "tool_call_id": "a", "content": "r"},
+            ),
+            "messages[1].tool_calls[1]",
+            "tool call 'b' has no tool result",
+            id="half-answered",
+        ),
+        pytest.param(
+            (
+                {"role": "user", "content": "q"},
+                _calls("a"),
+                {"role": "tool", "tool_call_id": "a", "content": "r"},
+                _calls("b", "c"),
+                {"role": "tool", "tool_call_id": "b", "content": "r"},
+            ),
+            "messages[3].tool_calls[1]",
+            "tool call 'c' has no tool result",
+            id="second-turn-half-answered",
+        ),
+    ],
+)
+def test_unpaired_tool_turns_are_load_errors(
+    messages: tuple[dict[str, Any], ...], key: str, what: str
+) -> None:
+    """An output needs its function_call and a function_call its output, or the API answers 400."""
+    case = CaseSpec(id="c", messages=messages)
+    with pytest.raises(ConfigError, match=what) as caught:
+        OpenAIResponsesDialect().check_messages(case)
+    assert caught.value.key == key
+    assert DIALECT in str(caught.value)
+
+
 JOB = """
 [[providers]]
 name = "resp"
