@@ -78,6 +78,11 @@ def test_routes_are_distinct() -> None:
         ),
         pytest.param(
             "openai-responses",
+            {"model": "m", "input": "hi", "tool_choice": {"type": "function", "function": {"name": "f"}}},
+            id="responses-chat-tool-choice",
+        ),
+        pytest.param(
+            "openai-responses",
             {"model": "m", "input": [{"role": "user", "content": [{"type": "text", "text": "hi"}]}]},
             id="responses-chat-text-part",
         ),

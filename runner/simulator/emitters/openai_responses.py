@@ -44,7 +44,7 @@ class OpenAIResponsesEmitter(OpenAIWire):
     def read(self, body: Any) -> Task | None:
         if not isinstance(body, dict) or CHAT_ONLY & body.keys() or not _valid_input(body.get("input")):
             return None
-        if not _valid_tools(body.get("tools", [])):
+        if not _valid_tools(body.get("tools", [])) or not _valid_tool_choice(body.get("tool_choice", "auto")):
             return None
         return Task(
             body=body,
@@ -266,3 +266,13 @@ def _valid_tools(value: Any) -> bool:
         and (tool.get("type") != "function" or (isinstance(tool.get("name"), str) and "function" not in tool))
         for tool in value
     )
+
+
+def _valid_tool_choice(value: Any) -> bool:
+    # A string mode, or an object with its type (a named function is flat: chat's nested
+    # {"type": "function", "function": {"name": ...}} is "Missing required parameter: 'tool_choice.name'").
+    if isinstance(value, str):
+        return value in ("auto", "none", "required")
+    if not isinstance(value, dict) or not isinstance(value.get("type"), str):
+        return False
+    return value["type"] != "function" or (isinstance(value.get("name"), str) and "function" not in value)

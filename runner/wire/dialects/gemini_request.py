@@ -35,6 +35,8 @@ _GENERATION: Final = {
     "presence_penalty": "presencePenalty",
     "frequency_penalty": "frequencyPenalty",
 }
+# Chat's tool_choice strings -> FunctionCallingConfig.mode.
+_CALLING_MODES: Final = {"auto": "AUTO", "required": "ANY", "none": "NONE"}
 _FIX: Final = (
     "use OpenAI chat's shape (system, user, assistant with tool_calls, tool with tool_call_id; text and"
     " image_url parts), or list other providers in the case's providers"
@@ -69,11 +71,24 @@ def gemini_body(provider: ProviderSpec | None, case: CaseSpec) -> dict[str, Any]
             generation[_GENERATION[key]] = [value] if key == "stop" and isinstance(value, str) else value
         elif key == "generationConfig" and isinstance(value, dict):
             generation.update(value)
+        elif key == "tool_choice" and (calling := _function_calling(value)) is not None:
+            body["toolConfig"] = {"functionCallingConfig": calling}
         elif key != "stream":  # streaming is the endpoint's, not a field
             body[key] = value
     if generation:
         body["generationConfig"] = generation
     return body
+
+
+def _function_calling(choice: Any) -> dict[str, Any] | None:
+    """Chat's ``tool_choice`` as a ``FunctionCallingConfig`` (None: not one of chat's shapes, sent as
+    written for Google to name): ``required`` is ``ANY``, a named function ``ANY`` of that name only."""
+    if isinstance(choice, str) and choice in _CALLING_MODES:
+        return {"mode": _CALLING_MODES[choice]}
+    function = choice.get("function") if isinstance(choice, dict) else None
+    if isinstance(function, dict) and isinstance(function.get("name"), str):
+        return {"mode": "ANY", "allowedFunctionNames": [function["name"]]}
+    return None
 
 
 def _declaration(case: CaseSpec, tool: dict[str, Any], key: str) -> dict[str, Any]:

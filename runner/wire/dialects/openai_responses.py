@@ -17,6 +17,7 @@ from runner.wire.dialects.openai_responses_input import (
     UNSUPPORTED_PARAMS,
     Untranslatable,
     responses_input,
+    responses_tool_choice,
     responses_tools,
 )
 from runner.wire.dialects.openai_responses_items import responses_usage
@@ -79,6 +80,8 @@ class OpenAIResponsesDialect(DialectBase[OpenAIResponsesAccumulator]):
         if case.tools:
             body["tools"] = responses_tools(case.tools)
         params = {_PARAM_NAMES.get(key, key): value for key, value in request_params(provider, case).items()}
+        if "tool_choice" in params:
+            params["tool_choice"] = responses_tool_choice(params["tool_choice"])
         body = merge_params(body, params)
         body["stream"] = True
         return HttpRequest(

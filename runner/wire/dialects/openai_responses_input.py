@@ -172,3 +172,13 @@ def responses_tools(tools: tuple[dict[str, Any], ...]) -> list[dict[str, Any]]:
             entry["description"] = function["description"]
         translated.append(entry)
     return translated
+
+
+def responses_tool_choice(choice: Any) -> Any:
+    """Chat's ``tool_choice`` in the Responses shape: a named function is flat, ``{"type": "function",
+    "name": ...}``, as its tools are (chat's ``{"function": {"name": ...}}`` is a 400 there); the
+    strings are the same, and any other value is sent as written."""
+    function = choice.get("function") if isinstance(choice, dict) else None
+    if isinstance(function, dict) and choice.get("type") == "function" and "name" not in choice:
+        return {"type": "function", "name": function.get("name")}
+    return choice

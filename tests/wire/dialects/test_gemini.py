@@ -378,6 +378,29 @@ def test_conversation_translation() -> None:
     ]
 
 
+@pytest.mark.parametrize(
+    ("choice", "config"),
+    [
+        pytest.param("auto", {"mode": "AUTO"}, id="auto"),
+        pytest.param("required", {"mode": "ANY"}, id="required"),
+        pytest.param("none", {"mode": "NONE"}, id="none"),
+        pytest.param(
+            {"type": "function", "function": {"name": "weather"}},
+            {"mode": "ANY", "allowedFunctionNames": ["weather"]},
+            id="named-function",
+        ),
+    ],
+)
+def test_tool_choice_is_the_function_calling_config(choice: object, config: object) -> None:
+    """Chat's tool_choice becomes toolConfig.functionCallingConfig (Google refuses an unknown field)."""
+    case = CaseSpec(
+        id="c", messages=({"role": "user", "content": "hi"},), tools=(TOOL,), params={"tool_choice": choice}
+    )
+    body = orjson.loads(GEMINI.build_request(PROVIDER, case, api_key=None).body)
+    assert "tool_choice" not in body
+    assert body["toolConfig"] == {"functionCallingConfig": config}
+
+
 def _calls(*ids: str | None) -> dict[str, Any]:
     """An assistant turn calling ``f`` once per id (None: a call without an id)."""
     calls = [{"id": i, "type": "function", "function": {"name": "f", "arguments": "{}"}} for i in ids]

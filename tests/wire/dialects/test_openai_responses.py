@@ -391,6 +391,31 @@ def test_check_messages_keys_the_part_at_fault() -> None:
     dialect.check_messages(CaseSpec(id="c", messages=CONVERSATION))
 
 
+@pytest.mark.parametrize(
+    ("choice", "expected"),
+    [
+        pytest.param("auto", "auto", id="auto"),
+        pytest.param("required", "required", id="required"),
+        pytest.param("none", "none", id="none"),
+        pytest.param(
+            {"type": "function", "function": {"name": "get_weather"}},
+            {"type": "function", "name": "get_weather"},
+            id="named-function",
+        ),
+    ],
+)
+def test_tool_choice_translated(choice: object, expected: object) -> None:
+    """Chat's tool_choice in the Responses shape: a named function is flat, as its tools are."""
+    case = CaseSpec(
+        id="c",
+        messages=({"role": "user", "content": "hi"},),
+        tools=(WEATHER,),
+        params={"tool_choice": choice},
+    )
+    sent = json.loads(get_dialect(DIALECT).build_request(PROVIDER, case, api_key=None).body)
+    assert sent["tool_choice"] == expected
+
+
 def _calls(*ids: str) -> dict[str, Any]:
     """An assistant turn calling ``f`` once per id."""
     calls = [{"id": i, "type": "function", "function": {"name": "f", "arguments": "{}"}} for i in ids]
