@@ -166,6 +166,25 @@ def test_item_done_fills_what_no_delta_gave() -> None:
     assert choice.finish_reason == "tool_calls"
 
 
+def test_call_id_from_the_finished_item_when_the_added_one_has_none() -> None:
+    """A call's id is its call_id: the item id (fc_...) stands in only until the finished item names it."""
+    added = {"type": "function_call", "id": "fc_1", "name": "f", "arguments": ""}
+    done = {**added, "call_id": "call_1", "arguments": "{}"}
+    completion = responses(
+        {"type": "response.output_item.added", "output_index": 0, "item": added},
+        {"type": "response.function_call_arguments.delta", "output_index": 0, "delta": "{}"},
+        {"type": "response.output_item.done", "output_index": 0, "item": done},
+        {"type": "response.completed", "response": {"status": "completed", "output": [done]}},
+    )
+    (choice,) = completion.choices
+    assert [(c.id, c.name, c.arguments) for c in choice.tool_calls] == [("call_1", "f", "{}")]
+    cut = responses(
+        {"type": "response.output_item.added", "output_index": 0, "item": added},
+        {"type": "response.function_call_arguments.delta", "output_index": 0, "delta": "{}"},
+    )
+    assert [c.id for c in cut.choices[0].tool_calls] == ["fc_1"]
+
+
 def test_usage_with_cache_writes() -> None:
     """input_tokens_details.cache_write_tokens is kept, beside cached reads, both inside input_tokens."""
     usage = {
