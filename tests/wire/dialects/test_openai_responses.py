@@ -525,3 +525,32 @@ def test_job_load_passes_when_the_case_skips_that_provider() -> None:
     """The same case limited to the chat provider loads."""
     job = parse_job(JOB + 'providers = ["chat"]\n', path="job.toml")
     assert job.cases[0].id == "audio"
+
+
+RESPONSES_STOP_JOB = """
+[defaults.params]
+temperature = 0
+{defaults}
+[[providers]]
+name = "resp"
+dialect = "openai-responses"
+base_url = "https://api.openai.com/v1"
+model = "gpt-4.1"
+{own}
+[[cases]]
+id = "a"
+prompt = "hi"
+"""
+
+
+@pytest.mark.parametrize("in_defaults", [pytest.param(False, id="own"), pytest.param(True, id="defaults")])
+def test_a_provider_param_the_api_lacks_is_a_load_error(in_defaults: bool) -> None:
+    """stop in a Responses provider's params (its own or the defaults') fails at load, not per unit."""
+    stop = 'stop = ["END"]\n'
+    own = "" if in_defaults else "[providers.params]\n" + stop
+    text = RESPONSES_STOP_JOB.format(defaults=stop if in_defaults else "", own=own)
+    with pytest.raises(ConfigError) as caught:
+        parse_job(text, path="job.toml")
+    assert caught.value.key == "providers[0].params.stop"
+    assert "openai-responses" in str(caught.value)
+    assert "'stop'" in str(caught.value)
