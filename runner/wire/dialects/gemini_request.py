@@ -73,6 +73,8 @@ def gemini_body(provider: ProviderSpec | None, case: CaseSpec) -> dict[str, Any]
             generation.update(value)
         elif key == "tool_choice" and (calling := _function_calling(value)) is not None:
             body["toolConfig"] = {"functionCallingConfig": calling}
+        elif key == "response_format" and (response := _response_config(value)) is not None:
+            generation.update(response)
         elif key != "stream":  # streaming is the endpoint's, not a field
             body[key] = value
     if generation:
@@ -88,6 +90,21 @@ def _function_calling(choice: Any) -> dict[str, Any] | None:
     function = choice.get("function") if isinstance(choice, dict) else None
     if isinstance(function, dict) and isinstance(function.get("name"), str):
         return {"mode": "ANY", "allowedFunctionNames": [function["name"]]}
+    return None
+
+
+def _response_config(response_format: Any) -> dict[str, Any] | None:
+    """Chat's ``response_format`` as generationConfig fields: JSON is ``responseMimeType``
+    application/json, a schema ``responseJsonSchema`` (JSON Schema, as chat's). None: not one of
+    chat's shapes (sent as written, for Google to name)."""
+    kind = response_format.get("type") if isinstance(response_format, dict) else None
+    if kind == "text":
+        return {"responseMimeType": "text/plain"}
+    if kind == "json_object":
+        return {"responseMimeType": "application/json"}
+    schema = response_format.get("json_schema") if kind == "json_schema" else None
+    if isinstance(schema, dict) and isinstance(schema.get("schema"), dict):
+        return {"responseMimeType": "application/json", "responseJsonSchema": schema["schema"]}
     return None
 
 

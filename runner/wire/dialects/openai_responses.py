@@ -16,6 +16,7 @@ from runner.wire.dialects.base import DialectBase, HttpRequest
 from runner.wire.dialects.openai_responses_input import (
     UNSUPPORTED_PARAMS,
     Untranslatable,
+    responses_format,
     responses_input,
     responses_tool_choice,
     responses_tools,
@@ -82,6 +83,12 @@ class OpenAIResponsesDialect(DialectBase[OpenAIResponsesAccumulator]):
         params = {_PARAM_NAMES.get(key, key): value for key, value in request_params(provider, case).items()}
         if "tool_choice" in params:
             params["tool_choice"] = responses_tool_choice(params["tool_choice"])
+        text_format = responses_format(params.get("response_format"))
+        if text_format is not None:
+            # Beside the text config's other keys (verbosity); a text.format written out wins.
+            del params["response_format"]
+            text = params.get("text")
+            params["text"] = {"format": text_format, **(text if isinstance(text, dict) else {})}
         body = merge_params(body, params)
         body["stream"] = True
         return HttpRequest(

@@ -182,3 +182,16 @@ def responses_tool_choice(choice: Any) -> Any:
     if isinstance(function, dict) and choice.get("type") == "function" and "name" not in choice:
         return {"type": "function", "name": function.get("name")}
     return choice
+
+
+def responses_format(response_format: Any) -> dict[str, Any] | None:
+    """Chat's ``response_format`` as the Responses API's ``text.format`` (it refuses
+    ``response_format``): a ``json_schema`` one is flat, its ``json_schema`` object's keys beside
+    the type. None: not one of chat's shapes (sent as written, for the API to name)."""
+    kind = response_format.get("type") if isinstance(response_format, dict) else None
+    if kind in ("text", "json_object"):
+        return {"type": kind}
+    schema = response_format.get("json_schema") if kind == "json_schema" else None
+    if isinstance(schema, dict):
+        return {"type": "json_schema", **schema}
+    return None

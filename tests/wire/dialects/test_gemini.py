@@ -401,6 +401,33 @@ def test_tool_choice_is_the_function_calling_config(choice: object, config: obje
     assert body["toolConfig"] == {"functionCallingConfig": config}
 
 
+SCHEMA = {"type": "object", "properties": {"city": {"type": "string"}}}
+
+
+@pytest.mark.parametrize(
+    ("response_format", "config"),
+    [
+        pytest.param({"type": "json_object"}, {"responseMimeType": "application/json"}, id="json-object"),
+        pytest.param(
+            {"type": "json_schema", "json_schema": {"name": "city", "schema": SCHEMA, "strict": True}},
+            {"responseMimeType": "application/json", "responseJsonSchema": SCHEMA},
+            id="json-schema",
+        ),
+        pytest.param({"type": "text"}, {"responseMimeType": "text/plain"}, id="text"),
+    ],
+)
+def test_response_format_is_the_response_mime_type(response_format: object, config: object) -> None:
+    """Chat's response_format is generationConfig's responseMimeType (and responseJsonSchema)."""
+    case = CaseSpec(
+        id="c",
+        messages=({"role": "user", "content": "hi"},),
+        params={"response_format": response_format, "temperature": 0},
+    )
+    body = orjson.loads(GEMINI.build_request(PROVIDER, case, api_key=None).body)
+    assert "response_format" not in body
+    assert body["generationConfig"] == {"temperature": 0, **config}  # type: ignore[dict-item]
+
+
 def _calls(*ids: str | None) -> dict[str, Any]:
     """An assistant turn calling ``f`` once per id (None: a call without an id)."""
     calls = [{"id": i, "type": "function", "function": {"name": "f", "arguments": "{}"}} for i in ids]

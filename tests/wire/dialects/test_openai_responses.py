@@ -435,6 +435,33 @@ def test_tool_choice_translated(choice: object, expected: object) -> None:
     assert sent["tool_choice"] == expected
 
 
+SCHEMA = {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]}
+
+
+@pytest.mark.parametrize(
+    ("response_format", "text_format"),
+    [
+        pytest.param({"type": "json_object"}, {"type": "json_object"}, id="json-object"),
+        pytest.param(
+            {"type": "json_schema", "json_schema": {"name": "city", "schema": SCHEMA, "strict": True}},
+            {"type": "json_schema", "name": "city", "schema": SCHEMA, "strict": True},
+            id="json-schema",
+        ),
+        pytest.param({"type": "text"}, {"type": "text"}, id="text"),
+    ],
+)
+def test_response_format_is_text_format(response_format: object, text_format: object) -> None:
+    """Chat's response_format is text.format in the Responses API (which refuses response_format)."""
+    case = CaseSpec(
+        id="c",
+        messages=({"role": "user", "content": "hi"},),
+        params={"response_format": response_format, "text": {"verbosity": "low"}},
+    )
+    sent = json.loads(get_dialect(DIALECT).build_request(PROVIDER, case, api_key=None).body)
+    assert "response_format" not in sent
+    assert sent["text"] == {"verbosity": "low", "format": text_format}
+
+
 def _calls(*ids: str) -> dict[str, Any]:
     """An assistant turn calling ``f`` once per id."""
     calls = [{"id": i, "type": "function", "function": {"name": "f", "arguments": "{}"}} for i in ids]
