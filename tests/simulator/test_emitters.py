@@ -83,6 +83,19 @@ def test_routes_are_distinct() -> None:
         ),
         pytest.param(
             "openai-responses",
+            {
+                "model": "m",
+                "input": [
+                    {
+                        "role": "user",
+                        "content": [{"type": "input_image", "image_url": "data:image/bmp;base64,AA"}],
+                    }
+                ],
+            },
+            id="responses-bmp-image",
+        ),
+        pytest.param(
+            "openai-responses",
             {"model": "m", "input": [{"role": "user", "content": [{"type": "text", "text": "hi"}]}]},
             id="responses-chat-text-part",
         ),

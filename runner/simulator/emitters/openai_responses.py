@@ -10,6 +10,7 @@ hit ``max_output_tokens``) with the whole response and its usage. Every event ca
 
 from __future__ import annotations
 
+import re
 from typing import TYPE_CHECKING, Any, Final
 
 import orjson
@@ -29,6 +30,8 @@ CHAT_ONLY: Final = frozenset(
     {"messages", "max_tokens", "max_completion_tokens", "stop", "n", "functions", "response_format"}
 )
 _INPUT_PARTS: Final = frozenset({"input_text", "input_image", "input_file"})
+# What input_image fetches or decodes: an http(s) URL, or a base64 data: URL of PNG, JPEG, WEBP or GIF.
+_IMAGE_URL: Final = re.compile(r"https?://|data:image/(?:png|jpeg|gif|webp);base64,")
 _OUTPUT_PARTS: Final = frozenset({"output_text", "refusal"})
 
 
@@ -250,10 +253,10 @@ def _valid_message(item: dict[str, Any]) -> bool:
     for part in content:
         if not isinstance(part, dict) or part.get("type") not in allowed:
             return False
-        if part["type"] == "input_image" and not isinstance(
-            part.get("image_url") or part.get("file_id"), str
+        if part["type"] == "input_image" and not (
+            _IMAGE_URL.match(part.get("image_url") or "") or isinstance(part.get("file_id"), str)
         ):
-            return False
+            return False  # "Invalid image URL" / an image type the API does not read
     return True
 
 

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any, Final
 
 import orjson
 
-from runner.wire.dialects.conversation import Part, parts, text_of, tool_calls
+from runner.wire.dialects.conversation import IMAGE_TYPES, Part, parts, text_of, tool_calls
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -23,7 +23,6 @@ if TYPE_CHECKING:
     # (key relative to the case, what cannot be sent, fix) -> the dialect's load error
     Refuse = Callable[[str, str, str], ConfigError]
 
-IMAGE_TYPES: Final = frozenset({"image/jpeg", "image/png", "image/gif", "image/webp"})
 _ROLES: Final = frozenset({"system", "user", "assistant", "tool"})
 
 

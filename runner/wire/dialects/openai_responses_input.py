@@ -12,6 +12,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any, Final
 
 from runner import jsontext
+from runner.wire.dialects.conversation import IMAGE_TYPES, image_part
 
 if TYPE_CHECKING:
     from runner.spec import CaseSpec
@@ -88,6 +89,19 @@ def _image(value: Any, where: str) -> dict[str, Any]:
     url = value.get("url") if isinstance(value, dict) else value
     if not isinstance(url, str) or not url:
         raise Untranslatable(f"{where}: an image_url part needs a url")
+    # What input_image reads: an http(s) URL, or a base64 data: URL of PNG, JPEG, WEBP or GIF.
+    part = image_part(url)
+    if url.startswith("data:"):
+        if part.data is None:
+            raise Untranslatable(f"{where}: a data: URL image that is not base64")
+        if part.media_type not in IMAGE_TYPES:
+            raise Untranslatable(
+                f"{where}: an image of type {part.media_type!r} (use {', '.join(sorted(IMAGE_TYPES))})"
+            )
+    elif not url.startswith(("https://", "http://")):
+        raise Untranslatable(
+            f"{where}: an image URL of scheme {url.split(':', 1)[0]!r} (use https: or data:)"
+        )
     detail = value.get("detail") if isinstance(value, dict) else None
     return {"type": "input_image", "image_url": url, "detail": detail if isinstance(detail, str) else "auto"}
 

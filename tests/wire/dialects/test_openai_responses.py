@@ -462,6 +462,24 @@ def test_response_format_is_text_format(response_format: object, text_format: ob
     assert sent["text"] == {"verbosity": "low", "format": text_format}
 
 
+@pytest.mark.parametrize(
+    ("url", "what"),
+    [
+        pytest.param("ftp://x.test/a.png", "an image URL of scheme 'ftp'", id="ftp"),
+        pytest.param("data:image/png,AAAA", "a data: URL image that is not base64", id="not-base64"),
+        pytest.param("data:image/bmp;base64,AAAA", "an image of type 'image/bmp'", id="bmp"),
+        pytest.param("data:;base64,AAAA", "an image of type None", id="no-type"),
+    ],
+)
+def test_images_the_api_cannot_read_are_load_errors(url: str, what: str) -> None:
+    """input_image takes an http(s) URL or a base64 data: URL of PNG, JPEG, WEBP or GIF."""
+    image = {"type": "image_url", "image_url": {"url": url}}
+    message = {"role": "user", "content": [{"type": "text", "text": "what is it?"}, image]}
+    with pytest.raises(ConfigError, match=what) as caught:
+        OpenAIResponsesDialect().check_messages(CaseSpec(id="c", messages=(message,)))
+    assert caught.value.key == "messages[0].content[1]"
+
+
 def _calls(*ids: str) -> dict[str, Any]:
     """An assistant turn calling ``f`` once per id."""
     calls = [{"id": i, "type": "function", "function": {"name": "f", "arguments": "{}"}} for i in ids]
