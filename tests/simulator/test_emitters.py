@@ -83,6 +83,11 @@ def test_routes_are_distinct() -> None:
         ),
         pytest.param(
             "openai-responses",
+            {"model": "m", "input": "hi", "reasoning_effort": "low"},
+            id="responses-reasoning-effort",
+        ),
+        pytest.param(
+            "openai-responses",
             {
                 "model": "m",
                 "input": [

@@ -28,6 +28,7 @@ HEARTBEAT: Final = b": keep-alive\n\n"
 # wrong API fails here as it would in production.
 CHAT_ONLY: Final = frozenset(
     {"messages", "max_tokens", "max_completion_tokens", "stop", "n", "functions", "response_format"}
+    | {"reasoning_effort"}
 )
 _INPUT_PARTS: Final = frozenset({"input_text", "input_image", "input_file"})
 # What input_image fetches or decodes: an http(s) URL, or a base64 data: URL of PNG, JPEG, WEBP or GIF.

@@ -83,6 +83,11 @@ class OpenAIResponsesDialect(DialectBase[OpenAIResponsesAccumulator]):
         params = {_PARAM_NAMES.get(key, key): value for key, value in request_params(provider, case).items()}
         if "tool_choice" in params:
             params["tool_choice"] = responses_tool_choice(params["tool_choice"])
+        if "reasoning_effort" in params:
+            # reasoning.effort here (the API refuses the flat name), beside a reasoning object's keys.
+            reasoning = params.get("reasoning")
+            effort = params.pop("reasoning_effort")
+            params["reasoning"] = {"effort": effort, **(reasoning if isinstance(reasoning, dict) else {})}
         text_format = responses_format(params.get("response_format"))
         if text_format is not None:
             # Beside the text config's other keys (verbosity); a text.format written out wins.

@@ -462,6 +462,18 @@ def test_response_format_is_text_format(response_format: object, text_format: ob
     assert sent["text"] == {"verbosity": "low", "format": text_format}
 
 
+def test_reasoning_effort_is_reasoning_effort_in_its_object() -> None:
+    """Chat's reasoning_effort is reasoning.effort in the Responses API (which refuses the flat name)."""
+    case = CaseSpec(
+        id="c",
+        messages=({"role": "user", "content": "hi"},),
+        params={"reasoning_effort": "low", "reasoning": {"summary": "auto"}},
+    )
+    sent = json.loads(get_dialect(DIALECT).build_request(PROVIDER, case, api_key=None).body)
+    assert "reasoning_effort" not in sent
+    assert sent["reasoning"] == {"effort": "low", "summary": "auto"}
+
+
 @pytest.mark.parametrize(
     ("url", "what"),
     [
