@@ -243,7 +243,13 @@ def _response_part(case: CaseSpec, message: dict[str, Any], names: dict[str, str
         )
     content = message.get("content")
     if isinstance(content, list):  # text parts: their text, joined
-        content = "".join(p.get("text", "") for p in content if isinstance(p, dict))
+        if not all(
+            isinstance(p, dict) and p.get("type") == "text" and isinstance(p.get("text"), str)
+            for p in content
+        ):
+            # (a functionResponse holds JSON: an image in it would be dropped, not sent)
+            raise _refuse(case, "non-text content in a tool message")
+        content = "".join(p["text"] for p in content)
     try:
         value = orjson.loads(content) if isinstance(content, str) else None
     except orjson.JSONDecodeError:

@@ -519,6 +519,19 @@ def _result(call_id: str) -> dict[str, Any]:
             id="calls-first",
         ),
         pytest.param(
+            (
+                {"role": "user", "content": "q"},
+                _calls("a"),
+                {
+                    "role": "tool",
+                    "tool_call_id": "a",
+                    "content": [{"type": "image_url", "image_url": {"url": "https://x/y.png"}}],
+                },
+            ),
+            "non-text content in a tool message",
+            id="tool-image",
+        ),
+        pytest.param(
             ({"role": "user", "content": "q"}, _calls(None)),
             "a tool call without an id",
             id="call-without-id",
