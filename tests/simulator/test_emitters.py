@@ -66,6 +66,41 @@ def test_routes_are_distinct() -> None:
         ),
         pytest.param(
             "openai-responses",
+            {
+                "model": "m",
+                "input": [
+                    {"role": "user", "content": "hi"},
+                    {"type": "function_call", "call_id": "c1", "name": "f", "arguments": "{}"},
+                    {"role": "user", "content": "and?"},
+                ],
+            },
+            id="responses-call-without-output",
+        ),
+        pytest.param(
+            "openai-responses",
+            {"model": "m", "input": "hi", "tool_choice": {"type": "function", "function": {"name": "f"}}},
+            id="responses-chat-tool-choice",
+        ),
+        pytest.param(
+            "openai-responses",
+            {"model": "m", "input": "hi", "reasoning_effort": "low"},
+            id="responses-reasoning-effort",
+        ),
+        pytest.param(
+            "openai-responses",
+            {
+                "model": "m",
+                "input": [
+                    {
+                        "role": "user",
+                        "content": [{"type": "input_image", "image_url": "data:image/bmp;base64,AA"}],
+                    }
+                ],
+            },
+            id="responses-bmp-image",
+        ),
+        pytest.param(
+            "openai-responses",
             {"model": "m", "input": [{"role": "user", "content": [{"type": "text", "text": "hi"}]}]},
             id="responses-chat-text-part",
         ),

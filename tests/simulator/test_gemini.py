@@ -28,6 +28,18 @@ WEATHER = {
 }
 
 
+CALL = {"functionCall": {"name": "f", "args": {}}}
+ANSWER = {"functionResponse": {"name": "f", "response": {}}}
+
+
+def _model(*parts: dict[str, Any]) -> dict[str, Any]:
+    return {"role": "model", "parts": list(parts)}
+
+
+def _user(*parts: dict[str, Any]) -> dict[str, Any]:
+    return {"role": "user", "parts": list(parts)}
+
+
 @pytest.mark.parametrize(
     "body",
     [
@@ -49,6 +61,14 @@ WEATHER = {
             {"contents": [USER], "tools": [{"type": "function", "function": {"name": "f"}}]}, id="openai-tool"
         ),
         pytest.param({"contents": [USER], "tools": [{"functionDeclarations": [{"n": 1}]}]}, id="bad-decl"),
+        # "Please ensure that function call turn comes immediately after a user turn or after a
+        # function response turn" / "... function response turn comes immediately after a function
+        # call turn" / "... the number of function response parts is equal to the number of function
+        # call parts of the function call turn"
+        pytest.param({"contents": [_model(CALL), _user(ANSWER)]}, id="call-turn-first"),
+        pytest.param({"contents": [USER, _model({"text": "x"}), _user(ANSWER)]}, id="answer-without-call"),
+        pytest.param({"contents": [USER, _model(CALL, CALL), _user(ANSWER)]}, id="half-answered"),
+        pytest.param({"contents": [USER, _model(CALL), USER]}, id="unanswered-call"),
     ],
 )
 def test_read_refuses_what_google_refuses(body: Any) -> None:

@@ -69,6 +69,19 @@ async def test_anthropic_refuses_the_openai_shaped_conversation(simulator: Simul
             "messages.2: tool_use ids were found without tool_result",
         ),
         ([{"role": "user", "content": ""}], "messages.0: content.0: text content blocks must be non-empty"),
+        ([{"role": "user", "content": " \n"}], "messages.0: text content blocks must contain non-whitespace"),
+        (
+            [
+                {"role": "user", "content": "q"},
+                {"role": "assistant", "content": []},
+                {"role": "user", "content": "x"},
+            ],
+            "messages.1: all messages must have non-empty content",
+        ),
+        (
+            [{"role": "user", "content": "q"}, {"role": "assistant", "content": "Sure, "}],
+            "messages.1: final assistant content cannot end with trailing whitespace",
+        ),
     ],
 )
 async def test_anthropic_refuses_what_the_api_refuses(
@@ -86,6 +99,13 @@ async def test_anthropic_accepts_a_well_formed_conversation(simulator: Simulator
         {"role": "user", "content": [RESULT, {"type": "text", "text": "and this?"}, IMAGE]},
     ]
     status, _ = await post(simulator, "/v1/messages", anthropic_body(messages, system="be brief"))
+    assert status == 200
+
+
+async def test_anthropic_accepts_an_empty_final_assistant_turn(simulator: SimulatorHandle) -> None:
+    """The optional final assistant message (a prefill) may be empty, as the API allows."""
+    messages: list[dict[str, Any]] = [{"role": "user", "content": "q"}, {"role": "assistant", "content": ""}]
+    status, _ = await post(simulator, "/v1/messages", anthropic_body(messages))
     assert status == 200
 
 

@@ -28,13 +28,14 @@ def messages_problem(body: dict[str, Any]) -> str | None:
         return "messages: at least one message is required"
     pending: set[str] = set()  # tool_use ids the next user turn must answer
     for index, message in enumerate(messages):
-        problem = _message_problem(message, index, messages[index - 1] if index else None, pending)
+        before = messages[index - 1] if index else None
+        problem = _message_problem(message, before, pending, is_last=index == len(messages) - 1)
         if problem:
             return f"messages.{index}: {problem}"
     return None
 
 
-def _message_problem(message: Any, index: int, before: Any, pending: set[str]) -> str | None:
+def _message_problem(message: Any, before: Any, pending: set[str], *, is_last: bool) -> str | None:
     if not isinstance(message, dict):
         return "Input should be a valid dictionary"
     role = message.get("role")
@@ -43,12 +44,18 @@ def _message_problem(message: Any, index: int, before: Any, pending: set[str]) -
     if isinstance(before, dict) and before.get("role") == role:
         return "roles must alternate between 'user' and 'assistant'"
     content = message.get("content")
+    prefill = role == "assistant" and is_last
+    if prefill and content in ("", []):
+        return None  # the optional final assistant message may be empty
     if isinstance(content, str):
         blocks: list[Any] = [{"type": "text", "text": content}]
     elif isinstance(content, list) and content:
         blocks = content
     else:
-        return "content: must be a string or a non-empty list of content blocks"
+        return "all messages must have non-empty content except for the optional final assistant message"
+    problem = _text_problem(blocks, prefill=prefill)
+    if problem:
+        return problem
     answered: set[str] = {
         str(b.get("tool_use_id")) for b in blocks if isinstance(b, dict) and b.get("type") == "tool_result"
     }
@@ -63,6 +70,26 @@ def _message_problem(message: Any, index: int, before: Any, pending: set[str]) -
             return f"content.{number}: {problem}"
         if block.get("type") == "tool_use":
             pending.add(str(block["id"]))
+    return None
+
+
+def _text_problem(blocks: list[Any], *, prefill: bool) -> str | None:
+    texts: list[str] = [
+        b["text"]
+        for b in blocks
+        if isinstance(b, dict) and b.get("type") == "text" and isinstance(b.get("text"), str)
+    ]
+    texts = [text for text in texts if text]
+    if texts and len(texts) == len(blocks) and not any(text.strip() for text in texts):
+        return "text content blocks must contain non-whitespace text"
+    last = blocks[-1]
+    if (
+        prefill
+        and isinstance(last, dict)
+        and isinstance(last.get("text"), str)
+        and last["text"] != last["text"].rstrip()
+    ):
+        return "final assistant content cannot end with trailing whitespace"
     return None
 
 

@@ -279,6 +279,8 @@ def _valid(body: Any) -> bool:
         return False  # "contents is not specified"
     if not all(_valid_content(content, roles=("user", "model")) for content in contents):
         return False
+    if not _valid_function_turns(contents):
+        return False
     system = body.get("systemInstruction")
     if system is not None and not _valid_content(system, roles=("user", "system")):
         return False
@@ -286,6 +288,23 @@ def _valid(body: Any) -> bool:
     if config is not None and (not isinstance(config, dict) or not set(config) <= _GENERATION):
         return False
     return _valid_tools(body.get("tools"))
+
+
+def _valid_function_turns(contents: list[dict[str, Any]]) -> bool:
+    """Google's rules for function turns: a function call turn comes right after a user turn (or a
+    function response turn, a user turn too), and the turn after it, if any, holds exactly one
+    functionResponse part per functionCall part; a function response turn only follows one."""
+    calls = 0  # functionCall parts of the turn before
+    for number, content in enumerate(contents):
+        role = content.get("role", "user")
+        made = sum("functionCall" in part for part in content["parts"])
+        answered = sum("functionResponse" in part for part in content["parts"])
+        if made and (number == 0 or contents[number - 1].get("role", "user") != "user"):
+            return False  # "... function call turn comes immediately after a user turn ..."
+        if (calls or answered) and answered != calls:
+            return False  # "... the number of function response parts is equal to ..."
+        calls = made if role == "model" else 0
+    return True
 
 
 def _valid_content(content: Any, *, roles: tuple[str, ...]) -> bool:

@@ -10,6 +10,7 @@ hit ``max_output_tokens``) with the whole response and its usage. Every event ca
 
 from __future__ import annotations
 
+import re
 from typing import TYPE_CHECKING, Any, Final
 
 import orjson
@@ -27,8 +28,11 @@ HEARTBEAT: Final = b": keep-alive\n\n"
 # wrong API fails here as it would in production.
 CHAT_ONLY: Final = frozenset(
     {"messages", "max_tokens", "max_completion_tokens", "stop", "n", "functions", "response_format"}
+    | {"reasoning_effort"}
 )
 _INPUT_PARTS: Final = frozenset({"input_text", "input_image", "input_file"})
+# What input_image fetches or decodes: an http(s) URL, or a base64 data: URL of PNG, JPEG, WEBP or GIF.
+_IMAGE_URL: Final = re.compile(r"https?://|data:image/(?:png|jpeg|gif|webp);base64,")
 _OUTPUT_PARTS: Final = frozenset({"output_text", "refusal"})
 
 
@@ -44,7 +48,7 @@ class OpenAIResponsesEmitter(OpenAIWire):
     def read(self, body: Any) -> Task | None:
         if not isinstance(body, dict) or CHAT_ONLY & body.keys() or not _valid_input(body.get("input")):
             return None
-        if not _valid_tools(body.get("tools", [])):
+        if not _valid_tools(body.get("tools", [])) or not _valid_tool_choice(body.get("tool_choice", "auto")):
             return None
         return Task(
             body=body,
@@ -214,6 +218,7 @@ def _valid_input(value: Any) -> bool:
     if not isinstance(value, list) or not value:
         return False
     calls: set[str] = set()
+    outputs: set[str] = set()
     for item in value:
         if not isinstance(item, dict):
             return False
@@ -229,9 +234,11 @@ def _valid_input(value: Any) -> bool:
             # "No tool call found for function call output with call_id ...": the real API's 400.
             if item.get("call_id") not in calls or not isinstance(item.get("output"), (str, list)):
                 return False
+            outputs.add(item["call_id"])
         else:
             return False
-    return True
+    # "No tool output found for function call ...": a call needs its output too.
+    return calls <= outputs
 
 
 def _valid_message(item: dict[str, Any]) -> bool:
@@ -247,10 +254,10 @@ def _valid_message(item: dict[str, Any]) -> bool:
     for part in content:
         if not isinstance(part, dict) or part.get("type") not in allowed:
             return False
-        if part["type"] == "input_image" and not isinstance(
-            part.get("image_url") or part.get("file_id"), str
+        if part["type"] == "input_image" and not (
+            _IMAGE_URL.match(part.get("image_url") or "") or isinstance(part.get("file_id"), str)
         ):
-            return False
+            return False  # "Invalid image URL" / an image type the API does not read
     return True
 
 
@@ -263,3 +270,13 @@ def _valid_tools(value: Any) -> bool:
         and (tool.get("type") != "function" or (isinstance(tool.get("name"), str) and "function" not in tool))
         for tool in value
     )
+
+
+def _valid_tool_choice(value: Any) -> bool:
+    # A string mode, or an object with its type (a named function is flat: chat's nested
+    # {"type": "function", "function": {"name": ...}} is "Missing required parameter: 'tool_choice.name'").
+    if isinstance(value, str):
+        return value in ("auto", "none", "required")
+    if not isinstance(value, dict) or not isinstance(value.get("type"), str):
+        return False
+    return value["type"] != "function" or (isinstance(value.get("name"), str) and "function" not in value)

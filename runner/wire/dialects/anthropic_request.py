@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any, Final
 
 import orjson
 
-from runner.wire.dialects.conversation import Part, parts, text_of, tool_calls
+from runner.wire.dialects.conversation import IMAGE_TYPES, Part, parts, text_of, tool_calls
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -23,7 +23,6 @@ if TYPE_CHECKING:
     # (key relative to the case, what cannot be sent, fix) -> the dialect's load error
     Refuse = Callable[[str, str, str], ConfigError]
 
-IMAGE_TYPES: Final = frozenset({"image/jpeg", "image/png", "image/gif", "image/webp"})
 _ROLES: Final = frozenset({"system", "user", "assistant", "tool"})
 
 
@@ -62,9 +61,9 @@ def _content(message: dict[str, Any]) -> list[dict[str, Any]] | str:
         return [block]
     if isinstance(content, str) and role != "assistant":
         return content
-    blocks = [_block(part) for part in parts(content)]
+    # Anthropic refuses an empty text block ("text content blocks must be non-empty"): it adds nothing.
+    blocks = [block for block in map(_block, parts(content)) if block.get("text") != ""]
     if role == "assistant":
-        blocks = [block for block in blocks if block.get("text") != ""]  # Anthropic refuses empty text
         for call in tool_calls(message) or []:
             input_ = _arguments(call.arguments)
             blocks.append({"type": "tool_use", "id": call.id, "name": call.name, "input": input_})
@@ -115,6 +114,8 @@ def anthropic_tool_choice(choice: Any) -> Any:
 
 def check_case(case: CaseSpec, refuse: Refuse) -> None:
     """Raise ``refuse(...)`` for the first thing in the case the Messages API cannot take."""
+    turns = [index for index, message in enumerate(case.messages) if message.get("role") != "system"]
+    last = turns[-1] if turns else -1
     for index, message in enumerate(case.messages):
         key = f"messages[{index}]"
         role = message.get("role")
@@ -130,7 +131,34 @@ def check_case(case: CaseSpec, refuse: Refuse) -> None:
             raise refuse(f"{key}.content", "an empty user turn", "give the turn some text")
         if role == "assistant":
             _check_calls(message, key, refuse)
+        if role in ("user", "assistant"):
+            _check_text(message, key, index == last, refuse)
     _check_pairs(case, refuse)
+
+
+def _check_text(message: dict[str, Any], key: str, is_last: bool, refuse: Refuse) -> None:
+    """Refuse a turn the API finds empty: no text but whitespace, and nothing else.
+
+    The API refuses a message whose text blocks are whitespace only ("text content blocks must
+    contain non-whitespace text"), an empty message but the final assistant one ("all messages must
+    have non-empty content except for the optional final assistant message"), and a final assistant
+    turn (a prefill) ending in whitespace ("final assistant content cannot end with trailing whitespace").
+    """
+    role, found = message.get("role"), parts(message.get("content"))
+    texts = [part.text for part in found if part.kind == "text" and part.text]
+    if any(part.kind != "text" for part in found) or (role == "assistant" and tool_calls(message)):
+        return
+    if role == "assistant" and is_last:
+        if texts and texts[-1] != texts[-1].rstrip():
+            fix = "end the turn without spaces or newlines"
+            raise refuse(f"{key}.content", "a final assistant turn ending in whitespace", fix)
+        return
+    if role == "assistant" and not texts:
+        fix = "give the turn some text or tool calls, or leave it out"
+        raise refuse(f"{key}.content", "an empty assistant turn", fix)
+    if texts and not any(text.strip() for text in texts):
+        article = "an" if role == "assistant" else "a"
+        raise refuse(f"{key}.content", f"{article} {role} turn of whitespace only", "give the turn some text")
 
 
 def _check_pairs(case: CaseSpec, refuse: Refuse) -> None:

@@ -13,6 +13,9 @@ import re
 from dataclasses import dataclass
 from typing import Any, Final
 
+# The image media types every dialect that reads images takes inline (Anthropic's list; OpenAI's
+# input_image takes the same four).
+IMAGE_TYPES: Final = frozenset({"image/jpeg", "image/png", "image/gif", "image/webp"})
 # data:[<media type>][;base64],<data>: the only form of inline image the canonical shape takes.
 _DATA_URL: Final = re.compile(r"data:(?P<type>[\w.+-]+/[\w.+-]+)?(?P<params>(?:;[^;,]*)*),(?P<data>.*)", re.S)
 
@@ -56,11 +59,12 @@ def _part(raw: Any) -> Part:
         image = raw.get("image_url")
         url = image.get("url") if isinstance(image, dict) else image
         if isinstance(url, str):
-            return _image(url)
+            return image_part(url)
     return Part(kind=str(kind))
 
 
-def _image(url: str) -> Part:
+def image_part(url: str) -> Part:
+    """An image part for ``url``; ``data`` and ``media_type`` are set for a base64 ``data:`` URL."""
     if not url.startswith("data:"):
         return Part(kind="image", url=url)
     match = _DATA_URL.fullmatch(url)

@@ -35,6 +35,8 @@ _GENERATION: Final = {
     "presence_penalty": "presencePenalty",
     "frequency_penalty": "frequencyPenalty",
 }
+# Chat's tool_choice strings -> FunctionCallingConfig.mode.
+_CALLING_MODES: Final = {"auto": "AUTO", "required": "ANY", "none": "NONE"}
 _FIX: Final = (
     "use OpenAI chat's shape (system, user, assistant with tool_calls, tool with tool_call_id; text and"
     " image_url parts), or list other providers in the case's providers"
@@ -69,11 +71,41 @@ def gemini_body(provider: ProviderSpec | None, case: CaseSpec) -> dict[str, Any]
             generation[_GENERATION[key]] = [value] if key == "stop" and isinstance(value, str) else value
         elif key == "generationConfig" and isinstance(value, dict):
             generation.update(value)
+        elif key == "tool_choice" and (calling := _function_calling(value)) is not None:
+            body["toolConfig"] = {"functionCallingConfig": calling}
+        elif key == "response_format" and (response := _response_config(value)) is not None:
+            generation.update(response)
         elif key != "stream":  # streaming is the endpoint's, not a field
             body[key] = value
     if generation:
         body["generationConfig"] = generation
     return body
+
+
+def _function_calling(choice: Any) -> dict[str, Any] | None:
+    """Chat's ``tool_choice`` as a ``FunctionCallingConfig`` (None: not one of chat's shapes, sent as
+    written for Google to name): ``required`` is ``ANY``, a named function ``ANY`` of that name only."""
+    if isinstance(choice, str) and choice in _CALLING_MODES:
+        return {"mode": _CALLING_MODES[choice]}
+    function = choice.get("function") if isinstance(choice, dict) else None
+    if isinstance(function, dict) and isinstance(function.get("name"), str):
+        return {"mode": "ANY", "allowedFunctionNames": [function["name"]]}
+    return None
+
+
+def _response_config(response_format: Any) -> dict[str, Any] | None:
+    """Chat's ``response_format`` as generationConfig fields: JSON is ``responseMimeType``
+    application/json, a schema ``responseJsonSchema`` (JSON Schema, as chat's). None: not one of
+    chat's shapes (sent as written, for Google to name)."""
+    kind = response_format.get("type") if isinstance(response_format, dict) else None
+    if kind == "text":
+        return {"responseMimeType": "text/plain"}
+    if kind == "json_object":
+        return {"responseMimeType": "application/json"}
+    schema = response_format.get("json_schema") if kind == "json_schema" else None
+    if isinstance(schema, dict) and isinstance(schema.get("schema"), dict):
+        return {"responseMimeType": "application/json", "responseJsonSchema": schema["schema"]}
+    return None
 
 
 def _declaration(case: CaseSpec, tool: dict[str, Any], key: str) -> dict[str, Any]:
@@ -91,10 +123,26 @@ def _declaration(case: CaseSpec, tool: dict[str, Any], key: str) -> dict[str, An
 def _contents(case: CaseSpec) -> tuple[list[dict[str, Any]], list[str]]:
     system = [case.system] if case.system is not None else []
     contents: list[dict[str, Any]] = []
-    names: dict[str, str] = {}  # tool_call_id -> function name: a functionResponse is named, not id'd
+    # The last assistant turn's calls not answered yet: tool_call_id -> function name (a
+    # functionResponse is named, not id'd), and where that turn is. Google answers 400 unless the
+    # turn after a function call turn holds one functionResponse per functionCall ("Please ensure
+    # that the number of function response parts is equal to the number of function call parts of
+    # the function call turn"), and a function response turn follows a function call turn.
+    names: dict[str, str] = {}
+    called_at = 0
     for index, message in enumerate(case.messages):
+        role = message.get("role")
+        if names and role in ("user", "assistant"):
+            pending = ", ".join(sorted(names))
+            raise _refuse(case, f"tool calls without results: {pending}", f"messages[{called_at}].tool_calls")
         try:
             gemini_role, parts = _turn(case, message, names)
+            if names and role == "assistant":
+                called_at = index
+                # "Please ensure that function call turn comes immediately after a user turn or
+                # after a function response turn": not the first turn of the conversation.
+                if not contents or (len(contents) == 1 and contents[0]["role"] == "model"):
+                    raise _refuse(case, "a tool-calling assistant turn with no user turn before it")
         except ConfigError as exc:
             exc.key = exc.key or f"messages[{index}]"  # relative to the case: the loader places it
             raise
@@ -114,7 +162,11 @@ def _turn(case: CaseSpec, message: dict[str, Any], names: dict[str, str]) -> tup
     """One canonical message as (Gemini role, parts); ``system`` for what goes to systemInstruction."""
     role = message.get("role")
     if role == "system":
-        return "system", _parts(case, message.get("content"))
+        parts = _parts(case, message.get("content"))
+        if any("text" not in part for part in parts):
+            # systemInstruction is read as text: _contents keeps only the parts' text.
+            raise _refuse(case, "non-text content in a system message")
+        return "system", parts
     if role == "user":
         return "user", _parts(case, message.get("content"))
     if role == "assistant":
@@ -174,8 +226,9 @@ def _model_parts(case: CaseSpec, message: dict[str, Any], names: dict[str, str])
             args = None
         if not isinstance(args, dict):
             raise _refuse(case, f"tool call arguments that are not a JSON object ({function['name']})")
-        if isinstance(call.get("id"), str):
-            names[call["id"]] = function["name"]
+        if not isinstance(call.get("id"), str) or not call["id"]:
+            raise _refuse(case, "a tool call without an id (its tool message answers it by id)")
+        names[call["id"]] = function["name"]
         parts.append({"functionCall": {"name": function["name"], "args": args}})
     if not parts:
         raise _refuse(case, "an assistant message with neither content nor tool calls")
@@ -183,12 +236,20 @@ def _model_parts(case: CaseSpec, message: dict[str, Any], names: dict[str, str])
 
 
 def _response_part(case: CaseSpec, message: dict[str, Any], names: dict[str, str]) -> dict[str, Any]:
-    name = names.get(message.get("tool_call_id") or "")
+    name = names.pop(message.get("tool_call_id") or "", None)
     if name is None:
-        raise _refuse(case, "a tool message whose tool_call_id answers no earlier tool call")
+        raise _refuse(
+            case, "a tool message whose tool_call_id answers no tool call of the assistant turn before"
+        )
     content = message.get("content")
     if isinstance(content, list):  # text parts: their text, joined
-        content = "".join(p.get("text", "") for p in content if isinstance(p, dict))
+        if not all(
+            isinstance(p, dict) and p.get("type") == "text" and isinstance(p.get("text"), str)
+            for p in content
+        ):
+            # (a functionResponse holds JSON: an image in it would be dropped, not sent)
+            raise _refuse(case, "non-text content in a tool message")
+        content = "".join(p["text"] for p in content)
     try:
         value = orjson.loads(content) if isinstance(content, str) else None
     except orjson.JSONDecodeError:

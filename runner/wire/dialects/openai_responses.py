@@ -16,7 +16,9 @@ from runner.wire.dialects.base import DialectBase, HttpRequest
 from runner.wire.dialects.openai_responses_input import (
     UNSUPPORTED_PARAMS,
     Untranslatable,
+    responses_format,
     responses_input,
+    responses_tool_choice,
     responses_tools,
 )
 from runner.wire.dialects.openai_responses_items import responses_usage
@@ -79,6 +81,19 @@ class OpenAIResponsesDialect(DialectBase[OpenAIResponsesAccumulator]):
         if case.tools:
             body["tools"] = responses_tools(case.tools)
         params = {_PARAM_NAMES.get(key, key): value for key, value in request_params(provider, case).items()}
+        if "tool_choice" in params:
+            params["tool_choice"] = responses_tool_choice(params["tool_choice"])
+        if "reasoning_effort" in params:
+            # reasoning.effort here (the API refuses the flat name), beside a reasoning object's keys.
+            reasoning = params.get("reasoning")
+            effort = params.pop("reasoning_effort")
+            params["reasoning"] = {"effort": effort, **(reasoning if isinstance(reasoning, dict) else {})}
+        text_format = responses_format(params.get("response_format"))
+        if text_format is not None:
+            # Beside the text config's other keys (verbosity); a text.format written out wins.
+            del params["response_format"]
+            text = params.get("text")
+            params["text"] = {"format": text_format, **(text if isinstance(text, dict) else {})}
         body = merge_params(body, params)
         body["stream"] = True
         return HttpRequest(

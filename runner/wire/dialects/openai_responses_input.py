@@ -12,6 +12,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any, Final
 
 from runner import jsontext
+from runner.wire.dialects.conversation import IMAGE_TYPES, image_part
 
 if TYPE_CHECKING:
     from runner.spec import CaseSpec
@@ -31,17 +32,36 @@ class Untranslatable(ValueError):
 def responses_input(case: CaseSpec) -> list[dict[str, Any]]:
     """The case's messages as ``input`` items (its ``system`` goes to ``instructions``, not here)."""
     items: list[dict[str, Any]] = []
+    # Each function_call's call_id -> where it is, and the ones a function_call_output answered: the
+    # API refuses an output without its call ("No tool call found for function call output with
+    # call_id ...") and a call without its output ("No tool output found for function call ...").
+    calls: dict[str, str] = {}
+    answered: set[str] = set()
     for number, message in enumerate(case.messages):
         where = f"messages[{number}]"
         role = message.get("role")
         if role in ("system", "developer", "user"):
             items.append({"type": "message", "role": role, "content": _input_content(message, where)})
         elif role == "assistant":
-            items.extend(_assistant(message, where))
+            translated = _assistant(message, where)
+            made = [item["call_id"] for item in translated if item["type"] == "function_call"]
+            for k, call_id in enumerate(made):
+                calls.setdefault(call_id, f"{where}.tool_calls[{k}]")
+            items.extend(translated)
         elif role == "tool":
-            items.append(_tool_output(message, where))
+            output = _tool_output(message, where)
+            if output["call_id"] not in calls:
+                what = f"a tool result for no tool call {output['call_id']!r} before it"
+                raise Untranslatable(f"{where}.tool_call_id: {what}")
+            answered.add(output["call_id"])
+            items.append(output)
         else:
             raise Untranslatable(f"{where}: role {role!r} has no Responses form")
+    for call_id, place in calls.items():
+        if call_id not in answered:
+            raise Untranslatable(
+                f"{place}: tool call {call_id!r} has no tool result (a tool message answering it)"
+            )
     return items
 
 
@@ -69,6 +89,19 @@ def _image(value: Any, where: str) -> dict[str, Any]:
     url = value.get("url") if isinstance(value, dict) else value
     if not isinstance(url, str) or not url:
         raise Untranslatable(f"{where}: an image_url part needs a url")
+    # What input_image reads: an http(s) URL, or a base64 data: URL of PNG, JPEG, WEBP or GIF.
+    part = image_part(url)
+    if url.startswith("data:"):
+        if part.data is None:
+            raise Untranslatable(f"{where}: a data: URL image that is not base64")
+        if part.media_type not in IMAGE_TYPES:
+            raise Untranslatable(
+                f"{where}: an image of type {part.media_type!r} (use {', '.join(sorted(IMAGE_TYPES))})"
+            )
+    elif not url.startswith(("https://", "http://")):
+        raise Untranslatable(
+            f"{where}: an image URL of scheme {url.split(':', 1)[0]!r} (use https: or data:)"
+        )
     detail = value.get("detail") if isinstance(value, dict) else None
     return {"type": "input_image", "image_url": url, "detail": detail if isinstance(detail, str) else "auto"}
 
@@ -153,3 +186,26 @@ def responses_tools(tools: tuple[dict[str, Any], ...]) -> list[dict[str, Any]]:
             entry["description"] = function["description"]
         translated.append(entry)
     return translated
+
+
+def responses_tool_choice(choice: Any) -> Any:
+    """Chat's ``tool_choice`` in the Responses shape: a named function is flat, ``{"type": "function",
+    "name": ...}``, as its tools are (chat's ``{"function": {"name": ...}}`` is a 400 there); the
+    strings are the same, and any other value is sent as written."""
+    function = choice.get("function") if isinstance(choice, dict) else None
+    if isinstance(function, dict) and choice.get("type") == "function" and "name" not in choice:
+        return {"type": "function", "name": function.get("name")}
+    return choice
+
+
+def responses_format(response_format: Any) -> dict[str, Any] | None:
+    """Chat's ``response_format`` as the Responses API's ``text.format`` (it refuses
+    ``response_format``): a ``json_schema`` one is flat, its ``json_schema`` object's keys beside
+    the type. None: not one of chat's shapes (sent as written, for the API to name)."""
+    kind = response_format.get("type") if isinstance(response_format, dict) else None
+    if kind in ("text", "json_object"):
+        return {"type": kind}
+    schema = response_format.get("json_schema") if kind == "json_schema" else None
+    if isinstance(schema, dict):
+        return {"type": "json_schema", **schema}
+    return None

@@ -147,7 +147,8 @@ def fill_item(items: dict[int, Item], index: int, raw: dict[str, Any]) -> None:
         item = items[index] = Item(kind)
     item.raw = raw
     if item.tool is not None:
-        item.tool.id = item.tool.id or as_str(raw.get("call_id")) or None
+        # The call_id wins: the added item's id (fc_...) stood in for it if that item had none.
+        item.tool.id = as_str(raw.get("call_id")) or item.tool.id or None
         item.tool.name = item.tool.name or as_str(raw.get("name")) or ""
         if item.args_done is None:
             item.args_done = as_str(raw.get("arguments"))

@@ -159,6 +159,48 @@ def test_a_case_that_skipped_the_load_check_still_builds_a_request() -> None:
             "unknown call 'other'",
         ),
         ([{"role": "user", "content": []}], "messages[0].content", "an empty user turn"),
+        pytest.param(
+            [
+                {"role": "user", "content": "q"},
+                {"role": "assistant", "content": ""},
+                {"role": "user", "content": "n"},
+            ],
+            "messages[1].content",
+            "an empty assistant turn",
+            id="empty-assistant-turn",
+        ),
+        pytest.param(
+            [
+                {"role": "user", "content": "q"},
+                {"role": "assistant", "content": None},
+                {"role": "user", "content": "n"},
+            ],
+            "messages[1].content",
+            "an empty assistant turn",
+            id="assistant-turn-without-content-or-calls",
+        ),
+        pytest.param(
+            [{"role": "user", "content": " \n"}],
+            "messages[0].content",
+            "a user turn of whitespace only",
+            id="whitespace-user-turn",
+        ),
+        pytest.param(
+            [
+                {"role": "user", "content": "q"},
+                {"role": "assistant", "content": "  "},
+                {"role": "user", "content": "n"},
+            ],
+            "messages[1].content",
+            "an assistant turn of whitespace only",
+            id="whitespace-assistant-turn",
+        ),
+        pytest.param(
+            [{"role": "user", "content": "q"}, {"role": "assistant", "content": "Sure, "}],
+            "messages[1].content",
+            "a final assistant turn ending in whitespace",
+            id="prefill-trailing-whitespace",
+        ),
     ],
 )
 def test_unpaired_tool_turns_and_empty_turns_are_refused(
@@ -169,3 +211,22 @@ def test_unpaired_tool_turns_and_empty_turns_are_refused(
         get_dialect("anthropic-messages").check_messages(CaseSpec(id="c", messages=tuple(messages)))
     assert caught.value.key == key
     assert what in str(caught.value)
+
+
+def test_empty_text_parts_are_left_out_of_a_user_turn() -> None:
+    """An empty text part beside an image is dropped (the API refuses an empty text block)."""
+    image = {"type": "image_url", "image_url": {"url": "https://x.test/a.png"}}
+    case = CaseSpec(id="c", messages=({"role": "user", "content": [{"type": "text", "text": ""}, image]},))
+    get_dialect("anthropic-messages").check_messages(case)
+    assert sent(case)["messages"] == [
+        {
+            "role": "user",
+            "content": [{"type": "image", "source": {"type": "url", "url": "https://x.test/a.png"}}],
+        }
+    ]
+
+
+def test_a_final_assistant_turn_may_be_empty() -> None:
+    """The API takes an empty final assistant turn (a prefill of nothing), so the load check does too."""
+    case = CaseSpec(id="c", messages=({"role": "user", "content": "q"}, {"role": "assistant", "content": ""}))
+    get_dialect("anthropic-messages").check_messages(case)

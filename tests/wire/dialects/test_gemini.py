@@ -379,6 +379,67 @@ def test_conversation_translation() -> None:
 
 
 @pytest.mark.parametrize(
+    ("choice", "config"),
+    [
+        pytest.param("auto", {"mode": "AUTO"}, id="auto"),
+        pytest.param("required", {"mode": "ANY"}, id="required"),
+        pytest.param("none", {"mode": "NONE"}, id="none"),
+        pytest.param(
+            {"type": "function", "function": {"name": "weather"}},
+            {"mode": "ANY", "allowedFunctionNames": ["weather"]},
+            id="named-function",
+        ),
+    ],
+)
+def test_tool_choice_is_the_function_calling_config(choice: object, config: object) -> None:
+    """Chat's tool_choice becomes toolConfig.functionCallingConfig (Google refuses an unknown field)."""
+    case = CaseSpec(
+        id="c", messages=({"role": "user", "content": "hi"},), tools=(TOOL,), params={"tool_choice": choice}
+    )
+    body = orjson.loads(GEMINI.build_request(PROVIDER, case, api_key=None).body)
+    assert "tool_choice" not in body
+    assert body["toolConfig"] == {"functionCallingConfig": config}
+
+
+SCHEMA = {"type": "object", "properties": {"city": {"type": "string"}}}
+
+
+@pytest.mark.parametrize(
+    ("response_format", "config"),
+    [
+        pytest.param({"type": "json_object"}, {"responseMimeType": "application/json"}, id="json-object"),
+        pytest.param(
+            {"type": "json_schema", "json_schema": {"name": "city", "schema": SCHEMA, "strict": True}},
+            {"responseMimeType": "application/json", "responseJsonSchema": SCHEMA},
+            id="json-schema",
+        ),
+        pytest.param({"type": "text"}, {"responseMimeType": "text/plain"}, id="text"),
+    ],
+)
+def test_response_format_is_the_response_mime_type(response_format: object, config: object) -> None:
+    """Chat's response_format is generationConfig's responseMimeType (and responseJsonSchema)."""
+    case = CaseSpec(
+        id="c",
+        messages=({"role": "user", "content": "hi"},),
+        params={"response_format": response_format, "temperature": 0},
+    )
+    body = orjson.loads(GEMINI.build_request(PROVIDER, case, api_key=None).body)
+    assert "response_format" not in body
+    assert body["generationConfig"] == {"temperature": 0, **config}  # type: ignore[dict-item]
+
+
+def _calls(*ids: str | None) -> dict[str, Any]:
+    """An assistant turn calling ``f`` once per id (None: a call without an id)."""
+    calls = [{"id": i, "type": "function", "function": {"name": "f", "arguments": "{}"}} for i in ids]
+    return {"role": "assistant", "content": None, "tool_calls": calls}
+
+
+def _result(call_id: str) -> dict[str, Any]:
+    """A tool turn answering ``call_id``."""
+    return {"role": "tool", "tool_call_id": call_id, "content": "r"}
+
+
+@pytest.mark.parametrize(
     ("messages", "what"),
     [
         pytest.param(({"role": "developer", "content": "x"},), "role 'developer'", id="role"),
@@ -394,7 +455,7 @@ def test_conversation_translation() -> None:
         ),
         pytest.param(
             ({"role": "user", "content": "q"}, {"role": "tool", "tool_call_id": "zz", "content": "r"}),
-            "answers no earlier tool call",
+            "answers no tool call of the assistant turn before",
             id="orphan-tool-result",
         ),
         pytest.param(
@@ -409,6 +470,72 @@ def test_conversation_translation() -> None:
             id="array-arguments",
         ),
         pytest.param(({"role": "system", "content": "only"},), "without a user message", id="no-turns"),
+        pytest.param(
+            (
+                {"role": "user", "content": "q"},
+                {
+                    "role": "system",
+                    "content": [{"type": "image_url", "image_url": {"url": "https://x/y.png"}}],
+                },
+            ),
+            "non-text content in a system message",
+            id="system-image",
+        ),
+        pytest.param(
+            ({"role": "user", "content": "q"}, _calls("a"), {"role": "user", "content": "next"}),
+            "tool calls without results: a",
+            id="unanswered-call",
+        ),
+        pytest.param(
+            (
+                {"role": "user", "content": "q"},
+                _calls("a", "b"),
+                _result("a"),
+                {"role": "user", "content": "n"},
+            ),
+            "tool calls without results: b",
+            id="half-answered",
+        ),
+        pytest.param(
+            (
+                {"role": "user", "content": "q"},
+                _calls("a"),
+                _result("a"),
+                {"role": "assistant", "content": "ok"},
+                {"role": "user", "content": "more"},
+                _result("a"),
+            ),
+            "answers no tool call of the assistant turn before",
+            id="answers-an-older-turn",
+        ),
+        pytest.param(
+            ({"role": "user", "content": "q"}, _calls("a"), _result("a"), _result("a")),
+            "answers no tool call of the assistant turn before",
+            id="answered-twice",
+        ),
+        pytest.param(
+            (_calls("a"), _result("a")),
+            "a tool-calling assistant turn with no user turn before it",
+            id="calls-first",
+        ),
+        pytest.param(
+            (
+                {"role": "user", "content": "q"},
+                _calls("a"),
+                {
+                    "role": "tool",
+                    "tool_call_id": "a",
+                    "content": [{"type": "image_url", "image_url": {"url": "https://x/y.png"}}],
+                },
+            ),
+            "non-text content in a tool message",
+            id="tool-image",
+        ),
+        pytest.param(
+            ({"role": "user", "content": "q"}, _calls(None)),
+            "a tool call without an id",
+            id="call-without-id",
+        ),
     ],
 )
 def test_what_gemini_cannot_express_is_refused(messages: tuple[dict[str, Any], ...], what: str) -> None:

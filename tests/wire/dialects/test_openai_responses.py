@@ -166,6 +166,25 @@ def test_item_done_fills_what_no_delta_gave() -> None:
     assert choice.finish_reason == "tool_calls"
 
 
+def test_call_id_from_the_finished_item_when_the_added_one_has_none() -> None:
+    """A call's id is its call_id: the item id (fc_...) stands in only until the finished item names it."""
+    added = {"type": "function_call", "id": "fc_1", "name": "f", "arguments": ""}
+    done = {**added, "call_id": "call_1", "arguments": "{}"}
+    completion = responses(
+        {"type": "response.output_item.added", "output_index": 0, "item": added},
+        {"type": "response.function_call_arguments.delta", "output_index": 0, "delta": "{}"},
+        {"type": "response.output_item.done", "output_index": 0, "item": done},
+        {"type": "response.completed", "response": {"status": "completed", "output": [done]}},
+    )
+    (choice,) = completion.choices
+    assert [(c.id, c.name, c.arguments) for c in choice.tool_calls] == [("call_1", "f", "{}")]
+    cut = responses(
+        {"type": "response.output_item.added", "output_index": 0, "item": added},
+        {"type": "response.function_call_arguments.delta", "output_index": 0, "delta": "{}"},
+    )
+    assert [c.id for c in cut.choices[0].tool_calls] == ["fc_1"]
+
+
 def test_usage_with_cache_writes() -> None:
     """input_tokens_details.cache_write_tokens is kept, beside cached reads, both inside input_tokens."""
     usage = {
@@ -391,6 +410,144 @@ def test_check_messages_keys_the_part_at_fault() -> None:
     dialect.check_messages(CaseSpec(id="c", messages=CONVERSATION))
 
 
+@pytest.mark.parametrize(
+    ("choice", "expected"),
+    [
+        pytest.param("auto", "auto", id="auto"),
+        pytest.param("required", "required", id="required"),
+        pytest.param("none", "none", id="none"),
+        pytest.param(
+            {"type": "function", "function": {"name": "get_weather"}},
+            {"type": "function", "name": "get_weather"},
+            id="named-function",
+        ),
+    ],
+)
+def test_tool_choice_translated(choice: object, expected: object) -> None:
+    """Chat's tool_choice in the Responses shape: a named function is flat, as its tools are."""
+    case = CaseSpec(
+        id="c",
+        messages=({"role": "user", "content": "hi"},),
+        tools=(WEATHER,),
+        params={"tool_choice": choice},
+    )
+    sent = json.loads(get_dialect(DIALECT).build_request(PROVIDER, case, api_key=None).body)
+    assert sent["tool_choice"] == expected
+
+
+SCHEMA = {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]}
+
+
+@pytest.mark.parametrize(
+    ("response_format", "text_format"),
+    [
+        pytest.param({"type": "json_object"}, {"type": "json_object"}, id="json-object"),
+        pytest.param(
+            {"type": "json_schema", "json_schema": {"name": "city", "schema": SCHEMA, "strict": True}},
+            {"type": "json_schema", "name": "city", "schema": SCHEMA, "strict": True},
+            id="json-schema",
+        ),
+        pytest.param({"type": "text"}, {"type": "text"}, id="text"),
+    ],
+)
+def test_response_format_is_text_format(response_format: object, text_format: object) -> None:
+    """Chat's response_format is text.format in the Responses API (which refuses response_format)."""
+    case = CaseSpec(
+        id="c",
+        messages=({"role": "user", "content": "hi"},),
+        params={"response_format": response_format, "text": {"verbosity": "low"}},
+    )
+    sent = json.loads(get_dialect(DIALECT).build_request(PROVIDER, case, api_key=None).body)
+    assert "response_format" not in sent
+    assert sent["text"] == {"verbosity": "low", "format": text_format}
+
+
+def test_reasoning_effort_is_reasoning_effort_in_its_object() -> None:
+    """Chat's reasoning_effort is reasoning.effort in the Responses API (which refuses the flat name)."""
+    case = CaseSpec(
+        id="c",
+        messages=({"role": "user", "content": "hi"},),
+        params={"reasoning_effort": "low", "reasoning": {"summary": "auto"}},
+    )
+    sent = json.loads(get_dialect(DIALECT).build_request(PROVIDER, case, api_key=None).body)
+    assert "reasoning_effort" not in sent
+    assert sent["reasoning"] == {"effort": "low", "summary": "auto"}
+
+
+@pytest.mark.parametrize(
+    ("url", "what"),
+    [
+        pytest.param("ftp://x.test/a.png", "an image URL of scheme 'ftp'", id="ftp"),
+        pytest.param("data:image/png,AAAA", "a data: URL image that is not base64", id="not-base64"),
+        pytest.param("data:image/bmp;base64,AAAA", "an image of type 'image/bmp'", id="bmp"),
+        pytest.param("data:;base64,AAAA", "an image of type None", id="no-type"),
+    ],
+)
+def test_images_the_api_cannot_read_are_load_errors(url: str, what: str) -> None:
+    """input_image takes an http(s) URL or a base64 data: URL of PNG, JPEG, WEBP or GIF."""
+    image = {"type": "image_url", "image_url": {"url": url}}
+    message = {"role": "user", "content": [{"type": "text", "text": "what is it?"}, image]}
+    with pytest.raises(ConfigError, match=what) as caught:
+        OpenAIResponsesDialect().check_messages(CaseSpec(id="c", messages=(message,)))
+    assert caught.value.key == "messages[0].content[1]"
+
+
+def _calls(*ids: str) -> dict[str, Any]:
+    """An assistant turn calling ``f`` once per id."""
+    calls = [{"id": i, "type": "function", "function": {"name": "f", "arguments": "{}"}} for i in ids]
+    return {"role": "assistant", "content": None, "tool_calls": calls}
+
+
+@pytest.mark.parametrize(
+    ("messages", "key", "what"),
+    [
+        pytest.param(
+            ({"role": "user", "content": "q"}, {"role": "tool", "tool_call_id": "zz", "content": "r"}),
+            "messages[1].tool_call_id",
+            "no tool call 'zz' before it",
+            id="orphan-result",
+        ),
+        pytest.param(
+            ({"role": "user", "content": "q"}, _calls("a"), {"role": "user", "content": "next"}),
+            "messages[1].tool_calls[0]",
+            "tool call 'a' has no tool result",
+            id="unanswered-call",
+        ),
+        pytest.param(
+            (
+                {"role": "user", "content": "q"},
+                _calls("a", "b"),
+                {"role": "tool", "tool_call_id": "a", "content": "r"},
+            ),
+            "messages[1].tool_calls[1]",
+            "tool call 'b' has no tool result",
+            id="half-answered",
+        ),
+        pytest.param(
+            (
+                {"role": "user", "content": "q"},
+                _calls("a"),
+                {"role": "tool", "tool_call_id": "a", "content": "r"},
+                _calls("b", "c"),
+                {"role": "tool", "tool_call_id": "b", "content": "r"},
+            ),
+            "messages[3].tool_calls[1]",
+            "tool call 'c' has no tool result",
+            id="second-turn-half-answered",
+        ),
+    ],
+)
+def test_unpaired_tool_turns_are_load_errors(
+    messages: tuple[dict[str, Any], ...], key: str, what: str
+) -> None:
+    """An output needs its function_call and a function_call its output, or the API answers 400."""
+    case = CaseSpec(id="c", messages=messages)
+    with pytest.raises(ConfigError, match=what) as caught:
+        OpenAIResponsesDialect().check_messages(case)
+    assert caught.value.key == key
+    assert DIALECT in str(caught.value)
+
+
 JOB = """
 [[providers]]
 name = "resp"
@@ -425,3 +582,32 @@ def test_job_load_passes_when_the_case_skips_that_provider() -> None:
     """The same case limited to the chat provider loads."""
     job = parse_job(JOB + 'providers = ["chat"]\n', path="job.toml")
     assert job.cases[0].id == "audio"
+
+
+RESPONSES_STOP_JOB = """
+[defaults.params]
+temperature = 0
+{defaults}
+[[providers]]
+name = "resp"
+dialect = "openai-responses"
+base_url = "https://api.openai.com/v1"
+model = "gpt-4.1"
+{own}
+[[cases]]
+id = "a"
+prompt = "hi"
+"""
+
+
+@pytest.mark.parametrize("in_defaults", [pytest.param(False, id="own"), pytest.param(True, id="defaults")])
+def test_a_provider_param_the_api_lacks_is_a_load_error(in_defaults: bool) -> None:
+    """stop in a Responses provider's params (its own or the defaults') fails at load, not per unit."""
+    stop = 'stop = ["END"]\n'
+    own = "" if in_defaults else "[providers.params]\n" + stop
+    text = RESPONSES_STOP_JOB.format(defaults=stop if in_defaults else "", own=own)
+    with pytest.raises(ConfigError) as caught:
+        parse_job(text, path="job.toml")
+    assert caught.value.key == "providers[0].params.stop"
+    assert "openai-responses" in str(caught.value)
+    assert "'stop'" in str(caught.value)
