@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import argparse
 import importlib
-import math
 import multiprocessing as mp
 import os
 import select
@@ -30,6 +29,8 @@ from typing import Any
 
 import orjson
 import trio
+
+from runner.bench.compare import BenchLoad
 
 REQUEST = {
     "model": "bench",
@@ -237,7 +238,10 @@ def main() -> None:
     try:
         port = parent.recv()
         _run(raw_consumer, port, 4, 4)  # warm up the server's code paths
-        ideal = math.ceil(args.streams / args.concurrency) * (args.chunks - 1) * args.delay_ms / 1000
+        load = BenchLoad(
+            streams=args.streams, chunks=args.chunks, delay_ms=args.delay_ms, concurrency=args.concurrency
+        )
+        ideal = load.ideal_s  # `runner bench`'s own ideal, so the two benchmarks' ratios compare
 
         def against_ideal(wall: float) -> str:
             return f", {wall / ideal:.2f}x the ideal {ideal:.2f} s" if ideal > 0 else ""
