@@ -13,7 +13,7 @@ from typing import Final
 from runner.wire.events import DATA_JOINER
 
 # From the end of one data value of a typed run to the start of the next one (TypedRun.datas).
-_BETWEEN: Final = re.compile(rb"\n\nevent: [^\n]*\ndata: ")
+TYPED_SEPARATOR: Final = re.compile(rb"\n\nevent: [^\n]*\ndata: ")
 
 
 def data_run(buffer: bytes, last: int) -> tuple[list[bytes], int]:
@@ -45,7 +45,7 @@ def typed_run(buffer: bytes, head: int, last: int) -> tuple[bytes, int] | None:
     ``bytes.replace`` of the first block's separator, even when every NAME is the same: the
     separator's many distinct bytes defeat bytes.replace's skip table; bench_parse.py shows it.)
     """
-    datas, joins = _BETWEEN.subn(DATA_JOINER, buffer[head + 7 : last])
+    datas, joins = TYPED_SEPARATOR.subn(DATA_JOINER, buffer[head + 7 : last])
     if 10 in datas:
         return None
     return datas, joins + 1

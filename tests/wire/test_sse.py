@@ -556,6 +556,84 @@ def test_take_typed_leaves_an_event_past_the_bound_to_feed_raw() -> None:
     assert SSEDecoder(max_event_bytes=300).take_typed(read) == b"x" * 200
 
 
+def _taking_runs(reads: list[bytes], decoder: SSEDecoder) -> list[list[RawEvent]]:
+    """Each read through ``take_run``, or ``feed_raw`` when it takes nothing: the items per read."""
+    items: list[list[RawEvent]] = []
+    for read in reads:
+        run = decoder.take_run(read)
+        items.append(decoder.feed_raw(read) if run is None else [run])
+    return items
+
+
+@settings(max_examples=500, deadline=None)
+@given(blocks=st.lists(st.one_of(_typed_block, _typed_block, _one_read), max_size=10), data=st.data())
+def test_take_run_takes_a_read_exactly_as_feed_raw_would(blocks: list[bytes], data: st.DataObject) -> None:
+    """Typed blocks (and near misses, and other shapes) in reads cut anywhere: where take_run takes
+    a read, feed_raw would have handed out that same TypedRun, and the decoder is left as feed_raw
+    leaves it (the reads after it, and close, agree)."""
+    body = b"".join(blocks)
+    cuts = sorted(set(data.draw(st.lists(st.integers(0, len(body)), max_size=8))))
+    reads = [body[a:b] for a, b in zip([0, *cuts], [*cuts, len(body)], strict=True)]
+    plain, taking = SSEDecoder(), SSEDecoder()
+    assert _taking_runs(reads, taking) == [plain.feed_raw(read) for read in reads]
+    assert taking.close() == plain.close()
+
+
+def _typed_stream(count: int) -> bytes:
+    return b"".join(b'event: e%d\ndata: {"n":%d}\n\n' % (n % 2, n) for n in range(count))
+
+
+@pytest.mark.parametrize("cut", [3, 10, 16, 20, 25, 33], ids=lambda cut: f"cut-{cut}")
+def test_take_run_takes_the_reads_of_a_typed_stream_cut_anywhere(cut: int) -> None:
+    """After the first read, each read of a typed stream (one ending in an event line, after it, in
+    its data line, at a block's end) is taken: one TypedRun of the blocks it ends, as feed_raw's."""
+    body = _typed_stream(12)
+    reads = [body[:cut], *(body[start : start + 40] for start in range(cut, len(body), 40))]
+    plain, taking = SSEDecoder(), SSEDecoder()
+    taking.feed_raw(reads[0])
+    plain.feed_raw(reads[0])
+    for read in reads[1:]:
+        expected = plain.feed_raw(read)
+        run = taking.take_run(read)
+        assert run is not None
+        assert [run] == expected
+    assert taking.close() == plain.close() == []
+
+
+@pytest.mark.parametrize(
+    ("carried", "read"),
+    [
+        pytest.param(b"", b"event: e\ndata: a\n\n", id="first-read"),  # (the BOM check is owed)
+        pytest.param(b"event: e\ndata: a\n\n", b"data: x\n\n", id="untyped"),
+        pytest.param(b"event: e\ndata: a\n\n", b"event: e\ndata: a\r\n\r\n", id="crlf"),
+        pytest.param(b"event: e\ndata: a\n\nevent: e\ndata: ", b"a\ndata: b\n\n", id="two-data-lines"),
+        pytest.param(b"event: e\ndata: a\n\nevent: e\nid: 1", b"\ndata: a\n\n", id="id-line"),
+        pytest.param(b"event: e\ndata: a\n\nevent: e\ndata: ", b"a\n\nid: 5\nevent: e\nda", id="id-after"),
+        pytest.param(b"event: e\ndata: a\n\nevent: e\ndata: ", b"a\n", id="no-blank-line"),
+        pytest.param(b"event: e\ndata: a\n\nevent: e\n", b"\n", id="no-data"),
+    ],
+)
+def test_take_run_takes_nothing_but_whole_typed_blocks(carried: bytes, read: bytes) -> None:
+    """A read that is not typed blocks up to its last blank line, or a decoder not at a line start
+    of such a stream: None, and the decoder is untouched (feed_raw then reads the read as ever)."""
+    decoder, plain = SSEDecoder(), SSEDecoder()
+    decoder.feed_raw(carried)
+    plain.feed_raw(carried)
+    assert decoder.take_run(read) is None
+    assert decoder.feed_raw(read) == plain.feed_raw(read)
+    assert decoder.close() == plain.close()
+
+
+def test_take_run_leaves_a_read_past_the_bound_to_feed_raw() -> None:
+    """A read larger than max_event_bytes is not taken: feed_raw checks what it hands out."""
+    decoder = SSEDecoder(max_event_bytes=100)
+    decoder.feed_raw(b"event: e\ndata: a\n\nevent: e\ndata: ")
+    read = b"x" * 200 + b"\n\n"
+    assert decoder.take_run(read) is None
+    with pytest.raises(ResponseTooLargeError):
+        decoder.feed_raw(read)
+
+
 @settings(max_examples=300, deadline=None)
 @given(body=st.binary(max_size=200), data=st.data())
 def test_feed_raw_arbitrary_bytes_never_raise(body: bytes, data: st.DataObject) -> None:

@@ -1,17 +1,21 @@
-"""The ``openai-responses`` msgspec fast path: the delta events as one typed Struct, and a whole
-``TypedRun`` (one read's typed events) decoded in one msgspec call. ``OpenAIResponsesAccumulator``
+"""The ``openai-responses`` msgspec fast path: the delta events as one typed Struct, a whole
+``TypedRun`` (one read's typed events) decoded in one msgspec call, and the hot part's decoder,
+which takes a run only when all of it goes to that part. ``OpenAIResponsesAccumulator``
 (openai_responses.py) uses it per run.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Annotated, Final
+import functools
+from typing import TYPE_CHECKING, Annotated, Any, Final, Literal
 
 import msgspec
 
 from runner.wire.dialects.openai_chat_fast import Int64  # noqa: TC001 (msgspec reads it at run time)
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from runner.wire.sse import TypedRun
 
 # The events read here: every one of them carries only the fields of Delta (what else a delta of
@@ -73,3 +77,45 @@ def decode_run(run: TypedRun) -> list[tuple[Delta]] | None:
         # are ValueErrors: any of them only means a miss.
         return None
     return decoded if len(decoded) == run.blocks else None
+
+
+# The fields of Delta other than the hot part's key and its delta, as defstruct takes them.
+_REST: Final = [
+    (field.name, field.type, None)
+    for field in msgspec.structs.fields(Delta)
+    if field.name not in {"type", "output_index", "content_index", "delta"}
+]
+_NonEmpty = Annotated[str, msgspec.Meta(min_length=1)]
+
+
+@functools.lru_cache(maxsize=64)  # (built once per part kind and indexes; a stream has a few)
+def _hot_decoder(kind: str, output: int | None, content: int | None) -> Callable[[bytes], list[Any]]:
+    def index(name: str, value: int | None) -> tuple[Any, ...]:
+        # An int index must be that very int; None: null or absent.
+        return (name, Literal[value]) if value is not None else (name, None, None)
+
+    fields = [
+        ("type", Literal[kind]),
+        index("output_index", output),
+        index("content_index", content),
+        ("delta", _NonEmpty),
+        *_REST,
+    ]
+    hot = msgspec.defstruct("HotDelta", fields, forbid_unknown_fields=True, gc=False, kw_only=True)
+    return msgspec.json.Decoder(list[tuple[hot]]).decode  # type: ignore[valid-type]
+
+
+def hot_decoder(kind: object, output: object, content: object) -> Callable[[bytes], list[Any]] | None:
+    """A decoder of ``b"[[" + run.datas + b"]]"`` (as decode_run's) that takes the run only when
+    every event is a non-empty delta of kind ``kind`` to the part at ``output`` / ``content`` (an
+    int, or None: null or absent), else raises a ValueError; None when no such part can be hot.
+
+    The accumulator then appends every delta without reading a field in Python: msgspec checks the
+    kind and indexes (Literal fields, compared in C; an int only, as the hot check has it) and that
+    no delta is empty. Exact as decode_run is: the same fields and types as Delta otherwise.
+    """
+    if type(kind) is not str or kind not in FAST_KINDS:
+        return None
+    if not (output is None or type(output) is int) or not (content is None or type(content) is int):
+        return None
+    return _hot_decoder(kind, output, content)

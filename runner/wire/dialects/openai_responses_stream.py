@@ -11,21 +11,32 @@ openai_responses_events.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+import operator
+from typing import TYPE_CHECKING, Any, Final
 
 import orjson
 
 from runner.wire.dialects.common import AccumulatorBase, protocol_error
 from runner.wire.dialects.openai_chat_fast import FAST_DECODE_MISSES
-from runner.wire.dialects.openai_responses_events import HANDLERS, ResponsesEvents
-from runner.wire.dialects.openai_responses_fast import FAST_KINDS, Delta, decode_delta, decode_run
+from runner.wire.dialects.openai_responses_events import COLD, HANDLERS, ResponsesEvents
+from runner.wire.dialects.openai_responses_fast import (
+    FAST_KINDS,
+    Delta,
+    decode_delta,
+    decode_run,
+    hot_decoder,
+)
 from runner.wire.events import TypedRun, event_count, new_event
 
 if TYPE_CHECKING:
-    from collections.abc import Iterable, Sequence
+    from collections.abc import Callable, Iterable, Sequence
 
     from runner.wire.events import RawEvent, ServerSentEvent
     from runner.wire.sse import SSEDecoder
+
+# What a hot run's decoded items give up: the delta of each one-element tuple (C calls, no loop).
+FIRST: Final = operator.itemgetter(0)
+DELTA: Final = operator.attrgetter("delta")
 
 
 class OpenAIResponsesAccumulator(ResponsesEvents):
@@ -40,12 +51,15 @@ class OpenAIResponsesAccumulator(ResponsesEvents):
             compare the two).
     """
 
-    __slots__ = ("_fast_misses",)
+    __slots__ = ("_fast_misses", "_hot_decode", "_hot_key")
 
     def __init__(self, *, fast_path: bool = True) -> None:
         super().__init__()
         # Runs msgspec may miss in a row before this stream stops trying it (openai_chat_fast).
         self._fast_misses = FAST_DECODE_MISSES if fast_path else 0
+        # The hot part's key (kind, output_index, content_index) and its hot_decoder, or None.
+        self._hot_key: tuple[object, object, object] = (COLD, COLD, COLD)
+        self._hot_decode: Callable[[bytes], list[Any]] | None = None
 
     def feed(self, event: ServerSentEvent) -> None:
         self.feed_many((event,))
@@ -54,11 +68,15 @@ class OpenAIResponsesAccumulator(ResponsesEvents):
         # One event per read (a server flushing each event: every slow stream) taken straight from
         # the read (SSEDecoder.take_typed) and, when it is a delta to the hot part, appended here:
         # no TypedRun, no list, no second call. A read of whole typed events (reads cut anywhere)
-        # goes to _feed_run directly. Anything else as feed_many reads it.
+        # goes from SSEDecoder.take_run to _feed_run directly. Anything else as feed_many reads it.
         if self._done or not self._fast_misses:
             return AccumulatorBase.feed_read(self, decoder, read)
         data = decoder.take_typed(read)
         if data is None:
+            taken = decoder.take_run(read)
+            if taken is not None:
+                self._feed_run(taken)
+                return taken.blocks
             events = decoder.feed_raw(read)
             if len(events) == 1 and type(run := events[0]) is TypedRun:
                 self._feed_run(run)
@@ -104,9 +122,31 @@ class OpenAIResponsesAccumulator(ResponsesEvents):
                 return
 
     def _feed_run(self, run: TypedRun) -> None:
-        """The hot loop for reads cut anywhere: a run decoded in one msgspec call
-        (openai_responses_fast.decode_run). (feed_read takes a read of one event its own way.)"""
-        self._feed_decoded(run, decode_run(run) if self._fast_misses else None)
+        """The hot loop for reads cut anywhere: a run decoded in one msgspec call. A run of deltas
+        to the hot part (nearly every run) by its hot_decoder, appended without a Python-level step
+        per event; any other run by decode_run. (feed_read takes a read of one event its own way.)"""
+        if not self._fast_misses:
+            self._feed_single(run.events())
+            return
+        key = (self._hot_type, self._hot_output, self._hot_content)
+        if key != self._hot_key:  # (the hot part changed: its decoder, built once per part)
+            self._hot_key = key
+            self._hot_decode = hot_decoder(*key)
+        if self._hot_decode is not None:
+            try:
+                decoded = self._hot_decode(b"[[" + run.datas + b"]]")
+            except (ValueError, RecursionError):  # (see decode_run)
+                decoded = None
+            if decoded is not None and len(decoded) == run.blocks:
+                self._fast_misses = FAST_DECODE_MISSES
+                self._hot_pieces += map(DELTA, map(FIRST, decoded))
+                self.tokens += run.blocks
+                if self._hot_reasoning:
+                    self.has_reasoning = True
+                else:
+                    self.has_answer = True
+                return
+        self._feed_decoded(run, decode_run(run))
 
     def _feed_decoded(self, run: TypedRun, decoded: Sequence[tuple[Delta]] | None) -> None:
         """Feed ``run`` by msgspec's reading of it (None: it refused): _feed_deltas while its events

@@ -9,7 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from runner.wire.dialects.openai_responses import OpenAIResponsesAccumulator
-from runner.wire.dialects.openai_responses_fast import decode_run
+from runner.wire.dialects.openai_responses_fast import decode_run, hot_decoder
 from runner.wire.sse import SSEDecoder, TypedRun
 from tests.wire.dialects.fastpath import (
     DUP,
@@ -241,3 +241,86 @@ def test_an_index_equal_to_the_hot_one_but_no_int_names_its_own_part(odd: bytes,
         completion = fed_in_reads(OpenAIResponsesAccumulator(fast_path=fast), body, cuts)[0]
         assert completion.choices[0].text == "bac"
     assert general_path(body)[0].choices[0].text == "bac"
+
+
+_HOT = b'{"type":"response.output_text.delta","output_index":0,"content_index":0,"delta":"a","logprobs":[]}'
+
+
+@pytest.mark.parametrize(
+    "odd",
+    [
+        pytest.param(_HOT.replace(b'"output_index":0', b'"output_index":1'), id="other-item"),
+        pytest.param(_HOT.replace(b'"content_index":0', b'"content_index":1'), id="other-part"),
+        pytest.param(_HOT.replace(b"output_text", b"refusal"), id="other-kind"),
+        pytest.param(_HOT.replace(b'"delta":"a"', b'"delta":""'), id="empty-delta"),
+        pytest.param(_HOT.replace(b'"output_index":0', b'"output_index":0.0'), id="float-index"),
+        pytest.param(_HOT.replace(b'"output_index":0', b'"output_index":false'), id="bool-index"),
+        pytest.param(_HOT.replace(b'"content_index":0,', b""), id="no-content-index"),
+        pytest.param(_HOT.replace(b'"logprobs":[]', b'"logprobs":[],"new":1'), id="unknown-field"),
+        pytest.param(_HOT.replace(b'"logprobs":[]', b'"logprobs":[null]'), id="logprobs"),
+    ],
+)
+def test_the_hot_decoder_refuses_a_run_with_any_other_event(odd: bytes) -> None:
+    """The hot part's decoder takes a run only when every event is a non-empty delta of its kind to
+    its part, with no field Delta does not know: one other event and the whole run is refused
+    (decode_run and the orjson path then read it)."""
+    hot = hot_decoder("response.output_text.delta", 0, 0)
+    assert hot is not None
+    assert [event.delta for (event,) in hot(b"[[" + _run(_HOT, _HOT).datas + b"]]")] == ["a", "a"]
+    with pytest.raises(ValueError, match="at `\\$\\[1\\]\\[0\\]"):
+        hot(b"[[" + _run(_HOT, odd, _HOT).datas + b"]]")
+
+
+def test_a_hot_part_without_indexes_takes_only_deltas_without_them() -> None:
+    """Tool-call arguments name no content_index: null or absent is the hot part, 0 is not."""
+    hot = hot_decoder("response.function_call_arguments.delta", 1, None)
+    assert hot is not None
+    args = b'{"type":"response.function_call_arguments.delta","output_index":1,%s"delta":"x"}'
+    assert len(hot(b"[[" + _run(args % b"", args % b'"content_index":null,').datas + b"]]")) == 2
+    with pytest.raises(ValueError, match="content_index"):
+        hot(b"[[" + _run(args % b'"content_index":0,').datas + b"]]")
+
+
+@pytest.mark.parametrize(
+    "key",
+    [("response.completed", 0, 0), (None, 0, 0), ("response.output_text.delta", 1.0, 0), ("x", 0, True)],
+)
+def test_no_hot_decoder_for_what_cannot_be_a_hot_part(key: tuple[object, object, object]) -> None:
+    assert hot_decoder(*key) is None
+
+
+def test_a_new_item_at_the_hot_index_takes_the_deltas_that_follow() -> None:
+    """A hot run, then the item at its index replaced (output_item.added) and another run to the
+    same indexes: the second run goes to the new item, as the orjson path has it, however cut."""
+
+    def deltas(*texts: bytes) -> bytes:
+        event = b'event: response.output_text.delta\ndata: {"type":"response.output_text.delta",'
+        data = b'"output_index":0,"content_index":0,"delta":"%s"}\n\n'
+        return b"".join(event + data % text for text in texts)
+
+    first = _START + deltas(b"a", b"b", b"c")
+    body = first + _START + deltas(b"d", b"e", b"f")
+    expected = general_path(body)
+    assert expected[0].choices[0].text == "def"
+    # (the last read: e and f, whole, after d made the same part of the new item hot)
+    d_end = len(first + _START + deltas(b"d"))
+    for cuts in ([len(_START) + 3, d_end], [len(_START), len(first), d_end], [len(_START) + 3], []):
+        assert fast_path(body, cuts) == expected
+
+
+def test_a_run_to_a_part_no_longer_hot_goes_to_that_part() -> None:
+    """A run to content 0, one delta to content 1 (now hot), then a run to content 0 again: each
+    delta goes to the part it names, as the orjson path has it (the hot decoder follows the hot
+    part, never a part hot before)."""
+
+    def deltas(content: int, *texts: bytes) -> bytes:
+        event = b'event: response.output_text.delta\ndata: {"type":"response.output_text.delta",'
+        data = b'"output_index":0,"content_index":%d,"delta":"%s"}\n\n'
+        return b"".join(event + data % (content, text) for text in texts)
+
+    parts = [_START, deltas(0, b"a", b"b"), deltas(1, b"X"), deltas(0, b"c", b"d"), deltas(1, b"Y", b"Z")]
+    body = b"".join(parts)
+    expected = general_path(body)
+    assert expected[0].choices[0].text == "abcdXYZ"
+    each_part = [sum(map(len, parts[: k + 1])) for k in range(len(parts) - 1)]
+    assert fast_path(body, each_part) == expected
