@@ -161,12 +161,19 @@ def check_expressible(
             continue
         if provider.role == "judge":  # never sent the case: it is sent grading requests only
             continue
+        dialect = get_dialect(provider.dialect)
         try:
-            get_dialect(provider.dialect).check_messages(case)
+            dialect.check_messages(case)
         except ConfigError as exc:
             key = _shifted(exc.key, shift) if exc.key else None
             message = f"{exc.args[0]} (provider {provider.name!r})"
             raise where.error(join_key(prefix, key) if key else prefix, message, exc.fix or "") from exc
+        for key, value in case.params.items():
+            fix = dialect.param_problem(key, value)
+            if fix is not None:
+                message = f"case {case.id!r}: {provider.dialect} cannot send {key!r}"
+                message += f" (provider {provider.name!r})"
+                raise where.error(join_key(prefix, f"params.{key}"), message, fix)
 
 
 def _shifted(key: str, shift: int) -> str:

@@ -25,9 +25,9 @@ from runner.spec import (
     Timeouts,
     merge_params,
 )
+from runner.wire.dialects import get_dialect
 from runner.wire.dialects import names as dialect_names
 from runner.wire.dialects.gemini_request import DEFAULT_BASE_URL as GEMINI_BASE_URL
-from runner.wire.dialects.openai_responses_input import UNSUPPORTED_PARAMS as RESPONSES_UNSUPPORTED
 
 # Key -> expected type, per table (runner.job.source.check_table); the builders add range checks.
 _RETRY = {
@@ -184,15 +184,12 @@ def build_provider(
                 key, "credentials may not be written in a job file", "name the variable in api_key_env"
             )
     params = merge_params(base_params, table.get("params", {}))
-    if dialect == "openai-responses":
-        # The case's own params are checked with its messages (check_expressible); a provider's
-        # (or the defaults') would make every request of the run a 400.
-        for key in RESPONSES_UNSUPPORTED:
-            if key in params:
-                fix = f"leave {key!r} out of this provider's params (and the defaults')"
-                raise where.error(
-                    f"{prefix}.params.{key}", f"the {dialect} dialect has no {key!r} parameter", fix
-                )
+    # A param the dialect cannot send would make every request of the run a 400 (a case's own
+    # params are checked with its messages: check_expressible).
+    for key, value in params.items():
+        problem = get_dialect(dialect).param_problem(key, value)
+        if problem is not None:
+            raise where.error(f"{prefix}.params.{key}", f"the {dialect} dialect cannot send {key!r}", problem)
     price = None
     if "price" in table:
         price_table = check_table(where, table["price"], f"{prefix}.price", _PRICE)

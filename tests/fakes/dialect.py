@@ -95,6 +95,9 @@ class FakeDialect:
     def max_output_tokens(self, params: Mapping[str, Any]) -> int | None:
         return None  # the fake's requests carry no output cap
 
+    def param_problem(self, key: str, value: Any) -> str | None:
+        return None  # the fake sends no params
+
     def check_messages(self, case: CaseSpec) -> None:
         """Every case: the fake sends its first message as is."""
         return None  # the fake sends any case

@@ -47,3 +47,65 @@ def test_a_batch_file_is_checked_against_the_provider_it_runs_on() -> None:
     assert caught.value.key == "body.tools"
     assert caught.value.line == 3
     assert "case 'request-3': runware cannot express tools" in str(caught.value)
+
+
+def _with(dialect: str, params: dict[str, Any], case_params: dict[str, Any] | None = None) -> str:
+    base_url = {"gemini": "https://generativelanguage.googleapis.com"}.get(dialect, "https://api.example.com")
+    provider = {"name": "p", "dialect": dialect, "base_url": base_url, "model": "m", "params": params}
+    case = {"id": "c", "prompt": "hi", "params": case_params or {}}
+    return orjson.dumps({"providers": [provider], "cases": [case]}).decode()
+
+
+@pytest.mark.parametrize(
+    ("dialect", "key", "value", "fix"),
+    [
+        pytest.param("anthropic-messages", "n", 2, "one answer per request", id="anthropic-n"),
+        pytest.param(
+            "anthropic-messages", "response_format", {"type": "json_object"}, "tool", id="anthropic-json"
+        ),
+        pytest.param(
+            "anthropic-messages", "reasoning_effort", "high", "budget_tokens", id="anthropic-effort"
+        ),
+        pytest.param("anthropic-messages", "seed", 7, "no such field", id="anthropic-seed"),
+        pytest.param("openai-responses", "stop", ["END"], "no stop sequences", id="responses-stop"),
+        pytest.param("openai-responses", "n", 2, "one answer per request", id="responses-n"),
+        pytest.param(
+            "gemini", "reasoning_effort", "extreme", "'none', 'low', 'medium', 'high'", id="gemini-effort"
+        ),
+        pytest.param("gemini", "parallel_tool_calls", False, "generationConfig", id="gemini-unknown"),
+    ],
+)
+@pytest.mark.parametrize("where", ["provider", "case"])
+def test_a_param_the_dialect_cannot_send_is_a_load_error(
+    dialect: str, key: str, value: Any, fix: str, where: str
+) -> None:
+    """A chat param the provider's API would answer 400 to, in a provider's params or a case's: a
+    load error naming the param, the dialect (and the case and provider), with the fix."""
+    text = _with(dialect, {key: value}) if where == "provider" else _with(dialect, {}, {key: value})
+    with pytest.raises(ConfigError) as caught:
+        parse_job(text, path="j.yaml", fmt="yaml")
+    assert caught.value.key == (
+        f"providers[0].params.{key}" if where == "provider" else f"cases[0].params.{key}"
+    )
+    assert dialect in str(caught.value)
+    assert repr(key) in str(caught.value)
+    assert fix in (caught.value.fix or "")
+    if where == "case":
+        assert "case 'c'" in str(caught.value)
+        assert "(provider 'p')" in str(caught.value)
+
+
+@pytest.mark.parametrize(
+    ("dialect", "params"),
+    [
+        (
+            "anthropic-messages",
+            {"temperature": 0, "top_k": 5, "stop": ["x"], "thinking": {"type": "disabled"}},
+        ),
+        ("openai-responses", {"reasoning_effort": "low", "response_format": {"type": "json_object"}}),
+        ("gemini", {"reasoning_effort": "medium", "n": 2, "stop": "x", "safetySettings": [], "seed": 1}),
+        ("openai-chat", {"n": 2, "seed": 1, "logprobs": True, "reasoning_effort": "high"}),
+    ],
+)
+def test_params_a_dialect_sends_or_translates_load(dialect: str, params: dict[str, Any]) -> None:
+    assert parse_job(_with(dialect, params, params), path="j.yaml", fmt="yaml").cases[0].id == "c"

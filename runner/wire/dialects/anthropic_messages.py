@@ -304,6 +304,22 @@ class AnthropicMessagesDialect(DialectBase[AnthropicMessagesAccumulator]):
     key_header: ClassVar[str] = "x-api-key"
     key_prefix: ClassVar[str] = ""
     fixed_headers: ClassVar[Mapping[str, str]] = MappingProxyType({"anthropic-version": ANTHROPIC_VERSION})
+    # OpenAI chat params the Messages API has no field for: it refuses unknown fields ("Extra inputs
+    # are not permitted"), so each would make every request a 400.
+    refused_params: ClassVar[Mapping[str, str]] = MappingProxyType(
+        {
+            "n": "leave 'n' out: the Messages API gives one answer per request",
+            "response_format": (
+                "leave 'response_format' out: ask for JSON in the prompt, or declare a tool whose"
+                " input_schema is the schema"
+            ),
+            "reasoning_effort": 'write thinking = { type = "enabled", budget_tokens = N } instead',
+            **dict.fromkeys(
+                ("presence_penalty", "frequency_penalty", "logit_bias", "logprobs", "top_logprobs", "seed"),
+                "leave it out: the Messages API has no such field",
+            ),
+        }
+    )
 
     def build_request(self, provider: ProviderSpec, case: CaseSpec, *, api_key: str | None) -> HttpRequest:
         body: dict[str, Any] = {

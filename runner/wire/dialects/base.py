@@ -118,6 +118,15 @@ class Dialect(Protocol):
         """
         ...
 
+    def param_problem(self, key: str, value: Any) -> str | None:
+        """What to write instead of request param ``key`` = ``value`` when this dialect cannot send it
+        (the provider would answer 400 at the first request); None when it can.
+
+        The job loader asks for every param of a provider (its ``params`` and the defaults') and of a
+        case, so such a param is a load error naming it and the dialect, with this as the fix.
+        """
+        ...
+
     def check_messages(self, case: CaseSpec) -> None:
         """Refuse, at job load, a case this dialect cannot express (images to a text-only API...).
 
@@ -156,6 +165,12 @@ class DialectBase(Generic[AccumulatorT]):
 
     def new_accumulator(self) -> AccumulatorT:
         return self.accumulator()
+
+    # Chat params this dialect's API refuses (400), each with the fix the load error gives.
+    refused_params: ClassVar[Mapping[str, str]] = MappingProxyType({})
+
+    def param_problem(self, key: str, value: Any) -> str | None:
+        return self.refused_params.get(key)
 
     def check_messages(self, case: CaseSpec) -> None:
         """Accept every case: a dialect that translates conversations overrides it to refuse what it can't."""

@@ -26,6 +26,7 @@ from runner.wire.dialects.gemini_fast import decode_events, decode_response
 from runner.wire.dialects.gemini_request import (
     DEFAULT_API_VERSION,
     gemini_body,
+    param_problem,
     stream_url,
 )
 from runner.wire.dialects.openai_chat_fast import FAST_DECODE_MISSES
@@ -402,6 +403,9 @@ class GeminiDialect(DialectBase[GeminiAccumulator]):
             headers=self.request_headers(provider, api_key),
             body=orjson.dumps(gemini_body(provider, case)),
         )
+
+    def param_problem(self, key: str, value: Any) -> str | None:
+        return param_problem(key, value)
 
     def check_messages(self, case: CaseSpec) -> None:
         # Translating the case raises the ConfigError naming what Gemini cannot express.

@@ -35,6 +35,17 @@ _GENERATION: Final = {
     "presence_penalty": "presencePenalty",
     "frequency_penalty": "frequencyPenalty",
 }
+# Chat's reasoning_effort -> thinkingConfig.thinkingBudget, as Google's own OpenAI-compatible endpoint
+# maps it (https://ai.google.dev/gemini-api/docs/openai: 1K, 8K and 24K tokens; "none" turns thinking
+# off). A budget, not a thinkingLevel: 2.5 models refuse levels, Gemini 3 still takes budgets.
+THINKING_BUDGETS: Final = {"none": 0, "low": 1024, "medium": 8192, "high": 24576}
+# Params sent as the body's own fields (either spelling: proto3 JSON parsers accept both), beside
+# the ones translated here; anything else would be an unknown field, a 400 (param_problem).
+_BODY_FIELDS: Final = frozenset(
+    {"safetySettings", "safety_settings", "toolConfig", "tool_config", "cachedContent", "cached_content"}
+    | {"labels", "generationConfig", "tool_choice", "response_format", "reasoning_effort", "stream"}
+)
+_THINKING_AMOUNTS: Final = frozenset({"thinkingBudget", "thinking_budget", "thinkingLevel", "thinking_level"})
 # Chat's tool_choice strings -> FunctionCallingConfig.mode.
 _CALLING_MODES: Final = {"auto": "AUTO", "required": "ANY", "none": "NONE"}
 _FIX: Final = (
@@ -66,6 +77,7 @@ def gemini_body(provider: ProviderSpec | None, case: CaseSpec) -> dict[str, Any]
     if provider is None:
         return body
     generation: dict[str, Any] = {}
+    budget: int | None = None
     for key, value in request_params(provider, case).items():
         if key in _GENERATION:
             generation[_GENERATION[key]] = [value] if key == "stop" and isinstance(value, str) else value
@@ -75,11 +87,31 @@ def gemini_body(provider: ProviderSpec | None, case: CaseSpec) -> dict[str, Any]
             body["toolConfig"] = {"functionCallingConfig": calling}
         elif key == "response_format" and (response := _response_config(value)) is not None:
             generation.update(response)
+        elif key == "reasoning_effort" and value in THINKING_BUDGETS:
+            budget = THINKING_BUDGETS[value]
         elif key != "stream":  # streaming is the endpoint's, not a field
             body[key] = value
+    if budget is not None:
+        # Beside a thinkingConfig written out (its includeThoughts), unless it sets its own amount.
+        thinking = generation.get("thinkingConfig")
+        thinking = thinking if isinstance(thinking, dict) else {}
+        if not set(thinking) & _THINKING_AMOUNTS:
+            generation["thinkingConfig"] = {"thinkingBudget": budget, **thinking}
     if generation:
         body["generationConfig"] = generation
     return body
+
+
+def param_problem(key: str, value: Any) -> str | None:
+    """The fix for a request param gemini_body cannot send (Google answers 400 to an unknown field)."""
+    if key == "reasoning_effort" and value not in THINKING_BUDGETS:
+        return f"give reasoning_effort one of {', '.join(map(repr, THINKING_BUDGETS))}"
+    if key in _GENERATION or key in _BODY_FIELDS:
+        return None
+    return (
+        f"leave {key!r} out, or write the field Google names under generationConfig"
+        " (https://ai.google.dev/api/generate-content#generationconfig)"
+    )
 
 
 def _function_calling(choice: Any) -> dict[str, Any] | None:

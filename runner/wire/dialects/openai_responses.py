@@ -6,7 +6,8 @@ and translating a case's conversation to ``input`` items is openai_responses_inp
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Final
+from types import MappingProxyType
+from typing import TYPE_CHECKING, Any, ClassVar, Final
 
 import orjson
 
@@ -14,7 +15,6 @@ from runner.errors import ConfigError
 from runner.spec import merge_params, request_params
 from runner.wire.dialects.base import DialectBase, HttpRequest
 from runner.wire.dialects.openai_responses_input import (
-    UNSUPPORTED_PARAMS,
     Untranslatable,
     responses_format,
     responses_input,
@@ -25,6 +25,8 @@ from runner.wire.dialects.openai_responses_items import responses_usage
 from runner.wire.dialects.openai_responses_stream import OpenAIResponsesAccumulator
 
 if TYPE_CHECKING:
+    from collections.abc import Mapping
+
     from runner.spec import CaseSpec, ProviderSpec
 
 __all__ = ["OpenAIResponsesAccumulator", "OpenAIResponsesDialect", "responses_usage"]
@@ -39,32 +41,19 @@ class OpenAIResponsesDialect(DialectBase[OpenAIResponsesAccumulator]):
     name: str = "openai-responses"
     accumulator = OpenAIResponsesAccumulator
 
-    def case_problem(self, provider: ProviderSpec, case: CaseSpec) -> str | None:
-        params = request_params(provider, case)
-        for key in UNSUPPORTED_PARAMS:
-            if key in params:
-                return f"the Responses API has no {key!r} parameter"
-        try:
-            responses_input(case)
-        except Untranslatable as exc:
-            return str(exc)
-        return None
+    refused_params: ClassVar[Mapping[str, str]] = MappingProxyType(
+        {
+            "stop": "leave 'stop' out: the Responses API has no stop sequences",
+            "n": "leave 'n' out: the Responses API gives one answer per request",
+        }
+    )
 
     def check_messages(self, case: CaseSpec) -> None:
-        """``case_problem`` as a ConfigError keyed by the part at fault (the case's own params only).
-
-        The shape of the load check on main (``Dialect.check_messages``), for the merge.
+        """Refuse a case whose conversation or tools have no Responses form (responses_input).
 
         Raises:
             ConfigError: the case holds what the Responses API cannot express.
         """
-        for key in UNSUPPORTED_PARAMS:
-            if key in case.params:
-                raise ConfigError(
-                    f"case {case.id!r}: {self.name} has no {key!r} parameter",
-                    key=f"params.{key}",
-                    fix=f"leave {key!r} out for {self.name}",
-                )
         try:
             responses_input(case)
         except Untranslatable as exc:

@@ -4,21 +4,18 @@
 ``input_text`` / ``input_image``; assistant parts: ``output_text`` / ``refusal``), an assistant's
 ``tool_calls`` become ``function_call`` items after its message, a ``tool`` message a
 ``function_call_output``. What has no Responses form raises ``Untranslatable``: the job loader reports
-it (``OpenAIResponsesDialect.case_problem``), so such a case never reaches the provider.
+it (``OpenAIResponsesDialect.check_messages``), so such a case never reaches the provider.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Final
+from typing import TYPE_CHECKING, Any
 
 from runner import jsontext
 from runner.wire.dialects.conversation import IMAGE_TYPES, image_part
 
 if TYPE_CHECKING:
     from runner.spec import CaseSpec
-
-# Chat params the Responses API rejects: no stop sequences, one answer per request.
-UNSUPPORTED_PARAMS: Final = ("stop", "n")
 
 
 class Untranslatable(ValueError):

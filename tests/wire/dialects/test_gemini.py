@@ -428,6 +428,34 @@ def test_response_format_is_the_response_mime_type(response_format: object, conf
     assert body["generationConfig"] == {"temperature": 0, **config}  # type: ignore[dict-item]
 
 
+@pytest.mark.parametrize(
+    ("params", "config"),
+    [
+        pytest.param(
+            {"reasoning_effort": "medium"}, {"thinkingConfig": {"thinkingBudget": 8192}}, id="medium"
+        ),
+        pytest.param({"reasoning_effort": "none"}, {"thinkingConfig": {"thinkingBudget": 0}}, id="off"),
+        pytest.param(
+            {"reasoning_effort": "high", "generationConfig": {"thinkingConfig": {"includeThoughts": True}}},
+            {"thinkingConfig": {"thinkingBudget": 24576, "includeThoughts": True}},
+            id="beside-include-thoughts",
+        ),
+        pytest.param(
+            {"generationConfig": {"thinkingConfig": {"thinkingLevel": "low"}}, "reasoning_effort": "high"},
+            {"thinkingConfig": {"thinkingLevel": "low"}},
+            id="level-written-wins",
+        ),
+    ],
+)
+def test_reasoning_effort_is_a_thinking_budget(params: dict[str, Any], config: object) -> None:
+    """Chat's reasoning_effort is generationConfig.thinkingConfig.thinkingBudget, as Google's
+    OpenAI-compatible endpoint maps it (1K / 8K / 24K tokens, none: off); an amount written out wins."""
+    case = CaseSpec(id="c", messages=({"role": "user", "content": "hi"},), params=params)
+    body = orjson.loads(GEMINI.build_request(PROVIDER, case, api_key=None).body)
+    assert "reasoning_effort" not in body
+    assert body["generationConfig"] == config
+
+
 def _calls(*ids: str | None) -> dict[str, Any]:
     """An assistant turn calling ``f`` once per id (None: a call without an id)."""
     calls = [{"id": i, "type": "function", "function": {"name": "f", "arguments": "{}"}} for i in ids]

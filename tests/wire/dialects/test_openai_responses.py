@@ -367,30 +367,24 @@ def test_request_translates_the_conversation() -> None:
             "strict": False,
         }
     ]
-    assert OpenAIResponsesDialect().case_problem(PROVIDER, case) is None
+    OpenAIResponsesDialect().check_messages(case)  # (expressible: no load error)
 
 
 @pytest.mark.parametrize(
-    ("messages", "params", "problem"),
+    ("messages", "problem"),
     [
         (
             ({"role": "user", "content": [{"type": "input_audio", "input_audio": {"data": "x"}}]},),
-            {},
             "'input_audio' part",
         ),
-        (({"role": "tool", "content": "x"},), {}, "tool_call_id"),
-        (({"role": "function", "name": "f", "content": "x"},), {}, "role 'function'"),
-        (({"role": "user", "content": "hi"},), {"stop": ["\n"]}, "no 'stop' parameter"),
+        (({"role": "tool", "content": "x"},), "tool_call_id"),
+        (({"role": "function", "name": "f", "content": "x"},), "role 'function'"),
     ],
 )
-def test_case_problem_names_what_cannot_go(
-    messages: tuple[dict[str, Any], ...], params: dict[str, Any], problem: str
-) -> None:
+def test_check_messages_names_what_cannot_go(messages: tuple[dict[str, Any], ...], problem: str) -> None:
     """What the Responses API cannot express is named, before any request."""
-    case = CaseSpec(id="c", messages=messages, params=params)
-    found = OpenAIResponsesDialect().case_problem(PROVIDER, case)
-    assert found is not None
-    assert problem in found
+    with pytest.raises(ConfigError, match=problem):
+        OpenAIResponsesDialect().check_messages(CaseSpec(id="c", messages=messages))
 
 
 def test_check_messages_keys_the_part_at_fault() -> None:
@@ -402,11 +396,7 @@ def test_check_messages_keys_the_part_at_fault() -> None:
     assert caught.value.key == "messages[1].content[0]"
     assert "'c'" in str(caught.value)
     assert DIALECT in str(caught.value)
-    with pytest.raises(ConfigError) as caught:
-        dialect.check_messages(
-            CaseSpec(id="c", messages=({"role": "user", "content": "x"},), params={"n": 2})
-        )
-    assert caught.value.key == "params.n"
+    assert dialect.param_problem("n", 2) is not None  # (the loader's: tests/job/test_expressible.py)
     dialect.check_messages(CaseSpec(id="c", messages=CONVERSATION))
 
 
