@@ -37,6 +37,10 @@ id = "c"
 prompt = "Say something."
 """
 
+# The refused --resume must start while the first process still works: its own start (imports, the
+# job) took over 3 s on a loaded 2-core machine, longer than JOB's whole run. ~13 s of work here.
+LONG_JOB = JOB.replace(f"repeats = {UNITS}", "repeats = 64")
+
 
 def _nobody_holds_a_lock(database: Database, run_id: str) -> bool:
     """True when no transaction blocks the run's writers (a process stopped inside one would)."""
@@ -142,7 +146,7 @@ async def test_resume_of_a_run_a_live_process_works_is_refused(
     """--resume while another process holds live leases exits 2 naming --join; nothing runs twice."""
     state = RunState(database)
     job = tmp_path / "job.toml"
-    job.write_text(JOB)
+    job.write_text(LONG_JOB)
     db = ["--db", database.url, "--report", "-"]
     first = await start_runner(nursery, "run", str(job), *db, cwd=tmp_path)
     await wait_for(lambda: bool(state.run_ids()) and state.running() > 0, within=30, interval=0.02)
