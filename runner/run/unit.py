@@ -16,8 +16,9 @@ import trio
 from runner.model import AttemptError, AttemptRecord, AttemptTiming
 from runner.run import retry
 from runner.run.attempt import CANCELLED_MESSAGE, run_attempt
+from runner.run.estimate import estimate_tokens
 from runner.run.finish import computed_and_booked_cost, finish_grading, finish_unit, grading_case, usage_of
-from runner.run.limits import BudgetSpent, estimate_tokens
+from runner.run.limits import BudgetSpent
 from runner.store.records import AttemptWrite
 
 if TYPE_CHECKING:

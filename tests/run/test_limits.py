@@ -9,13 +9,8 @@ import pytest
 import trio
 import trio.testing
 
-from runner.run.limits import (
-    DEFAULT_OUTPUT_ESTIMATE,
-    ProviderLimiter,
-    TokenBucket,
-    build_limiters,
-    estimate_tokens,
-)
+from runner.run.estimate import DEFAULT_OUTPUT_ESTIMATE, estimate_tokens
+from runner.run.limits import ProviderLimiter, TokenBucket, build_limiters
 from runner.spec import CaseSpec, ProviderSpec
 
 

@@ -114,7 +114,7 @@ class Dialect(Protocol):
     def max_output_tokens(self, params: Mapping[str, Any]) -> int | None:
         """The output-token cap a request built from these merged params asks for; None when it sets none.
 
-        The rate limiter reserves TPM for it before sending (``runner.run.limits.estimate_tokens``).
+        The rate limiter reserves TPM for it before sending (``runner.run.estimate.estimate_tokens``).
         """
         ...
 
