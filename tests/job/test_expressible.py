@@ -67,6 +67,7 @@ def _with(dialect: str, params: dict[str, Any], case_params: dict[str, Any] | No
             "anthropic-messages", "reasoning_effort", "high", "budget_tokens", id="anthropic-effort"
         ),
         pytest.param("anthropic-messages", "seed", 7, "no such field", id="anthropic-seed"),
+        pytest.param("anthropic-messages", "user", "u1", "metadata", id="anthropic-user"),
         pytest.param("openai-responses", "stop", ["END"], "no stop sequences", id="responses-stop"),
         pytest.param("openai-responses", "n", 2, "one answer per request", id="responses-n"),
         pytest.param(

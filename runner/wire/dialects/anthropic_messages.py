@@ -314,6 +314,9 @@ class AnthropicMessagesDialect(DialectBase[AnthropicMessagesAccumulator]):
                 " input_schema is the schema"
             ),
             "reasoning_effort": 'write thinking = { type = "enabled", budget_tokens = N } instead',
+            "user": 'write metadata = { user_id = "..." } instead',
+            "parallel_tool_calls": "write disable_parallel_tool_use in a tool_choice table instead",
+            "stream_options": "leave it out: the Messages API always streams its usage",
             **dict.fromkeys(
                 ("presence_penalty", "frequency_penalty", "logit_bias", "logprobs", "top_logprobs", "seed"),
                 "leave it out: the Messages API has no such field",
