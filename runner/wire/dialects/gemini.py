@@ -109,19 +109,33 @@ def _quota_windows(details: Any) -> list[str]:
 
 
 def gemini_usage(raw: dict[str, Any]) -> Usage:
-    """Normalize ``usageMetadata``: output counts the thoughts too, as every other dialect's does."""
+    """Normalize ``usageMetadata``: output counts the thoughts too, as every other dialect's does, and
+    input the tool-use prompt (what a built-in tool such as googleSearch fed back to the model).
+
+    Google counts both apart (totalTokenCount = prompt + candidates + toolUsePrompt + thoughts) and
+    bills both, at the output and the input price; cachedContentTokenCount is inside promptTokenCount.
+    """
     candidates = int_or_none(raw.get("candidatesTokenCount"))
     thoughts = int_or_none(raw.get("thoughtsTokenCount"))
     # Google's JSON leaves zero counts out (proto3): an absent count is a zero, not an unknown.
     output = (candidates or 0) + (thoughts or 0)
     return Usage(
-        input_tokens=int_or_none(raw.get("promptTokenCount")),
+        input_tokens=_input_tokens(raw),
         output_tokens=output,
         total_tokens=int_or_none(raw.get("totalTokenCount")),
         reasoning_tokens=thoughts,
         cached_input_tokens=int_or_none(raw.get("cachedContentTokenCount")),
         raw=raw,
     )
+
+
+def _input_tokens(raw: dict[str, Any]) -> int | None:
+    """promptTokenCount plus toolUsePromptTokenCount; None when neither was sent."""
+    prompt = int_or_none(raw.get("promptTokenCount"))
+    tool_use = int_or_none(raw.get("toolUsePromptTokenCount"))
+    if prompt is None and tool_use is None:
+        return None
+    return (prompt or 0) + (tool_use or 0)
 
 
 class _Candidate(ChoiceBuilder):

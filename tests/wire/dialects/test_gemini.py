@@ -13,10 +13,12 @@ from runner.errors import ConfigError
 from runner.job.load import load_batch_jsonl, load_job
 from runner.job.plan import request_hash
 from runner.model import Completion, CompletionError
+from runner.pricing import compute_cost
 from runner.run.retry import classify_completion, classify_http
-from runner.spec import CaseSpec, ProviderSpec
+from runner.spec import CaseSpec, Price, ProviderSpec
 from runner.wire.dialects import get_dialect
-from runner.wire.replay import parse_stream
+from runner.wire.dialects.gemini import GeminiAccumulator
+from runner.wire.replay import accumulate, parse_stream
 from tests.streams import fixture
 
 GEMINI = get_dialect("gemini")
@@ -50,6 +52,55 @@ def test_thoughts_text_usage_and_signature() -> None:
     assert (usage.input_tokens, usage.output_tokens, usage.total_tokens) == (12, 17, 29)
     assert (usage.reasoning_tokens, usage.cached_input_tokens) == (8, 5)
     assert completion.extras["signatures"] == ["CiQB0e2Kbw=="]
+
+
+def _tool_use_stream(*, fast_path: bool) -> Completion:
+    """A grounded answer (googleSearch): the search results Google fed back to the model are counted
+    in toolUsePromptTokenCount, apart from promptTokenCount; usageMetadata repeated, growing."""
+    events = [
+        {
+            "candidates": [{"content": {"role": "model", "parts": [{"text": "Paris"}]}, "index": 0}],
+            "usageMetadata": {"promptTokenCount": 40, "totalTokenCount": 40},
+            "modelVersion": "gemini-2.5-flash",
+            "responseId": "r1",
+        },
+        {
+            "candidates": [
+                {
+                    "content": {"role": "model", "parts": [{"text": " it is."}]},
+                    "finishReason": "STOP",
+                    "index": 0,
+                }
+            ],
+            "usageMetadata": {
+                "promptTokenCount": 40,
+                "candidatesTokenCount": 12,
+                "totalTokenCount": 1352,
+                "cachedContentTokenCount": 30,
+                "toolUsePromptTokenCount": 1200,
+                "thoughtsTokenCount": 100,
+                "promptTokensDetails": [{"modality": "TEXT", "tokenCount": 40}],
+                "toolUsePromptTokensDetails": [{"modality": "TEXT", "tokenCount": 1200}],
+            },
+            "modelVersion": "gemini-2.5-flash",
+            "responseId": "r1",
+        },
+    ]
+    raw = b"".join(b"data: " + orjson.dumps(event) + b"\r\n\r\n" for event in events)
+    return accumulate(GeminiAccumulator(fast_path=fast_path), (raw,))
+
+
+@pytest.mark.parametrize("fast_path", [True, False])
+def test_tool_use_prompt_tokens_are_input(fast_path: bool) -> None:
+    """toolUsePromptTokenCount is input the model read (totalTokenCount is prompt + candidates +
+    toolUsePrompt + thoughts, google-genai's GenerateContentResponseUsageMetadata), billed at the input
+    price: it is in input_tokens, so input + output is the total and the cost counts it."""
+    usage = _tool_use_stream(fast_path=fast_path).usage
+    assert usage is not None
+    assert (usage.input_tokens, usage.output_tokens, usage.total_tokens) == (1240, 112, 1352)
+    assert (usage.cached_input_tokens, usage.reasoning_tokens) == (30, 100)
+    price = Price(input=1.0, output=10.0, cached_input=0.25)
+    assert compute_cost(usage, price) == pytest.approx((1210 * 1.0 + 30 * 0.25 + 112 * 10.0) / 1e6)
 
 
 def test_function_calls_with_and_without_id() -> None:
