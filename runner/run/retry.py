@@ -67,6 +67,10 @@ _RPC_KINDS: Final[dict[str, ErrorKind]] = {
     "UNKNOWN": "server_error",
     "DEADLINE_EXCEEDED": "timeout",
 }
+# The type or code a 429's body carries, sent in the stream after the 200 instead: Anthropic's
+# rate_limit_error event, the Responses API's error event or response.failed with code
+# rate_limit_exceeded. It counts as the 429 would (PROTOCOLS.md C18), so the limiter backs off.
+_RATE_LIMIT_MARKERS: Final = frozenset({"rate_limit_error", "rate_limit_exceeded"})
 _MAX_EXPONENT = 62  # 2**62 * any sane backoff_initial is far past backoff_max; avoids float overflow
 
 
@@ -224,6 +228,8 @@ def classify_completion(completion: Completion) -> RetryDecision | None:
             return RetryDecision(kind="quota_exhausted", retryable=False)
         if markers & _OVERLOADED_MARKERS:
             return RetryDecision(kind="overloaded", retryable=True, retry_after=error.retry_after)
+        if markers & _RATE_LIMIT_MARKERS:
+            return RetryDecision(kind="rate_limited", retryable=True, retry_after=error.retry_after)
         kind = _RPC_KINDS.get(error.type, "stream_error")
         return RetryDecision(kind=kind, retryable=True, retry_after=error.retry_after)
     if not completion.complete:

@@ -6,6 +6,7 @@ import orjson
 import pytest
 
 from runner.model import PROTOCOL_ERROR, Completion
+from runner.run.retry import classify_completion
 from runner.spec import CaseSpec, ProviderSpec
 from runner.wire.dialects import get_dialect
 from runner.wire.replay import parse_stream
@@ -171,6 +172,16 @@ def test_error_event_after_200(name: str) -> None:
     assert (completion.error.type, completion.error.message) == ("overloaded_error", "Overloaded")
     assert not completion.complete
     assert completion.choices[0].text in {"Partial", "Ham"}
+
+
+def test_rate_limit_error_event_is_rate_limited() -> None:
+    """Anthropic's rate_limit_error is its 429's type: sent in the stream after the 200, it counts as
+    the 429 would (PROTOCOLS.md C18): rate_limited, retried, and the provider's concurrency backs off."""
+    error = {"type": "error", "error": {"type": "rate_limit_error", "message": "Rate limit exceeded"}}
+    completion = anthropic(START, TEXT0, text_delta("Part"), ("error", error))
+    decision = classify_completion(completion)
+    assert decision is not None
+    assert (decision.kind, decision.retryable) == ("rate_limited", True)
 
 
 def test_ping_and_unknown_events_ignored_blocks_keyed_by_index() -> None:
