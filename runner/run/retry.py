@@ -57,6 +57,9 @@ _QUOTA_MESSAGE = re.compile(
 # metric ... per minute"): its message names the window.
 _RATE_WINDOW = re.compile(r"per (?:second|minute|hour)|rate.?limit|\b[rt]pm\b", re.IGNORECASE)
 _SEPARATORS = re.compile(r"[^0-9a-z]")
+# A link in a message is no word of it: Gemini's quota message links its rate-limits page for a daily
+# quota too ("head to: https://ai.google.dev/gemini-api/docs/rate-limits"), which names no window.
+_URL = re.compile(r"\b[a-z][a-z0-9+.-]*://\S+", re.IGNORECASE)
 # Gemini's 503 UNAVAILABLE is "The model is overloaded. Please try again later."
 _OVERLOADED_MARKERS = frozenset({"overloaded_error", "overloaded", "UNAVAILABLE"})
 # Google's RPC status names, sent as the error's type in a Gemini stream (runner.wire.dialects.gemini):
@@ -137,14 +140,15 @@ def is_quota_exhausted(error_type: str | None, code: str | int | None, message: 
 
     By type or code (``insufficient_quota``, ``insufficientCredits``, ``billing_error``), else by
     message ("credit balance is too low", "exceeded your current quota"), unless the message names
-    a time window (a per-minute quota is a rate limit).
+    a time window (a per-minute quota is a rate limit). The message's links are not read.
     """
     markers = {_SEPARATORS.sub("", str(value).lower()) for value in (error_type, code) if value is not None}
     if markers & _QUOTA_MARKERS:
         return True
-    if not message or not _QUOTA_MESSAGE.search(message):
+    words = _URL.sub(" ", message) if message else ""
+    if not _QUOTA_MESSAGE.search(words):
         return False
-    return _RATE_WINDOW.search(message) is None
+    return _RATE_WINDOW.search(words) is None
 
 
 def classify_http(

@@ -188,6 +188,15 @@ def _error_event(status: str, message: str, quota_id: str | None = None) -> byte
 
 
 QUOTA_MESSAGE = "You exceeded your current quota, please check your plan and billing details."
+# The message in full, as the Gemini API sends it for a per-minute and a per-day quota alike: its links
+# name the rate-limits page, which says nothing about the window.
+FULL_QUOTA_MESSAGE = (
+    f"{QUOTA_MESSAGE} For more information on this error, head to: "
+    "https://ai.google.dev/gemini-api/docs/rate-limits. To monitor your current usage, head to: "
+    "https://ai.dev/usage?tab=rate-limit. \n* Quota exceeded for metric: "
+    "generativelanguage.googleapis.com/generate_content_free_tier_requests, limit: 50, "
+    "model: gemini-2.5-pro\nPlease retry in 46.3s."
+)
 
 
 @pytest.mark.parametrize(
@@ -217,6 +226,18 @@ QUOTA_MESSAGE = "You exceeded your current quota, please check your plan and bil
         pytest.param(
             fixture("gemini_quota_midstream.sse"), "quota_exhausted", False, id="fixture-free-tier-day"
         ),
+        pytest.param(
+            _error_event("RESOURCE_EXHAUSTED", FULL_QUOTA_MESSAGE, "GenerateRequestsPerDayPerProject"),
+            "quota_exhausted",
+            False,
+            id="per-day-quota-full-message",
+        ),
+        pytest.param(
+            _error_event("RESOURCE_EXHAUSTED", FULL_QUOTA_MESSAGE, "GenerateRequestsPerMinutePerProject"),
+            "rate_limited",
+            True,
+            id="per-minute-quota-full-message",
+        ),
     ],
 )
 def test_error_status_drives_retry(event: bytes, kind: str, retryable: bool) -> None:
@@ -243,6 +264,13 @@ def test_error_status_drives_retry(event: bytes, kind: str, retryable: bool) -> 
             "rate_limited",
             True,
             id="429-array-per-minute",
+        ),
+        pytest.param(
+            429,
+            _error_event("RESOURCE_EXHAUSTED", FULL_QUOTA_MESSAGE, "GenerateRequestsPerDayPerProject")[6:-4],
+            "quota_exhausted",
+            False,
+            id="429-daily-quota-full-message",
         ),
     ],
 )
