@@ -68,11 +68,11 @@ def gemini_error(payload: Any) -> CompletionError:
     kind = status if isinstance(status, str) and status else (str(code) if code is not None else "error")
     message = inner.get("message")
     text = message if isinstance(message, str) else jsontext.dumps_text(inner)
-    windows = _quota_windows(inner.get("details"))
-    if windows:
+    window = _quota_window(inner.get("details"))
+    if window is not None:
         # Google's message reads the same for a per-minute and a per-day quota; only the QuotaFailure
         # ids tell them apart. Said in words, so the retry layer reads a window as a rate limit.
-        text = f"{text} (quota {', '.join(windows)})"
+        text = f"{text} (quota {window})"
     return CompletionError(type=kind, message=text, code=code, retry_after=_retry_delay(inner.get("details")))
 
 
@@ -93,19 +93,25 @@ def _retry_delay(details: Any) -> float | None:
     return None
 
 
-def _quota_windows(details: Any) -> list[str]:
-    """The windows ("per minute", "per day") the quotas a QuotaFailure detail names are counted over."""
-    windows: list[str] = []
+# QuotaFailure ids name their window ("GenerateRequestsPerDayPerProjectPerModel-FreeTier"); shortest first.
+_WINDOWS: Final = ("Second", "Minute", "Hour", "Day")
+
+
+def _quota_window(details: Any) -> str | None:
+    """The longest window ("per minute", "per day") of the quotas a QuotaFailure detail names.
+
+    The longest decides: a 429 over a per-minute and a per-day quota at once (a model with no free-tier
+    quota names every one of them, at limit 0) is not fixed by waiting a minute.
+    """
+    longest = -1
     for detail in details if isinstance(details, list) else ():
         violations = detail.get("violations") if isinstance(detail, dict) else None
         for violation in violations if isinstance(violations, list) else ():
             quota_id = violation.get("quotaId") if isinstance(violation, dict) else None
-            for window in ("Second", "Minute", "Hour", "Day"):
+            for rank, window in enumerate(_WINDOWS):
                 if isinstance(quota_id, str) and f"Per{window}" in quota_id:
-                    words = f"per {window.lower()}"
-                    if words not in windows:
-                        windows.append(words)
-    return windows
+                    longest = max(longest, rank)
+    return f"per {_WINDOWS[longest].lower()}" if longest >= 0 else None
 
 
 def gemini_usage(raw: dict[str, Any]) -> Usage:

@@ -247,6 +247,35 @@ def test_error_status_drives_retry(event: bytes, kind: str, retryable: bool) -> 
     assert (decision.kind, decision.retryable) == (kind, retryable)
 
 
+def test_a_daily_quota_among_others_is_quota_exhausted() -> None:
+    """A model without free-tier quota answers 429 naming every quota it is over (limit 0), per minute
+    and per day: the daily one is used up for the day, so waiting a minute does not help."""
+    violations = [
+        {"quotaId": quota_id}
+        for quota_id in (
+            "GenerateContentInputTokensPerModelPerMinute-FreeTier",
+            "GenerateRequestsPerMinutePerProjectPerModel-FreeTier",
+            "GenerateRequestsPerDayPerProjectPerModel-FreeTier",
+        )
+    ]
+    error = {
+        "code": 429,
+        "message": FULL_QUOTA_MESSAGE,
+        "status": "RESOURCE_EXHAUSTED",
+        "details": [{"@type": "type.googleapis.com/google.rpc.QuotaFailure", "violations": violations}],
+    }
+    body = orjson.dumps({"error": error})
+    decision = classify_completion(parse_stream("gemini", b"data: " + body + b"\r\n\r\n"))
+    assert decision is not None
+    assert (decision.kind, decision.retryable) == ("quota_exhausted", False)
+    parsed = GEMINI.parse_error_body(429, body)
+    assert parsed is not None
+    decision = classify_http(
+        429, {}, now=None, error_type=parsed.type, error_code=parsed.code, error_message=parsed.message
+    )
+    assert (decision.kind, decision.retryable) == ("quota_exhausted", False)
+
+
 @pytest.mark.parametrize(
     ("status", "body", "kind", "retryable"),
     [
