@@ -74,6 +74,9 @@ _RPC_KINDS: Final[dict[str, ErrorKind]] = {
 # rate_limit_error event, the Responses API's error event or response.failed with code
 # rate_limit_exceeded. It counts as the 429 would (PROTOCOLS.md C18), so the limiter backs off.
 _RATE_LIMIT_MARKERS: Final = frozenset({"rate_limit_error", "rate_limit_exceeded"})
+# Codes that say the credentials are refused whatever the status: Google answers a wrong or expired
+# API key with 400 INVALID_ARGUMENT and this ErrorInfo reason, not with a 401.
+_AUTH_MARKERS: Final = frozenset({"API_KEY_INVALID"})
 _MAX_EXPONENT = 62  # 2**62 * any sane backoff_initial is far past backoff_max; avoids float overflow
 
 
@@ -178,7 +181,7 @@ def classify_http(
         kind = "timeout"
     elif status >= 500:
         kind = "server_error"
-    elif status in (401, 403):
+    elif status in (401, 403) or markers & _AUTH_MARKERS:
         kind = "auth_error"
     elif status == 402:
         kind = "payment_required"

@@ -66,6 +66,9 @@ def gemini_error(payload: Any) -> CompletionError:
     code = int_or_none(inner.get("code"))
     status = inner.get("status")
     kind = status if isinstance(status, str) and status else (str(code) if code is not None else "error")
+    # ErrorInfo's reason is Google's machine-readable cause (API_KEY_INVALID under a 400
+    # INVALID_ARGUMENT): the code the retry layer reads, where Google sends one; else the HTTP code.
+    reason = _error_reason(inner.get("details"))
     message = inner.get("message")
     text = message if isinstance(message, str) else jsontext.dumps_text(inner)
     window = _quota_window(inner.get("details"))
@@ -73,7 +76,22 @@ def gemini_error(payload: Any) -> CompletionError:
         # Google's message reads the same for a per-minute and a per-day quota; only the QuotaFailure
         # ids tell them apart. Said in words, so the retry layer reads a window as a rate limit.
         text = f"{text} (quota {window})"
-    return CompletionError(type=kind, message=text, code=code, retry_after=_retry_delay(inner.get("details")))
+    return CompletionError(
+        type=kind,
+        message=text,
+        code=reason if reason is not None else code,
+        retry_after=_retry_delay(inner.get("details")),
+    )
+
+
+def _error_reason(details: Any) -> str | None:
+    """The reason of an ``ErrorInfo`` detail ("API_KEY_INVALID"); None without one."""
+    for detail in details if isinstance(details, list) else ():
+        if isinstance(detail, dict) and str(detail.get("@type", "")).endswith("google.rpc.ErrorInfo"):
+            reason = detail.get("reason")
+            if isinstance(reason, str) and reason:
+                return reason
+    return None
 
 
 # google.rpc.RetryInfo's retryDelay is a protobuf Duration in its JSON form: seconds with an "s"

@@ -14,6 +14,7 @@ from runner.job.load import load_batch_jsonl, load_job
 from runner.job.plan import request_hash
 from runner.model import Completion, CompletionError
 from runner.pricing import compute_cost
+from runner.run.breaker import REFUSALS
 from runner.run.retry import classify_completion, classify_http
 from runner.spec import CaseSpec, Price, ProviderSpec
 from runner.wire.dialects import get_dialect
@@ -348,6 +349,42 @@ def test_a_retry_after_header_wins_over_retry_info() -> None:
         429, {"Retry-After": "2"}, now=None, error_type="RESOURCE_EXHAUSTED", error_retry_after=23.0
     )
     assert decision.retry_after == 2.0
+
+
+def test_an_invalid_api_key_is_an_auth_error() -> None:
+    """Google answers a wrong or expired API key with 400 INVALID_ARGUMENT, its ErrorInfo reason
+    API_KEY_INVALID: an auth_error (not retried, and counted by the provider breaker, which stops a
+    provider after 5 refusals in a row), not a client_error every unit of the run is sent to meet."""
+    body = orjson.dumps(
+        {
+            "error": {
+                "code": 400,
+                "message": "API key not valid. Please pass a valid API key.",
+                "status": "INVALID_ARGUMENT",
+                "details": [
+                    {
+                        "@type": "type.googleapis.com/google.rpc.ErrorInfo",
+                        "reason": "API_KEY_INVALID",
+                        "domain": "googleapis.com",
+                        "metadata": {"service": "generativelanguage.googleapis.com"},
+                    },
+                    {
+                        "@type": "type.googleapis.com/google.rpc.LocalizedMessage",
+                        "locale": "en-US",
+                        "message": "API key not valid. Please pass a valid API key.",
+                    },
+                ],
+            }
+        }
+    )
+    error = GEMINI.parse_error_body(400, body)
+    assert error is not None
+    assert (error.type, error.code) == ("INVALID_ARGUMENT", "API_KEY_INVALID")
+    decision = classify_http(
+        400, {}, now=None, error_type=error.type, error_code=error.code, error_message=error.message
+    )
+    assert (decision.kind, decision.retryable) == ("auth_error", False)
+    assert decision.kind in REFUSALS
 
 
 def test_retry_info_mid_stream_sets_the_wait() -> None:
