@@ -57,6 +57,9 @@ _QUOTA_MESSAGE = re.compile(
 # metric ... per minute"): its message names the window.
 _RATE_WINDOW = re.compile(r"per (?:second|minute|hour)|rate.?limit|\b[rt]pm\b", re.IGNORECASE)
 _SEPARATORS = re.compile(r"[^0-9a-z]")
+# A link in a message is no word of it: Gemini's quota message links its rate-limits page for a daily
+# quota too ("head to: https://ai.google.dev/gemini-api/docs/rate-limits"), which names no window.
+_URL = re.compile(r"\b[a-z][a-z0-9+.-]*://\S+", re.IGNORECASE)
 # Gemini's 503 UNAVAILABLE is "The model is overloaded. Please try again later."
 _OVERLOADED_MARKERS = frozenset({"overloaded_error", "overloaded", "UNAVAILABLE"})
 # Google's RPC status names, sent as the error's type in a Gemini stream (runner.wire.dialects.gemini):
@@ -67,6 +70,13 @@ _RPC_KINDS: Final[dict[str, ErrorKind]] = {
     "UNKNOWN": "server_error",
     "DEADLINE_EXCEEDED": "timeout",
 }
+# The type or code a 429's body carries, sent in the stream after the 200 instead: Anthropic's
+# rate_limit_error event, the Responses API's error event or response.failed with code
+# rate_limit_exceeded. It counts as the 429 would (PROTOCOLS.md C18), so the limiter backs off.
+_RATE_LIMIT_MARKERS: Final = frozenset({"rate_limit_error", "rate_limit_exceeded"})
+# Codes that say the credentials are refused whatever the status: Google answers a wrong or expired
+# API key with 400 INVALID_ARGUMENT and this ErrorInfo reason, not with a 401.
+_AUTH_MARKERS: Final = frozenset({"API_KEY_INVALID"})
 _MAX_EXPONENT = 62  # 2**62 * any sane backoff_initial is far past backoff_max; avoids float overflow
 
 
@@ -133,14 +143,15 @@ def is_quota_exhausted(error_type: str | None, code: str | int | None, message: 
 
     By type or code (``insufficient_quota``, ``insufficientCredits``, ``billing_error``), else by
     message ("credit balance is too low", "exceeded your current quota"), unless the message names
-    a time window (a per-minute quota is a rate limit).
+    a time window (a per-minute quota is a rate limit). The message's links are not read.
     """
     markers = {_SEPARATORS.sub("", str(value).lower()) for value in (error_type, code) if value is not None}
     if markers & _QUOTA_MARKERS:
         return True
-    if not message or not _QUOTA_MESSAGE.search(message):
+    words = _URL.sub(" ", message) if message else ""
+    if not _QUOTA_MESSAGE.search(words):
         return False
-    return _RATE_WINDOW.search(message) is None
+    return _RATE_WINDOW.search(words) is None
 
 
 def classify_http(
@@ -170,7 +181,7 @@ def classify_http(
         kind = "timeout"
     elif status >= 500:
         kind = "server_error"
-    elif status in (401, 403):
+    elif status in (401, 403) or markers & _AUTH_MARKERS:
         kind = "auth_error"
     elif status == 402:
         kind = "payment_required"
@@ -224,6 +235,8 @@ def classify_completion(completion: Completion) -> RetryDecision | None:
             return RetryDecision(kind="quota_exhausted", retryable=False)
         if markers & _OVERLOADED_MARKERS:
             return RetryDecision(kind="overloaded", retryable=True, retry_after=error.retry_after)
+        if markers & _RATE_LIMIT_MARKERS:
+            return RetryDecision(kind="rate_limited", retryable=True, retry_after=error.retry_after)
         kind = _RPC_KINDS.get(error.type, "stream_error")
         return RetryDecision(kind=kind, retryable=True, retry_after=error.retry_after)
     if not completion.complete:

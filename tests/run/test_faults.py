@@ -9,7 +9,7 @@ import pytest
 import trio
 
 from runner.simulator.server import SimulatorHandle
-from runner.spec import ProviderSpec, RetryPolicy, Timeouts
+from runner.spec import Price, ProviderSpec, RetryPolicy, Timeouts
 from tests.conftest import StartSimulator
 from tests.fakes.scripted_http import ScriptedServer, bad_gzip_response
 from tests.run.helpers import make_job, provider_for, run_in_process
@@ -160,3 +160,31 @@ async def test_bad_content_encoding_fails_only_its_units(
         assert unit.status == "failed"
         assert [a.error.kind if a.error else None for a in unit.attempts] == ["protocol_error"] * 3
     assert len(broken.requests) == 9
+
+
+@pytest.mark.parametrize("fault", ["stream_error:2", "close_clean:2"])
+async def test_a_cut_gemini_stream_keeps_its_prompt_tokens(
+    tmp_path: Path, start_simulator: StartSimulator, fault: str
+) -> None:
+    """Google repeats usageMetadata on every event (growing), so a Gemini stream cut after a few
+    events still says how many prompt tokens it read: the failed attempt's input is counted and
+    costs, as README promises for failed attempts that consumed tokens."""
+    simulator = await start_simulator()
+    provider = provider_for(
+        simulator,
+        "gemini",
+        retry=RETRY,
+        timeouts=TIMEOUTS,
+        headers={"x-sim-faults": f"1={fault}"},
+        price=Price(input=1.0, output=2.0),
+    )
+    with trio.fail_after(30):
+        _, (unit,) = await run_in_process(tmp_path, make_job([provider]))
+    cut, whole = unit.attempts
+    assert cut.error is not None
+    assert whole.error is None
+    assert cut.usage is not None
+    assert whole.usage is not None
+    assert cut.usage.input_tokens == whole.usage.input_tokens
+    assert cut.cost_computed is not None
+    assert cut.cost_computed > 0

@@ -3,7 +3,8 @@
 The model and the streaming choice are in the path (``/{version}/models/{model}:streamGenerateContent``),
 so the server routes by ``match`` and reads with ``read_for``. Thought parts (``thought: true``) come
 first, then text, then one ``functionCall`` part per call (its args whole, as Google sends them); the
-last event of each candidate has its ``finishReason`` and the cumulative ``usageMetadata``. The
+last event of each candidate has its ``finishReason``. Every event has a ``usageMetadata``, the prompt
+counted from the first one and the whole usage on the last, as Google repeats it, growing. The
 request is checked as strictly as Google checks it: an ``assistant`` role, a missing ``contents`` or an
 unknown field is a 400, so a wrongly translated conversation fails in tests as in production. Field names
 are read as Google's proto3 JSON parser reads them: lowerCamelCase or the proto's snake_case name
@@ -130,8 +131,11 @@ class GeminiEmitter:
     def stream_frames(
         self, expected: Expected, task: Task, config: SimulatorConfig, ctx: EmitContext
     ) -> list[Frame]:
-        frames = interleave([_candidate_frames(expected, c, ctx) for c in expected.choices])
-        # The usage rides on the last event, as Google sends it with the last finishReason.
+        # Google repeats usageMetadata on every event, growing: the prompt is counted from the first
+        # one, so a stream cut short still says what it read. The whole usage rides on the last
+        # event, with the last finishReason.
+        early = _early_usage(expected.usage)
+        frames = interleave([_candidate_frames(expected, c, ctx, early) for c in expected.choices])
         last = orjson.loads(frames[-1].wire[6:])
         last["usageMetadata"] = expected.usage
         frames[-1] = Frame(_sse(last), frames[-1].token)
@@ -159,7 +163,17 @@ class GeminiEmitter:
         return [Frame(_sse({"error": error}))]
 
 
-def _candidate_frames(expected: Expected, choice: ExpectedChoice, ctx: EmitContext) -> list[Frame]:
+def _early_usage(usage: Any) -> dict[str, Any] | None:
+    """The usageMetadata of the events before the last: the prompt alone, as Google counts it then."""
+    if not isinstance(usage, dict) or "promptTokenCount" not in usage:
+        return None
+    prompt = usage["promptTokenCount"]
+    return {"promptTokenCount": prompt, "totalTokenCount": prompt}
+
+
+def _candidate_frames(
+    expected: Expected, choice: ExpectedChoice, ctx: EmitContext, usage: dict[str, Any] | None
+) -> list[Frame]:
     parts = [{"text": piece, "thought": True} for piece in ctx.group(choice.reasoning_tokens)]
     parts += [{"text": piece} for piece in ctx.group(choice.text_tokens)]
     parts += [_call_part(call.id, call.name, call.arguments) for call in choice.tool_calls]
@@ -168,7 +182,7 @@ def _candidate_frames(expected: Expected, choice: ExpectedChoice, ctx: EmitConte
     frames = []
     for k, part in enumerate(parts):
         finish = k == len(parts) - 1
-        payload = _response(expected, ctx, [_candidate(choice, [part], finish=finish)], usage=None)
+        payload = _response(expected, ctx, [_candidate(choice, [part], finish=finish)], usage=usage)
         frames.append(Frame(_sse(payload), True))
     return frames
 

@@ -63,8 +63,12 @@ def anthropic_usage(raw: dict[str, Any]) -> Usage:
     present = [count for count in counts if count is not None]
     input_tokens = sum(present) if present else None
     output = int_or_none(raw.get("output_tokens"))
+    # The Messages API names them thinking_tokens (inside output_tokens, which stays the billed total);
+    # reasoning_tokens is read too, for a proxy that renames them as OpenAI does.
     details = raw.get("output_tokens_details")
-    reasoning = details.get("reasoning_tokens") if isinstance(details, dict) else None
+    reasoning = None
+    if isinstance(details, dict):
+        reasoning = details.get("thinking_tokens", details.get("reasoning_tokens"))
     return Usage(
         input_tokens=input_tokens,
         output_tokens=output,

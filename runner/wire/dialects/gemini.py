@@ -66,14 +66,32 @@ def gemini_error(payload: Any) -> CompletionError:
     code = int_or_none(inner.get("code"))
     status = inner.get("status")
     kind = status if isinstance(status, str) and status else (str(code) if code is not None else "error")
+    # ErrorInfo's reason is Google's machine-readable cause (API_KEY_INVALID under a 400
+    # INVALID_ARGUMENT): the code the retry layer reads, where Google sends one; else the HTTP code.
+    reason = _error_reason(inner.get("details"))
     message = inner.get("message")
     text = message if isinstance(message, str) else jsontext.dumps_text(inner)
-    windows = _quota_windows(inner.get("details"))
-    if windows:
+    window = _quota_window(inner.get("details"))
+    if window is not None:
         # Google's message reads the same for a per-minute and a per-day quota; only the QuotaFailure
         # ids tell them apart. Said in words, so the retry layer reads a window as a rate limit.
-        text = f"{text} (quota {', '.join(windows)})"
-    return CompletionError(type=kind, message=text, code=code, retry_after=_retry_delay(inner.get("details")))
+        text = f"{text} (quota {window})"
+    return CompletionError(
+        type=kind,
+        message=text,
+        code=reason if reason is not None else code,
+        retry_after=_retry_delay(inner.get("details")),
+    )
+
+
+def _error_reason(details: Any) -> str | None:
+    """The reason of an ``ErrorInfo`` detail ("API_KEY_INVALID"); None without one."""
+    for detail in details if isinstance(details, list) else ():
+        if isinstance(detail, dict) and str(detail.get("@type", "")).endswith("google.rpc.ErrorInfo"):
+            reason = detail.get("reason")
+            if isinstance(reason, str) and reason:
+                return reason
+    return None
 
 
 # google.rpc.RetryInfo's retryDelay is a protobuf Duration in its JSON form: seconds with an "s"
@@ -93,35 +111,55 @@ def _retry_delay(details: Any) -> float | None:
     return None
 
 
-def _quota_windows(details: Any) -> list[str]:
-    """The windows ("per minute", "per day") the quotas a QuotaFailure detail names are counted over."""
-    windows: list[str] = []
+# QuotaFailure ids name their window ("GenerateRequestsPerDayPerProjectPerModel-FreeTier"); shortest first.
+_WINDOWS: Final = ("Second", "Minute", "Hour", "Day")
+
+
+def _quota_window(details: Any) -> str | None:
+    """The longest window ("per minute", "per day") of the quotas a QuotaFailure detail names.
+
+    The longest decides: a 429 over a per-minute and a per-day quota at once (a model with no free-tier
+    quota names every one of them, at limit 0) is not fixed by waiting a minute.
+    """
+    longest = -1
     for detail in details if isinstance(details, list) else ():
         violations = detail.get("violations") if isinstance(detail, dict) else None
         for violation in violations if isinstance(violations, list) else ():
             quota_id = violation.get("quotaId") if isinstance(violation, dict) else None
-            for window in ("Second", "Minute", "Hour", "Day"):
+            for rank, window in enumerate(_WINDOWS):
                 if isinstance(quota_id, str) and f"Per{window}" in quota_id:
-                    words = f"per {window.lower()}"
-                    if words not in windows:
-                        windows.append(words)
-    return windows
+                    longest = max(longest, rank)
+    return f"per {_WINDOWS[longest].lower()}" if longest >= 0 else None
 
 
 def gemini_usage(raw: dict[str, Any]) -> Usage:
-    """Normalize ``usageMetadata``: output counts the thoughts too, as every other dialect's does."""
+    """Normalize ``usageMetadata``: output counts the thoughts too, as every other dialect's does, and
+    input the tool-use prompt (what a built-in tool such as googleSearch fed back to the model).
+
+    Google counts both apart (totalTokenCount = prompt + candidates + toolUsePrompt + thoughts) and
+    bills both, at the output and the input price; cachedContentTokenCount is inside promptTokenCount.
+    """
     candidates = int_or_none(raw.get("candidatesTokenCount"))
     thoughts = int_or_none(raw.get("thoughtsTokenCount"))
     # Google's JSON leaves zero counts out (proto3): an absent count is a zero, not an unknown.
     output = (candidates or 0) + (thoughts or 0)
     return Usage(
-        input_tokens=int_or_none(raw.get("promptTokenCount")),
+        input_tokens=_input_tokens(raw),
         output_tokens=output,
         total_tokens=int_or_none(raw.get("totalTokenCount")),
         reasoning_tokens=thoughts,
         cached_input_tokens=int_or_none(raw.get("cachedContentTokenCount")),
         raw=raw,
     )
+
+
+def _input_tokens(raw: dict[str, Any]) -> int | None:
+    """promptTokenCount plus toolUsePromptTokenCount; None when neither was sent."""
+    prompt = int_or_none(raw.get("promptTokenCount"))
+    tool_use = int_or_none(raw.get("toolUsePromptTokenCount"))
+    if prompt is None and tool_use is None:
+        return None
+    return (prompt or 0) + (tool_use or 0)
 
 
 class _Candidate(ChoiceBuilder):

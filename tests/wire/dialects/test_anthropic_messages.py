@@ -6,7 +6,9 @@ import orjson
 import pytest
 
 from runner.model import PROTOCOL_ERROR, Completion
-from runner.spec import CaseSpec, ProviderSpec
+from runner.pricing import compute_cost
+from runner.run.retry import classify_completion
+from runner.spec import CaseSpec, Price, ProviderSpec
 from runner.wire.dialects import get_dialect
 from runner.wire.replay import parse_stream
 from tests.streams import body, fixture
@@ -101,6 +103,28 @@ def test_early_output_tokens_are_replaced() -> None:
     assert usage.output_tokens == 77
 
 
+def test_thinking_tokens_are_the_reasoning_tokens() -> None:
+    """The Messages API breaks output_tokens down in output_tokens_details.thinking_tokens (the
+    anthropic SDK's OutputTokensDetails), inside output_tokens: they are the reasoning tokens, and the
+    cost still counts output_tokens once."""
+    thinking = (
+        "content_block_start",
+        {"type": "content_block_start", "index": 0, "content_block": {"type": "thinking", "thinking": ""}},
+    )
+    completion = anthropic(
+        START,
+        thinking,
+        ("content_block_stop", {"type": "content_block_stop", "index": 0}),
+        message_delta(output_tokens=120, output_tokens_details={"thinking_tokens": 80}),
+        STOP,
+    )
+    usage = completion.usage
+    assert usage is not None
+    assert (usage.output_tokens, usage.reasoning_tokens) == (120, 80)
+    cost = compute_cost(usage, Price(input=3.0, output=15.0, cached_input=0.3, cache_write=3.75))
+    assert cost == pytest.approx((10 * 3.0 + 30 * 0.3 + 20 * 3.75 + 120 * 15.0) / 1e6)
+
+
 def test_input_json_pieces_joined_and_empty_means_object() -> None:
     """Case 32: input_json_delta pieces join (first often ""), and an empty buffer means {}."""
     completion = parse_stream("anthropic-messages", fixture("anthropic_tool_use.sse"))
@@ -171,6 +195,16 @@ def test_error_event_after_200(name: str) -> None:
     assert (completion.error.type, completion.error.message) == ("overloaded_error", "Overloaded")
     assert not completion.complete
     assert completion.choices[0].text in {"Partial", "Ham"}
+
+
+def test_rate_limit_error_event_is_rate_limited() -> None:
+    """Anthropic's rate_limit_error is its 429's type: sent in the stream after the 200, it counts as
+    the 429 would (PROTOCOLS.md C18): rate_limited, retried, and the provider's concurrency backs off."""
+    error = {"type": "error", "error": {"type": "rate_limit_error", "message": "Rate limit exceeded"}}
+    completion = anthropic(START, TEXT0, text_delta("Part"), ("error", error))
+    decision = classify_completion(completion)
+    assert decision is not None
+    assert (decision.kind, decision.retryable) == ("rate_limited", True)
 
 
 def test_ping_and_unknown_events_ignored_blocks_keyed_by_index() -> None:

@@ -13,10 +13,13 @@ from runner.errors import ConfigError
 from runner.job.load import load_batch_jsonl, load_job
 from runner.job.plan import request_hash
 from runner.model import Completion, CompletionError
+from runner.pricing import compute_cost
+from runner.run.breaker import REFUSALS
 from runner.run.retry import classify_completion, classify_http
-from runner.spec import CaseSpec, ProviderSpec
+from runner.spec import CaseSpec, Price, ProviderSpec
 from runner.wire.dialects import get_dialect
-from runner.wire.replay import parse_stream
+from runner.wire.dialects.gemini import GeminiAccumulator
+from runner.wire.replay import accumulate, parse_stream
 from tests.streams import fixture
 
 GEMINI = get_dialect("gemini")
@@ -50,6 +53,55 @@ def test_thoughts_text_usage_and_signature() -> None:
     assert (usage.input_tokens, usage.output_tokens, usage.total_tokens) == (12, 17, 29)
     assert (usage.reasoning_tokens, usage.cached_input_tokens) == (8, 5)
     assert completion.extras["signatures"] == ["CiQB0e2Kbw=="]
+
+
+def _tool_use_stream(*, fast_path: bool) -> Completion:
+    """A grounded answer (googleSearch): the search results Google fed back to the model are counted
+    in toolUsePromptTokenCount, apart from promptTokenCount; usageMetadata repeated, growing."""
+    events = [
+        {
+            "candidates": [{"content": {"role": "model", "parts": [{"text": "Paris"}]}, "index": 0}],
+            "usageMetadata": {"promptTokenCount": 40, "totalTokenCount": 40},
+            "modelVersion": "gemini-2.5-flash",
+            "responseId": "r1",
+        },
+        {
+            "candidates": [
+                {
+                    "content": {"role": "model", "parts": [{"text": " it is."}]},
+                    "finishReason": "STOP",
+                    "index": 0,
+                }
+            ],
+            "usageMetadata": {
+                "promptTokenCount": 40,
+                "candidatesTokenCount": 12,
+                "totalTokenCount": 1352,
+                "cachedContentTokenCount": 30,
+                "toolUsePromptTokenCount": 1200,
+                "thoughtsTokenCount": 100,
+                "promptTokensDetails": [{"modality": "TEXT", "tokenCount": 40}],
+                "toolUsePromptTokensDetails": [{"modality": "TEXT", "tokenCount": 1200}],
+            },
+            "modelVersion": "gemini-2.5-flash",
+            "responseId": "r1",
+        },
+    ]
+    raw = b"".join(b"data: " + orjson.dumps(event) + b"\r\n\r\n" for event in events)
+    return accumulate(GeminiAccumulator(fast_path=fast_path), (raw,))
+
+
+@pytest.mark.parametrize("fast_path", [True, False])
+def test_tool_use_prompt_tokens_are_input(fast_path: bool) -> None:
+    """toolUsePromptTokenCount is input the model read (totalTokenCount is prompt + candidates +
+    toolUsePrompt + thoughts, google-genai's GenerateContentResponseUsageMetadata), billed at the input
+    price: it is in input_tokens, so input + output is the total and the cost counts it."""
+    usage = _tool_use_stream(fast_path=fast_path).usage
+    assert usage is not None
+    assert (usage.input_tokens, usage.output_tokens, usage.total_tokens) == (1240, 112, 1352)
+    assert (usage.cached_input_tokens, usage.reasoning_tokens) == (30, 100)
+    price = Price(input=1.0, output=10.0, cached_input=0.25)
+    assert compute_cost(usage, price) == pytest.approx((1210 * 1.0 + 30 * 0.25 + 112 * 10.0) / 1e6)
 
 
 def test_function_calls_with_and_without_id() -> None:
@@ -137,6 +189,15 @@ def _error_event(status: str, message: str, quota_id: str | None = None) -> byte
 
 
 QUOTA_MESSAGE = "You exceeded your current quota, please check your plan and billing details."
+# The message in full, as the Gemini API sends it for a per-minute and a per-day quota alike: its links
+# name the rate-limits page, which says nothing about the window.
+FULL_QUOTA_MESSAGE = (
+    f"{QUOTA_MESSAGE} For more information on this error, head to: "
+    "https://ai.google.dev/gemini-api/docs/rate-limits. To monitor your current usage, head to: "
+    "https://ai.dev/usage?tab=rate-limit. \n* Quota exceeded for metric: "
+    "generativelanguage.googleapis.com/generate_content_free_tier_requests, limit: 50, "
+    "model: gemini-2.5-pro\nPlease retry in 46.3s."
+)
 
 
 @pytest.mark.parametrize(
@@ -166,6 +227,18 @@ QUOTA_MESSAGE = "You exceeded your current quota, please check your plan and bil
         pytest.param(
             fixture("gemini_quota_midstream.sse"), "quota_exhausted", False, id="fixture-free-tier-day"
         ),
+        pytest.param(
+            _error_event("RESOURCE_EXHAUSTED", FULL_QUOTA_MESSAGE, "GenerateRequestsPerDayPerProject"),
+            "quota_exhausted",
+            False,
+            id="per-day-quota-full-message",
+        ),
+        pytest.param(
+            _error_event("RESOURCE_EXHAUSTED", FULL_QUOTA_MESSAGE, "GenerateRequestsPerMinutePerProject"),
+            "rate_limited",
+            True,
+            id="per-minute-quota-full-message",
+        ),
     ],
 )
 def test_error_status_drives_retry(event: bytes, kind: str, retryable: bool) -> None:
@@ -173,6 +246,35 @@ def test_error_status_drives_retry(event: bytes, kind: str, retryable: bool) -> 
     decision = classify_completion(parse_stream("gemini", event))
     assert decision is not None
     assert (decision.kind, decision.retryable) == (kind, retryable)
+
+
+def test_a_daily_quota_among_others_is_quota_exhausted() -> None:
+    """A model without free-tier quota answers 429 naming every quota it is over (limit 0), per minute
+    and per day: the daily one is used up for the day, so waiting a minute does not help."""
+    violations = [
+        {"quotaId": quota_id}
+        for quota_id in (
+            "GenerateContentInputTokensPerModelPerMinute-FreeTier",
+            "GenerateRequestsPerMinutePerProjectPerModel-FreeTier",
+            "GenerateRequestsPerDayPerProjectPerModel-FreeTier",
+        )
+    ]
+    error = {
+        "code": 429,
+        "message": FULL_QUOTA_MESSAGE,
+        "status": "RESOURCE_EXHAUSTED",
+        "details": [{"@type": "type.googleapis.com/google.rpc.QuotaFailure", "violations": violations}],
+    }
+    body = orjson.dumps({"error": error})
+    decision = classify_completion(parse_stream("gemini", b"data: " + body + b"\r\n\r\n"))
+    assert decision is not None
+    assert (decision.kind, decision.retryable) == ("quota_exhausted", False)
+    parsed = GEMINI.parse_error_body(429, body)
+    assert parsed is not None
+    decision = classify_http(
+        429, {}, now=None, error_type=parsed.type, error_code=parsed.code, error_message=parsed.message
+    )
+    assert (decision.kind, decision.retryable) == ("quota_exhausted", False)
 
 
 @pytest.mark.parametrize(
@@ -192,6 +294,13 @@ def test_error_status_drives_retry(event: bytes, kind: str, retryable: bool) -> 
             "rate_limited",
             True,
             id="429-array-per-minute",
+        ),
+        pytest.param(
+            429,
+            _error_event("RESOURCE_EXHAUSTED", FULL_QUOTA_MESSAGE, "GenerateRequestsPerDayPerProject")[6:-4],
+            "quota_exhausted",
+            False,
+            id="429-daily-quota-full-message",
         ),
     ],
 )
@@ -240,6 +349,42 @@ def test_a_retry_after_header_wins_over_retry_info() -> None:
         429, {"Retry-After": "2"}, now=None, error_type="RESOURCE_EXHAUSTED", error_retry_after=23.0
     )
     assert decision.retry_after == 2.0
+
+
+def test_an_invalid_api_key_is_an_auth_error() -> None:
+    """Google answers a wrong or expired API key with 400 INVALID_ARGUMENT, its ErrorInfo reason
+    API_KEY_INVALID: an auth_error (not retried, and counted by the provider breaker, which stops a
+    provider after 5 refusals in a row), not a client_error every unit of the run is sent to meet."""
+    body = orjson.dumps(
+        {
+            "error": {
+                "code": 400,
+                "message": "API key not valid. Please pass a valid API key.",
+                "status": "INVALID_ARGUMENT",
+                "details": [
+                    {
+                        "@type": "type.googleapis.com/google.rpc.ErrorInfo",
+                        "reason": "API_KEY_INVALID",
+                        "domain": "googleapis.com",
+                        "metadata": {"service": "generativelanguage.googleapis.com"},
+                    },
+                    {
+                        "@type": "type.googleapis.com/google.rpc.LocalizedMessage",
+                        "locale": "en-US",
+                        "message": "API key not valid. Please pass a valid API key.",
+                    },
+                ],
+            }
+        }
+    )
+    error = GEMINI.parse_error_body(400, body)
+    assert error is not None
+    assert (error.type, error.code) == ("INVALID_ARGUMENT", "API_KEY_INVALID")
+    decision = classify_http(
+        400, {}, now=None, error_type=error.type, error_code=error.code, error_message=error.message
+    )
+    assert (decision.kind, decision.retryable) == ("auth_error", False)
+    assert decision.kind in REFUSALS
 
 
 def test_retry_info_mid_stream_sets_the_wait() -> None:

@@ -265,6 +265,38 @@ def test_error_event_with_quota_message_is_quota_exhausted() -> None:
 
 
 @pytest.mark.parametrize(
+    "stream",
+    [
+        pytest.param(fixture("openai_responses_error_event.sse"), id="error-event"),
+        pytest.param(
+            body(
+                {
+                    "type": "response.failed",
+                    "sequence_number": 3,
+                    "response": {
+                        "id": "resp_1",
+                        "status": "failed",
+                        "error": {
+                            "code": "rate_limit_exceeded",
+                            "message": "Rate limit reached for gpt-4.1 on tokens per min (TPM).",
+                        },
+                    },
+                }
+            ),
+            id="response-failed",
+        ),
+    ],
+)
+def test_in_band_rate_limit_is_rate_limited(stream: bytes) -> None:
+    """A rate limit that arrives after the 200 (an error event, or response.failed with the
+    ResponseError code rate_limit_exceeded) counts as a 429 would (PROTOCOLS.md C18): rate_limited,
+    retried, and the provider's concurrency backs off, as README's limits promise for a 429."""
+    decision = classify_completion(parse_stream(DIALECT, stream))
+    assert decision is not None
+    assert (decision.kind, decision.retryable) == ("rate_limited", True)
+
+
+@pytest.mark.parametrize(
     ("status", "error", "kind"),
     [
         (
