@@ -74,6 +74,18 @@ _RPC_KINDS: Final[dict[str, ErrorKind]] = {
 # rate_limit_error event, the Responses API's error event or response.failed with code
 # rate_limit_exceeded. It counts as the 429 would (PROTOCOLS.md C18), so the limiter backs off.
 _RATE_LIMIT_MARKERS: Final = frozenset({"rate_limit_error", "rate_limit_exceeded"})
+# Errors sent in the stream after the 200 that refuse the request itself: the same request gets the
+# same answer, so a retry only pays for its input again. Anthropic's invalid_request_error (its 400's
+# type); the Responses API's response.failed codes for the prompt or an image it cannot read or will
+# not answer (openai's ResponseError; failed_to_download_image is left retried: the image's host may
+# answer next time).
+_REFUSED_MARKERS: Final = frozenset(
+    {"invalid_request_error", "invalid_prompt", "bio_policy", "misalignment_policy_violation"}
+    | {"data_residency_mismatch", "invalid_image", "invalid_image_format", "invalid_base64_image"}
+    | {"invalid_image_url", "image_too_large", "image_too_small", "image_parse_error", "invalid_image_mode"}
+    | {"image_content_policy_violation", "image_file_too_large", "unsupported_image_media_type"}
+    | {"empty_image_file", "image_file_not_found"}
+)
 # Codes that say the credentials are refused whatever the status: Google answers a wrong or expired
 # API key with 400 INVALID_ARGUMENT and this ErrorInfo reason, not with a 401.
 _AUTH_MARKERS: Final = frozenset({"API_KEY_INVALID"})
@@ -237,6 +249,8 @@ def classify_completion(completion: Completion) -> RetryDecision | None:
             return RetryDecision(kind="overloaded", retryable=True, retry_after=error.retry_after)
         if markers & _RATE_LIMIT_MARKERS:
             return RetryDecision(kind="rate_limited", retryable=True, retry_after=error.retry_after)
+        if markers & _REFUSED_MARKERS:
+            return RetryDecision(kind="client_error", retryable=False)
         kind = _RPC_KINDS.get(error.type, "stream_error")
         return RetryDecision(kind=kind, retryable=True, retry_after=error.retry_after)
     if not completion.complete:

@@ -207,6 +207,15 @@ def test_rate_limit_error_event_is_rate_limited() -> None:
     assert (decision.kind, decision.retryable) == ("rate_limited", True)
 
 
+def test_an_invalid_request_error_event_is_not_retried() -> None:
+    """invalid_request_error is the type of Anthropic's 400: sent in the stream after the 200, the
+    same request would get it again, so it is a client_error, not retried."""
+    error = {"type": "error", "error": {"type": "invalid_request_error", "message": "prompt is too long"}}
+    decision = classify_completion(anthropic(START, TEXT0, ("error", error)))
+    assert decision is not None
+    assert (decision.kind, decision.retryable) == ("client_error", False)
+
+
 def test_ping_and_unknown_events_ignored_blocks_keyed_by_index() -> None:
     """Case 36: ping and unknown events are ignored; blocks are keyed by index, not arrival order."""
     completion = anthropic(

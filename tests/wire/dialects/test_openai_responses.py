@@ -297,6 +297,30 @@ def test_in_band_rate_limit_is_rate_limited(stream: bytes) -> None:
 
 
 @pytest.mark.parametrize(
+    ("code", "kind", "retried"),
+    [
+        ("invalid_prompt", "client_error", False),
+        ("image_too_large", "client_error", False),
+        ("invalid_base64_image", "client_error", False),
+        ("bio_policy", "client_error", False),
+        ("failed_to_download_image", "stream_error", True),  # (the image's host may answer next time)
+        ("server_error", "stream_error", True),
+    ],
+)
+def test_a_failed_response_that_refuses_the_request_is_not_retried(
+    code: str, kind: str, retried: bool
+) -> None:
+    """response.failed for the prompt or an image the API cannot read or will not answer: the same
+    request gets the same answer, so it is a client_error, not retried (a retry pays for the input
+    again); a failure of the service is still retried."""
+    failed = {"id": "resp_1", "status": "failed", "error": {"code": code, "message": "refused"}}
+    completion = parse_stream(DIALECT, body({"type": "response.failed", "response": failed}))
+    decision = classify_completion(completion)
+    assert decision is not None
+    assert (decision.kind, decision.retryable) == (kind, retried)
+
+
+@pytest.mark.parametrize(
     ("status", "error", "kind"),
     [
         (
