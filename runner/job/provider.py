@@ -186,10 +186,17 @@ def build_provider(
     params = merge_params(base_params, table.get("params", {}))
     # A param the dialect cannot send would make every request of the run a 400 (a case's own
     # params are checked with its messages: check_expressible).
+    own = table.get("params", {})
     for key, value in params.items():
         problem = get_dialect(dialect).param_problem(key, value)
-        if problem is not None:
+        if problem is None:
+            continue
+        if key in own:
             raise where.error(f"{prefix}.params.{key}", f"the {dialect} dialect cannot send {key!r}", problem)
+        # Written in [defaults] params, which every provider gets: point there, and say which provider.
+        message = f"provider {name!r}: the {dialect} dialect cannot send {key!r} (from defaults.params)"
+        fix = f"move {key!r} to the providers whose API takes it; for {dialect}: {problem}"
+        raise where.error(f"defaults.params.{key}", message, fix)
     price = None
     if "price" in table:
         price_table = check_table(where, table["price"], f"{prefix}.price", _PRICE)

@@ -654,6 +654,8 @@ def test_a_provider_param_the_api_lacks_is_a_load_error(in_defaults: bool) -> No
     text = RESPONSES_STOP_JOB.format(defaults=stop if in_defaults else "", own=own)
     with pytest.raises(ConfigError) as caught:
         parse_job(text, path="job.toml")
-    assert caught.value.key == "providers[0].params.stop"
+    # (a param written in the defaults is pointed at there, naming the provider)
+    assert caught.value.key == ("defaults.params.stop" if in_defaults else "providers[0].params.stop")
+    assert not in_defaults or "provider 'resp'" in str(caught.value)
     assert "openai-responses" in str(caught.value)
     assert "'stop'" in str(caught.value)
