@@ -74,6 +74,7 @@ def _with(dialect: str, params: dict[str, Any], case_params: dict[str, Any] | No
             "gemini", "reasoning_effort", "extreme", "'none', 'low', 'medium', 'high'", id="gemini-effort"
         ),
         pytest.param("gemini", "parallel_tool_calls", False, "generationConfig", id="gemini-unknown"),
+        pytest.param("gemini", "reasoning_effort", {"effort": "high"}, "one of", id="gemini-effort-table"),
     ],
 )
 @pytest.mark.parametrize("where", ["provider", "case"])

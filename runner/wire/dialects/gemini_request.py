@@ -87,7 +87,7 @@ def gemini_body(provider: ProviderSpec | None, case: CaseSpec) -> dict[str, Any]
             body["toolConfig"] = {"functionCallingConfig": calling}
         elif key == "response_format" and (response := _response_config(value)) is not None:
             generation.update(response)
-        elif key == "reasoning_effort" and value in THINKING_BUDGETS:
+        elif key == "reasoning_effort" and isinstance(value, str) and value in THINKING_BUDGETS:
             budget = THINKING_BUDGETS[value]
         elif key != "stream":  # streaming is the endpoint's, not a field
             body[key] = value
@@ -104,7 +104,7 @@ def gemini_body(provider: ProviderSpec | None, case: CaseSpec) -> dict[str, Any]
 
 def param_problem(key: str, value: Any) -> str | None:
     """The fix for a request param gemini_body cannot send (Google answers 400 to an unknown field)."""
-    if key == "reasoning_effort" and value not in THINKING_BUDGETS:
+    if key == "reasoning_effort" and not (isinstance(value, str) and value in THINKING_BUDGETS):
         return f"give reasoning_effort one of {', '.join(map(repr, THINKING_BUDGETS))}"
     if key in _GENERATION or key in _BODY_FIELDS:
         return None
