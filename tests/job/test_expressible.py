@@ -70,6 +70,19 @@ def _with(dialect: str, params: dict[str, Any], case_params: dict[str, Any] | No
         pytest.param("anthropic-messages", "user", "u1", "metadata", id="anthropic-user"),
         pytest.param("openai-responses", "stop", ["END"], "no stop sequences", id="responses-stop"),
         pytest.param("openai-responses", "n", 2, "one answer per request", id="responses-n"),
+        # Chat params the Responses API has no field for: "Unknown parameter: 'seed'." (a 400).
+        pytest.param("openai-responses", "seed", 7, "no such field", id="responses-seed"),
+        pytest.param("openai-responses", "frequency_penalty", 0.5, "no such field", id="responses-penalty"),
+        pytest.param("openai-responses", "logprobs", True, "top_logprobs", id="responses-logprobs"),
+        pytest.param(
+            "openai-responses",
+            "stream_options",
+            {"include_usage": True},
+            "include_obfuscation",
+            id="responses-stream-options",
+        ),
+        pytest.param("anthropic-messages", "modalities", ["text"], "no such field", id="anthropic-modal"),
+        pytest.param("anthropic-messages", "functions", [{"name": "f"}], "tools", id="anthropic-functions"),
         pytest.param(
             "gemini", "reasoning_effort", "extreme", "'none', 'low', 'medium', 'high'", id="gemini-effort"
         ),
@@ -105,6 +118,8 @@ def test_a_param_the_dialect_cannot_send_is_a_load_error(
             {"temperature": 0, "top_k": 5, "stop": ["x"], "thinking": {"type": "disabled"}},
         ),
         ("openai-responses", {"reasoning_effort": "low", "response_format": {"type": "json_object"}}),
+        ("openai-responses", {"top_logprobs": 2, "stream_options": {"include_obfuscation": False}}),
+        ("anthropic-messages", {"max_output_tokens": 64, "metadata": {"user_id": "u"}}),
         ("gemini", {"reasoning_effort": "medium", "n": 2, "stop": "x", "safetySettings": [], "seed": 1}),
         ("openai-chat", {"n": 2, "seed": 1, "logprobs": True, "reasoning_effort": "high"}),
     ],

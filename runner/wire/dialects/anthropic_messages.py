@@ -42,6 +42,11 @@ DEFAULT_MAX_TOKENS: Final = 1024
 _MESSAGE_EVENTS: Final = frozenset(
     {"content_block_start", "content_block_delta", "content_block_stop", "message_delta", "message_stop"}
 )
+# Chat Completions fields with no Messages counterpart at all (refused_params).
+_NO_SUCH_FIELD: Final = (
+    *("presence_penalty", "frequency_penalty", "logit_bias", "logprobs", "top_logprobs", "seed"),
+    *("modalities", "audio", "prediction", "web_search_options", "verbosity", "store"),
+)
 _INPUT_KEYS: Final = ("input_tokens", "cache_creation_input_tokens", "cache_read_input_tokens")
 
 
@@ -321,10 +326,9 @@ class AnthropicMessagesDialect(DialectBase[AnthropicMessagesAccumulator]):
             "user": 'write metadata = { user_id = "..." } instead',
             "parallel_tool_calls": "write disable_parallel_tool_use in a tool_choice table instead",
             "stream_options": "leave it out: the Messages API always streams its usage",
-            **dict.fromkeys(
-                ("presence_penalty", "frequency_penalty", "logit_bias", "logprobs", "top_logprobs", "seed"),
-                "leave it out: the Messages API has no such field",
-            ),
+            "functions": "write the case's tools instead (functions is chat's old name for them)",
+            "function_call": "write tool_choice instead (function_call is chat's old name for it)",
+            **dict.fromkeys(_NO_SUCH_FIELD, "leave it out: the Messages API has no such field"),
         }
     )
 
@@ -344,7 +348,9 @@ class AnthropicMessagesDialect(DialectBase[AnthropicMessagesAccumulator]):
         for key, value in request_params(provider, case).items():
             if key == "stop":
                 body["stop_sequences"] = [value] if isinstance(value, str) else list(value)
-            elif key == "max_completion_tokens":
+            elif key in ("max_completion_tokens", "max_output_tokens"):
+                # Other APIs' names for the cap (max_tokens_param counts them as it): the only
+                # one the Messages API knows is max_tokens.
                 body["max_tokens"] = value
             elif key == "tool_choice":
                 body["tool_choice"] = anthropic_tool_choice(value)

@@ -32,6 +32,11 @@ if TYPE_CHECKING:
 __all__ = ["OpenAIResponsesAccumulator", "OpenAIResponsesDialect", "responses_usage"]
 
 # Common params -> the Responses API's names (every other param passes through as written).
+# Chat Completions fields the Responses API does not have at all: "Unknown parameter: 'seed'."
+_NO_SUCH_FIELD: Final = (
+    *("seed", "presence_penalty", "frequency_penalty", "logit_bias", "modalities", "audio"),
+    *("prediction", "web_search_options"),
+)
 _PARAM_NAMES: Final = {"max_tokens": "max_output_tokens", "max_completion_tokens": "max_output_tokens"}
 
 
@@ -45,8 +50,23 @@ class OpenAIResponsesDialect(DialectBase[OpenAIResponsesAccumulator]):
         {
             "stop": "leave 'stop' out: the Responses API has no stop sequences",
             "n": "leave 'n' out: the Responses API gives one answer per request",
+            "logprobs": "write top_logprobs = N instead (and include the logprobs in the output)",
+            "functions": "write the case's tools instead (functions is chat's old name for them)",
+            "function_call": "write tool_choice instead (function_call is chat's old name for it)",
+            **dict.fromkeys(_NO_SUCH_FIELD, "leave it out: the Responses API has no such field"),
         }
     )
+    # The one key of the Responses API's stream_options; chat's include_usage is unknown there
+    # (usage always comes with response.completed).
+    _STREAM_OPTIONS: ClassVar[frozenset[str]] = frozenset({"include_obfuscation"})
+
+    def param_problem(self, key: str, value: Any) -> str | None:
+        if key == "stream_options" and not (isinstance(value, dict) and set(value) <= self._STREAM_OPTIONS):
+            return (
+                "leave stream_options out (the Responses API always sends usage with its last event),"
+                " or give it include_obfuscation only"
+            )
+        return super().param_problem(key, value)
 
     def check_messages(self, case: CaseSpec) -> None:
         """Refuse a case whose conversation or tools have no Responses form (responses_input).

@@ -296,6 +296,22 @@ def test_build_request() -> None:
     assert sent["messages"] == [{"role": "user", "content": "hi"}]
 
 
+@pytest.mark.parametrize("name", ["max_tokens", "max_completion_tokens", "max_output_tokens"])
+def test_every_cap_name_runner_counts_is_sent_as_max_tokens(name: str) -> None:
+    """The output cap runner reserves TPM for (max_output_tokens included, the Responses and Gemini
+    name) is the one sent: the Messages API knows only max_tokens and refuses other fields ("Extra
+    inputs are not permitted")."""
+    provider = ProviderSpec(
+        name="c", dialect="anthropic-messages", base_url="https://x.test", model="m", params={name: 64}
+    )
+    dialect = get_dialect("anthropic-messages")
+    case = CaseSpec(id="c", messages=({"role": "user", "content": "hi"},))
+    sent = orjson.loads(dialect.build_request(provider, case, api_key=None).body)
+    assert sent["max_tokens"] == 64
+    assert {"max_completion_tokens", "max_output_tokens"}.isdisjoint(sent)
+    assert dialect.max_output_tokens(provider.params) == 64
+
+
 def test_parse_error_body() -> None:
     """An Anthropic JSON error body becomes a CompletionError."""
     error = get_dialect("anthropic-messages").parse_error_body(
