@@ -49,11 +49,7 @@ def test_routes_are_distinct() -> None:
         pytest.param("runware", [], id="runware-empty"),
         pytest.param("runware", [{"taskType": "imageInference"}], id="runware-other-task"),
         pytest.param("runware", None, id="runware-null"),
-        # The Responses API refuses chat's keys and shapes ("Unknown parameter: 'messages'")
-        pytest.param("openai-responses", {"model": "m", "messages": MESSAGES}, id="responses-messages"),
-        pytest.param(
-            "openai-responses", {"model": "m", "input": "hi", "max_tokens": 5}, id="responses-max-tokens"
-        ),
+        # The Responses API refuses chat's shapes (its keys: test_read_refuses_unknown_parameters)
         pytest.param(
             "openai-responses",
             {"model": "m", "input": "hi", "tools": [{"type": "function", "function": {"name": "f"}}]},
@@ -80,11 +76,6 @@ def test_routes_are_distinct() -> None:
             "openai-responses",
             {"model": "m", "input": "hi", "tool_choice": {"type": "function", "function": {"name": "f"}}},
             id="responses-chat-tool-choice",
-        ),
-        pytest.param(
-            "openai-responses",
-            {"model": "m", "input": "hi", "reasoning_effort": "low"},
-            id="responses-reasoning-effort",
         ),
         pytest.param(
             "openai-responses",
@@ -118,6 +109,21 @@ def test_read_refuses_bodies_the_api_refuses(dialect: str, body: Any) -> None:
         expected_output(dialect, body)
 
 
+@pytest.mark.parametrize(
+    ("body", "message"),
+    [
+        ({"model": "m", "messages": MESSAGES}, "Unknown parameter: 'messages'."),
+        ({"model": "m", "input": "hi", "max_tokens": 5}, "Unknown parameter: 'max_tokens'."),
+        ({"model": "m", "input": "hi", "reasoning_effort": "low"}, "Unknown parameter: 'reasoning_effort'."),
+    ],
+)
+def test_read_refuses_unknown_parameters(body: dict[str, Any], message: str) -> None:
+    """Chat's keys sent to the Responses API: its 400, with its message."""
+    with pytest.raises(InvalidRequestError) as caught:
+        EMITTERS["openai-responses"].read(body)
+    assert str(caught.value) == message
+
+
 def test_read_openai_chat_task() -> None:
     """openai-chat reads n, max_completion_tokens over max_tokens, reasoning_effort and function tools."""
     tool = {"type": "function", "function": {"name": "f", "parameters": {"type": "object"}}}
@@ -140,7 +146,7 @@ def test_read_openai_chat_task() -> None:
 def test_read_anthropic_task() -> None:
     """anthropic-messages always answers once and reasons only when thinking is enabled."""
     tool = {"name": "g", "input_schema": {"type": "object"}}
-    body = {"messages": MESSAGES, "n": 4, "max_tokens": 0, "thinking": {"type": "enabled"}, "tools": [tool]}
+    body = {"messages": MESSAGES, "max_tokens": 0, "thinking": {"type": "enabled"}, "tools": [tool]}
     task = EMITTERS["anthropic-messages"].read(body)
     assert task is not None
     assert (task.model, task.stream, task.choices, task.max_tokens, task.reasoning) == (

@@ -110,6 +110,104 @@ async def test_anthropic_accepts_an_empty_final_assistant_turn(simulator: Simula
 
 
 @pytest.mark.parametrize(
+    ("extra", "why"),
+    [
+        # OpenAI's names, sent untranslated: the Messages API has no such fields.
+        ({"n": 2}, "n: Extra inputs are not permitted"),
+        ({"stop": ["END"]}, "stop: Extra inputs are not permitted"),
+        ({"response_format": {"type": "json_object"}}, "response_format: Extra inputs are not permitted"),
+        ({"max_completion_tokens": 8}, "max_completion_tokens: Extra inputs are not permitted"),
+        ({"metadata": {"user": "u"}}, "metadata.user: Extra inputs are not permitted"),
+        # Known fields of the wrong type.
+        ({"max_tokens": "16"}, "max_tokens: Input should be a valid integer"),
+        ({"stop_sequences": "END"}, "stop_sequences: Input should be a valid list"),
+        ({"temperature": "0"}, "temperature: Input should be a valid number"),
+        ({"tool_choice": "auto"}, "tool_choice: Input should be a valid dictionary"),
+        ({"tool_choice": {"type": "required"}}, "tool_choice: Input tag 'required'"),
+    ],
+)
+async def test_anthropic_refuses_unknown_and_mistyped_fields(
+    simulator: SimulatorHandle, extra: dict[str, Any], why: str
+) -> None:
+    """The Messages API validates the whole body (pydantic's "Extra inputs are not permitted"): a
+    param runner forgot to translate or refuse is a 400 here too."""
+    status, error = await post(simulator, "/v1/messages", anthropic_body([USER], **extra))
+    assert status == 400
+    assert error["error"]["type"] == "invalid_request_error"
+    assert error["error"]["message"].startswith(why)
+
+
+async def test_anthropic_accepts_its_documented_fields(simulator: SimulatorHandle) -> None:
+    extra = {
+        "temperature": 0.5,
+        "top_p": 0.9,
+        "top_k": 5,
+        "stop_sequences": ["END"],
+        "metadata": {"user_id": "u"},
+        "thinking": {"type": "enabled", "budget_tokens": 1024},
+        "tool_choice": {"type": "auto", "disable_parallel_tool_use": True},
+        "service_tier": "auto",
+        "stream": False,
+    }
+    status, _ = await post(simulator, "/v1/messages", anthropic_body([USER], system="s", **extra))
+    assert status == 200
+
+
+@pytest.mark.parametrize(
+    ("extra", "why"),
+    [
+        # Chat Completions' names: "Unknown parameter: 'seed'." (code unknown_parameter).
+        ({"seed": 7}, "Unknown parameter: 'seed'."),
+        ({"max_tokens": 8}, "Unknown parameter: 'max_tokens'."),
+        ({"frequency_penalty": 0.5}, "Unknown parameter: 'frequency_penalty'."),
+        ({"stream_options": {"include_usage": True}}, "Unknown parameter: 'stream_options.include_usage'."),
+        ({"reasoning": {"effort": "low", "budget": 5}}, "Unknown parameter: 'reasoning.budget'."),
+        ({"text": {"verbosity": "low", "type": "text"}}, "Unknown parameter: 'text.type'."),
+        # Known fields of the wrong type.
+        ({"max_output_tokens": "64"}, "Invalid type for 'max_output_tokens': expected an integer"),
+        ({"temperature": "0"}, "Invalid type for 'temperature': expected a number"),
+        ({"instructions": ["s"]}, "Invalid type for 'instructions': expected a string"),
+        ({"parallel_tool_calls": 1}, "Invalid type for 'parallel_tool_calls': expected a boolean"),
+    ],
+)
+async def test_responses_refuses_unknown_and_mistyped_parameters(
+    simulator: SimulatorHandle, extra: dict[str, Any], why: str
+) -> None:
+    """The Responses API answers 400 invalid_request_error to a parameter it does not know, nested
+    ones included, and to a known one of the wrong type: a chat param runner forgot to translate
+    or refuse fails here as it would in production."""
+    body = {"model": "m", "input": "hi", "stream": True, **extra}
+    status, error = await post(simulator, "/v1/responses", body)
+    assert status == 400
+    assert error["error"]["type"] == "invalid_request_error"
+    assert error["error"]["message"].startswith(why)
+
+
+async def test_responses_accepts_its_documented_parameters(simulator: SimulatorHandle) -> None:
+    body = {
+        "model": "m",
+        "input": "hi",
+        "instructions": "s",
+        "max_output_tokens": 64,
+        "temperature": 0.5,
+        "top_p": 1,
+        "top_logprobs": 2,
+        "parallel_tool_calls": False,
+        "reasoning": {"effort": "low", "summary": "auto"},
+        "text": {"format": {"type": "text"}, "verbosity": "low"},
+        "stream_options": {"include_obfuscation": False},
+        "metadata": {"k": "v"},
+        "store": False,
+        "user": "u",
+        "truncation": "auto",
+        "include": ["reasoning.encrypted_content"],
+        "stream": False,
+    }
+    status, _ = await post(simulator, "/v1/responses", body)
+    assert status == 200
+
+
+@pytest.mark.parametrize(
     ("message", "why"),
     [
         ({"role": "tool", "tool_call_id": "c", "content": "x"}, "messages[0].role"),

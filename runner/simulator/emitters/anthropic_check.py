@@ -15,12 +15,39 @@ _BLOCKS: Final = {
     "assistant": frozenset({"text", "tool_use", "thinking", "redacted_thinking"}),
 }
 _MEDIA_TYPES: Final = frozenset({"image/jpeg", "image/png", "image/gif", "image/webp"})
+# The request body's fields (the API reference's, beta ones included: the same endpoint takes them
+# with an anthropic-beta header). Any other is "Extra inputs are not permitted": chat's n, stop or
+# response_format sent untranslated fail here as at Anthropic.
+_FIELDS: Final = frozenset(
+    {"model", "messages", "max_tokens", "system", "metadata", "stop_sequences", "stream", "temperature"}
+    | {"top_k", "top_p", "tools", "tool_choice", "thinking", "service_tier", "container", "mcp_servers"}
+    | {"context_management", "output_config", "output_format", "inference_geo", "speed", "cache_control"}
+)
+# field -> (the JSON types it takes, pydantic's words for it); a bool is no number here.
+_TYPES: Final[dict[str, tuple[tuple[type, ...], str]]] = {
+    "model": ((str,), "a valid string"),
+    "max_tokens": ((int,), "a valid integer"),
+    "temperature": ((int, float), "a valid number"),
+    "top_p": ((int, float), "a valid number"),
+    "top_k": ((int,), "a valid integer"),
+    "stream": ((bool,), "a valid boolean"),
+    "stop_sequences": ((list,), "a valid list"),
+    "metadata": ((dict,), "a valid dictionary"),
+    "thinking": ((dict,), "a valid dictionary"),
+    "tool_choice": ((dict,), "a valid dictionary"),
+}
+_TOOL_CHOICES: Final = frozenset({"auto", "any", "tool", "none"})
 
 
 def messages_problem(body: dict[str, Any]) -> str | None:
     """Why Anthropic would refuse this request body with 400 invalid_request_error, or None."""
     # model and max_tokens are left to Task's defaults: the simulator's own tests send bare bodies.
-    problem = _system_problem(body.get("system")) or _tools_problem(body.get("tools"))
+    problem = (
+        _fields_problem(body)
+        or _system_problem(body.get("system"))
+        or _tools_problem(body.get("tools"))
+        or _tool_choice_problem(body.get("tool_choice"))
+    )
     if problem:
         return problem
     messages = body.get("messages")
@@ -143,4 +170,36 @@ def _tools_problem(tools: Any) -> str | None:
         schema = tool.get("input_schema")
         if "type" not in tool and (not isinstance(schema, dict) or schema.get("type") != "object"):
             return f"tools.{index}.input_schema: Input should be a JSON schema of type object"
+    return None
+
+
+def _fields_problem(body: dict[str, Any]) -> str | None:
+    """An unknown field or a known one of the wrong type, in pydantic's words, as the API says it."""
+    for key, value in body.items():
+        if key not in _FIELDS:
+            return f"{key}: Extra inputs are not permitted"
+        expected = _TYPES.get(key)
+        if expected is None:
+            continue
+        types, words = expected
+        if not isinstance(value, types) or (isinstance(value, bool) and bool not in types):
+            return f"{key}: Input should be {words}"
+    metadata = body.get("metadata")
+    extra = sorted(set(metadata) - {"user_id"}) if isinstance(metadata, dict) else []
+    if extra:
+        return f"metadata.{extra[0]}: Extra inputs are not permitted"
+    stops = body.get("stop_sequences")
+    if isinstance(stops, list) and not all(isinstance(stop, str) for stop in stops):
+        return "stop_sequences: Input should be a valid list of strings"
+    return None
+
+
+def _tool_choice_problem(choice: Any) -> str | None:
+    if choice is None:
+        return None
+    kind = choice.get("type") if isinstance(choice, dict) else None
+    if kind not in _TOOL_CHOICES:
+        return f"tool_choice: Input tag {kind!r} found using 'type' does not match any of the expected tags"
+    if kind == "tool" and not isinstance(choice.get("name"), str):
+        return "tool_choice.tool.name: Field required"
     return None

@@ -15,8 +15,16 @@ from typing import TYPE_CHECKING, Any, Final
 
 import orjson
 
-from runner.simulator.emitters.base import Counts, Task, model_name, offered_tools, token_limit
+from runner.simulator.emitters.base import (
+    Counts,
+    InvalidRequestError,
+    Task,
+    model_name,
+    offered_tools,
+    token_limit,
+)
 from runner.simulator.emitters.openai_chat import OpenAIWire
+from runner.simulator.emitters.openai_responses_check import parameters_problem
 from runner.simulator.frames import EmitContext, Frame
 
 if TYPE_CHECKING:
@@ -24,12 +32,6 @@ if TYPE_CHECKING:
     from runner.simulator.script import Expected, ExpectedChoice, ExpectedToolCall
 
 HEARTBEAT: Final = b": keep-alive\n\n"
-# Chat Completions keys the Responses API refuses ("Unknown parameter"): a request built for the
-# wrong API fails here as it would in production.
-CHAT_ONLY: Final = frozenset(
-    {"messages", "max_tokens", "max_completion_tokens", "stop", "n", "functions", "response_format"}
-    | {"reasoning_effort"}
-)
 _INPUT_PARTS: Final = frozenset({"input_text", "input_image", "input_file"})
 # What input_image fetches or decodes: an http(s) URL, or a base64 data: URL of PNG, JPEG, WEBP or GIF.
 _IMAGE_URL: Final = re.compile(r"https?://|data:image/(?:png|jpeg|gif|webp);base64,")
@@ -46,7 +48,14 @@ class OpenAIResponsesEmitter(OpenAIWire):
     has_flavors: bool = False
 
     def read(self, body: Any) -> Task | None:
-        if not isinstance(body, dict) or CHAT_ONLY & body.keys() or not _valid_input(body.get("input")):
+        if not isinstance(body, dict):
+            return None
+        # A parameter it does not know (chat's messages, max_tokens, seed...) or of the wrong type:
+        # the API's own 400 message, so a request built for the wrong API fails as in production.
+        problem = parameters_problem(body)
+        if problem is not None:
+            raise InvalidRequestError(problem)
+        if not _valid_input(body.get("input")):
             return None
         if not _valid_tools(body.get("tools", [])) or not _valid_tool_choice(body.get("tool_choice", "auto")):
             return None
