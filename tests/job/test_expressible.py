@@ -88,6 +88,20 @@ def _with(dialect: str, params: dict[str, Any], case_params: dict[str, Any] | No
         ),
         pytest.param("gemini", "parallel_tool_calls", False, "generationConfig", id="gemini-unknown"),
         pytest.param("gemini", "reasoning_effort", {"effort": "high"}, "one of", id="gemini-effort-table"),
+        # Shapes that are not chat's have no Gemini translation: sent as written, an unknown field.
+        pytest.param(
+            "gemini", "tool_choice", {"type": "tool", "name": "f"}, "toolConfig", id="gemini-tool-choice"
+        ),
+        pytest.param(
+            "gemini",
+            "response_format",
+            {"type": "json_schema", "json_schema": {"name": "x"}},
+            "responseMimeType",
+            id="gemini-format-without-schema",
+        ),
+        pytest.param(
+            "openai-responses", "response_format", {"type": "xml"}, "text", id="responses-unknown-format"
+        ),
     ],
 )
 @pytest.mark.parametrize("where", ["provider", "case"])
@@ -121,6 +135,12 @@ def test_a_param_the_dialect_cannot_send_is_a_load_error(
         ("openai-responses", {"top_logprobs": 2, "stream_options": {"include_obfuscation": False}}),
         ("anthropic-messages", {"max_output_tokens": 64, "metadata": {"user_id": "u"}}),
         ("gemini", {"reasoning_effort": "medium", "n": 2, "stop": "x", "safetySettings": [], "seed": 1}),
+        ("gemini", {"tool_choice": {"type": "function", "function": {"name": "f"}}}),
+        ("gemini", {"response_format": {"type": "json_schema", "json_schema": {"schema": {}}}}),
+        (
+            "openai-responses",
+            {"response_format": {"type": "json_schema", "json_schema": {"name": "x", "schema": {}}}},
+        ),
         ("openai-chat", {"n": 2, "seed": 1, "logprobs": True, "reasoning_effort": "high"}),
     ],
 )

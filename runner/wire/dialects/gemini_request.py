@@ -106,6 +106,17 @@ def param_problem(key: str, value: Any) -> str | None:
     """The fix for a request param gemini_body cannot send (Google answers 400 to an unknown field)."""
     if key == "reasoning_effort" and not (isinstance(value, str) and value in THINKING_BUDGETS):
         return f"give reasoning_effort one of {', '.join(map(repr, THINKING_BUDGETS))}"
+    # Chat's shapes are translated; any other would go out as written, a field Google does not have.
+    if key == "tool_choice" and _function_calling(value) is None:
+        return (
+            "give tool_choice as chat does ('auto', 'required', 'none' or"
+            ' { type = "function", function = { name = "..." } }), or write toolConfig instead'
+        )
+    if key == "response_format" and _response_config(value) is None:
+        return (
+            "give response_format as chat does (text, json_object, or json_schema with its schema),"
+            " or write generationConfig's responseMimeType and responseJsonSchema instead"
+        )
     if key in _GENERATION or key in _BODY_FIELDS:
         return None
     return (

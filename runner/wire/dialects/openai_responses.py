@@ -66,6 +66,12 @@ class OpenAIResponsesDialect(DialectBase[OpenAIResponsesAccumulator]):
                 "leave stream_options out (the Responses API always sends usage with its last event),"
                 " or give it include_obfuscation only"
             )
+        if key == "response_format" and responses_format(value) is None:
+            # Not one of chat's shapes: it would go out as response_format, unknown to the API.
+            return (
+                "give response_format as chat does (text, json_object, or json_schema with its"
+                " json_schema table), or write text = { format = {...} } instead"
+            )
         return super().param_problem(key, value)
 
     def check_messages(self, case: CaseSpec) -> None:
