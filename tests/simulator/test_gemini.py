@@ -61,6 +61,23 @@ def _user(*parts: dict[str, Any]) -> dict[str, Any]:
             {"contents": [USER], "tools": [{"type": "function", "function": {"name": "f"}}]}, id="openai-tool"
         ),
         pytest.param({"contents": [USER], "tools": [{"functionDeclarations": [{"n": 1}]}]}, id="bad-decl"),
+        # Nested messages are checked too: an unknown name is "Cannot find field", a wrong type
+        # "Invalid value", an enum value Google does not have "Invalid value at ... (TYPE_ENUM)".
+        pytest.param(
+            {"contents": [USER], "generationConfig": {"thinkingConfig": {"budget": 5}}}, id="thinking-field"
+        ),
+        # (proto3 JSON takes a number as a string, "5"; not as a list or a bool)
+        pytest.param({"contents": [USER], "generationConfig": {"maxOutputTokens": [5]}}, id="tokens-list"),
+        pytest.param({"contents": [USER], "generationConfig": {"temperature": True}}, id="temperature-bool"),
+        pytest.param({"contents": [USER], "generationConfig": {"stopSequences": "x"}}, id="stop-string"),
+        pytest.param(
+            {"contents": [USER], "toolConfig": {"functionCallingConfig": {"mode": "REQUIRED"}}}, id="bad-mode"
+        ),
+        pytest.param(
+            {"contents": [USER], "toolConfig": {"functionCallingConfig": {"mode": "ANY", "names": ["f"]}}},
+            id="calling-field",
+        ),
+        pytest.param({"contents": [USER], "toolConfig": {"mode": "ANY"}}, id="tool-config-field"),
         # "Please ensure that function call turn comes immediately after a user turn or after a
         # function response turn" / "... function response turn comes immediately after a function
         # call turn" / "... the number of function response parts is equal to the number of function

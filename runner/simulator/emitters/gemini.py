@@ -50,6 +50,15 @@ _GENERATION: Final = frozenset(
     | {"presencePenalty", "frequencyPenalty", "responseMimeType", "responseSchema", "responseJsonSchema"}
     | {"thinkingConfig", "responseLogprobs", "logprobs", "responseModalities", "mediaResolution"}
 )
+# generationConfig's scalar fields: proto3 JSON takes a number or its decimal string, never a bool,
+# list or object (https://protobuf.dev/programming-guides/json/).
+_NUMBERS: Final = frozenset(
+    {"temperature", "topP", "topK", "candidateCount", "maxOutputTokens", "seed", "presencePenalty"}
+    | {"frequencyPenalty", "logprobs"}
+)
+_THINKING: Final = frozenset({"includeThoughts", "thinkingBudget", "thinkingLevel"})
+_CALLING: Final = frozenset({"mode", "allowedFunctionNames"})
+_CALLING_MODES: Final = frozenset({"MODE_UNSPECIFIED", "AUTO", "ANY", "NONE", "VALIDATED"})
 _TOOL_KINDS: Final = frozenset(
     {"functionDeclarations", "googleSearch", "googleSearchRetrieval", "codeExecution", "urlContext"}
     | {"retrieval", "computerUse", "fileSearch", "googleMaps"}
@@ -299,9 +308,50 @@ def _valid(body: Any) -> bool:
     if system is not None and not _valid_content(system, roles=("user", "system")):
         return False
     config = body.get("generationConfig")
-    if config is not None and (not isinstance(config, dict) or not set(config) <= _GENERATION):
+    if config is not None and not _valid_generation(config):
         return False
-    return _valid_tools(body.get("tools"))
+    return _valid_tools(body.get("tools")) and _valid_tool_config(body.get("toolConfig"))
+
+
+def _valid_generation(config: Any) -> bool:
+    """Google's GenerationConfig: known fields only (nested thinkingConfig too), each of its type."""
+    if not isinstance(config, dict) or not set(config) <= _GENERATION:
+        return False  # "Unknown name ... at 'generation_config': Cannot find field."
+    for key in _NUMBERS & config.keys():
+        if not _number(config[key]):
+            return False  # "Invalid value at 'generation_config.max_output_tokens'"
+    stops = config.get("stopSequences")
+    if stops is not None and not (isinstance(stops, list) and all(isinstance(s, str) for s in stops)):
+        return False
+    thinking = config.get("thinkingConfig")
+    return thinking is None or (isinstance(thinking, dict) and set(thinking) <= _THINKING)
+
+
+def _number(value: Any) -> bool:
+    if isinstance(value, str):
+        try:
+            float(value)
+        except ValueError:
+            return False
+        return True
+    return value is None or (isinstance(value, (int, float)) and not isinstance(value, bool))
+
+
+def _valid_tool_config(config: Any) -> bool:
+    """ToolConfig: functionCallingConfig (mode one of Google's, allowedFunctionNames) or retrievalConfig."""
+    if config is None:
+        return True
+    if not isinstance(config, dict) or not set(config) <= {"functionCallingConfig", "retrievalConfig"}:
+        return False
+    calling = config.get("functionCallingConfig")
+    if calling is None:
+        return True
+    if not isinstance(calling, dict) or not set(calling) <= _CALLING:
+        return False
+    names = calling.get("allowedFunctionNames")
+    if names is not None and not (isinstance(names, list) and all(isinstance(n, str) for n in names)):
+        return False
+    return calling.get("mode", "MODE_UNSPECIFIED") in _CALLING_MODES  # "Invalid value ... (TYPE_ENUM)"
 
 
 def _valid_function_turns(contents: list[dict[str, Any]]) -> bool:
