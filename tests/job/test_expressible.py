@@ -82,6 +82,8 @@ def _with(dialect: str, params: dict[str, Any], case_params: dict[str, Any] | No
             id="responses-stream-options",
         ),
         pytest.param("anthropic-messages", "modalities", ["text"], "no such field", id="anthropic-modal"),
+        # OpenAI's metadata is free key/values; Anthropic's holds user_id only (metadata.run: Extra inputs).
+        pytest.param("anthropic-messages", "metadata", {"run": "r1"}, "user_id", id="anthropic-metadata"),
         pytest.param("anthropic-messages", "functions", [{"name": "f"}], "tools", id="anthropic-functions"),
         pytest.param(
             "gemini", "reasoning_effort", "extreme", "'none', 'low', 'medium', 'high'", id="gemini-effort"

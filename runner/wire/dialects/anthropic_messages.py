@@ -291,7 +291,7 @@ class AnthropicMessagesAccumulator(AccumulatorBase):
 
 
 def anthropic_tools(tools: tuple[dict[str, Any], ...]) -> list[dict[str, Any]]:
-    """OpenAI function tools -> Anthropic's ``{name, description, input_schema}``."""
+    """OpenAI function tools -> Anthropic's ``{name, description, input_schema, strict}``."""
     translated = []
     for tool in tools:
         function = tool.get("function", tool)
@@ -301,6 +301,9 @@ def anthropic_tools(tools: tuple[dict[str, Any], ...]) -> list[dict[str, Any]]:
         }
         if function.get("description"):
             entry["description"] = function["description"]
+        if isinstance(function.get("strict"), bool):
+            # The same switch at the tool's level (strict tool use): the arguments follow the schema.
+            entry["strict"] = function["strict"]
         translated.append(entry)
     return translated
 
@@ -331,6 +334,13 @@ class AnthropicMessagesDialect(DialectBase[AnthropicMessagesAccumulator]):
             **dict.fromkeys(_NO_SUCH_FIELD, "leave it out: the Messages API has no such field"),
         }
     )
+
+    def param_problem(self, key: str, value: Any) -> str | None:
+        # OpenAI's metadata is free key/values; the Messages API's has user_id alone and refuses the
+        # rest ("metadata.run: Extra inputs are not permitted").
+        if key == "metadata" and not (isinstance(value, dict) and set(value) <= {"user_id"}):
+            return 'write metadata = { user_id = "..." } only: the Messages API has no other metadata'
+        return super().param_problem(key, value)
 
     def build_request(self, provider: ProviderSpec, case: CaseSpec, *, api_key: str | None) -> HttpRequest:
         body: dict[str, Any] = {

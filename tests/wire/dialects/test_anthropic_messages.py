@@ -312,6 +312,23 @@ def test_every_cap_name_runner_counts_is_sent_as_max_tokens(name: str) -> None:
     assert dialect.max_output_tokens(provider.params) == 64
 
 
+@pytest.mark.parametrize("strict", [True, False])
+def test_a_strict_tool_stays_strict(strict: bool) -> None:
+    """Chat's function.strict (arguments that follow the schema exactly) is the Messages API's
+    tool-level strict: dropping it let the model send arguments the schema forbids."""
+    function = {"name": "f", "parameters": {"type": "object", "properties": {}}, "strict": strict}
+    case = CaseSpec(
+        id="c",
+        messages=({"role": "user", "content": "hi"},),
+        tools=({"type": "function", "function": function},),
+    )
+    provider = ProviderSpec(name="c", dialect="anthropic-messages", base_url="https://x.test", model="m")
+    sent = orjson.loads(get_dialect("anthropic-messages").build_request(provider, case, api_key=None).body)
+    assert sent["tools"] == [
+        {"name": "f", "input_schema": {"type": "object", "properties": {}}, "strict": strict}
+    ]
+
+
 def test_parse_error_body() -> None:
     """An Anthropic JSON error body becomes a CompletionError."""
     error = get_dialect("anthropic-messages").parse_error_body(
