@@ -39,10 +39,13 @@ _ROLES: Final = frozenset({"system", "user", "assistant"})
 _SETTINGS: Final = {
     "max_tokens": "maxTokens",
     "max_completion_tokens": "maxTokens",
+    "max_output_tokens": "maxTokens",
     "temperature": "temperature",
     "top_p": "topP",
     "stop": "stopSequences",
 }
+# Common params -> the task's own names (chat's n is the seed's numberResults).
+_TASK: Final = {"n": "numberResults"}
 # A fixed namespace so the same request always gets the same taskUUID (replays, dedup in reports).
 _TASK_NAMESPACE: Final = uuid.UUID("6f1c3b52-5a7e-4c8e-9a47-2f0d9e1b7c31")
 
@@ -198,7 +201,7 @@ class RunwareDialect(DialectBase[RunwareAccumulator]):
             elif key == "settings" and isinstance(value, dict):
                 settings.update(value)
             else:
-                task[key] = value
+                task[_TASK.get(key, key)] = value
         if settings:
             task["settings"] = settings
         task["deliveryMethod"] = "stream"

@@ -7,7 +7,8 @@ import uuid
 import orjson
 import pytest
 
-from runner.spec import CaseSpec, ProviderSpec
+from runner.simulator import expected_output
+from runner.spec import CaseSpec, ProviderSpec, request_params
 from runner.wire.dialects import get_dialect
 from runner.wire.replay import parse_stream
 from tests.streams import body, fixture
@@ -124,6 +125,25 @@ def test_build_request() -> None:
         orjson.loads(dialect.build_request(provider, other_case, api_key=None).body)[0]["taskUUID"]
         != task["taskUUID"]
     )
+
+
+def test_chat_names_runware_has_its_own_for_are_translated() -> None:
+    """n is Runware's numberResults (the seed: several results interleave by resultIndex), and
+    max_output_tokens, a cap runner reserves TPM for, is settings.maxTokens: both went into the task
+    as written, fields Runware does not have (one result, no cap)."""
+    provider = ProviderSpec(
+        name="rw", dialect="runware", base_url="https://x.test/v1", model="m", params={"n": 2}
+    )
+    case = CaseSpec(id="c", messages=({"role": "user", "content": "Hi"},), params={"max_output_tokens": 64})
+    dialect = get_dialect("runware")
+    sent = orjson.loads(dialect.build_request(provider, case, api_key=None).body)
+    (task,) = sent
+    assert task["numberResults"] == 2
+    assert task["settings"] == {"maxTokens": 64}
+    assert {"n", "max_output_tokens"}.isdisjoint(task)
+    assert dialect.max_output_tokens(request_params(provider, case)) == 64
+    # The simulator, read as Runware reads the task: two results.
+    assert len(expected_output("runware", sent).choices) == 2
 
 
 def test_parse_error_body() -> None:
