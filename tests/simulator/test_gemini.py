@@ -226,6 +226,36 @@ async def test_translated_conversation_is_accepted_and_rebuilt(simulator: Simula
     assert completion.usage.input_tokens == expected.prompt_tokens
 
 
+@pytest.mark.parametrize("model", ["gemini-3-flash-preview", "gemini-3.1-pro-preview", "gemini-2.5-flash"])
+async def test_a_translated_tool_call_turn_passes_gemini_3s_signature_check(
+    simulator: SimulatorHandle, model: str
+) -> None:
+    """Gemini 3 models refuse a function call of the current turn without its thoughtSignature
+    ("Function call is missing a thought_signature in functionCall parts"). A case's tool calls
+    were never made by Gemini, so they carry the validator-skipping signature Google documents for
+    such histories; older models take it too."""
+    provider = ProviderSpec(name="g", dialect="gemini", base_url=simulator.base_url("gemini"), model=model)
+    # Up to the tool results: the calls are the current turn's, the model answers them next.
+    case = CaseSpec(id="conv", messages=CONVERSATION[:-2], tools=(TOOL,))
+    request = get_dialect("gemini").build_request(provider, case, api_key="k")
+    status, raw = await _post(
+        simulator, request.url.removeprefix(simulator.origin), orjson.loads(request.body)
+    )
+    assert status == 200, raw
+
+
+async def test_gemini_3_refuses_an_unsigned_call_of_the_current_turn(simulator: SimulatorHandle) -> None:
+    unsigned = {"contents": [USER, _model(CALL), _user(ANSWER)]}
+    path = "/v1/models/gemini-3-flash-preview:streamGenerateContent"
+    status, raw = await _post(simulator, path, unsigned)
+    assert status == 400
+    assert "thought_signature" in orjson.loads(raw)["error"]["message"]
+    # An older turn (before the last user text) needs none; a 2.5 model checks none.
+    earlier = {"contents": [USER, _model(CALL), _user(ANSWER), _model({"text": "ok"}), USER]}
+    assert (await _post(simulator, path, earlier))[0] == 200
+    assert (await _post(simulator, "/v1/models/gemini-2.5-flash:streamGenerateContent", unsigned))[0] == 200
+
+
 def genai_stream(handle: SimulatorHandle, model: str, config: dict[str, Any]) -> list[Any]:
     """Consume a gemini stream with google-genai (its default api_version, v1), in a worker thread."""
 

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any, Final
 
 import orjson
 
-from runner.simulator.emitters.base import Counts, Task, choice_count, token_limit
+from runner.simulator.emitters.base import Counts, InvalidRequestError, Task, choice_count, token_limit
 from runner.simulator.faults import error_message
 from runner.simulator.frames import EmitContext, Frame, interleave
 
@@ -56,6 +56,8 @@ _NUMBERS: Final = frozenset(
     {"temperature", "topP", "topK", "candidateCount", "maxOutputTokens", "seed", "presencePenalty"}
     | {"frequencyPenalty", "logprobs"}
 )
+# Gemini 3 and later: a model whose function calls need their thought signature back.
+_SIGNING_MODEL: Final = re.compile(r"gemini-([0-9]+)")
 _THINKING: Final = frozenset({"includeThoughts", "thinkingBudget", "thinkingLevel"})
 _CALLING: Final = frozenset({"mode", "allowedFunctionNames"})
 _CALLING_MODES: Final = frozenset({"MODE_UNSPECIFIED", "AUTO", "ANY", "NONE", "VALIDATED"})
@@ -106,6 +108,11 @@ class GeminiEmitter:
         body = _camel_body(body)
         if not _valid(body):
             return None
+        if _signs_calls(model) and (unsigned := _unsigned_call(body["contents"])) is not None:
+            raise InvalidRequestError(
+                "Function call is missing a thought_signature in functionCall parts. This is required"
+                f" for tools to work correctly. Additional data, function call `{unsigned}`."
+            )
         config = body.get("generationConfig") or {}
         thinking = config.get("thinkingConfig")
         return Task(
@@ -425,3 +432,30 @@ def _valid_tools(tools: Any) -> bool:
             if not set(declaration) <= _DECLARATION:
                 return False
     return True
+
+
+def _signs_calls(model: str) -> bool:
+    found = _SIGNING_MODEL.match(model)
+    return found is not None and int(found.group(1)) >= 3
+
+
+def _unsigned_call(contents: list[dict[str, Any]]) -> str | None:
+    """The name of the first function call of the current turn without its thoughtSignature, or None.
+
+    Gemini 3 checks the turn since the last user message that is not function responses: in each of
+    its model steps, the first functionCall part must carry the signature the model gave it
+    (https://ai.google.dev/gemini-api/docs/thought-signatures); earlier turns are not checked.
+    """
+    start = 0
+    for number, content in enumerate(contents):
+        if content.get("role", "user") == "user" and any(
+            "functionResponse" not in p for p in content["parts"]
+        ):
+            start = number
+    for content in contents[start + 1 :]:
+        if content.get("role") != "model":
+            continue
+        first = next((part for part in content["parts"] if "functionCall" in part), None)
+        if first is not None and not first.get("thoughtSignature"):
+            return str(first["functionCall"].get("name"))
+    return None

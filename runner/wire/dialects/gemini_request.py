@@ -45,6 +45,11 @@ _BODY_FIELDS: Final = frozenset(
     {"safetySettings", "safety_settings", "toolConfig", "tool_config", "cachedContent", "cached_content"}
     | {"labels", "generationConfig", "tool_choice", "response_format", "reasoning_effort", "stream"}
 )
+# What a functionCall part Gemini did not make carries as its thoughtSignature: Gemini 3 refuses a call
+# of the current turn without one ("Function call is missing a thought_signature"), and a case's calls
+# were written, not returned by the model. Google documents this value for such histories
+# (https://ai.google.dev/gemini-api/docs/thought-signatures); older models take it as well.
+SKIP_SIGNATURE: Final = "skip_thought_signature_validator"
 _THINKING_AMOUNTS: Final = frozenset({"thinkingBudget", "thinking_budget", "thinkingLevel", "thinking_level"})
 # Chat's tool_choice strings -> FunctionCallingConfig.mode.
 _CALLING_MODES: Final = {"auto": "AUTO", "required": "ANY", "none": "NONE"}
@@ -272,7 +277,10 @@ def _model_parts(case: CaseSpec, message: dict[str, Any], names: dict[str, str])
         if not isinstance(call.get("id"), str) or not call["id"]:
             raise _refuse(case, "a tool call without an id (its tool message answers it by id)")
         names[call["id"]] = function["name"]
-        parts.append({"functionCall": {"name": function["name"], "args": args}})
+        part: dict[str, Any] = {"functionCall": {"name": function["name"], "args": args}}
+        if not any("functionCall" in earlier for earlier in parts):
+            part["thoughtSignature"] = SKIP_SIGNATURE  # on the step's first call, as Gemini signs them
+        parts.append(part)
     if not parts:
         raise _refuse(case, "an assistant message with neither content nor tool calls")
     return parts
