@@ -8,6 +8,7 @@ cannot express raises ``ConfigError``, so the job fails at load instead of at th
 
 from __future__ import annotations
 
+import re
 from typing import TYPE_CHECKING, Any, Final
 
 import orjson
@@ -48,8 +49,10 @@ _BODY_FIELDS: Final = frozenset(
 # What a functionCall part Gemini did not make carries as its thoughtSignature: Gemini 3 refuses a call
 # of the current turn without one ("Function call is missing a thought_signature"), and a case's calls
 # were written, not returned by the model. Google documents this value for such histories
-# (https://ai.google.dev/gemini-api/docs/thought-signatures); older models take it as well.
+# (https://ai.google.dev/gemini-api/docs/thought-signatures). Sent to Gemini 3 and later (and to a
+# model name runner cannot date), not to the 1.x and 2.x models that never asked for it.
 SKIP_SIGNATURE: Final = "skip_thought_signature_validator"
+_UNSIGNED_MODELS: Final = re.compile(r"(?:^|/)gemini-[12](?:[.-]|$)")
 _THINKING_AMOUNTS: Final = frozenset({"thinkingBudget", "thinking_budget", "thinkingLevel", "thinking_level"})
 # Chat's tool_choice strings -> FunctionCallingConfig.mode.
 _CALLING_MODES: Final = {"auto": "AUTO", "required": "ANY", "none": "NONE"}
@@ -73,6 +76,10 @@ def _refuse(case: CaseSpec, what: str, key: str | None = None) -> ConfigError:
 def gemini_body(provider: ProviderSpec | None, case: CaseSpec) -> dict[str, Any]:
     """The request body for ``case`` (``provider`` None: only the translation, as the load check does)."""
     contents, system = _contents(case)
+    if provider is not None and _UNSIGNED_MODELS.search(provider.model):
+        for content in contents:
+            for part in content["parts"]:
+                part.pop("thoughtSignature", None)
     body: dict[str, Any] = {"contents": contents}
     if system:
         body["systemInstruction"] = {"parts": [{"text": text} for text in system]}

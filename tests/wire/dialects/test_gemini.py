@@ -507,10 +507,7 @@ def test_conversation_translation() -> None:
         {
             "role": "model",
             "parts": [
-                {
-                    "functionCall": {"name": "weather", "args": {"city": "Oslo"}},
-                    "thoughtSignature": "skip_thought_signature_validator",
-                },
+                {"functionCall": {"name": "weather", "args": {"city": "Oslo"}}},  # (2.5: unsigned)
                 {"functionCall": {"name": "clock", "args": {}}},
             ],
         },
@@ -524,6 +521,30 @@ def test_conversation_translation() -> None:
         {"role": "model", "parts": [{"text": "3 degrees at noon."}]},
         {"role": "user", "parts": [{"text": "Thanks"}]},
     ]
+
+
+@pytest.mark.parametrize(
+    ("model", "signed"),
+    [
+        ("gemini-3-pro-preview", True),
+        ("models/gemini-3.1-flash", True),
+        ("my-gateway-alias", True),  # (a model runner cannot date: Gemini 3 refuses it unsigned)
+        ("gemini-2.5-flash", False),
+        ("models/gemini-2.0-flash", False),
+        ("gemini-1.5-pro", False),
+    ],
+)
+def test_written_tool_calls_carry_the_placeholder_signature_from_gemini_3_on(
+    model: str, signed: bool
+) -> None:
+    """Gemini 3 refuses a written (unsigned) call of the current turn: each step's first call carries
+    Google's placeholder signature; the 1.x and 2.x models, which never asked for one, get none."""
+    case = CaseSpec(id="c", messages=CONVERSATION, tools=(TOOL,))
+    provider = dataclasses.replace(PROVIDER, model=model)
+    body = orjson.loads(GEMINI.build_request(provider, case, api_key=None).body)
+    first, second = body["contents"][1]["parts"]
+    assert first.get("thoughtSignature") == ("skip_thought_signature_validator" if signed else None)
+    assert "thoughtSignature" not in second
 
 
 @pytest.mark.parametrize(
