@@ -183,12 +183,13 @@ def build_provider(
             raise where.error(
                 key, "credentials may not be written in a job file", "name the variable in api_key_env"
             )
-    params = merge_params(base_params, table.get("params", {}))
+    own = table.get("params", {})
+    params = merge_params(base_params, own)
     # A param the dialect cannot send would make every request of the run a 400 (a case's own
     # params are checked with its messages: check_expressible).
-    own = table.get("params", {})
+    wire = get_dialect(dialect)
     for key, value in params.items():
-        problem = get_dialect(dialect).param_problem(key, value)
+        problem = wire.param_problem(key, value)
         if problem is None:
             continue
         if key in own:

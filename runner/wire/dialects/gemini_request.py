@@ -76,10 +76,8 @@ def _refuse(case: CaseSpec, what: str, key: str | None = None) -> ConfigError:
 def gemini_body(provider: ProviderSpec | None, case: CaseSpec) -> dict[str, Any]:
     """The request body for ``case`` (``provider`` None: only the translation, as the load check does)."""
     contents, system = _contents(case)
-    if provider is not None and _UNSIGNED_MODELS.search(provider.model):
-        for content in contents:
-            for part in content["parts"]:
-                part.pop("thoughtSignature", None)
+    if provider is not None and not _UNSIGNED_MODELS.search(provider.model):
+        _sign_calls(contents)
     body: dict[str, Any] = {"contents": contents}
     if system:
         body["systemInstruction"] = {"parts": [{"text": text} for text in system]}
@@ -112,6 +110,17 @@ def gemini_body(provider: ProviderSpec | None, case: CaseSpec) -> dict[str, Any]
     if generation:
         body["generationConfig"] = generation
     return body
+
+
+def _sign_calls(contents: list[dict[str, Any]]) -> None:
+    """Each model turn's first functionCall part carries SKIP_SIGNATURE, as Gemini signs a step's calls
+    (a turn holds one assistant message's calls: _contents refuses calls left unanswered)."""
+    for content in contents:
+        if content["role"] == "model":
+            for part in content["parts"]:
+                if "functionCall" in part:
+                    part["thoughtSignature"] = SKIP_SIGNATURE
+                    break
 
 
 def param_problem(key: str, value: Any) -> str | None:
@@ -284,10 +293,7 @@ def _model_parts(case: CaseSpec, message: dict[str, Any], names: dict[str, str])
         if not isinstance(call.get("id"), str) or not call["id"]:
             raise _refuse(case, "a tool call without an id (its tool message answers it by id)")
         names[call["id"]] = function["name"]
-        part: dict[str, Any] = {"functionCall": {"name": function["name"], "args": args}}
-        if not any("functionCall" in earlier for earlier in parts):
-            part["thoughtSignature"] = SKIP_SIGNATURE  # on the step's first call, as Gemini signs them
-        parts.append(part)
+        parts.append({"functionCall": {"name": function["name"], "args": args}})
     if not parts:
         raise _refuse(case, "an assistant message with neither content nor tool calls")
     return parts

@@ -31,12 +31,12 @@ if TYPE_CHECKING:
 
 __all__ = ["OpenAIResponsesAccumulator", "OpenAIResponsesDialect", "responses_usage"]
 
-# Common params -> the Responses API's names (every other param passes through as written).
 # Chat Completions fields the Responses API does not have at all: "Unknown parameter: 'seed'."
 _NO_SUCH_FIELD: Final = (
     *("seed", "presence_penalty", "frequency_penalty", "logit_bias", "modalities", "audio"),
     *("prediction", "web_search_options"),
 )
+# Common params -> the Responses API's names (every other param passes through as written).
 _PARAM_NAMES: Final = {"max_tokens": "max_output_tokens", "max_completion_tokens": "max_output_tokens"}
 
 
